@@ -1,0 +1,1 @@
+"""Checks: each judges facts and returns a ``Result``; none prints."""

@@ -1,0 +1,1 @@
+"""``raydoctor fix``: plan, interpreter, venv, install, prove."""

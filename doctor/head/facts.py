@@ -1,0 +1,51 @@
+"""The facts about a head that checks judge, each with its source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from doctor.report import Fact
+
+
+@dataclass
+class HeadFacts:
+    """What is known about the head, best source first.
+
+    ``python`` holds ``"3.12.9"`` when the patch is known (``exact``) and
+    ``"3.12"`` when only the minor is; ``python.exact`` is False when the
+    patch is a guess from the table of known image patches.
+    """
+
+    ray: Fact | None = None
+    python: Fact | None = None
+    image: str | None = None
+    cuda: str | None = None  # "12.8" for a -cu128 image
+    packages: dict[str, str] | None = None  # only from a probe job (--deep)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    live: bool = False  # the dashboard answered as Ray
+    auth_mode: str | None = None
+    problems: list[str] = field(default_factory=list)  # why a source gave nothing
+    sources_tried: list[str] = field(default_factory=list)
+
+    @property
+    def python_version(self) -> str | None:
+        return str(self.python.value) if self.python else None
+
+    @property
+    def ray_version(self) -> str | None:
+        return str(self.ray.value) if self.ray else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ray": self.ray.to_dict() if self.ray else None,
+            "python": self.python.to_dict() if self.python else None,
+            "image": self.image,
+            "cuda": self.cuda,
+            "live": self.live,
+            "auth_mode": self.auth_mode,
+            "nodes": len(self.nodes),
+            "packages": len(self.packages) if self.packages is not None else None,
+            "problems": list(self.problems),
+            "sources_tried": list(self.sources_tried),
+        }

@@ -1,0 +1,1 @@
+"""Facts about the local interpreter and the project's requirements."""

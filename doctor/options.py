@@ -1,0 +1,36 @@
+"""What the user asked ``check``/``fix`` to look at, parsed once by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DASHBOARD_PORT = 8265
+DEFAULT_CLIENT_PORT = 10001
+DEFAULT_GCS_PORT = 6379
+DEFAULT_METRICS_PORT = 8500
+DEFAULT_TIMEOUT_S = 2.0
+
+MODES = ("client", "driver")
+
+
+@dataclass
+class TargetOptions:
+    """Where the head is and which local interpreter to judge.
+
+    At most one of ``address``/``compose``/``image`` usually comes from the
+    user; when none does, ``RAY_ADDRESS`` and then the shipped compose file
+    are used (see ``doctor.target.resolve_target``).
+    """
+
+    address: str | None = None
+    client_port: int | None = None
+    gcs_port: int | None = None
+    compose: Path | None = None
+    image: str | None = None
+    python: str | None = None
+    requirements: Path | None = None
+    mode: str = "client"
+    timeout: float = DEFAULT_TIMEOUT_S
+    deep: bool = False
+    roundtrip: bool = True

@@ -1,0 +1,139 @@
+"""What checks return and what gets rendered: plain data, no printing.
+
+A check returns a ``Result``; the runner collects them into a ``Report``.
+The JSON form (``Report.to_dict``) is the source of truth: the text view is
+rendered from the same data. ``SCHEMA`` changes whenever a key changes
+meaning or disappears.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "raydoctor.report/1"
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"  # the check itself crashed or timed out
+
+    @property
+    def marker(self) -> str:
+        return {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-", "error": "✗"}[self.value]
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """How to fix a finding: a sentence and the commands that do it."""
+
+    text: str
+    commands: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "commands": list(self.commands)}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A value and where it came from (``"dashboard"``, ``"image tag"``, ...)."""
+
+    value: Any
+    source: str
+    exact: bool = True  # False for a guess such as a table of known image patches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "source": self.source, "exact": self.exact}
+
+
+@dataclass
+class Result:
+    """The outcome of one check."""
+
+    id: str
+    category: str
+    title: str
+    status: Status
+    summary: str
+    details: list[str] = field(default_factory=list)
+    remediation: Remediation | None = None
+    duration_s: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "title": self.title,
+            "status": self.status.value,
+            "summary": self.summary,
+            "details": list(self.details),
+            "remediation": self.remediation.to_dict() if self.remediation else None,
+            "duration_s": round(self.duration_s, 4),
+            "data": self.data,
+        }
+
+
+def result(
+    check_id: str,
+    category: str,
+    title: str,
+    status: Status,
+    summary: str,
+    *,
+    details: list[str] | None = None,
+    fix: Remediation | None = None,
+    data: dict[str, Any] | None = None,
+) -> Result:
+    """Shorthand used by checks."""
+    return Result(check_id, category, title, status, summary, details or [], fix, 0.0, data or {})
+
+
+@dataclass
+class Report:
+    """Everything one run of a command found."""
+
+    command: str
+    results: list[Result] = field(default_factory=list)
+    target: dict[str, Any] = field(default_factory=dict)
+    head: dict[str, Any] = field(default_factory=dict)
+    local: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_exit_code: int | None = None
+    duration_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in Status}
+        for res in self.results:
+            counts[res.status.value] += 1
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        if self.error_exit_code is not None:
+            return self.error_exit_code
+        bad = {Status.FAIL, Status.ERROR}
+        return 1 if any(r.status in bad for r in self.results) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        from doctor import __version__
+
+        return {
+            "schema": SCHEMA,
+            "raydoctor_version": __version__,
+            "command": self.command,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "target": self.target,
+            "head": self.head,
+            "local": self.local,
+            "results": [r.to_dict() for r in self.results],
+            "summary": self.counts(),
+            "duration_s": round(self.duration_s, 4),
+            **self.extra,
+        }
