@@ -25,6 +25,9 @@ class HeadFacts:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     live: bool = False  # the dashboard answered as Ray
     auth_mode: str | None = None
+    live_error_kind: str | None = None  # DashboardError.kind when the dashboard did not answer as Ray
+    live_error: str | None = None
+    dashboard_endpoint: str | None = None  # which endpoint gave the versions
     problems: list[str] = field(default_factory=list)  # why a source gave nothing
     sources_tried: list[str] = field(default_factory=list)
 
@@ -43,6 +46,7 @@ class HeadFacts:
             "image": self.image,
             "cuda": self.cuda,
             "live": self.live,
+            "live_error": {"kind": self.live_error_kind, "message": self.live_error} if self.live_error else None,
             "auth_mode": self.auth_mode,
             "nodes": len(self.nodes),
             "packages": len(self.packages) if self.packages is not None else None,

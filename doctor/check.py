@@ -1,0 +1,75 @@
+"""``check`` as a library call: options in, Report out. The CLI only renders it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+from doctor.context import CheckContext
+from doctor.errors import DoctorError
+from doctor.options import TargetOptions
+from doctor.report import Report, Result
+from doctor.runner import Check, run_checks
+
+
+def build_checks(ctx: CheckContext) -> list[Check]:
+    """Every check that applies to this target, in registration order."""
+    from doctor.checks import basics
+
+    checks: list[Check] = list(basics.CHECKS)
+    for module in _optional_modules():
+        checks.extend(module.checks_for(ctx))
+    return checks
+
+
+def _optional_modules() -> list:
+    """Check modules that decide per target which checks apply (``checks_for(ctx)``)."""
+    import importlib
+
+    found = []
+    for name in ("network", "roundtrip", "gpu", "compose_checks", "deep"):
+        try:
+            module = importlib.import_module(f"doctor.checks.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"doctor.checks.{name}":
+                raise
+            continue
+        found.append(module)
+    return found
+
+
+def error_report(command: str, exc: DoctorError, started: float) -> Report:
+    return Report(command, error=str(exc), error_exit_code=exc.exit_code, duration_s=time.perf_counter() - started)
+
+
+def run_check(
+    options: TargetOptions,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    on_done: Callable[[Check, list[Result]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    verbose: bool = False,
+) -> Report:
+    """Run every applicable check; a usage problem becomes a Report with ``error`` set (exit 2)."""
+    started = time.perf_counter()
+    try:
+        ctx = CheckContext(options, environ=environ, cwd=cwd)
+    except DoctorError as exc:
+        return error_report("check", exc, started)
+    ctx.prefetch()
+    checks = build_checks(ctx)
+    if on_start:
+        on_start(len(checks))
+    results = run_checks(checks, ctx, on_done=on_done, verbose_errors=verbose)
+    report = Report("check", results=results, target=ctx.target.to_dict(), duration_s=time.perf_counter() - started)
+    try:
+        report.head = ctx.head().to_dict()
+    except Exception:  # already reported by head.source
+        pass
+    local = ctx.local_or_none()
+    report.local = local.to_dict() if local else {"executable": ctx.interpreter_path, "chosen_by": ctx.interpreter_chosen_by}
+    if ctx.requirements is not None:
+        report.local["requirements"] = str(ctx.requirements.path)
+    return report

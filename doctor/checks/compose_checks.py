@@ -1,0 +1,17 @@
+"""Compose lint as a check: applies whenever the target came with a compose file."""
+
+from __future__ import annotations
+
+from doctor.runner import Check
+
+
+def _lint(ctx) -> list:
+    from doctor.checks.compose_lint import lint_compose
+
+    return lint_compose(ctx.target.compose)
+
+
+def checks_for(ctx) -> list[Check]:
+    if ctx.target.compose is None:
+        return []
+    return [Check("compose.lint", "compose", "Compose file", _lint, timeout=10)]

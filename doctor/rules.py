@@ -1,0 +1,126 @@
+"""Ray's compatibility rules, in one place, each with where Ray enforces it.
+
+| connection            | Ray      | Python              | where in Ray                                              |
+|-----------------------|----------|---------------------|-----------------------------------------------------------|
+| Ray Client (ray://)   | equal    | major.minor equal   | ray/util/client/__init__.py::_check_versions →            |
+|                       |          | (patch only warns)  | _private/utils.py::check_version_info(level="minor")       |
+| driver/worker joining | equal    | major.minor.patch   | _private/node.py::Node.check_version_info (default        |
+| the GCS               |          | (Ray ≥ 2.51: minor  | "patch"; RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL=minor)      |
+|                       |          | if the env says so) |                                                           |
+
+``RAY_IGNORE_VERSION_MISMATCH`` (present, any value) turns the Ray Client
+error into a warning and does nothing for drivers and workers. Before Ray
+2.10 the client compared a protocol date, not the Ray version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from packaging.version import InvalidVersion, Version
+
+from doctor.report import Status
+
+CLIENT_SOURCE = "ray/util/client/__init__.py::_check_versions (python_version_match_level='minor')"
+DRIVER_SOURCE = "ray/_private/node.py::Node.check_version_info (python_version_match_level='patch')"
+IGNORE_ENV = "RAY_IGNORE_VERSION_MISMATCH"
+MATCH_LEVEL_ENV = "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    summary: str
+    details: tuple[str, ...] = ()
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except (InvalidVersion, TypeError):
+        return None
+
+
+def python_parts(text: str) -> tuple[int, ...]:
+    """``"3.12.9"`` → (3, 12, 9); ``"3.12"`` → (3, 12); tolerant of ``3.12.9+`` builds."""
+    parts: list[int] = []
+    for piece in str(text).split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def python_level(mode: str, ray_version: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """How much of Python must match, and where Ray says so."""
+    if mode == "client":
+        return "minor", CLIENT_SOURCE
+    ray = _version(ray_version or "")
+    if ray is not None and ray >= Version("2.51") and environ.get(MATCH_LEVEL_ENV, "").lower() == "minor":
+        return "minor", f"{DRIVER_SOURCE}, relaxed by {MATCH_LEVEL_ENV}=minor"
+    return "patch", DRIVER_SOURCE
+
+
+def judge_ray(head: str, local: str | None, mode: str, environ: Mapping[str, str]) -> Verdict:
+    """Ray must be equal for Ray Client and for drivers/workers."""
+    if local is None:
+        return Verdict(Status.FAIL, f"Ray is not installed locally; the cluster runs Ray {head}")
+    head_v = _version(head)
+    if head == local or (head_v is not None and head_v == _version(local)):
+        return Verdict(Status.OK, f"Ray {local} locally = Ray {head} on the head")
+    summary = f"Ray {local} locally ≠ Ray {head} on the head"
+    why = "Ray requires the same Ray version on both sides: " + (CLIENT_SOURCE if mode == "client" else DRIVER_SOURCE)
+    if mode == "client" and IGNORE_ENV in environ:
+        return Verdict(
+            Status.WARN,
+            summary + f" ({IGNORE_ENV} is set, so Ray only warns)",
+            (why, "Ignoring the mismatch lets the connection start; objects pickled by different Ray versions still break."),
+        )
+    old = head_v is not None and head_v < Version("2.10") and mode == "client"
+    details = [why]
+    if old:
+        details.append("Before Ray 2.10 the client compared a protocol date; equal Ray versions are the only safe choice.")
+    return Verdict(Status.FAIL, summary, tuple(details))
+
+
+def judge_python(
+    head: str,
+    head_exact: bool,
+    local: str,
+    mode: str,
+    ray_version: str | None,
+    environ: Mapping[str, str],
+) -> Verdict:
+    """Judge Python by the connection's match level; say why a patch difference matters."""
+    level, source = python_level(mode, ray_version, environ)
+    h, loc = python_parts(head), python_parts(local)
+    if h[:2] != loc[:2]:
+        summary = f"Python {local} locally ≠ Python {head} on the head (major.minor must match)"
+        if mode == "client" and IGNORE_ENV in environ:
+            return Verdict(Status.WARN, summary + f" ({IGNORE_ENV} is set, so Ray only warns)", (source,))
+        return Verdict(Status.FAIL, summary, (f"Ray enforces it in {source}",))
+    if len(h) < 3:
+        note = f"the head's Python patch is unknown (only {head} is known)"
+        if level == "patch":
+            return Verdict(
+                Status.WARN,
+                f"Python {local} locally, {head}.x on the head: {note}",
+                (f"A driver or worker joining the cluster needs the exact patch ({source}).",
+                 "Point raydoctor at the running cluster (--address) or at a local image (Docker) to learn it."),
+            )
+        return Verdict(Status.OK, f"Python {local} locally, {head}.x on the head (minor matches; {note})", (source,))
+    guess = "" if head_exact else " (patch from the table of known image builds, not read from the head)"
+    if h[:3] == loc[:3]:
+        return Verdict(Status.OK, f"Python {local} locally = Python {head} on the head{guess}", (source,))
+    summary = f"Python {local} locally, Python {head} on the head{guess}: the patch differs"
+    if level == "minor":
+        return Verdict(
+            Status.WARN,
+            summary,
+            (f"Ray Client accepts a patch difference ({source}),",
+             f"but a driver or worker that joins the cluster (ray.init('host:6379'), ray start --address) needs Python {head} exactly ({DRIVER_SOURCE}).",
+             "Objects pickled by different patch releases can also differ in rare cases."),
+        )
+    return Verdict(Status.FAIL, summary + " (drivers and workers need major.minor.patch equal)", (f"Ray enforces it in {source}",))

@@ -1,0 +1,127 @@
+"""Parse ``--address`` / ``RAY_ADDRESS`` into the head's host and ports.
+
+Accepted forms (the port meaning follows the scheme):
+
+* ``host`` → dashboard on 8265
+* ``host:port`` → the dashboard port, unless it equals the GCS port
+  (``RAY_ADDRESS=host:6379`` is how Ray names a GCS address)
+* ``http(s)://host:port`` → the dashboard
+* ``ray://host:port`` → the Ray Client port; the dashboard is then 8265 on that host
+* IPv6 literals in brackets: ``[::1]:8265``
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from doctor.errors import UsageError
+from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
+
+
+@dataclass(frozen=True)
+class HeadAddress:
+    """The head's host and the ports raydoctor talks to."""
+
+    host: str
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT
+    client_port: int = DEFAULT_CLIENT_PORT
+    gcs_port: int = DEFAULT_GCS_PORT
+    scheme: str = "http"  # of the dashboard
+    given: str = ""  # what the user typed, for messages
+
+    @property
+    def host_for_url(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"{self.scheme}://{self.host_for_url}:{self.dashboard_port}"
+
+    @property
+    def client_url(self) -> str:
+        return f"ray://{self.host_for_url}:{self.client_port}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "dashboard": self.dashboard_url,
+            "client": self.client_url,
+            "gcs_port": self.gcs_port,
+        }
+
+
+def _port(text: str, given: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"address {given!r}: port {text!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def _check_host(host: str, given: str) -> str:
+    if not host:
+        raise UsageError(f"address {given!r} has no host name", hint="e.g. --address 127.0.0.1:8265")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(host):
+        raise UsageError(f"address {given!r}: {host!r} is not a valid host name or IP address")
+    return host
+
+
+def parse_address(
+    text: str,
+    *,
+    client_port: int | None = None,
+    gcs_port: int | None = None,
+) -> HeadAddress:
+    """Parse what the user typed; raise ``UsageError`` with a one-line reason."""
+    given = text
+    text = text.strip()
+    if not text:
+        raise UsageError("empty address", hint="e.g. --address 127.0.0.1:8265")
+    if text.lower() in {"auto", "local"}:
+        raise UsageError(
+            f"address {given!r} means 'a cluster on this machine' to Ray",
+            hint="name the dashboard instead, e.g. --address 127.0.0.1:8265",
+        )
+    gcs = gcs_port or DEFAULT_GCS_PORT
+    scheme = "http"
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in {"http", "https", "ray"}:
+            raise UsageError(f"address {given!r}: unknown scheme {scheme!r}", hint="use http://, https:// or ray://")
+        try:
+            parts = urlsplit(text)
+            host, port = parts.hostname or "", parts.port
+        except ValueError as exc:
+            raise UsageError(f"address {given!r} does not parse: {exc}") from None
+        if parts.path not in {"", "/"}:
+            raise UsageError(f"address {given!r}: a path is not expected", hint="give only scheme://host:port")
+        host = _check_host(host, given)
+        if scheme == "ray":
+            return HeadAddress(host, DEFAULT_DASHBOARD_PORT, port or client_port or DEFAULT_CLIENT_PORT, gcs, "http", given)
+        return HeadAddress(host, port or DEFAULT_DASHBOARD_PORT, client_port or DEFAULT_CLIENT_PORT, gcs, scheme, given)
+
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise UsageError(f"address {given!r}: unclosed '[' in an IPv6 address")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageError(f"address {given!r} does not parse", hint="e.g. [::1]:8265")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    host = _check_host(host, given)
+    port = _port(port_text, given) if port_text else DEFAULT_DASHBOARD_PORT
+    if port_text and port == gcs:
+        # RAY_ADDRESS=host:6379 names the GCS; the dashboard is then on its default port.
+        port = DEFAULT_DASHBOARD_PORT
+    return HeadAddress(host, port, client_port or DEFAULT_CLIENT_PORT, gcs, scheme, given)
