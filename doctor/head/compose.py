@@ -1,0 +1,1061 @@
+"""Load a Docker Compose file that runs a Ray cluster, without Docker or Ray.
+
+raydoctor reads the compose file the user starts their cluster from to learn
+what the head runs (image, ``ray start`` flags, published ports) before any
+container exists. Compose's own rules are followed where they change what we
+see: variables are interpolated from the environment and a ``.env`` file
+beside the file, per string value of the parsed YAML (so YAML quoting is
+respected); ``command:`` may be a string or a list; ``bash -c "..."``
+wrappers are looked through so that the ``ray start`` inside is found.
+
+Every problem with the file becomes a one-line ``UsageError`` naming the file
+(and the service, where there is one): nothing else may escape.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from doctor.errors import DoctorError, UsageError
+
+__all__ = [
+    "DEFAULT_GCS_PORT",
+    "RAY_START_VALUELESS_FLAGS",
+    "SHELL_OPERATORS",
+    "ComposeProject",
+    "ComposeService",
+    "PublishedPort",
+    "RayStartLine",
+    "RayStartOption",
+    "interpolate",
+    "load_compose",
+    "parse_ray_start",
+    "parse_size",
+    "split_shell",
+]
+
+DEFAULT_GCS_PORT = 6379
+
+# `ray start` options that take no value (click ``is_flag``/``count``) in Ray
+# 2.49 (python/ray/scripts/scripts.py). Needed to read `--x v` correctly:
+# the word after one of these is not its value. Kept in step with the option
+# table in doctor.checks.compose_lint (a test checks that).
+RAY_START_VALUELESS_FLAGS = frozenset(
+    {
+        "--head",
+        "--block",
+        "--no-redirect-output",
+        "--enable-object-reconstruction",
+        "--no-monitor",
+        "--ray-debugger-external",
+        "--disable-usage-stats",
+        "--enable-resource-isolation",
+        "--verbose",
+        "-v",
+    }
+)
+
+# Words a shell treats as the end of a simple command: `ray start`'s own
+# arguments stop at the first of these.
+SHELL_OPERATORS = frozenset(
+    {"&&", "||", ";", ";;", "|", "&", "\n", "(", ")", "<", ">", ">>", "<<"}
+)
+
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_UNWRAP = 5
+_MAX_RANGE = 65536
+
+
+# --------------------------------------------------------------------------
+# data
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """One container port published on the host.
+
+    ``host_ip`` None means all interfaces; ``host_port`` None means Docker
+    picks one (ephemeral, or one of a host range).
+    """
+
+    host_ip: str | None
+    host_port: int | None
+    container_port: int
+    protocol: str = "tcp"
+
+
+@dataclass
+class ComposeService:
+    """One service, interpolated, with the parts raydoctor judges pulled out."""
+
+    name: str
+    image: str | None
+    command: list[str]  # `bash -c "..."` is kept and the inner words follow it
+    ports: list[PublishedPort]
+    networks: dict[str, dict]
+    network_mode: str | None
+    shm_size: str | None
+    gpu_reservation: bool
+    limits: dict[str, str]
+    raw: dict
+    entrypoint: list[str] = field(default_factory=list)
+    # What the container runs: entrypoint + command, wrappers looked through.
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def ray_start_args(self) -> list[str] | None:
+        """The words after `ray start`, up to the end of that shell command."""
+        return _ray_start_args(self.argv or self.command)
+
+    @property
+    def is_head(self) -> bool:
+        """True when the service runs `ray start --head`."""
+        args = self.ray_start_args
+        return args is not None and "--head" in parse_ray_start(args).names()
+
+
+@dataclass
+class ComposeProject:
+    """A compose file seen as a Ray cluster: one head and its workers."""
+
+    path: Path
+    services: dict[str, ComposeService]
+    networks: dict[str, dict]
+    head: ComposeService
+    workers: list[ComposeService]
+
+    def published(self, container_port: int) -> PublishedPort | None:
+        """The head's publication of ``container_port`` (TCP first), if any.
+
+        ``network_mode: host`` publishes nothing here: there the container's
+        ports are the host's and ``ports:`` is ignored by Docker.
+        """
+        if self.head.network_mode == "host":
+            return None
+        found = [p for p in self.head.ports if p.container_port == container_port]
+        found.sort(key=lambda p: p.protocol != "tcp")
+        return found[0] if found else None
+
+    def flag(self, service: ComposeService, name: str) -> str | None:
+        """Value of a `ray start` flag (``--x=v`` or ``--x v``); "" for a bare flag."""
+        args = service.ray_start_args
+        if args is None:
+            return None
+        return parse_ray_start(args).value(name)
+
+    def gcs_port(self) -> int:
+        """The head's GCS port (`--port`, default 6379)."""
+        value = self.flag(self.head, "--port")
+        try:
+            return int(value) if value else DEFAULT_GCS_PORT
+        except ValueError:
+            return DEFAULT_GCS_PORT
+
+
+@dataclass(frozen=True)
+class RayStartOption:
+    """One option word of a `ray start` command line, as written."""
+
+    word: str  # what was written, e.g. "--port=6379" or "--port"
+    name: str  # "--port"
+    value: str | None  # None when no value was given
+    inline: bool  # True for the `--x=v` form
+
+
+@dataclass
+class RayStartLine:
+    """`ray start` arguments split into options and stray positional words."""
+
+    options: list[RayStartOption]
+    positionals: list[str]
+
+    def names(self) -> list[str]:
+        return [o.name for o in self.options]
+
+    def value(self, name: str) -> str | None:
+        """The last value given for ``name`` (click keeps the last)."""
+        found: str | None = None
+        for opt in self.options:
+            if opt.name == name:
+                found = opt.value if opt.value is not None else ""
+        return found
+
+
+def parse_ray_start(args: Iterable[str]) -> RayStartLine:
+    """Split `ray start` arguments the way click would (without knowing every option).
+
+    A word after a valueless flag is never its value; after any other
+    option, the next word is its value unless it looks like an option itself.
+    """
+    words = list(args)
+    options: list[RayStartOption] = []
+    positionals: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word.startswith("-") and len(word) > 1 and word != "--":
+            if "=" in word:
+                name, value = word.split("=", 1)
+                options.append(RayStartOption(word, name, value, True))
+                continue
+            if word in RAY_START_VALUELESS_FLAGS or re.fullmatch(r"-v+", word):
+                options.append(RayStartOption(word, word, None, False))
+                continue
+            if i < len(words) and not (words[i].startswith("-") and len(words[i]) > 1):
+                options.append(RayStartOption(word, word, words[i], False))
+                i += 1
+            else:
+                options.append(RayStartOption(word, word, None, False))
+        else:
+            positionals.append(word)
+    return RayStartLine(options, positionals)
+
+
+def _ray_start_args(argv: list[str]) -> list[str] | None:
+    for i in range(len(argv) - 1):
+        if argv[i + 1] == "start" and argv[i].rsplit("/", 1)[-1] == "ray":
+            rest: list[str] = []
+            for word in argv[i + 2 :]:
+                if word in SHELL_OPERATORS:
+                    break
+                rest.append(word)
+            return rest
+    return None
+
+
+# --------------------------------------------------------------------------
+# interpolation
+
+
+def interpolate(text: str, variables: Mapping[str, str], *, where: str = "") -> str:
+    """Expand Compose's ``$VAR``/``${VAR...}``/``$$`` forms in one string.
+
+    Supports ``:-``/``-`` (default), ``:?``/``?`` (required, UsageError),
+    ``:+``/``+`` (replacement) and nesting inside defaults. A ``$`` not
+    followed by a name, ``{`` or ``$`` stays literal, as in Compose.
+    ``where`` prefixes error messages (file and service).
+    """
+    if not isinstance(text, str):
+        raise UsageError(f"{where}cannot interpolate a {type(text).__name__}")
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "$" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "{":
+            end = _closing_brace(text, i + 2)
+            if end < 0:
+                raise UsageError(
+                    f"{where}unclosed '${{' in {_clip(text)!r}",
+                    hint="close it with '}' or write '$$' for a literal '$'",
+                )
+            out.append(_expand(text[i + 2 : end], variables, where, text))
+            i = end + 1
+        else:
+            match = _NAME.match(text, i + 1)
+            if match:
+                out.append(variables.get(match.group(), ""))
+                i = match.end()
+            else:
+                out.append("$")
+                i += 1
+    return "".join(out)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    depth, i = 1, start
+    while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _expand(body: str, variables: Mapping[str, str], where: str, text: str) -> str:
+    match = _NAME.match(body)
+    if not match:
+        raise UsageError(
+            f"{where}invalid interpolation '${{{_clip(body)}}}' in {_clip(text)!r}",
+            hint="use ${NAME}, ${NAME:-default} or '$$' for a literal '$'",
+        )
+    name, rest = match.group(), body[match.end() :]
+    value = variables.get(name)
+    if rest == "":
+        return value or ""
+    for op in (":-", ":?", ":+", "-", "?", "+"):
+        if rest.startswith(op):
+            arg = rest[len(op) :]
+            break
+    else:
+        raise UsageError(
+            f"{where}invalid interpolation '${{{_clip(body)}}}' in {_clip(text)!r}",
+            hint="use ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}",
+        )
+    is_set = value is not None
+    non_empty = bool(value)
+    present = non_empty if op.startswith(":") else is_set
+    kind = op[-1]
+    if kind == "-":
+        return value if present else interpolate(arg, variables, where=where)  # type: ignore[return-value]
+    if kind == "+":
+        return interpolate(arg, variables, where=where) if present else ""
+    if present:
+        return value  # type: ignore[return-value]
+    msg = (
+        _one_line(interpolate(arg, variables, where=where))
+        or "required variable is not set"
+    )
+    raise UsageError(
+        f"{where}${{{name}}} is {'empty' if is_set else 'unset'}: {msg}",
+        hint=f"set {name} in the environment or in the .env file beside the compose file",
+    )
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = _one_line(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _read_dotenv(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Read ``KEY=VALUE`` lines; later lines and the environment see earlier keys."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{path}: cannot read: {_one_line(getattr(exc, 'strerror', None) or exc)}",
+            hint="fix or remove the .env file beside the compose file",
+        ) from None
+    values: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, value = stripped.partition("=")
+        key = key.strip()
+        if not _NAME.fullmatch(key):
+            raise UsageError(
+                f"{path}:{lineno}: not a KEY=VALUE line: {_clip(line)!r}",
+                hint="write one NAME=value per line, or '#' for a comment",
+            )
+        if not sep:
+            continue  # a bare name: Compose takes it from the environment
+        values[key] = _dotenv_value(
+            value.strip(), {**values, **environ}, f"{path}:{lineno}: "
+        )
+    return values
+
+
+def _dotenv_value(value: str, known: Mapping[str, str], where: str) -> str:
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        end = value.find(quote, 1)
+        while quote == '"' and end > 0 and value[end - 1] == "\\":
+            end = value.find(quote, end + 1)
+        if end < 0:
+            raise UsageError(
+                f"{where}unclosed {quote} quote", hint=f"close the value with {quote}"
+            )
+        inner = value[1:end]
+        if quote == "'":
+            return inner
+        inner = inner.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+        return interpolate(inner, known, where=where)
+    value = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
+    return interpolate(value, known, where=where)
+
+
+def _interpolate_tree(tree: Any, variables: Mapping[str, str], where: str) -> Any:
+    """Interpolate every string value (not keys), keeping YAML aliases shared.
+
+    Memoising by identity keeps an alias bomb linear and a recursive
+    structure finite.
+    """
+    memo: dict[int, Any] = {}
+
+    def walk(node: Any, ctx: str) -> Any:
+        if isinstance(node, str):
+            return interpolate(node, variables, where=ctx)
+        if isinstance(node, (dict, list)):
+            if id(node) in memo:
+                return memo[id(node)]
+            if isinstance(node, dict):
+                new_d: dict[Any, Any] = {}
+                memo[id(node)] = new_d
+                for key, value in node.items():
+                    new_d[key] = walk(value, ctx)
+                return new_d
+            new_l: list[Any] = []
+            memo[id(node)] = new_l
+            for item in node:
+                new_l.append(walk(item, ctx))
+            return new_l
+        return node
+
+    if not isinstance(tree, dict):
+        return walk(tree, where)
+    out: dict[Any, Any] = {}
+    for key, value in tree.items():
+        if key == "services" and isinstance(value, dict):
+            services: dict[Any, Any] = {}
+            for name, svc in value.items():
+                services[name] = walk(svc, f"{where}service {name}: ")
+            out[key] = services
+        else:
+            out[key] = walk(value, where)
+    return out
+
+
+# --------------------------------------------------------------------------
+# sizes
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes in a Docker size (``'2gb'``, ``'64m'``, ``'1.5g'``, ``1024``).
+
+    Units are binary, as in Docker's ``RAMInBytes``: ``1k`` is 1024.
+    """
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise UsageError(
+            f"not a size: {text!r}", hint="write a size such as '2gb' or '512m'"
+        )
+    if isinstance(text, (int, float)):
+        if not math.isfinite(text) or text < 0:
+            raise UsageError(
+                f"not a size: {text!r}", hint="write a size such as '2gb' or '512m'"
+            )
+        return int(text)
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise UsageError(
+            f"not a size: {_clip(text)!r}", hint="write a size such as '2gb' or '512m'"
+        )
+    number = float(match.group(1)) if "." in match.group(1) else int(match.group(1))
+    return int(number * _UNITS[match.group(2).lower()])
+
+
+# --------------------------------------------------------------------------
+# shell words
+
+
+def split_shell(text: str, *, operators: bool = True) -> list[str]:
+    """Split a shell command line into words, POSIX style.
+
+    With ``operators`` (a ``sh -c`` script), ``&&``, ``;``, ``|``, newlines
+    and redirections become words of their own and ``#`` at a word's start
+    begins a comment; without, it splits like Compose splits a string
+    ``command:`` (quotes only). Raises ValueError on an unclosed quote.
+    """
+    words: list[str] = []
+    cur: list[str] = []
+    in_word = False
+    i, n = 0, len(text)
+
+    def flush() -> None:
+        nonlocal in_word
+        if in_word:
+            words.append("".join(cur))
+            cur.clear()
+            in_word = False
+
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 < n and text[i + 1] == "\n":
+                i += 2  # line continuation
+                continue
+            if i + 1 < n:
+                cur.append(text[i + 1])
+            in_word = True
+            i += 2
+            continue
+        if ch == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                raise ValueError("no closing quotation")
+            cur.append(text[i + 1 : end])
+            in_word = True
+            i = end + 1
+            continue
+        if ch == '"':
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise ValueError("no closing quotation")
+                c = text[j]
+                if c == "\\" and j + 1 < n and text[j + 1] in '"\\$`\n':
+                    if text[j + 1] != "\n":
+                        cur.append(text[j + 1])
+                    j += 2
+                    continue
+                if c == '"':
+                    break
+                cur.append(c)
+                j += 1
+            in_word = True
+            i = j + 1
+            continue
+        if ch in " \t\r" or (ch == "\n" and not operators):
+            flush()
+            i += 1
+            continue
+        if operators:
+            if ch == "#" and not in_word:
+                end = text.find("\n", i)
+                i = n if end < 0 else end
+                continue
+            if ch in "\n;&|()<>":
+                flush()
+                two = text[i : i + 2]
+                op = two if two in ("&&", "||", ";;", ">>", "<<") else ch
+                words.append(op)
+                i += len(op)
+                continue
+        cur.append(ch)
+        in_word = True
+        i += 1
+    flush()
+    return words
+
+
+def _unwrap(words: list[str], depth: int = 0) -> list[str]:
+    """Replace ``sh -c SCRIPT`` by ``sh -c`` followed by the script's words.
+
+    Words after the script (its ``$0``, ``$1``...) are dropped.
+    """
+    if depth >= _MAX_UNWRAP:
+        return words
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        out.append(word)
+        i += 1
+        if word.rsplit("/", 1)[-1] not in _SHELLS:
+            continue
+        j = i
+        script_at = -1
+        while j < len(words):
+            opt = words[j]
+            if re.fullmatch(r"-[a-zA-Z]+", opt) and "c" in opt:
+                script_at = j + 1
+                break
+            if opt in ("-o", "+o", "-O", "+O"):
+                j += 2
+            elif re.fullmatch(r"[-+][a-zA-Z]+|--[a-z][a-z-]*", opt):
+                j += 1
+            else:
+                break  # a script file or the end: nothing to look into
+        if 0 < script_at < len(words):
+            out.extend(words[i:script_at])
+            script = words[script_at]
+            try:
+                inner = split_shell(script, operators=True)
+            except ValueError:
+                inner = [script]
+            out.extend(_unwrap(inner, depth + 1))
+            break  # the words after the script are its $0, $1...: not commands
+    return out
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+def load_compose(
+    path: Path, environ: Mapping[str, str] | None = None
+) -> ComposeProject:
+    """Read, interpolate and interpret a compose file as a Ray cluster.
+
+    Variables come from ``.env`` beside the file, overridden by ``environ``
+    (default ``os.environ``). Raises UsageError for anything wrong with it.
+    """
+    try:
+        return _load(Path(path), environ)
+    except DoctorError:
+        raise
+    except RecursionError:
+        raise UsageError(
+            f"{path}: nested too deeply to read", hint="simplify the compose file"
+        ) from None
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+    ) as exc:
+        # Defence in depth: a shape the checks below missed is still the
+        # user's file's fault, not a crash.
+        raise UsageError(
+            f"{path}: unexpected structure: {_clip(str(exc) or type(exc).__name__)}",
+            hint="check it with `docker compose -f FILE config`",
+        ) from None
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """SafeLoader reading ints as YAML 1.2 does, as Compose's Go parser does.
+
+    PyYAML's YAML 1.1 reads an unquoted ``22:22`` as the base-60 int 1342,
+    which would turn a short port mapping into garbage.
+    """
+
+
+_ComposeLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+    ),
+    list("-+0123456789"),
+)
+
+
+def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
+    hint_path = "pass the compose file with --compose PATH"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such compose file", hint=hint_path) from None
+    except IsADirectoryError:
+        raise UsageError(
+            f"{path}: is a directory, not a compose file", hint=hint_path
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot read: {_one_line(exc.strerror or exc)}", hint=hint_path
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{path}: not UTF-8 text", hint="save the compose file as UTF-8"
+        ) from None
+    try:
+        tree = yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass: safe
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UsageError(
+            f"{path}: invalid YAML{where}: {_clip(exc.problem or exc.context or 'parse error', 80)}",
+            hint="fix the YAML; `docker compose -f FILE config` shows the same error",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UsageError(
+            f"{path}: invalid YAML: {_clip(str(exc), 80)}", hint="fix the YAML"
+        ) from None
+    if not isinstance(tree, dict):
+        kind = "empty" if tree is None else f"a {_yaml_kind(tree)}"
+        raise UsageError(
+            f"{path}: is {kind}, not a compose mapping",
+            hint="a compose file is a mapping with a 'services:' key",
+        )
+
+    env = dict(os.environ if environ is None else environ)
+    variables = {**_read_dotenv(path.parent / ".env", env), **env}
+    tree = _interpolate_tree(tree, variables, f"{path}: ")
+
+    services_raw = tree.get("services")
+    if services_raw is None or services_raw == {} or services_raw == []:
+        raise UsageError(
+            f"{path}: has no services", hint="define the Ray head under 'services:'"
+        )
+    if not isinstance(services_raw, dict):
+        raise UsageError(
+            f"{path}: 'services' is a {_yaml_kind(services_raw)}, not a mapping",
+            hint="write 'services:' as a mapping of name to service",
+        )
+
+    networks_raw = tree.get("networks") or {}
+    if not isinstance(networks_raw, dict):
+        raise UsageError(
+            f"{path}: top-level 'networks' is a {_yaml_kind(networks_raw)}, not a mapping",
+            hint="write 'networks:' as a mapping of name to settings",
+        )
+    networks = {
+        str(k): (v if isinstance(v, dict) else {}) for k, v in networks_raw.items()
+    }
+
+    services: dict[str, ComposeService] = {}
+    for name, raw in services_raw.items():
+        services[str(name)] = _service(path, str(name), raw)
+
+    heads = [s for s in services.values() if s.is_head]
+    if not heads:
+        raise UsageError(
+            f"{path}: no service runs `ray start --head`",
+            hint="point --compose at the file that starts the Ray head",
+        )
+    if len(heads) > 1:
+        raise UsageError(
+            f"{path}: several services run `ray start --head`: {', '.join(s.name for s in heads)}",
+            hint="keep one head per compose file",
+        )
+    head = heads[0]
+    workers = [
+        s for s in services.values() if s is not head and s.ray_start_args is not None
+    ]
+    return ComposeProject(path, services, networks, head, workers)
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return f"scalar ({type(value).__name__})"
+
+
+def _service(path: Path, name: str, raw: Any) -> ComposeService:
+    where = f"{path}: service {name}"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UsageError(
+            f"{where}: is a {_yaml_kind(raw)}, not a mapping",
+            hint="write the service as 'image: ...', 'command: ...' keys",
+        )
+    image = raw.get("image")
+    if image is not None:
+        if isinstance(image, (dict, list)):
+            raise UsageError(
+                f"{where}: 'image' is a {_yaml_kind(image)}",
+                hint="write image: NAME:TAG",
+            )
+        image = str(image)
+    raw_cmd = _argv(where, "command", raw.get("command"))
+    raw_entry = _argv(where, "entrypoint", raw.get("entrypoint"))
+    command, entrypoint = _unwrap(raw_cmd), _unwrap(raw_entry)
+    # `entrypoint: [bash, -c]` + `command: ["ray start ..."]` only makes
+    # sense joined, so the argv is unwrapped as one.
+    argv = _unwrap(raw_entry + raw_cmd) if raw_entry else command
+
+    ports_raw = raw.get("ports") or []
+    if not isinstance(ports_raw, list):
+        raise UsageError(
+            f"{where}: 'ports' is a {_yaml_kind(ports_raw)}, not a list",
+            hint="write ports as a list",
+        )
+    ports: list[PublishedPort] = []
+    for item in ports_raw:
+        ports.extend(_ports(where, item))
+
+    nets_raw = raw.get("networks")
+    networks: dict[str, dict] = {}
+    if isinstance(nets_raw, list):
+        for item in nets_raw:
+            if isinstance(item, (dict, list)):
+                raise UsageError(
+                    f"{where}: network entry {_clip(str(item))!r} is not a name",
+                    hint="list network names",
+                )
+            networks[str(item)] = {}
+    elif isinstance(nets_raw, dict):
+        for key, value in nets_raw.items():
+            if value is not None and not isinstance(value, dict):
+                raise UsageError(
+                    f"{where}: settings of network {key} are a {_yaml_kind(value)}",
+                    hint="write e.g. 'ipv4_address: 172.29.0.15' under the network",
+                )
+            networks[str(key)] = dict(value or {})
+    elif nets_raw is not None:
+        raise UsageError(
+            f"{where}: 'networks' is a {_yaml_kind(nets_raw)}",
+            hint="list network names",
+        )
+
+    network_mode = raw.get("network_mode")
+    network_mode = (
+        None if network_mode is None else _scalar(where, "network_mode", network_mode)
+    )
+    shm = raw.get("shm_size")
+    shm_size = None if shm is None else _scalar(where, "shm_size", shm)
+
+    deploy = _mapping(where, "deploy", raw.get("deploy"))
+    resources = _mapping(where, "deploy.resources", deploy.get("resources"))
+    limits_raw = _mapping(where, "deploy.resources.limits", resources.get("limits"))
+    limits = {
+        str(k): ("" if v is None else _scalar(where, f"deploy.resources.limits.{k}", v))
+        for k, v in limits_raw.items()
+    }
+    reservations = _mapping(
+        where, "deploy.resources.reservations", resources.get("reservations")
+    )
+    devices = reservations.get("devices") or []
+    if not isinstance(devices, list):
+        raise UsageError(
+            f"{where}: 'deploy.resources.reservations.devices' is not a list",
+            hint="write devices as a list",
+        )
+    gpu = any(_is_gpu_device(d) for d in devices)
+    gpu = gpu or bool(raw.get("gpus")) or raw.get("runtime") == "nvidia"
+
+    return ComposeService(
+        name=name,
+        image=image,
+        command=command,
+        ports=ports,
+        networks=networks,
+        network_mode=network_mode,
+        shm_size=shm_size,
+        gpu_reservation=gpu,
+        limits=limits,
+        raw=raw,
+        entrypoint=entrypoint,
+        argv=argv,
+    )
+
+
+def _is_gpu_device(device: Any) -> bool:
+    """A device request that gives the container NVIDIA GPUs."""
+    if not isinstance(device, dict):
+        return False
+    caps = device.get("capabilities")
+    caps_list = caps if isinstance(caps, list) else [caps]
+    has_gpu_cap = any(str(c).lower() == "gpu" for c in caps_list if c is not None)
+    driver = device.get("driver")
+    return has_gpu_cap and (driver is None or str(driver).lower() == "nvidia")
+
+
+def _mapping(where: str, key: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"{where}: '{key}' is a {_yaml_kind(value)}, not a mapping",
+            hint=f"write '{key}' as a mapping",
+        )
+    return value
+
+
+def _scalar(where: str, key: str, value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise UsageError(
+            f"{where}: '{key}' is a {_yaml_kind(value)}, not a value",
+            hint=f"write '{key}' as a single value",
+        )
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _argv(where: str, key: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        try:
+            words = split_shell(value, operators=False)
+        except ValueError:
+            raise UsageError(
+                f"{where}: '{key}' has an unclosed quote: {_clip(value)!r}",
+                hint="close the quote",
+            ) from None
+    elif isinstance(value, list):
+        words = []
+        for item in value:
+            if isinstance(item, (dict, list)):
+                raise UsageError(
+                    f"{where}: '{key}' holds a {_yaml_kind(item)}",
+                    hint=f"write '{key}' as a list of strings",
+                )
+            words.append(_scalar(where, key, item) if item is not None else "")
+    else:
+        raise UsageError(
+            f"{where}: '{key}' is a {_yaml_kind(value)}",
+            hint=f"write '{key}' as a string or a list",
+        )
+    return words
+
+
+def _port_number(where: str, text: str, spec: Any) -> int:
+    text = text.strip()
+    if not text.isdigit() or not 0 < int(text) <= 65535:
+        raise UsageError(
+            f"{where}: port {_clip(str(spec))!r}: {text!r} is not a port number",
+            hint="ports are 1-65535",
+        )
+    return int(text)
+
+
+def _port_range(where: str, text: str, spec: Any) -> list[int]:
+    if "-" in text:
+        lo_s, _, hi_s = text.partition("-")
+        lo, hi = _port_number(where, lo_s, spec), _port_number(where, hi_s, spec)
+        if hi < lo:
+            raise UsageError(
+                f"{where}: port range {_clip(str(spec))!r} runs backwards",
+                hint="write LOW-HIGH",
+            )
+        return list(range(lo, hi + 1))
+    return [_port_number(where, text, spec)]
+
+
+def _ports(where: str, spec: Any) -> list[PublishedPort]:
+    """One ``ports:`` entry; a range becomes one PublishedPort per port.
+
+    ``host-range:single`` (Docker picks a host port from the range) gives
+    ``host_port`` None.
+    """
+    if isinstance(spec, bool) or spec is None:
+        raise UsageError(
+            f"{where}: port entry {spec!r} is not a port",
+            hint="write e.g. '127.0.0.1:8265:8265'",
+        )
+    if isinstance(spec, int):
+        return [PublishedPort(None, None, _port_number(where, str(spec), spec))]
+    if isinstance(spec, dict):
+        return _long_port(where, spec)
+    if not isinstance(spec, str):
+        raise UsageError(
+            f"{where}: port entry {_clip(str(spec))!r} is not a port",
+            hint="write e.g. '127.0.0.1:8265:8265'",
+        )
+    text, protocol = spec.strip(), "tcp"
+    if "/" in text:
+        text, _, protocol = text.rpartition("/")
+        protocol = protocol.lower()
+        if protocol not in ("tcp", "udp", "sctp"):
+            raise UsageError(
+                f"{where}: port {spec!r}: unknown protocol {protocol!r}",
+                hint="use /tcp or /udp",
+            )
+    host_ip: str | None = None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or text[end + 1 : end + 2] != ":":
+            raise UsageError(
+                f"{where}: port {spec!r}: bad IPv6 address",
+                hint="write '[::1]:8265:8265'",
+            )
+        host_ip, text = text[1:end], text[end + 2 :]
+        parts = text.split(":")
+        if len(parts) != 2:
+            raise UsageError(
+                f"{where}: port {spec!r} is not IP:HOST:CONTAINER",
+                hint="write '[::1]:8265:8265'",
+            )
+        host_part, container_part = parts
+    else:
+        parts = text.rsplit(":", 2)
+        if len(parts) == 1:
+            host_part, container_part = "", parts[0]
+        elif len(parts) == 2:
+            host_part, container_part = parts
+            if host_part == "":
+                raise UsageError(
+                    f"{where}: port {spec!r} has an empty host port",
+                    hint="write 'HOST:CONTAINER'",
+                )
+        else:
+            host_ip, host_part, container_part = parts
+    if host_ip is not None:
+        _check_ip(where, host_ip, spec)
+    containers = _port_range(where, container_part, spec)
+    hosts: list[int | None]
+    if host_part == "":
+        hosts = [None] * len(containers)
+    else:
+        host_ports = _port_range(where, host_part, spec)
+        if len(containers) == 1 and len(host_ports) > 1:
+            hosts = [None]
+        elif len(host_ports) != len(containers):
+            raise UsageError(
+                f"{where}: port {spec!r}: host and container ranges differ in length",
+                hint="publish ranges of equal length",
+            )
+        else:
+            hosts = list(host_ports)
+    return [PublishedPort(host_ip, h, c, protocol) for h, c in zip(hosts, containers)]
+
+
+def _check_ip(where: str, host_ip: str, spec: Any) -> None:
+    try:
+        ipaddress.ip_address(host_ip)
+    except ValueError:
+        raise UsageError(
+            f"{where}: port {_clip(str(spec))!r}: {host_ip!r} is not an IP address",
+            hint="write '127.0.0.1:8265:8265'",
+        ) from None
+
+
+def _long_port(where: str, spec: dict) -> list[PublishedPort]:
+    target = spec.get("target")
+    if target is None:
+        raise UsageError(
+            f"{where}: port {_clip(str(spec))!r} has no 'target'",
+            hint="add target: CONTAINER_PORT",
+        )
+    if isinstance(target, (bool, dict, list)):
+        raise UsageError(
+            f"{where}: port target {_clip(str(target))!r} is not a port number",
+            hint="ports are 1-65535",
+        )
+    container = _port_number(where, str(target), spec)
+    published = spec.get("published")
+    protocol = str(spec.get("protocol") or "tcp").lower()
+    host_ip = spec.get("host_ip")
+    if isinstance(host_ip, (dict, list)):
+        raise UsageError(
+            f"{where}: port host_ip {_clip(str(host_ip))!r} is not an address",
+            hint="write host_ip: 127.0.0.1",
+        )
+    host_ip = None if host_ip in (None, "") else str(host_ip)
+    if host_ip is not None:
+        _check_ip(where, host_ip, spec)
+    if published is None or published == "":
+        return [PublishedPort(host_ip, None, container, protocol)]
+    if isinstance(published, (bool, dict, list)):
+        raise UsageError(
+            f"{where}: port published {_clip(str(published))!r} is not a port",
+            hint="ports are 1-65535",
+        )
+    hosts = _port_range(where, str(published), spec)
+    return [
+        PublishedPort(
+            host_ip, hosts[0] if len(hosts) == 1 else None, container, protocol
+        )
+    ]

@@ -1,0 +1,774 @@
+"""Compose lint rules: a table of small compose files, one row per finding."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from doctor.checks.compose_lint import (
+    RAY_START_OPTIONS,
+    RULES,
+    HostRoute,
+    host_routes,
+    lint_compose,
+)
+from doctor.head.compose import RAY_START_VALUELESS_FLAGS, load_compose
+from doctor.report import Result, Status
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cpu"
+GPU_IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cu128"
+HEAD_ARGS = (
+    "--head --port=6379 --dashboard-host=0.0.0.0 --dashboard-port=8265 "
+    "--metrics-export-port=8500 --ray-client-server-port=10001 --block"
+)
+
+BASE: dict[str, Any] = {
+    "networks": {
+        "study_network": {
+            "driver": "bridge",
+            "ipam": {"config": [{"subnet": "172.29.0.0/16"}]},
+        }
+    },
+    "services": {
+        "ray-head": {
+            "image": IMAGE,
+            "command": f'bash -c "ray start {HEAD_ARGS}"',
+            "shm_size": "2gb",
+            "ports": [
+                "127.0.0.1:8265:8265",
+                "127.0.0.1:10001:10001",
+                "127.0.0.1:6379:6379",
+                "127.0.0.1:8500:8500",
+            ],
+            "networks": {"study_network": {"ipv4_address": "172.29.0.15"}},
+        },
+        "ray-worker": {
+            "image": IMAGE,
+            "command": 'bash -c "ray start --address=ray-head:6379 --block"',
+            "shm_size": "2gb",
+            "depends_on": ["ray-head"],
+            "deploy": {"resources": {"limits": {"cpus": "3", "memory": "4g"}}},
+            "networks": ["study_network"],
+        },
+    },
+}
+
+
+def no_routes() -> list[HostRoute]:
+    return []
+
+
+def lint(
+    tmp_path: Path,
+    tree: dict[str, Any],
+    routes: Callable[[], list[HostRoute]] = no_routes,
+) -> dict[str, Result]:
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    results = lint_compose(load_compose(path, {}), routes=routes, cpu_count=8)
+    return {r.id: r for r in results}
+
+
+def head(t: dict) -> dict:
+    return t["services"]["ray-head"]
+
+
+def worker(t: dict) -> dict:
+    return t["services"]["ray-worker"]
+
+
+def set_worker_cmd(words: str) -> Callable[[dict], None]:
+    def mutate(t: dict) -> None:
+        worker(t)["command"] = f'bash -c "ray start {words}"'
+
+    return mutate
+
+
+def set_head_args(args: str) -> Callable[[dict], None]:
+    def mutate(t: dict) -> None:
+        head(t)["command"] = f'bash -c "ray start {args}"'
+
+    return mutate
+
+
+def chain(*fns: Callable[[dict], None]) -> Callable[[dict], None]:
+    def mutate(t: dict) -> None:
+        for fn in fns:
+            fn(t)
+
+    return mutate
+
+
+def set_key(
+    which: Callable[[dict], dict], key: str, value: Any
+) -> Callable[[dict], None]:
+    def mutate(t: dict) -> None:
+        which(t)[key] = value
+
+    return mutate
+
+
+def del_key(which: Callable[[dict], dict], key: str) -> Callable[[dict], None]:
+    def mutate(t: dict) -> None:
+        which(t).pop(key, None)
+
+    return mutate
+
+
+GPU_DEVICES = {
+    "resources": {
+        "reservations": {
+            "devices": [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+        }
+    }
+}
+
+# (row id, mutation, rule id, expected status, fragments the summary names, fragment of a fix command or None)
+ROWS = [
+    (
+        "other-image",
+        set_key(worker, "image", "rayproject/ray:2.48.0-py311-cpu"),
+        "compose.same_image",
+        Status.WARN,
+        ["ray-worker", "rayproject/ray:2.48.0-py311-cpu", IMAGE],
+        IMAGE,
+    ),
+    (
+        "docker-io-prefix",
+        set_key(worker, "image", "docker.io/" + IMAGE),
+        "compose.same_image",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "single-dash",
+        set_worker_cmd("--address=ray-head:6379 -num-cpus=1 --block"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "-num-cpus=1", "--num-cpus=1"],
+        "--num-cpus=1",
+    ),
+    (
+        "typo",
+        set_worker_cmd("--address=ray-head:6379 --num-cpu=1 --block"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "--num-cpu", "did you mean --num-cpus"],
+        "--num-cpus=1",
+    ),
+    (
+        "unknown-far",
+        set_worker_cmd("--address=ray-head:6379 --frobnicate --block"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "--frobnicate"],
+        None,
+    ),
+    (
+        "deprecated",
+        set_worker_cmd(
+            "--address=ray-head:6379 --redis-password=5241590000000000 --block"
+        ),
+        "compose.ray_start_flags",
+        Status.WARN,
+        ["ray-worker", "--redis-password", "deprecated"],
+        "--block",
+    ),
+    (
+        "removed",
+        set_head_args(HEAD_ARGS + " --webui-host=0.0.0.0"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-head", "--webui-host", "--dashboard-host"],
+        "--dashboard-host=0.0.0.0",
+    ),
+    (
+        "bad-int",
+        set_worker_cmd("--address=ray-head:6379 --num-cpus=two --block"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "--num-cpus=two"],
+        None,
+    ),
+    (
+        "flag-with-value",
+        set_worker_cmd("--address=ray-head:6379 --block=true"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "--block=true"],
+        "--block",
+    ),
+    (
+        "missing-value",
+        set_worker_cmd("--address=ray-head:6379 --block --num-cpus"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "--num-cpus needs a value"],
+        None,
+    ),
+    (
+        "bad-json",
+        set_worker_cmd("--address=ray-head:6379 --resources={bad} --block"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "--resources"],
+        None,
+    ),
+    (
+        "stray-arg",
+        set_worker_cmd("--address=ray-head:6379 --block --block extra"),
+        "compose.ray_start_flags",
+        Status.FAIL,
+        ["ray-worker", "extra"],
+        None,
+    ),
+    (
+        "shell-var-ok",
+        set_worker_cmd("--address=ray-head:6379 --num-cpus=$$NCPU --block"),
+        "compose.ray_start_flags",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "no-dashboard-host",
+        set_head_args(HEAD_ARGS.replace("--dashboard-host=0.0.0.0 ", "")),
+        "compose.dashboard_host",
+        Status.FAIL,
+        ["ray-head", "127.0.0.1", "8265"],
+        "--dashboard-host=0.0.0.0",
+    ),
+    (
+        "dashboard-localhost-space",
+        set_head_args(
+            HEAD_ARGS.replace("--dashboard-host=0.0.0.0", "--dashboard-host 127.0.0.1")
+        ),
+        "compose.dashboard_host",
+        Status.FAIL,
+        ["ray-head", "127.0.0.1"],
+        "--dashboard-host=0.0.0.0",
+    ),
+    (
+        "dashboard-unpublished",
+        chain(
+            set_head_args(HEAD_ARGS.replace("--dashboard-host=0.0.0.0 ", "")),
+            set_key(head, "ports", []),
+        ),
+        "compose.dashboard_host",
+        Status.WARN,
+        ["ray-head", "127.0.0.1"],
+        "--dashboard-host=0.0.0.0",
+    ),
+    (
+        "dashboard-off",
+        set_head_args(HEAD_ARGS + " --include-dashboard=false"),
+        "compose.dashboard_host",
+        Status.WARN,
+        ["ray-head", "--include-dashboard=false"],
+        None,
+    ),
+    (
+        "no-block",
+        set_worker_cmd("--address=ray-head:6379"),
+        "compose.block",
+        Status.FAIL,
+        ["ray-worker", "--block"],
+        "--address=ray-head:6379 --block",
+    ),
+    (
+        "no-block-head",
+        set_head_args(HEAD_ARGS.replace(" --block", "")),
+        "compose.block",
+        Status.FAIL,
+        ["ray-head"],
+        "--block",
+    ),
+    (
+        "sleep-infinity",
+        set_worker_cmd("--address=ray-head:6379 && sleep infinity"),
+        "compose.block",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "then-driver",
+        set_worker_cmd("--address=ray-head:6379 && python train.py"),
+        "compose.block",
+        Status.WARN,
+        ["ray-worker", "python train.py"],
+        "--block",
+    ),
+    (
+        "wrong-host",
+        set_worker_cmd("--address=ray-haed:6379 --block"),
+        "compose.worker_address",
+        Status.FAIL,
+        ["ray-worker", "ray-haed:6379", "ray-head"],
+        "--address=ray-head:6379",
+    ),
+    (
+        "wrong-port",
+        set_worker_cmd("--address=ray-head:6380 --block"),
+        "compose.worker_address",
+        Status.FAIL,
+        ["ray-worker", "6380", "6379"],
+        "--address=ray-head:6379",
+    ),
+    (
+        "no-address",
+        set_worker_cmd("--block"),
+        "compose.worker_address",
+        Status.FAIL,
+        ["ray-worker", "--address"],
+        "--address=ray-head:6379 --block",
+    ),
+    (
+        "head-port-changed",
+        set_head_args(HEAD_ARGS.replace("--port=6379", "--port=6380")),
+        "compose.worker_address",
+        Status.FAIL,
+        ["ray-worker", "6379", "6380"],
+        "--address=ray-head:6380",
+    ),
+    (
+        "by-ip",
+        set_worker_cmd("--address=172.29.0.15:6379 --block"),
+        "compose.worker_address",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "by-hostname",
+        chain(
+            set_key(head, "hostname", "rayhead"),
+            set_worker_cmd("--address=rayhead:6379 --block"),
+        ),
+        "compose.worker_address",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "no-shared-network",
+        set_key(worker, "networks", ["other"]),
+        "compose.worker_address",
+        Status.FAIL,
+        ["ray-worker", "ray-head", "share no network"],
+        None,
+    ),
+    (
+        "no-shm",
+        del_key(worker, "shm_size"),
+        "compose.shm_size",
+        Status.WARN,
+        ["ray-worker", "shm_size", "64 MB"],
+        "shm_size: '2gb'",
+    ),
+    (
+        "small-shm",
+        set_key(head, "shm_size", "64m"),
+        "compose.shm_size",
+        Status.WARN,
+        ["ray-head", "64m"],
+        "shm_size: '2gb'",
+    ),
+    (
+        "bad-shm",
+        set_key(head, "shm_size", "lots"),
+        "compose.shm_size",
+        Status.FAIL,
+        ["ray-head", "lots"],
+        None,
+    ),
+    (
+        "shm-over-memory",
+        set_key(worker, "shm_size", "8g"),
+        "compose.shm_size",
+        Status.WARN,
+        ["ray-worker", "8g", "4g"],
+        None,
+    ),
+    (
+        "ipc-host",
+        chain(del_key(worker, "shm_size"), set_key(worker, "ipc", "host")),
+        "compose.shm_size",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "all-interfaces",
+        set_key(head, "ports", ["8265:8265", "127.0.0.1:10001:10001"]),
+        "compose.published_ports",
+        Status.WARN,
+        ["ray-head", "8265", "all interfaces"],
+        "127.0.0.1:8265:8265",
+    ),
+    (
+        "zero-ip",
+        set_key(head, "ports", ["0.0.0.0:8265:8265", "127.0.0.1:10001:10001"]),
+        "compose.published_ports",
+        Status.WARN,
+        ["ray-head", "8265"],
+        "127.0.0.1:8265:8265",
+    ),
+    (
+        "client-unpublished",
+        set_key(head, "ports", ["127.0.0.1:8265:8265"]),
+        "compose.published_ports",
+        Status.WARN,
+        ["ray-head", "10001", "not published"],
+        "127.0.0.1:10001:10001",
+    ),
+    (
+        "long-syntax-ok",
+        set_key(
+            head,
+            "ports",
+            [
+                {"target": 8265, "published": 8265, "host_ip": "127.0.0.1"},
+                {"target": 10001, "published": 10001, "host_ip": "127.0.0.1"},
+            ],
+        ),
+        "compose.published_ports",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "gpu-image-no-reservation",
+        chain(set_key(head, "image", GPU_IMAGE), set_key(worker, "image", GPU_IMAGE)),
+        "compose.gpu_reservation",
+        Status.FAIL,
+        ["ray-head", "ray-worker", GPU_IMAGE],
+        "driver: nvidia",
+    ),
+    (
+        "num-gpus-no-reservation",
+        set_worker_cmd("--address=ray-head:6379 --num-gpus=1 --block"),
+        "compose.gpu_reservation",
+        Status.FAIL,
+        ["ray-worker", "--num-gpus=1"],
+        "capabilities: [gpu]",
+    ),
+    (
+        "gpu-tag",
+        chain(
+            set_key(worker, "image", "rayproject/ray:2.44.1-py312-gpu"),
+            set_key(head, "image", "rayproject/ray:2.44.1-py312-gpu"),
+            set_key(head, "deploy", GPU_DEVICES),
+        ),
+        "compose.gpu_reservation",
+        Status.FAIL,
+        ["ray-worker", "-gpu"],
+        None,
+    ),
+    (
+        "gpu-count-short",
+        chain(
+            set_worker_cmd("--address=ray-head:6379 --num-gpus=2 --block"),
+            set_key(worker, "deploy", GPU_DEVICES),
+        ),
+        "compose.gpu_reservation",
+        Status.WARN,
+        ["ray-worker", "--num-gpus=2", "1"],
+        None,
+    ),
+    (
+        "gpu-ok",
+        chain(
+            set_key(head, "image", GPU_IMAGE),
+            set_key(worker, "image", GPU_IMAGE),
+            set_key(head, "deploy", GPU_DEVICES),
+            set_key(worker, "gpus", "all"),
+        ),
+        "compose.gpu_reservation",
+        Status.OK,
+        [],
+        None,
+    ),
+    (
+        "bad-cpus",
+        set_key(
+            worker,
+            "deploy",
+            {"resources": {"limits": {"cpus": "three", "memory": "4g"}}},
+        ),
+        "compose.resource_limits",
+        Status.FAIL,
+        ["ray-worker", "three"],
+        None,
+    ),
+    (
+        "bad-memory",
+        set_key(
+            worker,
+            "deploy",
+            {"resources": {"limits": {"cpus": "3", "memory": "4 gigs"}}},
+        ),
+        "compose.resource_limits",
+        Status.FAIL,
+        ["ray-worker", "4 gigs"],
+        None,
+    ),
+    (
+        "limit-typo",
+        set_key(worker, "deploy", {"resources": {"limits": {"cpu": "3"}}}),
+        "compose.resource_limits",
+        Status.FAIL,
+        ["ray-worker", "cpu", "cpus"],
+        None,
+    ),
+    (
+        "too-many-cpus",
+        set_key(worker, "deploy", {"resources": {"limits": {"cpus": "16"}}}),
+        "compose.resource_limits",
+        Status.WARN,
+        ["ray-worker", "16", "8 CPUs"],
+        "cpus: '8'",
+    ),
+    (
+        "tiny-memory",
+        set_key(worker, "deploy", {"resources": {"limits": {"memory": "256m"}}}),
+        "compose.resource_limits",
+        Status.WARN,
+        ["ray-worker", "256m"],
+        None,
+    ),
+    (
+        "host-mode",
+        set_key(worker, "network_mode", "host"),
+        "compose.network_mode",
+        Status.WARN,
+        ["ray-worker", "network_mode: host"],
+        None,
+    ),
+    (
+        "none-mode",
+        set_key(worker, "network_mode", "none"),
+        "compose.network_mode",
+        Status.FAIL,
+        ["ray-worker", "none"],
+        None,
+    ),
+    (
+        "public-subnet",
+        lambda t: t["networks"]["study_network"]["ipam"]["config"][0].update(
+            subnet="172.63.0.0/16"
+        ),
+        "compose.subnet",
+        Status.FAIL,
+        ["study_network", "172.63.0.0/16", "public"],
+        "172.29.0.0/16",
+    ),
+    (
+        "garbage-subnet",
+        lambda t: t["networks"]["study_network"]["ipam"]["config"][0].update(
+            subnet="not-a-net"
+        ),
+        "compose.subnet",
+        Status.FAIL,
+        ["study_network", "not-a-net"],
+        None,
+    ),
+    (
+        "ip-outside",
+        lambda t: head(t)["networks"]["study_network"].update(ipv4_address="10.0.0.5"),
+        "compose.subnet",
+        Status.FAIL,
+        ["ray-head", "10.0.0.5", "172.29.0.0/16"],
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
+def test_rule_table(tmp_path: Path, row: tuple) -> None:
+    _, mutate, rule_id, status, fragments, command = row
+    tree = copy.deepcopy(BASE)
+    mutate(tree)
+    results = lint(tmp_path, tree)
+    res = results[rule_id]
+    assert res.status == status, res.to_dict()
+    for fragment in fragments:
+        assert fragment in res.summary, (fragment, res.summary)
+    assert "\n" not in res.summary
+    if status in (Status.WARN, Status.FAIL):
+        assert res.remediation is not None and res.remediation.text
+        assert res.details
+    if command is not None:
+        assert res.remediation is not None
+        assert any(command in c for c in res.remediation.commands), (
+            res.remediation.commands
+        )
+    # A mutation aimed at one rule leaves the unrelated ones alone.
+    others = {
+        r.id
+        for r in results.values()
+        if r.status in (Status.FAIL, Status.ERROR) and r.id != rule_id
+    }
+    assert Status.ERROR not in {r.status for r in results.values()}
+    assert not others - {
+        "compose.worker_address",
+        "compose.dashboard_host",
+        "compose.block",
+        "compose.gpu_reservation",
+        "compose.ray_start_flags",
+        "compose.resource_limits",
+    }
+
+
+def test_base_is_clean(tmp_path: Path) -> None:
+    results = lint(tmp_path, copy.deepcopy(BASE))
+    assert [r.id for r in results.values()] == [rule_id for rule_id, _, _ in RULES]
+    assert {r.status for r in results.values()} == {Status.OK}, [
+        r.to_dict() for r in results.values() if r.status != Status.OK
+    ]
+    assert all(r.category == "compose" for r in results.values())
+
+
+EXPECTED_IDS = {
+    "compose.same_image",
+    "compose.ray_start_flags",
+    "compose.dashboard_host",
+    "compose.block",
+    "compose.worker_address",
+    "compose.shm_size",
+    "compose.published_ports",
+    "compose.gpu_reservation",
+    "compose.resource_limits",
+    "compose.network_mode",
+    "compose.subnet",
+}
+
+
+@pytest.mark.parametrize("name", ["cpu-ray-cluster.yaml", "gpu-ray-cluster.yaml"])
+def test_shipped_files_are_clean(name: str) -> None:
+    project = load_compose(REPO / "compose" / name, {})
+    results = lint_compose(project, routes=no_routes, cpu_count=8)
+    assert {r.id for r in results} == EXPECTED_IDS and len(results) == len(EXPECTED_IDS)
+    bad = [r.to_dict() for r in results if r.status != Status.OK]
+    assert not bad
+
+
+def test_multiple_findings_name_every_service(tmp_path: Path) -> None:
+    tree = copy.deepcopy(BASE)
+    del head(tree)["shm_size"]
+    del worker(tree)["shm_size"]
+    res = lint(tmp_path, tree)["compose.shm_size"]
+    assert res.status == Status.WARN
+    assert "ray-head" in res.summary and "ray-worker" in res.summary
+    assert res.data["findings"] == 2
+
+
+def test_no_workers_skips_worker_rules(tmp_path: Path) -> None:
+    tree = copy.deepcopy(BASE)
+    del tree["services"]["ray-worker"]
+    results = lint(tmp_path, tree)
+    assert results["compose.worker_address"].status == Status.SKIP
+    assert results["compose.same_image"].status == Status.SKIP
+    assert {r.status for r in results.values()} <= {Status.OK, Status.SKIP}
+
+
+# --------------------------------------------------------------------------
+# subnet overlap and the route source
+
+
+def route(net: str, iface: str = "wg0") -> HostRoute:
+    return HostRoute(ipaddress.ip_network(net), iface, "test")
+
+
+@pytest.mark.parametrize(
+    "routes, status",
+    [
+        ([route("172.29.5.0/24")], Status.WARN),
+        ([route("172.16.0.0/12", "tun0")], Status.WARN),
+        ([route("0.0.0.0/0", "eth0"), route("192.168.1.0/24", "eth0")], Status.OK),
+        (
+            [route("172.29.0.0/16", "br-0123456789ab")],
+            Status.OK,
+        ),  # the compose network itself, running
+        ([route("fd00::/64", "eth0")], Status.OK),
+        ([], Status.OK),
+    ],
+)
+def test_subnet_overlap(
+    tmp_path: Path, routes: list[HostRoute], status: Status
+) -> None:
+    res = lint(tmp_path, copy.deepcopy(BASE), routes=lambda: routes)["compose.subnet"]
+    assert res.status == status, res.to_dict()
+    if status == Status.WARN:
+        assert (
+            "study_network" in res.summary
+            and "172.29.0.0/16" in res.summary
+            and "overlaps" in res.summary
+        )
+
+
+def test_route_source_failure_is_not_fatal(tmp_path: Path) -> None:
+    def broken() -> list[HostRoute]:
+        raise OSError("no /proc here")
+
+    res = lint(tmp_path, copy.deepcopy(BASE), routes=broken)["compose.subnet"]
+    assert res.status == Status.OK
+    assert any("not checked" in d for d in res.details)
+
+
+def test_host_routes_parses_proc_and_ip(tmp_path: Path) -> None:
+    proc = tmp_path / "route"
+    proc.write_text(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+        "wg0\t0000100A\t00000000\t0000\t0\t0\t0\t0000FFFF\t0\t0\t0\n"  # not up
+        "garbage line\n",
+        encoding="ascii",
+    )
+    ip_json = (
+        '[{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},'
+        ' {"ifname": "tun0", "addr_info": [{"family": "inet", "local": "10.8.0.2", "prefixlen": 24},'
+        ' {"family": "inet6", "local": "fe80::1", "prefixlen": 64}, {"bogus": 1}]}]'
+    )
+    routes = host_routes(proc, [sys.executable, "-c", f"print({ip_json!r})"])
+    nets = {(str(r.network), r.interface) for r in routes}
+    assert nets == {
+        ("0.0.0.0/0", "eth0"),
+        ("192.168.1.0/24", "eth0"),
+        ("10.8.0.0/24", "tun0"),
+    }
+
+
+def test_host_routes_without_sources(tmp_path: Path) -> None:
+    assert (
+        host_routes(tmp_path / "missing", [str(tmp_path / "no-such-ip"), "-j", "addr"])
+        == []
+    )
+    assert (
+        host_routes(tmp_path / "missing", [sys.executable, "-c", "print('not json')"])
+        == []
+    )
+
+
+def test_default_route_source_runs_here(tmp_path: Path) -> None:
+    # Whatever this machine has (or lacks), the default source must not raise.
+    results = lint_compose(load_compose(REPO / "compose" / "cpu-ray-cluster.yaml", {}))
+    assert len(results) == len(EXPECTED_IDS)
+    assert Status.ERROR not in {r.status for r in results}
+
+
+def test_valueless_flags_match_option_table() -> None:
+    table = {
+        name for name, opt in RAY_START_OPTIONS.items() if opt.kind in ("flag", "count")
+    }
+    assert table == set(RAY_START_VALUELESS_FLAGS)
