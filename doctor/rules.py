@@ -15,6 +15,7 @@ error into a warning and does nothing for drivers and workers. Before Ray
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -26,6 +27,7 @@ CLIENT_SOURCE = "ray/util/client/__init__.py::_check_versions (python_version_ma
 DRIVER_SOURCE = "ray/_private/node.py::Node.check_version_info (python_version_match_level='patch')"
 IGNORE_ENV = "RAY_IGNORE_VERSION_MISMATCH"
 MATCH_LEVEL_ENV = "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"
+_LEADING_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,10 @@ def python_parts(text: str) -> tuple[int, ...]:
     """``"3.12.9"`` → (3, 12, 9); ``"3.12"`` → (3, 12); tolerant of ``3.12.9+`` builds."""
     parts: list[int] = []
     for piece in str(text).split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
-        if not digits:
+        match = _LEADING_DIGITS.match(piece)
+        if not match:
             break
-        parts.append(int(digits))
+        parts.append(int(match.group()))
     return tuple(parts)
 
 

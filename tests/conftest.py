@@ -28,7 +28,7 @@ def head_python() -> Path:
 @pytest.fixture(scope="session")
 def ray_head(head_python: Path):
     """A running Ray head (CPU) on free loopback ports."""
-    node = RayNode(head_python, num_cpus=2).start()
+    node = RayNode(head_python, num_cpus=2).start()  # on 127.0.0.2, see RayNode.ip
     yield node
     node.stop()
 

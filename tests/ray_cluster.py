@@ -85,12 +85,13 @@ def free_port() -> int:
 
 
 def free_ports(n: int) -> list[int]:
-    """n distinct free ports (held open together so none repeats)."""
+    """n distinct free ports (held open together so none repeats); bound on all addresses so
+    that they are free on every loopback address a node may use."""
     socks = []
     try:
         for _ in range(n):
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            sock.bind(("0.0.0.0", 0))
             socks.append(sock)
         return [s.getsockname()[1] for s in socks]
     finally:
@@ -112,6 +113,10 @@ class RayNode:
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log: Path | None = None
+    # Ray rewrites --node-ip-address=127.0.0.1 to the machine's routable IP
+    # (services.resolve_ip_for_localhost) and binds the client server there; any
+    # other 127/8 address is kept as given, so nodes stay on loopback.
+    ip: str = "127.0.0.2"
 
     @property
     def bin(self) -> Path:
@@ -119,13 +124,17 @@ class RayNode:
 
     @property
     def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['dashboard']}"
+        return f"http://{self.ip}:{self.ports['dashboard']}"
+
+    @property
+    def client_url(self) -> str:
+        return f"ray://{self.ip}:{self.ports['client']}"
 
     @property
     def gcs(self) -> str:
-        return f"127.0.0.1:{self.ports['gcs']}"
+        return f"{self.ip}:{self.ports['gcs']}"
 
-    def start(self, timeout: float = 90) -> "RayNode":
+    def start(self, timeout: float = 180) -> "RayNode":
         names = ["gcs", "dashboard", "client", "metrics", "agent_listen", "agent_grpc", "runtime_env", "node_manager", "object_manager"]
         self.ports = dict(zip(names, free_ports(len(names))))
         # Ray's socket paths must stay short (AF_UNIX limit): a short temp dir.
@@ -135,12 +144,12 @@ class RayNode:
                 f"--temp-dir={self.temp_dir}", f"--node-manager-port={p['node_manager']}",
                 f"--object-manager-port={p['object_manager']}", f"--metrics-export-port={p['metrics']}",
                 f"--dashboard-agent-listen-port={p['agent_listen']}", f"--dashboard-agent-grpc-port={p['agent_grpc']}",
-                f"--runtime-env-agent-port={p['runtime_env']}", "--node-ip-address=127.0.0.1",
+                f"--runtime-env-agent-port={p['runtime_env']}", f"--node-ip-address={self.ip}",
                 "--object-store-memory=100000000"]
         if self.num_gpus is not None:
             args.append(f"--num-gpus={self.num_gpus}")
         if self.head:
-            args += ["--head", f"--port={p['gcs']}", "--dashboard-host=127.0.0.1", f"--dashboard-port={p['dashboard']}",
+            args += ["--head", f"--port={p['gcs']}", f"--dashboard-host={self.ip}", f"--dashboard-port={p['dashboard']}",
                      f"--ray-client-server-port={p['client']}"]
         else:
             args.append(f"--address={self.gcs_address}")
@@ -170,13 +179,14 @@ class RayNode:
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
                     if json.loads(resp.read()).get("data", {}).get("rayVersion"):
-                        if _port_open(self.ports["client"]):
+                        if _port_open(self.ip, self.ports["client"]):
                             return
             except (OSError, ValueError):
                 pass
             time.sleep(0.3)
+        tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"Ray head did not come up within {timeout} s: {self.log_tail()}")
+        raise RuntimeError(f"Ray head did not come up within {timeout} s: {tail}")
 
     def wait_nodes(self, count: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -240,7 +250,7 @@ class RayNode:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _port_open(port: int) -> bool:
+def _port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0

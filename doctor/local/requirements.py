@@ -84,7 +84,7 @@ def _load_environment_yml(path: Path) -> Requirements:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path} is not valid YAML{where}") from None
+        raise UsageError(f"{path}: invalid YAML{where}") from None
     if not isinstance(data, dict) or not isinstance(data.get("dependencies", []), list):
         raise UsageError(f"{path}: expected a mapping with a 'dependencies' list (conda's environment.yml format)")
     out = Requirements(path)
