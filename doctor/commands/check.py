@@ -1,0 +1,45 @@
+"""``raydoctor check``: run every applicable check and render the report once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from doctor.commands.common import EPILOG, add_target_options, options_from
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "check",
+        help="compare this machine with the Ray head and say what to fix",
+        description="Read the head's Ray and Python versions, compare them with the local "
+                    "interpreter and packages, and check the network, GPUs and a round trip.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_options(parser)
+    parser.add_argument("--deep", action="store_true",
+                        help="also submit probe jobs that list the head's and every node's packages")
+    parser.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
+                        help="skip the ray.init round trip")
+
+
+def run(args: argparse.Namespace) -> int:
+    from doctor.check import run_check
+    from doctor.render import render_json, render_text, use_color
+
+    options = options_from(args)
+    if not args.json and use_color(sys.stderr):
+        from doctor.progress import Spinner
+
+        with Spinner(sys.stderr) as progress:
+            report = run_check(options, on_done=progress.done, on_start=progress.start, verbose=args.verbose)
+    else:
+        report = run_check(options, verbose=args.verbose)
+    if args.json:
+        print(render_json(report))
+    elif report.error:
+        print(f"raydoctor: error: {report.error}", file=sys.stderr)
+    else:
+        render_text(report, sys.stdout, verbose=args.verbose)
+    return report.exit_code
