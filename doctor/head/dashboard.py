@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doctor import __version__
-from doctor.net import ResolveError, resolve
+from doctor.net import probe_port
 from doctor.secrets import TOKEN_PLACES, Token, scrub
 from doctor.target import HeadAddress
 
@@ -39,39 +39,61 @@ class DashboardClient:
     """A small, bounded HTTP client for one dashboard."""
 
     def __init__(self, address: HeadAddress, *, timeout: float = 2.0, token: Token | None = None) -> None:
-        import requests  # imported here: `raydoctor --version` should not pay for it
-
         self.address = address
         self.timeout = timeout
         self.token = token
-        self._requests = requests
-        self._session = requests.Session()
-        self._session.trust_env = False  # never route the user's target through a proxy from the env
-        self._session.headers["User-Agent"] = USER_AGENT
-        if token:
-            self._session.headers["Authorization"] = f"Bearer {token.value}"
-        self._resolved = False
+        self._session: Any = None
+        self._preflight_error: DashboardError | None = None
+        self._preflight_done = False
 
     @property
     def base_url(self) -> str:
         return self.address.dashboard_url
 
-    def _resolve_once(self) -> None:
-        if self._resolved:
-            return
-        try:
-            resolve(self.address.host, self.timeout)
-        except ResolveError as exc:
-            raise DashboardError("unresolvable", f"{exc}; check the host name or use an IP address") from None
-        self._resolved = True
+    def _preflight(self) -> None:
+        """Resolve and connect once with plain sockets before any HTTP.
+
+        It tells unresolvable, refused and silent hosts apart within the timeout,
+        and a dead target never pays for importing ``requests`` (~0.2 s).
+        """
+        if not self._preflight_done:
+            probe = probe_port(self.address.host, self.address.dashboard_port, self.timeout)
+            where = f"{self.base_url}"
+            if probe.state == "unresolvable":
+                self._preflight_error = DashboardError(
+                    "unresolvable", f"{self.address.host!r} does not resolve: {probe.detail}; check the host name or use an IP address")
+            elif probe.state == "refused":
+                self._preflight_error = DashboardError(
+                    "refused", f"{where}: connection refused (nothing listens on port {self.address.dashboard_port})")
+            elif probe.state == "timeout":
+                self._preflight_error = DashboardError(
+                    "timeout", f"{where} did not accept a connection within {self.timeout:g} s")
+            elif probe.state != "open":
+                self._preflight_error = DashboardError("unreachable", f"{where} is unreachable: {probe.detail}")
+            self._preflight_done = True
+        if self._preflight_error is not None:
+            raise self._preflight_error
+
+    def _open_session(self) -> Any:
+        if self._session is None:
+            import requests  # imported late: `--version` and dead targets should not pay for it
+
+            session = requests.Session()
+            session.trust_env = False  # never route the user's target through a proxy from the env
+            session.headers["User-Agent"] = USER_AGENT
+            if self.token:
+                session.headers["Authorization"] = f"Bearer {self.token.value}"
+            self._session = session
+        return self._session
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; return the response, or raise a classified ``DashboardError``."""
-        self._resolve_once()
-        req = self._requests
+        self._preflight()
+        session = self._open_session()
+        import requests as req
         url = self.base_url + path
         try:
-            resp = self._session.request(method, url, timeout=(self.timeout, self.timeout * 2), allow_redirects=False, **kwargs)
+            resp = session.request(method, url, timeout=(self.timeout, self.timeout * 2), allow_redirects=False, **kwargs)
         except req.exceptions.ConnectTimeout:
             raise DashboardError("timeout", f"{self.base_url} did not accept a connection within {self.timeout:g} s") from None
         except req.exceptions.ReadTimeout:
@@ -161,7 +183,8 @@ class DashboardClient:
         return [row for row in rows if isinstance(row, dict)]
 
     def close(self) -> None:
-        self._session.close()
+        if self._session is not None:
+            self._session.close()
 
 
 def _short(text: str, limit: int = 160) -> str:
