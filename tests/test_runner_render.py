@@ -1,0 +1,111 @@
+"""The engine: concurrency, timeouts, crashes as results, fixed order; rendering from data."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+from doctor.errors import UsageError
+from doctor.render import render_json, render_text, summary_line
+from doctor.report import Remediation, Report, Status, result
+from doctor.runner import Check, run_checks
+from doctor.secrets import register_secret
+
+
+def ok(check_id: str, category: str):
+    return lambda ctx: result(check_id, category, check_id, Status.OK, "fine")
+
+
+def test_checks_run_concurrently_and_in_fixed_order():
+    barrier = threading.Barrier(3, timeout=5)  # only passes if all three run at the same time
+
+    def waiting(check_id: str, category: str):
+        def run(ctx):
+            barrier.wait()
+            return result(check_id, category, check_id, Status.OK, "met the others")
+        return run
+
+    checks = [Check("n", "network", "n", waiting("n", "network")), Check("v", "versions", "v", waiting("v", "versions")),
+              Check("h", "head", "h", waiting("h", "head"))]
+    results = run_checks(checks, None)
+    assert [r.id for r in results] == ["h", "v", "n"]  # category order, not completion order
+    assert all(r.status is Status.OK for r in results)
+
+
+def test_timeout_and_crash_become_error_results():
+    def slow(ctx):
+        time.sleep(5)
+
+    def crash(ctx):
+        raise KeyError("boom")
+
+    def usage(ctx):
+        raise UsageError("bad file x.yaml")
+
+    start = time.perf_counter()
+    results = run_checks([Check("slow", "head", "Slow", slow, timeout=0.3), Check("crash", "head", "Crash", crash),
+                          Check("usage", "head", "Usage", usage), Check("fine", "head", "Fine", ok("fine", "head"))], None)
+    assert time.perf_counter() - start < 3
+    by_id = {r.id: r for r in results}
+    assert by_id["slow"].status is Status.ERROR and "timed out after 0.3 s" in by_id["slow"].summary
+    assert by_id["crash"].status is Status.ERROR and "KeyError" in by_id["crash"].summary
+    assert by_id["usage"].status is Status.ERROR and "x.yaml" in by_id["usage"].summary
+    assert by_id["fine"].status is Status.OK
+
+
+def test_a_check_may_return_several_results():
+    def many(ctx):
+        return [result("a", "compose", "A", Status.OK, "x"), result("b", "compose", "B", Status.WARN, "y")]
+
+    assert [r.id for r in run_checks([Check("m", "compose", "M", many)], None)] == ["a", "b"]
+
+
+def sample_report() -> Report:
+    fail = result("versions.python", "versions", "Python version", Status.FAIL, "3.11.7 ≠ 3.12.9",
+                  details=["Ray enforces it"], fix=Remediation("Use 3.12.9.", ("raydoctor fix",)))
+    warn = result("head.source", "head", "Ray head", Status.WARN, "not running",
+                  fix=Remediation("Start it.", ("docker compose up -d",)))
+    skip = result("packages.head", "packages", "Head packages", Status.SKIP, "needs --deep")
+    return Report("check", results=[warn, fail, skip], duration_s=0.42)
+
+
+def test_plain_text_has_markers_groups_fixes_and_one_summary_line():
+    out = io.StringIO()
+    render_text(sample_report(), out)
+    text = out.getvalue()
+    assert "\x1b[" not in text  # not a terminal: no colour codes
+    assert "[!] Ray head: not running" in text and "[✗] Python version: 3.11.7 ≠ 3.12.9" in text
+    assert "[-] Head packages: needs --deep" in text
+    assert "$ raydoctor fix" in text and "Ray enforces it" in text
+    assert text.index("Head") < text.index("Versions") < text.index("Packages")
+    assert text.strip().splitlines()[-1] == summary_line(sample_report())
+    assert "1 warning" in summary_line(sample_report()) and "1 failure" in summary_line(sample_report())
+
+
+def test_verbose_adds_details_and_timings():
+    report = sample_report()
+    report.results[0].details = ["a detail only -v shows"]
+    quiet, loud = io.StringIO(), io.StringIO()
+    render_text(report, quiet)
+    render_text(report, loud, verbose=True)
+    assert "a detail only -v shows" not in quiet.getvalue() and "a detail only -v shows" in loud.getvalue()
+    assert " ms)" in loud.getvalue() and " ms)" not in quiet.getvalue()
+
+
+def test_json_is_the_same_data():
+    doc = json.loads(render_json(sample_report()))
+    assert doc["schema"] == "raydoctor.report/1" and doc["exit_code"] == 1
+    assert doc["summary"] == {"ok": 0, "warn": 1, "fail": 1, "skip": 1, "error": 0}
+    assert doc["results"][1]["remediation"] == {"text": "Use 3.12.9.", "commands": ["raydoctor fix"]}
+
+
+def test_registered_secrets_never_render():
+    register_secret("hunter2-very-secret")
+    report = sample_report()
+    report.results[0].details = ["token hunter2-very-secret leaked into a message"]
+    out = io.StringIO()
+    render_text(report, out, verbose=True)
+    assert "hunter2-very-secret" not in out.getvalue() + render_json(report)
+    assert "***" in out.getvalue()
