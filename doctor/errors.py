@@ -19,9 +19,11 @@ class DoctorError(Exception):
     exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # One line, always: messages often embed text from other tools (parsers, conda, pip).
+        message = " ".join(str(message).split())
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = " ".join(hint.split()) if hint else hint
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

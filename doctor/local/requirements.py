@@ -57,7 +57,8 @@ def _parse_lines(path: Path, lines: list[str], out: Requirements, seen: set[Path
         try:
             out.requirements.append(Requirement(line))
         except InvalidRequirement as exc:
-            raise UsageError(f"{path}:{number}: {line!r} is not a valid requirement ({exc})") from None
+            reason = str(exc).splitlines()[0]
+            raise UsageError(f"{path}:{number}: {line!r} is not a valid requirement ({reason})") from None
 
 
 def _read(path: Path) -> str:
