@@ -45,6 +45,7 @@ class DashboardClient:
         self._session: Any = None
         self._preflight_error: DashboardError | None = None
         self._preflight_done = False
+        self._answered = False
 
     @property
     def base_url(self) -> str:
@@ -92,12 +93,15 @@ class DashboardClient:
         session = self._open_session()
         import requests as req
         url = self.base_url + path
+        # Until the dashboard has answered once, a read waits one --timeout (a port that accepts and never
+        # answers must cost what a port probe costs); after that, slower endpoints get twice as long.
+        read = self.timeout * 2 if self._answered else self.timeout
         try:
-            resp = session.request(method, url, timeout=(self.timeout, self.timeout * 2), allow_redirects=False, **kwargs)
+            resp = session.request(method, url, timeout=(self.timeout, read), allow_redirects=False, **kwargs)
         except req.exceptions.ConnectTimeout:
             raise DashboardError("timeout", f"{self.base_url} did not accept a connection within {self.timeout:g} s") from None
         except req.exceptions.ReadTimeout:
-            raise DashboardError("timeout", f"{self.base_url} accepted the connection but sent no answer within {self.timeout * 2:g} s") from None
+            raise DashboardError("timeout", f"{self.base_url} accepted the connection but sent no answer within {read:g} s") from None
         except req.exceptions.SSLError as exc:
             raise DashboardError("not_ray", f"{self.base_url}: TLS failed ({type(exc).__name__}); try http://") from None
         except req.exceptions.ConnectionError as exc:
@@ -109,6 +113,7 @@ class DashboardClient:
             raise DashboardError("unreachable", f"{self.base_url} is unreachable: {_short(text)}") from None
         except req.exceptions.RequestException as exc:
             raise DashboardError("http", f"{self.base_url}{path}: {_short(str(exc))}") from None
+        self._answered = True
         if resp.status_code == 401:
             raise DashboardError(
                 "unauthorized",
