@@ -151,6 +151,13 @@ class DashboardClient:
         try:
             body = self.get_json("/api/version")
         except DashboardError as exc:
+            if exc.status is not None and exc.status >= 500:
+                raise DashboardError(
+                    "server_error",
+                    f"{self.base_url} answered HTTP {exc.status} (a server error) to /api/version: "
+                    "the dashboard is up but failing",
+                    exc.status,
+                ) from None
             if exc.kind in {"not_found", "http"}:
                 raise DashboardError(
                     "not_ray",
