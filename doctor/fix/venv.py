@@ -47,8 +47,13 @@ _BIN = "Scripts" if os.name == "nt" else "bin"
 
 
 def env_dir_name(ray_version: str, python_version: str) -> str:
-    """The env's folder name says what it holds: ``ray2.49.2-py3.12.9``."""
-    return f"ray{ray_version}-py{python_version}"
+    """The env's folder name says what it holds: ``ray2.49.2-py3.12.9``.
+
+    One naming rule for the whole tool: check's remedies suggest the same name.
+    """
+    from doctor.remedies import env_name
+
+    return env_name(ray_version, python_version)
 
 
 def venv_python(env: Path) -> Path:

@@ -1,0 +1,132 @@
+"""Speed of ``raydoctor fix`` (issue 4) next to the tutorial's manual steps.
+
+Baseline: what the tutorial has every new developer type, with the same
+interpreter fix picks (the head's Python 3.12) and the tutorial's own
+``packages.txt``::
+
+    python3.12 -m venv DIR && DIR/bin/pip install -r packages.txt
+
+Measured: ``raydoctor fix --yes`` into a fresh ``--env-dir`` each run, with
+``--installer uv`` and with ``--installer pip``, everything included (reading
+the head, the plan, the venv, the install with Ray pinned and the client
+extras, the final check). The head is named by its image tag
+(``rayproject/ray:2.49.2-py312-cpu``) so no cluster is needed; ``--no-conda``
+keeps conda out of it. Caches are warm: one untimed run of each first.
+Runs are interleaved (baseline, uv, pip, baseline, …) so that load on the
+machine favours none of them. Targets: ratio ≤ 0.3 with uv, ≤ 1.1 with pip.
+
+Run: ``python benchmarks/bench_fix.py [--repeats N]`` (JSON lines) or via
+``python benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+IMAGE = "rayproject/ray:2.49.2-py312-cpu"
+REQUIREMENTS = ROOT / "packages.txt"
+BASELINE = "python -m venv + pip install -r packages.txt"
+
+
+def _env() -> dict[str, str]:
+    """The user's environment minus anything that would change what fix looks at."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "VIRTUAL_ENV", "CONDA_PREFIX"))}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _python312() -> Path:
+    """The interpreter fix will build from, found the way fix finds it."""
+    from doctor.fix.providers import find_interpreter
+
+    return find_interpreter("3.12", conda=None, allow_conda=False, env_name="unused").path
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=1800, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}… exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
+
+
+def _timed(make: Callable[[Path], None]) -> float:
+    """Run ``make`` in a fresh folder (creation and deletion of the folder are not timed)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-fix-"))
+    try:
+        start = time.perf_counter()
+        make(work)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def runners(env: dict[str, str]) -> dict[str, Callable[[Path], None]]:
+    python = _python312()
+
+    def manual(work: Path) -> None:
+        _run([str(python), "-m", "venv", str(work / "venv")], work, env)
+        _run([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, env)
+
+    def fix(installer: str) -> Callable[[Path], None]:
+        def run(work: Path) -> None:
+            _run([sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", "--no-conda",
+                  "--installer", installer, "--env-dir", str(work / "envs"), "--requirements", str(REQUIREMENTS)],
+                 work, env)
+
+        return run
+
+    return {"manual": manual, "uv": fix("uv"), "pip": fix("pip")}
+
+
+def _row(name: str, ours: list[float], base: list[float], target: str) -> dict:
+    median, base_median = statistics.median(ours), statistics.median(base)
+    return {
+        "name": name,
+        "baseline": BASELINE,
+        "median_s": round(median, 3),
+        "min_s": round(min(ours), 3),
+        "max_s": round(max(ours), 3),
+        "baseline_median_s": round(base_median, 3),
+        "baseline_min_s": round(min(base), 3),
+        "baseline_max_s": round(max(base), 3),
+        "ratio": round(median / base_median, 3) if base_median else None,
+        "runs": len(ours),
+        "baseline_runs": len(base),
+        "target": target,
+    }
+
+
+def main(repeats: int = 3) -> list[dict]:
+    """Interleaved runs after one warm-up each; one row per installer, sharing the baseline."""
+    env = _env()
+    run = runners(env)
+    for name in ("manual", "uv", "pip"):  # warm pip's and uv's caches
+        _timed(run[name])
+    times: dict[str, list[float]] = {"manual": [], "uv": [], "pip": []}
+    for _ in range(repeats):
+        for name in ("manual", "uv", "pip"):
+            times[name].append(_timed(run[name]))
+    return [
+        _row("fix --installer uv (fresh env dir, warm caches)", times["uv"], times["manual"], "ratio ≤ 0.3"),
+        _row("fix --installer pip (fresh env dir, warm caches)", times["pip"], times["manual"], "ratio ≤ 1.1"),
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    for row in main(parser.parse_args().repeats):
+        print(json.dumps(row))

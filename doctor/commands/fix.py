@@ -1,0 +1,303 @@
+"""``raydoctor fix``: build an env that matches the cluster, after showing the plan.
+
+The command is a thin shell: ``run_check`` gives the facts, ``make_plan``
+turns them into a plan, the plan is shown (and ``--dry-run`` stops), the
+user confirms (or ``--yes``), ``execute`` builds, verifies and exports, and
+the outcome is rendered once: text on stdout (progress on stderr), or one
+JSON document with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from doctor.commands.common import add_target_options, options_from
+
+if TYPE_CHECKING:  # the fix modules load only when fix runs: `raydoctor check` never pays for them
+    from doctor.fix.plan import FixOptions, Plan
+    from doctor.fix.run import FixOutcome
+
+EPILOG = """\
+exit codes: 0 the env matches (the final check has no failures), or nothing to do, or --dry-run
+            1 fix failed (what it created was removed) or the final check still fails, or you said no
+            2 fix could not run (bad arguments, the head's versions unknown, no terminal and no --yes)
+            130 interrupted (Ctrl-C; what this run created was removed)
+target: --address, else --compose/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml
+--export never overwrites a file raydoctor did not write (such as a repository's own environment.yml)
+unless --force; its own earlier exports are updated."""
+
+
+def lock_seconds(text: str) -> float:
+    """``--lock-timeout``: 0 refuses at once; the upper bound keeps a typo from waiting for days."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "fix",
+        help="build a venv that matches the Ray head (its Python, its Ray, your packages)",
+        description="Plan, then build: the head's exact Python (an interpreter already here, or conda), "
+                    "a virtualenv in --env-dir named for what it holds, the requirements file with Ray "
+                    "pinned to the head's version plus Ray Client's extras; then check again with the "
+                    "new interpreter. Built in a temporary folder and renamed at the end: a failure or "
+                    "Ctrl-C leaves nothing behind.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_options(parser)
+    g = parser.add_argument_group("fix")
+    g.add_argument("--env-dir", type=Path, default=Path("envs"), metavar="DIR",
+                   help="where the env goes, as DIR/ray<RAY>-py<PYTHON> (default: envs/ here)")
+    g.add_argument("--installer", choices=("auto", "uv", "pip"), default="auto",
+                   help="auto = uv when installed (much faster), else pip (default: auto)")
+    g.add_argument("--no-conda", dest="use_conda", action="store_false",
+                   help="never create a conda env for the interpreter; use the interpreters already here")
+    g.add_argument("--dry-run", action="store_true", help="print the plan and stop: create nothing")
+    g.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before building (needed when stdin is not a terminal)")
+    g.add_argument("--export", nargs="?", type=Path, const=Path("environment.yml"), metavar="FILE",
+                   help="also write a conda environment.yml (python=X.Y.Z, pip, the pip list) "
+                        "to FILE (default: ./environment.yml)")
+    g.add_argument("--force", action="store_true",
+                   help="let --export overwrite a file that raydoctor did not write")
+    g.add_argument("--rebuild", action="store_true",
+                   help="build again even when the env (or the judged interpreter) already matches")
+    g.add_argument("--lock-timeout", type=lock_seconds, default=600.0, metavar="SECONDS",
+                   help="how long to wait for another fix building the same env (0: refuse at once; "
+                        "default 600)")
+    g.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
+                   help="skip the ray.init round trip in the final check")
+
+
+def fix_options(args: argparse.Namespace) -> FixOptions:
+    from doctor.fix.plan import FixOptions
+
+    target = options_from(args)
+    return FixOptions(
+        target=target, env_dir=args.env_dir, installer=args.installer, use_conda=args.use_conda,
+        export=args.export, force=args.force, rebuild=args.rebuild, dry_run=args.dry_run, yes=args.yes,
+        verbose=args.verbose, lock_timeout=args.lock_timeout,
+    )
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def plan_lines(plan: Plan) -> list[tuple[str, str]]:
+    """The plan as text: what the head runs, what is here, what will be created."""
+    from doctor.fix.plan import NOTHING, UP_TO_DATE, shown
+
+    cwd = plan.cwd
+    judged = plan.judged
+    here = f"{judged.executable or '?'}"
+    if judged.chosen_by:
+        here += f" ({judged.chosen_by})"
+    here += f": Python {judged.python or '?'}, " + (f"Ray {judged.ray}" if judged.ray else "no Ray")
+    here += " — matches" if judged.matches else f" — does not match ({'; '.join(judged.reasons)})"
+    lines = [("bold", "Plan (raydoctor fix)"),
+             ("", f"  cluster       {plan.head.describe()}"),
+             ("", f"  judged        {here}")]
+    if plan.action in (NOTHING, UP_TO_DATE):
+        lines.append(("green", f"  nothing to do: {plan.reason}"))
+    else:
+        assert plan.interpreter is not None and plan.install is not None
+        verb = "replace" if plan.action == "rebuild" else "create"
+        if plan.action == "rebuild":
+            lines.append(("", f"  why           {plan.reason}"))
+        lines += [
+            ("", f"  interpreter   {plan.interpreter.describe()}"),
+            ("", f"  env           {verb} {shown(plan.env_path, cwd)}: a virtualenv with pip, built in a "
+                 f"temporary sibling and renamed when complete"),
+            ("", f"  install       {plan.install.describe(cwd)}"),
+            ("", "  verify        raydoctor check with the new interpreter"
+                 + (" (round trip included when the cluster is up)" if plan.roundtrip else " (no round trip)")),
+        ]
+    if plan.export is not None:
+        lines.append(("", f"  export        {shown(plan.export, cwd)} (conda's environment.yml)"))
+    lines += [("yellow", f"  warning: {w}") for w in plan.warnings]
+    return lines
+
+
+def outcome_lines(outcome: FixOutcome, verbose: bool) -> list[tuple[str, str]]:
+    """After acting: the verify report, where the env is, how to activate it; or what was removed."""
+    from doctor.fix.plan import shown
+    from doctor.render import text_lines
+
+    plan = outcome.plan
+    lines: list[tuple[str, str]] = []
+    if outcome.error:
+        lines.append(("red", f"raydoctor fix: {outcome.error}"))
+        if not any(step.details for step in outcome.steps):  # else the failed step showed them already
+            lines += [("dim", f"    {d}") for d in outcome.error_details]
+        if outcome.removed:
+            lines.append(("", "Removed what this run created: " + "; ".join(outcome.removed) + "."))
+        elif not outcome.built and plan is not None and plan.acts:
+            lines.append(("", "Nothing was left behind."))
+        lines += [("yellow", f"warning: {w}") for w in outcome.warnings if w.startswith("could not remove")]
+        if outcome.env is None or not outcome.built:
+            return lines
+        lines.append(("", ""))
+    if outcome.check is not None:
+        lines.append(("bold", "Check with the new interpreter"))
+        lines += text_lines(outcome.check, verbose)
+        lines.append(("", ""))
+    if outcome.env is not None and plan is not None:
+        where = shown(outcome.env, plan.cwd)
+        interp = outcome.interpreter or {}
+        if outcome.built:
+            head = f"Built {where}: Ray {plan.head.ray} on Python {interp.get('version') or plan.head.python}"
+        elif outcome.built_by_other:
+            head = f"{where} was just built by another raydoctor fix and matches the cluster"
+        else:
+            head = f"{where} matches the cluster"
+        lines.append(("bold green" if outcome.exit_code == 0 else "bold", head + "."))
+        if outcome.conda_env and outcome.conda_env.get("created"):
+            lines.append(("", f"Its interpreter lives in the conda env {outcome.conda_env['name']} "
+                              f"({outcome.conda_env['prefix']}): keep it while you use the venv."))
+        if outcome.check is not None and outcome.check.exit_code != 0:
+            lines.append(("yellow", "The env is built, but the check above still finds problems."))
+        lines.append(("", "Activate it:"))
+        width = max(len(k) for k in outcome.activation())
+        lines += [("", f"  {shell:<{width}}  {cmd}") for shell, cmd in outcome.activation().items()]
+    if outcome.export:
+        path = shown(Path(outcome.export["path"]), plan.cwd) if plan else outcome.export["path"]
+        lines.append(("", f"{path} {outcome.export['state']}: conda users recreate the env with "
+                          f"`conda env create -f {path}`"))
+    return lines
+
+
+def emit(lines: list[tuple[str, str]], stream: IO[str]) -> None:
+    """Write (style, text) lines: rich on a colour terminal, plain otherwise; secrets scrubbed."""
+    from doctor.render import use_color
+    from doctor.secrets import scrub
+
+    if not lines:
+        return
+    if not use_color(stream):
+        stream.write("\n".join(scrub(text) for _, text in lines) + "\n")
+        stream.flush()
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, soft_wrap=True)
+    for style, text in lines:
+        console.print(Text(scrub(text), style=style or ""))
+
+
+def print_json(outcome: FixOutcome) -> None:
+    import json
+
+    from doctor.secrets import scrub
+
+    print(scrub(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False, default=str)))
+
+
+# -- asking --------------------------------------------------------------------------
+
+
+def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
+    """Ask before acting. No terminal and no --yes: refuse (UsageError), since nobody can answer."""
+    from doctor.errors import UsageError
+    from doctor.fix.plan import shown
+
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "fix asks before building, and stdin is not a terminal: nothing was done",
+            hint="pass --yes to build without asking, or --dry-run to only see the plan",
+        )
+    out = sys.stderr if as_json else sys.stdout
+    verb = "Replace" if plan.action == "rebuild" else "Build"
+    out.write(f"{verb} {shown(plan.env_path, plan.cwd)} now? [y/N] ")
+    out.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (EOFError, OSError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+# -- the command -----------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from doctor.check import run_check
+    from doctor.errors import DoctorError
+    from doctor.fix.plan import make_plan
+    from doctor.fix.progress import make_steps
+    from doctor.fix.run import FixOutcome, execute
+
+    started = time.perf_counter()
+    as_json = bool(args.json)
+    outcome = FixOutcome()
+    steps = make_steps(json_output=as_json)
+    try:
+        options = fix_options(args)
+        outcome.dry_run = options.dry_run
+        plan_target = options_from(args)
+        plan_target.roundtrip = False  # the plan needs facts; the round trip is for the final check
+        with steps.waiting("Reading the cluster and this machine…"):
+            report = run_check(plan_target, verbose=args.verbose)
+            plan = make_plan(options, report, environ=os.environ, cwd=Path.cwd())
+        outcome.plan = plan
+        if not as_json:
+            emit(plan_lines(plan), sys.stdout)
+        if plan.acts and not options.dry_run:
+            if not confirm(plan, yes=options.yes, as_json=as_json):
+                outcome.declined = True
+                if not as_json:
+                    emit([("", "Nothing done.")], sys.stdout)
+                steps.close()
+                outcome.duration_s = time.perf_counter() - started
+                if as_json:
+                    print_json(outcome)
+                return outcome.exit_code
+            if not as_json:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+    except DoctorError as exc:
+        steps.close()
+        outcome.fail(exc)
+        outcome.duration_s = time.perf_counter() - started
+        if as_json:
+            print_json(outcome)
+        else:
+            from doctor.secrets import scrub
+
+            print(f"raydoctor: error: {scrub(str(exc))}", file=sys.stderr)
+        return outcome.exit_code
+    if options.dry_run:
+        steps.close()
+        outcome.duration_s = time.perf_counter() - started
+        if as_json:
+            print_json(outcome)
+        elif plan.acts:
+            emit([("", ""), ("", "--dry-run: nothing was created.")], sys.stdout)
+        return outcome.exit_code
+    outcome = execute(plan, options, steps)
+    outcome.dry_run = False
+    outcome.duration_s = time.perf_counter() - started
+    if as_json:
+        print_json(outcome)
+    else:
+        lines = outcome_lines(outcome, args.verbose)
+        if outcome.error and not outcome.built:
+            emit(lines, sys.stderr)
+        else:
+            if outcome.steps:
+                sys.stdout.write("\n")
+            emit(lines, sys.stdout)
+    return outcome.exit_code

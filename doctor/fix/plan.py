@@ -1,0 +1,556 @@
+"""What ``raydoctor fix`` will do, decided before anything is touched.
+
+Why a plan first: fix creates things (a conda env, a venv, hundreds of MB of
+packages) and a user should see exactly what, and why, before saying yes.
+The plan is plain data built from ``check``'s own findings (the head's Ray
+and Python, the judged interpreter, the requirements file) plus a look at
+what already exists (an exact interpreter on this machine, an env from an
+earlier run). It is rendered once, as text or inside the JSON document, and
+``--dry-run`` stops after it.
+
+Nothing here creates anything: the interpreter lookup only runs existing
+interpreters, and conda is only located, never called.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from doctor.errors import FixError, UsageError
+from doctor.fix.conda import Conda
+from doctor.fix.install import choose_installer, ray_client_requirement, ray_constraint
+from doctor.fix.providers import Interpreter, find_interpreter
+from doctor.fix.venv import env_dir_name, env_matches, read_marker, requirements_hash, venv_python
+from doctor.options import TargetOptions
+from doctor.report import Report, Status
+
+FIX_SCHEMA = "raydoctor.fix/1"
+DEFAULT_ENV_DIR = Path("envs")
+DEFAULT_REQUIREMENTS = "packages.txt"
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+CONDA_PREFIX_NAME = "raydoctor-"
+
+# Actions a plan can end in.
+NOTHING = "nothing"  # the judged interpreter already matches the head
+UP_TO_DATE = "up-to-date"  # the env fix would build exists and matches
+BUILD = "build"
+REBUILD = "rebuild"  # an earlier raydoctor env of that name holds something else: replaced atomically
+
+
+@dataclass
+class FixOptions:
+    """Everything ``fix`` was asked to do; the CLI fills it from argv."""
+
+    target: TargetOptions
+    env_dir: Path = DEFAULT_ENV_DIR
+    installer: str = "auto"
+    use_conda: bool = True
+    export: Path | None = None
+    force: bool = False  # overwrite an --export file raydoctor did not write
+    rebuild: bool = False  # rebuild an env that already matches
+    dry_run: bool = False
+    yes: bool = False
+    verbose: bool = False
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
+    search_dirs: Sequence[Path] | None = None  # interpreters' folders (tests); None: pyenv, uv, PATH
+
+
+@dataclass(frozen=True)
+class HeadTarget:
+    """The versions the env must match, and how sure we are of the Python patch."""
+
+    ray: str
+    python: str  # "3.12.9", or "3.12" when only the minor is known
+    basis: str  # "exact" | "guess" (table of known image builds) | "minor"
+    ray_source: str
+    python_source: str
+
+    def describe(self) -> str:
+        """One line that says which of exact / guess / minor-only the Python is."""
+        if self.basis == "exact":
+            how = f"exact, from {self.python_source}"
+        elif self.basis == "guess":
+            how = (f"a guess from the {self.python_source}: the tag names only {_minor(self.python)}; "
+                   "--address on the running cluster reads the real patch")
+        else:
+            how = (f"minor only, from {self.python_source}: any {self.python}.x; a driver joining the "
+                   "cluster needs the exact patch (--address on the running cluster reads it)")
+        return f"Ray {self.ray}, Python {self.python} ({how})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ray": self.ray, "python": self.python, "python_basis": self.basis,
+                "ray_source": self.ray_source, "python_source": self.python_source}
+
+
+@dataclass
+class Judged:
+    """The interpreter ``check`` judged, and whether it already is what fix would build."""
+
+    executable: str | None
+    python: str | None
+    ray: str | None
+    chosen_by: str | None
+    matches: bool
+    reasons: list[str] = field(default_factory=list)  # why it does not match
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executable": self.executable, "python": self.python, "ray": self.ray,
+                "chosen_by": self.chosen_by, "matches": self.matches, "reasons": list(self.reasons)}
+
+
+@dataclass
+class InterpreterPlan:
+    """Where the env's interpreter will come from.
+
+    ``how``: "existing" (this exact patch is already here: used as is),
+    "conda" (conda creates ``conda_env``; its channels may only have the
+    minor, then a warning), "closest" (same minor, another patch, warned).
+    """
+
+    how: str
+    want: str
+    path: Path | None = None
+    version: str | None = None
+    source: str | None = None
+    exact: bool = False
+    conda_env: str | None = None
+    conda_exe: Path | None = None
+    fallback: str | None = None  # what conda's failure would fall back to
+
+    def describe(self) -> str:
+        if self.how == "existing":
+            return f"Python {self.version} from {self.source}: {self.path}"
+        if self.how == "conda":
+            text = (f"conda env {self.conda_env} with python={self.want} "
+                    f"(created by {self.conda_exe}, or reused if an earlier raydoctor run made it; "
+                    f"if the channels lack that patch, python={_minor(self.want)} with a warning)")
+            if self.fallback:
+                text += f"; if conda fails: {self.fallback}"
+            return text
+        return f"Python {self.version} from {self.source}: {self.path} (not {self.want}: see the warning)"
+
+    def interpreter(self) -> Interpreter | None:
+        """The interpreter to build from when no further lookup is needed."""
+        if self.how == "existing" and self.path is not None and self.version is not None:
+            return Interpreter(self.path, self.version, self.source or "existing", True)
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"how": self.how, "want": self.want, "path": _s(self.path), "version": self.version,
+                "source": self.source, "exact": self.exact, "conda_env": self.conda_env,
+                "conda_exe": _s(self.conda_exe), "fallback": self.fallback}
+
+
+@dataclass
+class InstallPlan:
+    """What goes into the env: the requirements file, Ray pinned, the client extras."""
+
+    installer: str  # "uv" | "pip" (resolved from auto)
+    requirements: Path | None  # the user's file (packages.txt, another file, or environment.yml)
+    count: int  # requirements in it (nested files included)
+    constraints: list[str]
+    extra: list[str]
+    hash: str
+    converted: str | None = None  # pip lines made from an environment.yml's dependencies
+
+    def describe(self, cwd: Path) -> str:
+        what = [f"{shown(self.requirements, cwd)} ({self.count} requirement{'s' if self.count != 1 else ''})"
+                if self.requirements else "no requirements file: Ray only"]
+        what += self.extra
+        return f"{' + '.join(what)}, Ray pinned by the constraint {' '.join(self.constraints)}, with {self.installer}"
+
+    @contextmanager
+    def files(self) -> Iterator[list[Path]]:
+        """The requirements files to hand to the installer (an environment.yml becomes a pip file)."""
+        if self.requirements is None:
+            yield []
+        elif self.converted is None:
+            yield [self.requirements]
+        else:
+            with tempfile.TemporaryDirectory(prefix="raydoctor-yml-") as tmp:
+                yield [_write_converted(Path(tmp), self.converted)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"installer": self.installer, "requirements": _s(self.requirements), "count": self.count,
+                "constraints": list(self.constraints), "extra": list(self.extra), "hash": self.hash,
+                "from_environment_yml": self.converted is not None}
+
+
+@dataclass
+class Plan:
+    """The whole plan: what the head runs, what is here, and what fix will create."""
+
+    action: str
+    reason: str
+    head: HeadTarget
+    judged: Judged
+    env_name: str
+    env_path: Path
+    cwd: Path
+    interpreter: InterpreterPlan | None = None
+    install: InstallPlan | None = None
+    export: Path | None = None
+    verify: bool = True
+    roundtrip: bool = True
+    warnings: list[str] = field(default_factory=list)
+    findings: list[dict[str, str]] = field(default_factory=list)  # check's failures and warnings, before
+    target: dict[str, Any] = field(default_factory=dict)
+    check: Report | None = None  # the check the plan was made from (not serialized: findings are)
+
+    @property
+    def acts(self) -> bool:
+        """Whether carrying out the plan creates or changes anything."""
+        return self.action in (BUILD, REBUILD)
+
+    def activation(self) -> dict[str, str]:
+        return activation_commands(self.env_path, self.cwd)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "head": self.head.to_dict(),
+            "judged": self.judged.to_dict(),
+            "env": {"name": self.env_name, "path": str(self.env_path)},
+            "interpreter": self.interpreter.to_dict() if self.interpreter else None,
+            "install": self.install.to_dict() if self.install else None,
+            "export": _s(self.export),
+            "verify": {"check": self.verify, "roundtrip": self.roundtrip},
+            "warnings": list(self.warnings),
+            "findings": list(self.findings),
+            "target": self.target,
+        }
+
+
+# -- small helpers -----------------------------------------------------------------
+
+
+def _s(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def shown(path: Path | None, cwd: Path) -> str:
+    """``path`` relative to ``cwd`` when it is inside it (what a user would type), else absolute."""
+    if path is None:
+        return "-"
+    try:
+        return str(Path(path).absolute().relative_to(cwd.absolute()))
+    except ValueError:
+        return str(path)
+
+
+def conda_env_name(ray: str, python: str) -> str:
+    """The conda env fix may create: ``raydoctor-ray2.49.2-py3.12.9`` (the prefix marks it as ours)."""
+    return CONDA_PREFIX_NAME + env_dir_name(ray, python)
+
+
+def activation_commands(env: Path, cwd: Path) -> dict[str, str]:
+    """How to activate the venv at ``env`` in each shell, with paths as the user would type them.
+
+    uv and virtualenv write ``activate.ps1`` and the stdlib ``venv`` writes
+    ``Activate.ps1``; the one that exists is named (Windows does not care).
+    """
+    rel = shown(env, cwd)
+    if os.name == "nt":
+        scripts = rel.replace("/", "\\") + "\\Scripts"
+        return {
+            "bash/zsh": f"source {shlex.quote(rel.replace(chr(92), '/') + '/Scripts/activate')}",
+            "PowerShell": f"{scripts}\\Activate.ps1",
+            "cmd": f"{scripts}\\activate.bat",
+        }
+    bindir = Path(env) / "bin"
+    ps1 = next((n for n in ("Activate.ps1", "activate.ps1") if (bindir / n).exists()), "Activate.ps1")
+    prefix = "" if rel.startswith(("/", "./", "../")) else "./"
+    return {
+        "bash/zsh": f"source {shlex.quote(rel + '/bin/activate')}",
+        "fish": f"source {shlex.quote(rel + '/bin/activate.fish')}",
+        "PowerShell": f"& '{prefix}{rel}/bin/{ps1}'",
+    }
+
+
+def _version_equal(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+def _result(report: Report, check_id: str) -> Any:
+    return next((r for r in report.results if r.id == check_id), None)
+
+
+# -- from check's report -------------------------------------------------------------
+
+
+def head_target(report: Report) -> HeadTarget:
+    """The head's Ray and Python from check's facts; UsageError (exit 2) when either is unknown.
+
+    fix cannot guess what to build without both, so it refuses in one line
+    that says what was tried and how to learn the missing version.
+    """
+    head = report.head or {}
+    ray, python = head.get("ray"), head.get("python")
+    missing = [name for name, fact in (("Ray", ray), ("Python", python)) if not fact or not fact.get("value")]
+    if missing:
+        problems = "; ".join(str(p) for p in head.get("problems") or []) or "no source had it"
+        tried = ", ".join(head.get("sources_tried") or []) or "nothing"
+        raise UsageError(
+            f"the head's {' and '.join(missing)} version{'s are' if len(missing) > 1 else ' is'} unknown "
+            f"(tried: {tried}; {problems}), so fix does not know what to build",
+            hint="start the cluster and pass --address HOST:8265, or name the image with "
+                 "--image rayproject/ray:VERSION-pyXY; `raydoctor check` shows what is known",
+        )
+    assert ray is not None and python is not None
+    version = str(python["value"])
+    if version.count(".") >= 2:
+        basis = "exact" if python.get("exact", True) else "guess"
+        version = ".".join(version.split(".")[:3])
+    else:
+        basis = "minor"
+    return HeadTarget(str(ray["value"]), version, basis, str(ray.get("source")), str(python.get("source")))
+
+
+def judge_local(report: Report, head: HeadTarget, mode: str) -> Judged:
+    """Whether the judged interpreter already is what fix would build.
+
+    Stricter than check's verdict on purpose: Ray equal, Python equal to the
+    patch (when the head's patch is known), the Ray Client extras present
+    (client mode) and the requirements file satisfied.
+    """
+    local = report.local or {}
+    py, ray = local.get("python"), local.get("ray")
+    reasons: list[str] = []
+    if not py:
+        reasons.append("it could not be inspected")
+    elif head.basis == "minor":
+        if _minor(str(py)) != head.python:
+            reasons.append(f"Python {py} ≠ {head.python}")
+    elif str(py) != head.python:
+        reasons.append(f"Python {py} ≠ {head.python}")
+    if py:
+        if ray is None:
+            reasons.append("Ray is not installed")
+        elif not _version_equal(str(ray), head.ray):
+            reasons.append(f"Ray {ray} ≠ {head.ray}")
+    extras = _result(report, "packages.client_extras")
+    if mode == "client" and extras is not None and extras.status is Status.FAIL:
+        reasons.append("the Ray Client extras (ray[client]) are missing")
+    reqs = _result(report, "packages.requirements")
+    if reqs is not None and reqs.status in (Status.FAIL, Status.ERROR):
+        name = Path(str((report.local or {}).get("requirements") or "the requirements file")).name
+        reasons.append(f"the requirements of {name} are not met")
+    return Judged(local.get("executable"), py, ray, local.get("chosen_by"), not reasons, reasons)
+
+
+def findings(report: Report) -> list[dict[str, str]]:
+    """check's failures and warnings, for the plan's "why"."""
+    bad = (Status.FAIL, Status.ERROR, Status.WARN)
+    return [{"id": r.id, "status": r.status.value, "summary": r.summary} for r in report.results if r.status in bad]
+
+
+# -- requirements -------------------------------------------------------------------
+
+
+def requirements_path(options: TargetOptions, cwd: Path) -> Path | None:
+    """``--requirements`` (relative to ``cwd``), else ``packages.txt`` in ``cwd`` if there is one."""
+    if options.requirements is not None:
+        path = Path(options.requirements)
+        path = path if path.is_absolute() else cwd / path
+        if not path.is_file():
+            raise UsageError(f"--requirements {options.requirements}: no such file")
+        return path
+    default = cwd / DEFAULT_REQUIREMENTS
+    return default if default.is_file() else None
+
+
+_CONVERTED_NAME = "requirements-from-environment-yml.txt"
+
+
+def _write_converted(folder: Path, text: str) -> Path:
+    """The converted file always has the same name, so its hash depends only on its content."""
+    path = folder / _CONVERTED_NAME
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
+    """(pip requirements text, count, notes) from an environment.yml's dependencies."""
+    from doctor.local.requirements import load_requirements
+
+    reqs = load_requirements(path)
+    lines = [f"# from {path.name} (raydoctor fix)"] + [str(r) for r in reqs.requirements]
+    notes = [f"{path.name}: conda dependencies are installed with pip (python and pip themselves excepted)"]
+    if reqs.python and reqs.python.strip("=") and not reqs.python.startswith(("<", ">")):
+        notes.append(f"{path.name} asks for python={reqs.python}; the env follows the head's Python instead")
+    return "\n".join(lines) + "\n", len(reqs.requirements), notes + list(reqs.notes)
+
+
+def plan_install(requirements: Path | None, ray: str, installer: str) -> tuple[InstallPlan, list[str]]:
+    """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``."""
+    resolved = choose_installer(installer).name
+    extra = [ray_client_requirement(ray)]
+    warnings: list[str] = []
+    converted: str | None = None
+    count = 0
+    if requirements is not None and requirements.suffix in (".yml", ".yaml"):
+        converted, count, notes = _from_environment_yml(requirements)
+        warnings += notes
+    elif requirements is not None:
+        from doctor.local.requirements import load_requirements
+
+        count = len(load_requirements(requirements).requirements)
+    plan = InstallPlan(resolved, requirements, count, [], extra, "", converted)
+    with plan.files() as files:
+        constraints, pin_warnings = ray_constraint(files, ray)
+        plan.constraints = constraints
+        plan.hash = requirements_hash(files, [*constraints, *extra])
+    if converted is not None:  # name the user's file, not the temporary copy
+        pin_warnings = [w.replace(_CONVERTED_NAME, requirements.name) for w in pin_warnings]  # type: ignore[union-attr]
+    return plan, warnings + pin_warnings
+
+
+# -- the plan -----------------------------------------------------------------------
+
+
+def plan_interpreter(
+    want: str,
+    conda_name: str,
+    *,
+    use_conda: bool,
+    environ: Mapping[str, str],
+    search_dirs: Sequence[Path] | None,
+) -> tuple[InterpreterPlan, list[str]]:
+    """Where the interpreter will come from, decided without creating anything.
+
+    Same order as ``providers.find_interpreter``: the exact patch already
+    here, then conda, then the same minor. Only existing interpreters are
+    run; conda is located but not called.
+    """
+    try:
+        found: Interpreter | None = find_interpreter(
+            want, conda=None, allow_conda=False, env_name=conda_name, search_dirs=search_dirs, environ=environ
+        )
+        missing: FixError | None = None
+    except FixError as exc:
+        found, missing = None, exc
+    if found is not None and found.exact:
+        return InterpreterPlan("existing", want, found.path, found.version, found.source, True), []
+    conda = Conda.locate(environ) if use_conda else None
+    if conda is not None:
+        fallback = f"Python {found.version} from {found.source} ({found.path})" if found else None
+        return InterpreterPlan("conda", want, conda_env=conda_name, conda_exe=conda.exe, fallback=fallback), []
+    if found is not None:
+        plan = InterpreterPlan("closest", want, found.path, found.version, found.source, False)
+        hint = "" if use_conda else " (--no-conda)"
+        return plan, [f"no conda here{hint}: " + w for w in found.warnings]
+    assert missing is not None
+    raise FixError(missing.message, hint=missing.hint)
+
+
+def make_plan(
+    options: FixOptions,
+    report: Report,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Plan:
+    """Turn check's report into a plan. Raises UsageError/FixError when fix cannot go on."""
+    environ = dict(os.environ if environ is None else environ)
+    cwd = (cwd or Path.cwd()).absolute()
+    if report.error:
+        raise UsageError(report.error)
+    head = head_target(report)
+    judged = judge_local(report, head, options.target.mode)
+    name = env_dir_name(head.ray, head.python)
+    env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
+    dest = env_dir / name
+    plan = Plan(
+        action=NOTHING, reason="", head=head, judged=judged, env_name=name, env_path=dest, cwd=cwd,
+        verify=True, roundtrip=options.target.roundtrip, findings=findings(report), target=report.target,
+        check=report,
+    )
+    if options.export is not None:
+        from doctor.fix.export import check_export_target
+
+        plan.export = options.export if options.export.is_absolute() else cwd / options.export
+        check_export_target(plan.export, force=options.force)
+    if judged.matches and not options.rebuild:
+        plan.reason = (f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
+                       "as the head does, and the requirements are met")
+        return plan
+    if head.basis == "guess":
+        plan.warnings.append(
+            f"the head's Python patch {head.python} is a guess from a table of known image builds; "
+            "run fix with --address on the running cluster to build for the real patch"
+        )
+    requirements = requirements_path(options.target, cwd)
+    plan.install, install_warnings = plan_install(requirements, head.ray, options.installer)
+    plan.warnings += install_warnings
+    plan.interpreter, interp_warnings = plan_interpreter(
+        head.python, conda_env_name(head.ray, head.python), use_conda=options.use_conda,
+        environ=environ, search_dirs=options.search_dirs,
+    )
+    marker = read_marker(dest)
+    if dest.exists() or dest.is_symlink():
+        if (marker or {}).get("created_by") != "raydoctor":
+            raise FixError(
+                f"{shown(dest, cwd)} exists and raydoctor did not create it: leaving it alone",
+                hint="move it away, or build elsewhere with --env-dir DIR",
+            )
+        if up_to_date(dest, plan) and not options.rebuild:
+            plan.action = UP_TO_DATE
+            plan.reason = (f"{shown(dest, cwd)} already holds Ray {head.ray} on Python "
+                           f"{marker.get('interpreter_version') or head.python} with these requirements "  # type: ignore[union-attr]
+                           "(built by raydoctor)")
+            return plan
+        plan.warnings += interp_warnings
+        plan.action = REBUILD
+        plan.reason = (f"{shown(dest, cwd)} was built by raydoctor for something else "
+                       f"({_marker_summary(marker or {})}); a new env replaces it only once complete")
+        if options.rebuild:
+            plan.reason = f"--rebuild: {shown(dest, cwd)} is rebuilt and replaced only once complete"
+        return plan
+    plan.warnings += interp_warnings
+    plan.action = BUILD
+    why = "; ".join(judged.reasons) or "--rebuild"
+    plan.reason = f"{judged.executable or 'the judged interpreter'} does not match the head: {why}"
+    return plan
+
+
+def _marker_summary(marker: Mapping[str, Any]) -> str:
+    return (f"Ray {marker.get('ray_version')}, Python {marker.get('interpreter_version') or marker.get('python_version')}, "
+            f"requirements {str(marker.get('requirements_hash', ''))[:15]}…")
+
+
+def up_to_date(dest: Path, plan: Plan) -> bool:
+    """The env matches, and no better interpreter appeared since it was built.
+
+    An env built from a nearby patch (3.12.1 for a 3.12.9 head) is rebuilt
+    once the exact patch is on this machine.
+    """
+    assert plan.install is not None and plan.interpreter is not None
+    if not env_matches(dest, ray_version=plan.head.ray, python_version=plan.head.python,
+                       requirements_hash=plan.install.hash):
+        return False
+    built = (read_marker(dest) or {}).get("interpreter_version")
+    interp = plan.interpreter
+    if interp.how == "existing" and built and built != interp.version:
+        return False
+    return venv_python(dest).exists()

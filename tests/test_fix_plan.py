@@ -1,0 +1,344 @@
+"""fix's plan: from check's facts to what will be built, and the CLI up to the point of acting.
+
+Nothing here builds an env: plans are made from hand-written reports (the
+same shape ``run_check`` returns) and from ``--image`` targets, which need
+no cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from doctor.errors import FixError, UsageError
+from doctor.fix.export import HEADER, check_export_target, environment_yml, write_export
+from doctor.fix.plan import (
+    BUILD,
+    NOTHING,
+    REBUILD,
+    UP_TO_DATE,
+    FixOptions,
+    activation_commands,
+    conda_env_name,
+    head_target,
+    judge_local,
+    make_plan,
+    plan_install,
+)
+from doctor.fix.venv import MARKER, env_dir_name, venv_python, write_marker
+from doctor.options import TargetOptions
+from doctor.remedies import env_name
+from doctor.report import Report, Result, Status
+
+PYENV = Path("/root/.pyenv/versions")
+PY312 = PYENV / "3.12.1" / "bin" / "python"
+IMAGE = "rayproject/ray:2.49.2-py312-cpu"
+needs_pyenv = pytest.mark.skipif(not PY312.exists(), reason="needs /root/.pyenv/versions/3.12.1")
+
+
+def fact(value: str, source: str = "running cluster (http://h:8265/api/v0/cluster_metadata)", exact: bool = True):
+    return {"value": value, "source": source, "exact": exact}
+
+
+def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=None, results=()) -> Report:
+    local = local if local is not None else {"executable": "/usr/bin/python3", "python": "3.11.7", "ray": None,
+                                             "chosen_by": "python3 on PATH"}
+    return Report("check", results=list(results), target={"kind": "address"},
+                  head={"ray": head_ray, "python": head_python, "problems": [], "sources_tried": ["dashboard"]},
+                  local=local)
+
+
+def res(check_id: str, status: Status, summary: str = "") -> Result:
+    return Result(check_id, check_id.split(".")[0], check_id, status, summary)
+
+
+def options(tmp_path: Path, **kw) -> FixOptions:
+    target = kw.pop("target", TargetOptions(address="127.0.0.1:8265"))
+    kw.setdefault("search_dirs", [PYENV])
+    kw.setdefault("use_conda", False)
+    return FixOptions(target=target, env_dir=tmp_path / "envs", **kw)
+
+
+# -- the head's versions --------------------------------------------------------------
+
+
+def test_head_python_basis_is_exact_guess_or_minor() -> None:
+    assert head_target(report()).basis == "exact"
+    guess = head_target(report(head_python=fact("3.12.9", "table of known builds of 2.49.2-py312-cpu", False)))
+    assert guess.basis == "guess" and guess.python == "3.12.9"
+    assert "a guess" in guess.describe() and "--address" in guess.describe()
+    minor = head_target(report(head_python=fact("3.12", "image tag 2.49.2-py312", False)))
+    assert minor.basis == "minor" and "minor only" in minor.describe()
+
+
+@pytest.mark.parametrize("missing", ["ray", "python", "both"])
+def test_unknown_head_version_refuses_with_how_to_learn_it(missing: str) -> None:
+    rep = report(head_ray=None if missing in ("ray", "both") else fact("2.49.2"),
+                 head_python=None if missing in ("python", "both") else fact("3.12.1"))
+    rep.head["problems"] = ["the tag latest names no version"]
+    with pytest.raises(UsageError) as info:
+        head_target(rep)
+    text = str(info.value)
+    assert info.value.exit_code == 2
+    assert "unknown" in text and "the tag latest names no version" in text and "--address" in text
+    assert ("Ray" in text) == (missing in ("ray", "both"))
+
+
+def test_env_names_are_one_rule() -> None:
+    assert env_dir_name("2.49.2", "3.12.9") == env_name("2.49.2", "3.12.9") == "ray2.49.2-py3.12.9"
+    assert conda_env_name("2.49.2", "3.12.9") == "raydoctor-ray2.49.2-py3.12.9"
+
+
+# -- the judged interpreter ---------------------------------------------------------------
+
+
+def test_judged_interpreter_matches_only_when_everything_does() -> None:
+    head = head_target(report())
+    good = {"executable": "/e/bin/python", "python": "3.12.1", "ray": "2.49.2", "chosen_by": "active venv"}
+    ok = [res("packages.client_extras", Status.OK), res("packages.requirements", Status.OK)]
+    assert judge_local(report(local=good, results=ok), head, "client").matches
+    patch = judge_local(report(local={**good, "python": "3.12.0"}, results=ok), head, "client")
+    assert not patch.matches and patch.reasons == ["Python 3.12.0 ≠ 3.12.1"]
+    ray = judge_local(report(local={**good, "ray": "2.40.0"}, results=ok), head, "client")
+    assert ray.reasons == ["Ray 2.40.0 ≠ 2.49.2"]
+    bad = [res("packages.client_extras", Status.FAIL), res("packages.requirements", Status.FAIL, "x")]
+    both = judge_local(report(local=good, results=bad), head, "client")
+    assert len(both.reasons) == 2 and "ray[client]" in both.reasons[0]
+    assert not judge_local(report(local={"executable": "/x"}), head, "client").matches
+
+
+def test_nothing_to_do_when_the_judged_interpreter_matches(tmp_path: Path) -> None:
+    local = {"executable": "/e/bin/python", "python": "3.12.1", "ray": "2.49.2", "chosen_by": "active venv"}
+    plan = make_plan(options(tmp_path), report(local=local), environ={}, cwd=tmp_path)
+    assert plan.action == NOTHING and not plan.acts
+    assert "/e/bin/python already has Ray 2.49.2 and Python 3.12.1" in plan.reason
+    assert plan.install is None and not (tmp_path / "envs").exists()
+
+
+# -- the plan -----------------------------------------------------------------------------
+
+
+@needs_pyenv
+def test_plan_for_a_wrong_interpreter(tmp_path: Path) -> None:
+    (tmp_path / "packages.txt").write_text("requests\nnumpy==1.26.4\n")
+    plan = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    assert plan.action == BUILD and plan.acts
+    assert plan.env_path == tmp_path / "envs" / "ray2.49.2-py3.12.1"
+    assert plan.interpreter is not None and plan.interpreter.how == "existing"
+    assert plan.interpreter.path == PY312 and plan.interpreter.version == "3.12.1"
+    install = plan.install
+    assert install is not None and install.requirements == tmp_path / "packages.txt" and install.count == 2
+    assert install.constraints == ["ray==2.49.2"] and install.extra == ["ray[client]==2.49.2"]
+    assert install.installer in ("uv", "pip") and install.hash.startswith("sha256:")
+    assert "Python 3.11.7 ≠ 3.12.1" in plan.reason and not plan.warnings
+    doc = json.loads(json.dumps(plan.to_dict()))
+    assert doc["action"] == "build" and doc["head"]["python_basis"] == "exact"
+    assert doc["env"]["name"] == "ray2.49.2-py3.12.1" and doc["interpreter"]["how"] == "existing"
+    assert not (tmp_path / "envs").exists()  # planning creates nothing
+
+
+@needs_pyenv
+def test_closest_patch_without_conda_is_warned(tmp_path: Path) -> None:
+    rep = report(head_python=fact("3.12.9", "table of known builds of 2.49.2-py312-cpu", False))
+    plan = make_plan(options(tmp_path), rep, environ={}, cwd=tmp_path)
+    assert plan.interpreter is not None and plan.interpreter.how == "closest"
+    assert plan.interpreter.version == "3.12.1" and plan.env_name == "ray2.49.2-py3.12.9"
+    assert any("a guess" in w for w in plan.warnings)
+    assert any("no conda here" in w and "ray://" in w for w in plan.warnings)
+
+
+@needs_pyenv
+def test_conda_is_planned_when_the_exact_patch_is_missing(tmp_path: Path) -> None:
+    fake = Path(__file__).parent / "fake_conda" / "conda"
+    rep = report(head_python=fact("3.12.9"))
+    plan = make_plan(options(tmp_path, use_conda=True), rep, environ={"CONDA_EXE": str(fake), "PATH": ""},
+                     cwd=tmp_path)
+    assert plan.interpreter is not None and plan.interpreter.how == "conda"
+    assert plan.interpreter.conda_env == "raydoctor-ray2.49.2-py3.12.9"
+    assert "3.12.1" in (plan.interpreter.fallback or "")
+    assert "conda env raydoctor-ray2.49.2-py3.12.9" in plan.interpreter.describe()
+
+
+def test_no_interpreter_at_all_is_a_fix_error(tmp_path: Path) -> None:
+    with pytest.raises(FixError) as info:
+        make_plan(options(tmp_path, search_dirs=[]), report(head_python=fact("3.12.1")), environ={"PATH": ""},
+                  cwd=tmp_path)
+    assert "no Python 3.12 found" in str(info.value) and "uv python install 3.12.1" in str(info.value)
+
+
+@needs_pyenv
+def test_ray_pinned_elsewhere_is_warned_not_edited(tmp_path: Path) -> None:
+    reqs = tmp_path / "packages.txt"
+    reqs.write_text("ray[default]==2.40.0\nrequests\n")
+    before = reqs.read_bytes()
+    plan = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    (warning,) = plan.warnings
+    assert "pins ray[default]==2.40.0" in warning and "the file is not edited" in warning
+    assert reqs.read_bytes() == before
+
+
+def test_environment_yml_becomes_pip_requirements(tmp_path: Path) -> None:
+    yml = tmp_path / "environment.yml"
+    yml.write_text("name: x\ndependencies:\n  - python=3.12.9\n  - pip\n  - numpy=1.26.4\n"
+                   "  - pip:\n      - ray[default]==2.40.0\n      - requests\n")
+    install, warnings = plan_install(yml, "2.49.2", "auto")
+    assert install.count == 3 and install.converted is not None
+    with install.files() as files:
+        text = files[0].read_text()
+    assert "numpy==1.26.4" in text and "ray[default]==2.40.0" in text and "requests" in text
+    assert any("environment.yml pins ray[default]==2.40.0" in w for w in warnings)
+    assert any("python=3.12.9" in w for w in warnings)
+    again, _ = plan_install(yml, "2.49.2", "auto")
+    assert again.hash == install.hash  # the temporary copy's path does not change the hash
+
+
+def _fake_env(dest: Path, *, ray: str, python: str, reqs_hash: str, interpreter_version: str) -> None:
+    venv_python(dest).parent.mkdir(parents=True)
+    venv_python(dest).write_text("")
+    write_marker(dest, ray_version=ray, python_version=python, requirements_hash=reqs_hash,
+                 interpreter_version=interpreter_version)
+
+
+@needs_pyenv
+def test_existing_env_up_to_date_rebuild_or_foreign(tmp_path: Path) -> None:
+    first = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    assert first.install is not None
+    dest = first.env_path
+    _fake_env(dest, ray="2.49.2", python="3.12.1", reqs_hash=first.install.hash, interpreter_version="3.12.1")
+    plan = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    assert plan.action == UP_TO_DATE and "already holds Ray 2.49.2 on Python 3.12.1" in plan.reason
+    assert make_plan(options(tmp_path, rebuild=True), report(), environ={}, cwd=tmp_path).action == REBUILD
+    (tmp_path / "packages.txt").write_text("requests\n")  # the requirements changed: rebuild
+    changed = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    assert changed.action == REBUILD and "for something else" in changed.reason
+    (dest / MARKER).unlink()  # no marker: not ours
+    with pytest.raises(FixError, match="raydoctor did not create it"):
+        make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+
+
+@needs_pyenv
+def test_env_from_a_nearby_patch_is_rebuilt_once_the_exact_one_is_here(tmp_path: Path) -> None:
+    first = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    assert first.install is not None
+    _fake_env(first.env_path, ray="2.49.2", python="3.12.1", reqs_hash=first.install.hash,
+              interpreter_version="3.12.0")
+    assert make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path).action == REBUILD
+
+
+# -- export and activation ---------------------------------------------------------------
+
+
+def test_export_never_overwrites_a_file_raydoctor_did_not_write(tmp_path: Path) -> None:
+    theirs = tmp_path / "environment.yml"
+    theirs.write_text("name: study_p3129\n")
+    with pytest.raises(UsageError, match="--force"):
+        check_export_target(theirs, force=False)
+    check_export_target(theirs, force=True)
+    text = environment_yml("ray2.49.2-py3.12.1", "3.12.1", ["ray==2.49.2", "requests==2.32.3"])
+    with pytest.raises(UsageError):
+        write_export(theirs, text, force=False)
+    assert theirs.read_text() == "name: study_p3129\n"
+    ours = tmp_path / "out.yml"
+    assert write_export(ours, text, force=False) == "written"
+    assert write_export(ours, text, force=False) == "unchanged"
+    assert write_export(ours, text.replace("3.12.1", "3.12.2"), force=False) == "updated"
+    doc = yaml.safe_load(ours.read_text())
+    assert ours.read_text().startswith(HEADER)
+    assert doc["dependencies"][:2] == ["python=3.12.2", "pip"]
+    assert doc["dependencies"][2]["pip"] == ["ray==2.49.2", "requests==2.32.3"]
+    assert doc["channels"] == ["conda-forge"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX layout")
+def test_activation_commands(tmp_path: Path) -> None:
+    env = tmp_path / "envs" / "ray2.49.2-py3.12.1"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "activate.ps1").write_text("")
+    cmds = activation_commands(env, tmp_path)
+    assert cmds == {
+        "bash/zsh": "source envs/ray2.49.2-py3.12.1/bin/activate",
+        "fish": "source envs/ray2.49.2-py3.12.1/bin/activate.fish",
+        "PowerShell": "& './envs/ray2.49.2-py3.12.1/bin/activate.ps1'",
+    }
+    elsewhere = activation_commands(env, Path("/somewhere/else"))
+    assert elsewhere["bash/zsh"] == f"source {env}/bin/activate"
+
+
+# -- the CLI, short of building -----------------------------------------------------------
+
+
+def fix_cli(args: list[str], cwd: Path, env: dict[str, str], stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "doctor", "fix", *args], cwd=cwd, env=env, stdin=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+@needs_pyenv
+def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path: Path, clean_env) -> None:
+    (tmp_path / "packages.txt").write_text("requests\n")
+    proc = fix_cli(["--image", IMAGE, "--dry-run", "--no-conda"], tmp_path, clean_env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Plan (raydoctor fix)" in out and "Python 3.12.9 (a guess" in out
+    assert "create envs/ray2.49.2-py3.12.9" in out and "ray[client]==2.49.2" in out
+    assert "--dry-run: nothing was created" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "packages.txt"]
+    doc = json.loads(fix_cli(["--image", IMAGE, "--dry-run", "--json", "--no-conda"], tmp_path, clean_env).stdout)
+    assert doc["schema"] == "raydoctor.fix/1" and doc["exit_code"] == 0 and doc["dry_run"] is True
+    assert doc["plan"]["action"] == "build" and doc["steps"] == [] and doc["env"] is None
+
+
+@needs_pyenv
+def test_no_terminal_and_no_yes_refuses(tmp_path: Path, clean_env) -> None:
+    proc = fix_cli(["--image", IMAGE, "--no-conda"], tmp_path, clean_env)
+    assert proc.returncode == 2
+    assert "stdin is not a terminal" in proc.stderr and "--yes" in proc.stderr
+    assert not (tmp_path / "envs").exists()
+
+
+@needs_pyenv
+def test_answering_no_at_the_prompt_does_nothing(tmp_path: Path, clean_env) -> None:
+    primary, secondary = pty.openpty()
+    try:
+        os.write(primary, b"n\n")
+        proc = fix_cli(["--image", IMAGE, "--no-conda"], tmp_path, {**clean_env, "NO_COLOR": "1"}, stdin=secondary)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert proc.returncode == 1, proc.stderr
+    assert "Build envs/ray2.49.2-py3.12.9 now? [y/N]" in proc.stdout and "Nothing done." in proc.stdout
+    assert not (tmp_path / "envs").exists()
+
+
+def test_unknown_head_version_exits_2_with_one_json_document(tmp_path: Path, clean_env) -> None:
+    proc = fix_cli(["--image", "rayproject/ray:latest", "--json", "--yes"], tmp_path, clean_env)
+    assert proc.returncode == 2, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "raydoctor.fix/1" and doc["exit_code"] == 2 and doc["plan"] is None
+    assert "unknown" in doc["error"] and "--address" in doc["error"]
+    text = fix_cli(["--image", "rayproject/ray:latest", "--yes"], tmp_path, clean_env)
+    assert text.returncode == 2 and text.stderr.count("\n") == 1 and "raydoctor: error:" in text.stderr
+
+
+@needs_pyenv
+def test_export_refuses_a_foreign_environment_yml_before_building(tmp_path: Path, clean_env) -> None:
+    theirs = tmp_path / "environment.yml"
+    theirs.write_text("name: study_p3129\n")
+    proc = fix_cli(["--image", IMAGE, "--no-conda", "--yes", "--export"], tmp_path, clean_env)
+    assert proc.returncode == 2 and "raydoctor did not write it" in proc.stderr
+    assert theirs.read_text() == "name: study_p3129\n" and not (tmp_path / "envs").exists()
+
+
+def test_bad_options_are_usage_errors(tmp_path: Path, clean_env) -> None:
+    proc = fix_cli(["--image", IMAGE, "--installer", "conda"], tmp_path, clean_env)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    proc = fix_cli(["--image", IMAGE, "--lock-timeout", "-1"], tmp_path, clean_env)
+    assert proc.returncode == 2
+    proc = fix_cli(["--image", IMAGE, "--requirements", "nope.txt", "--dry-run"], tmp_path, clean_env)
+    assert proc.returncode == 2 and "nope.txt" in proc.stderr
