@@ -169,6 +169,7 @@ class CheckContext:
         self._dashboard: DashboardClient | None = None
         self._head = Lazy(self._gather_head)
         self._local = Lazy(self._gather_local)
+        self._deep = Lazy(self._run_deep_probe)
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -194,6 +195,15 @@ class CheckContext:
     def local(self) -> LocalFacts:
         """Raises ``InterpreterError`` when the interpreter cannot be inspected."""
         return self._local.get()
+
+    def _run_deep_probe(self) -> Any:
+        from doctor.checks.deep import run_deep_probe
+
+        return run_deep_probe(self)
+
+    def deep_probe(self) -> Any:
+        """``--deep``: the probe job's answer (doctor.checks.deep.DeepProbe), run once; fills ``head().packages``."""
+        return self._deep.get()
 
     def local_or_none(self) -> LocalFacts | None:
         try:

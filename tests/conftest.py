@@ -53,3 +53,43 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     return dict(os.environ)
+
+
+# A second head on a busy 2-core machine: the dashboard's modules may need more than
+# Ray's default 30 s to report ready, and the dashboard dies when they do not.
+SLOW_MACHINE = {"RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": "150"}
+
+
+@pytest.fixture(scope="session")
+def ray_head_worker(head_python: Path, tmp_path_factory):
+    """A head (``--num-gpus=1``) plus one CPU worker node (``ray start --address``), both alive.
+
+    The worker's PYTHONPATH carries one extra distribution, ``raydoctor-node-marker``
+    1.0, so that the nodes differ by exactly one known package. The head claims a GPU
+    this machine does not have (see ``ray_gpu_head``): one cluster serves both, as a
+    third head is slow to start on a small machine.
+    """
+    extra = tmp_path_factory.mktemp("worker-site")
+    dist = extra / "raydoctor_node_marker-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: raydoctor-node-marker\nVersion: 1.0\n")
+    head = RayNode(head_python, num_cpus=1, num_gpus=1, env=dict(SLOW_MACHINE)).start()
+    worker = None
+    try:
+        worker = RayNode(head_python, head=False, gcs_address=head.gcs, num_cpus=1,
+                         env={**SLOW_MACHINE, "PYTHONPATH": str(extra)}).start()
+        head.wait_nodes(2, timeout=120)
+        yield head, worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_gpu_head(ray_head_worker):
+    """A head started with ``--num-gpus=1`` on a machine without a GPU: Ray advertises a GPU that no task can see.
+
+    It is the head of ``ray_head_worker`` (its worker has no GPU).
+    """
+    return ray_head_worker[0]

@@ -196,6 +196,11 @@ def head_packages(ctx: CheckContext) -> Result:
     title = "Requirements on the head"
     head = ctx.head()
     reqs = ctx.requirements
+    if head.packages is None and ctx.options.deep and reqs is not None:
+        try:
+            ctx.deep_probe()  # the --deep probe job fills head.packages (doctor.checks.deep)
+        except Exception:
+            pass  # reported by deep.probe
     if head.packages is None:
         return _skip("packages.head", "packages", title, "the head's packages are known only with --deep (a probe job)")
     if reqs is None:
@@ -220,5 +225,5 @@ CHECKS = [
     Check("versions.python", "versions", "Python version", python_version, timeout=25),
     Check("packages.client_extras", "packages", "Ray Client extras", client_extras, timeout=25),
     Check("packages.requirements", "packages", "Requirements", requirement_pins, timeout=25),
-    Check("packages.head", "packages", "Requirements on the head", head_packages, timeout=25),
+    Check("packages.head", "packages", "Requirements on the head", head_packages, timeout=45),  # --deep: waits for the probe job
 ]

@@ -1,0 +1,400 @@
+"""GPU passthrough, from the host's driver to what a Ray task really sees.
+
+A GPU can get lost at every step: no driver, a driver too old for the image's
+CUDA, Docker without the NVIDIA runtime, no device reservation (compose lint),
+and Ray told ``--num-gpus`` on a container that has no GPU. The last one is the
+sneaky one: Ray then advertises a GPU, a ``num_gpus=1`` task is scheduled and
+gets ``CUDA_VISIBLE_DEVICES=0``, but there is no ``/dev/nvidia0`` (REFERENCE §5,
+measured). Only a job on the cluster can see that, so one is submitted.
+Without GPUs anywhere and with a CPU target, every GPU check says skipped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from doctor.context import CheckContext
+from doctor.head import docker
+from doctor.head.dashboard import DashboardError
+from doctor.head.jobs import MARKER, JobError, run_probe_job
+from doctor.report import Remediation, Result, Status, result
+from doctor.runner import Check
+
+PROBE_LIMIT_S = 30.0
+
+# NVIDIA's published minimum drivers (REFERENCE §4): CUDA 11.x ≥ 450.80.02, 12.x ≥ 525.60.13
+# (minor-version compatibility); the container runtime also refuses an image whose CUDA is newer
+# than the driver's ("unsatisfied condition: cuda>=X.Y, please update your driver").
+MIN_DRIVER = {11: (450, 80, 2), 12: (525, 60, 13)}
+FULL_SUPPORT = {(12, 8): (570, 26)}
+
+TOOLKIT_FIX = Remediation(
+    "Install the NVIDIA Container Toolkit and register its runtime with Docker.",
+    ("sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"),
+)
+
+# Runs on the cluster as the job's entrypoint, which Ray gives one GPU (entrypoint_num_gpus=1).
+# It imports neither Ray nor anything slow unless present (torch): what the process sees is the point.
+GPU_PROBE = r"""
+import glob, json, os, shutil, socket, subprocess
+out = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+       "devices": sorted(glob.glob("/dev/nvidia*")), "hostname": socket.gethostname()}
+smi = shutil.which("nvidia-smi")
+out["nvidia_smi"] = None
+if smi:
+    try:
+        p = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=15)
+        out["nvidia_smi"] = {"rc": p.returncode, "gpus": [l for l in p.stdout.splitlines() if l.startswith("GPU ")],
+                             "err": (p.stderr or p.stdout).strip()[-300:]}
+    except Exception as e:
+        out["nvidia_smi"] = {"rc": None, "gpus": [], "err": repr(e)[-300:]}
+try:
+    import torch
+    out["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda,
+                    "available": bool(torch.cuda.is_available()), "count": int(torch.cuda.device_count())}
+except ImportError:
+    out["torch"] = None
+except Exception as e:
+    out["torch"] = {"error": repr(e)[-300:]}
+print("MARKER" + json.dumps(out), flush=True)
+""".replace("MARKER", MARKER)
+
+
+# ---------------------------------------------------------------- host
+
+
+@dataclass
+class HostGPUs:
+    """The host's NVIDIA driver and GPUs, from nvidia-smi or NVML."""
+
+    source: str
+    driver: str
+    cuda: str | None  # the highest CUDA the driver supports, "12.8"
+    gpus: list[str] = field(default_factory=list)
+
+
+def _run(args: list[str], timeout: float = 8.0) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def from_nvidia_smi() -> HostGPUs | None:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    listing = _run([smi, "--query-gpu=index,name,driver_version", "--format=csv,noheader"])
+    if listing is None or listing.returncode != 0:
+        return None
+    rows = [[c.strip() for c in line.split(",")] for line in listing.stdout.strip().splitlines() if line.strip()]
+    if not rows:
+        return None
+    header = _run([smi])
+    cuda = None
+    if header is not None:
+        found = re.search(r"CUDA Version:\s*([\d.]+)", header.stdout)
+        cuda = found.group(1) if found else None
+    return HostGPUs("nvidia-smi", rows[0][-1], cuda, [f"GPU {r[0]}: {r[1]}" for r in rows if len(r) >= 3])
+
+
+def from_nvml() -> HostGPUs | None:
+    """NVML through ctypes, for hosts with the driver but without nvidia-smi on PATH."""
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return None
+    try:
+        if nvml.nvmlInit_v2() != 0:
+            return None
+        buf = ctypes.create_string_buffer(96)
+        nvml.nvmlSystemGetDriverVersion(buf, 96)
+        driver = buf.value.decode()
+        version = ctypes.c_int()
+        cuda = None
+        if nvml.nvmlSystemGetCudaDriverVersion_v2(ctypes.byref(version)) == 0:
+            cuda = f"{version.value // 1000}.{version.value % 1000 // 10}"
+        count = ctypes.c_uint()
+        nvml.nvmlDeviceGetCount_v2(ctypes.byref(count))
+        gpus = []
+        for i in range(count.value):
+            handle = ctypes.c_void_p()
+            if nvml.nvmlDeviceGetHandleByIndex_v2(i, ctypes.byref(handle)) == 0:
+                nvml.nvmlDeviceGetName(handle, buf, 96)
+                gpus.append(f"GPU {i}: {buf.value.decode()}")
+        nvml.nvmlShutdown()
+        return HostGPUs("NVML", driver, cuda, gpus)
+    except (AttributeError, OSError):
+        return None
+
+
+def host_gpus() -> HostGPUs | None:
+    return from_nvidia_smi() or from_nvml()
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def judge_driver(host: HostGPUs, image_cuda: str) -> tuple[Status, str]:
+    """The host's driver against the image's CUDA (REFERENCE §4)."""
+    want = _version_tuple(image_cuda)
+    have = _version_tuple(host.driver)
+    major_minor = want[:2]
+    minimum = MIN_DRIVER.get(want[0]) if want else None
+    if minimum and have and have < minimum:
+        return Status.FAIL, (f"driver {host.driver} is older than {'.'.join(map(str, minimum))}, the minimum for CUDA "
+                             f"{want[0]}.x: the image (CUDA {image_cuda}) will not run")
+    if host.cuda and _version_tuple(host.cuda)[:2] < major_minor:
+        return Status.FAIL, (f"driver {host.driver} supports CUDA {host.cuda}, the image needs CUDA {image_cuda}: the NVIDIA "
+                             f"container runtime refuses it (\"unsatisfied condition: cuda>={want[0]}.{want[1]}\")")
+    full = FULL_SUPPORT.get(tuple(major_minor))  # type: ignore[arg-type]
+    if full and have and have[:2] < full:
+        need = ".".join(map(str, full))
+        return Status.WARN, f"driver {host.driver} runs CUDA {image_cuda} in compatibility mode; full support needs ≥ {need}"
+    return Status.OK, f"driver {host.driver} (CUDA {host.cuda or '?'}) runs the image's CUDA {image_cuda}"
+
+
+# ---------------------------------------------------------------- what the target wants
+
+
+def wanted_cuda(ctx: CheckContext) -> str | None:
+    """The image's CUDA, when the target is a GPU image."""
+    try:
+        return ctx.head().cuda
+    except Exception:
+        return None
+
+
+def compose_reserves_gpu(ctx: CheckContext) -> bool:
+    compose = ctx.target.compose
+    return bool(compose is not None and any(getattr(s, "gpu_reservation", False) for s in compose.services.values()))
+
+
+def wants_gpu(ctx: CheckContext) -> bool:
+    return bool(wanted_cuda(ctx) or compose_reserves_gpu(ctx))
+
+
+def _why_gpu(ctx: CheckContext) -> str:
+    cuda = wanted_cuda(ctx)
+    if cuda:
+        return f"the image {ctx.target.image} is built for CUDA {cuda}"
+    return f"{ctx.target.compose_path} reserves NVIDIA GPUs"
+
+
+def _head_is_here(ctx: CheckContext) -> bool:
+    """True when the head runs on this machine (compose or image target, or a loopback address)."""
+    if ctx.target.kind in {"compose", "image"}:
+        return True
+    host = ctx.target.address.host if ctx.target.address else ""
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_host(ctx: CheckContext) -> Result:
+    title = "GPU driver (this host)"
+    found = host_gpus()
+    cuda = wanted_cuda(ctx)
+    want = wants_gpu(ctx) and _head_is_here(ctx)
+    if found is None:
+        if want:
+            return result("gpu.host", "gpu", title, Status.FAIL,
+                          f"no NVIDIA driver on this host (no nvidia-smi, no NVML), but {_why_gpu(ctx)}",
+                          fix=Remediation("Install the NVIDIA driver (and the container toolkit), or use the image's -cpu variant.",
+                                          ("nvidia-smi",)))
+        why = ""
+        if ctx.target.kind in {"compose", "image"} and not wants_gpu(ctx):
+            why = "; the target's image is CPU-only"
+        elif wants_gpu(ctx):
+            why = "; the head is not on this host"
+        return result("gpu.host", "gpu", title, Status.SKIP, f"no NVIDIA driver or GPU on this host{why}")
+    details = found.gpus + [f"driver {found.driver}, CUDA {found.cuda or '?'} (from {found.source})"]
+    data = {"driver": found.driver, "cuda": found.cuda, "gpus": found.gpus, "source": found.source}
+    summary = f"{len(found.gpus)} GPU(s), driver {found.driver}, CUDA {found.cuda or '?'}"
+    if not cuda:
+        return result("gpu.host", "gpu", title, Status.OK, summary, details=details, data=data)
+    status, verdict = judge_driver(found, cuda)
+    fix = None
+    if status is not Status.OK:
+        fix = Remediation("Update the NVIDIA driver, or use an image built for an older CUDA (a -cuXYZ tag your driver supports).",
+                          ("nvidia-smi",))
+    return result("gpu.host", "gpu", title, status, f"{summary}: {verdict}", details=details, fix=fix, data=data)
+
+
+def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
+    exe = shutil.which("docker")
+    if not exe:
+        return None
+    proc = _run([exe, "info", "--format", "{{json .Runtimes}}"], timeout)
+    if proc is None or proc.returncode != 0:
+        return None
+    try:
+        data = json.loads(proc.stdout.strip() or "null")
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_docker(ctx: CheckContext) -> Result:
+    title = "Docker NVIDIA runtime"
+    if not docker.engine_available():
+        return result("gpu.docker", "gpu", title, Status.SKIP, "no Docker engine answers here")
+    runtimes = docker_runtimes()
+    if runtimes is None:
+        return result("gpu.docker", "gpu", title, Status.SKIP, "docker info did not list its runtimes")
+    names = sorted(runtimes)
+    has = any("nvidia" in name for name in names)
+    if has:
+        return result("gpu.docker", "gpu", title, Status.OK, f"Docker has the NVIDIA runtime (runtimes: {', '.join(names)})",
+                      data={"runtimes": names})
+    if wants_gpu(ctx):
+        return result("gpu.docker", "gpu", title, Status.FAIL,
+                      f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
+                      fix=TOOLKIT_FIX, data={"runtimes": names})
+    return result("gpu.docker", "gpu", title, Status.SKIP, f"no NVIDIA runtime in Docker ({', '.join(names)}); the target is CPU-only",
+                  data={"runtimes": names})
+
+
+def _alive_nodes(ctx: CheckContext) -> list[dict[str, Any]]:
+    assert ctx.dashboard is not None
+    return [n for n in ctx.dashboard.nodes() if str(n.get("state", "ALIVE")).upper() == "ALIVE"]
+
+
+def _gpus(node: dict[str, Any]) -> float:
+    try:
+        return float((node.get("resources_total") or {}).get("GPU") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _node_name(node: dict[str, Any]) -> str:
+    role = "head" if node.get("is_head_node") else "worker"
+    return f"{role} {str(node.get('node_id', '?'))[:12]} ({node.get('node_ip', '?')})"
+
+
+def check_nodes(ctx: CheckContext) -> Result:
+    title = "GPUs per node"
+    if ctx.dashboard is None or not ctx.head().live:
+        return result("gpu.nodes", "gpu", title, Status.SKIP, "the cluster is not reachable (see head.source)")
+    try:
+        nodes = _alive_nodes(ctx)
+    except DashboardError as exc:
+        return result("gpu.nodes", "gpu", title, Status.SKIP, f"the node list could not be read: {exc.message}")
+    per_node = [(n, _gpus(n)) for n in nodes]
+    total = sum(g for _, g in per_node)
+    details = [f"{_node_name(n)}: {g:g} GPU" for n, g in per_node]
+    data = {"nodes": [{"node_id": n.get("node_id"), "ip": n.get("node_ip"), "head": bool(n.get("is_head_node")), "gpus": g}
+                      for n, g in per_node], "total": total}
+    if total == 0:
+        if wants_gpu(ctx):
+            return result("gpu.nodes", "gpu", title, Status.FAIL, f"no node advertises a GPU, but {_why_gpu(ctx)}", details=details,
+                          fix=Remediation("Pass the GPUs into the containers (device reservation, NVIDIA runtime); Ray then "
+                                          "detects them, or set `ray start --num-gpus=N`.", ()), data=data)
+        return result("gpu.nodes", "gpu", title, Status.SKIP, f"no GPUs on any of {len(nodes)} node(s): a CPU cluster",
+                      details=details, data=data)
+    summary = ", ".join(f"{_node_name(n)} {g:g}" for n, g in per_node if g) + f" ({total:g} GPU in all)"
+    return result("gpu.nodes", "gpu", title, Status.OK, summary, details=details, data=data)
+
+
+def check_probe(ctx: CheckContext) -> Result:
+    """Ask for a GPU through the Jobs API and report what the process Ray gave it to sees."""
+    title = "GPU seen by a Ray task"
+    if ctx.dashboard is None or not ctx.head().live:
+        return result("gpu.probe", "gpu", title, Status.SKIP, "the cluster is not reachable (see head.source)")
+    try:
+        nodes = _alive_nodes(ctx)
+    except DashboardError as exc:
+        return result("gpu.probe", "gpu", title, Status.SKIP, f"the node list could not be read: {exc.message}")
+    if not any(_gpus(n) for n in nodes):
+        return result("gpu.probe", "gpu", title, Status.SKIP, "no node advertises a GPU, so no GPU job can be placed")
+    try:
+        outcome = run_probe_job(ctx.dashboard, GPU_PROBE, limit_s=PROBE_LIMIT_S, name="gpu", entrypoint_num_gpus=1)
+    except JobError as exc:
+        return result("gpu.probe", "gpu", title, Status.FAIL, f"the GPU probe job could not be submitted: {exc.message}",
+                      fix=Remediation("The dashboard's Jobs API must answer: check the dashboard (network.dashboard).", ()))
+    node_id = str(outcome.info.get("driver_node_id") or "")
+    node = next((n for n in nodes if n.get("node_id") == node_id), None)
+    where = _node_name(node) if node else (f"node {node_id[:12]}" if node_id else "the node Ray chose")
+    details = [f"job {outcome.submission_id}: {outcome.status} in {outcome.duration_s:.1f} s"
+               + ("" if outcome.deleted else " (not deleted)")] + outcome.notes
+    if outcome.status == "TIMEOUT":
+        return result("gpu.probe", "gpu", title, Status.WARN,
+                      f"no GPU became free for the probe within {PROBE_LIMIT_S:g} s ({outcome.message})",
+                      details=details + outcome.log_tail(),
+                      fix=Remediation("The GPUs are busy, or the advertised GPU cannot be placed; look at the cluster's jobs.",
+                                      ("ray list jobs", "ray status")))
+    if not outcome.ok:
+        return result("gpu.probe", "gpu", title, Status.FAIL,
+                      f"the GPU probe job {outcome.status} on {where}: {outcome.message or 'no output'}",
+                      details=details + outcome.log_tail(),
+                      fix=Remediation("Read the job's log above; the head must run `python` with Ray on its PATH.", ()))
+    return judge_probe(outcome.payload, where, details, outcome.duration_s)
+
+
+def judge_probe(seen: dict[str, Any], where: str, details: list[str], duration_s: float) -> Result:
+    """Ray assigned a GPU (CUDA_VISIBLE_DEVICES): is a device really there?"""
+    title = "GPU seen by a Ray task"
+    cvd = seen.get("cuda_visible_devices")
+    assigned = [x for x in (cvd or "").split(",") if x.strip()]
+    devices = [d for d in seen.get("devices") or [] if re.fullmatch(r"/dev/nvidia\d+", d)]
+    smi = seen.get("nvidia_smi")
+    smi_gpus = (smi or {}).get("gpus") or []
+    torch = seen.get("torch")
+    smi_line = "not installed" if smi is None else ("; ".join(smi_gpus) or f"failed ({smi.get('err') or 'no GPUs'})")
+    lines = [f"CUDA_VISIBLE_DEVICES={cvd!s} (the GPU ids Ray assigned to the process: {', '.join(assigned) or 'none'})",
+             f"/dev/nvidia*: {', '.join(seen.get('devices') or []) or 'none'}",
+             f"nvidia-smi -L: {smi_line}"]
+    if torch is None:
+        lines.append("torch: not installed")
+    elif "error" in torch:
+        lines.append(f"torch: import failed: {torch['error']}")
+    else:
+        lines.append(f"torch {torch.get('version')} (CUDA {torch.get('cuda')}): "
+                     f"cuda available {torch.get('available')}, {torch.get('count')} device(s)")
+    details = lines + details
+    data = {"seen": seen, "node": where, "duration_s": round(duration_s, 3)}
+    visible = bool(devices or smi_gpus or (torch and torch.get("count")))
+    names = ", ".join(f"GPU {g}" for g in assigned) or "a GPU"
+    if assigned and not visible:
+        return result("gpu.probe", "gpu", title, Status.FAIL,
+                      f"Ray advertises {names} on {where} and gave it to the task, but the task sees no /dev/nvidia* and "
+                      f"no working nvidia-smi: the GPU is not passed into the node",
+                      details=details,
+                      fix=Remediation("Pass the GPU into the container (compose: deploy.resources.reservations.devices with "
+                                      "driver: nvidia and capabilities: [gpu]; docker run --gpus all) on a host with the NVIDIA "
+                                      "runtime, or stop claiming it (`ray start --num-gpus=0`).",
+                                      ("docker run --rm --gpus all ubuntu nvidia-smi -L",)),
+                      data=data)
+    if not assigned:
+        return result("gpu.probe", "gpu", title, Status.WARN,
+                      f"the task on {where} got a GPU from Ray but CUDA_VISIBLE_DEVICES is not set "
+                      "(RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES?)", details=details,
+                      fix=Remediation("Let Ray set CUDA_VISIBLE_DEVICES, or make sure tasks pick their GPU themselves.", ()),
+                      data=data)
+    if torch and "error" not in torch and not torch.get("available"):
+        return result("gpu.probe", "gpu", title, Status.WARN,
+                      f"{names} is visible on {where}, but torch {torch.get('version')} cannot use CUDA (a CPU-only build?)",
+                      details=details,
+                      fix=Remediation("Install a CUDA build of torch that matches the driver on the nodes.",
+                                      ("pip install torch --index-url https://download.pytorch.org/whl/cu121",)),
+                      data=data)
+    first = smi_gpus[0] if smi_gpus else (devices[0] if devices else names)
+    return result("gpu.probe", "gpu", title, Status.OK, f"a GPU task on {where} sees {names}: {first}", details=details, data=data)
+
+
+def checks_for(ctx: CheckContext) -> list[Check]:
+    checks = [Check("gpu.host", "gpu", "GPU driver (this host)", check_host, timeout=20)]
+    if ctx.target.kind in {"compose", "image"}:
+        checks.append(Check("gpu.docker", "gpu", "Docker NVIDIA runtime", check_docker, timeout=15))
+    if ctx.target.address is not None:
+        checks.append(Check("gpu.nodes", "gpu", "GPUs per node", check_nodes, timeout=25))
+        checks.append(Check("gpu.probe", "gpu", "GPU seen by a Ray task", check_probe, timeout=PROBE_LIMIT_S + 25))
+    return checks

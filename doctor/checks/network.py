@@ -1,0 +1,479 @@
+"""Can this machine reach the head? Name, ports, and the dashboard's health.
+
+Every probe is bounded by ``--timeout`` and they all run at once, so a dead
+host costs one timeout, not one per port. A TCP connect alone cannot tell a
+Ray port from another service, so each open port is also asked one question
+in its own protocol: the GCS and the Ray Client server speak gRPC (HTTP/2),
+the dashboard and the metrics exporter speak HTTP. That tells apart refused,
+timed out, unresolvable, "accepts but never answers" and "answers but is not
+Ray".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from doctor.context import CheckContext
+from doctor.head.dashboard import DashboardError
+from doctor.net import ResolveError, resolve
+from doctor.options import DEFAULT_METRICS_PORT
+from doctor.report import Remediation, Result, Status, result
+from doctor.runner import Check
+from doctor.target import HeadAddress
+
+# An HTTP/2 client preface and an empty SETTINGS frame: a gRPC server answers with its SETTINGS frame.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+H2_SETTINGS = 0x04
+DEAD = {"refused", "timeout", "unreachable", "unresolvable"}
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    role: str  # "gcs" | "dashboard" | "client" | "metrics"
+    port: int
+    protocol: str  # "grpc" | "http" | "metrics"
+    source: str  # where the port number came from
+
+
+@dataclass
+class PortState:
+    """One port: TCP state, then what answered."""
+
+    spec: PortSpec
+    host: str
+    state: str  # open | refused | timeout | unreachable | unresolvable | silent | not_ray
+    connect_s: float
+    detail: str = ""
+    speaks: str = ""  # what answered: "gRPC", "HTTP", "Prometheus metrics", ...
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "open"
+
+    def line(self) -> str:
+        where = f"{self.spec.role} {self.host}:{self.spec.port}"
+        lat = f", connect {self.connect_s * 1000:.1f} ms" if self.state in {"open", "silent", "not_ray"} else ""
+        what = {"open": f"open ({self.speaks})" if self.speaks else "open",
+                "silent": "accepts connections but never answers",
+                "not_ray": f"answers but is not Ray ({self.detail})"}.get(self.state, f"{self.state}: {self.detail}")
+        origin = "default port" if self.spec.source == "default" else f"port from {self.spec.source}"
+        return f"{where}: {what}{lat} [{origin}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.spec.role, "port": self.spec.port, "host": self.host, "state": self.state,
+                "connect_ms": round(self.connect_s * 1000, 2), "speaks": self.speaks, "detail": self.detail,
+                "source": self.spec.source}
+
+
+# ---------------------------------------------------------------- probes
+
+
+def connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None, str, float, str]:
+    """(socket or None, state, seconds, detail); bounded by ``timeout`` including name resolution."""
+    start = time.perf_counter()
+    try:
+        addrs = resolve(host, timeout)
+    except ResolveError as exc:
+        return None, "unresolvable", time.perf_counter() - start, exc.reason
+    remaining = max(0.05, timeout - (time.perf_counter() - start))
+    family = socket.AF_INET6 if ":" in addrs[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(remaining)
+    t0 = time.perf_counter()
+    try:
+        sock.connect((addrs[0], port))
+        return sock, "open", time.perf_counter() - t0, ""
+    except socket.timeout:
+        sock.close()
+        why = f"no answer to the connection within {timeout:g} s (dropped by a firewall, or the host is down)"
+        return None, "timeout", time.perf_counter() - t0, why
+    except ConnectionRefusedError:
+        sock.close()
+        return None, "refused", time.perf_counter() - t0, "connection refused (the host is up but nothing listens there)"
+    except OSError as exc:
+        sock.close()
+        return None, "unreachable", time.perf_counter() - t0, exc.strerror or str(exc)
+
+
+def _read_some(sock: socket.socket, deadline: float, want: int, enough: Callable[[bytes], bool]) -> bytes | None:
+    """Up to ``want`` bytes before ``deadline``, stopping once ``enough``; None when nothing came, b"" when closed."""
+    data = b""
+    while len(data) < want:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(want - len(data))
+        except socket.timeout:
+            break
+        except OSError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+        if enough(data):
+            break
+    return data or None
+
+
+def protocol_known(data: bytes) -> bool:
+    return len(data) >= 9 or data.startswith(b"HTTP/")
+
+
+def metrics_known(data: bytes) -> bool:
+    """Enough to judge a metrics answer: its status line and, for a 200, the first ``# HELP``/``# TYPE``."""
+    if not data.startswith(b"HTTP/"[: len(data)]):
+        return True  # not HTTP at all
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    if b" 200" not in head.split(b"\r\n", 1)[0]:
+        return True
+    return b"# HELP" in body or b"# TYPE" in body or len(body) >= 2048
+
+
+def identify(data: bytes) -> str:
+    if len(data) >= 9 and data[3] == H2_SETTINGS:
+        return "gRPC"
+    if data.startswith(b"HTTP/"):
+        return "HTTP"
+    if data.lstrip().startswith(b"<"):
+        return "HTML without HTTP"
+    return "an unknown protocol"
+
+
+def probe(spec: PortSpec, host: str, timeout: float) -> PortState:
+    """Connect, then ask one question in the port's protocol, all within ``timeout``."""
+    start = time.perf_counter()
+    sock, state, took, detail = connect(host, spec.port, timeout)
+    if sock is None:
+        return PortState(spec, host, state, took, detail)
+    deadline = start + timeout
+    try:
+        if spec.protocol == "grpc":
+            sock.sendall(H2_PREFACE)
+        else:
+            path = "/metrics" if spec.protocol == "metrics" else "/"
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: raydoctor\r\n\r\n".encode())
+        if spec.protocol == "metrics":
+            data = _read_some(sock, deadline, 8192, metrics_known)
+        else:
+            data = _read_some(sock, deadline, 64, protocol_known)
+    except OSError as exc:
+        return PortState(spec, host, "not_ray", took, f"reset the connection ({exc.strerror or exc})")
+    finally:
+        sock.close()
+    if data is None:
+        return PortState(spec, host, "silent", took, f"no answer within {timeout:g} s")
+    if data == b"":
+        return PortState(spec, host, "not_ray", took, "closed the connection without answering")
+    speaks = identify(data)
+    if spec.protocol == "grpc":
+        if speaks == "gRPC":
+            return PortState(spec, host, "open", took, speaks="gRPC")
+        return PortState(spec, host, "not_ray", took, f"speaks {speaks}, not gRPC", speaks)
+    if speaks != "HTTP":
+        return PortState(spec, host, "not_ray", took, f"speaks {speaks}, not HTTP", speaks)
+    if spec.protocol == "metrics":
+        body = data.split(b"\r\n\r\n", 1)[-1]
+        if b"# HELP" in body or b"# TYPE" in body:
+            return PortState(spec, host, "open", took, speaks="Prometheus metrics")
+        status_line = data.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+        return PortState(spec, host, "not_ray", took, f"HTTP but not Prometheus metrics ({status_line})", "HTTP")
+    return PortState(spec, host, "open", took, speaks="HTTP")
+
+
+def probe_all(specs: list[PortSpec], host: str, timeout: float) -> list[PortState]:
+    """Probe every port at once; each is bounded by ``timeout``, so the lot is too."""
+    states: list[PortState | None] = [None] * len(specs)
+
+    def work(i: int) -> None:
+        states[i] = probe(specs[i], host, timeout)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"probe-{s.role}") for i, s in enumerate(specs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 1.0)
+    return [s or PortState(specs[i], host, "timeout", timeout, "probe did not finish") for i, s in enumerate(states)]
+
+
+# ---------------------------------------------------------------- which ports
+
+
+def _metrics_port(ctx: CheckContext) -> PortSpec | None:
+    """The metrics port: from the compose file's flag and publication, else as the live head reports it."""
+    compose = ctx.target.compose
+    if compose is not None:
+        flag = compose.flag(compose.head, "--metrics-export-port")
+        if not flag or not str(flag).isdigit():
+            return None
+        container = int(flag)
+        pub = compose.published(container)
+        if pub and pub.host_port:
+            return PortSpec("metrics", pub.host_port, "metrics", f"{compose.path.name}: --metrics-export-port={container}, published")
+        if compose.head.network_mode == "host":
+            return PortSpec("metrics", container, "metrics", f"{compose.path.name}: --metrics-export-port (host network)")
+        return None
+    return None
+
+
+def _reported_metrics_port(ctx: CheckContext) -> PortSpec | None:
+    """Ask the live head which port its metrics exporter uses (``/nodes?view=summary``)."""
+    dashboard = ctx.dashboard
+    if dashboard is None:
+        return None
+    try:
+        body = dashboard.get_json("/nodes?view=summary")
+        rows = body["data"]["summary"]
+    except (DashboardError, KeyError, TypeError):
+        return None
+    for row in rows if isinstance(rows, list) else []:
+        raylet = row.get("raylet") if isinstance(row, dict) else None
+        if isinstance(raylet, dict) and raylet.get("isHeadNode") and raylet.get("metricsExportPort"):
+            return PortSpec("metrics", int(raylet["metricsExportPort"]), "metrics", "the head's own report (/nodes?view=summary)")
+    return None
+
+
+def port_specs(ctx: CheckContext) -> list[PortSpec]:
+    address = _address(ctx)
+    src = ctx.target.address_from or "the target"
+
+    def origin(flag: str, value: int | None) -> str:
+        if value is not None:
+            return flag
+        return src if ctx.target.kind == "compose" else "default"
+
+    specs = [
+        PortSpec("gcs", address.gcs_port, "grpc", origin("--gcs-port", ctx.options.gcs_port)),
+        PortSpec("dashboard", address.dashboard_port, "http", src),
+        PortSpec("client", address.client_port, "grpc",
+                 src if (address.given or "").startswith("ray://") else origin("--client-port", ctx.options.client_port)),
+    ]
+    metrics = _metrics_port(ctx)
+    if metrics is not None:
+        specs.append(metrics)
+    return specs
+
+
+def _address(ctx: CheckContext) -> HeadAddress:
+    address = ctx.target.address
+    assert address is not None, "network checks are registered only for targets with an address"
+    return address
+
+
+def _compose_not_running(ctx: CheckContext, states: list[PortState]) -> bool:
+    """A compose target whose cluster is down: every port refused on loopback."""
+    if ctx.target.kind != "compose" or ctx.target.address is None:
+        return False
+    try:
+        loopback = ipaddress.ip_address(_address(ctx).host).is_loopback
+    except ValueError:
+        loopback = _address(ctx).host == "localhost"
+    return loopback and all(s.state == "refused" for s in states)
+
+
+def _compose_up(ctx: CheckContext) -> str:
+    return f"docker compose -f {ctx.target.compose_path} up -d"
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_resolve(ctx: CheckContext) -> Result:
+    """Name resolution alone: a typo in the host is the cheapest thing to rule out."""
+    address = _address(ctx)
+    title = "Name resolution"
+    start = time.perf_counter()
+    try:
+        ipaddress.ip_address(address.host)
+        return result("network.resolve", "network", title, Status.OK, f"{address.host} is an IP address (nothing to resolve)",
+                      data={"host": address.host, "addresses": [address.host]})
+    except ValueError:
+        pass
+    try:
+        addrs = resolve(address.host, ctx.options.timeout)
+    except ResolveError as exc:
+        return result("network.resolve", "network", title, Status.FAIL, str(exc),
+                      details=[f"from {ctx.target.address_from or 'the target'}: {address.given or address.host}"],
+                      fix=Remediation("Fix the host name, add it to /etc/hosts, or use the head's IP address.",
+                                      (f"getent hosts {address.host}",)),
+                      data={"host": address.host, "reason": exc.reason})
+    took = time.perf_counter() - start
+    return result("network.resolve", "network", title, Status.OK, f"{address.host} → {', '.join(addrs[:4])}",
+                  details=[f"resolved in {took * 1000:.1f} ms"],
+                  data={"host": address.host, "addresses": addrs, "resolve_ms": round(took * 1000, 2)})
+
+
+_PORT_FIX = {
+    "gcs": "the GCS port (`ray start --head --port`, default 6379)",
+    "dashboard": "the dashboard port (`--dashboard-port`, default 8265; `--dashboard-host=0.0.0.0` inside a container)",
+    "client": "the Ray Client server port (`--ray-client-server-port`, default 10001; needs ray[client] on the head)",
+    "metrics": "the metrics export port (`--metrics-export-port`)",
+}
+
+
+def check_ports(ctx: CheckContext) -> Result:
+    """TCP to every port the target names, at once, each asked one question in its protocol."""
+    address = _address(ctx)
+    timeout = ctx.options.timeout
+    specs = port_specs(ctx)
+    reported: list[PortSpec | None] = [None]
+    extra = None
+    if not any(s.role == "metrics" for s in specs) and ctx.target.compose is None:
+        # The live head knows its metrics port; ask it while the other ports are probed.
+        extra = threading.Thread(target=lambda: reported.__setitem__(0, _reported_metrics_port(ctx)), daemon=True)
+        extra.start()
+    states = probe_all(specs, address.host, timeout)
+    dashboard_up = any(s.spec.role == "dashboard" and s.ok for s in states)
+    if extra is not None and dashboard_up:
+        extra.join(timeout * 2)
+        if reported[0] is not None:
+            states += probe_all([reported[0]], address.host, timeout)
+    data = {"ports": [s.to_dict() for s in states], "timeout_s": timeout}
+    details = [s.line() for s in states]
+    if not any(s.spec.role == "metrics" for s in states):
+        details.append(f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})")
+    title = "Ports"
+    summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in states)
+    bad = [s for s in states if not s.ok]
+    if not bad:
+        return result("network.ports", "network", title, Status.OK, summary, details=details, data=data)
+    if _compose_not_running(ctx, states):
+        return result("network.ports", "network", title, Status.WARN,
+                      f"the compose cluster is not running ({summary})", details=details,
+                      fix=Remediation("Start the cluster to check its network live.", (_compose_up(ctx),)), data=data)
+    # The metrics exporter is optional for a client; the others are needed.
+    needed = [s for s in bad if s.spec.role != "metrics"]
+    status = Status.FAIL if needed else Status.WARN
+    return result("network.ports", "network", title, status, summary, details=details,
+                  fix=_ports_fix(ctx, bad), data=data)
+
+
+def _word(state: PortState) -> str:
+    if state.state == "open":
+        return f"open ({state.connect_s * 1000:.1f} ms)"
+    return {"silent": "accepts but never answers", "not_ray": "is not Ray"}.get(state.state, state.state)
+
+
+def _ports_fix(ctx: CheckContext, bad: list[PortState]) -> Remediation:
+    kinds = {s.state for s in bad}
+    roles = ", ".join(_PORT_FIX[s.spec.role] for s in bad)
+    host = ctx.target.address.host if ctx.target.address else "HEAD"
+    commands = tuple(f"nc -vz -w 2 {host} {s.spec.port}" for s in bad)
+    if kinds <= {"refused"}:
+        text = f"Nothing listens on {roles}: start the head, or point raydoctor at the ports it really uses (--gcs-port, --client-port)."
+    elif kinds <= {"timeout", "unreachable"}:
+        text = f"Packets to {roles} are dropped or cannot be routed: check that the host is up, the firewall/security group, and the VPN."
+    elif kinds <= {"unresolvable"}:
+        text = "The host name does not resolve: fix it or use the head's IP address."
+    elif kinds <= {"silent", "not_ray"}:
+        text = f"Another service, or a proxy that does not forward, holds {roles}: point raydoctor at the head's real ports."
+    else:
+        text = f"Fix the reachability of {roles}: start the head, open the firewall, or correct the ports."
+    return Remediation(text, commands)
+
+
+def check_dashboard(ctx: CheckContext) -> Result:
+    """The dashboard's own health endpoint, and its auth mode: the Jobs API and deep checks need it."""
+    title = "Dashboard health"
+    dashboard = ctx.dashboard
+    address = _address(ctx)
+    assert dashboard is not None
+    url = address.dashboard_url
+    spec = PortSpec("dashboard", address.dashboard_port, "http", ctx.target.address_from or "defaults")
+    # One bounded probe first: a port that never answers must cost one timeout, not the HTTP client's two.
+    pre = probe(spec, address.host, ctx.options.timeout)
+    if pre.state in DEAD | {"silent"}:
+        what = "accepts connections but never answers" if pre.state == "silent" else pre.detail
+        return _dashboard_dead(ctx, pre.state, f"{url}: {what}")
+    start = time.perf_counter()
+    try:
+        health = dashboard.healthz()
+    except DashboardError as exc:
+        return _dashboard_error(ctx, exc)
+    latency = time.perf_counter() - start
+    try:
+        mode = dashboard.auth_mode()
+    except DashboardError:
+        mode = None
+    auth = f"auth mode {mode}" if mode else "auth mode not reported (Ray < 2.52: no token authentication)"
+    details = [f"GET /api/gcs_healthz → {health} in {latency * 1000:.1f} ms", auth]
+    data = {"healthz": health, "auth_mode": mode, "healthz_ms": round(latency * 1000, 2)}
+    if mode == "token" and ctx.token is None:
+        return result("network.dashboard", "network", title, Status.FAIL,
+                      f"{url} is healthy but requires a token (auth mode token) and none was found", details=details,
+                      fix=Remediation("Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.", ()),
+                      data=data)
+    return result("network.dashboard", "network", title, Status.OK, f"{url} healthy (GCS {health}), {auth}", details=details, data=data)
+
+
+def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
+    title = "Dashboard health"
+    if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
+        return result("network.dashboard", "network", title, Status.WARN, f"the compose cluster is not running ({message})",
+                      fix=Remediation("Start the cluster to check it live.", (_compose_up(ctx),)), data={"kind": kind})
+    fixes = {
+        "refused": Remediation("Start the head, or pass the dashboard port it really uses (--address HOST:PORT).", ("ray status",)),
+        "timeout": Remediation("The host drops the dashboard port: check that it is up, the firewall, and the VPN.", ()),
+        "unreachable": Remediation("There is no route to the head: check the network, VPN and the address.", ()),
+        "unresolvable": Remediation("Fix the host name or use the head's IP address.", ()),
+        "silent": Remediation("Something accepts connections on the dashboard port but never answers: a stuck dashboard or a "
+                              "proxy that does not forward; restart the head or point --address at the real dashboard.", ()),
+    }
+    return result("network.dashboard", "network", title, Status.FAIL, message,
+                  fix=fixes.get(kind, fixes["refused"]), data={"kind": kind})
+
+
+def _dashboard_error(ctx: CheckContext, exc: DashboardError) -> Result:
+    title = "Dashboard health"
+    kind = exc.kind
+    if kind == "unhealthy":
+        facts = ctx.head()
+        if facts.live_error_kind == "not_ray" or (exc.status in {404, 405} and not facts.live):
+            return _not_ray(ctx, facts.live_error or exc.message)
+        return result("network.dashboard", "network", title, Status.FAIL,
+                      f"{_address(ctx).dashboard_url} answers but the GCS is unhealthy ({exc.message})",
+                      fix=Remediation("The head's GCS is down or overloaded: look at the head's gcs_server.err and restart the head.",
+                                      ("ray status",)), data={"kind": kind, "status": exc.status})
+    if kind == "not_ray":
+        return _not_ray(ctx, exc.message)
+    if kind in {"unauthorized", "forbidden"}:
+        return result("network.dashboard", "network", title, Status.FAIL, exc.message,
+                      fix=Remediation("Set RAY_AUTH_TOKEN to the cluster's current token.", ()), data={"kind": kind})
+    return _dashboard_dead(ctx, kind, exc.message)
+
+
+def _not_ray(ctx: CheckContext, message: str) -> Result:
+    address = _address(ctx)
+    return result("network.dashboard", "network", "Dashboard health", Status.FAIL,
+                  f"{address.dashboard_url} answers but is not Ray: {message}",
+                  fix=Remediation("Point --address at the Ray dashboard port (default 8265); another service holds this one.",
+                                  (f"raydoctor check --address {address.host_for_url}:8265",)),
+                  data={"kind": "not_ray"})
+
+
+def _loopback(ctx: CheckContext) -> bool:
+    host = ctx.target.address.host if ctx.target.address else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def checks_for(ctx: CheckContext) -> list[Check]:
+    if ctx.target.address is None:
+        return []
+    # Each is bounded by --timeout per connection; the runner's limit is a safety net.
+    limit = ctx.options.timeout * 4 + 5
+    return [
+        Check("network.resolve", "network", "Name resolution", check_resolve, timeout=limit),
+        Check("network.ports", "network", "Ports", check_ports, timeout=limit),
+        Check("network.dashboard", "network", "Dashboard health", check_dashboard, timeout=limit),
+    ]

@@ -1,0 +1,60 @@
+# Runs INSIDE the interpreter being judged (python -c THIS ray://host:port), never imported by raydoctor.
+# It does what a user's script does: import Ray, ray.init("ray://..."), one remote task, and prints
+# one line per phase so that raydoctor can tell where a hang or a failure happened.
+import json
+import sys
+import time
+
+
+def say(kind, **data):
+    sys.stdout.write("RAYDOCTOR_%s %s\n" % (kind, json.dumps(data)))
+    sys.stdout.flush()
+
+
+def main():
+    address = sys.argv[1]
+    timings = {}
+    phase = "import"
+    say("PHASE", phase=phase)
+    t0 = time.perf_counter()
+    try:
+        import ray
+
+        timings["import_s"] = time.perf_counter() - t0
+        phase = "init"
+        say("PHASE", phase=phase, ray=getattr(ray, "__version__", None))
+        t1 = time.perf_counter()
+        ray.init(address, logging_level="ERROR", log_to_driver=False)
+        timings["init_s"] = time.perf_counter() - t1
+        phase = "task"
+        say("PHASE", phase=phase)
+        t2 = time.perf_counter()
+
+        @ray.remote(num_cpus=0)
+        def whoami():
+            import platform
+            import socket
+
+            import ray as worker_ray
+
+            return {
+                "python": platform.python_version(),
+                "ray": worker_ray.__version__,
+                "node_id": worker_ray.get_runtime_context().get_node_id(),
+                "hostname": socket.gethostname(),
+            }
+
+        worker = ray.get(whoami.remote())
+        timings["task_s"] = time.perf_counter() - t2
+        say("RESULT", worker=worker, timings=timings, client_ray=ray.__version__,
+            client_python="%d.%d.%d" % sys.version_info[:3])
+        try:
+            ray.shutdown()
+        except Exception:
+            pass
+    except BaseException as exc:  # report every failure, including SystemExit from Ray
+        say("ERROR", phase=phase, type=type(exc).__name__, message=str(exc)[-4000:], timings=timings)
+        sys.exit(3)
+
+
+main()

@@ -1,0 +1,133 @@
+"""Servers that are not Ray, on loopback, for the network, round-trip and GPU tests.
+
+* ``FakeHTTP``: an HTTP server with canned answers per path (HTML, 404, JSON
+  that is not Ray's, or a fake dashboard's log API).
+* ``SilentPort``: accepts TCP connections and never says a word.
+* ``GrpcLookalike``: answers the HTTP/2 preface with a SETTINGS frame, like a
+  gRPC server, then never completes anything (a Ray Client server that hangs).
+* ``closed_port()``: a port where nothing listens.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Union
+from urllib.parse import urlsplit
+
+Answer = tuple[int, str, Union[str, bytes]]  # status, content type, body
+Route = Union[Answer, Callable[[str, str, bytes], Answer]]  # or fn(method, path_with_query, body)
+
+HTML = (200, "text/html", "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>nginx</body></html>")
+NOT_FOUND = (404, "text/plain", "404: Not Found")
+GARBAGE_JSON = (200, "application/json", json.dumps({"status": "ok", "service": "something else"}))
+BROKEN_JSON = (200, "application/json", "{not json")
+
+
+def json_answer(data: Any, status: int = 200) -> Answer:
+    return status, "application/json", json.dumps(data)
+
+
+class FakeHTTP:
+    """A threaded HTTP server on 127.0.0.1 with ``routes`` keyed by path (query ignored unless given)."""
+
+    def __init__(self, routes: dict[str, Route] | None = None, default: Route = NOT_FOUND) -> None:
+        self.routes = dict(routes or {})
+        self.default = default
+        self.requests: list[tuple[str, str]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fake.requests.append((self.command, self.path))
+                path = urlsplit(self.path).path
+                route = fake.routes.get(self.path) or fake.routes.get(path) or fake.default
+                status, ctype, payload = route(self.command, self.path, body) if callable(route) else route
+                data = payload.encode() if isinstance(payload, str) else payload
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "FakeHTTP":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SilentPort:
+    """Accepts connections and keeps them open without reading or writing."""
+
+    def __init__(self, host: str = "127.0.0.1", answer: bytes | None = None) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.conns.append(conn)
+            if self.answer is not None:
+                try:
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "SilentPort":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+# An empty HTTP/2 SETTINGS frame: what a gRPC server sends first.
+H2_SETTINGS_FRAME = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def GrpcLookalike() -> SilentPort:  # noqa: N802 - reads like a class at the call site
+    """Says SETTINGS like a gRPC server, then nothing: passes the sniff, hangs a real client."""
+    return SilentPort(answer=H2_SETTINGS_FRAME)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound once, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
