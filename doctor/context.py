@@ -71,6 +71,7 @@ class Target:
     compose: Any  # doctor.head.compose.ComposeProject | None
     image: str | None
     image_from: str | None
+    cluster: Any = None  # doctor.head.cluster_files.ClusterSpec from --cluster-file
 
     @property
     def kind(self) -> str:
@@ -81,7 +82,7 @@ class Target:
         return "image" if self.image else "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "address": self.address.to_dict() if self.address else None,
             "address_from": self.address_from,
@@ -89,6 +90,9 @@ class Target:
             "image": self.image,
             "image_from": self.image_from,
         }
+        if self.cluster is not None:
+            out["cluster_file"] = self.cluster.to_dict()
+        return out
 
 
 def default_compose(cwd: Path) -> Path | None:
@@ -129,7 +133,10 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
     if options.address:
         address, address_from = parse_address(options.address, client_port=options.client_port, gcs_port=options.gcs_port), "--address"
     compose_path = options.compose
-    if compose_path is None and address is None and not options.image:
+    cluster_file = options.cluster_file
+    if cluster_file is not None and compose_path is not None:
+        raise UsageError("give --compose or --cluster-file, not both", hint="--cluster-file reads compose files too")
+    if compose_path is None and cluster_file is None and address is None and not options.image:
         if environ.get("RAY_ADDRESS"):
             address = parse_address(environ["RAY_ADDRESS"], client_port=options.client_port, gcs_port=options.gcs_port)
             address_from = "RAY_ADDRESS"
@@ -142,16 +149,25 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
                 )
     project = None
     image, image_from = options.image, "--image" if options.image else None
+    cluster = None
+    if cluster_file is not None:
+        from doctor.head.cluster_files import load_cluster_file
+
+        cluster = load_cluster_file(Path(cluster_file), environ)
+        if cluster.compose is not None:
+            compose_path, project = Path(cluster_file), cluster.compose
+        elif image is None and cluster.head_image:
+            image, image_from = cluster.head_image, f"{cluster.title}, {cluster.head.where}"
     if compose_path is not None:
         from doctor.head.compose import load_compose
 
-        project = load_compose(Path(compose_path), environ)
+        project = project or load_compose(Path(compose_path), environ)
         if image is None and project.head.image:
             image, image_from = project.head.image, f"compose service {project.head.name}"
         if address is None:
             address = _compose_address(project, options)
             address_from = "compose published ports" if address else None
-    return Target(address, address_from, Path(compose_path) if compose_path else None, project, image, image_from)
+    return Target(address, address_from, Path(compose_path) if compose_path else None, project, image, image_from, cluster)
 
 
 class CheckContext:

@@ -34,3 +34,6 @@ class TargetOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     deep: bool = False
     roundtrip: bool = True
+    # --cluster-file: a compose file, Ray cluster launcher YAML, KubeRay resource or
+    # Helm values (doctor.head.cluster_files); --compose reads compose files only.
+    cluster_file: Path | None = None

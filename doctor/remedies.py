@@ -17,6 +17,7 @@ def target_flags(options: TargetOptions) -> list[str]:
     for flag, value in (
         ("--address", options.address),
         ("--compose", options.compose),
+        ("--cluster-file", options.cluster_file),
         ("--image", options.image),
         ("--client-port", options.client_port),
         ("--gcs-port", options.gcs_port),

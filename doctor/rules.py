@@ -40,7 +40,7 @@ class Verdict:
 def _version(text: str) -> Version | None:
     try:
         return Version(text)
-    except (InvalidVersion, TypeError):
+    except (InvalidVersion, TypeError, ValueError):  # ValueError: a number over Python's 4300-digit int limit
         return None
 
 
@@ -49,7 +49,7 @@ def python_parts(text: str) -> tuple[int, ...]:
     parts: list[int] = []
     for piece in str(text).split(".")[:3]:
         match = _LEADING_DIGITS.match(piece)
-        if not match:
+        if not match or len(match.group()) > 18:  # no real version part is that long; int() refuses > 4300 digits
             break
         parts.append(int(match.group()))
     return tuple(parts)

@@ -9,7 +9,7 @@ from doctor.options import DEFAULT_TIMEOUT_S, MODES, TargetOptions
 
 EPILOG = """\
 exit codes: 0 no failures (warnings allowed) · 1 at least one failure · 2 the command could not run
-target: --address, else --compose/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml"""
+target: --address, else --compose/--cluster-file/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml"""
 
 
 def port(text: str) -> int:
@@ -38,6 +38,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gcs-port", type=port, metavar="PORT", help="GCS port (default 6379)")
     g.add_argument("--compose", type=Path, metavar="FILE",
                    help="a Docker Compose file with a `ray start --head` service (default: compose/cpu-ray-cluster.yaml)")
+    g.add_argument("--cluster-file", type=Path, metavar="FILE",
+                   help="the file the cluster is started from, recognised by content: a Docker Compose file, "
+                        "a Ray cluster launcher YAML (ray up), a KubeRay RayCluster/RayJob/RayService, "
+                        "or values for KubeRay's ray-cluster Helm chart")
     g.add_argument("--image", metavar="IMAGE", help="judge a rayproject/ray image directly, e.g. rayproject/ray:2.49.2-py312-cpu")
     g = parser.add_argument_group("local side")
     g.add_argument("--python", metavar="PATH_OR_NAME",
@@ -59,4 +63,5 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         address=args.address, client_port=args.client_port, gcs_port=args.gcs_port, compose=args.compose,
         image=args.image, python=args.python, requirements=args.requirements, mode=args.mode,
         timeout=args.timeout, deep=getattr(args, "deep", False), roundtrip=getattr(args, "roundtrip", True),
+        cluster_file=getattr(args, "cluster_file", None),
     )

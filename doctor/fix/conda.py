@@ -113,7 +113,7 @@ def parse_json_output(stdout: str) -> dict[str, Any] | None:
                 continue
             try:
                 value = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: thousands of nested '[' in garbage output
                 continue
             if isinstance(value, dict):
                 return value

@@ -44,7 +44,7 @@ def default_python(ray_version: str) -> str:
     """The Python a tag without ``-pyXY`` carries: 3.7 in early releases, 3.9 later, 3.10 in the newest."""
     try:
         version = Version(ray_version)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):  # ValueError: a release number past int()'s 4300 digits
         return "3.10"
     if version < Version("2.5"):
         return "3.7"

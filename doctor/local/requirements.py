@@ -45,7 +45,10 @@ def _parse_lines(path: Path, lines: list[str], out: Requirements, seen: set[Path
         if not line:
             continue
         if line.startswith(("-r ", "--requirement ", "-c ", "--constraint ")):
-            included = (path.parent / line.split(None, 1)[1].strip()).resolve()
+            try:
+                included = (path.parent / line.split(None, 1)[1].strip()).resolve()
+            except (OSError, ValueError):  # a NUL byte, a loop of symlinks: not a path the OS takes
+                raise UsageError(f"{path}:{number}: {line!r} does not name a readable file") from None
             if line.startswith(("-c", "--constraint")):
                 out.notes.append(f"{path.name}:{number}: constraints file {included.name} not judged")
                 continue
@@ -66,7 +69,7 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"requirements file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise UsageError(f"requirements file {path} cannot be read: {exc}") from None
 
 
@@ -86,6 +89,8 @@ def _load_environment_yml(path: Path) -> Requirements:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UsageError(f"{path}: invalid YAML{where}") from None
+    except RecursionError:  # PyYAML composes recursively: thousands of nested '[' exhaust the stack
+        raise UsageError(f"{path}: nested too deeply to read") from None
     if not isinstance(data, dict) or not isinstance(data.get("dependencies", []), list):
         raise UsageError(f"{path}: expected a mapping with a 'dependencies' list (conda's environment.yml format)")
     out = Requirements(path)

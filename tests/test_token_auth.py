@@ -1,0 +1,214 @@
+"""Token authentication against a real head of a Ray that has it (Ray ≥ 2.52; REFERENCE §2).
+
+The head is started with ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN``:
+``ray start`` does not make a token up for an existing cluster (it calls
+``ensure_token_if_auth_enabled(create_token_if_missing=False)`` in
+scripts/scripts.py) and refuses to start without one. Its dashboard then
+answers 401 without a token and 403 with a wrong one on every path except
+the public ones (``/api/authentication_mode``, ``/api/gcs_healthz``...; see
+dashboard/http_server_head.py and _private/authentication/http_token_authentication.py).
+
+The token must never appear in anything raydoctor prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from doctor.check import run_check
+from doctor.head.dashboard import DashboardClient, DashboardError
+from doctor.options import TargetOptions
+from doctor.report import Status
+from doctor.secrets import TOKEN_PLACES, Token
+from doctor.target import parse_address
+from tests.ray_cluster import RayNode, _port_open, ensure_ray_venv
+
+pytestmark = pytest.mark.cluster
+
+# The newest Ray on PyPI when this was written (2.52 introduced token auth); its wheels need Python ≥ 3.10.
+TOKEN_RAY = os.environ.get("RAYDOCTOR_TEST_TOKEN_RAY", "2.60.0")
+TOKEN_PYTHON = os.environ.get("RAYDOCTOR_TEST_TOKEN_PYTHON", "3.13")
+TOKEN = "rdt-" + secrets.token_hex(20)
+WRONG = "rdt-wrong-" + secrets.token_hex(8)
+
+
+class TokenNode(RayNode):
+    """A head whose readiness probe sends the token (the stock probe would wait on 401s forever)."""
+
+    def _wait_head(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        request = urllib.request.Request(f"{self.dashboard_url}/api/v0/cluster_metadata",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"ray start exited {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(request, timeout=2) as resp:
+                    if json.loads(resp.read()).get("data", {}).get("rayVersion") and _port_open(self.ip, self.ports["client"]):
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.3)
+        tail = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"Ray head did not come up within {timeout} s: {tail}")
+
+
+@pytest.fixture(scope="module")
+def token_python() -> Path:
+    """A venv with the token-capable Ray: on TOKEN_PYTHON, else the newest other Python here that its wheels support."""
+    errors = []
+    for minor in dict.fromkeys((TOKEN_PYTHON, "3.13", "3.12", "3.11", "3.10")):
+        try:
+            return ensure_ray_venv(ray=TOKEN_RAY, minor=minor)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+            errors.append(f"Python {minor}: {exc}")
+    pytest.skip(f"cannot build a Ray {TOKEN_RAY} venv for the token tests: {'; '.join(errors)}")
+
+
+@pytest.fixture(scope="module")
+def token_head(token_python: Path):
+    node = TokenNode(token_python, num_cpus=1, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN})
+    try:
+        node.start()
+    except RuntimeError as exc:
+        pytest.skip(f"Ray {TOKEN_RAY} with RAY_AUTH_MODE=token did not start here: {exc}")
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def env(clean_env):
+    """The test's environment: no token anywhere (HOME is a fresh folder)."""
+    return {k: v for k, v in clean_env.items() if not k.startswith("RAY_")}
+
+
+def _check(node: TokenNode, environ: dict[str, str], python: Path, cwd: Path):
+    options = TargetOptions(address=node.dashboard_url, client_port=node.ports["client"], python=str(python), roundtrip=False)
+    return run_check(options, environ=environ, cwd=cwd)
+
+
+def _head_source(report):
+    return next(r for r in report.results if r.id == "head.source")
+
+
+# --------------------------------------------------------------------------
+# the dashboard itself, as REFERENCE §2 describes it
+
+
+def _get(url: str, token: str | None) -> tuple[int, str]:
+    headers = {"User-Agent": "raydoctor-test"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_dashboard_answers_401_403_and_public_paths(token_head):
+    base = token_head.dashboard_url
+    for path in ("/api/v0/cluster_metadata", "/api/version"):
+        assert _get(base + path, None)[0] == 401
+        assert _get(base + path, WRONG)[0] == 403
+        assert _get(base + path, TOKEN)[0] == 200
+    for path in ("/api/authentication_mode", "/api/gcs_healthz"):
+        assert _get(base + path, None)[0] == 200
+    assert json.loads(_get(base + "/api/authentication_mode", None)[1]) == {"authentication_mode": "token"}
+
+
+def test_dashboard_client_classifies_401_and_403(token_head):
+    address = parse_address(token_head.dashboard_url)
+    bare = DashboardClient(address, timeout=5)
+    with pytest.raises(DashboardError) as info:
+        bare.cluster_versions()
+    assert info.value.kind == "unauthorized" and info.value.status == 401
+    assert TOKEN_PLACES in info.value.message
+    assert bare.auth_mode() == "token" and bare.healthz() == "success"  # public paths need no token
+    wrong = DashboardClient(address, timeout=5, token=Token(WRONG, "RAY_AUTH_TOKEN"))
+    with pytest.raises(DashboardError) as info:
+        wrong.cluster_versions()
+    assert info.value.kind == "forbidden" and info.value.status == 403
+    assert "RAY_AUTH_TOKEN" in info.value.message and WRONG not in info.value.message
+    good = DashboardClient(address, timeout=5, token=Token(TOKEN, "RAY_AUTH_TOKEN"))
+    versions = good.cluster_versions()
+    assert versions.ray == TOKEN_RAY and versions.endpoint == "/api/v0/cluster_metadata"
+    assert versions.python and versions.python.count(".") == 2
+
+
+# --------------------------------------------------------------------------
+# check
+
+
+def test_with_the_token_check_reads_the_head(token_head, token_python, env, tmp_path):
+    report = _check(token_head, {**env, "RAY_AUTH_TOKEN": TOKEN}, token_python, tmp_path)
+    source = _head_source(report)
+    assert source.status is Status.OK, source
+    assert report.head["ray"]["value"] == TOKEN_RAY
+    assert report.head["python"]["source"].startswith("running cluster")
+    assert report.head["auth_mode"] == "token" and "auth token" in source.summary
+
+
+def test_token_from_the_default_file(token_head, token_python, env, tmp_path):
+    home = Path(env["HOME"])
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(TOKEN + "\n")
+    assert _head_source(_check(token_head, env, token_python, tmp_path)).status is Status.OK
+
+
+def test_without_a_token_the_finding_says_where_to_put_one(token_head, token_python, env, tmp_path):
+    report = _check(token_head, env, token_python, tmp_path)
+    source = _head_source(report)
+    assert source.status is Status.FAIL and source.data["kind"] == "unauthorized"
+    assert "requires a Ray auth token" in source.summary and TOKEN_PLACES in source.summary
+    assert "RAY_AUTH_TOKEN" in source.remediation.text
+    assert report.exit_code == 1
+
+
+def test_with_a_wrong_token_the_finding_says_forbidden(token_head, token_python, env, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(WRONG)
+    report = _check(token_head, {**env, "RAY_AUTH_TOKEN_PATH": str(token_file)}, token_python, tmp_path)
+    source = _head_source(report)
+    assert source.status is Status.FAIL and source.data["kind"] == "forbidden"
+    assert "rejected the auth token (from RAY_AUTH_TOKEN_PATH)" in source.summary
+    assert WRONG not in json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--no-roundtrip"],
+        ["check", "--no-roundtrip", "--json"],
+        ["check", "--no-roundtrip", "-v"],
+        ["report", "--no-roundtrip"],
+        ["report", "--no-roundtrip", "-v", "--redact"],
+        ["report", "--no-roundtrip", "--json"],
+    ],
+    ids=["text", "json", "verbose", "report", "report-verbose-redact", "report-json"],
+)
+@pytest.mark.parametrize("token", [TOKEN, WRONG], ids=["right", "wrong"])
+def test_the_token_never_appears_in_any_output(token_head, token_python, env, tmp_path, args, token):
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor", *args, "--address", token_head.dashboard_url, "--python", str(token_python)],
+        capture_output=True, text=True, timeout=180, env={**env, "RAY_AUTH_TOKEN": token}, cwd=tmp_path,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.stdout.strip(), proc.stderr
+    assert token not in out
+    assert token[4:] not in out  # not even without its prefix
+    if "--json" in args:
+        doc = json.loads(proc.stdout)
+        head = next(r for r in doc["results"] if r["id"] == "head.source")
+        assert head["status"] == ("ok" if token == TOKEN else "fail")
