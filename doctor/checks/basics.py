@@ -60,6 +60,7 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
         "timeout": Remediation("Check that the host is up and that a firewall does not drop the dashboard port.", ()),
         "unreachable": Remediation("Check the network route to the head.", ()),
         "not_ray": Remediation("Point --address at the Ray dashboard port (default 8265), not another service.", ()),
+        "server_error": Remediation("Read the head's dashboard.log (in /tmp/ray/session_latest/logs on the head) and restart the head if it is stuck.", ()),
         "unauthorized": Remediation("Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or write ~/.ray/auth_token) to the cluster's token.", ()),
         "forbidden": Remediation("The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.", ()),
     }
