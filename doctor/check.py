@@ -28,7 +28,7 @@ def _optional_modules() -> list:
     import importlib
 
     found = []
-    for name in ("network", "roundtrip", "gpu", "compose_checks", "cluster_lint", "deep"):
+    for name in ("nodes", "network", "roundtrip", "gpu", "compose_checks", "cluster_lint", "deep"):
         try:
             module = importlib.import_module(f"doctor.checks.{name}")
         except ModuleNotFoundError as exc:

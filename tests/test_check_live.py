@@ -38,10 +38,11 @@ def test_head_env_interpreter_passes(ray_head, head_python, tmp_path, clean_env)
     options = TargetOptions(address=ray_head.dashboard_url, client_port=ray_head.ports["client"],
                             python=str(head_python), roundtrip=False)
     report = run_check(options, environ=clean_env, cwd=tmp_path)
-    for check_id in ("head.source", "local.interpreter", "versions.ray", "versions.python", "packages.client_extras"):
+    for check_id in ("head.source", "head.nodes", "local.interpreter", "versions.ray", "versions.python", "packages.client_extras"):
         assert by_id(report, check_id).status is Status.OK, by_id(report, check_id)
     assert report.head["ray"]["value"] == "2.49.2"
     assert report.local["python"] == report.head["python"]["value"]
+    assert by_id(report, "head.nodes").summary.startswith("1 alive (head + 0 workers; 2 CPUs")
 
 
 def test_cli_json_against_live_head(ray_head, local_python311, tmp_path, clean_env):

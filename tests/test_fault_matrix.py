@@ -48,3 +48,145 @@ def test_dashboard_faults(routes, kind, words, tmp_path, clean_env):
     assert head.remediation is not None
     assert report.exit_code == 1
     assert elapsed < 15  # bounded by --timeout, not by the server
+
+
+# -- a head that dies in the middle of a check; a worker that dies --------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tests.ray_cluster import RayNode  # noqa: E402
+
+
+def probe_processes(marker: str) -> list[int]:
+    """PIDs whose command line carries ``marker`` (our round-trip probe names the target in argv)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.cluster
+def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
+    head = RayNode(head_python, num_cpus=1, ip="127.0.0.4").start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "doctor", "check", "--json", "--address", head.dashboard_url,
+             "--client-port", str(head.ports["client"]), "--python", str(head_python), "--requirements", os.devnull],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env, cwd=tmp_path)
+        time.sleep(1.5)  # the facts are read; the round trip is connecting
+        head.kill_hard()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        head.stop()
+    assert "Traceback" not in err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 1
+    bad = [r for r in doc["results"] if r["status"] in {"fail", "error"}]
+    assert bad, "a head that died must leave a finding"
+    assert probe_processes(head.client_url) == []  # nothing of ours left running
+
+
+@pytest.mark.cluster
+def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
+    # Fast failure detection so the test does not wait Ray's default ~30 s for the GCS to notice.
+    fast = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "2",
+            "RAY_health_check_timeout_ms": "500", "RAY_health_check_initial_delay_ms": "0"}
+    head = RayNode(head_python, num_cpus=1, ip="127.0.0.5", env=fast).start()
+    worker = RayNode(head_python, head=False, num_cpus=1, gcs_address=head.gcs, ip="127.0.0.6", env=fast)
+    try:
+        worker.start()
+        head.wait_nodes(2)
+        worker.kill_hard()
+        deadline = time.monotonic() + 60
+        report = None
+        while time.monotonic() < deadline:
+            report = run_check(TargetOptions(address=head.dashboard_url, roundtrip=False), environ=clean_env, cwd=tmp_path)
+            if by_id(report, "head.nodes").data.get("dead"):
+                break
+            time.sleep(1)
+    finally:
+        worker.stop()
+        head.stop()
+    nodes = by_id(report, "head.nodes")
+    assert nodes.status is Status.WARN
+    assert "1 dead" in nodes.summary and "127.0.0.6" in nodes.summary
+    assert any("ray start --address=127.0.0.5:" in c for c in nodes.remediation.commands)
+
+
+# -- fix on a broken installer run, a full disk, a read-only disk ---------------------------
+
+from tests.test_fix_failures import ENV_NAME, conda_envs, env, envs_listing, fix_cli  # noqa: E402,F401
+
+
+def test_installer_failing_halfway_leaves_nothing(tmp_path, env):
+    broken = tmp_path / "broken-pkg"
+    broken.mkdir()
+    (broken / "setup.py").write_text("raise SystemExit('broken-pkg cannot be built on purpose')\n")
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text(f"six\n{broken}\n")  # six resolves and downloads; the local package then fails to build
+    proc = fix_cli(["--requirements", str(reqs), "--no-roundtrip"], tmp_path, env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "broken" in (proc.stdout + proc.stderr) and "Traceback" not in proc.stderr
+    assert envs_listing(tmp_path) in ([], [".gitkeep"])
+    assert conda_envs(tmp_path) == []
+
+
+def _mount(args: list[str]) -> bool:
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", *args], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    target = tmp_path / "tiny"
+    target.mkdir()
+    if not _mount(["-t", "tmpfs", "-o", "size=2m", "tmpfs", str(target)]):
+        pytest.skip("needs root and tmpfs mounts")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    source, target = tmp_path / "ro-src", tmp_path / "ro"
+    source.mkdir()
+    target.mkdir()
+    if not (_mount(["--bind", str(source), str(target)]) and _mount(["-o", "remount,ro,bind", str(target)])):
+        subprocess.run(["umount", "-l", str(target)], check=False)
+        pytest.skip("needs root and bind mounts")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_env_dir_on_a_full_disk(tmp_path, env, tiny_disk):
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("six\n")
+    proc = fix_cli(["--requirements", str(reqs), "--env-dir", str(tiny_disk), "--no-roundtrip", "--installer", "uv"], tmp_path, env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert any("space" in line.lower() for line in err), proc.stderr
+    assert [p.name for p in tiny_disk.iterdir() if not p.name.startswith(".") or p.name.endswith(".lock")] in ([],) or \
+        all(p.name.endswith(".lock") for p in tiny_disk.iterdir())  # at most the lock file remains
+    assert conda_envs(tmp_path) == []
+
+
+def test_env_dir_on_a_read_only_disk(tmp_path, env, readonly_dir):
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("six\n")
+    proc = fix_cli(["--requirements", str(reqs), "--env-dir", str(readonly_dir / "envs"), "--no-roundtrip"], tmp_path, env)
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "read-only" in proc.stderr.lower() and str(readonly_dir) in proc.stderr
+    assert list(readonly_dir.iterdir()) == []
+    assert conda_envs(tmp_path) == []

@@ -464,6 +464,10 @@ def execute(plan: Plan, options: FixOptions, steps: Steps, *, environ: Mapping[s
                     export(plan, options, steps, outcome, Path(plan.judged.executable), plan.judged.python)
         except (DoctorError, KeyboardInterrupt) as exc:
             outcome.fail(exc)
+        except OSError as exc:  # a read-only or full env dir: build() has cleaned up; one line, no traceback
+            where = exc.filename or plan.env_path
+            outcome.fail(FixError(f"cannot write {where}: {exc.strerror or exc}",
+                                  hint="choose another --env-dir, or free space there"))
         finally:
             steps.close()
     outcome.duration_s = time.perf_counter() - started

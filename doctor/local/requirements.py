@@ -39,6 +39,15 @@ def _strip_comment(line: str) -> str:
     return (line[:idx] if idx >= 0 else line).strip()
 
 
+_ARCHIVES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2")
+
+
+def _is_path_or_url(line: str) -> bool:
+    """pip also takes a local folder, an archive or a URL on a line of its own."""
+    first = line.split(";")[0].strip()
+    return first.startswith((".", "/", "~", "\\")) or "://" in first.split("@")[0] or first.endswith(_ARCHIVES)
+
+
 def _parse_lines(path: Path, lines: list[str], out: Requirements, seen: set[Path]) -> None:
     for number, raw in enumerate(lines, 1):
         line = _strip_comment(raw)
@@ -56,6 +65,9 @@ def _parse_lines(path: Path, lines: list[str], out: Requirements, seen: set[Path
             continue
         if line.startswith("-"):
             out.notes.append(f"{path.name}:{number}: option {line.split()[0]} skipped")
+            continue
+        if _is_path_or_url(line):
+            out.notes.append(f"{path.name}:{number}: {line} is a path or URL: installed by fix, not judged")
             continue
         try:
             out.requirements.append(Requirement(line))
