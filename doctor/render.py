@@ -22,6 +22,7 @@ CATEGORY_TITLES = {
     "roundtrip": "Round trip",
     "gpu": "GPU",
     "compose": "Compose file",
+    "cluster": "Cluster file",
     "deep": "Deep (probe jobs)",
 }
 STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.ERROR: "red", Status.SKIP: "dim"}

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, List, Sequence, Union
 from doctor.errors import DoctorError
 from doctor.report import Result, Status
 
-CATEGORY_ORDER = ("head", "local", "versions", "packages", "network", "roundtrip", "gpu", "compose", "deep")
+CATEGORY_ORDER = ("head", "local", "versions", "packages", "network", "roundtrip", "gpu", "compose", "cluster", "deep")
 
 CheckOutput = Union[Result, List[Result]]
 
