@@ -119,6 +119,24 @@ def test_grpc_ports_held_by_other_services(clean_env, tmp_path):
     assert states["dashboard"]["state"] == "not_ray"  # answered with a gRPC SETTINGS frame, not HTTP
 
 
+@pytest.mark.parametrize("mode, closed_role, status", [
+    ("client", "gcs", Status.WARN),     # ray:// never talks to the GCS
+    ("client", "client", Status.FAIL),
+    ("driver", "client", Status.WARN),  # a driver joins through the GCS
+    ("driver", "gcs", Status.FAIL),
+])
+def test_needed_ports_depend_on_the_mode(mode, closed_role, status, clean_env, tmp_path):
+    with FakeHTTP(default=HTML) as http, GrpcLookalike() as grpc:
+        ports_by_role = {"gcs": grpc.port, "client": grpc.port, closed_role: closed_port()}
+        report = check(tmp_path, clean_env, address=http.url, gcs_port=ports_by_role["gcs"],
+                       client_port=ports_by_role["client"], mode=mode)
+    res = by_id(report, "network.ports")
+    assert res.status is status, res.summary
+    assert ports(res)[closed_role]["state"] == "refused"
+    if status is Status.WARN:
+        assert any(d.startswith(f"{closed_role}: not needed in {mode} mode") for d in res.details)
+
+
 # ---------------------------------------------------------------- dead ports, bounded
 
 

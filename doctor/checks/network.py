@@ -349,11 +349,26 @@ def check_ports(ctx: CheckContext) -> Result:
         return result("network.ports", "network", title, Status.WARN,
                       f"the compose cluster is not running ({summary})", details=details,
                       fix=Remediation("Start the cluster to check its network live.", (_compose_up(ctx),)), data=data)
-    # The metrics exporter is optional for a client; the others are needed.
-    needed = [s for s in bad if s.spec.role != "metrics"]
-    status = Status.FAIL if needed else Status.WARN
+    # What the connection mode needs: ray:// needs the client port, a driver or worker the GCS;
+    # raydoctor, the Jobs API and the dashboard UI need the dashboard. The rest only warn.
+    needed = needed_roles(ctx.options.mode)
+    optional = [s for s in bad if s.spec.role not in needed]
+    details += [f"{s.spec.role}: not needed in {ctx.options.mode} mode ({_NOT_NEEDED[s.spec.role]})" for s in optional]
+    status = Status.FAIL if len(optional) < len(bad) else Status.WARN
     return result("network.ports", "network", title, status, summary, details=details,
-                  fix=_ports_fix(ctx, bad), data=data)
+                  fix=_ports_fix(ctx, bad), data={**data, "needed": sorted(needed)})
+
+
+_NOT_NEEDED = {
+    "gcs": "only drivers and workers that join the cluster connect to the GCS",
+    "client": "only Ray Client (ray://) uses it",
+    "metrics": "Prometheus scrapes it; a client never does",
+    "dashboard": "",
+}
+
+
+def needed_roles(mode: str) -> set[str]:
+    return {"dashboard", "client"} if mode == "client" else {"dashboard", "gcs"}
 
 
 def _word(state: PortState) -> str:
