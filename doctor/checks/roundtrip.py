@@ -123,10 +123,16 @@ def cancel_probe(proc: subprocess.Popen) -> None:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    killpg = getattr(os, "killpg", None)  # POSIX; elsewhere the process alone
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if killpg is None:
+            raise PermissionError
+        killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        proc.kill()
+        try:
+            proc.kill()
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- server-side logs
