@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.timing import command, side_by_side  # noqa: E402
-from tests import http_fakes  # noqa: E402
+from tests.fake_servers import SilentPort, closed_port  # noqa: E402
 from tests.ray_cluster import RayNode, ensure_ray_venv  # noqa: E402
 
 RAYDOCTOR = [sys.executable, "-m", "doctor"]
@@ -62,6 +62,7 @@ def live_rows(repeats: int) -> list[dict]:
         reqs.parent.mkdir(exist_ok=True)
         reqs.write_text("")
         common = ["check", "--json", "--address", head.dashboard_url, "--client-port", str(head.ports["client"]),
+                  "--gcs-port", str(head.ports["gcs"]),
                   "--python", str(python), "--requirements", str(reqs)]
         get_metadata = [sys.executable, "-c",
                         "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/api/v0/cluster_metadata', timeout=5).read()",
@@ -76,9 +77,9 @@ def live_rows(repeats: int) -> list[dict]:
         ]
     finally:
         head.stop()
-    closed = http_fakes.closed_port()
-    with http_fakes.silent_port() as silent:
-        for label, port in (("closed port", closed), ("port that never answers", silent)):
+    closed = closed_port()
+    with SilentPort() as silent:
+        for label, port in (("closed port", closed), ("port that never answers", silent.port)):
             ours = command([*RAYDOCTOR, "check", "--json", "--address", f"127.0.0.1:{port}", "--client-port", str(port),
                             "--python", str(python)], env=env, cwd=str(ROOT))
             bare = command([str(python), "-c", BARE_ROUNDTRIP, f"ray://127.0.0.1:{port}"], env=env, timeout=120, ok_codes=(0, 1))

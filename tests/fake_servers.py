@@ -24,6 +24,9 @@ HTML = (200, "text/html", "<!DOCTYPE html><html><head><title>Welcome to nginx!</
 NOT_FOUND = (404, "text/plain", "404: Not Found")
 GARBAGE_JSON = (200, "application/json", json.dumps({"status": "ok", "service": "something else"}))
 BROKEN_JSON = (200, "application/json", "{not json")
+UNAUTHORIZED = (401, "text/plain", "Unauthorized: Missing authentication token")
+FORBIDDEN = (403, "text/plain", "Forbidden: Invalid authentication token")
+PUBLIC_PATHS = ("/api/gcs_healthz", "/api/authentication_mode")  # answer without a token (REFERENCE §2)
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:
@@ -33,9 +36,12 @@ def json_answer(data: Any, status: int = 200) -> Answer:
 class FakeHTTP:
     """A threaded HTTP server on 127.0.0.1 with ``routes`` keyed by path (query ignored unless given)."""
 
-    def __init__(self, routes: dict[str, Route] | None = None, default: Route = NOT_FOUND) -> None:
+    def __init__(self, routes: dict[str, Route] | None = None, default: Route = NOT_FOUND,
+                 token: str | None = None, public: tuple[str, ...] = PUBLIC_PATHS) -> None:
         self.routes = dict(routes or {})
         self.default = default
+        self.token = token  # like Ray's token auth: 401 without it, 403 when wrong, except on public paths
+        self.public = public
         self.requests: list[tuple[str, str]] = []
         fake = self
 
@@ -46,6 +52,9 @@ class FakeHTTP:
                 fake.requests.append((self.command, self.path))
                 path = urlsplit(self.path).path
                 route = fake.routes.get(self.path) or fake.routes.get(path) or fake.default
+                auth = self.headers.get("Authorization")
+                if fake.token is not None and path not in fake.public and auth != f"Bearer {fake.token}":
+                    route = UNAUTHORIZED if auth is None else FORBIDDEN
                 status, ctype, payload = route(self.command, self.path, body) if callable(route) else route
                 data = payload.encode() if isinstance(payload, str) else payload
                 self.send_response(status)
@@ -75,6 +84,16 @@ class FakeHTTP:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def fake_ray(ray: str = "2.49.2", python: str = "3.12.9", token: str | None = None) -> FakeHTTP:
+    """A dashboard that answers what raydoctor reads (versions, health, auth mode), optionally behind a token."""
+    return FakeHTTP({
+        "/api/v0/cluster_metadata": json_answer({"result": True, "msg": "", "data": {"rayVersion": ray, "pythonVersion": python}}),
+        "/api/version": json_answer({"version": "4", "ray_version": ray}),
+        "/api/gcs_healthz": (200, "text/plain", "success"),
+        "/api/authentication_mode": json_answer({"authentication_mode": "token" if token else "disabled"}),
+    }, token=token)
 
 
 class SilentPort:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from doctor.cli import main
-from tests import http_fakes
+from tests.fake_servers import HTML, NOT_FOUND, BROKEN_JSON, FakeHTTP, SilentPort, closed_port, fake_ray
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -83,15 +83,16 @@ def test_missing_default_target(capsys, tmp_path, monkeypatch, clean_env):
 
 
 @pytest.mark.parametrize(
-    "route, words",
+    "answer, words",
     [
-        (http_fakes.html, "HTML"),
-        (http_fakes.not_found, "not as a Ray dashboard"),
-        (http_fakes.garbage_json, "not Ray's JSON"),
+        (HTML, "HTML"),
+        (NOT_FOUND, "not as a Ray dashboard"),
+        (BROKEN_JSON, "not Ray's JSON"),
     ],
 )
-def test_http_but_not_ray_is_a_finding(capsys, tmp_path, clean_env, route, words):
-    with http_fakes.http_server(route) as port:
+def test_http_but_not_ray_is_a_finding(capsys, tmp_path, clean_env, answer, words):
+    with FakeHTTP(default=answer) as server:
+        port = server.port
         code, doc = check_json(capsys, tmp_path, "--address", f"127.0.0.1:{port}")
     head = result(doc, "head.source")
     assert code == 1 and head["status"] == "fail"
@@ -100,7 +101,7 @@ def test_http_but_not_ray_is_a_finding(capsys, tmp_path, clean_env, route, words
 
 
 def test_closed_port_is_a_finding_fast(capsys, tmp_path, clean_env):
-    port = http_fakes.closed_port()
+    port = closed_port()
     start = time.perf_counter()
     code, doc = check_json(capsys, tmp_path, "--address", f"127.0.0.1:{port}")
     assert time.perf_counter() - start < 10  # generous bound; the benchmark measures the real figure
@@ -109,7 +110,8 @@ def test_closed_port_is_a_finding_fast(capsys, tmp_path, clean_env):
 
 
 def test_silent_dashboard_is_bounded(capsys, tmp_path, clean_env):
-    with http_fakes.silent_port() as port:
+    with SilentPort() as silent:
+        port = silent.port
         code, doc = check_json(capsys, tmp_path, "--address", f"127.0.0.1:{port}", "--timeout", "1")
     head = result(doc, "head.source")
     assert code == 1 and head["status"] == "fail"
@@ -124,8 +126,8 @@ def test_unresolvable_name(capsys, tmp_path, clean_env):
 
 
 def test_ray_address_env_is_used(capsys, tmp_path, monkeypatch, clean_env):
-    with http_fakes.http_server(http_fakes.fake_ray(python="3.12.9")) as port:
-        monkeypatch.setenv("RAY_ADDRESS", f"http://127.0.0.1:{port}")
+    with fake_ray(python="3.12.9") as server:
+        monkeypatch.setenv("RAY_ADDRESS", server.url)
         code, doc = check_json(capsys, tmp_path)
     assert doc["target"]["address_from"] == "RAY_ADDRESS"
     assert result(doc, "head.source")["status"] == "ok"
@@ -134,7 +136,8 @@ def test_ray_address_env_is_used(capsys, tmp_path, monkeypatch, clean_env):
 
 def test_token_is_sent_and_never_printed(capsys, tmp_path, monkeypatch, clean_env):
     secret = "s3cr3t-token-value-42"
-    with http_fakes.http_server(http_fakes.fake_ray(token=secret)) as port:
+    with fake_ray(token=secret) as server:
+        port = server.port
         monkeypatch.setenv("RAY_AUTH_TOKEN", secret)
         code, out, err = run_cli(capsys, "check", "--json", "--no-roundtrip", "-v", "--address", f"127.0.0.1:{port}")
         assert secret not in out + err
@@ -145,7 +148,8 @@ def test_token_is_sent_and_never_printed(capsys, tmp_path, monkeypatch, clean_en
 
 
 def test_missing_token_says_where_to_put_it(capsys, tmp_path, clean_env):
-    with http_fakes.http_server(http_fakes.fake_ray(token="abcd-efgh")) as port:
+    with fake_ray(token="abcd-efgh") as server:
+        port = server.port
         code, doc = check_json(capsys, tmp_path, "--address", f"127.0.0.1:{port}")
     head = result(doc, "head.source")
     assert code == 1 and head["data"]["kind"] == "unauthorized"
@@ -155,16 +159,16 @@ def test_missing_token_says_where_to_put_it(capsys, tmp_path, clean_env):
 def test_wrong_token_names_its_source(capsys, tmp_path, clean_env):
     token_file = tmp_path / "tok"
     token_file.write_text("wrong-token-123\n")
-    with http_fakes.http_server(http_fakes.fake_ray(token="right-token-456")) as port:
-        code, out, err = run_cli(capsys, "check", "--json", "--no-roundtrip", "--address", f"127.0.0.1:{port}")
+    with fake_ray(token="right-token-456") as server:
+        code, out, err = run_cli(capsys, "check", "--json", "--no-roundtrip", "--address", server.url)
     # RAY_AUTH_TOKEN_PATH was not set in this test: no token found → unauthorized
     assert json.loads(out)["exit_code"] == 1
     import os
 
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
     try:
-        with http_fakes.http_server(http_fakes.fake_ray(token="right-token-456")) as port:
-            code, out, err = run_cli(capsys, "check", "--json", "--no-roundtrip", "--address", f"127.0.0.1:{port}")
+        with fake_ray(token="right-token-456") as server:
+            code, out, err = run_cli(capsys, "check", "--json", "--no-roundtrip", "--address", server.url)
     finally:
         del os.environ["RAY_AUTH_TOKEN_PATH"]
     head = result(json.loads(out), "head.source")
