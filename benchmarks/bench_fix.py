@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import summarize  # noqa: E402
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
 REQUIREMENTS = ROOT / "packages.txt"
@@ -91,24 +92,6 @@ def runners(env: dict[str, str]) -> dict[str, Callable[[Path], None]]:
     return {"manual": manual, "uv": fix("uv"), "pip": fix("pip")}
 
 
-def _row(name: str, ours: list[float], base: list[float], target: str) -> dict:
-    median, base_median = statistics.median(ours), statistics.median(base)
-    return {
-        "name": name,
-        "baseline": BASELINE,
-        "median_s": round(median, 3),
-        "min_s": round(min(ours), 3),
-        "max_s": round(max(ours), 3),
-        "baseline_median_s": round(base_median, 3),
-        "baseline_min_s": round(min(base), 3),
-        "baseline_max_s": round(max(base), 3),
-        "ratio": round(median / base_median, 3) if base_median else None,
-        "runs": len(ours),
-        "baseline_runs": len(base),
-        "target": target,
-    }
-
-
 def main(repeats: int = 3) -> list[dict]:
     """Interleaved runs after one warm-up each; one row per installer, sharing the baseline."""
     env = _env()
@@ -120,8 +103,8 @@ def main(repeats: int = 3) -> list[dict]:
         for name in ("manual", "uv", "pip"):
             times[name].append(_timed(run[name]))
     return [
-        _row("fix --installer uv (fresh env dir, warm caches)", times["uv"], times["manual"], "ratio ≤ 0.3"),
-        _row("fix --installer pip (fresh env dir, warm caches)", times["pip"], times["manual"], "ratio ≤ 1.1"),
+        summarize("fix --installer uv (fresh env dir, warm caches)", times["uv"], BASELINE, times["manual"], "ratio ≤ 0.3"),
+        summarize("fix --installer pip (fresh env dir, warm caches)", times["pip"], BASELINE, times["manual"], "ratio ≤ 1.1"),
     ]
 
 

@@ -46,6 +46,11 @@ def side_by_side(name: str, fn: Runner, baseline_name: str, baseline: Runner, *,
             ours.append(time_once(fn))
         if i < b_repeats:
             theirs.append(time_once(baseline))
+    return summarize(name, ours, baseline_name, theirs, target)
+
+
+def summarize(name: str, ours: Sequence[float], baseline_name: str, theirs: Sequence[float], target: str = "") -> dict:
+    """One table row: our median/min/max, the baseline's, and the ratio of medians."""
     median, base = statistics.median(ours), statistics.median(theirs)
     return {
         "name": name,
@@ -54,6 +59,8 @@ def side_by_side(name: str, fn: Runner, baseline_name: str, baseline: Runner, *,
         "min_s": round(min(ours), 4),
         "max_s": round(max(ours), 4),
         "baseline_median_s": round(base, 4),
+        "baseline_min_s": round(min(theirs), 4),
+        "baseline_max_s": round(max(theirs), 4),
         "ratio": round(median / base, 3) if base else None,
         "runs": len(ours),
         "baseline_runs": len(theirs),

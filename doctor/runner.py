@@ -62,6 +62,8 @@ def run_checks(
         try:
             out = check.run(ctx)
             results = list(out) if isinstance(out, list) else [out]
+            if not results or not all(isinstance(res, Result) for res in results):
+                raise TypeError(f"check returned {type(out).__name__}, not a Result")
         except DoctorError as exc:
             results = [_error_result(check, f"could not run: {exc}")]
         except Exception as exc:  # a bug in a check must not hide the other findings

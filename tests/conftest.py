@@ -93,3 +93,12 @@ def ray_gpu_head(ray_head_worker):
     It is the head of ``ray_head_worker`` (its worker has no GPU).
     """
     return ray_head_worker[0]
+
+
+@pytest.fixture
+def silent_index():
+    """A package index URL whose server accepts connections and never replies; the event fires on the first."""
+    from tests.fake_servers import SilentPort
+
+    with SilentPort() as server:
+        yield f"http://127.0.0.1:{server.port}/simple/", server.contacted

@@ -107,6 +107,7 @@ class SilentPort:
         self.port = self.sock.getsockname()[1]
         self.answer = answer
         self.conns: list[socket.socket] = []
+        self.contacted = threading.Event()  # set on the first connection
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
@@ -118,6 +119,7 @@ class SilentPort:
             except (socket.timeout, OSError):
                 continue
             self.conns.append(conn)
+            self.contacted.set()
             if self.answer is not None:
                 try:
                     conn.sendall(self.answer)

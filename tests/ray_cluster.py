@@ -117,6 +117,7 @@ class RayNode:
     # (services.resolve_ip_for_localhost) and binds the client server there; any
     # other 127/8 address is kept as given, so nodes stay on loopback.
     ip: str = "127.0.0.2"
+    auth_token: str | None = None  # sent by the readiness probe to a head with token auth on
 
     @property
     def bin(self) -> Path:
@@ -172,12 +173,13 @@ class RayNode:
 
     def _wait_head(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        url = f"{self.dashboard_url}/api/v0/cluster_metadata"
+        headers = {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
+        request = urllib.request.Request(f"{self.dashboard_url}/api/v0/cluster_metadata", headers=headers)
         while time.monotonic() < deadline:
             if self.proc and self.proc.poll() is not None:
                 raise RuntimeError(f"ray start exited {self.proc.returncode}: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
+                with urllib.request.urlopen(request, timeout=2) as resp:
                     if json.loads(resp.read()).get("data", {}).get("rayVersion"):
                         if _port_open(self.ip, self.ports["client"]):
                             return

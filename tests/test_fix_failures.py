@@ -14,12 +14,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,36 +69,6 @@ def conda_calls(tmp_path: Path) -> list[list[str]]:
 def envs_listing(tmp_path: Path) -> list[str]:
     folder = tmp_path / "envs"
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-
-
-@pytest.fixture
-def silent_index() -> Iterator[tuple[str, threading.Event]]:
-    """An index that accepts connections and never answers: an install is surely in flight when it is hit."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    contacted = threading.Event()
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)
-            contacted.set()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/simple/", contacted
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 # -- an install that cannot succeed ------------------------------------------------------

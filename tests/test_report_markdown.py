@@ -24,7 +24,7 @@ def synthetic_report() -> Report:
                "Python 3.11.7 locally ≠ Python 3.12.9 on the head (major.minor must match)",
                ["Ray enforces it in ray/util/client/__init__.py::_check_versions"],
                Remediation("Use Python 3.12.9 locally: raydoctor fix builds a matching env.",
-                           (f"raydoctor fix --address 10.20.30.40:8265", f"{HOME}/.venvs/x/bin/python -m pip install 'ray[default]==2.49.2'")),
+                           ("raydoctor fix --address 10.20.30.40:8265", f"{HOME}/.venvs/x/bin/python -m pip install 'ray[default]==2.49.2'")),
                0.31),
         Result("network.ports", "network", "Ports | reachable", Status.WARN,
                "10.20.30.40:10001 refused; 127.0.0.1:8265 open; fe80::1ff:fe23:4567:890a silent",

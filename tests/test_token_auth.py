@@ -18,7 +18,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,7 +30,7 @@ from doctor.options import TargetOptions
 from doctor.report import Status
 from doctor.secrets import TOKEN_PLACES, Token
 from doctor.target import parse_address
-from tests.ray_cluster import RayNode, _port_open, ensure_ray_venv
+from tests.ray_cluster import RayNode, ensure_ray_venv
 
 pytestmark = pytest.mark.cluster
 
@@ -40,28 +39,6 @@ TOKEN_RAY = os.environ.get("RAYDOCTOR_TEST_TOKEN_RAY", "2.60.0")
 TOKEN_PYTHON = os.environ.get("RAYDOCTOR_TEST_TOKEN_PYTHON", "3.13")
 TOKEN = "rdt-" + secrets.token_hex(20)
 WRONG = "rdt-wrong-" + secrets.token_hex(8)
-
-
-class TokenNode(RayNode):
-    """A head whose readiness probe sends the token (the stock probe would wait on 401s forever)."""
-
-    def _wait_head(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        request = urllib.request.Request(f"{self.dashboard_url}/api/v0/cluster_metadata",
-                                         headers={"Authorization": f"Bearer {TOKEN}"})
-        while time.monotonic() < deadline:
-            if self.proc and self.proc.poll() is not None:
-                raise RuntimeError(f"ray start exited {self.proc.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(request, timeout=2) as resp:
-                    if json.loads(resp.read()).get("data", {}).get("rayVersion") and _port_open(self.ip, self.ports["client"]):
-                        return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.3)
-        tail = self.log_tail()
-        self.stop()
-        raise RuntimeError(f"Ray head did not come up within {timeout} s: {tail}")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +55,7 @@ def token_python() -> Path:
 
 @pytest.fixture(scope="module")
 def token_head(token_python: Path):
-    node = TokenNode(token_python, num_cpus=1, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN})
+    node = RayNode(token_python, num_cpus=1, auth_token=TOKEN, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN})
     try:
         node.start()
     except RuntimeError as exc:
@@ -93,7 +70,7 @@ def env(clean_env):
     return {k: v for k, v in clean_env.items() if not k.startswith("RAY_")}
 
 
-def _check(node: TokenNode, environ: dict[str, str], python: Path, cwd: Path):
+def _check(node: RayNode, environ: dict[str, str], python: Path, cwd: Path):
     options = TargetOptions(address=node.dashboard_url, client_port=node.ports["client"], python=str(python), roundtrip=False)
     return run_check(options, environ=environ, cwd=cwd)
 

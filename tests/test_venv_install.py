@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,36 +59,6 @@ def envs(tmp_path: Path) -> Path:
     folder = tmp_path / "envs"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def silent_index() -> Iterator[tuple[str, threading.Event]]:
-    """An index URL whose server accepts connections and never replies; the event fires on the first."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    contacted = threading.Event()
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)
-            contacted.set()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/simple", contacted
-    stop.set()
-    thread.join(timeout=2)
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def reqs(tmp_path: Path, text: str, name: str = "packages.txt") -> Path:

@@ -21,10 +21,10 @@ exists; ``lint_cluster`` returns one ``Result`` per rule, in a fixed order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from doctor.checks.compose_lint import Finding
 from doctor.head.cluster_files import GPU_RESOURCE, ClusterSpec, NodeGroup
 from doctor.head.image_tag import ImageInfo, parse_image
 from doctor.report import Remediation, Result, Status, result
@@ -35,15 +35,6 @@ __all__ = ["RULES", "checks_for", "lint_cluster"]
 CATEGORY = "cluster"
 _SEVERITY = {Status.OK: 0, Status.SKIP: 1, Status.WARN: 2, Status.FAIL: 3, Status.ERROR: 4}
 NODE_CHECK_SOURCE = "ray/_private/node.py::Node.check_version_info"
-
-
-@dataclass
-class _Finding:
-    status: Status
-    summary: str
-    details: tuple[str, ...] = ()
-    fix: str = ""
-    commands: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -97,17 +88,17 @@ def _describe(spec: ClusterSpec) -> Result:
 # rules
 
 
-def _rule_same_image(spec: ClusterSpec) -> tuple[list[_Finding], str]:
+def _rule_same_image(spec: ClusterSpec) -> tuple[list[Finding], str]:
     head = spec.head
     if not spec.workers:
-        return [_Finding(Status.SKIP, "no worker groups to compare with the head")], ""
+        return [Finding(Status.SKIP, "no worker groups to compare with the head")], ""
     if not head.image:
-        return [_Finding(Status.SKIP, "the head names no image (it runs on the host); nothing to compare")], ""
-    findings: list[_Finding] = []
+        return [Finding(Status.SKIP, "the head names no image (it runs on the host); nothing to compare")], ""
+    findings: list[Finding] = []
     head_info = parse_image(head.image)
     for worker in spec.workers:
         if not worker.image:
-            findings.append(_Finding(
+            findings.append(Finding(
                 Status.WARN,
                 f"{worker.name} names no image (runs on the host) but the head runs {head.image}",
                 ("Ray requires the same Ray and Python on every node, Python to the patch "
@@ -117,18 +108,18 @@ def _rule_same_image(spec: ClusterSpec) -> tuple[list[_Finding], str]:
             ))
             continue
         if _same_image(worker.image, head.image):
-            findings.append(_Finding(Status.OK, f"{worker.name} runs {worker.image}"))
+            findings.append(Finding(Status.OK, f"{worker.name} runs {worker.image}"))
             continue
         info = parse_image(worker.image)
         if _same_ray_and_python(info, head_info):
-            findings.append(_Finding(
+            findings.append(Finding(
                 Status.OK,
                 f"{worker.name} runs {worker.image}, the head {head.image}: same Ray {info.ray} and "
                 f"Python {info.python_minor}, only the platform differs ({head_info.platform} head, {info.platform} workers)",
             ))
             continue
         versions = _versions_note(head_info, info)
-        findings.append(_Finding(
+        findings.append(Finding(
             Status.WARN,
             f"{worker.name} runs {worker.image} but the head runs {head.image}",
             tuple(v for v in (versions, "Ray requires the same Ray and Python on every node, Python to the patch "
@@ -139,13 +130,13 @@ def _rule_same_image(spec: ClusterSpec) -> tuple[list[_Finding], str]:
     return findings, f"head and workers run {head.image}"
 
 
-def _rule_ray_version(spec: ClusterSpec) -> tuple[list[_Finding], str]:
+def _rule_ray_version(spec: ClusterSpec) -> tuple[list[Finding], str]:
     declared = spec.ray_version
     if not declared:
         what = {"kuberay": "spec.rayVersion", "helm": "head.rayVersion"}.get(spec.format, "a Ray version")
-        return [_Finding(Status.SKIP, f"the file declares no Ray version ({what} not set)")], ""
+        return [Finding(Status.SKIP, f"the file declares no Ray version ({what} not set)")], ""
     launcher = spec.format == "ray-launcher"
-    findings: list[_Finding] = []
+    findings: list[Finding] = []
     unknown: list[str] = []
     for group in spec.groups:
         if not group.image:
@@ -155,17 +146,17 @@ def _rule_ray_version(spec: ClusterSpec) -> tuple[list[_Finding], str]:
             unknown.append(group.name)
             continue
         if _version_equal(info.ray, declared):
-            findings.append(_Finding(Status.OK, f"{group.name} runs Ray {info.ray}"))
+            findings.append(Finding(Status.OK, f"{group.name} runs Ray {info.ray}"))
             continue
         if launcher:
-            findings.append(_Finding(
+            findings.append(Finding(
                 Status.WARN,
                 f"{spec.ray_version_from} install Ray {declared} over Ray {info.ray} of {group.image} ({group.name})",
                 ("Every node reinstalls Ray when it starts; the image's other packages were built for its own Ray.",),
                 f"Use the image of Ray {declared}, or drop the ray pin from the setup commands.",
             ))
             continue
-        findings.append(_Finding(
+        findings.append(Finding(
             Status.FAIL,
             f"{spec.ray_version_from} is {declared} but {group.name} runs {group.image} (Ray {info.ray})",
             ("KubeRay chooses how to start and manage the cluster by the declared version; "
@@ -174,13 +165,13 @@ def _rule_ray_version(spec: ClusterSpec) -> tuple[list[_Finding], str]:
             (f"{spec.ray_version_from}: '{info.ray}'",),
         ))
     if not findings:
-        return [_Finding(Status.SKIP, f"declares Ray {declared}; no image tag names a Ray version to compare "
+        return [Finding(Status.SKIP, f"declares Ray {declared}; no image tag names a Ray version to compare "
                                       f"({', '.join(unknown) or 'no images'})")], ""
     return findings, f"{spec.ray_version_from} {declared} matches every image's Ray"
 
 
-def _rule_gpu(spec: ClusterSpec) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_gpu(spec: ClusterSpec) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     for group in spec.groups:
         info = parse_image(group.image) if group.image else None
         gpu_image = info is not None and info.is_ray_image and info.platform == "gpu"
@@ -198,7 +189,7 @@ def _rule_gpu(spec: ClusterSpec) -> tuple[list[_Finding], str]:
                                    "sees CUDA_VISIBLE_DEVICES=0 and finds no device.")
                 details += group.gpu_notes
                 want = int(num) if num and num == int(num) else (num or 1)
-                findings.append(_Finding(
+                findings.append(Finding(
                     Status.FAIL,
                     f"{group.name}: {why} but the pod has no {GPU_RESOURCE} limit: it gets no GPU",
                     tuple(details),
@@ -207,7 +198,7 @@ def _rule_gpu(spec: ClusterSpec) -> tuple[list[_Finding], str]:
                 ))
                 continue
             if num and got and num > got:
-                findings.append(_Finding(
+                findings.append(Finding(
                     Status.WARN,
                     f"{group.name}: num-gpus {num:g} but only {got:g} GPU in its {GPU_RESOURCE} limit",
                     ("Ray schedules tasks on GPUs the pod cannot see.",),
@@ -217,7 +208,7 @@ def _rule_gpu(spec: ClusterSpec) -> tuple[list[_Finding], str]:
         if (got or num) and cpu_image:
             amount = got or num or 0
             asked = f"{GPU_RESOURCE}: {amount:g}" if spec.explicit_gpus and got else f"{amount:g} GPU"
-            findings.append(_Finding(
+            findings.append(Finding(
                 Status.WARN,
                 f"{group.name}: {asked} on the CPU image {group.image}",
                 ("The CPU images have no CUDA: the GPU is reserved but frameworks inside cannot use it.",),
@@ -226,13 +217,13 @@ def _rule_gpu(spec: ClusterSpec) -> tuple[list[_Finding], str]:
             ))
             continue
         if got or num:
-            findings.append(_Finding(Status.OK, f"{group.name}: {got or num:g} GPU"))
+            findings.append(Finding(Status.OK, f"{group.name}: {got or num:g} GPU"))
     if not findings:
         return [], "no group asks for GPUs"
     return findings, "every GPU group gets a GPU and a CUDA image"
 
 
-RULES: list[tuple[str, str, Callable[[ClusterSpec], tuple[list[_Finding], str]]]] = [
+RULES: list[tuple[str, str, Callable[[ClusterSpec], tuple[list[Finding], str]]]] = [
     ("cluster.same_image", "Every group runs the head's image", _rule_same_image),
     ("cluster.ray_version", "Declared Ray version matches the images", _rule_ray_version),
     ("cluster.gpu", "GPU groups get a GPU", _rule_gpu),
@@ -243,7 +234,7 @@ RULES: list[tuple[str, str, Callable[[ClusterSpec], tuple[list[_Finding], str]]]
 # helpers
 
 
-def _combine(rule_id: str, title: str, findings: list[_Finding], ok_summary: str) -> Result:
+def _combine(rule_id: str, title: str, findings: list[Finding], ok_summary: str) -> Result:
     bad = [f for f in findings if f.status is not Status.OK]
     if not bad:
         return result(rule_id, CATEGORY, title, Status.OK, ok_summary, details=[f.summary for f in findings])

@@ -32,6 +32,7 @@ from doctor.head.compose import (
     ComposeService,
     parse_ray_start,
     parse_size,
+    reserved_gpu_count,
 )
 from doctor.report import Remediation, Result, Status, result
 
@@ -177,7 +178,9 @@ class HostRoute:
 
 
 @dataclass
-class _Finding:
+class Finding:
+    """One problem a lint rule found: status, one line, and how to fix it."""
+
     status: Status
     summary: str
     details: tuple[str, ...] = ()
@@ -240,7 +243,7 @@ def lint_compose(
 
 
 def _combine(
-    rule_id: str, title: str, findings: list[_Finding], ok_summary: str
+    rule_id: str, title: str, findings: list[Finding], ok_summary: str
 ) -> Result:
     bad = [f for f in findings if f.status != Status.OK]
     if not bad:
@@ -363,28 +366,28 @@ def _commands_after_ray_start(argv: list[str]) -> list[str]:
 # rules: each returns (findings, summary when all is well)
 
 
-def _rule_same_image(ctx: _Ctx) -> tuple[list[_Finding], str]:
+def _rule_same_image(ctx: _Ctx) -> tuple[list[Finding], str]:
     head = ctx.project.head
     if not ctx.project.workers:
         return [
-            _Finding(Status.SKIP, "no worker services to compare with the head")
+            Finding(Status.SKIP, "no worker services to compare with the head")
         ], ""
     if not head.image:
         return [
-            _Finding(
+            Finding(
                 Status.SKIP,
                 f"{head.name} has no image: (built locally); cannot compare tags",
             )
         ], ""
-    findings: list[_Finding] = []
+    findings: list[Finding] = []
     for worker in ctx.project.workers:
         if not worker.image:
             findings.append(
-                _Finding(Status.OK, f"{worker.name} builds its own image; not compared")
+                Finding(Status.OK, f"{worker.name} builds its own image; not compared")
             )
         elif not _same_image(worker.image, head.image):
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{worker.name} runs {worker.image} but {head.name} runs {head.image}",
                     (
@@ -395,20 +398,20 @@ def _rule_same_image(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 )
             )
         else:
-            findings.append(_Finding(Status.OK, f"{worker.name} runs {worker.image}"))
+            findings.append(Finding(Status.OK, f"{worker.name} runs {worker.image}"))
     return findings, f"head and workers run {head.image}"
 
 
 def _check_option(
     svc: ComposeService, opt_word: str, name: str, value: str | None, inline: bool
-) -> tuple[_Finding | None, list[str] | None]:
+) -> tuple[Finding | None, list[str] | None]:
     """Judge one option; returns a finding and the corrected words (None: keep)."""
     where = svc.name
     if name not in RAY_START_OPTIONS:
         if not name.startswith("--") and ("-" + name) in RAY_START_OPTIONS:
             good = "-" + opt_word
             return (
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{where}: '{opt_word}' has one dash; ray start wants '{good}'",
                     (
@@ -429,7 +432,7 @@ def _check_option(
                     else ([new] if value is None else [new, value])
                 )
             return (
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{where}: {name} is not an option of ray start 2.49 (removed); {instead}",
                     (
@@ -451,7 +454,7 @@ def _check_option(
                 else ([close[0]] if value is None else [close[0], value])
             )
         return (
-            _Finding(
+            Finding(
                 Status.FAIL,
                 f"{where}: unknown ray start flag {name}{hint}",
                 (
@@ -467,7 +470,7 @@ def _check_option(
     if spec.kind in ("flag", "count"):
         if inline:
             return (
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{where}: {name} takes no value, got '{opt_word}'",
                     ("click stops with 'Option does not take a value'.",),
@@ -477,7 +480,7 @@ def _check_option(
             )
     elif value is None:
         return (
-            _Finding(
+            Finding(
                 Status.FAIL,
                 f"{where}: {name} needs a value",
                 ("click stops with 'Option requires an argument'.",),
@@ -489,7 +492,7 @@ def _check_option(
         problem = _bad_value(spec, value)
         if problem:
             return (
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{where}: {name}={value} {problem}",
                     ("`ray start` refuses the value and the container stops.",),
@@ -499,7 +502,7 @@ def _check_option(
             )
     if spec.deprecated:
         return (
-            _Finding(
+            Finding(
                 Status.WARN,
                 f"{where}: {name} is deprecated: {spec.deprecated}",
                 (),
@@ -543,13 +546,13 @@ def _bad_value(spec: _Opt, value: str) -> str | None:
     return None
 
 
-def _rule_ray_start_flags(ctx: _Ctx) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_ray_start_flags(ctx: _Ctx) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     for svc in _ray_services(ctx.project):
         args = svc.ray_start_args or []
         line = parse_ray_start(args)
         fixed: list[str] = []
-        svc_findings: list[_Finding] = []
+        svc_findings: list[Finding] = []
         names = line.names()
         for index, opt in enumerate(line.options):
             finding, replacement = _check_option(
@@ -568,7 +571,7 @@ def _rule_ray_start_flags(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 fixed.extend([opt.word, opt.value])
         for word in line.positionals:
             svc_findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{svc.name}: unexpected argument '{word}' after ray start",
                     ("click stops with 'Got unexpected extra argument'.",),
@@ -584,12 +587,12 @@ def _rule_ray_start_flags(ctx: _Ctx) -> tuple[list[_Finding], str]:
     return findings, f"every ray start flag is one Ray 2.49 knows ({services})"
 
 
-def _rule_dashboard_host(ctx: _Ctx) -> tuple[list[_Finding], str]:
+def _rule_dashboard_host(ctx: _Ctx) -> tuple[list[Finding], str]:
     project, head = ctx.project, ctx.project.head
     include = project.flag(head, "--include-dashboard")
     if include is not None and include.lower() in ("0", "false", "f", "no", "n", "off"):
         return [
-            _Finding(
+            Finding(
                 Status.WARN,
                 f"{head.name}: --include-dashboard={include}: no dashboard, so no Jobs API and no raydoctor checks",
                 (),
@@ -623,7 +626,7 @@ def _rule_dashboard_host(ctx: _Ctx) -> tuple[list[_Finding], str]:
         else "nothing outside the container can reach it"
     )
     return [
-        _Finding(
+        Finding(
             status,
             f"{head.name}: the dashboard binds to {shown}: {why}",
             ("Ray binds the dashboard to 127.0.0.1 unless --dashboard-host=0.0.0.0.",),
@@ -633,8 +636,8 @@ def _rule_dashboard_host(ctx: _Ctx) -> tuple[list[_Finding], str]:
     ], ""
 
 
-def _rule_block(ctx: _Ctx) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_block(ctx: _Ctx) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     for svc in _ray_services(ctx.project):
         args = svc.ray_start_args or []
         if "--block" in parse_ray_start(args).names():
@@ -644,14 +647,14 @@ def _rule_block(ctx: _Ctx) -> tuple[list[_Finding], str]:
         fix_cmd = (_cmd([*args, "--block"]),)
         if keepalive:
             findings.append(
-                _Finding(
+                Finding(
                     Status.OK,
                     f"{svc.name}: no --block, but '{keepalive[0]}' keeps the container running",
                 )
             )
         elif after:
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{svc.name}: ray start without --block; the container lives only as long as '{after[-1]}'",
                     ("When that command ends the container exits and Ray with it.",),
@@ -661,7 +664,7 @@ def _rule_block(ctx: _Ctx) -> tuple[list[_Finding], str]:
             )
         else:
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{svc.name}: ray start without --block; the container exits as soon as Ray has started",
                     (
@@ -693,14 +696,14 @@ def _networks_of(svc: ComposeService) -> set[str]:
     return set(svc.networks) or {"default"}
 
 
-def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
+def _rule_worker_address(ctx: _Ctx) -> tuple[list[Finding], str]:
     project, head = ctx.project, ctx.project.head
     if not project.workers:
-        return [_Finding(Status.SKIP, "no worker services")], ""
+        return [Finding(Status.SKIP, "no worker services")], ""
     gcs = project.gcs_port()
     want = f"{head.name}:{gcs}"
     names = _head_names(head)
-    findings: list[_Finding] = []
+    findings: list[Finding] = []
     for w in project.workers:
         args = w.ray_start_args or []
         address = project.flag(w, "--address")
@@ -708,7 +711,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
         fix = (_cmd([f"--address={want}", *fixed]),)
         if not address:
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{w.name}: ray start has neither --head nor --address",
                     ("`ray start` needs --address to join a cluster.",),
@@ -719,7 +722,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
             continue
         if _unexpanded(address):
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{w.name}: --address={address} is set by the container's shell; not checked",
                     (),
@@ -739,7 +742,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
             names = names | {host}
         if host not in names:
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{w.name}: --address={address} does not point at the head service {head.name}",
                     (
@@ -752,7 +755,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
             continue
         if not port_s:
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{w.name}: --address={address} has no port; the head's GCS listens on {gcs}",
                     (),
@@ -763,7 +766,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
             continue
         if _int(port_s) != gcs:
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{w.name}: --address={address} uses port {port_s}, but {head.name}'s GCS listens on {gcs} (--port)",
                     (),
@@ -778,7 +781,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
             and not (_networks_of(w) & _networks_of(head))
         ):
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{w.name} and {head.name} share no network ({', '.join(sorted(_networks_of(w)))} vs {', '.join(sorted(_networks_of(head)))})",
                     (f"{w.name} cannot resolve or reach {host}.",),
@@ -787,7 +790,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 )
             )
             continue
-        findings.append(_Finding(Status.OK, f"{w.name} joins {address}"))
+        findings.append(Finding(Status.OK, f"{w.name} joins {address}"))
     return findings, f"every worker joins {want}"
 
 
@@ -811,18 +814,18 @@ def _has_own_shm(svc: ComposeService) -> bool:
     return False
 
 
-def _rule_shm_size(ctx: _Ctx) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_shm_size(ctx: _Ctx) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     fix_text = "Give every Ray container a larger /dev/shm (Ray suggests 30% of RAM; 2gb suits a laptop)."
     for svc in _ray_services(ctx.project):
         if svc.shm_size is None:
             if _has_own_shm(svc):
                 findings.append(
-                    _Finding(Status.OK, f"{svc.name} mounts its own /dev/shm")
+                    Finding(Status.OK, f"{svc.name} mounts its own /dev/shm")
                 )
                 continue
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{svc.name}: no shm_size: Docker's 64 MB /dev/shm makes Ray's object store fall back to /tmp",
                     (
@@ -837,7 +840,7 @@ def _rule_shm_size(ctx: _Ctx) -> tuple[list[_Finding], str]:
             size = parse_size(svc.shm_size)
         except UsageError:
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{svc.name}: shm_size '{svc.shm_size}' is not a size",
                     (),
@@ -848,7 +851,7 @@ def _rule_shm_size(ctx: _Ctx) -> tuple[list[_Finding], str]:
             continue
         if size < MIN_SHM_BYTES:
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{svc.name}: shm_size '{svc.shm_size}' is under 512 MB; Ray's object store will be cramped",
                     (),
@@ -864,7 +867,7 @@ def _rule_shm_size(ctx: _Ctx) -> tuple[list[_Finding], str]:
             mem_bytes = None  # reported by compose.resource_limits
         if mem_bytes and size > mem_bytes:
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{svc.name}: shm_size '{svc.shm_size}' exceeds its memory limit '{memory}'",
                     (
@@ -874,13 +877,13 @@ def _rule_shm_size(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 )
             )
             continue
-        findings.append(_Finding(Status.OK, f"{svc.name}: shm_size {svc.shm_size}"))
+        findings.append(Finding(Status.OK, f"{svc.name}: shm_size {svc.shm_size}"))
     return findings, "every Ray container has at least 512 MB of /dev/shm"
 
 
-def _rule_published_ports(ctx: _Ctx) -> tuple[list[_Finding], str]:
+def _rule_published_ports(ctx: _Ctx) -> tuple[list[Finding], str]:
     project, head = ctx.project, ctx.project.head
-    findings: list[_Finding] = []
+    findings: list[Finding] = []
     for svc in project.services.values():
         if svc.network_mode == "host":
             continue
@@ -888,7 +891,7 @@ def _rule_published_ports(ctx: _Ctx) -> tuple[list[_Finding], str]:
             if port.host_ip in _ALL_INTERFACES:
                 host = port.host_port if port.host_port is not None else ""
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.WARN,
                         f"{svc.name}: publishes {port.container_port} on all interfaces",
                         (
@@ -909,7 +912,7 @@ def _rule_published_ports(ctx: _Ctx) -> tuple[list[_Finding], str]:
             published = project.published(number)
             if published is None or published.protocol != "tcp":
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.WARN,
                         f"{head.name}: the {label} port {number} is not published; this machine cannot reach it",
                         (),
@@ -923,28 +926,8 @@ def _rule_published_ports(ctx: _Ctx) -> tuple[list[_Finding], str]:
     )
 
 
-def _reserved_gpu_count(svc: ComposeService) -> int | None:
-    """How many GPUs the service reserves, when a number says so."""
-    try:
-        devices = svc.raw["deploy"]["resources"]["reservations"]["devices"]
-    except (KeyError, TypeError):
-        return None
-    total = 0
-    for dev in devices if isinstance(devices, list) else []:
-        if not isinstance(dev, dict):
-            continue
-        count = dev.get("count")
-        if isinstance(dev.get("device_ids"), list):
-            total += len(dev["device_ids"])
-        elif isinstance(count, int) and not isinstance(count, bool):
-            total += count
-        else:
-            return None  # "all", or unspecified (Docker reads it as all)
-    return total
-
-
-def _rule_gpu_reservation(ctx: _Ctx) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_gpu_reservation(ctx: _Ctx) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     snippet = "deploy: {resources: {reservations: {devices: [{driver: nvidia, count: 1, capabilities: [gpu]}]}}}"
     any_gpu = False
     for svc in ctx.project.services.values():
@@ -964,7 +947,7 @@ def _rule_gpu_reservation(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 else f"passes --num-gpus={num}"
             )
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{svc.name}: {why} but reserves no NVIDIA GPU",
                     (
@@ -978,10 +961,10 @@ def _rule_gpu_reservation(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 )
             )
             continue
-        reserved = _reserved_gpu_count(svc)
+        reserved = reserved_gpu_count(svc.raw)
         if num and reserved is not None and reserved < num:
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{svc.name}: --num-gpus={num} but only {reserved} GPU(s) reserved",
                     ("Ray will schedule tasks on GPUs the container cannot see.",),
@@ -989,14 +972,14 @@ def _rule_gpu_reservation(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 )
             )
             continue
-        findings.append(_Finding(Status.OK, f"{svc.name} reserves an NVIDIA GPU"))
+        findings.append(Finding(Status.OK, f"{svc.name} reserves an NVIDIA GPU"))
     if not any_gpu:
         return [], "no service uses a GPU image or --num-gpus"
     return findings, "every GPU service has an NVIDIA device reservation"
 
 
-def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_resource_limits(ctx: _Ctx) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     seen = False
     for svc in ctx.project.services.values():
         for key, value in svc.limits.items():
@@ -1004,7 +987,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
             if key not in _LIMIT_KEYS:
                 close = difflib.get_close_matches(key, _LIMIT_KEYS, n=1)
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.FAIL,
                         f"{svc.name}: unknown limit '{key}'"
                         + (f"; did you mean '{close[0]}'?" if close else ""),
@@ -1020,7 +1003,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
                         raise ValueError
                 except ValueError:
                     findings.append(
-                        _Finding(
+                        Finding(
                             Status.FAIL,
                             f"{svc.name}: limits.cpus '{value}' is not a positive number",
                             (),
@@ -1031,7 +1014,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
                     continue
                 if ctx.cpu_count and cpus > ctx.cpu_count:
                     findings.append(
-                        _Finding(
+                        Finding(
                             Status.WARN,
                             f"{svc.name}: limits.cpus '{value}' is more than this machine's {ctx.cpu_count} CPUs",
                             (
@@ -1049,7 +1032,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
                         raise UsageError("zero")
                 except UsageError:
                     findings.append(
-                        _Finding(
+                        Finding(
                             Status.FAIL,
                             f"{svc.name}: limits.memory '{value}' is not a size",
                             (),
@@ -1060,7 +1043,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
                     continue
                 if size < 1 << 30 and svc.ray_start_args is not None:
                     findings.append(
-                        _Finding(
+                        Finding(
                             Status.WARN,
                             f"{svc.name}: limits.memory '{value}' is under 1 GiB; Ray's processes alone use several hundred MB",
                             (),
@@ -1070,7 +1053,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
                     continue
             elif key == "pids" and _int(value) is None:
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.FAIL,
                         f"{svc.name}: limits.pids '{value}' is not a whole number",
                         (),
@@ -1078,19 +1061,19 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[_Finding], str]:
                     )
                 )
                 continue
-            findings.append(_Finding(Status.OK, f"{svc.name}: {key}={value}"))
+            findings.append(Finding(Status.OK, f"{svc.name}: {key}={value}"))
     if not seen:
         return [], "no resource limits set"
     return findings, "every resource limit parses"
 
 
-def _rule_network_mode(ctx: _Ctx) -> tuple[list[_Finding], str]:
-    findings: list[_Finding] = []
+def _rule_network_mode(ctx: _Ctx) -> tuple[list[Finding], str]:
+    findings: list[Finding] = []
     for svc in ctx.project.services.values():
         mode = svc.network_mode
         if mode == "host":
             findings.append(
-                _Finding(
+                Finding(
                     Status.WARN,
                     f"{svc.name}: network_mode: host; its ports: and networks: are ignored",
                     (
@@ -1101,7 +1084,7 @@ def _rule_network_mode(ctx: _Ctx) -> tuple[list[_Finding], str]:
             )
         elif mode == "none" and svc.ray_start_args is not None:
             findings.append(
-                _Finding(
+                Finding(
                     Status.FAIL,
                     f"{svc.name}: network_mode: none; this Ray node cannot talk to anything",
                     (),
@@ -1111,9 +1094,9 @@ def _rule_network_mode(ctx: _Ctx) -> tuple[list[_Finding], str]:
     return findings, "no service uses host networking"
 
 
-def _rule_subnet(ctx: _Ctx) -> tuple[list[_Finding], str]:
+def _rule_subnet(ctx: _Ctx) -> tuple[list[Finding], str]:
     project = ctx.project
-    findings: list[_Finding] = []
+    findings: list[Finding] = []
     subnets: list[tuple[str, IPNetwork]] = []
     for net_name, settings in project.networks.items():
         if settings.get("external"):
@@ -1128,7 +1111,7 @@ def _rule_subnet(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 net = ipaddress.ip_network(text, strict=False)
             except ValueError:
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.FAIL,
                         f"network {net_name}: subnet '{text}' is not a network",
                         (),
@@ -1144,7 +1127,7 @@ def _rule_subnet(ctx: _Ctx) -> tuple[list[_Finding], str]:
                     else "a special-purpose range"
                 )
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.FAIL,
                         f"network {net_name}: subnet {net} is {kind}, not private",
                         (
@@ -1173,7 +1156,7 @@ def _rule_subnet(ctx: _Ctx) -> tuple[list[_Finding], str]:
                     addr = ipaddress.ip_address(str(addr_text).strip("[]"))
                 except ValueError:
                     findings.append(
-                        _Finding(
+                        Finding(
                             Status.FAIL,
                             f"{svc.name}: {key} '{addr_text}' is not an address",
                             (),
@@ -1184,7 +1167,7 @@ def _rule_subnet(ctx: _Ctx) -> tuple[list[_Finding], str]:
                 nets = [n for n in by_name[net_name] if n.version == addr.version]
                 if nets and not any(addr in n for n in nets):
                     findings.append(
-                        _Finding(
+                        Finding(
                             Status.FAIL,
                             f"{svc.name}: {key} {addr} is outside network {net_name}'s subnet {nets[0]}",
                             ("Docker refuses to start the container.",),
@@ -1200,21 +1183,21 @@ def _rule_subnet(ctx: _Ctx) -> tuple[list[_Finding], str]:
     ) + " are private and clear of this machine's routes"
 
 
-def _overlaps(ctx: _Ctx, subnets: list[tuple[str, IPNetwork]]) -> list[_Finding]:
+def _overlaps(ctx: _Ctx, subnets: list[tuple[str, IPNetwork]]) -> list[Finding]:
     try:
         routes = list(ctx.routes())
     except Exception as exc:  # noqa: BLE001 - an injected or OS source must not break the lint
         return [
-            _Finding(
+            Finding(
                 Status.OK,
                 f"host routes unreadable ({type(exc).__name__}); overlap not checked",
             )
         ]
     if not routes:
         return [
-            _Finding(Status.OK, "no host routes readable here; overlap not checked")
+            Finding(Status.OK, "no host routes readable here; overlap not checked")
         ]
-    findings: list[_Finding] = []
+    findings: list[Finding] = []
     for net_name, net in subnets:
         for route in routes:
             other = route.network
@@ -1224,7 +1207,7 @@ def _overlaps(ctx: _Ctx, subnets: list[tuple[str, IPNetwork]]) -> list[_Finding]
                 continue  # this compose network itself, already up
             if net.overlaps(other):  # type: ignore[arg-type]
                 findings.append(
-                    _Finding(
+                    Finding(
                         Status.WARN,
                         f"network {net_name}: subnet {net} overlaps {other} on {route.interface} (from {route.source})",
                         (
@@ -1237,7 +1220,7 @@ def _overlaps(ctx: _Ctx, subnets: list[tuple[str, IPNetwork]]) -> list[_Finding]
     return findings
 
 
-RULES: list[tuple[str, str, Callable[[_Ctx], tuple[list[_Finding], str]]]] = [
+RULES: list[tuple[str, str, Callable[[_Ctx], tuple[list[Finding], str]]]] = [
     ("compose.same_image", "Head and workers run the same image", _rule_same_image),
     ("compose.ray_start_flags", "ray start flags are valid", _rule_ray_start_flags),
     (

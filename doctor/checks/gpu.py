@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from doctor.checks.nodes import describe_node
 from doctor.context import CheckContext
 from doctor.head import docker
 from doctor.head.dashboard import DashboardError
@@ -275,11 +276,6 @@ def _gpus(node: dict[str, Any]) -> float:
         return 0.0
 
 
-def _node_name(node: dict[str, Any]) -> str:
-    role = "head" if node.get("is_head_node") else "worker"
-    return f"{role} {str(node.get('node_id', '?'))[:12]} ({node.get('node_ip', '?')})"
-
-
 def check_nodes(ctx: CheckContext) -> Result:
     title = "GPUs per node"
     if ctx.dashboard is None or not ctx.head().live:
@@ -290,7 +286,7 @@ def check_nodes(ctx: CheckContext) -> Result:
         return result("gpu.nodes", "gpu", title, Status.SKIP, f"the node list could not be read: {exc.message}")
     per_node = [(n, _gpus(n)) for n in nodes]
     total = sum(g for _, g in per_node)
-    details = [f"{_node_name(n)}: {g:g} GPU" for n, g in per_node]
+    details = [f"{describe_node(n)}: {g:g} GPU" for n, g in per_node]
     data = {"nodes": [{"node_id": n.get("node_id"), "ip": n.get("node_ip"), "head": bool(n.get("is_head_node")), "gpus": g}
                       for n, g in per_node], "total": total}
     if total == 0:
@@ -300,7 +296,7 @@ def check_nodes(ctx: CheckContext) -> Result:
                                           "detects them, or set `ray start --num-gpus=N`.", ()), data=data)
         return result("gpu.nodes", "gpu", title, Status.SKIP, f"no GPUs on any of {len(nodes)} node(s): a CPU cluster",
                       details=details, data=data)
-    summary = ", ".join(f"{_node_name(n)} {g:g}" for n, g in per_node if g) + f" ({total:g} GPU in all)"
+    summary = ", ".join(f"{describe_node(n)} {g:g}" for n, g in per_node if g) + f" ({total:g} GPU in all)"
     return result("gpu.nodes", "gpu", title, Status.OK, summary, details=details, data=data)
 
 
@@ -322,7 +318,7 @@ def check_probe(ctx: CheckContext) -> Result:
                       fix=Remediation("The dashboard's Jobs API must answer: check the dashboard (network.dashboard).", ()))
     node_id = str(outcome.info.get("driver_node_id") or "")
     node = next((n for n in nodes if n.get("node_id") == node_id), None)
-    where = _node_name(node) if node else (f"node {node_id[:12]}" if node_id else "the node Ray chose")
+    where = describe_node(node) if node else (f"node {node_id[:12]}" if node_id else "the node Ray chose")
     details = [f"job {outcome.submission_id}: {outcome.status} in {outcome.duration_s:.1f} s"
                + ("" if outcome.deleted else " (not deleted)")] + outcome.notes
     if outcome.status == "TIMEOUT":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from doctor.commands.common import EPILOG, add_target_options, options_from
+from doctor.commands.common import EPILOG, add_check_options, add_target_options, options_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_options(parser)
-    parser.add_argument("--deep", action="store_true",
-                        help="also submit probe jobs that list the head's and every node's packages")
-    parser.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
-                        help="skip the ray.init round trip")
+    add_check_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

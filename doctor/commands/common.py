@@ -58,6 +58,14 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                    help=f"per-connection network timeout (default {DEFAULT_TIMEOUT_S:g})")
 
 
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """What to run beyond the basic checks (check and report)."""
+    parser.add_argument("--deep", action="store_true",
+                        help="also submit probe jobs that list the head's and every node's packages")
+    parser.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
+                        help="skip the ray.init round trip")
+
+
 def options_from(args: argparse.Namespace) -> TargetOptions:
     return TargetOptions(
         address=args.address, client_port=args.client_port, gcs_port=args.gcs_port, compose=args.compose,

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from doctor.commands.common import EPILOG, add_target_options, options_from
+from doctor.commands.common import EPILOG, add_check_options, add_target_options, options_from
 from doctor.errors import UsageError
 
 
@@ -28,10 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_options(parser)
-    parser.add_argument("--deep", action="store_true",
-                        help="also submit probe jobs that list the head's and every node's packages")
-    parser.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
-                        help="skip the ray.init round trip")
+    add_check_options(parser)
     g = parser.add_argument_group("sharing")
     g.add_argument("--redact", action="store_true",
                    help="also replace host names, IP addresses and URL hosts with placeholders, and the home "

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import yaml
 
 from doctor.errors import DoctorError, UsageError
+from doctor.head.compose import yaml_kind
 
 __all__ = [
     "FORMATS",
@@ -228,7 +229,7 @@ def detect_format(doc: Any) -> str | None:
 
 def read_compose(doc: Any, path: Path, environ: Mapping[str, str] | None = None) -> ClusterSpec:
     """A Compose file: ``doctor.head.compose`` reads it (interpolation and all)."""
-    from doctor.head.compose import load_compose
+    from doctor.head.compose import load_compose, reserved_gpu_count
 
     project = load_compose(path, environ)
 
@@ -236,7 +237,7 @@ def read_compose(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
         num = _number(project.flag(svc, "--num-gpus"))
         gpus = None
         if svc.gpu_reservation:
-            gpus = float(_reserved_count(svc.raw) or 1)
+            gpus = float(reserved_gpu_count(svc.raw) or 1)
         return NodeGroup(svc.name, role, svc.image, f"services.{svc.name}", gpus=gpus, num_gpus=num)
 
     return ClusterSpec(
@@ -286,7 +287,7 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
             raise UsageError(f"{where}available_node_types is set but head_node_type is missing",
                              hint="name the head's node type in head_node_type")
         if not isinstance(head_type, str) or head_type not in node_types:
-            raise UsageError(f"{where}head_node_type {_clip(str(head_type)) if _is_scalar(head_type) else _kind(head_type)!r} "
+            raise UsageError(f"{where}head_node_type {_clip(str(head_type)) if _is_scalar(head_type) else yaml_kind(head_type)!r} "
                              "is not one of available_node_types",
                              hint=f"one of: {', '.join(_clip(str(k)) for k in list(node_types)[:8])}")
         head = group(head_type, "head", node_types[head_type])
@@ -352,7 +353,7 @@ def read_kuberay(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
     if groups_raw is None:
         groups_raw = []
     if not isinstance(groups_raw, list):
-        raise UsageError(f"{where}{prefix}.workerGroupSpecs is a {_kind(groups_raw)}, not a list")
+        raise UsageError(f"{where}{prefix}.workerGroupSpecs is a {yaml_kind(groups_raw)}, not a list")
     workers = []
     for i, raw in enumerate(groups_raw[:256]):
         at = f"{prefix}.workerGroupSpecs[{i}]"
@@ -480,7 +481,7 @@ def _describe_docs(docs: list[Any]) -> str:
             keys = [_clip(str(k), 30) for k in list(doc)[:4] if _is_scalar(k)]
             kinds.append("a mapping with " + (", ".join(keys) or "no keys"))
         else:
-            kinds.append(f"a {_kind(doc)}")
+            kinds.append(f"a {yaml_kind(doc)}")
     return "it holds " + "; ".join(kinds)
 
 
@@ -558,36 +559,17 @@ def _ray_start_num_gpus(commands: list[str]) -> float | None:
     return None
 
 
-def _reserved_count(raw: Any) -> int | None:
-    """GPUs a Compose service reserves by count or device ids; None for "all"."""
-    try:
-        devices = raw["deploy"]["resources"]["reservations"]["devices"]
-    except (KeyError, TypeError):
-        return None
-    total = 0
-    for dev in devices if isinstance(devices, list) else []:
-        if not isinstance(dev, dict):
-            continue
-        if isinstance(dev.get("device_ids"), list):
-            total += len(dev["device_ids"])
-        elif isinstance(dev.get("count"), int) and not isinstance(dev.get("count"), bool):
-            total += dev["count"]
-        else:
-            return None
-    return total or None
-
-
 def _commands(value: Any, where: str, key: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
-        raise UsageError(f"{where}{key} is a {_kind(value)}, not a list of commands")
+        raise UsageError(f"{where}{key} is a {yaml_kind(value)}, not a list of commands")
     out = []
     for item in value[:1000]:
         if not _is_scalar(item) or item is None:
-            raise UsageError(f"{where}{key} holds a {_kind(item)}, not a command")
+            raise UsageError(f"{where}{key} holds a {yaml_kind(item)}, not a command")
         out.append(str(item))
     return out
 
@@ -596,7 +578,7 @@ def _mapping(value: Any, where: str, at: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise UsageError(f"{where}{at} is a {_kind(value)}, not a mapping")
+        raise UsageError(f"{where}{at} is a {yaml_kind(value)}, not a mapping")
     return value
 
 
@@ -609,7 +591,7 @@ def _image(value: Any, where: str, at: str) -> str:
 
 def _scalar_text(value: Any, where: str, at: str) -> str:
     if not _is_scalar(value) or value is None:
-        raise UsageError(f"{where}{at} is a {_kind(value)}, not a value")
+        raise UsageError(f"{where}{at} is a {yaml_kind(value)}, not a value")
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -624,7 +606,7 @@ def _number(value: Any, where: str = "", at: str = "") -> float | None:
         return None
     if isinstance(value, bool) or not _is_scalar(value):
         if at:
-            raise UsageError(f"{where}{at} is a {_kind(value)}, not a number")
+            raise UsageError(f"{where}{at} is a {yaml_kind(value)}, not a number")
         return None
     try:
         number = float(str(value).strip())
@@ -641,17 +623,6 @@ def _number(value: Any, where: str = "", at: str = "") -> float | None:
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _kind(value: Any) -> str:
-    """A value's YAML kind, for messages: never ``str()`` of a structure (an alias bomb prints forever)."""
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
-    return f"{type(value).__name__} value"
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -687,7 +687,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
             f"{path}: invalid YAML: {_clip(str(exc), 80)}", hint="fix the YAML"
         ) from None
     if not isinstance(tree, dict):
-        kind = "empty" if tree is None else f"a {_yaml_kind(tree)}"
+        kind = "empty" if tree is None else f"a {yaml_kind(tree)}"
         raise UsageError(
             f"{path}: is {kind}, not a compose mapping",
             hint="a compose file is a mapping with a 'services:' key",
@@ -704,14 +704,14 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
         )
     if not isinstance(services_raw, dict):
         raise UsageError(
-            f"{path}: 'services' is a {_yaml_kind(services_raw)}, not a mapping",
+            f"{path}: 'services' is a {yaml_kind(services_raw)}, not a mapping",
             hint="write 'services:' as a mapping of name to service",
         )
 
     networks_raw = tree.get("networks") or {}
     if not isinstance(networks_raw, dict):
         raise UsageError(
-            f"{path}: top-level 'networks' is a {_yaml_kind(networks_raw)}, not a mapping",
+            f"{path}: top-level 'networks' is a {yaml_kind(networks_raw)}, not a mapping",
             hint="write 'networks:' as a mapping of name to settings",
         )
     networks = {
@@ -740,7 +740,8 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
     return ComposeProject(path, services, networks, head, workers)
 
 
-def _yaml_kind(value: Any) -> str:
+def yaml_kind(value: Any) -> str:
+    """A value's YAML kind, for messages: never ``str()`` of a structure (an alias bomb prints forever)."""
     if isinstance(value, dict):
         return "mapping"
     if isinstance(value, list):
@@ -756,14 +757,14 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         raw = {}
     if not isinstance(raw, dict):
         raise UsageError(
-            f"{where}: is a {_yaml_kind(raw)}, not a mapping",
+            f"{where}: is a {yaml_kind(raw)}, not a mapping",
             hint="write the service as 'image: ...', 'command: ...' keys",
         )
     image = raw.get("image")
     if image is not None:
         if isinstance(image, (dict, list)):
             raise UsageError(
-                f"{where}: 'image' is a {_yaml_kind(image)}",
+                f"{where}: 'image' is a {yaml_kind(image)}",
                 hint="write image: NAME:TAG",
             )
         image = str(image)
@@ -777,7 +778,7 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
     ports_raw = raw.get("ports") or []
     if not isinstance(ports_raw, list):
         raise UsageError(
-            f"{where}: 'ports' is a {_yaml_kind(ports_raw)}, not a list",
+            f"{where}: 'ports' is a {yaml_kind(ports_raw)}, not a list",
             hint="write ports as a list",
         )
     ports: list[PublishedPort] = []
@@ -798,13 +799,13 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         for key, value in nets_raw.items():
             if value is not None and not isinstance(value, dict):
                 raise UsageError(
-                    f"{where}: settings of network {key} are a {_yaml_kind(value)}",
+                    f"{where}: settings of network {key} are a {yaml_kind(value)}",
                     hint="write e.g. 'ipv4_address: 172.29.0.15' under the network",
                 )
             networks[str(key)] = dict(value or {})
     elif nets_raw is not None:
         raise UsageError(
-            f"{where}: 'networks' is a {_yaml_kind(nets_raw)}",
+            f"{where}: 'networks' is a {yaml_kind(nets_raw)}",
             hint="list network names",
         )
 
@@ -866,7 +867,7 @@ def _mapping(where: str, key: str, value: Any) -> dict:
         return {}
     if not isinstance(value, dict):
         raise UsageError(
-            f"{where}: '{key}' is a {_yaml_kind(value)}, not a mapping",
+            f"{where}: '{key}' is a {yaml_kind(value)}, not a mapping",
             hint=f"write '{key}' as a mapping",
         )
     return value
@@ -875,7 +876,7 @@ def _mapping(where: str, key: str, value: Any) -> dict:
 def _scalar(where: str, key: str, value: Any) -> str:
     if isinstance(value, (dict, list)):
         raise UsageError(
-            f"{where}: '{key}' is a {_yaml_kind(value)}, not a value",
+            f"{where}: '{key}' is a {yaml_kind(value)}, not a value",
             hint=f"write '{key}' as a single value",
         )
     if isinstance(value, bool):
@@ -899,13 +900,13 @@ def _argv(where: str, key: str, value: Any) -> list[str]:
         for item in value:
             if isinstance(item, (dict, list)):
                 raise UsageError(
-                    f"{where}: '{key}' holds a {_yaml_kind(item)}",
+                    f"{where}: '{key}' holds a {yaml_kind(item)}",
                     hint=f"write '{key}' as a list of strings",
                 )
             words.append(_scalar(where, key, item) if item is not None else "")
     else:
         raise UsageError(
-            f"{where}: '{key}' is a {_yaml_kind(value)}",
+            f"{where}: '{key}' is a {yaml_kind(value)}",
             hint=f"write '{key}' as a string or a list",
         )
     return words
@@ -1059,3 +1060,23 @@ def _long_port(where: str, spec: dict) -> list[PublishedPort]:
             host_ip, hosts[0] if len(hosts) == 1 else None, container, protocol
         )
     ]
+
+
+def reserved_gpu_count(raw: Any) -> int | None:
+    """How many GPUs a service (its raw mapping) reserves, when a number says so; None for "all"."""
+    try:
+        devices = raw["deploy"]["resources"]["reservations"]["devices"]
+    except (KeyError, TypeError):
+        return None
+    total = 0
+    for dev in devices if isinstance(devices, list) else []:
+        if not isinstance(dev, dict):
+            continue
+        count = dev.get("count")
+        if isinstance(dev.get("device_ids"), list):
+            total += len(dev["device_ids"])
+        elif isinstance(count, int) and not isinstance(count, bool):
+            total += count
+        else:
+            return None  # "all", or unspecified (Docker reads it as all)
+    return total
