@@ -51,29 +51,34 @@ def describe():
             "hostname": socket.gethostname(), "packages": pk,
             "node_id": r.get_runtime_context().get_node_id()}
 
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-ray.init(logging_level="ERROR", log_to_driver=False)
-out = {"driver": describe(), "nodes": {}}
-look = ray.remote(num_cpus=0, max_retries=0)(describe)
-refs = {}
-for n in ray.nodes():
-    if not n.get("Alive"):
-        continue
-    nid = n["NodeID"]
-    ref = look.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False)).remote()
-    refs[nid] = (n, ref)
-deadline = time.time() + TASK_LIMIT
-for nid, (n, ref) in refs.items():
-    try:
-        res = ray.get(ref, timeout=max(0.5, deadline - time.time()))
-    except Exception as e:
-        res = {"error": type(e).__name__ + ": " + str(e)[:300]}
-        ray.cancel(ref, force=True)
-    res["ip"] = n.get("NodeManagerAddress")
-    res["is_head"] = "node:__internal_head__" in (n.get("Resources") or {})
-    out["nodes"][nid] = res
-print("MARKER" + json.dumps(out), flush=True)
+def main():
+    # Ray is imported here, in the job on the cluster, never in raydoctor's process.
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    ray.init(logging_level="ERROR", log_to_driver=False)
+    out = {"driver": describe(), "nodes": {}}
+    look = ray.remote(num_cpus=0, max_retries=0)(describe)
+    refs = {}
+    for n in ray.nodes():
+        if not n.get("Alive"):
+            continue
+        nid = n["NodeID"]
+        ref = look.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False)).remote()
+        refs[nid] = (n, ref)
+    deadline = time.time() + TASK_LIMIT
+    for nid, (n, ref) in refs.items():
+        try:
+            res = ray.get(ref, timeout=max(0.5, deadline - time.time()))
+        except Exception as e:
+            res = {"error": type(e).__name__ + ": " + str(e)[:300]}
+            ray.cancel(ref, force=True)
+        res["ip"] = n.get("NodeManagerAddress")
+        res["is_head"] = "node:__internal_head__" in (n.get("Resources") or {})
+        out["nodes"][nid] = res
+    print("MARKER" + json.dumps(out), flush=True)
+
+
+main()
 """.replace("MARKER", MARKER).replace("TASK_LIMIT", repr(TASK_LIMIT_S))
 
 
