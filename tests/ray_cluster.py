@@ -181,7 +181,7 @@ class RayNode:
             try:
                 with urllib.request.urlopen(request, timeout=2) as resp:
                     if json.loads(resp.read()).get("data", {}).get("rayVersion"):
-                        if _port_open(self.ip, self.ports["client"]):
+                        if _port_open(self.ip, self.ports["client"]) and self._alive_nodes(headers) >= 1:
                             return
             except (OSError, ValueError):
                 pass
@@ -190,16 +190,20 @@ class RayNode:
         self.stop()
         raise RuntimeError(f"Ray head did not come up within {timeout} s: {tail}")
 
+    def _alive_nodes(self, headers: dict[str, str] | None = None) -> int:
+        request = urllib.request.Request(f"{self.dashboard_url}/api/v0/nodes", headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as resp:
+                rows = json.loads(resp.read())["data"]["result"]["result"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        return sum(1 for r in rows if r.get("state") == "ALIVE")
+
     def wait_nodes(self, count: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.dashboard_url}/api/v0/nodes", timeout=2) as resp:
-                    rows = json.loads(resp.read())["data"]["result"]["result"]
-                if sum(1 for r in rows if r.get("state") == "ALIVE") >= count:
-                    return
-            except (OSError, ValueError, KeyError):
-                pass
+            if self._alive_nodes() >= count:
+                return
             time.sleep(0.5)
         raise RuntimeError(f"{count} nodes did not join within {timeout} s")
 

@@ -190,3 +190,16 @@ def test_env_dir_on_a_read_only_disk(tmp_path, env, readonly_dir):
     assert "read-only" in proc.stderr.lower() and str(readonly_dir) in proc.stderr
     assert list(readonly_dir.iterdir()) == []
     assert conda_envs(tmp_path) == []
+
+
+def test_a_head_that_lists_no_nodes_yet_is_a_warning(tmp_path, clean_env):
+    """Right after `ray start --head` the node list is empty for a moment: not a dead cluster."""
+    from tests.fake_servers import fake_ray
+
+    server = fake_ray()
+    server.routes["/api/v0/nodes"] = json_answer({"data": {"result": {"result": []}}})
+    with server:
+        report = run_check(TargetOptions(address=server.url, roundtrip=False), environ=clean_env, cwd=tmp_path)
+    nodes = by_id(report, "head.nodes")
+    assert nodes.status is Status.WARN and "no nodes yet" in nodes.summary
+    assert sum(1 for method, path in server.requests if path.startswith("/api/v0/nodes")) >= 2  # it asked again

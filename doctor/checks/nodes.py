@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from doctor.head.dashboard import DashboardError
@@ -9,6 +10,8 @@ from doctor.report import Remediation, Result, Status, result
 from doctor.runner import Check
 
 TITLE = "Cluster nodes"
+EMPTY_RETRIES = 6
+EMPTY_RETRY_S = 0.5
 
 
 def describe_node(node: dict[str, Any]) -> str:
@@ -32,8 +35,17 @@ def check_nodes(ctx: Any) -> Result:
         return result("head.nodes", "head", TITLE, Status.SKIP, "the cluster did not answer (see Ray head)")
     try:
         nodes = ctx.dashboard.nodes()
+        for _ in range(EMPTY_RETRIES):  # a head that just started lists no nodes for a moment
+            if nodes:
+                break
+            time.sleep(EMPTY_RETRY_S)
+            nodes = ctx.dashboard.nodes()
     except DashboardError as exc:
         return result("head.nodes", "head", TITLE, Status.WARN, f"the node list could not be read: {exc.message}")
+    if not nodes:
+        return result("head.nodes", "head", TITLE, Status.WARN,
+                      "the dashboard lists no nodes yet (a head that has just started?)",
+                      fix=Remediation("Run the check again in a few seconds.", ()))
     alive = [n for n in nodes if str(n.get("state", "")).upper() == "ALIVE"]
     dead = [n for n in nodes if str(n.get("state", "")).upper() == "DEAD"]
     workers = sum(1 for n in alive if not n.get("is_head_node"))
