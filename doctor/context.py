@@ -186,6 +186,7 @@ class CheckContext:
         self._head = Lazy(self._gather_head)
         self._local = Lazy(self._gather_local)
         self._deep = Lazy(self._run_deep_probe)
+        self._nodes = Lazy(self._read_nodes)
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -211,6 +212,17 @@ class CheckContext:
     def local(self) -> LocalFacts:
         """Raises ``InterpreterError`` when the interpreter cannot be inspected."""
         return self._local.get()
+
+    def _read_nodes(self) -> list[dict[str, Any]]:
+        from doctor.checks.nodes import read_nodes
+
+        if self.dashboard is None:
+            return []
+        return read_nodes(self.dashboard)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes (``/api/v0/nodes``), read once per run; raises ``DashboardError``."""
+        return self._nodes.get()
 
     def _run_deep_probe(self) -> Any:
         from doctor.checks.deep import run_deep_probe

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, JobOutcome, run_probe_job
+from doctor.remedies import raydoctor_fix
 from doctor.report import Remediation, Result, Status, result
 from doctor.runner import Check
 
@@ -237,13 +238,7 @@ def check_local(ctx: CheckContext) -> Result:
                   details=details, data=data,
                   fix=Remediation("Install the head's versions locally (objects pickled by one version and loaded by another "
                                   "break); raydoctor fix builds an env that matches the head.",
-                                  tuple(commands + [f"raydoctor fix {' '.join(_target_flags(ctx))}".strip()])))
-
-
-def _target_flags(ctx: CheckContext) -> list[str]:
-    from doctor.remedies import target_flags
-
-    return target_flags(ctx.options)
+                                  tuple(commands + [raydoctor_fix(ctx.options)])))
 
 
 def check_nodes(ctx: CheckContext) -> Result:

@@ -266,7 +266,7 @@ def check_docker(ctx: CheckContext) -> Result:
 
 def _alive_nodes(ctx: CheckContext) -> list[dict[str, Any]]:
     assert ctx.dashboard is not None
-    return [n for n in ctx.dashboard.nodes() if str(n.get("state", "ALIVE")).upper() == "ALIVE"]
+    return [n for n in ctx.nodes() if str(n.get("state", "ALIVE")).upper() == "ALIVE"]
 
 
 def _gpus(node: dict[str, Any]) -> float:

@@ -30,16 +30,22 @@ def _total(nodes: list[dict[str, Any]], resource: str) -> float:
     return total
 
 
+def read_nodes(dashboard: Any) -> list[dict[str, Any]]:
+    """The dashboard's node list; a head that has just started lists no nodes for a moment, so ask again."""
+    nodes = dashboard.nodes()
+    for _ in range(EMPTY_RETRIES):
+        if nodes:
+            break
+        time.sleep(EMPTY_RETRY_S)
+        nodes = dashboard.nodes()
+    return nodes
+
+
 def check_nodes(ctx: Any) -> Result:
     if not ctx.head().live:
         return result("head.nodes", "head", TITLE, Status.SKIP, "the cluster did not answer (see Ray head)")
     try:
-        nodes = ctx.dashboard.nodes()
-        for _ in range(EMPTY_RETRIES):  # a head that just started lists no nodes for a moment
-            if nodes:
-                break
-            time.sleep(EMPTY_RETRY_S)
-            nodes = ctx.dashboard.nodes()
+        nodes = ctx.nodes()
     except DashboardError as exc:
         return result("head.nodes", "head", TITLE, Status.WARN, f"the node list could not be read: {exc.message}")
     if not nodes:
