@@ -14,29 +14,16 @@ from doctor.runner import Check, run_checks
 
 
 def build_checks(ctx: CheckContext) -> list[Check]:
-    """Every check that applies to this target, in registration order."""
-    from doctor.checks import basics
+    """Every check that applies to this target, in registration order.
+
+    ``basics`` always applies; each other module decides per target with ``checks_for(ctx)``.
+    """
+    from doctor.checks import basics, cluster_lint, compose_checks, deep, gpu, network, nodes, roundtrip
 
     checks: list[Check] = list(basics.CHECKS)
-    for module in _optional_modules():
+    for module in (nodes, network, roundtrip, gpu, compose_checks, cluster_lint, deep):
         checks.extend(module.checks_for(ctx))
     return checks
-
-
-def _optional_modules() -> list:
-    """Check modules that decide per target which checks apply (``checks_for(ctx)``)."""
-    import importlib
-
-    found = []
-    for name in ("nodes", "network", "roundtrip", "gpu", "compose_checks", "cluster_lint", "deep"):
-        try:
-            module = importlib.import_module(f"doctor.checks.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"doctor.checks.{name}":
-                raise
-            continue
-        found.append(module)
-    return found
 
 
 def error_report(command: str, exc: DoctorError, started: float) -> Report:

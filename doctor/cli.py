@@ -24,14 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_modules() -> dict[str, object]:
-    modules = {}
-    for name in COMMANDS:
-        try:
-            modules[name] = importlib.import_module(f"doctor.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"doctor.commands.{name}":
-                raise
-    return modules
+    return {name: importlib.import_module(f"doctor.commands.{name}") for name in COMMANDS}
 
 
 def build_parser(modules: dict[str, object]) -> argparse.ArgumentParser:
