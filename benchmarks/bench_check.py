@@ -46,10 +46,22 @@ def offline_rows(repeats: int) -> list[dict]:
     env = _env()
     startup = command([sys.executable, "-c", "pass"], env=env)
     return [
-        side_by_side("raydoctor --version", command([*RAYDOCTOR, "--version"], env=env, cwd=str(ROOT)),
-                     "python -c pass", startup, repeats=repeats, target="median < 0.5 s"),
-        side_by_side("check, shipped compose file, no cluster", command([*RAYDOCTOR, "check", "--json"], env=env, cwd=str(ROOT)),
-                     "python -c pass", startup, repeats=repeats, target="median < 0.5 s"),
+        side_by_side(
+            "raydoctor --version",
+            command([*RAYDOCTOR, "--version"], env=env, cwd=str(ROOT)),
+            "python -c pass",
+            startup,
+            repeats=repeats,
+            target="median < 0.5 s",
+        ),
+        side_by_side(
+            "check, shipped compose file, no cluster",
+            command([*RAYDOCTOR, "check", "--json"], env=env, cwd=str(ROOT)),
+            "python -c pass",
+            startup,
+            repeats=repeats,
+            target="median < 0.5 s",
+        ),
     ]
 
 
@@ -61,30 +73,79 @@ def live_rows(repeats: int) -> list[dict]:
         reqs = ROOT / "benchmarks" / "results" / "empty-requirements.txt"
         reqs.parent.mkdir(exist_ok=True)
         reqs.write_text("")
-        common = ["check", "--json", "--address", head.dashboard_url, "--client-port", str(head.ports["client"]),
-                  "--gcs-port", str(head.ports["gcs"]),
-                  "--python", str(python), "--requirements", str(reqs)]
-        get_metadata = [sys.executable, "-c",
-                        "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/api/v0/cluster_metadata', timeout=5).read()",
-                        head.dashboard_url]
+        common = [
+            "check",
+            "--json",
+            "--address",
+            head.dashboard_url,
+            "--client-port",
+            str(head.ports["client"]),
+            "--gcs-port",
+            str(head.ports["gcs"]),
+            "--python",
+            str(python),
+            "--requirements",
+            str(reqs),
+        ]
+        get_metadata = [
+            sys.executable,
+            "-c",
+            "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/api/v0/cluster_metadata', timeout=5).read()",
+            head.dashboard_url,
+        ]
         rows = [
-            side_by_side("check, live head, HTTP facts only", command([*RAYDOCTOR, *common, "--no-roundtrip"], env=env, cwd=str(ROOT)),
-                         "python urllib GET cluster_metadata", command(get_metadata, env=env), repeats=repeats, target="median < 1 s"),
-            side_by_side("check, live head, full (network, round trip, GPU)", command([*RAYDOCTOR, *common], env=env, cwd=str(ROOT)),
-                         "bare import ray + ray.init(ray://) + one task",
-                         command([str(python), "-c", BARE_ROUNDTRIP, head.client_url], env=env, ok_codes=(0,)),
-                         repeats=repeats, target="ratio <= 1.25"),
+            side_by_side(
+                "check, live head, HTTP facts only",
+                command([*RAYDOCTOR, *common, "--no-roundtrip"], env=env, cwd=str(ROOT)),
+                "python urllib GET cluster_metadata",
+                command(get_metadata, env=env),
+                repeats=repeats,
+                target="median < 1 s",
+            ),
+            side_by_side(
+                "check, live head, full (network, round trip, GPU)",
+                command([*RAYDOCTOR, *common], env=env, cwd=str(ROOT)),
+                "bare import ray + ray.init(ray://) + one task",
+                command([str(python), "-c", BARE_ROUNDTRIP, head.client_url], env=env, ok_codes=(0,)),
+                repeats=repeats,
+                target="ratio <= 1.25",
+            ),
         ]
     finally:
         head.stop()
     closed = closed_port()
     with SilentPort() as silent:
         for label, port in (("closed port", closed), ("port that never answers", silent.port)):
-            ours = command([*RAYDOCTOR, "check", "--json", "--address", f"127.0.0.1:{port}", "--client-port", str(port),
-                            "--python", str(python)], env=env, cwd=str(ROOT))
-            bare = command([str(python), "-c", BARE_ROUNDTRIP, f"ray://127.0.0.1:{port}"], env=env, timeout=120, ok_codes=(0, 1))
-            rows.append(side_by_side(f"check, {label}", ours, "bare ray.init(ray://) on the same port", bare,
-                                     repeats=repeats, baseline_repeats=1, warmup=0, target="median <= 5 s"))
+            ours = command(
+                [
+                    *RAYDOCTOR,
+                    "check",
+                    "--json",
+                    "--address",
+                    f"127.0.0.1:{port}",
+                    "--client-port",
+                    str(port),
+                    "--python",
+                    str(python),
+                ],
+                env=env,
+                cwd=str(ROOT),
+            )
+            bare = command(
+                [str(python), "-c", BARE_ROUNDTRIP, f"ray://127.0.0.1:{port}"], env=env, timeout=120, ok_codes=(0, 1)
+            )
+            rows.append(
+                side_by_side(
+                    f"check, {label}",
+                    ours,
+                    "bare ray.init(ray://) on the same port",
+                    bare,
+                    repeats=repeats,
+                    baseline_repeats=1,
+                    warmup=0,
+                    target="median <= 5 s",
+                )
+            )
     return rows
 
 

@@ -57,8 +57,9 @@ def _python312() -> Path:
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=1800, check=False)
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:4])}… exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
 
@@ -83,9 +84,26 @@ def runners(env: dict[str, str]) -> dict[str, Callable[[Path], None]]:
 
     def fix(installer: str) -> Callable[[Path], None]:
         def run(work: Path) -> None:
-            _run([sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", "--no-conda",
-                  "--installer", installer, "--env-dir", str(work / "envs"), "--requirements", str(REQUIREMENTS)],
-                 work, env)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "doctor",
+                    "fix",
+                    "--image",
+                    IMAGE,
+                    "--yes",
+                    "--no-conda",
+                    "--installer",
+                    installer,
+                    "--env-dir",
+                    str(work / "envs"),
+                    "--requirements",
+                    str(REQUIREMENTS),
+                ],
+                work,
+                env,
+            )
 
         return run
 
@@ -103,8 +121,12 @@ def main(repeats: int = 3) -> list[dict]:
         for name in ("manual", "uv", "pip"):
             times[name].append(_timed(run[name]))
     return [
-        summarize("fix --installer uv (fresh env dir, warm caches)", times["uv"], BASELINE, times["manual"], "ratio ≤ 0.3"),
-        summarize("fix --installer pip (fresh env dir, warm caches)", times["pip"], BASELINE, times["manual"], "ratio ≤ 1.1"),
+        summarize(
+            "fix --installer uv (fresh env dir, warm caches)", times["uv"], BASELINE, times["manual"], "ratio ≤ 0.3"
+        ),
+        summarize(
+            "fix --installer pip (fresh env dir, warm caches)", times["pip"], BASELINE, times["manual"], "ratio ≤ 1.1"
+        ),
     ]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import platform
 import os
+import platform
 import sys
 import traceback
 from pathlib import Path
@@ -25,14 +25,18 @@ def machine() -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| benchmark | median | min–max | baseline | baseline median | ratio | target |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| benchmark | median | min–max | baseline | baseline median | ratio | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['name']} | error: {r['error']} | | | | | |")
             continue
-        lines.append(f"| {r['name']} | {r['median_s']:.3f} s | {r['min_s']:.3f}–{r['max_s']:.3f} s | {r['baseline']} | "
-                     f"{r['baseline_median_s']:.3f} s | {r['ratio']} | {r.get('target', '')} |")
+        lines.append(
+            f"| {r['name']} | {r['median_s']:.3f} s | {r['min_s']:.3f}–{r['max_s']:.3f} s | {r['baseline']} | "
+            f"{r['baseline_median_s']:.3f} s | {r['ratio']} | {r.get('target', '')} |"
+        )
     return "\n".join(lines)
 
 

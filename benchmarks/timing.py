@@ -20,20 +20,37 @@ def time_once(fn: Runner) -> float:
     return time.perf_counter() - start
 
 
-def command(args: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
-            timeout: float = 300, ok_codes: Sequence[int] = (0, 1)) -> Runner:
+def command(
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 300,
+    ok_codes: Sequence[int] = (0, 1),
+) -> Runner:
     """A runner for one subprocess; an unexpected exit code fails the benchmark loudly."""
 
     def run() -> None:
-        proc = subprocess.run(list(args), capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False)
+        proc = subprocess.run(
+            list(args), capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False
+        )
         if proc.returncode not in ok_codes:
             raise RuntimeError(f"{args[0]} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-500:]}")
 
     return run
 
 
-def side_by_side(name: str, fn: Runner, baseline_name: str, baseline: Runner, *, repeats: int = 5,
-                 baseline_repeats: int | None = None, warmup: int = 1, target: str = "") -> dict:
+def side_by_side(
+    name: str,
+    fn: Runner,
+    baseline_name: str,
+    baseline: Runner,
+    *,
+    repeats: int = 5,
+    baseline_repeats: int | None = None,
+    warmup: int = 1,
+    target: str = "",
+) -> dict:
     """Median/min/max of ``fn`` and ``baseline``, interleaved; ratio = median / baseline median."""
     for _ in range(warmup):
         fn()

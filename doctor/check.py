@@ -56,7 +56,9 @@ def run_check(
     except Exception:  # already reported by head.source
         pass
     local = ctx.local_or_none()
-    report.local = local.to_dict() if local else {"executable": ctx.interpreter_path, "chosen_by": ctx.interpreter_chosen_by}
+    report.local = (
+        local.to_dict() if local else {"executable": ctx.interpreter_path, "chosen_by": ctx.interpreter_chosen_by}
+    )
     if ctx.requirements is not None:
         report.local["requirements"] = str(ctx.requirements.path)
     return report

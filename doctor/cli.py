@@ -28,8 +28,12 @@ def _command_modules() -> dict[str, object]:
 
 
 def build_parser(modules: dict[str, object]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="raydoctor", description="Get this machine talking to a Ray cluster.", epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="raydoctor",
+        description="Get this machine talking to a Ray cluster.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"raydoctor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in modules.values():

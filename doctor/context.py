@@ -119,7 +119,11 @@ def _compose_address(project: Any, options: TargetOptions) -> HeadAddress | None
         return None
     if dash is None:
         dash = container_port("--dashboard-port", DEFAULT_DASHBOARD_PORT)
-    client = options.client_port or host_port(container_port("--ray-client-server-port", DEFAULT_CLIENT_PORT)) or DEFAULT_CLIENT_PORT
+    client = (
+        options.client_port
+        or host_port(container_port("--ray-client-server-port", DEFAULT_CLIENT_PORT))
+        or DEFAULT_CLIENT_PORT
+    )
     gcs = options.gcs_port or host_port(container_port("--port", DEFAULT_GCS_PORT)) or DEFAULT_GCS_PORT
     pub = project.published(container_port("--dashboard-port", DEFAULT_DASHBOARD_PORT))
     host = pub.host_ip if pub and pub.host_ip and pub.host_ip not in {"0.0.0.0", "::"} else "127.0.0.1"
@@ -131,7 +135,10 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
     address = None
     address_from = None
     if options.address:
-        address, address_from = parse_address(options.address, client_port=options.client_port, gcs_port=options.gcs_port), "--address"
+        address, address_from = (
+            parse_address(options.address, client_port=options.client_port, gcs_port=options.gcs_port),
+            "--address",
+        )
     compose_path = options.compose
     cluster_file = options.cluster_file
     if cluster_file is not None and compose_path is not None:
@@ -167,13 +174,17 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
         if address is None:
             address = _compose_address(project, options)
             address_from = "compose published ports" if address else None
-    return Target(address, address_from, Path(compose_path) if compose_path else None, project, image, image_from, cluster)
+    return Target(
+        address, address_from, Path(compose_path) if compose_path else None, project, image, image_from, cluster
+    )
 
 
 class CheckContext:
     """Everything checks need; the slow facts are computed once and shared."""
 
-    def __init__(self, options: TargetOptions, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self, options: TargetOptions, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.options = options
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
@@ -181,7 +192,9 @@ class CheckContext:
         self.token: Token | None = load_token(self.environ)
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(options.python, self.environ)
         self.requirements_path = self._requirements_path()
-        self.requirements: Requirements | None = load_requirements(self.requirements_path) if self.requirements_path else None
+        self.requirements: Requirements | None = (
+            load_requirements(self.requirements_path) if self.requirements_path else None
+        )
         self._dashboard: DashboardClient | None = None
         self._head = Lazy(self._gather_head)
         self._local = Lazy(self._gather_local)

@@ -16,7 +16,7 @@ class Spinner:
         self._done = 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Spinner":
+    def __enter__(self) -> Spinner:
         self._status = self._console.status("Checking…", spinner="dots")
         self._status.__enter__()
         return self

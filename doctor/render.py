@@ -53,8 +53,11 @@ def summary_line(report: Report) -> str:
         parts.append(_plural(c["error"], "error"))
     if c["skip"]:
         parts.append(f"{c['skip']} skipped")
-    verdict = "No problems found" if report.exit_code == 0 and not c["warn"] else (
-        "Works, with warnings" if report.exit_code == 0 else "Problems found")
+    verdict = (
+        "No problems found"
+        if report.exit_code == 0 and not c["warn"]
+        else ("Works, with warnings" if report.exit_code == 0 else "Problems found")
+    )
     return f"{verdict}: {', '.join(parts)} in {report.duration_s:.2f} s"
 
 
@@ -101,4 +104,3 @@ def render_text(report: Report, stream: IO[str] | None = None, *, verbose: bool 
     console = Console(file=stream, highlight=False, soft_wrap=True)
     for style, text in lines:
         console.print(Text(text, style=style or ""))
-

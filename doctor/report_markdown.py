@@ -37,7 +37,9 @@ STATUS_LABEL = {
 _SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH", re.I)
 # `--redis-password=x`, `password: x`, `RAY_AUTH_TOKEN=x`, `Bearer x`, `https://user:pass@host`.
 _SECRET_FLAG = re.compile(r"(--[\w-]*(?:password|token|secret)[\w-]*=)(?!\*\*\*)([^\s'\"`|]+)", re.I)
-_SECRET_PAIR = re.compile(r"(\b[\w.-]*(?:password|passwd|token|secret)[\w.-]*[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)([^\s'\"`|,;]+)", re.I)
+_SECRET_PAIR = re.compile(
+    r"(\b[\w.-]*(?:password|passwd|token|secret)[\w.-]*[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)([^\s'\"`|,;]+)", re.I
+)
 _BEARER = re.compile(r"(\bBearer\s+)(?!\*\*\*)([^\s'\"`|]+)", re.I)
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.I)
 _MASK = "***"
@@ -101,7 +103,7 @@ class Redactor:
         self.home = home.rstrip("/") if home else None
 
     @classmethod
-    def for_report(cls, report: Report, environ: Mapping[str, str] | None = None, home: str | None = None) -> "Redactor":
+    def for_report(cls, report: Report, environ: Mapping[str, str] | None = None, home: str | None = None) -> Redactor:
         """Hosts the report may name: the target's, this machine's own name, and any URL's."""
         hosts: list[str] = []
         address = (report.target or {}).get("address") or {}
@@ -129,8 +131,11 @@ class Redactor:
         text = _URL_HOST.sub(lambda m: m.group(1) + self._host(m.group(2)), text)
         text = _IPV4.sub(lambda m: self._ip(m.group(0)), text)
         text = _IPV6.sub(self._ipv6, text)
-        names = [h for h in dict.fromkeys([*url_hosts, *self.hosts])
-                 if h not in _KEEP and not h.startswith("<") and not _is_ip(h.strip("[]"))]
+        names = [
+            h
+            for h in dict.fromkeys([*url_hosts, *self.hosts])
+            if h not in _KEEP and not h.startswith("<") and not _is_ip(h.strip("[]"))
+        ]
         patterns = {h: re.compile(r"(?<![\w.-])" + re.escape(h) + r"(?![\w-]|\.\w)") for h in names}
         found = {h: p.search(text) for h, p in patterns.items()}
         # Numbered in order of first appearance, replaced longest first (a.lan before a).
@@ -225,8 +230,11 @@ def _lines(report: Report, verbose: bool) -> list[str]:
 
     out = [f"## raydoctor {report.command} report", ""]
     if report.error:
-        out += [f"**The {report.command} could not run:** {_code(report.error)}", "",
-                f"raydoctor {__version__} · exit code {report.exit_code}"]
+        out += [
+            f"**The {report.command} could not run:** {_code(report.error)}",
+            "",
+            f"raydoctor {__version__} · exit code {report.exit_code}",
+        ]
         return out
     out += [f"**{_verdict(report)}** · exit code {report.exit_code} · raydoctor {__version__}", ""]
     out += _versions(report)
@@ -288,7 +296,9 @@ def _versions(report: Report) -> list[str]:
 def _findings(report: Report, verbose: bool) -> list[str]:
     out = ["### Findings", "", "| | check | result | time |", "|---|---|---|---|"]
     for res in report.results:
-        out.append(f"| {STATUS_LABEL[res.status]} | {_cell(res.title)} | {_cell(res.summary)} | {_ms(res.duration_s)} |")
+        out.append(
+            f"| {STATUS_LABEL[res.status]} | {_cell(res.title)} | {_cell(res.summary)} | {_ms(res.duration_s)} |"
+        )
     out.append("")
     shown = [r for r in report.results if verbose or r.status in {Status.WARN, Status.FAIL, Status.ERROR}]
     for res in shown:

@@ -78,12 +78,17 @@ def judge_ray(head: str, local: str | None, mode: str, environ: Mapping[str, str
         return Verdict(
             Status.WARN,
             summary + f" ({IGNORE_ENV} is set, so Ray only warns)",
-            (why, "Ignoring the mismatch lets the connection start; objects pickled by different Ray versions still break."),
+            (
+                why,
+                "Ignoring the mismatch lets the connection start; objects pickled by different Ray versions still break.",
+            ),
         )
     old = head_v is not None and head_v < Version("2.10") and mode == "client"
     details = [why]
     if old:
-        details.append("Before Ray 2.10 the client compared a protocol date; equal Ray versions are the only safe choice.")
+        details.append(
+            "Before Ray 2.10 the client compared a protocol date; equal Ray versions are the only safe choice."
+        )
     return Verdict(Status.FAIL, summary, tuple(details))
 
 
@@ -109,8 +114,10 @@ def judge_python(
             return Verdict(
                 Status.WARN,
                 f"Python {local} locally, {head}.x on the head: {note}",
-                (f"A driver or worker joining the cluster needs the exact patch ({source}).",
-                 "Point raydoctor at the running cluster (--address) or at a local image (Docker) to learn it."),
+                (
+                    f"A driver or worker joining the cluster needs the exact patch ({source}).",
+                    "Point raydoctor at the running cluster (--address) or at a local image (Docker) to learn it.",
+                ),
             )
         return Verdict(Status.OK, f"Python {local} locally, {head}.x on the head (minor matches; {note})", (source,))
     guess = "" if head_exact else " (patch from the table of known image builds, not read from the head)"
@@ -121,8 +128,12 @@ def judge_python(
         return Verdict(
             Status.WARN,
             summary,
-            (f"Ray Client accepts a patch difference ({source}),",
-             f"but a driver or worker that joins the cluster (ray.init('host:6379'), ray start --address) needs Python {head} exactly ({DRIVER_SOURCE}).",
-             "Objects pickled by different patch releases can also differ in rare cases."),
+            (
+                f"Ray Client accepts a patch difference ({source}),",
+                f"but a driver or worker that joins the cluster (ray.init('host:6379'), ray start --address) needs Python {head} exactly ({DRIVER_SOURCE}).",
+                "Objects pickled by different patch releases can also differ in rare cases.",
+            ),
         )
-    return Verdict(Status.FAIL, summary + " (drivers and workers need major.minor.patch equal)", (f"Ray enforces it in {source}",))
+    return Verdict(
+        Status.FAIL, summary + " (drivers and workers need major.minor.patch equal)", (f"Ray enforces it in {source}",)
+    )

@@ -104,7 +104,9 @@ def parse_address(
             raise UsageError(f"address {given!r}: a path is not expected", hint="give only scheme://host:port")
         host = _check_host(host, given)
         if scheme == "ray":
-            return HeadAddress(host, DEFAULT_DASHBOARD_PORT, port or client_port or DEFAULT_CLIENT_PORT, gcs, "http", given)
+            return HeadAddress(
+                host, DEFAULT_DASHBOARD_PORT, port or client_port or DEFAULT_CLIENT_PORT, gcs, "http", given
+            )
         return HeadAddress(host, port or DEFAULT_DASHBOARD_PORT, client_port or DEFAULT_CLIENT_PORT, gcs, scheme, given)
 
     host, port_text = text, ""

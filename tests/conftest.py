@@ -47,8 +47,15 @@ def local_python311() -> str:
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     """An environment without Ray/venv variables that would change what check looks at."""
-    for var in ("RAY_ADDRESS", "VIRTUAL_ENV", "CONDA_PREFIX", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
-                "RAY_IGNORE_VERSION_MISMATCH", "NO_COLOR"):
+    for var in (
+        "RAY_ADDRESS",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "RAY_AUTH_TOKEN",
+        "RAY_AUTH_TOKEN_PATH",
+        "RAY_IGNORE_VERSION_MISMATCH",
+        "NO_COLOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
@@ -76,8 +83,9 @@ def ray_head_worker(head_python: Path, tmp_path_factory):
     head = RayNode(head_python, num_cpus=1, num_gpus=1, env=dict(SLOW_MACHINE)).start()
     worker = None
     try:
-        worker = RayNode(head_python, head=False, gcs_address=head.gcs, num_cpus=1,
-                         env={**SLOW_MACHINE, "PYTHONPATH": str(extra)}).start()
+        worker = RayNode(
+            head_python, head=False, gcs_address=head.gcs, num_cpus=1, env={**SLOW_MACHINE, "PYTHONPATH": str(extra)}
+        ).start()
         head.wait_nodes(2, timeout=120)
         yield head, worker
     finally:

@@ -36,8 +36,13 @@ def json_answer(data: Any, status: int = 200) -> Answer:
 class FakeHTTP:
     """A threaded HTTP server on 127.0.0.1 with ``routes`` keyed by path (query ignored unless given)."""
 
-    def __init__(self, routes: dict[str, Route] | None = None, default: Route = NOT_FOUND,
-                 token: str | None = None, public: tuple[str, ...] = PUBLIC_PATHS) -> None:
+    def __init__(
+        self,
+        routes: dict[str, Route] | None = None,
+        default: Route = NOT_FOUND,
+        token: str | None = None,
+        public: tuple[str, ...] = PUBLIC_PATHS,
+    ) -> None:
         self.routes = dict(routes or {})
         self.default = default
         self.token = token  # like Ray's token auth: 401 without it, 403 when wrong, except on public paths
@@ -77,7 +82,7 @@ class FakeHTTP:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "FakeHTTP":
+    def __enter__(self) -> FakeHTTP:
         self.thread.start()
         return self
 
@@ -88,12 +93,17 @@ class FakeHTTP:
 
 def fake_ray(ray: str = "2.49.2", python: str = "3.12.9", token: str | None = None) -> FakeHTTP:
     """A dashboard that answers what raydoctor reads (versions, health, auth mode), optionally behind a token."""
-    return FakeHTTP({
-        "/api/v0/cluster_metadata": json_answer({"result": True, "msg": "", "data": {"rayVersion": ray, "pythonVersion": python}}),
-        "/api/version": json_answer({"version": "4", "ray_version": ray}),
-        "/api/gcs_healthz": (200, "text/plain", "success"),
-        "/api/authentication_mode": json_answer({"authentication_mode": "token" if token else "disabled"}),
-    }, token=token)
+    return FakeHTTP(
+        {
+            "/api/v0/cluster_metadata": json_answer(
+                {"result": True, "msg": "", "data": {"rayVersion": ray, "pythonVersion": python}}
+            ),
+            "/api/version": json_answer({"version": "4", "ray_version": ray}),
+            "/api/gcs_healthz": (200, "text/plain", "success"),
+            "/api/authentication_mode": json_answer({"authentication_mode": "token" if token else "disabled"}),
+        },
+        token=token,
+    )
 
 
 class SilentPort:
@@ -126,7 +136,7 @@ class SilentPort:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "SilentPort":
+    def __enter__(self) -> SilentPort:
         self.thread.start()
         return self
 

@@ -36,8 +36,12 @@ def find_python(minor: str) -> Path | None:
             return candidate
     found = shutil.which(f"python{minor}")
     if found:
-        probe = subprocess.run([found, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-                               capture_output=True, text=True, check=False)
+        probe = subprocess.run(
+            [found, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == minor:
             return Path(found)
     return None
@@ -60,8 +64,12 @@ def ensure_ray_venv(ray: str = RAY_VERSION, minor: str = HEAD_PYTHON, extra: tup
     python = find_python(minor)
     if python is None:
         raise RuntimeError(f"no Python {minor} on this machine")
-    version = subprocess.run([str(python), "-c", "import platform;print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(python), "-c", "import platform;print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     key = f"ray{ray}-py{version}" + ("-" + "-".join(sorted(extra)).replace("=", "") if extra else "")
     dest = CACHE / "venvs" / key
     marker = dest / "raydoctor-test-venv.json"
@@ -73,7 +81,9 @@ def ensure_ray_venv(ray: str = RAY_VERSION, minor: str = HEAD_PYTHON, extra: tup
         shutil.rmtree(dest, ignore_errors=True)
         uv = uv_bin()
         subprocess.run([uv, "venv", "--seed", "-q", "-p", str(python), str(dest)], check=True)
-        subprocess.run([uv, "pip", "install", "-q", "-p", str(dest / "bin" / "python"), f"ray[default]=={ray}", *extra], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "-q", "-p", str(dest / "bin" / "python"), f"ray[default]=={ray}", *extra], check=True
+        )
         marker.write_text(json.dumps({"ray": ray, "python": version, "extra": list(extra)}))
     return dest / "bin" / "python"
 
@@ -135,32 +145,59 @@ class RayNode:
     def gcs(self) -> str:
         return f"{self.ip}:{self.ports['gcs']}"
 
-    def start(self, timeout: float = 180) -> "RayNode":
-        names = ["gcs", "dashboard", "client", "metrics", "agent_listen", "agent_grpc", "runtime_env", "node_manager", "object_manager"]
+    def start(self, timeout: float = 180) -> RayNode:
+        names = [
+            "gcs",
+            "dashboard",
+            "client",
+            "metrics",
+            "agent_listen",
+            "agent_grpc",
+            "runtime_env",
+            "node_manager",
+            "object_manager",
+        ]
         self.ports = dict(zip(names, free_ports(len(names))))
         # Ray's socket paths must stay short (AF_UNIX limit): a short temp dir.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="rdt-", dir="/tmp"))
         p = self.ports
-        args = [str(self.bin / "ray"), "start", "--block", "--disable-usage-stats", f"--num-cpus={self.num_cpus}",
-                f"--temp-dir={self.temp_dir}", f"--node-manager-port={p['node_manager']}",
-                f"--object-manager-port={p['object_manager']}", f"--metrics-export-port={p['metrics']}",
-                f"--dashboard-agent-listen-port={p['agent_listen']}", f"--dashboard-agent-grpc-port={p['agent_grpc']}",
-                f"--runtime-env-agent-port={p['runtime_env']}", f"--node-ip-address={self.ip}",
-                "--object-store-memory=100000000"]
+        args = [
+            str(self.bin / "ray"),
+            "start",
+            "--block",
+            "--disable-usage-stats",
+            f"--num-cpus={self.num_cpus}",
+            f"--temp-dir={self.temp_dir}",
+            f"--node-manager-port={p['node_manager']}",
+            f"--object-manager-port={p['object_manager']}",
+            f"--metrics-export-port={p['metrics']}",
+            f"--dashboard-agent-listen-port={p['agent_listen']}",
+            f"--dashboard-agent-grpc-port={p['agent_grpc']}",
+            f"--runtime-env-agent-port={p['runtime_env']}",
+            f"--node-ip-address={self.ip}",
+            "--object-store-memory=100000000",
+        ]
         if self.num_gpus is not None:
             args.append(f"--num-gpus={self.num_gpus}")
         if self.head:
-            args += ["--head", f"--port={p['gcs']}", f"--dashboard-host={self.ip}", f"--dashboard-port={p['dashboard']}",
-                     f"--ray-client-server-port={p['client']}"]
+            args += [
+                "--head",
+                f"--port={p['gcs']}",
+                f"--dashboard-host={self.ip}",
+                f"--dashboard-port={p['dashboard']}",
+                f"--ray-client-server-port={p['client']}",
+            ]
         else:
             args.append(f"--address={self.gcs_address}")
         env = dict(os.environ)
-        env.update({
-            "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",  # a job's `python` must be this env's
-            "GRPC_ENABLE_FORK_SUPPORT": "0",  # REFERENCE §8: the client server crashes on fork otherwise
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "VIRTUAL_ENV": str(self.bin.parent),
-        })
+        env.update(
+            {
+                "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",  # a job's `python` must be this env's
+                "GRPC_ENABLE_FORK_SUPPORT": "0",  # REFERENCE §8: the client server crashes on fork otherwise
+                "RAY_USAGE_STATS_ENABLED": "0",
+                "VIRTUAL_ENV": str(self.bin.parent),
+            }
+        )
         for var in ("RAY_ADDRESS", "PYTHONPATH", "PYTHONHOME"):
             env.pop(var, None)
         env.update(self.env)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from doctor.cli import main
-from tests.fake_servers import HTML, NOT_FOUND, BROKEN_JSON, FakeHTTP, SilentPort, closed_port, fake_ray
+from tests.fake_servers import BROKEN_JSON, HTML, NOT_FOUND, FakeHTTP, SilentPort, closed_port, fake_ray
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -27,8 +27,21 @@ def test_check_help_documents_every_option(capsys):
     except SystemExit as exc:
         assert exc.code == 0
     out = capsys.readouterr().out
-    options = ["--address", "--client-port", "--gcs-port", "--compose", "--image", "--python", "--requirements",
-               "--mode", "--json", "--verbose", "--timeout", "--deep", "--no-roundtrip"]
+    options = [
+        "--address",
+        "--client-port",
+        "--gcs-port",
+        "--compose",
+        "--image",
+        "--python",
+        "--requirements",
+        "--mode",
+        "--json",
+        "--verbose",
+        "--timeout",
+        "--deep",
+        "--no-roundtrip",
+    ]
     for option in options:
         # each option appears with a help text after it (not just in the usage line)
         assert re.search(rf"^\s+(-\w, )?{option}\b.*\S", out, re.M), option
@@ -53,7 +66,11 @@ def test_image_target_offline(capsys, tmp_path, monkeypatch, clean_env):
     doc = json.loads(capsys.readouterr().out)
     assert doc["target"]["kind"] == "image"
     assert doc["head"]["ray"]["value"] == "2.49.2" and doc["head"]["ray"]["source"].startswith("image tag")
-    assert doc["head"]["python"] == {"value": "3.12.9", "source": "table of known builds of 2.49.2.7b0af3-py312-cu128", "exact": False}
+    assert doc["head"]["python"] == {
+        "value": "3.12.9",
+        "source": "table of known builds of 2.49.2.7b0af3-py312-cu128",
+        "exact": False,
+    }
     assert doc["head"]["cuda"] == "12.8.1"
     assert code == doc["exit_code"]
 

@@ -134,7 +134,9 @@ spec:
 """
 
 # kubectl files often carry several objects: the RayCluster need not be first.
-MULTI_DOC = "apiVersion: v1\nkind: Service\nmetadata: {name: head-svc}\nspec: {ports: [{port: 8265}]}\n---\n" + KUBERAY_CPU
+MULTI_DOC = (
+    "apiVersion: v1\nkind: Service\nmetadata: {name: head-svc}\nspec: {ports: [{port: 8265}]}\n---\n" + KUBERAY_CPU
+)
 
 LAUNCHER = """\
 cluster_name: gpu-docker
@@ -234,23 +236,63 @@ def by_id(results, rule_id):
 @pytest.mark.parametrize(
     "text, fmt, head, workers, ray_version, gpus",
     [
-        (KUBERAY_CPU, "kuberay", "rayproject/ray:2.46.0", {"workergroup": "rayproject/ray:2.46.0"}, "2.46.0",
-         {"head": None, "workergroup": None}),
-        (KUBERAY_GPU, "kuberay", "rayproject/ray:2.49.2-py312-cpu", {"gpu-group": "rayproject/ray:2.49.2-py312-cu128"},
-         "2.49.2", {"head": None, "gpu-group": 1.0}),
-        (RAYJOB, "kuberay", "rayproject/ray:2.41.0-py311", {"small-group": "rayproject/ray:2.41.0-py311"}, "2.41.0",
-         {"head": None, "small-group": None}),
+        (
+            KUBERAY_CPU,
+            "kuberay",
+            "rayproject/ray:2.46.0",
+            {"workergroup": "rayproject/ray:2.46.0"},
+            "2.46.0",
+            {"head": None, "workergroup": None},
+        ),
+        (
+            KUBERAY_GPU,
+            "kuberay",
+            "rayproject/ray:2.49.2-py312-cpu",
+            {"gpu-group": "rayproject/ray:2.49.2-py312-cu128"},
+            "2.49.2",
+            {"head": None, "gpu-group": 1.0},
+        ),
+        (
+            RAYJOB,
+            "kuberay",
+            "rayproject/ray:2.41.0-py311",
+            {"small-group": "rayproject/ray:2.41.0-py311"},
+            "2.41.0",
+            {"head": None, "small-group": None},
+        ),
         (RAYSERVICE, "kuberay", "rayproject/ray:2.46.0", {}, "2.46.0", {"head": None}),
-        (MULTI_DOC, "kuberay", "rayproject/ray:2.46.0", {"workergroup": "rayproject/ray:2.46.0"}, "2.46.0",
-         {"head": None, "workergroup": None}),
-        (LAUNCHER, "ray-launcher", "rayproject/ray-ml:2.9.3-py310-gpu",
-         {"ray.worker.gpu": "rayproject/ray-ml:2.9.3-py310-gpu"}, "2.9.3", {"ray.head.default": None, "ray.worker.gpu": 1.0}),
-        (LAUNCHER_LEGACY, "ray-launcher", "rayproject/ray:2.49.2-py312-cpu",
-         {"ray.worker.default": "rayproject/ray:2.49.2-py312-cpu"}, None,
-         {"ray.head.default": None, "ray.worker.default": None}),
-        (HELM, "helm", "rayproject/ray:2.49.2-py312-cpu",
-         {"gpuGroup": "rayproject/ray:2.49.2-py312-cu128", "workergroup": "rayproject/ray:2.49.2-py312-cpu"}, "2.49.2",
-         {"head": None, "gpuGroup": 1.0, "workergroup": None}),
+        (
+            MULTI_DOC,
+            "kuberay",
+            "rayproject/ray:2.46.0",
+            {"workergroup": "rayproject/ray:2.46.0"},
+            "2.46.0",
+            {"head": None, "workergroup": None},
+        ),
+        (
+            LAUNCHER,
+            "ray-launcher",
+            "rayproject/ray-ml:2.9.3-py310-gpu",
+            {"ray.worker.gpu": "rayproject/ray-ml:2.9.3-py310-gpu"},
+            "2.9.3",
+            {"ray.head.default": None, "ray.worker.gpu": 1.0},
+        ),
+        (
+            LAUNCHER_LEGACY,
+            "ray-launcher",
+            "rayproject/ray:2.49.2-py312-cpu",
+            {"ray.worker.default": "rayproject/ray:2.49.2-py312-cpu"},
+            None,
+            {"ray.head.default": None, "ray.worker.default": None},
+        ),
+        (
+            HELM,
+            "helm",
+            "rayproject/ray:2.49.2-py312-cpu",
+            {"gpuGroup": "rayproject/ray:2.49.2-py312-cu128", "workergroup": "rayproject/ray:2.49.2-py312-cpu"},
+            "2.49.2",
+            {"head": None, "gpuGroup": 1.0, "workergroup": None},
+        ),
     ],
     ids=["kuberay-cpu", "kuberay-gpu", "rayjob", "rayservice", "multi-doc", "launcher", "launcher-legacy", "helm"],
 )
@@ -281,7 +323,9 @@ def test_launcher_node_type_docker_overrides_top_level(tmp_path):
     assert spec.worker_images == {"ray.worker.gpu": "rayproject/ray-ml:2.9.3-py310-cu118"}
     assert spec.head_image == "rayproject/ray-ml:2.9.3-py310-gpu"
     # head_image wins over image for the head only
-    spec = load(tmp_path, LAUNCHER.replace("  container_name:", "  head_image: rayproject/ray:2.9.3-py310\n  container_name:"))
+    spec = load(
+        tmp_path, LAUNCHER.replace("  container_name:", "  head_image: rayproject/ray:2.9.3-py310\n  container_name:")
+    )
     assert spec.head_image == "rayproject/ray:2.9.3-py310"
     assert spec.worker_images["ray.worker.gpu"] == "rayproject/ray-ml:2.9.3-py310-gpu"
 
@@ -305,7 +349,7 @@ def test_helm_group_image_override_and_disabled_groups(tmp_path):
 
 
 def test_helm_initargs_alias(tmp_path):
-    spec = load(tmp_path, HELM.replace("rayStartParams: {num-gpus: \"1\"}", "initArgs: {num-gpus: \"1\"}"))
+    spec = load(tmp_path, HELM.replace('rayStartParams: {num-gpus: "1"}', 'initArgs: {num-gpus: "1"}'))
     assert spec.workers[0].num_gpus == 1.0
 
 
@@ -359,25 +403,45 @@ def test_detect_format(doc, fmt):
         ("just text\n", "not a cluster file"),
         ("name: x\nversion: 1\n", "it holds a mapping with name, version"),
         ("apiVersion: apps/v1\nkind: Deployment\n", "it holds a Deployment"),
-        ("apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  workerGroupSpecs: []\n", "headGroupSpec is missing: the cluster has no head"),
+        (
+            "apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  workerGroupSpecs: []\n",
+            "headGroupSpec is missing: the cluster has no head",
+        ),
         ("apiVersion: ray.io/v1\nkind: RayCluster\nspec: [1]\n", "spec is a list, not a mapping"),
-        ("apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    template: {spec: {containers: []}}\n",
-         "containers is missing or empty"),
-        ("apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    template: {spec: {containers: [{name: x}]}}\n",
-         "containers[0] has no image"),
-        ("apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    template: {spec: {containers: [{image: [a]}]}}\n",
-         "image is a list, not a value"),
-        ("apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    rayStartParams: {num-gpus: lots}\n"
-         "    template: {spec: {containers: [{image: rayproject/ray:2.46.0}]}}\n", "num-gpus 'lots' is not a number"),
-        ("apiVersion: ray.io/v1\nkind: RayJob\nspec:\n  clusterSelector: {ray.io/cluster: shared}\n",
-         "defines no cluster (clusterSelector)"),
+        (
+            "apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    template: {spec: {containers: []}}\n",
+            "containers is missing or empty",
+        ),
+        (
+            "apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    template: {spec: {containers: [{name: x}]}}\n",
+            "containers[0] has no image",
+        ),
+        (
+            "apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    template: {spec: {containers: [{image: [a]}]}}\n",
+            "image is a list, not a value",
+        ),
+        (
+            "apiVersion: ray.io/v1\nkind: RayCluster\nspec:\n  headGroupSpec:\n    rayStartParams: {num-gpus: lots}\n"
+            "    template: {spec: {containers: [{image: rayproject/ray:2.46.0}]}}\n",
+            "num-gpus 'lots' is not a number",
+        ),
+        (
+            "apiVersion: ray.io/v1\nkind: RayJob\nspec:\n  clusterSelector: {ray.io/cluster: shared}\n",
+            "defines no cluster (clusterSelector)",
+        ),
         ("available_node_types: {a: {}}\ndocker: {image: rayproject/ray:2.9.3}\n", "head_node_type is missing"),
         ("available_node_types: {a: {}}\nhead_node_type: b\n", "head_node_type 'b' is not one of available_node_types"),
-        ("head_node_type: a\navailable_node_types: {a: {resources: {GPU: many}}}\n", "resources.GPU 'many' is not a number"),
+        (
+            "head_node_type: a\navailable_node_types: {a: {resources: {GPU: many}}}\n",
+            "resources.GPU 'many' is not a number",
+        ),
         ("head_node_type: a\navailable_node_types: {a: {}}\nsetup_commands: {x: 1}\n", "setup_commands is a mapping"),
         ("head:\n  rayStartParams: {}\n", "no image for head: set image.repository and image.tag"),
         ("image: {tag: '2.9.3'}\nhead: {}\n", "image.tag is set but image.repository is not"),
-        ("image: {repository: rayproject/ray, tag: 2.9.3}\nadditionalWorkerGroups: [a]\n", "additionalWorkerGroups is a list"),
+        (
+            "image: {repository: rayproject/ray, tag: 2.9.3}\nadditionalWorkerGroups: [a]\n",
+            "additionalWorkerGroups is a list",
+        ),
         ("services:\n  web: {image: nginx}\n", "no service runs `ray start --head`"),
     ],
 )
@@ -437,45 +501,111 @@ def test_cpu_head_gpu_workers_of_one_release_are_fine(tmp_path):
     "text, rule_id, status, words",
     [
         # a worker group on another Ray release: warn, naming both images
-        (KUBERAY_CPU.replace("image: rayproject/ray:2.46.0\n          resources:\n            limits: {cpu: 1, memory: 1G}",
-                             "image: rayproject/ray:2.45.0\n          resources:\n            limits: {cpu: 1, memory: 1G}"),
-         "cluster.same_image", Status.WARN, ["rayproject/ray:2.45.0", "rayproject/ray:2.46.0"]),
+        (
+            KUBERAY_CPU.replace(
+                "image: rayproject/ray:2.46.0\n          resources:\n            limits: {cpu: 1, memory: 1G}",
+                "image: rayproject/ray:2.45.0\n          resources:\n            limits: {cpu: 1, memory: 1G}",
+            ),
+            "cluster.same_image",
+            Status.WARN,
+            ["rayproject/ray:2.45.0", "rayproject/ray:2.46.0"],
+        ),
         # another Python minor in the worker's tag
-        (RAYJOB.replace("image: rayproject/ray:2.41.0-py311\n    workerGroupSpecs", "image: rayproject/ray:2.41.0-py310\n    workerGroupSpecs"),
-         "cluster.same_image", Status.WARN, ["2.41.0-py310", "2.41.0-py311"]),
+        (
+            RAYJOB.replace(
+                "image: rayproject/ray:2.41.0-py311\n    workerGroupSpecs",
+                "image: rayproject/ray:2.41.0-py310\n    workerGroupSpecs",
+            ),
+            "cluster.same_image",
+            Status.WARN,
+            ["2.41.0-py310", "2.41.0-py311"],
+        ),
         # declared rayVersion is not the image's Ray
-        (KUBERAY_CPU.replace("rayVersion: '2.46.0'", "rayVersion: '2.44.1'"),
-         "cluster.ray_version", Status.FAIL, ["spec.rayVersion is 2.44.1", "Ray 2.46.0"]),
-        (HELM.replace("rayVersion: 2.49.2", "rayVersion: 2.48.0"),
-         "cluster.ray_version", Status.FAIL, ["head.rayVersion is 2.48.0"]),
+        (
+            KUBERAY_CPU.replace("rayVersion: '2.46.0'", "rayVersion: '2.44.1'"),
+            "cluster.ray_version",
+            Status.FAIL,
+            ["spec.rayVersion is 2.44.1", "Ray 2.46.0"],
+        ),
+        (
+            HELM.replace("rayVersion: 2.49.2", "rayVersion: 2.48.0"),
+            "cluster.ray_version",
+            Status.FAIL,
+            ["head.rayVersion is 2.48.0"],
+        ),
         # a GPU image without a GPU limit
-        (KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "limits: {cpu: 4}").replace('{num-gpus: "1"}', "{}"),
-         "cluster.gpu", Status.FAIL, ["gpu-group", "GPU image", "no nvidia.com/gpu limit"]),
+        (
+            KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "limits: {cpu: 4}").replace(
+                '{num-gpus: "1"}', "{}"
+            ),
+            "cluster.gpu",
+            Status.FAIL,
+            ["gpu-group", "GPU image", "no nvidia.com/gpu limit"],
+        ),
         # num-gpus without a GPU limit
-        (KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "limits: {cpu: 4}"),
-         "cluster.gpu", Status.FAIL, ["num-gpus is 1", "no nvidia.com/gpu limit"]),
+        (
+            KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "limits: {cpu: 4}"),
+            "cluster.gpu",
+            Status.FAIL,
+            ["num-gpus is 1", "no nvidia.com/gpu limit"],
+        ),
         # the GPU only under requests
-        (KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "requests: {nvidia.com/gpu: 1}"),
-         "cluster.gpu", Status.FAIL, ["no nvidia.com/gpu limit"]),
+        (
+            KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "requests: {nvidia.com/gpu: 1}"),
+            "cluster.gpu",
+            Status.FAIL,
+            ["no nvidia.com/gpu limit"],
+        ),
         # Helm: num-gpus without a limit
-        (HELM.replace("limits: {cpu: \"4\", nvidia.com/gpu: 1}", "limits: {cpu: \"4\"}"),
-         "cluster.gpu", Status.FAIL, ["gpuGroup", "no nvidia.com/gpu limit"]),
+        (
+            HELM.replace('limits: {cpu: "4", nvidia.com/gpu: 1}', 'limits: {cpu: "4"}'),
+            "cluster.gpu",
+            Status.FAIL,
+            ["gpuGroup", "no nvidia.com/gpu limit"],
+        ),
         # a GPU limit on a CPU image
-        (KUBERAY_GPU.replace("rayproject/ray:2.49.2-py312-cu128", "rayproject/ray:2.49.2-py312-cpu"),
-         "cluster.gpu", Status.WARN, ["nvidia.com/gpu: 1", "CPU image rayproject/ray:2.49.2-py312-cpu"]),
+        (
+            KUBERAY_GPU.replace("rayproject/ray:2.49.2-py312-cu128", "rayproject/ray:2.49.2-py312-cpu"),
+            "cluster.gpu",
+            Status.WARN,
+            ["nvidia.com/gpu: 1", "CPU image rayproject/ray:2.49.2-py312-cpu"],
+        ),
         # more num-gpus than the limit gives
-        (KUBERAY_GPU.replace('{num-gpus: "1"}', '{num-gpus: "2"}'),
-         "cluster.gpu", Status.WARN, ["num-gpus 2 but only 1 GPU"]),
+        (
+            KUBERAY_GPU.replace('{num-gpus: "1"}', '{num-gpus: "2"}'),
+            "cluster.gpu",
+            Status.WARN,
+            ["num-gpus 2 but only 1 GPU"],
+        ),
         # launcher: a GPU node type on a CPU image
-        (LAUNCHER.replace("rayproject/ray-ml:2.9.3-py310-gpu", "rayproject/ray:2.9.3-py310-cpu"),
-         "cluster.gpu", Status.WARN, ["ray.worker.gpu", "1 GPU on the CPU image"]),
+        (
+            LAUNCHER.replace("rayproject/ray-ml:2.9.3-py310-gpu", "rayproject/ray:2.9.3-py310-cpu"),
+            "cluster.gpu",
+            Status.WARN,
+            ["ray.worker.gpu", "1 GPU on the CPU image"],
+        ),
         # launcher: setup commands install another Ray over the image's
-        (LAUNCHER.replace("ray[default]==2.9.3", "ray[default]==2.10.0"),
-         "cluster.ray_version", Status.WARN, ["Ray 2.10.0", "Ray 2.9.3"]),
+        (
+            LAUNCHER.replace("ray[default]==2.9.3", "ray[default]==2.10.0"),
+            "cluster.ray_version",
+            Status.WARN,
+            ["Ray 2.10.0", "Ray 2.9.3"],
+        ),
     ],
-    ids=["other-ray", "other-python", "rayversion", "helm-rayversion", "gpu-image-no-limit", "num-gpus-no-limit",
-         "gpu-in-requests", "helm-no-limit", "limit-on-cpu-image", "num-gpus-over-limit", "launcher-cpu-image",
-         "launcher-pin"],
+    ids=[
+        "other-ray",
+        "other-python",
+        "rayversion",
+        "helm-rayversion",
+        "gpu-image-no-limit",
+        "num-gpus-no-limit",
+        "gpu-in-requests",
+        "helm-no-limit",
+        "limit-on-cpu-image",
+        "num-gpus-over-limit",
+        "launcher-cpu-image",
+        "launcher-pin",
+    ],
 )
 def test_lint_findings(tmp_path, text, rule_id, status, words):
     res = by_id(lint(tmp_path, text), rule_id)
@@ -518,8 +648,11 @@ def test_check_reads_the_head_from_a_kuberay_file(tmp_path, clean_env):
 
 
 def test_check_with_a_compose_cluster_file_runs_the_compose_lint(tmp_path, clean_env):
-    report = run_check(TargetOptions(cluster_file=REPO / "compose" / "cpu-ray-cluster.yaml", roundtrip=False),
-                       environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(cluster_file=REPO / "compose" / "cpu-ray-cluster.yaml", roundtrip=False),
+        environ=clean_env,
+        cwd=tmp_path,
+    )
     ids = [r.id for r in report.results]
     assert report.target["kind"] == "compose" and report.target["compose"]
     assert any(i.startswith("compose.") for i in ids) and "cluster.file" not in ids
@@ -527,16 +660,34 @@ def test_check_with_a_compose_cluster_file_runs_the_compose_lint(tmp_path, clean
 
 def test_cli_cluster_file_json_and_errors(tmp_path, clean_env):
     path = write(tmp_path, HELM.replace("rayVersion: 2.49.2", "rayVersion: 2.48.0"))
-    proc = subprocess.run([sys.executable, "-m", "doctor", "check", "--json", "--no-roundtrip", "--cluster-file", str(path)],
-                          capture_output=True, text=True, timeout=120, env=clean_env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor", "check", "--json", "--no-roundtrip", "--cluster-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env,
+        cwd=tmp_path,
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 1
     assert next(r for r in doc["results"] if r["id"] == "cluster.ray_version")["status"] == "fail"
     bad = write(tmp_path, "kind: Nothing\n", "bad.yaml")
-    proc = subprocess.run([sys.executable, "-m", "doctor", "check", "--no-roundtrip", "--cluster-file", str(bad)],
-                          capture_output=True, text=True, timeout=120, env=clean_env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor", "check", "--no-roundtrip", "--cluster-file", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and str(bad) in proc.stderr and "not a cluster file" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "doctor", "check", "--cluster-file", str(path), "--compose", str(path)],
-                          capture_output=True, text=True, timeout=120, env=clean_env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor", "check", "--cluster-file", str(path), "--compose", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "not both" in proc.stderr

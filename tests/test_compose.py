@@ -94,9 +94,7 @@ def test_interpolate_required_raises(template: str, fragment: str) -> None:
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(
-    "template", ["${", "${SET", "${}", "${1A}", "${SET:x}", "${SET%%.*}", "${ SET }"]
-)
+@pytest.mark.parametrize("template", ["${", "${SET", "${}", "${1A}", "${SET:x}", "${SET%%.*}", "${ SET }"])
 def test_interpolate_invalid_raises(template: str) -> None:
     with pytest.raises(UsageError):
         interpolate(template, {"SET": "v"})
@@ -148,13 +146,9 @@ def test_dotenv_and_environ(tmp_path: Path) -> None:
     }
 
 
-def test_environ_defaults_to_os_environ(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environ_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAYDOCTOR_TEST_TAG", "from-os")
-    path = write(
-        tmp_path, minimal().replace("2.49.2-py312-cpu", "${RAYDOCTOR_TEST_TAG}")
-    )
+    path = write(tmp_path, minimal().replace("2.49.2-py312-cpu", "${RAYDOCTOR_TEST_TAG}"))
     assert load_compose(path).head.image == "rayproject/ray:from-os"
 
 
@@ -162,12 +156,7 @@ def test_interpolation_respects_yaml_quoting(tmp_path: Path) -> None:
     # A value holding YAML syntax stays one string: interpolation happens after parsing.
     path = write(
         tmp_path,
-        minimal(
-            "    environment:\n"
-            "      A: ${TRICKY}\n"
-            "      B: '$$HOME'\n"
-            '      C: "${UNSET:-a # not a comment}"\n'
-        ),
+        minimal("    environment:\n      A: ${TRICKY}\n      B: '$$HOME'\n      C: \"${UNSET:-a # not a comment}\"\n"),
     )
     env = load_compose(path, {"TRICKY": "x: y # z, [1]"}).head.raw["environment"]
     assert env == {"A": "x: y # z, [1]", "B": "$HOME", "C": "a # not a comment"}
@@ -212,9 +201,7 @@ def test_bad_dotenv_line(tmp_path: Path) -> None:
     ],
 )
 def test_command_forms_find_ray_start(tmp_path: Path, command_yaml: str) -> None:
-    path = write(
-        tmp_path, f"services:\n  ray-head:\n    image: x\n    {command_yaml}\n"
-    )
+    path = write(tmp_path, f"services:\n  ray-head:\n    image: x\n    {command_yaml}\n")
     head = load_compose(path, {}).head
     assert head.is_head
     assert head.ray_start_args == [
@@ -357,9 +344,7 @@ def test_port_forms(tmp_path: Path, entry: str, expected: list[PublishedPort]) -
 def test_published_picks_head_tcp(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        minimal(
-            '    ports:\n      - "127.0.0.1:8265:8265/udp"\n      - "127.0.0.1:18265:8265"\n'
-        ),
+        minimal('    ports:\n      - "127.0.0.1:8265:8265/udp"\n      - "127.0.0.1:18265:8265"\n'),
     )
     project = load_compose(path, {})
     assert project.published(8265) == PublishedPort("127.0.0.1", 18265, 8265)
@@ -367,9 +352,7 @@ def test_published_picks_head_tcp(tmp_path: Path) -> None:
 
 
 def test_published_host_network_is_none(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, minimal('    network_mode: host\n    ports: ["8265:8265"]\n')
-    )
+    path = write(tmp_path, minimal('    network_mode: host\n    ports: ["8265:8265"]\n'))
     project = load_compose(path, {})
     assert project.head.network_mode == "host"
     assert project.published(8265) is None
@@ -456,10 +439,7 @@ def test_service_fields(tmp_path: Path) -> None:
     assert project.services["ray-worker"].networks == {"study_network": {}}
     assert project.services["legacy"].gpu_reservation
     assert project.services["legacy"].network_mode == "host"
-    assert (
-        project.networks["study_network"]["ipam"]["config"][0]["subnet"]
-        == "172.29.0.0/16"
-    )
+    assert project.networks["study_network"]["ipam"]["config"][0]["subnet"] == "172.29.0.0/16"
 
 
 def test_shipped_files_load() -> None:

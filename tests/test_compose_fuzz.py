@@ -32,17 +32,13 @@ from doctor.report import Status
 
 # RAYDOCTOR_FUZZ_EXAMPLES=5000 for a long hunt; the default keeps the suite fast.
 EXAMPLES = int(os.environ.get("RAYDOCTOR_FUZZ_EXAMPLES", "100"))
-SETTINGS = settings(
-    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True)
 variables = st.dictionaries(names, st.text(max_size=12), max_size=4)
 
 # Text dense in the characters interpolation and shells care about.
-tricky_text = st.text(
-    alphabet=st.sampled_from(list("${}:-?+AB_1 \"'\\#;&|\n=x")), max_size=40
-)
+tricky_text = st.text(alphabet=st.sampled_from(list("${}:-?+AB_1 \"'\\#;&|\n=x")), max_size=40)
 any_text = st.one_of(st.text(max_size=60), tricky_text)
 
 scalars = st.one_of(
@@ -56,9 +52,7 @@ trees = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(
-            st.one_of(st.text(max_size=8), st.integers()), children, max_size=4
-        ),
+        st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), children, max_size=4),
     ),
     max_leaves=20,
 )
@@ -138,9 +132,7 @@ devices = st.lists(
     ),
     max_size=2,
 )
-size_values = st.one_of(
-    st.sampled_from(["2gb", "64m", "1.5g", "lots", "0", "-1g"]), trees
-)
+size_values = st.one_of(st.sampled_from(["2gb", "64m", "1.5g", "lots", "0", "-1g"]), trees)
 service = st.fixed_dictionaries(
     {},
     optional={
@@ -158,16 +150,12 @@ service = st.fixed_dictionaries(
         "entrypoint": commands,
         "ports": st.one_of(st.lists(port_specs, max_size=4), trees),
         "networks": st.one_of(
-            st.lists(
-                st.sampled_from(["study_network", "default", "other"]), max_size=2
-            ),
+            st.lists(st.sampled_from(["study_network", "default", "other"]), max_size=2),
             st.dictionaries(
                 st.sampled_from(["study_network", "other"]),
                 st.one_of(
                     st.none(),
-                    st.fixed_dictionaries(
-                        {"ipv4_address": st.one_of(st.just("172.29.0.15"), trees)}
-                    ),
+                    st.fixed_dictionaries({"ipv4_address": st.one_of(st.just("172.29.0.15"), trees)}),
                     trees,
                 ),
                 max_size=2,
@@ -190,17 +178,13 @@ service = st.fixed_dictionaries(
                             optional={
                                 "limits": st.one_of(
                                     st.dictionaries(
-                                        st.sampled_from(
-                                            ["cpus", "memory", "pids", "cpu"]
-                                        ),
+                                        st.sampled_from(["cpus", "memory", "pids", "cpu"]),
                                         size_values,
                                         max_size=3,
                                     ),
                                     trees,
                                 ),
-                                "reservations": st.one_of(
-                                    st.fixed_dictionaries({"devices": devices}), trees
-                                ),
+                                "reservations": st.one_of(st.fixed_dictionaries({"devices": devices}), trees),
                             },
                         ),
                         trees,
@@ -300,11 +284,7 @@ def test_interpolate_raises_only_doctor_errors(text: str, env: dict[str, str]) -
 
 
 @SETTINGS
-@given(
-    value=st.one_of(
-        any_text, st.sampled_from(["2gb", "1.5 g", "10KiB", "007m"]), scalars, trees
-    )
-)
+@given(value=st.one_of(any_text, st.sampled_from(["2gb", "1.5 g", "10KiB", "007m"]), scalars, trees))
 def test_parse_size_raises_only_doctor_errors(value: Any) -> None:
     try:
         size = parse_size(value)
@@ -331,13 +311,9 @@ def test_split_shell_only_value_error(text: str) -> None:
     data=st.one_of(st.binary(max_size=200), st.text(max_size=200), tricky_text),
     env=variables,
 )
-def test_load_arbitrary_text(
-    workdir: Path, data: bytes | str, env: dict[str, str]
-) -> None:
+def test_load_arbitrary_text(workdir: Path, data: bytes | str, env: dict[str, str]) -> None:
     path = workdir / "compose.yaml"
-    path.write_bytes(
-        data if isinstance(data, bytes) else data.encode("utf-8", errors="replace")
-    )
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", errors="replace"))
     _load(path, env)
 
 
@@ -347,9 +323,7 @@ def test_load_arbitrary_text(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(tree=compose_trees, env=variables, dotenv=st.one_of(st.none(), tricky_text))
-def test_load_arbitrary_trees(
-    workdir: Path, tree: Any, env: dict[str, str], dotenv: str | None
-) -> None:
+def test_load_arbitrary_trees(workdir: Path, tree: Any, env: dict[str, str], dotenv: str | None) -> None:
     path = workdir / "compose.yaml"
     try:
         path.write_text(yaml.safe_dump(tree), encoding="utf-8")
@@ -367,13 +341,7 @@ def test_a_generated_cluster_can_load(workdir: Path) -> None:
     # Guard that the tree strategy reaches the interesting code, not only errors.
     path = workdir / "ok.yaml"
     path.write_text(
-        yaml.safe_dump(
-            {
-                "services": {
-                    "ray-head": {"command": "ray start --head --block", "ports": [8265]}
-                }
-            }
-        ),
+        yaml.safe_dump({"services": {"ray-head": {"command": "ray start --head --block", "ports": [8265]}}}),
         encoding="utf-8",
     )
     (workdir / ".env").unlink(missing_ok=True)

@@ -107,9 +107,7 @@ def chain(*fns: Callable[[dict], None]) -> Callable[[dict], None]:
     return mutate
 
 
-def set_key(
-    which: Callable[[dict], dict], key: str, value: Any
-) -> Callable[[dict], None]:
+def set_key(which: Callable[[dict], dict], key: str, value: Any) -> Callable[[dict], None]:
     def mutate(t: dict) -> None:
         which(t)[key] = value
 
@@ -123,13 +121,7 @@ def del_key(which: Callable[[dict], dict], key: str) -> Callable[[dict], None]:
     return mutate
 
 
-GPU_DEVICES = {
-    "resources": {
-        "reservations": {
-            "devices": [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-        }
-    }
-}
+GPU_DEVICES = {"resources": {"reservations": {"devices": [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]}}}
 
 # (row id, mutation, rule id, expected status, fragments the summary names, fragment of a fix command or None)
 ROWS = [
@@ -175,9 +167,7 @@ ROWS = [
     ),
     (
         "deprecated",
-        set_worker_cmd(
-            "--address=ray-head:6379 --redis-password=5241590000000000 --block"
-        ),
+        set_worker_cmd("--address=ray-head:6379 --redis-password=5241590000000000 --block"),
         "compose.ray_start_flags",
         Status.WARN,
         ["ray-worker", "--redis-password", "deprecated"],
@@ -249,9 +239,7 @@ ROWS = [
     ),
     (
         "dashboard-localhost-space",
-        set_head_args(
-            HEAD_ARGS.replace("--dashboard-host=0.0.0.0", "--dashboard-host 127.0.0.1")
-        ),
+        set_head_args(HEAD_ARGS.replace("--dashboard-host=0.0.0.0", "--dashboard-host 127.0.0.1")),
         "compose.dashboard_host",
         Status.FAIL,
         ["ray-head", "127.0.0.1"],
@@ -564,9 +552,7 @@ ROWS = [
     ),
     (
         "public-subnet",
-        lambda t: t["networks"]["study_network"]["ipam"]["config"][0].update(
-            subnet="172.63.0.0/16"
-        ),
+        lambda t: t["networks"]["study_network"]["ipam"]["config"][0].update(subnet="172.63.0.0/16"),
         "compose.subnet",
         Status.FAIL,
         ["study_network", "172.63.0.0/16", "public"],
@@ -574,9 +560,7 @@ ROWS = [
     ),
     (
         "garbage-subnet",
-        lambda t: t["networks"]["study_network"]["ipam"]["config"][0].update(
-            subnet="not-a-net"
-        ),
+        lambda t: t["networks"]["study_network"]["ipam"]["config"][0].update(subnet="not-a-net"),
         "compose.subnet",
         Status.FAIL,
         ["study_network", "not-a-net"],
@@ -609,15 +593,9 @@ def test_rule_table(tmp_path: Path, row: tuple) -> None:
         assert res.details
     if command is not None:
         assert res.remediation is not None
-        assert any(command in c for c in res.remediation.commands), (
-            res.remediation.commands
-        )
+        assert any(command in c for c in res.remediation.commands), res.remediation.commands
     # A mutation aimed at one rule leaves the unrelated ones alone.
-    others = {
-        r.id
-        for r in results.values()
-        if r.status in (Status.FAIL, Status.ERROR) and r.id != rule_id
-    }
+    others = {r.id for r in results.values() if r.status in (Status.FAIL, Status.ERROR) and r.id != rule_id}
     assert Status.ERROR not in {r.status for r in results.values()}
     assert not others - {
         "compose.worker_address",
@@ -703,17 +681,11 @@ def route(net: str, iface: str = "wg0") -> HostRoute:
         ([], Status.OK),
     ],
 )
-def test_subnet_overlap(
-    tmp_path: Path, routes: list[HostRoute], status: Status
-) -> None:
+def test_subnet_overlap(tmp_path: Path, routes: list[HostRoute], status: Status) -> None:
     res = lint(tmp_path, copy.deepcopy(BASE), routes=lambda: routes)["compose.subnet"]
     assert res.status == status, res.to_dict()
     if status == Status.WARN:
-        assert (
-            "study_network" in res.summary
-            and "172.29.0.0/16" in res.summary
-            and "overlaps" in res.summary
-        )
+        assert "study_network" in res.summary and "172.29.0.0/16" in res.summary and "overlaps" in res.summary
 
 
 def test_route_source_failure_is_not_fatal(tmp_path: Path) -> None:
@@ -750,14 +722,8 @@ def test_host_routes_parses_proc_and_ip(tmp_path: Path) -> None:
 
 
 def test_host_routes_without_sources(tmp_path: Path) -> None:
-    assert (
-        host_routes(tmp_path / "missing", [str(tmp_path / "no-such-ip"), "-j", "addr"])
-        == []
-    )
-    assert (
-        host_routes(tmp_path / "missing", [sys.executable, "-c", "print('not json')"])
-        == []
-    )
+    assert host_routes(tmp_path / "missing", [str(tmp_path / "no-such-ip"), "-j", "addr"]) == []
+    assert host_routes(tmp_path / "missing", [sys.executable, "-c", "print('not json')"]) == []
 
 
 def test_default_route_source_runs_here(tmp_path: Path) -> None:
@@ -768,7 +734,5 @@ def test_default_route_source_runs_here(tmp_path: Path) -> None:
 
 
 def test_valueless_flags_match_option_table() -> None:
-    table = {
-        name for name, opt in RAY_START_OPTIONS.items() if opt.kind in ("flag", "count")
-    }
+    table = {name for name, opt in RAY_START_OPTIONS.items() if opt.kind in ("flag", "count")}
     assert table == set(RAY_START_VALUELESS_FLAGS)

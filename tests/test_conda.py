@@ -33,8 +33,13 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Conda:
     monkeypatch.setenv("CONDA_EXE", str(FAKE_CONDA))
     monkeypatch.setenv("FAKE_CONDA_ROOT", str(tmp_path / "conda"))
     monkeypatch.setenv("FAKE_CONDA_LOG", str(tmp_path / "conda.log"))
-    for var in ("FAKE_CONDA_FAULT", "FAKE_CONDA_FAULT_ON", "FAKE_CONDA_ENV_LIST", "FAKE_CONDA_FLAVOR",
-                "FAKE_CONDA_PYTHONS"):
+    for var in (
+        "FAKE_CONDA_FAULT",
+        "FAKE_CONDA_FAULT_ON",
+        "FAKE_CONDA_ENV_LIST",
+        "FAKE_CONDA_FLAVOR",
+        "FAKE_CONDA_PYTHONS",
+    ):
         monkeypatch.delenv(var, raising=False)
     conda = Conda.locate()
     assert conda is not None
@@ -62,8 +67,7 @@ def creates(tmp_path: Path) -> list[list[str]]:
 
 
 def run_fake(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(FAKE_CONDA), *args], capture_output=True, text=True, env=env, timeout=30,
-                          check=False)
+    return subprocess.run([str(FAKE_CONDA), *args], capture_output=True, text=True, env=env, timeout=30, check=False)
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -133,8 +137,9 @@ def test_create_links_a_real_python(tmp_path: Path, fake: Conda) -> None:
     env = fake.create("study_p3121", "3.12.1")
     assert env == CondaEnv("study_p3121", tmp_path / "conda" / "envs" / "study_p3121", env.python)
     assert env.python == env.prefix / "bin" / "python"
-    out = subprocess.run([str(env.python), "-c", "import sys; print(sys.version_info[:3])"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(env.python), "-c", "import sys; print(sys.version_info[:3])"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "(3, 12, 1)"
     assert (env.prefix / CREATED_MARKER).is_file() and Conda.created_by_raydoctor(env)
     assert creates(tmp_path) == [["create", "-n", "study_p3121", "python=3.12.1", "--json", "--quiet", "--yes"]]
@@ -259,8 +264,15 @@ def test_bad_names_are_refused_before_calling(tmp_path: Path, fake: Conda, name:
 
 
 def test_fake_rejects_bad_names_like_conda() -> None:
-    out = run_fake("create", "-n", "a b", "python=3.12", "--json", "--yes",
-                   env={**os.environ, "FAKE_CONDA_ROOT": "/nonexistent-unused"})
+    out = run_fake(
+        "create",
+        "-n",
+        "a b",
+        "python=3.12",
+        "--json",
+        "--yes",
+        env={**os.environ, "FAKE_CONDA_ROOT": "/nonexistent-unused"},
+    )
     assert out.returncode == 1
     assert json.loads(out.stdout)["exception_name"] == "CondaValueError"
 

@@ -24,8 +24,15 @@ def test_deep_head_and_worker(ray_head_worker, head_python, clean_env, tmp_path)
     head, _worker = ray_head_worker
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("ray[default]==2.49.2\nnumpy==1.26.4\n")
-    opts = TargetOptions(address=head.dashboard_url, gcs_port=head.ports["gcs"], client_port=head.ports["client"],
-                         python=str(head_python), requirements=reqs, deep=True, roundtrip=False)
+    opts = TargetOptions(
+        address=head.dashboard_url,
+        gcs_port=head.ports["gcs"],
+        client_port=head.ports["client"],
+        python=str(head_python),
+        requirements=reqs,
+        deep=True,
+        roundtrip=False,
+    )
     report = run_check(opts, environ=clean_env, cwd=tmp_path)
 
     probe = by_id(report, "deep.probe")
@@ -51,7 +58,9 @@ def test_deep_head_and_worker(ray_head_worker, head_python, clean_env, tmp_path)
 
 
 def test_without_deep_nothing_runs(clean_env, tmp_path):
-    report = run_check(TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path
+    )
     assert not [r for r in report.results if r.id.startswith("deep.")]
     assert by_id(report, "packages.head").status is Status.SKIP
 
@@ -59,8 +68,11 @@ def test_without_deep_nothing_runs(clean_env, tmp_path):
 def test_deep_against_a_dead_head_skips(clean_env, tmp_path):
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("numpy\n")
-    report = run_check(TargetOptions(address=f"127.0.0.1:{closed_port()}", deep=True, roundtrip=False, requirements=reqs),
-                       environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(address=f"127.0.0.1:{closed_port()}", deep=True, roundtrip=False, requirements=reqs),
+        environ=clean_env,
+        cwd=tmp_path,
+    )
     found = {r.id: r for r in report.results if r.id.startswith("deep.")}
     assert set(found) == {"deep.probe", "deep.local", "deep.nodes"}
     assert all(r.status is Status.SKIP for r in found.values())
@@ -77,8 +89,9 @@ def env(node_id, head, python="3.12.9", ray="2.49.2", exe="/home/ray/anaconda3/b
 
 
 def fake_ctx(probe, local=None):
-    return SimpleNamespace(deep_probe=lambda: probe, local_or_none=lambda: local,
-                           options=TargetOptions(address="h:8265"))
+    return SimpleNamespace(
+        deep_probe=lambda: probe, local_or_none=lambda: local, options=TargetOptions(address="h:8265")
+    )
 
 
 def test_worker_with_other_python_fails():
@@ -108,8 +121,12 @@ def test_job_python_not_the_workers_python_warns():
 
 def test_local_differs_from_head():
     head = env("a" * 56, True, pandas="2.2.2")
-    local = SimpleNamespace(python="3.12.9", ray="2.49.2", executable="/venv/bin/python",
-                            distributions={"ray": "2.49.2", "numpy": "2.0.0", "pandas": "2.2.2", "pytest": "8.0"})
+    local = SimpleNamespace(
+        python="3.12.9",
+        ray="2.49.2",
+        executable="/venv/bin/python",
+        distributions={"ray": "2.49.2", "numpy": "2.0.0", "pandas": "2.2.2", "pytest": "8.0"},
+    )
     probe = deep.DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=[head])
     res = deep.check_local(fake_ctx(probe, local))
     assert res.status is Status.WARN and "numpy 2.0.0 ≠ 1.26.4" in res.summary

@@ -24,14 +24,21 @@ def slow(delay: float):
     def answer(method: str, path: str, body: bytes):
         time.sleep(delay)
         return json_answer({"result": True, "data": {"rayVersion": "2.49.2", "pythonVersion": "3.12.9"}})
+
     return answer
 
 
 @pytest.mark.parametrize(
     "routes, kind, words",
     [
-        ({"/api/v0/cluster_metadata": (500, "text/plain", "Internal Server Error"),
-          "/api/version": (500, "text/plain", "Internal Server Error")}, "server_error", "HTTP 500 (a server error)"),
+        (
+            {
+                "/api/v0/cluster_metadata": (500, "text/plain", "Internal Server Error"),
+                "/api/version": (500, "text/plain", "Internal Server Error"),
+            },
+            "server_error",
+            "HTTP 500 (a server error)",
+        ),
         ({"/api/v0/cluster_metadata": BROKEN_JSON, "/api/version": BROKEN_JSON}, "not_ray", "not Ray's JSON"),
         ({"/api/v0/cluster_metadata": slow(3.0), "/api/version": slow(3.0)}, "timeout", "no answer"),
     ],
@@ -40,7 +47,9 @@ def slow(delay: float):
 def test_dashboard_faults(routes, kind, words, tmp_path, clean_env):
     with FakeHTTP(routes) as server:
         start = time.perf_counter()
-        report = run_check(TargetOptions(address=server.url, timeout=1.0, roundtrip=False), environ=clean_env, cwd=tmp_path)
+        report = run_check(
+            TargetOptions(address=server.url, timeout=1.0, roundtrip=False), environ=clean_env, cwd=tmp_path
+        )
         elapsed = time.perf_counter() - start
     head = by_id(report, "head.source")
     assert head.status is Status.FAIL and head.data["kind"] == kind
@@ -79,9 +88,27 @@ def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
     head = RayNode(head_python, num_cpus=1, ip="127.0.0.4").start()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "doctor", "check", "--json", "--address", head.dashboard_url,
-             "--client-port", str(head.ports["client"]), "--python", str(head_python), "--requirements", os.devnull],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "doctor",
+                "check",
+                "--json",
+                "--address",
+                head.dashboard_url,
+                "--client-port",
+                str(head.ports["client"]),
+                "--python",
+                str(head_python),
+                "--requirements",
+                os.devnull,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env,
+            cwd=tmp_path,
+        )
         time.sleep(1.5)  # the facts are read; the round trip is connecting
         head.kill_hard()
         out, err = proc.communicate(timeout=120)
@@ -98,8 +125,12 @@ def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
 @pytest.mark.cluster
 def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
     # Fast failure detection so the test does not wait Ray's default ~30 s for the GCS to notice.
-    fast = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "2",
-            "RAY_health_check_timeout_ms": "500", "RAY_health_check_initial_delay_ms": "0"}
+    fast = {
+        "RAY_health_check_period_ms": "500",
+        "RAY_health_check_failure_threshold": "2",
+        "RAY_health_check_timeout_ms": "500",
+        "RAY_health_check_initial_delay_ms": "0",
+    }
     head = RayNode(head_python, num_cpus=1, ip="127.0.0.5", env=fast).start()
     worker = RayNode(head_python, head=False, num_cpus=1, gcs_address=head.gcs, ip="127.0.0.6", env=fast)
     try:
@@ -109,7 +140,9 @@ def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
         deadline = time.monotonic() + 60
         report = None
         while time.monotonic() < deadline:
-            report = run_check(TargetOptions(address=head.dashboard_url, roundtrip=False), environ=clean_env, cwd=tmp_path)
+            report = run_check(
+                TargetOptions(address=head.dashboard_url, roundtrip=False), environ=clean_env, cwd=tmp_path
+            )
             if by_id(report, "head.nodes").data.get("dead"):
                 break
             time.sleep(1)
@@ -124,7 +157,7 @@ def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
 
 # -- fix on a broken installer run, a full disk, a read-only disk ---------------------------
 
-from tests.test_fix_failures import ENV_NAME, conda_envs, env, envs_listing, fix_cli  # noqa: E402,F401
+from tests.test_fix_failures import ENV_NAME, conda_envs, env, envs_listing, fix_cli  # noqa: E402,F401,F811
 
 
 def test_installer_failing_halfway_leaves_nothing(tmp_path, env):
@@ -171,20 +204,25 @@ def readonly_dir(tmp_path):
 def test_env_dir_on_a_full_disk(tmp_path, env, tiny_disk):
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("six\n")
-    proc = fix_cli(["--requirements", str(reqs), "--env-dir", str(tiny_disk), "--no-roundtrip", "--installer", "uv"], tmp_path, env)
+    proc = fix_cli(
+        ["--requirements", str(reqs), "--env-dir", str(tiny_disk), "--no-roundtrip", "--installer", "uv"], tmp_path, env
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     err = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr
     assert any("space" in line.lower() for line in err), proc.stderr
-    assert [p.name for p in tiny_disk.iterdir() if not p.name.startswith(".") or p.name.endswith(".lock")] in ([],) or \
-        all(p.name.endswith(".lock") for p in tiny_disk.iterdir())  # at most the lock file remains
+    assert [p.name for p in tiny_disk.iterdir() if not p.name.startswith(".") or p.name.endswith(".lock")] in (
+        [],
+    ) or all(p.name.endswith(".lock") for p in tiny_disk.iterdir())  # at most the lock file remains
     assert conda_envs(tmp_path) == []
 
 
 def test_env_dir_on_a_read_only_disk(tmp_path, env, readonly_dir):
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("six\n")
-    proc = fix_cli(["--requirements", str(reqs), "--env-dir", str(readonly_dir / "envs"), "--no-roundtrip"], tmp_path, env)
+    proc = fix_cli(
+        ["--requirements", str(reqs), "--env-dir", str(readonly_dir / "envs"), "--no-roundtrip"], tmp_path, env
+    )
     assert proc.returncode in (1, 2), proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "read-only" in proc.stderr.lower() and str(readonly_dir) in proc.stderr

@@ -38,8 +38,15 @@ def tool_env(clean_env: dict[str, str]) -> dict[str, str]:
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doctor", "fix", *args], cwd=cwd, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "doctor", "fix", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def roundtrip_module_present() -> bool:
@@ -51,12 +58,25 @@ def roundtrip_module_present() -> bool:
 def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local_python311, tmp_path, clean_env):
     env = tool_env(clean_env)
     (tmp_path / "packages.txt").write_text("ray[default]==2.49.2\nrequests\n")
-    target = ["--address", ray_head.dashboard_url, "--client-port", str(ray_head.ports["client"]),
-              "--gcs-port", str(ray_head.ports["gcs"]), "--python", local_python311, "--installer", "uv"]
+    target = [
+        "--address",
+        ray_head.dashboard_url,
+        "--client-port",
+        str(ray_head.ports["client"]),
+        "--gcs-port",
+        str(ray_head.ports["gcs"]),
+        "--python",
+        local_python311,
+        "--installer",
+        "uv",
+    ]
     proc = fix_cli([*target, "--yes", "--json", "--export"], tmp_path, env)
     doc = json.loads(proc.stdout)
-    assert proc.returncode == 0, (doc["error"], doc["check"] and [r for r in doc["check"]["results"]
-                                                                   if r["status"] in ("fail", "error")], proc.stderr)
+    assert proc.returncode == 0, (
+        doc["error"],
+        doc["check"] and [r for r in doc["check"]["results"] if r["status"] in ("fail", "error")],
+        proc.stderr,
+    )
     plan = doc["plan"]
     head_py = plan["head"]["python"]
     assert head_py.startswith("3.12.") and plan["head"]["python_basis"] == "exact"
@@ -70,17 +90,28 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
     assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [dest.name]  # no temp, no lock left
     python = dest / "bin" / "python"
     versions = subprocess.run(
-        [str(python), "-c", "import sys, importlib.metadata as m; "
-                            "print(sys.version.split()[0], m.version('ray'), m.version('grpcio'))"],
-        capture_output=True, text=True, check=True).stdout.split()
+        [
+            str(python),
+            "-c",
+            "import sys, importlib.metadata as m; print(sys.version.split()[0], m.version('ray'), m.version('grpcio'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert versions[:2] == [head_py, "2.49.2"]
     marker = read_marker(dest)
     assert marker and marker["created_by"] == "raydoctor" and marker["python_version"] == head_py
 
     results = {r["id"]: r for r in doc["check"]["results"]}
     assert doc["check"]["local"]["executable"] == str(python)
-    for check_id in ("head.source", "versions.ray", "versions.python", "packages.client_extras",
-                     "packages.requirements"):
+    for check_id in (
+        "head.source",
+        "versions.ray",
+        "versions.python",
+        "packages.client_extras",
+        "packages.requirements",
+    ):
         assert results[check_id]["status"] == "ok", results[check_id]
     assert not [r for r in results.values() if r["status"] in ("fail", "error")]
     if roundtrip_module_present():
@@ -88,9 +119,13 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
         assert trips and all(r["status"] == "ok" for r in trips), trips
 
     # activation really puts the env first, at its final path (the venv was built elsewhere and renamed)
-    shell = subprocess.run(["bash", "-c", f"{doc['env']['activate']['bash/zsh']} && python -c "
-                                          "'import sys; print(sys.prefix)'"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True)
+    shell = subprocess.run(
+        ["bash", "-c", f"{doc['env']['activate']['bash/zsh']} && python -c 'import sys; print(sys.prefix)'"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shell.stdout.strip() == str(dest)
     pip = subprocess.run([str(dest / "bin" / "pip"), "--version"], capture_output=True, text=True, check=True)
     assert str(dest) in pip.stdout
@@ -108,9 +143,14 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
     assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [dest.name]
 
     # judged by check itself, the new interpreter passes; and fix, judging it, has nothing to do
-    check = subprocess.run([sys.executable, "-m", "doctor", "check", "--no-roundtrip", *target[:6],
-                            "--python", str(python)],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "-m", "doctor", "check", "--no-roundtrip", *target[:6], "--python", str(python)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout
     same = fix_cli([*target[:6], "--python", str(python), "--dry-run"], tmp_path, env)
     assert same.returncode == 0 and "already has Ray 2.49.2 and Python" in same.stdout
@@ -121,8 +161,22 @@ def test_pip_installer_and_the_text_display(tmp_path, clean_env):
     env = tool_env(clean_env)
     env["NO_COLOR"] = "1"
     (tmp_path / "packages.txt").write_text("six\n")
-    proc = fix_cli(["--image", "rayproject/ray:2.49.2-py312-cpu", "--no-conda", "--installer", "pip", "--yes",
-                    "--env-dir", "elsewhere", "-v"], tmp_path, env, timeout=600)
+    proc = fix_cli(
+        [
+            "--image",
+            "rayproject/ray:2.49.2-py312-cpu",
+            "--no-conda",
+            "--installer",
+            "pip",
+            "--yes",
+            "--env-dir",
+            "elsewhere",
+            "-v",
+        ],
+        tmp_path,
+        env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     dest = tmp_path / "elsewhere" / "ray2.49.2-py3.12.9"  # named for the cluster it serves
     for step in ("interpreter", "venv", "install", "verify"):
@@ -133,6 +187,7 @@ def test_pip_installer_and_the_text_display(tmp_path, clean_env):
     assert "uv" not in (dest / "pyvenv.cfg").read_text()  # made by virtualenv, not uv
     assert "Built elsewhere/ray2.49.2-py3.12.9: Ray 2.49.2 on Python 3.12.1" in proc.stdout
     assert "source elsewhere/ray2.49.2-py3.12.9/bin/activate" in proc.stdout
-    six = subprocess.run([str(dest / "bin" / "python"), "-c", "import six, ray; print(six.__name__)"],
-                         capture_output=True, text=True)
+    six = subprocess.run(
+        [str(dest / "bin" / "python"), "-c", "import six, ray; print(six.__name__)"], capture_output=True, text=True
+    )
     assert six.returncode == 0, six.stderr

@@ -38,22 +38,41 @@ pytestmark = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason=
 def env(tmp_path: Path, clean_env: dict[str, str]) -> dict[str, str]:
     """Warm caches, plain output, and the fake conda with an empty root."""
     out = tool_env(clean_env)
-    out.update({"NO_COLOR": "1", "CONDA_EXE": str(FAKE_CONDA), "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
-                "FAKE_CONDA_LOG": str(tmp_path / "conda.log")})
+    out.update(
+        {
+            "NO_COLOR": "1",
+            "CONDA_EXE": str(FAKE_CONDA),
+            "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
+            "FAKE_CONDA_LOG": str(tmp_path / "conda.log"),
+        }
+    )
     for var in ("FAKE_CONDA_FAULT", "FAKE_CONDA_FAULT_ON", "FAKE_CONDA_ENV_LIST", "FAKE_CONDA_PYTHONS"):
         out.pop(var, None)
     return out
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", *args], cwd=cwd,
-                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def fix_popen(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", *args], cwd=cwd,
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def conda_envs(tmp_path: Path) -> list[str]:

@@ -48,11 +48,18 @@ def fact(value: str, source: str = "running cluster (http://h:8265/api/v0/cluste
 
 
 def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=None, results=()) -> Report:
-    local = local if local is not None else {"executable": "/usr/bin/python3", "python": "3.11.7", "ray": None,
-                                             "chosen_by": "python3 on PATH"}
-    return Report("check", results=list(results), target={"kind": "address"},
-                  head={"ray": head_ray, "python": head_python, "problems": [], "sources_tried": ["dashboard"]},
-                  local=local)
+    local = (
+        local
+        if local is not None
+        else {"executable": "/usr/bin/python3", "python": "3.11.7", "ray": None, "chosen_by": "python3 on PATH"}
+    )
+    return Report(
+        "check",
+        results=list(results),
+        target={"kind": "address"},
+        head={"ray": head_ray, "python": head_python, "problems": [], "sources_tried": ["dashboard"]},
+        local=local,
+    )
 
 
 def res(check_id: str, status: Status, summary: str = "") -> Result:
@@ -80,8 +87,10 @@ def test_head_python_basis_is_exact_guess_or_minor() -> None:
 
 @pytest.mark.parametrize("missing", ["ray", "python", "both"])
 def test_unknown_head_version_refuses_with_how_to_learn_it(missing: str) -> None:
-    rep = report(head_ray=None if missing in ("ray", "both") else fact("2.49.2"),
-                 head_python=None if missing in ("python", "both") else fact("3.12.1"))
+    rep = report(
+        head_ray=None if missing in ("ray", "both") else fact("2.49.2"),
+        head_python=None if missing in ("python", "both") else fact("3.12.1"),
+    )
     rep.head["problems"] = ["the tag latest names no version"]
     with pytest.raises(UsageError) as info:
         head_target(rep)
@@ -158,8 +167,7 @@ def test_closest_patch_without_conda_is_warned(tmp_path: Path) -> None:
 def test_conda_is_planned_when_the_exact_patch_is_missing(tmp_path: Path) -> None:
     fake = Path(__file__).parent / "fake_conda" / "conda"
     rep = report(head_python=fact("3.12.9"))
-    plan = make_plan(options(tmp_path, use_conda=True), rep, environ={"CONDA_EXE": str(fake), "PATH": ""},
-                     cwd=tmp_path)
+    plan = make_plan(options(tmp_path, use_conda=True), rep, environ={"CONDA_EXE": str(fake), "PATH": ""}, cwd=tmp_path)
     assert plan.interpreter is not None and plan.interpreter.how == "conda"
     assert plan.interpreter.conda_env == "raydoctor-ray2.49.2-py3.12.9"
     assert "3.12.1" in (plan.interpreter.fallback or "")
@@ -168,8 +176,9 @@ def test_conda_is_planned_when_the_exact_patch_is_missing(tmp_path: Path) -> Non
 
 def test_no_interpreter_at_all_is_a_fix_error(tmp_path: Path) -> None:
     with pytest.raises(FixError) as info:
-        make_plan(options(tmp_path, search_dirs=[]), report(head_python=fact("3.12.1")), environ={"PATH": ""},
-                  cwd=tmp_path)
+        make_plan(
+            options(tmp_path, search_dirs=[]), report(head_python=fact("3.12.1")), environ={"PATH": ""}, cwd=tmp_path
+        )
     assert "no Python 3.12 found" in str(info.value) and "uv python install 3.12.1" in str(info.value)
 
 
@@ -186,8 +195,10 @@ def test_ray_pinned_elsewhere_is_warned_not_edited(tmp_path: Path) -> None:
 
 def test_environment_yml_becomes_pip_requirements(tmp_path: Path) -> None:
     yml = tmp_path / "environment.yml"
-    yml.write_text("name: x\ndependencies:\n  - python=3.12.9\n  - pip\n  - numpy=1.26.4\n"
-                   "  - pip:\n      - ray[default]==2.40.0\n      - requests\n")
+    yml.write_text(
+        "name: x\ndependencies:\n  - python=3.12.9\n  - pip\n  - numpy=1.26.4\n"
+        "  - pip:\n      - ray[default]==2.40.0\n      - requests\n"
+    )
     install, warnings = plan_install(yml, "2.49.2", "auto")
     assert install.count == 3 and install.converted is not None
     with install.files() as files:
@@ -202,8 +213,13 @@ def test_environment_yml_becomes_pip_requirements(tmp_path: Path) -> None:
 def _fake_env(dest: Path, *, ray: str, python: str, reqs_hash: str, interpreter_version: str) -> None:
     venv_python(dest).parent.mkdir(parents=True)
     venv_python(dest).write_text("")
-    write_marker(dest, ray_version=ray, python_version=python, requirements_hash=reqs_hash,
-                 interpreter_version=interpreter_version)
+    write_marker(
+        dest,
+        ray_version=ray,
+        python_version=python,
+        requirements_hash=reqs_hash,
+        interpreter_version=interpreter_version,
+    )
 
 
 @needs_pyenv
@@ -227,8 +243,7 @@ def test_existing_env_up_to_date_rebuild_or_foreign(tmp_path: Path) -> None:
 def test_env_from_a_nearby_patch_is_rebuilt_once_the_exact_one_is_here(tmp_path: Path) -> None:
     first = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
     assert first.install is not None
-    _fake_env(first.env_path, ray="2.49.2", python="3.12.1", reqs_hash=first.install.hash,
-              interpreter_version="3.12.0")
+    _fake_env(first.env_path, ray="2.49.2", python="3.12.1", reqs_hash=first.install.hash, interpreter_version="3.12.0")
     assert make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path).action == REBUILD
 
 
@@ -275,8 +290,15 @@ def test_activation_commands(tmp_path: Path) -> None:
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doctor", "fix", *args], cwd=cwd, env=env, stdin=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "doctor", "fix", *args],
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @needs_pyenv

@@ -35,11 +35,15 @@ from doctor.rules import judge_python, judge_ray, python_parts
 from doctor.target import parse_address
 
 EXAMPLES = int(os.environ.get("RAYDOCTOR_FUZZ_EXAMPLES", "200"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 # Each dashboard example is a few real HTTP requests: fewer of them.
-HTTP_SETTINGS = settings(max_examples=max(50, EXAMPLES // 4), deadline=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+HTTP_SETTINGS = settings(
+    max_examples=max(50, EXAMPLES // 4),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # --------------------------------------------------------------------------
 # strategies
@@ -55,21 +59,53 @@ version_like = st.one_of(
 )
 image_text = st.one_of(
     st.text(max_size=60),
-    st.builds(lambda repo, tag: f"{repo}:{tag}",
-              st.sampled_from(["rayproject/ray", "docker.io/rayproject/ray-ml", "quay.io/x/y", "localhost:5000/rayproject/ray", ""]),
-              st.text(alphabet=st.sampled_from(list("0123456789.-pycugtaarch64nightlylatestabcdef")), max_size=30)),
+    st.builds(
+        lambda repo, tag: f"{repo}:{tag}",
+        st.sampled_from(
+            ["rayproject/ray", "docker.io/rayproject/ray-ml", "quay.io/x/y", "localhost:5000/rayproject/ray", ""]
+        ),
+        st.text(alphabet=st.sampled_from(list("0123456789.-pycugtaarch64nightlylatestabcdef")), max_size=30),
+    ),
     huge_number.map(lambda n: f"rayproject/ray:{n}.1.1"),  # a release number past int()'s 4300 digits
-    st.sampled_from(["@sha256:abc", "rayproject/ray:", "rayproject/ray:2.49.2-py", "rayproject/ray:2.49.2-cu",
-                     "rayproject/ray:nightly.251010.abcdef-py312", "library/:x", "//:", "a@b@c:d"]),
+    st.sampled_from(
+        [
+            "@sha256:abc",
+            "rayproject/ray:",
+            "rayproject/ray:2.49.2-py",
+            "rayproject/ray:2.49.2-cu",
+            "rayproject/ray:nightly.251010.abcdef-py312",
+            "library/:x",
+            "//:",
+            "a@b@c:d",
+        ]
+    ),
 )
 address_text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=st.sampled_from(list("htps:/[]:.0123456789abray@%#?-_ \x00")), max_size=30),
-    st.sampled_from(["http://[::1", "ray://:0", "[::1]:", "http://h:99999", "http://user@h:1", "auto", "１２３",
-                     "http://h:8265/path", "https://[fe80::1%eth0]:8265", "127.0.0.1:6379"]),
+    st.sampled_from(
+        [
+            "http://[::1",
+            "ray://:0",
+            "[::1]:",
+            "http://h:99999",
+            "http://user@h:1",
+            "auto",
+            "１２３",
+            "http://h:8265/path",
+            "https://[fe80::1%eth0]:8265",
+            "127.0.0.1:6379",
+        ]
+    ),
 )
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20), digits_heavy)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    digits_heavy,
+)
 trees = st.recursive(
     scalars,
     lambda children: st.one_of(
@@ -110,19 +146,34 @@ def test_python_parts_never_raises(text):
 
 
 @SETTINGS
-@given(version_like, st.one_of(st.none(), version_like), st.sampled_from(["client", "driver", "other"]),
-       st.dictionaries(st.sampled_from(["RAY_IGNORE_VERSION_MISMATCH", "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"]),
-                       st.sampled_from(["", "1", "minor", "patch"]), max_size=2))
+@given(
+    version_like,
+    st.one_of(st.none(), version_like),
+    st.sampled_from(["client", "driver", "other"]),
+    st.dictionaries(
+        st.sampled_from(["RAY_IGNORE_VERSION_MISMATCH", "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"]),
+        st.sampled_from(["", "1", "minor", "patch"]),
+        max_size=2,
+    ),
+)
 def test_judge_ray_never_raises(head, local, mode, environ):
     verdict = judge_ray(head, local, mode, environ)
     assert verdict.summary
 
 
 @SETTINGS
-@given(version_like, st.booleans(), version_like, st.sampled_from(["client", "driver"]),
-       st.one_of(st.none(), version_like),
-       st.dictionaries(st.sampled_from(["RAY_IGNORE_VERSION_MISMATCH", "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"]),
-                       st.sampled_from(["", "1", "minor", "patch"]), max_size=2))
+@given(
+    version_like,
+    st.booleans(),
+    version_like,
+    st.sampled_from(["client", "driver"]),
+    st.one_of(st.none(), version_like),
+    st.dictionaries(
+        st.sampled_from(["RAY_IGNORE_VERSION_MISMATCH", "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"]),
+        st.sampled_from(["", "1", "minor", "patch"]),
+        max_size=2,
+    ),
+)
 def test_judge_python_never_raises(head, exact, local, mode, ray, environ):
     verdict = judge_python(head, exact, local, mode, ray, environ)
     assert verdict.summary
@@ -160,11 +211,46 @@ def scratch() -> Iterator[Path]:
         yield Path(folder)
 
 
-requirement_words = st.sampled_from([
-    "ray", "ray[default]", "==", "2.49.2", ">=", "<", "!=", "~=", ";", "python_version", "'3.12'", "-r", "-c",
-    "--index-url", "https://x", "-e", ".", "#", " #", " ", "\n", "numpy", "@", "file:///tmp/x", "..", "/",
-    "other.txt", "packages.txt", "\x00", "\t", "\\", "*", "[", "]", "\ufeff", "ñ",
-])
+requirement_words = st.sampled_from(
+    [
+        "ray",
+        "ray[default]",
+        "==",
+        "2.49.2",
+        ">=",
+        "<",
+        "!=",
+        "~=",
+        ";",
+        "python_version",
+        "'3.12'",
+        "-r",
+        "-c",
+        "--index-url",
+        "https://x",
+        "-e",
+        ".",
+        "#",
+        " #",
+        " ",
+        "\n",
+        "numpy",
+        "@",
+        "file:///tmp/x",
+        "..",
+        "/",
+        "other.txt",
+        "packages.txt",
+        "\x00",
+        "\t",
+        "\\",
+        "*",
+        "[",
+        "]",
+        "\ufeff",
+        "ñ",
+    ]
+)
 requirements_text = st.one_of(
     st.lists(requirement_words, max_size=20).map("".join),
     st.lists(requirement_words, max_size=20).map(" ".join),
@@ -187,10 +273,30 @@ def test_requirements_file_raises_only_doctor_errors(text, other):
 
 environment_docs = st.one_of(
     trees.map(lambda t: yaml.safe_dump(t)),
-    st.fixed_dictionaries({"name": trees, "dependencies": st.lists(st.one_of(
-        st.sampled_from(["python=3.12.9", "pip", "numpy=1.26.4", "conda-forge::ray-default=2.49.2", "x==*", "y>=1", "=", "::"]),
-        st.fixed_dictionaries({"pip": st.lists(st.one_of(requirements_text, trees), max_size=3)}),
-        trees), max_size=4)}).map(lambda t: yaml.safe_dump(t)),
+    st.fixed_dictionaries(
+        {
+            "name": trees,
+            "dependencies": st.lists(
+                st.one_of(
+                    st.sampled_from(
+                        [
+                            "python=3.12.9",
+                            "pip",
+                            "numpy=1.26.4",
+                            "conda-forge::ray-default=2.49.2",
+                            "x==*",
+                            "y>=1",
+                            "=",
+                            "::",
+                        ]
+                    ),
+                    st.fixed_dictionaries({"pip": st.lists(st.one_of(requirements_text, trees), max_size=3)}),
+                    trees,
+                ),
+                max_size=4,
+            ),
+        }
+    ).map(lambda t: yaml.safe_dump(t)),
     st.text(max_size=80),
 )
 
@@ -208,48 +314,162 @@ def test_environment_yml_raises_only_doctor_errors(text):
 
 
 # Cluster files shaped like each format, with any part replaced by noise.
-group = st.fixed_dictionaries({}, optional={
-    "groupName": trees,
-    "rayStartParams": st.one_of(st.dictionaries(st.sampled_from(["num-gpus", "num-cpus", "block"]), scalars, max_size=2), trees),
-    "template": st.one_of(st.fixed_dictionaries({"spec": st.fixed_dictionaries({}, optional={"containers": st.one_of(
-        st.lists(st.fixed_dictionaries({}, optional={
-            "image": st.one_of(image_text, trees),
-            "resources": st.one_of(st.fixed_dictionaries({}, optional={
-                "limits": st.one_of(st.dictionaries(st.sampled_from(["nvidia.com/gpu", "cpu"]), scalars, max_size=2), trees),
-                "requests": trees}), trees)}), max_size=2),
-        trees)})}), trees),
-})
-kuberay_doc = st.fixed_dictionaries({
-    "apiVersion": st.sampled_from(["ray.io/v1", "ray.io/v1alpha1"]),
-    "kind": st.sampled_from(["RayCluster", "RayJob", "RayService"]),
-}, optional={
-    "metadata": st.one_of(st.fixed_dictionaries({"name": trees}), trees),
-    "spec": st.one_of(st.fixed_dictionaries({}, optional={
-        "rayVersion": st.one_of(version_like, trees),
-        "headGroupSpec": st.one_of(group, trees),
-        "workerGroupSpecs": st.one_of(st.lists(st.one_of(group, trees), max_size=3), trees),
-        "rayClusterSpec": trees, "rayClusterConfig": trees, "clusterSelector": trees}), trees),
-})
-launcher_doc = st.fixed_dictionaries({"cluster_name": trees}, optional={
-    "docker": st.one_of(st.fixed_dictionaries({}, optional={k: st.one_of(image_text, trees) for k in ("image", "head_image", "worker_image")}), trees),
-    "available_node_types": st.one_of(st.dictionaries(st.sampled_from(["head", "worker", "gpu"]), st.one_of(
-        st.fixed_dictionaries({}, optional={"resources": st.one_of(st.dictionaries(st.sampled_from(["CPU", "GPU"]), scalars), trees),
-                                            "docker": trees}), trees), max_size=3), trees),
-    "head_node_type": st.one_of(st.sampled_from(["head", "worker", "absent"]), trees),
-    "max_workers": scalars,
-    "provider": st.one_of(st.just({"type": "aws"}), trees),
-    "setup_commands": st.one_of(st.lists(st.one_of(st.sampled_from(["pip install ray==2.9.3", "pip install 'ray[default]==x'"]), trees), max_size=3), trees),
-    "head_start_ray_commands": st.one_of(st.lists(st.one_of(st.sampled_from(["ray start --head --num-gpus=1", "ray start --num-gpus", "ray start --num-gpus=x 'unclosed"]), trees), max_size=3), trees),
-    "worker_start_ray_commands": trees,
-})
-helm_doc = st.fixed_dictionaries({}, optional={
-    "image": st.one_of(st.fixed_dictionaries({}, optional={"repository": st.one_of(st.just("rayproject/ray"), trees),
-                                                           "tag": st.one_of(version_like, trees)}), trees),
-    "head": st.one_of(st.fixed_dictionaries({}, optional={"rayVersion": trees, "rayStartParams": trees, "initArgs": trees,
-                                                          "resources": trees, "image": trees}), trees),
-    "worker": st.one_of(st.fixed_dictionaries({}, optional={"disabled": trees, "groupName": trees, "resources": trees}), trees),
-    "additionalWorkerGroups": st.one_of(st.dictionaries(st.text(max_size=5), trees, max_size=3), trees),
-})
+group = st.fixed_dictionaries(
+    {},
+    optional={
+        "groupName": trees,
+        "rayStartParams": st.one_of(
+            st.dictionaries(st.sampled_from(["num-gpus", "num-cpus", "block"]), scalars, max_size=2), trees
+        ),
+        "template": st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "spec": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "containers": st.one_of(
+                                st.lists(
+                                    st.fixed_dictionaries(
+                                        {},
+                                        optional={
+                                            "image": st.one_of(image_text, trees),
+                                            "resources": st.one_of(
+                                                st.fixed_dictionaries(
+                                                    {},
+                                                    optional={
+                                                        "limits": st.one_of(
+                                                            st.dictionaries(
+                                                                st.sampled_from(["nvidia.com/gpu", "cpu"]),
+                                                                scalars,
+                                                                max_size=2,
+                                                            ),
+                                                            trees,
+                                                        ),
+                                                        "requests": trees,
+                                                    },
+                                                ),
+                                                trees,
+                                            ),
+                                        },
+                                    ),
+                                    max_size=2,
+                                ),
+                                trees,
+                            )
+                        },
+                    )
+                }
+            ),
+            trees,
+        ),
+    },
+)
+kuberay_doc = st.fixed_dictionaries(
+    {
+        "apiVersion": st.sampled_from(["ray.io/v1", "ray.io/v1alpha1"]),
+        "kind": st.sampled_from(["RayCluster", "RayJob", "RayService"]),
+    },
+    optional={
+        "metadata": st.one_of(st.fixed_dictionaries({"name": trees}), trees),
+        "spec": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "rayVersion": st.one_of(version_like, trees),
+                    "headGroupSpec": st.one_of(group, trees),
+                    "workerGroupSpecs": st.one_of(st.lists(st.one_of(group, trees), max_size=3), trees),
+                    "rayClusterSpec": trees,
+                    "rayClusterConfig": trees,
+                    "clusterSelector": trees,
+                },
+            ),
+            trees,
+        ),
+    },
+)
+launcher_doc = st.fixed_dictionaries(
+    {"cluster_name": trees},
+    optional={
+        "docker": st.one_of(
+            st.fixed_dictionaries(
+                {}, optional={k: st.one_of(image_text, trees) for k in ("image", "head_image", "worker_image")}
+            ),
+            trees,
+        ),
+        "available_node_types": st.one_of(
+            st.dictionaries(
+                st.sampled_from(["head", "worker", "gpu"]),
+                st.one_of(
+                    st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "resources": st.one_of(st.dictionaries(st.sampled_from(["CPU", "GPU"]), scalars), trees),
+                            "docker": trees,
+                        },
+                    ),
+                    trees,
+                ),
+                max_size=3,
+            ),
+            trees,
+        ),
+        "head_node_type": st.one_of(st.sampled_from(["head", "worker", "absent"]), trees),
+        "max_workers": scalars,
+        "provider": st.one_of(st.just({"type": "aws"}), trees),
+        "setup_commands": st.one_of(
+            st.lists(
+                st.one_of(st.sampled_from(["pip install ray==2.9.3", "pip install 'ray[default]==x'"]), trees),
+                max_size=3,
+            ),
+            trees,
+        ),
+        "head_start_ray_commands": st.one_of(
+            st.lists(
+                st.one_of(
+                    st.sampled_from(
+                        ["ray start --head --num-gpus=1", "ray start --num-gpus", "ray start --num-gpus=x 'unclosed"]
+                    ),
+                    trees,
+                ),
+                max_size=3,
+            ),
+            trees,
+        ),
+        "worker_start_ray_commands": trees,
+    },
+)
+helm_doc = st.fixed_dictionaries(
+    {},
+    optional={
+        "image": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "repository": st.one_of(st.just("rayproject/ray"), trees),
+                    "tag": st.one_of(version_like, trees),
+                },
+            ),
+            trees,
+        ),
+        "head": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "rayVersion": trees,
+                    "rayStartParams": trees,
+                    "initArgs": trees,
+                    "resources": trees,
+                    "image": trees,
+                },
+            ),
+            trees,
+        ),
+        "worker": st.one_of(
+            st.fixed_dictionaries({}, optional={"disabled": trees, "groupName": trees, "resources": trees}), trees
+        ),
+        "additionalWorkerGroups": st.one_of(st.dictionaries(st.text(max_size=5), trees, max_size=3), trees),
+    },
+)
 cluster_docs = st.one_of(kuberay_doc, launcher_doc, helm_doc, trees)
 
 
@@ -264,8 +484,14 @@ def test_detect_format_never_raises(doc):
 
 
 @SETTINGS
-@given(st.one_of(cluster_docs.map(_dump), st.lists(cluster_docs, max_size=3).map(yaml.safe_dump_all),
-                 st.text(max_size=120), st.binary(max_size=60).map(lambda b: b.decode("latin-1"))))
+@given(
+    st.one_of(
+        cluster_docs.map(_dump),
+        st.lists(cluster_docs, max_size=3).map(yaml.safe_dump_all),
+        st.text(max_size=120),
+        st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+    )
+)
 def test_cluster_files_raise_only_usage_error(text):
     with scratch() as folder:
         path = folder / "cluster.yaml"
@@ -349,9 +575,16 @@ def _port() -> int:
 
 
 ray_shaped = st.one_of(
-    st.fixed_dictionaries({"result": trees, "data": st.one_of(
-        st.fixed_dictionaries({}, optional={"rayVersion": trees, "pythonVersion": trees}),
-        st.fixed_dictionaries({"result": st.one_of(st.fixed_dictionaries({"result": trees}), trees)}), trees)}),
+    st.fixed_dictionaries(
+        {
+            "result": trees,
+            "data": st.one_of(
+                st.fixed_dictionaries({}, optional={"rayVersion": trees, "pythonVersion": trees}),
+                st.fixed_dictionaries({"result": st.one_of(st.fixed_dictionaries({"result": trees}), trees)}),
+                trees,
+            ),
+        }
+    ),
     st.fixed_dictionaries({}, optional={"ray_version": trees, "version": trees, "authentication_mode": trees}),
     trees,
 )

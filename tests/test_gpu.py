@@ -28,8 +28,9 @@ def ids(report, prefix):
 
 
 def live(node, **kw):
-    return TargetOptions(address=node.dashboard_url, gcs_port=node.ports["gcs"], client_port=node.ports["client"],
-                         roundtrip=False, **kw)
+    return TargetOptions(
+        address=node.dashboard_url, gcs_port=node.ports["gcs"], client_port=node.ports["client"], roundtrip=False, **kw
+    )
 
 
 @pytest.fixture
@@ -80,7 +81,9 @@ def test_cpu_cluster_skips_every_gpu_check(ray_head, clean_env, tmp_path, no_gpu
 
 
 def test_dead_target_gpu_checks_skip(clean_env, tmp_path, no_gpu_tools):
-    report = run_check(TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path
+    )
     assert all(r.status is Status.SKIP for r in ids(report, "gpu.").values())
 
 
@@ -94,35 +97,55 @@ def seen(**kw):
 
 
 def test_visible_gpu_is_ok():
-    res = gpu.judge_probe(seen(devices=["/dev/nvidia0", "/dev/nvidiactl"],
-                               nvidia_smi={"rc": 0, "gpus": ["GPU 0: NVIDIA A10G (UUID: GPU-1)"], "err": ""}),
-                          "worker abc (10.0.0.2)", [], 3.0)
+    res = gpu.judge_probe(
+        seen(
+            devices=["/dev/nvidia0", "/dev/nvidiactl"],
+            nvidia_smi={"rc": 0, "gpus": ["GPU 0: NVIDIA A10G (UUID: GPU-1)"], "err": ""},
+        ),
+        "worker abc (10.0.0.2)",
+        [],
+        3.0,
+    )
     assert res.status is Status.OK and "NVIDIA A10G" in res.summary
 
 
 def test_torch_without_cuda_warns():
-    res = gpu.judge_probe(seen(devices=["/dev/nvidia0"], nvidia_smi={"rc": 0, "gpus": ["GPU 0: T4"], "err": ""},
-                               torch={"version": "2.4.0+cpu", "cuda": None, "available": False, "count": 0}),
-                          "head", [], 1.0)
+    res = gpu.judge_probe(
+        seen(
+            devices=["/dev/nvidia0"],
+            nvidia_smi={"rc": 0, "gpus": ["GPU 0: T4"], "err": ""},
+            torch={"version": "2.4.0+cpu", "cuda": None, "available": False, "count": 0},
+        ),
+        "head",
+        [],
+        1.0,
+    )
     assert res.status is Status.WARN and "torch 2.4.0+cpu" in res.summary
 
 
 def test_broken_nvidia_smi_counts_as_invisible():
-    res = gpu.judge_probe(seen(nvidia_smi={"rc": 9, "gpus": [], "err": "NVIDIA-SMI has failed because it couldn't communicate"}),
-                          "head", [], 1.0)
+    res = gpu.judge_probe(
+        seen(nvidia_smi={"rc": 9, "gpus": [], "err": "NVIDIA-SMI has failed because it couldn't communicate"}),
+        "head",
+        [],
+        1.0,
+    )
     assert res.status is Status.FAIL and "GPU 0" in res.summary
 
 
 # ---------------------------------------------------------------- the host's driver against the image's CUDA
 
 
-@pytest.mark.parametrize("driver, cuda, image, status", [
-    ("570.86.15", "12.8", "12.8.1", Status.OK),
-    ("535.183.01", "12.2", "12.8.1", Status.FAIL),   # the runtime refuses: cuda>=12.8
-    ("470.256.02", "11.4", "12.1.1", Status.FAIL),   # below 525.60.13 for 12.x
-    ("450.51.06", "11.0", "11.8.0", Status.FAIL),    # below 450.80.02 for 11.x
-    ("560.35.03", "12.6", "12.6.3", Status.OK),
-])
+@pytest.mark.parametrize(
+    "driver, cuda, image, status",
+    [
+        ("570.86.15", "12.8", "12.8.1", Status.OK),
+        ("535.183.01", "12.2", "12.8.1", Status.FAIL),  # the runtime refuses: cuda>=12.8
+        ("470.256.02", "11.4", "12.1.1", Status.FAIL),  # below 525.60.13 for 12.x
+        ("450.51.06", "11.0", "11.8.0", Status.FAIL),  # below 450.80.02 for 11.x
+        ("560.35.03", "12.6", "12.6.3", Status.OK),
+    ],
+)
 def test_judge_driver(driver, cuda, image, status):
     got, why = gpu.judge_driver(gpu.HostGPUs("nvidia-smi", driver, cuda, ["GPU 0: x"]), image)
     assert got is status, why
@@ -130,44 +153,69 @@ def test_judge_driver(driver, cuda, image, status):
 
 def test_host_with_nvidia_smi_and_a_cuda_image(tmp_path, monkeypatch, clean_env):
     bin_dir = tmp_path / "bin"
-    fake_tool(bin_dir, "nvidia-smi", 'case "$1" in\n'
-                                     '  --query-gpu*) echo "0, NVIDIA GeForce RTX 3090, 535.183.01";;\n'
-                                     '  *) echo "| NVIDIA-SMI 535.183.01   Driver Version: 535.183.01   CUDA Version: 12.2 |";;\n'
-                                     'esac\n')
+    fake_tool(
+        bin_dir,
+        "nvidia-smi",
+        'case "$1" in\n'
+        '  --query-gpu*) echo "0, NVIDIA GeForce RTX 3090, 535.183.01";;\n'
+        '  *) echo "| NVIDIA-SMI 535.183.01   Driver Version: 535.183.01   CUDA Version: 12.2 |";;\n'
+        "esac\n",
+    )
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
     found = gpu.from_nvidia_smi()
-    assert found and found.driver == "535.183.01" and found.cuda == "12.2" and found.gpus == ["GPU 0: NVIDIA GeForce RTX 3090"]
-    report = run_check(TargetOptions(image="rayproject/ray:2.49.2-py312-cu128", roundtrip=False), environ=clean_env, cwd=tmp_path)
+    assert (
+        found
+        and found.driver == "535.183.01"
+        and found.cuda == "12.2"
+        and found.gpus == ["GPU 0: NVIDIA GeForce RTX 3090"]
+    )
+    report = run_check(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-cu128", roundtrip=False), environ=clean_env, cwd=tmp_path
+    )
     res = by_id(report, "gpu.host")
     assert res.status is Status.FAIL and "cuda>=12.8" in res.summary
     assert res.remediation and res.remediation.commands
 
 
 def test_cuda_image_without_a_driver_fails(tmp_path, clean_env, no_gpu_tools):
-    report = run_check(TargetOptions(image="rayproject/ray:2.49.2-py312-gpu", roundtrip=False), environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-gpu", roundtrip=False), environ=clean_env, cwd=tmp_path
+    )
     res = by_id(report, "gpu.host")
     assert res.status is Status.FAIL and "CUDA 12.1" in res.summary
     assert by_id(report, "gpu.docker").status is Status.SKIP  # no engine: quiet
 
 
 def test_cpu_image_skips(tmp_path, clean_env, no_gpu_tools):
-    report = run_check(TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", roundtrip=False), environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", roundtrip=False), environ=clean_env, cwd=tmp_path
+    )
     assert all(r.status is Status.SKIP for r in ids(report, "gpu.").values())
 
 
 def test_docker_without_the_nvidia_runtime(tmp_path, monkeypatch, clean_env):
     bin_dir = tmp_path / "bin"
-    fake_tool(bin_dir, "docker", 'case "$1" in\n'
-                                 '  version) echo 27.3.1;;\n'
-                                 '  info) echo \'{"io.containerd.runc.v2":{"path":"runc"},"runc":{"path":"runc"}}\';;\n'
-                                 '  *) exit 1;;\n'
-                                 'esac\n')
+    fake_tool(
+        bin_dir,
+        "docker",
+        'case "$1" in\n'
+        "  version) echo 27.3.1;;\n"
+        '  info) echo \'{"io.containerd.runc.v2":{"path":"runc"},"runc":{"path":"runc"}}\';;\n'
+        "  *) exit 1;;\n"
+        "esac\n",
+    )
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
-    ctx = SimpleNamespace(target=SimpleNamespace(image="rayproject/ray:2.49.2-py312-cu128", compose=None, compose_path=None),
-                          head=lambda: SimpleNamespace(cuda="12.8.1"))
+    ctx = SimpleNamespace(
+        target=SimpleNamespace(image="rayproject/ray:2.49.2-py312-cu128", compose=None, compose_path=None),
+        head=lambda: SimpleNamespace(cuda="12.8.1"),
+    )
     res = gpu.check_docker(ctx)
     assert res.status is Status.FAIL and "no NVIDIA runtime" in res.summary
     assert "sudo nvidia-ctk runtime configure --runtime=docker" in res.remediation.commands
-    fake_tool(bin_dir, "docker", 'case "$1" in\n  version) echo 27.3.1;;\n'
-                                 '  info) echo \'{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}\';;\nesac\n')
+    fake_tool(
+        bin_dir,
+        "docker",
+        'case "$1" in\n  version) echo 27.3.1;;\n'
+        '  info) echo \'{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}\';;\nesac\n',
+    )
     assert gpu.check_docker(ctx).status is Status.OK

@@ -71,5 +71,5 @@ def test_split_image(image, repo, tag):
 
 
 def test_known_patches_are_full_versions():
-    for (ray, minor), patch in KNOWN_PATCHES.items():
+    for (_ray, minor), patch in KNOWN_PATCHES.items():
         assert patch.startswith(minor + ".") and patch.count(".") == 2

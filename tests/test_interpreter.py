@@ -23,7 +23,11 @@ def test_order_python_flag_then_venv_then_conda_then_path(tmp_path):
     venv_py = make_exe(tmp_path / "venv/bin/python", "#!/bin/sh\n")
     conda_py = make_exe(tmp_path / "conda/bin/python", "#!/bin/sh\n")
     path_py = make_exe(tmp_path / "bin/python3", "#!/bin/sh\n")
-    env = {"PATH": str(tmp_path / "bin"), "VIRTUAL_ENV": str(tmp_path / "venv"), "CONDA_PREFIX": str(tmp_path / "conda")}
+    env = {
+        "PATH": str(tmp_path / "bin"),
+        "VIRTUAL_ENV": str(tmp_path / "venv"),
+        "CONDA_PREFIX": str(tmp_path / "conda"),
+    }
     assert choose_interpreter(str(path_py), env) == (str(path_py), "--python")
     assert choose_interpreter(str(tmp_path / "conda"), env) == (str(conda_py), "--python")  # an env folder
     assert choose_interpreter(None, env) == (str(venv_py), "active venv")
@@ -52,7 +56,9 @@ def test_pyenv_shim_is_resolved_like_pyenv(tmp_path):
     (tmp_path / "project" / ".python-version").write_text("3.12.1\n")
     assert resolve_pyenv_shim(str(shim), env, project) == str(real_a)  # a parent's .python-version wins
     assert resolve_pyenv_shim(str(shim), {**env, "PYENV_VERSION": "3.11.7"}, project) == str(real_b)  # env wins
-    assert resolve_pyenv_shim(str(shim), {**env, "PYENV_VERSION": "3.9.9"}, project) == str(shim)  # unknown: keep the shim
+    assert resolve_pyenv_shim(str(shim), {**env, "PYENV_VERSION": "3.9.9"}, project) == str(
+        shim
+    )  # unknown: keep the shim
     assert resolve_pyenv_shim(str(real_a), env, project) == str(real_a)  # not a shim
 
 

@@ -17,7 +17,16 @@ from doctor.checks import network
 from doctor.cli import main
 from doctor.options import TargetOptions
 from doctor.report import Status
-from tests.fake_servers import BROKEN_JSON, GARBAGE_JSON, HTML, NOT_FOUND, FakeHTTP, GrpcLookalike, SilentPort, closed_port
+from tests.fake_servers import (
+    BROKEN_JSON,
+    GARBAGE_JSON,
+    HTML,
+    NOT_FOUND,
+    FakeHTTP,
+    GrpcLookalike,
+    SilentPort,
+    closed_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,8 +84,19 @@ def test_live_head_all_ports_open_and_healthy(ray_head, clean_env, tmp_path):
 def test_latency_shown_with_verbose(ray_head, clean_env, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     p = ray_head.ports
-    code = main(["check", "--address", ray_head.dashboard_url, "--gcs-port", str(p["gcs"]), "--client-port", str(p["client"]),
-                 "--no-roundtrip", "-v"])
+    code = main(
+        [
+            "check",
+            "--address",
+            ray_head.dashboard_url,
+            "--gcs-port",
+            str(p["gcs"]),
+            "--client-port",
+            str(p["client"]),
+            "--no-roundtrip",
+            "-v",
+        ]
+    )
     out = capsys.readouterr().out
     assert "gcs 127.0.0.2:%d: open (gRPC), connect" % p["gcs"] in out
     assert "GET /api/gcs_healthz → success in" in out
@@ -86,7 +106,9 @@ def test_latency_shown_with_verbose(ray_head, clean_env, tmp_path, monkeypatch, 
 @pytest.mark.cluster
 def test_wrong_client_port_is_named(ray_head, clean_env, tmp_path):
     dead = closed_port()
-    report = check(tmp_path, clean_env, address=ray_head.dashboard_url, gcs_port=ray_head.ports["gcs"], client_port=dead)
+    report = check(
+        tmp_path, clean_env, address=ray_head.dashboard_url, gcs_port=ray_head.ports["gcs"], client_port=dead
+    )
     res = by_id(report, "network.ports")
     assert res.status is Status.FAIL
     assert ports(res)["client"]["state"] == "refused"
@@ -97,7 +119,9 @@ def test_wrong_client_port_is_named(ray_head, clean_env, tmp_path):
 # ---------------------------------------------------------------- not Ray
 
 
-@pytest.mark.parametrize("answer", [HTML, NOT_FOUND, GARBAGE_JSON, BROKEN_JSON], ids=["html", "404", "json", "broken-json"])
+@pytest.mark.parametrize(
+    "answer", [HTML, NOT_FOUND, GARBAGE_JSON, BROKEN_JSON], ids=["html", "404", "json", "broken-json"]
+)
 def test_http_server_that_is_not_ray(answer, clean_env, tmp_path):
     with FakeHTTP(default=answer) as fake:
         report = check(tmp_path, clean_env, address=fake.url, gcs_port=closed_port(), client_port=closed_port())
@@ -112,24 +136,35 @@ def test_http_server_that_is_not_ray(answer, clean_env, tmp_path):
 def test_grpc_ports_held_by_other_services(clean_env, tmp_path):
     """A GCS port that speaks HTTP, a client port that never answers: both told apart from refused."""
     with FakeHTTP(default=HTML) as http, SilentPort() as silent, GrpcLookalike() as grpc:
-        report = check(tmp_path, clean_env, address=f"127.0.0.1:{grpc.port}", gcs_port=http.port, client_port=silent.port)
+        report = check(
+            tmp_path, clean_env, address=f"127.0.0.1:{grpc.port}", gcs_port=http.port, client_port=silent.port
+        )
     states = ports(by_id(report, "network.ports"))
     assert states["gcs"]["state"] == "not_ray" and "HTTP" in states["gcs"]["detail"]
     assert states["client"]["state"] == "silent"
     assert states["dashboard"]["state"] == "not_ray"  # answered with a gRPC SETTINGS frame, not HTTP
 
 
-@pytest.mark.parametrize("mode, closed_role, status", [
-    ("client", "gcs", Status.WARN),     # ray:// never talks to the GCS
-    ("client", "client", Status.FAIL),
-    ("driver", "client", Status.WARN),  # a driver joins through the GCS
-    ("driver", "gcs", Status.FAIL),
-])
+@pytest.mark.parametrize(
+    "mode, closed_role, status",
+    [
+        ("client", "gcs", Status.WARN),  # ray:// never talks to the GCS
+        ("client", "client", Status.FAIL),
+        ("driver", "client", Status.WARN),  # a driver joins through the GCS
+        ("driver", "gcs", Status.FAIL),
+    ],
+)
 def test_needed_ports_depend_on_the_mode(mode, closed_role, status, clean_env, tmp_path):
     with FakeHTTP(default=HTML) as http, GrpcLookalike() as grpc:
         ports_by_role = {"gcs": grpc.port, "client": grpc.port, closed_role: closed_port()}
-        report = check(tmp_path, clean_env, address=http.url, gcs_port=ports_by_role["gcs"],
-                       client_port=ports_by_role["client"], mode=mode)
+        report = check(
+            tmp_path,
+            clean_env,
+            address=http.url,
+            gcs_port=ports_by_role["gcs"],
+            client_port=ports_by_role["client"],
+            mode=mode,
+        )
     res = by_id(report, "network.ports")
     assert res.status is status, res.summary
     assert ports(res)[closed_role]["state"] == "refused"
@@ -142,16 +177,32 @@ def test_needed_ports_depend_on_the_mode(mode, closed_role, status, clean_env, t
 
 def _cli_json(args, env, cwd, limit=15):
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "doctor", "check", "--json", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=limit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor", "check", "--json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=limit,
+    )
     elapsed = time.perf_counter() - start
     return json.loads(proc.stdout), elapsed
 
 
 def test_silent_dashboard_port_finishes_within_5s(clean_env, tmp_path):
     with SilentPort() as silent:
-        doc, elapsed = _cli_json(["--address", f"127.0.0.1:{silent.port}", "--gcs-port", str(closed_port()),
-                                  "--client-port", str(closed_port())], clean_env, tmp_path)
+        doc, elapsed = _cli_json(
+            [
+                "--address",
+                f"127.0.0.1:{silent.port}",
+                "--gcs-port",
+                str(closed_port()),
+                "--client-port",
+                str(closed_port()),
+            ],
+            clean_env,
+            tmp_path,
+        )
     assert elapsed < 5.0, f"took {elapsed:.2f} s"
     results = {r["id"]: r for r in doc["results"]}
     dash = results["network.dashboard"]
@@ -163,8 +214,11 @@ def test_silent_dashboard_port_finishes_within_5s(clean_env, tmp_path):
 
 def test_closed_port_finishes_within_5s(clean_env, tmp_path):
     dead = closed_port()
-    doc, elapsed = _cli_json(["--address", f"127.0.0.1:{dead}", "--gcs-port", str(closed_port()),
-                              "--client-port", str(closed_port())], clean_env, tmp_path)
+    doc, elapsed = _cli_json(
+        ["--address", f"127.0.0.1:{dead}", "--gcs-port", str(closed_port()), "--client-port", str(closed_port())],
+        clean_env,
+        tmp_path,
+    )
     assert elapsed < 5.0, f"took {elapsed:.2f} s"
     results = {r["id"]: r for r in doc["results"]}
     assert results["network.ports"]["status"] == "fail"

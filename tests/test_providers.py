@@ -83,8 +83,9 @@ def test_network_error_propagates_without_a_fallback(conda: Conda, monkeypatch: 
 
 
 def test_a_users_env_of_that_name_is_never_touched(tmp_path: Path, conda: Conda) -> None:
-    subprocess.run([str(FAKE_CONDA), "create", "-n", "taken", "python=3.11", "--json", "--yes"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(FAKE_CONDA), "create", "-n", "taken", "python=3.11", "--json", "--yes"], check=True, capture_output=True
+    )
     mine = tmp_path / "conda" / "envs" / "taken" / "notes.txt"
     mine.write_text("keep")
     with pytest.raises(FixError, match="no Python 3.12 found.*not create it"):

@@ -17,34 +17,88 @@ HOME = "/home/alice"
 
 def synthetic_report() -> Report:
     results = [
-        Result("head.source", "head", "Ray head", Status.OK,
-               "Ray 2.49.2, Python 3.12.9 from the running cluster at http://ray-head.corp.example.com:8265, auth token",
-               ["ray: 2.49.2 (from running cluster (http://10.20.30.40:8265/api/v0/cluster_metadata))"], None, 0.012),
-        Result("versions.python", "versions", "Python version (client mode)", Status.FAIL,
-               "Python 3.11.7 locally ≠ Python 3.12.9 on the head (major.minor must match)",
-               ["Ray enforces it in ray/util/client/__init__.py::_check_versions"],
-               Remediation("Use Python 3.12.9 locally: raydoctor fix builds a matching env.",
-                           ("raydoctor fix --address 10.20.30.40:8265", f"{HOME}/.venvs/x/bin/python -m pip install 'ray[default]==2.49.2'")),
-               0.31),
-        Result("network.ports", "network", "Ports | reachable", Status.WARN,
-               "10.20.30.40:10001 refused; 127.0.0.1:8265 open; fe80::1ff:fe23:4567:890a silent",
-               [f"token sent: Bearer {SECRET}", "started 14:34:22, image 2.49.2.7b0af3-py312, worker ray::IDLE",
-                "compose: --redis-password=LetMeInRay and https://bob:hunter22@registry.example.com/v2/"],
-               Remediation("Open the port.", ()), 1.5),
+        Result(
+            "head.source",
+            "head",
+            "Ray head",
+            Status.OK,
+            "Ray 2.49.2, Python 3.12.9 from the running cluster at http://ray-head.corp.example.com:8265, auth token",
+            ["ray: 2.49.2 (from running cluster (http://10.20.30.40:8265/api/v0/cluster_metadata))"],
+            None,
+            0.012,
+        ),
+        Result(
+            "versions.python",
+            "versions",
+            "Python version (client mode)",
+            Status.FAIL,
+            "Python 3.11.7 locally ≠ Python 3.12.9 on the head (major.minor must match)",
+            ["Ray enforces it in ray/util/client/__init__.py::_check_versions"],
+            Remediation(
+                "Use Python 3.12.9 locally: raydoctor fix builds a matching env.",
+                (
+                    "raydoctor fix --address 10.20.30.40:8265",
+                    f"{HOME}/.venvs/x/bin/python -m pip install 'ray[default]==2.49.2'",
+                ),
+            ),
+            0.31,
+        ),
+        Result(
+            "network.ports",
+            "network",
+            "Ports | reachable",
+            Status.WARN,
+            "10.20.30.40:10001 refused; 127.0.0.1:8265 open; fe80::1ff:fe23:4567:890a silent",
+            [
+                f"token sent: Bearer {SECRET}",
+                "started 14:34:22, image 2.49.2.7b0af3-py312, worker ray::IDLE",
+                "compose: --redis-password=LetMeInRay and https://bob:hunter22@registry.example.com/v2/",
+            ],
+            Remediation("Open the port.", ()),
+            1.5,
+        ),
         Result("gpu.driver", "gpu", "GPU driver", Status.SKIP, "no GPU here", [], None, 0.0),
         Result("deep.probe", "deep", "Probe job", Status.ERROR, "timed out after 30 s", [], None, 30.0),
     ]
     return Report(
         "check",
         results=results,
-        target={"kind": "address", "address": {"host": "ray-head.corp.example.com", "dashboard": "http://ray-head.corp.example.com:8265",
-                                               "client": "ray://ray-head.corp.example.com:10001", "gcs_port": 6379},
-                "address_from": "--address", "compose": None, "image": None, "image_from": None},
-        head={"ray": {"value": "2.49.2", "source": "running cluster (http://ray-head.corp.example.com:8265/api/v0/cluster_metadata)", "exact": True},
-              "python": {"value": "3.12.9", "source": "running cluster (http://ray-head.corp.example.com:8265/api/v0/cluster_metadata)", "exact": True},
-              "auth_mode": "token", "problems": []},
-        local={"executable": f"{HOME}/.pyenv/versions/3.11.7/bin/python", "python": "3.11.7", "implementation": "CPython",
-               "machine": "x86_64", "system": "Linux", "chosen_by": "python3 on PATH", "ray": "2.49.2"},
+        target={
+            "kind": "address",
+            "address": {
+                "host": "ray-head.corp.example.com",
+                "dashboard": "http://ray-head.corp.example.com:8265",
+                "client": "ray://ray-head.corp.example.com:10001",
+                "gcs_port": 6379,
+            },
+            "address_from": "--address",
+            "compose": None,
+            "image": None,
+            "image_from": None,
+        },
+        head={
+            "ray": {
+                "value": "2.49.2",
+                "source": "running cluster (http://ray-head.corp.example.com:8265/api/v0/cluster_metadata)",
+                "exact": True,
+            },
+            "python": {
+                "value": "3.12.9",
+                "source": "running cluster (http://ray-head.corp.example.com:8265/api/v0/cluster_metadata)",
+                "exact": True,
+            },
+            "auth_mode": "token",
+            "problems": [],
+        },
+        local={
+            "executable": f"{HOME}/.pyenv/versions/3.11.7/bin/python",
+            "python": "3.11.7",
+            "implementation": "CPython",
+            "machine": "x86_64",
+            "system": "Linux",
+            "chosen_by": "python3 on PATH",
+            "ray": "2.49.2",
+        },
         duration_s=31.8,
     )
 
@@ -93,7 +147,13 @@ def test_secret_looking_env_values_never_appear(environ):
 
 def test_redact_removes_hosts_addresses_and_home(environ):
     text = render_markdown(synthetic_report(), redact=True, environ=environ)
-    for private in ("10.20.30.40", "ray-head.corp.example.com", "registry.example.com", "fe80::1ff:fe23:4567:890a", HOME):
+    for private in (
+        "10.20.30.40",
+        "ray-head.corp.example.com",
+        "registry.example.com",
+        "fe80::1ff:fe23:4567:890a",
+        HOME,
+    ):
         assert private not in text, private
     # the same host keeps one placeholder everywhere, so the reader can still follow it
     assert "http://<host-1>:8265" in text and "ray://<host-1>:10001" not in text  # client URL is not in the markdown
@@ -130,7 +190,10 @@ def test_redactor_table(text, expected):
         ('"redis_password": "s3cret"', '"redis_password": "***"'),
         ("Authorization: Bearer abc.def", "Authorization: Bearer ***"),
         ("requires a Ray auth token and none was sent", "requires a Ray auth token and none was sent"),
-        ("the token is wrong (from RAY_AUTH_TOKEN): get the current one", "the token is wrong (from RAY_AUTH_TOKEN): get the current one"),
+        (
+            "the token is wrong (from RAY_AUTH_TOKEN): get the current one",
+            "the token is wrong (from RAY_AUTH_TOKEN): get the current one",
+        ),
     ],
 )
 def test_mask_secrets_table(text, expected):
@@ -151,16 +214,28 @@ def test_error_report():
 def test_report_redacted_against_live_head(ray_head, head_python, clean_env, tmp_path):
     token = "rdt-report-" + "9c1e5a7b3d2f4e6a8b0c"
     env = {**clean_env, "RAY_AUTH_TOKEN": token}
-    base = [sys.executable, "-m", "doctor", "report", "--no-roundtrip", "--address", ray_head.dashboard_url,
-            "--client-port", str(ray_head.ports["client"]), "--python", str(head_python)]
+    base = [
+        sys.executable,
+        "-m",
+        "doctor",
+        "report",
+        "--no-roundtrip",
+        "--address",
+        ray_head.dashboard_url,
+        "--client-port",
+        str(ray_head.ports["client"]),
+        "--python",
+        str(head_python),
+    ]
     plain = subprocess.run(base, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
     assert plain.returncode in (0, 1), plain.stderr
     assert ray_head.ip in plain.stdout  # sanity: unredacted, the address is there
     assert "| head | 2.49.2 |" in plain.stdout
 
     out_file = tmp_path / "report.md"
-    proc = subprocess.run([*base, "--redact", "-o", str(out_file)], capture_output=True, text=True, timeout=180,
-                          env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [*base, "--redact", "-o", str(out_file)], capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path
+    )
     assert proc.returncode in (0, 1), proc.stderr
     text = out_file.read_text()
     assert text.startswith("## raydoctor check report") and "| head | 2.49.2 |" in text

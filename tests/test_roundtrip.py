@@ -66,8 +66,19 @@ def test_versions_that_cannot_work_skip_before_connecting(ray_head, head_python,
     from doctor.context import CheckContext
 
     ctx = CheckContext(options(ray_head, python=str(head_python)), environ=clean_env, cwd=tmp_path)
-    ctx._local = Lazy(lambda: LocalFacts(str(head_python), "3.12.1", "CPython", "x86_64", "Linux", "/p", "/p",
-                                         "--python", {"ray": "2.40.0", "grpcio": "1.66.0"}))
+    ctx._local = Lazy(
+        lambda: LocalFacts(
+            str(head_python),
+            "3.12.1",
+            "CPython",
+            "x86_64",
+            "Linux",
+            "/p",
+            "/p",
+            "--python",
+            {"ray": "2.40.0", "grpcio": "1.66.0"},
+        )
+    )
     start = time.perf_counter()
     res = roundtrip.roundtrip(ctx)
     assert time.perf_counter() - start < 5
@@ -79,7 +90,9 @@ def test_versions_that_cannot_work_skip_before_connecting(ray_head, head_python,
 
 
 def test_no_roundtrip_flag(clean_env, tmp_path):
-    report = run_check(TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path)
+    report = run_check(
+        TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path
+    )
     res = by_id(report, "roundtrip.client")
     assert res.status is Status.SKIP and "--no-roundtrip" in res.summary
 
@@ -90,8 +103,11 @@ def test_client_port_that_cannot_answer_skips_fast(kind, clean_env, tmp_path, he
     with SilentPort() as silent, FakeHTTP() as http:
         port = {"closed": closed_port(), "silent": silent.port, "http": http.port}[kind]
         start = time.perf_counter()
-        report = run_check(TargetOptions(address=f"127.0.0.1:{closed_port()}", client_port=port, python=str(head_python)),
-                           environ=clean_env, cwd=tmp_path)
+        report = run_check(
+            TargetOptions(address=f"127.0.0.1:{closed_port()}", client_port=port, python=str(head_python)),
+            environ=clean_env,
+            cwd=tmp_path,
+        )
         elapsed = time.perf_counter() - start
     res = by_id(report, "roundtrip.client")
     assert res.status is Status.SKIP and res.data["reason"] == "client_port"
@@ -136,10 +152,26 @@ def fake_dashboard(server_logs: dict[str, str]) -> FakeHTTP:
     """A dashboard that is live (Ray 2.49.2, Python 3.12.1) and serves the log API with these files."""
     node = "ab" * 28
     routes = {
-        "/api/v0/cluster_metadata": json_answer({"result": True, "data": {"rayVersion": "2.49.2", "pythonVersion": "3.12.1"}}),
-        "/api/v0/nodes": json_answer({"data": {"result": {"result": [{"node_id": node, "node_ip": "127.0.0.1",
-                                                                       "is_head_node": True, "state": "ALIVE",
-                                                                       "resources_total": {"CPU": 1.0}}]}}}),
+        "/api/v0/cluster_metadata": json_answer(
+            {"result": True, "data": {"rayVersion": "2.49.2", "pythonVersion": "3.12.1"}}
+        ),
+        "/api/v0/nodes": json_answer(
+            {
+                "data": {
+                    "result": {
+                        "result": [
+                            {
+                                "node_id": node,
+                                "node_ip": "127.0.0.1",
+                                "is_head_node": True,
+                                "state": "ALIVE",
+                                "resources_total": {"CPU": 1.0},
+                            }
+                        ]
+                    }
+                }
+            }
+        ),
         "/api/v0/logs": json_answer({"result": True, "data": {"result": {"internal": sorted(server_logs)}}}),
         "/api/gcs_healthz": (200, "text/plain", "success"),
     }
@@ -155,11 +187,17 @@ def fake_dashboard(server_logs: dict[str, str]) -> FakeHTTP:
 def test_fork_crash_on_the_head_is_named(head_python, clean_env, tmp_path, monkeypatch):
     """A client server that hangs (gRPC lookalike) is killed at the hard limit; the head's log names the fork crash."""
     monkeypatch.setattr(roundtrip, "LIMIT_S", 3.0)
-    logs = {"ray_client_server.err": FORK_LOG, "ray_client_server_23000.err": "F1129 Check failed: next_worker->initialized_cv\n"}
+    logs = {
+        "ray_client_server.err": FORK_LOG,
+        "ray_client_server_23000.err": "F1129 Check failed: next_worker->initialized_cv\n",
+    }
     with fake_dashboard(logs) as dash, GrpcLookalike() as grpc:
         start = time.perf_counter()
-        report = run_check(TargetOptions(address=dash.url, client_port=grpc.port, gcs_port=closed_port(), python=str(head_python)),
-                           environ=clean_env, cwd=tmp_path)
+        report = run_check(
+            TargetOptions(address=dash.url, client_port=grpc.port, gcs_port=closed_port(), python=str(head_python)),
+            environ=clean_env,
+            cwd=tmp_path,
+        )
         elapsed = time.perf_counter() - start
         asked = [path for _, path in dash.requests if path.startswith("/api/v0/logs/file")]
     res = by_id(report, "roundtrip.client")
@@ -180,14 +218,25 @@ def _ctx(head_ray="2.49.2", local_ray="2.49.2"):
     return SimpleNamespace(head=lambda: head, local_or_none=lambda: local, options=TargetOptions(address="h:8265"))
 
 
-@pytest.mark.parametrize("client, server, cause", [
-    ("RuntimeError: Version mismatch: The cluster was started with:\n    Ray: 2.49.2", "", "version_mismatch"),
-    ("ModuleNotFoundError: No module named 'grpc'", "", "client_extra_local"),
-    ("ConnectionError: ray client connection timeout", "ModuleNotFoundError: No module named 'grpc'", "client_extra_head"),
-    ("ConnectionError: ray client connection timeout", FORK_LOG, "grpc_fork"),
-    ("ConnectionError: Starting Ray client server failed. See ray_client_server_23000.err", "", "server_start_failed"),
-    ("ConnectionError: ray client connection timeout", "INFO all fine", None),
-])
+@pytest.mark.parametrize(
+    "client, server, cause",
+    [
+        ("RuntimeError: Version mismatch: The cluster was started with:\n    Ray: 2.49.2", "", "version_mismatch"),
+        ("ModuleNotFoundError: No module named 'grpc'", "", "client_extra_local"),
+        (
+            "ConnectionError: ray client connection timeout",
+            "ModuleNotFoundError: No module named 'grpc'",
+            "client_extra_head",
+        ),
+        ("ConnectionError: ray client connection timeout", FORK_LOG, "grpc_fork"),
+        (
+            "ConnectionError: Starting Ray client server failed. See ray_client_server_23000.err",
+            "",
+            "server_start_failed",
+        ),
+        ("ConnectionError: ray client connection timeout", "INFO all fine", None),
+    ],
+)
 def test_diagnose(client, server, cause):
     found = roundtrip.diagnose(_ctx(), client, server)
     assert (found.key if found else None) == cause
@@ -198,7 +247,7 @@ def test_diagnose(client, server, cause):
 def test_probe_output_is_parsed_after_a_kill(tmp_path):
     """The hard limit kills the process group and keeps the phase reached so far."""
     script = tmp_path / "python"
-    script.write_text("#!/bin/sh\necho 'RAYDOCTOR_PHASE {\"phase\": \"init\"}'\nsleep 30 &\nexec sleep 30\n")
+    script.write_text('#!/bin/sh\necho \'RAYDOCTOR_PHASE {"phase": "init"}\'\nsleep 30 &\nexec sleep 30\n')
     script.chmod(0o755)
     start = time.perf_counter()
     run = roundtrip.run_probe(str(script), "ray://127.0.0.1:1", {}, limit_s=1.0)

@@ -69,6 +69,9 @@ def test_old_ray_client_note():
     assert any("protocol" in d for d in verdict.details)
 
 
-@pytest.mark.parametrize("text, parts", [("3.12.9", (3, 12, 9)), ("3.12", (3, 12)), ("3.12.9+", (3, 12, 9)), ("3.13.0rc1", (3, 13, 0)), ("x", ())])
+@pytest.mark.parametrize(
+    "text, parts",
+    [("3.12.9", (3, 12, 9)), ("3.12", (3, 12)), ("3.12.9+", (3, 12, 9)), ("3.13.0rc1", (3, 13, 0)), ("x", ())],
+)
 def test_python_parts(text, parts):
     assert python_parts(text) == parts

@@ -25,10 +25,14 @@ def test_checks_run_concurrently_and_in_fixed_order():
         def run(ctx):
             barrier.wait()
             return result(check_id, category, check_id, Status.OK, "met the others")
+
         return run
 
-    checks = [Check("n", "network", "n", waiting("n", "network")), Check("v", "versions", "v", waiting("v", "versions")),
-              Check("h", "head", "h", waiting("h", "head"))]
+    checks = [
+        Check("n", "network", "n", waiting("n", "network")),
+        Check("v", "versions", "v", waiting("v", "versions")),
+        Check("h", "head", "h", waiting("h", "head")),
+    ]
     results = run_checks(checks, None)
     assert [r.id for r in results] == ["h", "v", "n"]  # category order, not completion order
     assert all(r.status is Status.OK for r in results)
@@ -45,8 +49,15 @@ def test_timeout_and_crash_become_error_results():
         raise UsageError("bad file x.yaml")
 
     start = time.perf_counter()
-    results = run_checks([Check("slow", "head", "Slow", slow, timeout=0.3), Check("crash", "head", "Crash", crash),
-                          Check("usage", "head", "Usage", usage), Check("fine", "head", "Fine", ok("fine", "head"))], None)
+    results = run_checks(
+        [
+            Check("slow", "head", "Slow", slow, timeout=0.3),
+            Check("crash", "head", "Crash", crash),
+            Check("usage", "head", "Usage", usage),
+            Check("fine", "head", "Fine", ok("fine", "head")),
+        ],
+        None,
+    )
     assert time.perf_counter() - start < 3
     by_id = {r.id: r for r in results}
     assert by_id["slow"].status is Status.ERROR and "timed out after 0.3 s" in by_id["slow"].summary
@@ -63,10 +74,23 @@ def test_a_check_may_return_several_results():
 
 
 def sample_report() -> Report:
-    fail = result("versions.python", "versions", "Python version", Status.FAIL, "3.11.7 ≠ 3.12.9",
-                  details=["Ray enforces it"], fix=Remediation("Use 3.12.9.", ("raydoctor fix",)))
-    warn = result("head.source", "head", "Ray head", Status.WARN, "not running",
-                  fix=Remediation("Start it.", ("docker compose up -d",)))
+    fail = result(
+        "versions.python",
+        "versions",
+        "Python version",
+        Status.FAIL,
+        "3.11.7 ≠ 3.12.9",
+        details=["Ray enforces it"],
+        fix=Remediation("Use 3.12.9.", ("raydoctor fix",)),
+    )
+    warn = result(
+        "head.source",
+        "head",
+        "Ray head",
+        Status.WARN,
+        "not running",
+        fix=Remediation("Start it.", ("docker compose up -d",)),
+    )
     skip = result("packages.head", "packages", "Head packages", Status.SKIP, "needs --deep")
     return Report("check", results=[warn, fail, skip], duration_s=0.42)
 

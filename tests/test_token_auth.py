@@ -71,7 +71,9 @@ def env(clean_env):
 
 
 def _check(node: RayNode, environ: dict[str, str], python: Path, cwd: Path):
-    options = TargetOptions(address=node.dashboard_url, client_port=node.ports["client"], python=str(python), roundtrip=False)
+    options = TargetOptions(
+        address=node.dashboard_url, client_port=node.ports["client"], python=str(python), roundtrip=False
+    )
     return run_check(options, environ=environ, cwd=cwd)
 
 
@@ -179,7 +181,11 @@ def test_with_a_wrong_token_the_finding_says_forbidden(token_head, token_python,
 def test_the_token_never_appears_in_any_output(token_head, token_python, env, tmp_path, args, token):
     proc = subprocess.run(
         [sys.executable, "-m", "doctor", *args, "--address", token_head.dashboard_url, "--python", str(token_python)],
-        capture_output=True, text=True, timeout=180, env={**env, "RAY_AUTH_TOKEN": token}, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**env, "RAY_AUTH_TOKEN": token},
+        cwd=tmp_path,
     )
     out = proc.stdout + proc.stderr
     assert proc.stdout.strip(), proc.stderr

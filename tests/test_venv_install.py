@@ -49,9 +49,7 @@ from doctor.fix.venv import (
 PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = "raydoctor-no-such-package-zz9"
-pytestmark = pytest.mark.skipif(
-    not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv"
-)
+pytestmark = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv")
 
 
 @pytest.fixture
@@ -73,8 +71,9 @@ def build(dest: Path, installer: str, requirements: list[Path], constraints: lis
         tmp = create_venv(PY312, dest, installer=installer)
         try:
             choose_installer(installer).install(venv_python(tmp), requirements, constraints, [], verbose=False)
-            write_marker(tmp, ray_version="2.49.2", python_version="3.12.1",
-                         requirements_hash=requirements_hash(requirements))
+            write_marker(
+                tmp, ray_version="2.49.2", python_version="3.12.1", requirements_hash=requirements_hash(requirements)
+            )
             commit_venv(tmp, dest)
         except BaseException:
             discard_venv(tmp)
@@ -85,13 +84,19 @@ def check_works_at(dest: Path) -> None:
     """pip (a console script with a shebang) and activate both point at dest after the rename."""
     pip = subprocess.run([str(dest / "bin" / "pip"), "--version"], capture_output=True, text=True, check=True)
     assert f"from {dest}/lib/python3.12/site-packages/pip" in pip.stdout
-    script = (f'. "{dest}/bin/activate" && echo "$VIRTUAL_ENV" && command -v python'
-              ' && python -c "import six; print(six.__file__)"')
+    script = (
+        f'. "{dest}/bin/activate" && echo "$VIRTUAL_ENV" && command -v python'
+        ' && python -c "import six; print(six.__file__)"'
+    )
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == str(dest) and out[1] == str(dest / "bin" / "python")
     assert out[2].startswith(str(dest / "lib" / "python3.12" / "site-packages"))
-    leftovers = subprocess.run(["grep", "-rl", ".tmp-", str(dest / "bin"), str(dest / "pyvenv.cfg")],
-                               capture_output=True, text=True, check=False).stdout
+    leftovers = subprocess.run(
+        ["grep", "-rl", ".tmp-", str(dest / "bin"), str(dest / "pyvenv.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     assert leftovers == ""
 
 
@@ -105,15 +110,17 @@ def test_uv_build_commit_and_rerun_match(tmp_path: Path, envs: Path) -> None:
     build(dest, "uv", [req], ["six==1.16.0"])
     assert sorted(p.name for p in envs.iterdir()) == [dest.name]  # no temp folder, no lock file
     check_works_at(dest)
-    version = subprocess.run([str(venv_python(dest)), "-c", "import six; print(six.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(venv_python(dest)), "-c", "import six; print(six.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert version == "1.16.0"
     marker = read_marker(dest)
     assert marker is not None and marker["created_by"] == "raydoctor" and marker["ray_version"] == "2.49.2"
     assert env_matches(dest, ray_version="2.49.2", python_version="3.12.1", requirements_hash=requirements_hash([req]))
     req.write_text("six\nidna\n")
-    assert not env_matches(dest, ray_version="2.49.2", python_version="3.12.1",
-                           requirements_hash=requirements_hash([req]))
+    assert not env_matches(
+        dest, ray_version="2.49.2", python_version="3.12.1", requirements_hash=requirements_hash([req])
+    )
 
 
 def test_virtualenv_and_pip_with_an_overridden_pin(tmp_path: Path, envs: Path) -> None:
@@ -123,8 +130,9 @@ def test_virtualenv_and_pip_with_an_overridden_pin(tmp_path: Path, envs: Path) -
     dest = envs / "pip-env"
     build(dest, "pip", [req], ["six==1.17.0"])
     check_works_at(dest)
-    version = subprocess.run([str(venv_python(dest)), "-c", "import six; print(six.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(venv_python(dest)), "-c", "import six; print(six.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert version == "1.17.0" and req.read_bytes() == before
 
 
@@ -133,8 +141,12 @@ def test_uv_overrides_a_conflicting_pin_keeping_extras(tmp_path: Path, envs: Pat
     tmp = create_venv(PY312, envs / "o", installer="uv")
     try:
         UvInstaller().install(venv_python(tmp), [req], ["six==1.17.0"], [], verbose=False)
-        out = subprocess.run([str(venv_python(tmp)), "-c", "import six; print(six.__version__)"],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [str(venv_python(tmp)), "-c", "import six; print(six.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert out.stdout.strip() == "1.17.0"
     finally:
         discard_venv(tmp)
@@ -155,12 +167,14 @@ def test_missing_package_fails_naming_it_and_leaves_nothing(tmp_path: Path, envs
     assert list(envs.iterdir()) == []
 
 
-def test_ctrl_c_during_install_leaves_nothing(tmp_path: Path, envs: Path,
-                                             silent_index: tuple[str, threading.Event]) -> None:
+def test_ctrl_c_during_install_leaves_nothing(
+    tmp_path: Path, envs: Path, silent_index: tuple[str, threading.Event]
+) -> None:
     url, contacted = silent_index
     req = reqs(tmp_path, "six\n")
     driver = tmp_path / "driver.py"
-    driver.write_text(textwrap.dedent(f"""
+    driver.write_text(
+        textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
         from doctor.fix.install import UvInstaller
@@ -176,10 +190,17 @@ def test_ctrl_c_during_install_leaves_nothing(tmp_path: Path, envs: Path,
                 discard_venv(tmp)
                 print("CLEANED", type(exc).__name__, flush=True)
                 raise
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
-    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(driver)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -207,8 +228,9 @@ def test_ctrl_c_during_install_leaves_nothing(tmp_path: Path, envs: Path,
     assert stray == [], "the installer outlived the interrupt"
 
 
-def test_install_timeout(tmp_path: Path, envs: Path, silent_index: tuple[str, threading.Event],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_install_timeout(
+    tmp_path: Path, envs: Path, silent_index: tuple[str, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, _ = silent_index
     tmp = create_venv(PY312, envs / "slow", installer="uv")
     monkeypatch.setenv("UV_DEFAULT_INDEX", url)
@@ -301,10 +323,17 @@ def test_second_lock_waits_then_refuses(envs: Path) -> None:
 def test_lock_held_by_another_process(envs: Path) -> None:
     dest = envs / "e"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         ("import sys, time; from pathlib import Path; from doctor.fix.venv import EnvLock\n"
-          f"with EnvLock(Path({str(dest)!r})):\n    print('held', flush=True); time.sleep(30)")],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from doctor.fix.venv import EnvLock\n"
+                f"with EnvLock(Path({str(dest)!r})):\n    print('held', flush=True); time.sleep(30)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -329,8 +358,10 @@ def test_ray_constraint_warns_about_other_pins_and_edits_nothing(tmp_path: Path)
     constraints, warnings = ray_constraint([req], "2.49.2")
     assert constraints == ["ray==2.49.2"]
     assert warnings == [
-        (f"{base} pins ray[default]==2.40.0 ; python_version >= '3.9'; the cluster runs 2.49.2: "
-         "overriding with a constraint (the file is not edited)")
+        (
+            f"{base} pins ray[default]==2.40.0 ; python_version >= '3.9'; the cluster runs 2.49.2: "
+            "overriding with a constraint (the file is not edited)"
+        )
     ]
     assert ray_constraint([reqs(tmp_path, "ray==2.49.2\n", "ok.txt")], "2.49.2") == (["ray==2.49.2"], [])
     assert (req.read_bytes(), base.read_bytes()) == before
@@ -346,8 +377,9 @@ def test_pip_command_uses_a_copy_only_where_a_pin_conflicts(tmp_path: Path) -> N
     work.mkdir()
     from doctor.fix.install import _pins  # the parsing the command line is built from
 
-    args = PipInstaller()._command(Path("python"), [req, plain], None, [ray_client_requirement("2.49.2")],
-                                   _pins(["ray==2.49.2"]), work, False)
+    args = PipInstaller()._command(
+        Path("python"), [req, plain], None, [ray_client_requirement("2.49.2")], _pins(["ray==2.49.2"]), work, False
+    )
     copy = Path(args[args.index("-r") + 1])
     assert copy.parent == work
     text = copy.read_text()
@@ -355,8 +387,9 @@ def test_pip_command_uses_a_copy_only_where_a_pin_conflicts(tmp_path: Path) -> N
     nested = Path(text.split("\n")[0].split(" ", 1)[1])
     assert "ray[default]==2.49.2" in nested.read_text()
     assert args[-1] == "ray[client]==2.49.2" and str(plain) in args
-    overrides = UvInstaller()._command(Path("python"), [req], None, ["ray[client]==2.49.2"],
-                                       _pins(["ray==2.49.2"]), work, False)
+    overrides = UvInstaller()._command(
+        Path("python"), [req], None, ["ray[client]==2.49.2"], _pins(["ray==2.49.2"]), work, False
+    )
     assert (work / "overrides.txt").read_text() == "ray[client,default]==2.49.2\n"
     assert "--override" in overrides
 
@@ -368,16 +401,23 @@ def test_describe_failure_names_the_package() -> None:
     ]
     err = describe_failure("pip", 1, pip)
     assert err.package == "nopkg" and err.message == "pip could not install nopkg==1.0: no matching distribution found"
-    uv = ["error: No solution found when resolving dependencies",
-          ("  cause: Because there is no version of six==99.0 and you require six==99.0, we can conclude that "
-           "your requirements are unsatisfiable.")]
+    uv = [
+        "error: No solution found when resolving dependencies",
+        (
+            "  cause: Because there is no version of six==99.0 and you require six==99.0, we can conclude that "
+            "your requirements are unsatisfiable."
+        ),
+    ]
     assert describe_failure("uv", 1, uv).package == "six"
-    uv_old = ["  × No solution found when resolving dependencies:",
-              ("  ╰─▶ Because you require numpy>=9 and numpy<9, we can conclude that your requirements are "
-               "unsatisfiable.")]
+    uv_old = [
+        "  × No solution found when resolving dependencies:",
+        ("  ╰─▶ Because you require numpy>=9 and numpy<9, we can conclude that your requirements are unsatisfiable."),
+    ]
     assert describe_failure("uv", 1, uv_old).package == "numpy"
-    net = ["error: Failed to fetch: `https://pypi.org/simple/six/`",
-           "  Caused by: error sending request for url (https://pypi.org/simple/six/)"]
+    net = [
+        "error: Failed to fetch: `https://pypi.org/simple/six/`",
+        "  Caused by: error sending request for url (https://pypi.org/simple/six/)",
+    ]
     neterr = describe_failure("uv", 2, net)
     assert neterr.package == "six" and "(network error) for six" in neterr.message
     other = describe_failure("pip", 1, ["something", "ERROR: disk full"])
@@ -394,7 +434,8 @@ def test_choose_installer() -> None:
 
 def test_marker_is_written_atomically(envs: Path) -> None:
     path = fake_venv(envs / "m")
-    data = write_marker(path, ray_version="2.49.2", python_version="3.12.9", requirements_hash="sha256:x",
-                        installer="uv")
+    data = write_marker(
+        path, ray_version="2.49.2", python_version="3.12.9", requirements_hash="sha256:x", installer="uv"
+    )
     assert read_marker(path) == data and data["installer"] == "uv"
     assert sorted(p.name for p in path.iterdir()) == ["pyvenv.cfg", MARKER]

@@ -22,29 +22,53 @@ def head_source(ctx: CheckContext) -> Result:
     target = ctx.target
     title = "Ray head"
     known = ", ".join(
-        f"{name} {fact.value} ({fact.source})" if fact else f"{name} ?" for name, fact in (("Ray", facts.ray), ("Python", facts.python))
+        f"{name} {fact.value} ({fact.source})" if fact else f"{name} ?"
+        for name, fact in (("Ray", facts.ray), ("Python", facts.python))
     )
-    details = [f"{name}: {fact.value} (from {fact.source}{'' if fact.exact else ', a guess'})"
-               for name, fact in (("ray", facts.ray), ("python", facts.python)) if fact]
+    details = [
+        f"{name}: {fact.value} (from {fact.source}{'' if fact.exact else ', a guess'})"
+        for name, fact in (("ray", facts.ray), ("python", facts.python))
+        if fact
+    ]
     details += [f"note: {p}" for p in facts.problems]
     if facts.live:
         auth = f", auth {facts.auth_mode}" if facts.auth_mode else ""
-        return result("head.source", "head", title, Status.OK, f"Ray {facts.ray_version}, Python {facts.python_version} from the running cluster at {target.address.dashboard_url}{auth}", details=details)
+        return result(
+            "head.source",
+            "head",
+            title,
+            Status.OK,
+            f"Ray {facts.ray_version}, Python {facts.python_version} from the running cluster at {target.address.dashboard_url}{auth}",
+            details=details,
+        )
     if target.kind == "address":
         return _dead_target(ctx, known, details)
     if facts.ray is None or facts.python is None:
-        how = "point raydoctor at the running cluster with --address HOST:8265, or pull the image so Docker can be asked"
+        how = (
+            "point raydoctor at the running cluster with --address HOST:8265, or pull the image so Docker can be asked"
+        )
         return result(
-            "head.source", "head", title, Status.WARN,
+            "head.source",
+            "head",
+            title,
+            Status.WARN,
             f"the head's versions are unknown ({'; '.join(facts.problems) or 'no source had them'})",
-            details=details, fix=Remediation(how.capitalize() + ".", ("raydoctor check --address 127.0.0.1:8265",)),
+            details=details,
+            fix=Remediation(how.capitalize() + ".", ("raydoctor check --address 127.0.0.1:8265",)),
         )
     if target.kind == "compose" and target.address is not None:
         if facts.live_error_kind in {"refused", "timeout", "unreachable", "unresolvable"}:
             summary = f"{known}; the cluster is not running ({target.address.dashboard_url}: {facts.live_error_kind})"
             up = f"docker compose -f {target.compose_path} up -d"
-            return result("head.source", "head", title, Status.WARN, summary, details=details,
-                          fix=Remediation("Start the cluster to check it live.", (up,)))
+            return result(
+                "head.source",
+                "head",
+                title,
+                Status.WARN,
+                summary,
+                details=details,
+                fix=Remediation("Start the cluster to check it live.", (up,)),
+            )
         if facts.live_error:
             return _dead_target(ctx, known, details)
     return result("head.source", "head", title, Status.OK, known, details=details)
@@ -56,20 +80,36 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
     kind = facts.live_error_kind or "unreachable"
     fixes = {
         "unresolvable": Remediation("Check the host name, or use the head's IP address.", ()),
-        "refused": Remediation("Start the cluster, or check the dashboard port (--dashboard-port on `ray start --head`).", ("ray status",)),
+        "refused": Remediation(
+            "Start the cluster, or check the dashboard port (--dashboard-port on `ray start --head`).", ("ray status",)
+        ),
         "timeout": Remediation("Check that the host is up and that a firewall does not drop the dashboard port.", ()),
         "unreachable": Remediation("Check the network route to the head.", ()),
         "not_ray": Remediation("Point --address at the Ray dashboard port (default 8265), not another service.", ()),
-        "server_error": Remediation("Read the head's dashboard.log (in /tmp/ray/session_latest/logs on the head) and restart the head if it is stuck.", ()),
-        "unauthorized": Remediation("Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or write ~/.ray/auth_token) to the cluster's token.", ()),
-        "forbidden": Remediation("The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.", ()),
+        "server_error": Remediation(
+            "Read the head's dashboard.log (in /tmp/ray/session_latest/logs on the head) and restart the head if it is stuck.",
+            (),
+        ),
+        "unauthorized": Remediation(
+            "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or write ~/.ray/auth_token) to the cluster's token.", ()
+        ),
+        "forbidden": Remediation(
+            "The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.", ()
+        ),
     }
     summary = facts.live_error or f"{address.dashboard_url} did not answer"
     if facts.ray or facts.python:
         details.append(f"fell back to: {known}")
-    return result("head.source", "head", "Ray head", Status.FAIL, summary, details=details,
-                  fix=fixes.get(kind, Remediation("Check the address and that the cluster is up.", ())),
-                  data={"kind": kind})
+    return result(
+        "head.source",
+        "head",
+        "Ray head",
+        Status.FAIL,
+        summary,
+        details=details,
+        fix=fixes.get(kind, Remediation("Check the address and that the cluster is up.", ())),
+        data={"kind": kind},
+    )
 
 
 def local_interpreter(ctx: CheckContext) -> Result:
@@ -77,8 +117,14 @@ def local_interpreter(ctx: CheckContext) -> Result:
     try:
         local = ctx.local()
     except InterpreterError as exc:
-        return result("local.interpreter", "local", title, Status.FAIL, str(exc),
-                      fix=Remediation("Pass a working interpreter with --python PATH.", ()))
+        return result(
+            "local.interpreter",
+            "local",
+            title,
+            Status.FAIL,
+            str(exc),
+            fix=Remediation("Pass a working interpreter with --python PATH.", ()),
+        )
     env = " (venv)" if local.in_venv else ""
     summary = f"Python {local.python} ({local.implementation}, {local.machine}){env} at {local.executable}, chosen by {local.chosen_by}"
     status = Status.OK
@@ -86,8 +132,7 @@ def local_interpreter(ctx: CheckContext) -> Result:
     if local.implementation != "CPython":
         status = Status.WARN
         details.append("Ray supports CPython only.")
-    return result("local.interpreter", "local", title, status, summary, details=details,
-                  data={"ray": local.ray})
+    return result("local.interpreter", "local", title, status, summary, details=details, data={"ray": local.ray})
 
 
 def _skip(check_id: str, category: str, title: str, why: str) -> Result:
@@ -109,8 +154,16 @@ def ray_version(ctx: CheckContext) -> Result:
             f"Install Ray {head.ray_version} in an env with the head's Python (raydoctor fix does both).",
             (remedies.raydoctor_fix(ctx.options), remedies.pip_install_ray(head.ray_version or "", local.executable)),
         )
-    return result("versions.ray", "versions", title, verdict.status, verdict.summary, details=list(verdict.details), fix=fix,
-                  data={"head": head.ray_version, "local": local.ray})
+    return result(
+        "versions.ray",
+        "versions",
+        title,
+        verdict.status,
+        verdict.summary,
+        details=list(verdict.details),
+        fix=fix,
+        data={"head": head.ray_version, "local": local.ray},
+    )
 
 
 def python_version(ctx: CheckContext) -> Result:
@@ -121,16 +174,33 @@ def python_version(ctx: CheckContext) -> Result:
         return _skip("versions.python", "versions", title, "the head's Python version is unknown")
     if local is None:
         return _skip("versions.python", "versions", title, "the local interpreter could not be inspected")
-    verdict = judge_python(head.python_version or "", head.python.exact, local.python, ctx.options.mode, head.ray_version, ctx.environ)
+    verdict = judge_python(
+        head.python_version or "", head.python.exact, local.python, ctx.options.mode, head.ray_version, ctx.environ
+    )
     fix = None
     if verdict.status is not Status.OK:
         want = head.python_version or ""
         commands = [remedies.raydoctor_fix(ctx.options)]
         if head.ray_version and want.count(".") == 2:
             commands.append(remedies.conda_create(head.ray_version, want))
-        fix = Remediation(f"Use Python {want} locally: raydoctor fix builds a matching conda env and venv.", tuple(commands))
-    return result("versions.python", "versions", title, verdict.status, verdict.summary, details=list(verdict.details), fix=fix,
-                  data={"head": head.python_version, "head_exact": head.python.exact, "local": local.python, "mode": ctx.options.mode})
+        fix = Remediation(
+            f"Use Python {want} locally: raydoctor fix builds a matching conda env and venv.", tuple(commands)
+        )
+    return result(
+        "versions.python",
+        "versions",
+        title,
+        verdict.status,
+        verdict.summary,
+        details=list(verdict.details),
+        fix=fix,
+        data={
+            "head": head.python_version,
+            "head_exact": head.python.exact,
+            "local": local.python,
+            "mode": ctx.options.mode,
+        },
+    )
 
 
 def client_extras(ctx: CheckContext) -> Result:
@@ -142,11 +212,23 @@ def client_extras(ctx: CheckContext) -> Result:
         return _skip("packages.client_extras", "packages", title, "Ray is not installed locally")
     missing = [name for name in CLIENT_EXTRA if canonicalize_name(name) not in local.distributions]
     if not missing:
-        return result("packages.client_extras", "packages", title, Status.OK,
-                      f"{', '.join(f'{n} {local.distributions[n]}' for n in CLIENT_EXTRA)} installed (ray[client])")
-    return result("packages.client_extras", "packages", title, Status.FAIL,
-                  f"{', '.join(missing)} missing: Ray Client (ray://) cannot connect without ray[client]",
-                  fix=Remediation("Install Ray with the client extra.", (f"{local.executable} -m pip install 'ray[client]=={local.ray}'",)))
+        return result(
+            "packages.client_extras",
+            "packages",
+            title,
+            Status.OK,
+            f"{', '.join(f'{n} {local.distributions[n]}' for n in CLIENT_EXTRA)} installed (ray[client])",
+        )
+    return result(
+        "packages.client_extras",
+        "packages",
+        title,
+        Status.FAIL,
+        f"{', '.join(missing)} missing: Ray Client (ray://) cannot connect without ray[client]",
+        fix=Remediation(
+            "Install Ray with the client extra.", (f"{local.executable} -m pip install 'ray[client]=={local.ray}'",)
+        ),
+    )
 
 
 def _satisfies(spec: object, version: str) -> bool:
@@ -161,7 +243,12 @@ def requirement_pins(ctx: CheckContext) -> Result:
     title = "Requirements"
     reqs = ctx.requirements
     if reqs is None:
-        return _skip("packages.requirements", "packages", title, "no requirements file (packages.txt) here; pass --requirements FILE")
+        return _skip(
+            "packages.requirements",
+            "packages",
+            title,
+            "no requirements file (packages.txt) here; pass --requirements FILE",
+        )
     local = ctx.local_or_none()
     if local is None:
         return _skip("packages.requirements", "packages", title, "the local interpreter could not be inspected")
@@ -182,15 +269,29 @@ def requirement_pins(ctx: CheckContext) -> Result:
     problems = head_conflict + [f"missing: {m}" for m in missing] + [f"wrong version: {w}" for w in wrong]
     n = len(reqs.requirements)
     if not problems:
-        return result("packages.requirements", "packages", title, Status.OK,
-                      f"all {n} requirements of {reqs.path.name} are satisfied", details=reqs.notes)
+        return result(
+            "packages.requirements",
+            "packages",
+            title,
+            Status.OK,
+            f"all {n} requirements of {reqs.path.name} are satisfied",
+            details=reqs.notes,
+        )
     summary = f"{len(problems)} of {n} requirements of {reqs.path.name} not met: " + "; ".join(problems[:3])
     commands = [remedies.raydoctor_fix(ctx.options), f"{local.executable} -m pip install -r {reqs.path}"]
     text = "Install the project's requirements in an env that matches the head."
     if head_conflict:
         text = f"Pin ray=={head_ray} in {reqs.path.name} (raydoctor fix overrides a wrong pin with a constraint, without editing the file)."
-    return result("packages.requirements", "packages", title, Status.FAIL, summary, details=problems + reqs.notes,
-                  fix=Remediation(text, tuple(commands)), data={"missing": missing, "wrong": wrong, "head_conflict": head_conflict})
+    return result(
+        "packages.requirements",
+        "packages",
+        title,
+        Status.FAIL,
+        summary,
+        details=problems + reqs.notes,
+        fix=Remediation(text, tuple(commands)),
+        data={"missing": missing, "wrong": wrong, "head_conflict": head_conflict},
+    )
 
 
 def head_packages(ctx: CheckContext) -> Result:
@@ -214,9 +315,22 @@ def head_packages(ctx: CheckContext) -> Result:
         elif req.specifier and not _satisfies(req.specifier, have):
             problems.append(f"{req} but the head has {have}")
     if not problems:
-        return result("packages.head", "packages", title, Status.OK, f"the head satisfies all {len(reqs.requirements)} requirements")
-    return result("packages.head", "packages", title, Status.WARN, "; ".join(problems[:3]), details=problems,
-                  fix=Remediation("Install them on the cluster too (a runtime_env with pip, or a custom image).", ()))
+        return result(
+            "packages.head",
+            "packages",
+            title,
+            Status.OK,
+            f"the head satisfies all {len(reqs.requirements)} requirements",
+        )
+    return result(
+        "packages.head",
+        "packages",
+        title,
+        Status.WARN,
+        "; ".join(problems[:3]),
+        details=problems,
+        fix=Remediation("Install them on the cluster too (a runtime_env with pip, or a custom image).", ()),
+    )
 
 
 CHECKS = [
@@ -226,5 +340,7 @@ CHECKS = [
     Check("versions.python", "versions", "Python version", python_version, timeout=25),
     Check("packages.client_extras", "packages", "Ray Client extras", client_extras, timeout=25),
     Check("packages.requirements", "packages", "Requirements", requirement_pins, timeout=25),
-    Check("packages.head", "packages", "Requirements on the head", head_packages, timeout=45),  # --deep: waits for the probe job
+    Check(
+        "packages.head", "packages", "Requirements on the head", head_packages, timeout=45
+    ),  # --deep: waits for the probe job
 ]

@@ -56,8 +56,11 @@ def lint_cluster(spec: ClusterSpec) -> list[Result]:
         try:
             findings, ok_summary = rule(spec)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            results.append(result(rule_id, CATEGORY, title, Status.ERROR,
-                                  f"could not apply the rule: {' '.join(str(exc).split())}"))
+            results.append(
+                result(
+                    rule_id, CATEGORY, title, Status.ERROR, f"could not apply the rule: {' '.join(str(exc).split())}"
+                )
+            )
             continue
         results.append(_combine(rule_id, title, findings, ok_summary))
     return results
@@ -78,10 +81,11 @@ def _describe(spec: ClusterSpec) -> Result:
         details.append(f"declares Ray {spec.ray_version} ({spec.ray_version_from})")
     details += spec.notes
     workers = len(spec.workers)
-    summary = (f"{spec.title} ({spec.path.name}): head runs {spec.head.image or 'on the host'}, "
-               f"{workers} worker group{'' if workers == 1 else 's'}")
-    return result("cluster.file", CATEGORY, "Cluster file", Status.OK, summary, details=details,
-                  data=spec.to_dict())
+    summary = (
+        f"{spec.title} ({spec.path.name}): head runs {spec.head.image or 'on the host'}, "
+        f"{workers} worker group{'' if workers == 1 else 's'}"
+    )
+    return result("cluster.file", CATEGORY, "Cluster file", Status.OK, summary, details=details, data=spec.to_dict())
 
 
 # --------------------------------------------------------------------------
@@ -98,35 +102,50 @@ def _rule_same_image(spec: ClusterSpec) -> tuple[list[Finding], str]:
     head_info = parse_image(head.image)
     for worker in spec.workers:
         if not worker.image:
-            findings.append(Finding(
-                Status.WARN,
-                f"{worker.name} names no image (runs on the host) but the head runs {head.image}",
-                ("Ray requires the same Ray and Python on every node, Python to the patch "
-                 f"({NODE_CHECK_SOURCE}).",),
-                "Give every node type the head's image.",
-                (f"{worker.where}: image: {head.image}",),
-            ))
+            findings.append(
+                Finding(
+                    Status.WARN,
+                    f"{worker.name} names no image (runs on the host) but the head runs {head.image}",
+                    (
+                        "Ray requires the same Ray and Python on every node, Python to the patch "
+                        f"({NODE_CHECK_SOURCE}).",
+                    ),
+                    "Give every node type the head's image.",
+                    (f"{worker.where}: image: {head.image}",),
+                )
+            )
             continue
         if _same_image(worker.image, head.image):
             findings.append(Finding(Status.OK, f"{worker.name} runs {worker.image}"))
             continue
         info = parse_image(worker.image)
         if _same_ray_and_python(info, head_info):
-            findings.append(Finding(
-                Status.OK,
-                f"{worker.name} runs {worker.image}, the head {head.image}: same Ray {info.ray} and "
-                f"Python {info.python_minor}, only the platform differs ({head_info.platform} head, {info.platform} workers)",
-            ))
+            findings.append(
+                Finding(
+                    Status.OK,
+                    f"{worker.name} runs {worker.image}, the head {head.image}: same Ray {info.ray} and "
+                    f"Python {info.python_minor}, only the platform differs ({head_info.platform} head, {info.platform} workers)",
+                )
+            )
             continue
         versions = _versions_note(head_info, info)
-        findings.append(Finding(
-            Status.WARN,
-            f"{worker.name} runs {worker.image} but the head runs {head.image}",
-            tuple(v for v in (versions, "Ray requires the same Ray and Python on every node, Python to the patch "
-                              f"({NODE_CHECK_SOURCE}); a different image risks workers that never join.") if v),
-            "Run the head's image in every group.",
-            (f"{_image_key(spec, worker)}: {head.image}",),
-        ))
+        findings.append(
+            Finding(
+                Status.WARN,
+                f"{worker.name} runs {worker.image} but the head runs {head.image}",
+                tuple(
+                    v
+                    for v in (
+                        versions,
+                        "Ray requires the same Ray and Python on every node, Python to the patch "
+                        f"({NODE_CHECK_SOURCE}); a different image risks workers that never join.",
+                    )
+                    if v
+                ),
+                "Run the head's image in every group.",
+                (f"{_image_key(spec, worker)}: {head.image}",),
+            )
+        )
     return findings, f"head and workers run {head.image}"
 
 
@@ -149,24 +168,37 @@ def _rule_ray_version(spec: ClusterSpec) -> tuple[list[Finding], str]:
             findings.append(Finding(Status.OK, f"{group.name} runs Ray {info.ray}"))
             continue
         if launcher:
-            findings.append(Finding(
-                Status.WARN,
-                f"{spec.ray_version_from} install Ray {declared} over Ray {info.ray} of {group.image} ({group.name})",
-                ("Every node reinstalls Ray when it starts; the image's other packages were built for its own Ray.",),
-                f"Use the image of Ray {declared}, or drop the ray pin from the setup commands.",
-            ))
+            findings.append(
+                Finding(
+                    Status.WARN,
+                    f"{spec.ray_version_from} install Ray {declared} over Ray {info.ray} of {group.image} ({group.name})",
+                    (
+                        "Every node reinstalls Ray when it starts; the image's other packages were built for its own Ray.",
+                    ),
+                    f"Use the image of Ray {declared}, or drop the ray pin from the setup commands.",
+                )
+            )
             continue
-        findings.append(Finding(
-            Status.FAIL,
-            f"{spec.ray_version_from} is {declared} but {group.name} runs {group.image} (Ray {info.ray})",
-            ("KubeRay chooses how to start and manage the cluster by the declared version; "
-             "the image decides what really runs.",),
-            f"Set {spec.ray_version_from} to {info.ray}, the Ray of the image, or run an image of Ray {declared}.",
-            (f"{spec.ray_version_from}: '{info.ray}'",),
-        ))
+        findings.append(
+            Finding(
+                Status.FAIL,
+                f"{spec.ray_version_from} is {declared} but {group.name} runs {group.image} (Ray {info.ray})",
+                (
+                    "KubeRay chooses how to start and manage the cluster by the declared version; "
+                    "the image decides what really runs.",
+                ),
+                f"Set {spec.ray_version_from} to {info.ray}, the Ray of the image, or run an image of Ray {declared}.",
+                (f"{spec.ray_version_from}: '{info.ray}'",),
+            )
+        )
     if not findings:
-        return [Finding(Status.SKIP, f"declares Ray {declared}; no image tag names a Ray version to compare "
-                                      f"({', '.join(unknown) or 'no images'})")], ""
+        return [
+            Finding(
+                Status.SKIP,
+                f"declares Ray {declared}; no image tag names a Ray version to compare "
+                f"({', '.join(unknown) or 'no images'})",
+            )
+        ], ""
     return findings, f"{spec.ray_version_from} {declared} matches every image's Ray"
 
 
@@ -185,36 +217,44 @@ def _rule_gpu(spec: ClusterSpec) -> tuple[list[Finding], str]:
                 why = f"rayStartParams num-gpus is {num:g}" if wants_by_num else f"it runs the GPU image {group.image}"
                 details = [f"Kubernetes gives a pod GPUs only through resources.limits[{GPU_RESOURCE}]."]
                 if wants_by_num:
-                    details.append("Ray advertises GPUs that do not exist: a num_gpus=1 task is scheduled, "
-                                   "sees CUDA_VISIBLE_DEVICES=0 and finds no device.")
+                    details.append(
+                        "Ray advertises GPUs that do not exist: a num_gpus=1 task is scheduled, "
+                        "sees CUDA_VISIBLE_DEVICES=0 and finds no device."
+                    )
                 details += group.gpu_notes
                 want = int(num) if num and num == int(num) else (num or 1)
-                findings.append(Finding(
-                    Status.FAIL,
-                    f"{group.name}: {why} but the pod has no {GPU_RESOURCE} limit: it gets no GPU",
-                    tuple(details),
-                    f"Give the Ray container of {group.name} a GPU limit.",
-                    (f"{_resources_key(spec, group)}: {{limits: {{{GPU_RESOURCE}: {want}}}}}",),
-                ))
+                findings.append(
+                    Finding(
+                        Status.FAIL,
+                        f"{group.name}: {why} but the pod has no {GPU_RESOURCE} limit: it gets no GPU",
+                        tuple(details),
+                        f"Give the Ray container of {group.name} a GPU limit.",
+                        (f"{_resources_key(spec, group)}: {{limits: {{{GPU_RESOURCE}: {want}}}}}",),
+                    )
+                )
                 continue
             if num and got and num > got:
-                findings.append(Finding(
-                    Status.WARN,
-                    f"{group.name}: num-gpus {num:g} but only {got:g} GPU in its {GPU_RESOURCE} limit",
-                    ("Ray schedules tasks on GPUs the pod cannot see.",),
-                    f"Set num-gpus to {got:g}, or raise the limit to {num:g}.",
-                ))
+                findings.append(
+                    Finding(
+                        Status.WARN,
+                        f"{group.name}: num-gpus {num:g} but only {got:g} GPU in its {GPU_RESOURCE} limit",
+                        ("Ray schedules tasks on GPUs the pod cannot see.",),
+                        f"Set num-gpus to {got:g}, or raise the limit to {num:g}.",
+                    )
+                )
                 continue
         if (got or num) and cpu_image:
             amount = got or num or 0
             asked = f"{GPU_RESOURCE}: {amount:g}" if spec.explicit_gpus and got else f"{amount:g} GPU"
-            findings.append(Finding(
-                Status.WARN,
-                f"{group.name}: {asked} on the CPU image {group.image}",
-                ("The CPU images have no CUDA: the GPU is reserved but frameworks inside cannot use it.",),
-                "Use the GPU variant of the image (-gpu or -cuXYZ).",
-                (f"{_image_key(spec, group)}: {_gpu_variant(group.image or '')}",),
-            ))
+            findings.append(
+                Finding(
+                    Status.WARN,
+                    f"{group.name}: {asked} on the CPU image {group.image}",
+                    ("The CPU images have no CUDA: the GPU is reserved but frameworks inside cannot use it.",),
+                    "Use the GPU variant of the image (-gpu or -cuXYZ).",
+                    (f"{_image_key(spec, group)}: {_gpu_variant(group.image or '')}",),
+                )
+            )
             continue
         if got or num:
             findings.append(Finding(Status.OK, f"{group.name}: {got or num:g} GPU"))
@@ -248,8 +288,16 @@ def _combine(rule_id: str, title: str, findings: list[Finding], ok_summary: str)
     texts = list(dict.fromkeys(f.fix for f in bad if f.fix))
     commands = list(dict.fromkeys(c for f in bad for c in f.commands))
     fix = Remediation(" ".join(texts), tuple(commands)) if texts or commands else None
-    return result(rule_id, CATEGORY, title, bad[0].status, "; ".join(f.summary for f in bad),
-                  details=details, fix=fix, data={"findings": len(bad)})
+    return result(
+        rule_id,
+        CATEGORY,
+        title,
+        bad[0].status,
+        "; ".join(f.summary for f in bad),
+        details=details,
+        fix=fix,
+        data={"findings": len(bad)},
+    )
 
 
 def _same_image(a: str, b: str) -> bool:
@@ -258,7 +306,7 @@ def _same_image(a: str, b: str) -> bool:
     def norm(ref: str) -> str:
         for prefix in ("docker.io/", "index.docker.io/", "library/"):
             if ref.startswith(prefix):
-                ref = ref[len(prefix):]
+                ref = ref[len(prefix) :]
         return ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
 
     return norm(a.strip()) == norm(b.strip())
@@ -266,9 +314,15 @@ def _same_image(a: str, b: str) -> bool:
 
 def _same_ray_and_python(a: ImageInfo, b: ImageInfo) -> bool:
     """Two rayproject images of one release and Python: only CPU/GPU/arch differ."""
-    return (a.is_ray_image and b.is_ray_image and a.ray is not None and a.ray == b.ray
-            and a.python_minor is not None and a.python_minor == b.python_minor
-            and a.repository == b.repository)
+    return (
+        a.is_ray_image
+        and b.is_ray_image
+        and a.ray is not None
+        and a.ray == b.ray
+        and a.python_minor is not None
+        and a.python_minor == b.python_minor
+        and a.repository == b.repository
+    )
 
 
 def _versions_note(head: ImageInfo, worker: ImageInfo) -> str:

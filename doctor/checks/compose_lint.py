@@ -78,18 +78,12 @@ RAY_START_OPTIONS: dict[str, _Opt] = {
     "--address": _Opt("str"),
     "--port": _Opt("port"),
     "--node-name": _Opt("str"),
-    "--redis-username": _Opt(
-        "str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"
-    ),
-    "--redis-password": _Opt(
-        "str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"
-    ),
+    "--redis-username": _Opt("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"),
+    "--redis-password": _Opt("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"),
     "--redis-shard-ports": _Opt("str"),
     "--object-manager-port": _Opt("port"),
     "--node-manager-port": _Opt("port"),
-    "--gcs-server-port": _Opt(
-        "port", deprecated="Ray ignores it; set the GCS port with --port"
-    ),
+    "--gcs-server-port": _Opt("port", deprecated="Ray ignores it; set the GCS port with --port"),
     "--min-worker-port": _Opt("port"),
     "--max-worker-port": _Opt("port"),
     "--worker-port-list": _Opt("str"),
@@ -113,12 +107,8 @@ RAY_START_OPTIONS: dict[str, _Opt] = {
     "--object-spilling-directory": _Opt("str"),
     "--autoscaling-config": _Opt("str"),
     "--no-redirect-output": _Opt("flag"),
-    "--plasma-store-socket-name": _Opt(
-        "str", deprecated="internal to Ray and going away; drop it"
-    ),
-    "--raylet-socket-name": _Opt(
-        "str", deprecated="internal to Ray and going away; drop it"
-    ),
+    "--plasma-store-socket-name": _Opt("str", deprecated="internal to Ray and going away; drop it"),
+    "--raylet-socket-name": _Opt("str", deprecated="internal to Ray and going away; drop it"),
     "--temp-dir": _Opt("str"),
     "--storage": _Opt("str"),
     "--system-config": _Opt("json"),
@@ -162,10 +152,7 @@ _CLICK_BOOL = {"1", "0", "true", "false", "t", "f", "yes", "no", "y", "n", "on",
 _KEEPALIVE = re.compile(r"^(sleep (inf|infinity)|tail -f\b.*|wait\b.*)$")
 _GPU_TAG = re.compile(r"-(gpu|cu\d{2,3})(?=-|$)")
 _LIMIT_KEYS = ("cpus", "memory", "pids", "devices")
-_PRIVATE = [
-    ipaddress.ip_network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-]
+_PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 
 
 @dataclass(frozen=True)
@@ -242,18 +229,14 @@ def lint_compose(
     return results
 
 
-def _combine(
-    rule_id: str, title: str, findings: list[Finding], ok_summary: str
-) -> Result:
+def _combine(rule_id: str, title: str, findings: list[Finding], ok_summary: str) -> Result:
     bad = [f for f in findings if f.status != Status.OK]
     if not bad:
         notes = [d for f in findings for d in (f.summary, *f.details)]
         return result(rule_id, CATEGORY, title, Status.OK, ok_summary, details=notes)
     worst = max(bad, key=lambda f: _SEVERITY[f.status])
     if all(f.status == Status.SKIP for f in bad):
-        return result(
-            rule_id, CATEGORY, title, Status.SKIP, "; ".join(f.summary for f in bad)
-        )
+        return result(rule_id, CATEGORY, title, Status.SKIP, "; ".join(f.summary for f in bad))
     bad = [f for f in bad if f.status != Status.SKIP]
     bad.sort(key=lambda f: -_SEVERITY[f.status])
     details: list[str] = []
@@ -306,9 +289,7 @@ def _without(args: Sequence[str], *names: str) -> list[str]:
     for opt in line.options:
         if opt.name in names:
             continue
-        out.extend(
-            [opt.word] if opt.inline or opt.value is None else [opt.word, opt.value]
-        )
+        out.extend([opt.word] if opt.inline or opt.value is None else [opt.word, opt.value])
     return out + line.positionals
 
 
@@ -369,9 +350,7 @@ def _commands_after_ray_start(argv: list[str]) -> list[str]:
 def _rule_same_image(ctx: _Ctx) -> tuple[list[Finding], str]:
     head = ctx.project.head
     if not ctx.project.workers:
-        return [
-            Finding(Status.SKIP, "no worker services to compare with the head")
-        ], ""
+        return [Finding(Status.SKIP, "no worker services to compare with the head")], ""
     if not head.image:
         return [
             Finding(
@@ -382,17 +361,13 @@ def _rule_same_image(ctx: _Ctx) -> tuple[list[Finding], str]:
     findings: list[Finding] = []
     for worker in ctx.project.workers:
         if not worker.image:
-            findings.append(
-                Finding(Status.OK, f"{worker.name} builds its own image; not compared")
-            )
+            findings.append(Finding(Status.OK, f"{worker.name} builds its own image; not compared"))
         elif not _same_image(worker.image, head.image):
             findings.append(
                 Finding(
                     Status.WARN,
                     f"{worker.name} runs {worker.image} but {head.name} runs {head.image}",
-                    (
-                        "Ray requires head and workers to run the same Ray and Python, to the patch.",
-                    ),
+                    ("Ray requires head and workers to run the same Ray and Python, to the patch.",),
                     "Run the head's image on every worker.",
                     (f"{worker.name}: image: {head.image}",),
                 )
@@ -414,9 +389,7 @@ def _check_option(
                 Finding(
                     Status.FAIL,
                     f"{where}: '{opt_word}' has one dash; ray start wants '{good}'",
-                    (
-                        f"click reads '{name}' as short options and `ray start` exits with 'No such option'.",
-                    ),
+                    (f"click reads '{name}' as short options and `ray start` exits with 'No such option'.",),
                     f"Write long options with two dashes: {good}.",
                 ),
                 [good] if inline or value is None else [good, value],
@@ -426,43 +399,27 @@ def _check_option(
             instead = f"use {new}" if new else "drop it"
             fixed = None
             if new:
-                fixed = (
-                    [f"{new}={value}"]
-                    if inline
-                    else ([new] if value is None else [new, value])
-                )
+                fixed = [f"{new}={value}"] if inline else ([new] if value is None else [new, value])
             return (
                 Finding(
                     Status.FAIL,
                     f"{where}: {name} is not an option of ray start 2.49 (removed); {instead}",
-                    (
-                        f"`ray start` exits with 'No such option: {name}' and the container stops.",
-                    ),
+                    (f"`ray start` exits with 'No such option: {name}' and the container stops.",),
                     f"Replace {name}: {instead}.",
                 ),
                 fixed if fixed is not None else [],
             )
-        close = difflib.get_close_matches(
-            name, list(RAY_START_OPTIONS), n=1, cutoff=0.6
-        )
+        close = difflib.get_close_matches(name, list(RAY_START_OPTIONS), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else ""
         fixed = None
         if close:
-            fixed = (
-                [f"{close[0]}={value}"]
-                if inline
-                else ([close[0]] if value is None else [close[0], value])
-            )
+            fixed = [f"{close[0]}={value}"] if inline else ([close[0]] if value is None else [close[0], value])
         return (
             Finding(
                 Status.FAIL,
                 f"{where}: unknown ray start flag {name}{hint}",
-                (
-                    f"`ray start` exits with 'No such option: {name}' and the container stops.",
-                ),
-                f"Use {close[0]} instead of {name}."
-                if close
-                else f"Remove {name}; see `ray start --help`.",
+                (f"`ray start` exits with 'No such option: {name}' and the container stops.",),
+                f"Use {close[0]} instead of {name}." if close else f"Remove {name}; see `ray start --help`.",
             ),
             fixed,
         )
@@ -555,9 +512,7 @@ def _rule_ray_start_flags(ctx: _Ctx) -> tuple[list[Finding], str]:
         svc_findings: list[Finding] = []
         names = line.names()
         for index, opt in enumerate(line.options):
-            finding, replacement = _check_option(
-                svc, opt.word, opt.name, opt.value, opt.inline
-            )
+            finding, replacement = _check_option(svc, opt.word, opt.name, opt.value, opt.inline)
             if finding:
                 svc_findings.append(finding)
             others = names[:index] + names[index + 1 :]
@@ -603,12 +558,7 @@ def _rule_dashboard_host(ctx: _Ctx) -> tuple[list[Finding], str]:
     host = project.flag(head, "--dashboard-host")
     shown = host if host else "127.0.0.1 (default)"
     port = _int(project.flag(head, "--dashboard-port")) or DEFAULT_DASHBOARD_PORT
-    own_ips = {
-        str(v[k])
-        for v in head.networks.values()
-        for k in ("ipv4_address", "ipv6_address")
-        if v.get(k)
-    }
+    own_ips = {str(v[k]) for v in head.networks.values() for k in ("ipv4_address", "ipv6_address") if v.get(k)}
     if host in ("0.0.0.0", "::", "[::]") or (host and host in own_ips):
         return [], f"{head.name} binds the dashboard to {host}"
     if head.network_mode == "host":
@@ -667,9 +617,7 @@ def _rule_block(ctx: _Ctx) -> tuple[list[Finding], str]:
                 Finding(
                     Status.FAIL,
                     f"{svc.name}: ray start without --block; the container exits as soon as Ray has started",
-                    (
-                        "`ray start` returns after launching Ray's processes; the container's main process ends.",
-                    ),
+                    ("`ray start` returns after launching Ray's processes; the container's main process ends.",),
                     "Add --block to ray start.",
                     fix_cmd,
                 )
@@ -735,19 +683,14 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[Finding], str]:
         if not sep or (host.endswith(":") and not host.startswith("[")):  # bare IPv6
             host, port_s = address, ""
         host = host.strip("[]")
-        if (
-            host in ("127.0.0.1", "localhost")
-            and head.network_mode == w.network_mode == "host"
-        ):
+        if host in ("127.0.0.1", "localhost") and head.network_mode == w.network_mode == "host":
             names = names | {host}
         if host not in names:
             findings.append(
                 Finding(
                     Status.FAIL,
                     f"{w.name}: --address={address} does not point at the head service {head.name}",
-                    (
-                        f"The head is reachable from the compose network as {', '.join(sorted(names))}.",
-                    ),
+                    (f"The head is reachable from the compose network as {', '.join(sorted(names))}.",),
                     f"Use --address={want}.",
                     fix,
                 )
@@ -775,11 +718,7 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[Finding], str]:
                 )
             )
             continue
-        if (
-            w.network_mode is None
-            and head.network_mode is None
-            and not (_networks_of(w) & _networks_of(head))
-        ):
+        if w.network_mode is None and head.network_mode is None and not (_networks_of(w) & _networks_of(head)):
             findings.append(
                 Finding(
                     Status.FAIL,
@@ -795,19 +734,13 @@ def _rule_worker_address(ctx: _Ctx) -> tuple[list[Finding], str]:
 
 
 def _has_own_shm(svc: ComposeService) -> bool:
-    if svc.raw.get("ipc") in ("host", "shareable") or str(
-        svc.raw.get("ipc", "")
-    ).startswith("service:"):
+    if svc.raw.get("ipc") in ("host", "shareable") or str(svc.raw.get("ipc", "")).startswith("service:"):
         return True
     for key in ("volumes", "tmpfs"):
         items = svc.raw.get(key)
         items = items if isinstance(items, list) else [items]
         for item in items:
-            if isinstance(item, str) and (
-                item == "/dev/shm"
-                or ":/dev/shm" in item
-                or item.startswith("/dev/shm:")
-            ):
+            if isinstance(item, str) and (item == "/dev/shm" or ":/dev/shm" in item or item.startswith("/dev/shm:")):
                 return True
             if isinstance(item, dict) and item.get("target") == "/dev/shm":
                 return True
@@ -820,17 +753,13 @@ def _rule_shm_size(ctx: _Ctx) -> tuple[list[Finding], str]:
     for svc in _ray_services(ctx.project):
         if svc.shm_size is None:
             if _has_own_shm(svc):
-                findings.append(
-                    Finding(Status.OK, f"{svc.name} mounts its own /dev/shm")
-                )
+                findings.append(Finding(Status.OK, f"{svc.name} mounts its own /dev/shm"))
                 continue
             findings.append(
                 Finding(
                     Status.WARN,
                     f"{svc.name}: no shm_size: Docker's 64 MB /dev/shm makes Ray's object store fall back to /tmp",
-                    (
-                        "Ray warns 'The object store is using /tmp instead of /dev/shm' and runs slowly.",
-                    ),
+                    ("Ray warns 'The object store is using /tmp instead of /dev/shm' and runs slowly.",),
                     fix_text,
                     (f"{svc.name}: shm_size: '2gb'",),
                 )
@@ -870,9 +799,7 @@ def _rule_shm_size(ctx: _Ctx) -> tuple[list[Finding], str]:
                 Finding(
                     Status.WARN,
                     f"{svc.name}: shm_size '{svc.shm_size}' exceeds its memory limit '{memory}'",
-                    (
-                        "/dev/shm is counted against the container's memory; filling it gets the container killed.",
-                    ),
+                    ("/dev/shm is counted against the container's memory; filling it gets the container killed.",),
                     "Keep shm_size below the memory limit.",
                 )
             )
@@ -894,20 +821,14 @@ def _rule_published_ports(ctx: _Ctx) -> tuple[list[Finding], str]:
                     Finding(
                         Status.WARN,
                         f"{svc.name}: publishes {port.container_port} on all interfaces",
-                        (
-                            "A Ray cluster has no authentication: anyone on the network can run code on it.",
-                        ),
+                        ("A Ray cluster has no authentication: anyone on the network can run code on it.",),
                         "Publish on 127.0.0.1 only.",
-                        (
-                            f'{svc.name}: ports: - "127.0.0.1:{host}:{port.container_port}"',
-                        ),
+                        (f'{svc.name}: ports: - "127.0.0.1:{host}:{port.container_port}"',),
                     )
                 )
     if head.network_mode != "host":
         dash = _int(project.flag(head, "--dashboard-port")) or DEFAULT_DASHBOARD_PORT
-        client = (
-            _int(project.flag(head, "--ray-client-server-port")) or DEFAULT_CLIENT_PORT
-        )
+        client = _int(project.flag(head, "--ray-client-server-port")) or DEFAULT_CLIENT_PORT
         for label, number in (("dashboard", dash), ("Ray Client", client)):
             published = project.published(number)
             if published is None or published.protocol != "tcp":
@@ -931,21 +852,13 @@ def _rule_gpu_reservation(ctx: _Ctx) -> tuple[list[Finding], str]:
     snippet = "deploy: {resources: {reservations: {devices: [{driver: nvidia, count: 1, capabilities: [gpu]}]}}}"
     any_gpu = False
     for svc in ctx.project.services.values():
-        num = (
-            _int(ctx.project.flag(svc, "--num-gpus"))
-            if svc.ray_start_args is not None
-            else None
-        )
+        num = _int(ctx.project.flag(svc, "--num-gpus")) if svc.ray_start_args is not None else None
         gpu_image = _is_gpu_image(svc.image)
         if not gpu_image and not num:
             continue
         any_gpu = True
         if not svc.gpu_reservation:
-            why = (
-                f"runs the GPU image {svc.image}"
-                if gpu_image
-                else f"passes --num-gpus={num}"
-            )
+            why = f"runs the GPU image {svc.image}" if gpu_image else f"passes --num-gpus={num}"
             findings.append(
                 Finding(
                     Status.FAIL,
@@ -989,8 +902,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[Finding], str]:
                 findings.append(
                     Finding(
                         Status.FAIL,
-                        f"{svc.name}: unknown limit '{key}'"
-                        + (f"; did you mean '{close[0]}'?" if close else ""),
+                        f"{svc.name}: unknown limit '{key}'" + (f"; did you mean '{close[0]}'?" if close else ""),
                         ("docker compose rejects the file.",),
                         "Use cpus, memory or pids under deploy.resources.limits.",
                     )
@@ -1017,9 +929,7 @@ def _rule_resource_limits(ctx: _Ctx) -> tuple[list[Finding], str]:
                         Finding(
                             Status.WARN,
                             f"{svc.name}: limits.cpus '{value}' is more than this machine's {ctx.cpu_count} CPUs",
-                            (
-                                f"Docker refuses to start it: 'Range of CPUs is from 0.01 to {ctx.cpu_count}.00'.",
-                            ),
+                            (f"Docker refuses to start it: 'Range of CPUs is from 0.01 to {ctx.cpu_count}.00'.",),
                             f"Lower cpus to at most {ctx.cpu_count}.",
                             (f"{svc.name}: cpus: '{ctx.cpu_count}'",),
                         )
@@ -1076,9 +986,7 @@ def _rule_network_mode(ctx: _Ctx) -> tuple[list[Finding], str]:
                 Finding(
                     Status.WARN,
                     f"{svc.name}: network_mode: host; its ports: and networks: are ignored",
-                    (
-                        "Fine on Linux; on Docker Desktop (macOS, Windows) the host is a VM and nothing is reachable.",
-                    ),
+                    ("Fine on Linux; on Docker Desktop (macOS, Windows) the host is a VM and nothing is reachable.",),
                     "Use a bridge network and publish ports on 127.0.0.1 unless you need host networking.",
                 )
             )
@@ -1121,11 +1029,7 @@ def _rule_subnet(ctx: _Ctx) -> tuple[list[Finding], str]:
                 )
                 continue
             if not any(net.version == p.version and net.subnet_of(p) for p in _PRIVATE):  # type: ignore[arg-type]
-                kind = (
-                    "public address space"
-                    if net.is_global
-                    else "a special-purpose range"
-                )
+                kind = "public address space" if net.is_global else "a special-purpose range"
                 findings.append(
                     Finding(
                         Status.FAIL,
@@ -1194,9 +1098,7 @@ def _overlaps(ctx: _Ctx, subnets: list[tuple[str, IPNetwork]]) -> list[Finding]:
             )
         ]
     if not routes:
-        return [
-            Finding(Status.OK, "no host routes readable here; overlap not checked")
-        ]
+        return [Finding(Status.OK, "no host routes readable here; overlap not checked")]
     findings: list[Finding] = []
     for net_name, net in subnets:
         for route in routes:
@@ -1210,9 +1112,7 @@ def _overlaps(ctx: _Ctx, subnets: list[tuple[str, IPNetwork]]) -> list[Finding]:
                     Finding(
                         Status.WARN,
                         f"network {net_name}: subnet {net} overlaps {other} on {route.interface} (from {route.source})",
-                        (
-                            "Traffic to those addresses goes to the containers instead (VPN, LAN or another bridge).",
-                        ),
+                        ("Traffic to those addresses goes to the containers instead (VPN, LAN or another bridge).",),
                         "Pick a private subnet that no route on this machine uses.",
                         (f"{net_name}: subnet: <a free /16, e.g. 172.29.0.0/16>",),
                     )
@@ -1282,14 +1182,8 @@ def host_routes(
         cmd = [ip, "-j", "addr"] if ip else None
     if cmd:
         try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, check=False
-            )
-            data = (
-                json.loads(proc.stdout)
-                if proc.returncode == 0 and proc.stdout.strip()
-                else []
-            )
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+            data = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else []
         except (OSError, subprocess.SubprocessError, ValueError):
             data = []
         for iface in data if isinstance(data, list) else []:
@@ -1297,14 +1191,10 @@ def host_routes(
                 continue
             for info in iface.get("addr_info") or []:
                 try:
-                    net = ipaddress.ip_interface(
-                        f"{info['local']}/{info['prefixlen']}"
-                    ).network
+                    net = ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}").network
                 except (KeyError, TypeError, ValueError):
                     continue
                 if net.is_loopback or net.is_link_local:
                     continue
-                routes.append(
-                    HostRoute(net, str(iface.get("ifname", "?")), "ip -j addr")
-                )
+                routes.append(HostRoute(net, str(iface.get("ifname", "?")), "ip -j addr"))
     return routes

@@ -117,8 +117,16 @@ class DeepProbe:
 
 def _env(node_id: str, raw: dict[str, Any]) -> NodeEnv:
     packages: dict[str, str] = {canonicalize_name(str(k)): str(v) for k, v in (raw.get("packages") or {}).items()}
-    return NodeEnv(node_id, str(raw.get("ip") or "?"), bool(raw.get("is_head")), raw.get("python"), raw.get("ray"),
-                   raw.get("executable"), packages, raw.get("error"))
+    return NodeEnv(
+        node_id,
+        str(raw.get("ip") or "?"),
+        bool(raw.get("is_head")),
+        raw.get("python"),
+        raw.get("ray"),
+        raw.get("executable"),
+        packages,
+        raw.get("error"),
+    )
 
 
 def run_deep_probe(ctx: CheckContext) -> DeepProbe:
@@ -135,13 +143,15 @@ def run_deep_probe(ctx: CheckContext) -> DeepProbe:
     probe = DeepProbe(outcome=outcome)
     payload = outcome.payload
     if not outcome.ok or not isinstance(payload, dict):
-        probe.error = (f"the probe job {outcome.status.lower()} after {outcome.duration_s:.1f} s"
-                       + (f": {outcome.message}" if outcome.message else ""))
+        probe.error = f"the probe job {outcome.status.lower()} after {outcome.duration_s:.1f} s" + (
+            f": {outcome.message}" if outcome.message else ""
+        )
         return probe
     driver = payload.get("driver") or {}
     probe.driver = _env(str(driver.get("node_id") or "driver"), {**driver, "is_head": False, "ip": "job driver"})
-    probe.nodes = sorted((_env(nid, raw) for nid, raw in (payload.get("nodes") or {}).items()),
-                         key=lambda n: (not n.is_head, n.node_id))
+    probe.nodes = sorted(
+        (_env(nid, raw) for nid, raw in (payload.get("nodes") or {}).items()), key=lambda n: (not n.is_head, n.node_id)
+    )
     head = probe.head
     if head is not None:
         head_facts.packages = dict(head.packages)
@@ -165,16 +175,31 @@ def _probe_result(ctx: CheckContext) -> tuple[DeepProbe | None, Result | None]:
     try:
         probe = ctx.deep_probe()
     except Exception as exc:  # a bug in the probe must still be reported once, here
-        return None, result("deep.probe", "deep", "Deep probe job", Status.ERROR, f"crashed: {type(exc).__name__}: {exc}")
+        return None, result(
+            "deep.probe", "deep", "Deep probe job", Status.ERROR, f"crashed: {type(exc).__name__}: {exc}"
+        )
     if probe.skipped:
         return probe, result("deep.probe", "deep", "Deep probe job", Status.SKIP, probe.skipped)
     if probe.error:
         details = []
         if probe.outcome is not None:
-            details = [f"job {probe.outcome.submission_id}: {probe.outcome.status}"] + probe.outcome.log_tail() + probe.outcome.notes
-        return probe, result("deep.probe", "deep", "Deep probe job", Status.FAIL, probe.error, details=details,
-                             fix=Remediation("The head must run `python` with Ray on its PATH for jobs (REFERENCE §8); read the "
-                                             "job log above.", ("ray job list",)))
+            details = (
+                [f"job {probe.outcome.submission_id}: {probe.outcome.status}"]
+                + probe.outcome.log_tail()
+                + probe.outcome.notes
+            )
+        return probe, result(
+            "deep.probe",
+            "deep",
+            "Deep probe job",
+            Status.FAIL,
+            probe.error,
+            details=details,
+            fix=Remediation(
+                "The head must run `python` with Ray on its PATH for jobs (REFERENCE §8); read the job log above.",
+                ("ray job list",),
+            ),
+        )
     return probe, None
 
 
@@ -185,19 +210,41 @@ def check_probe(ctx: CheckContext) -> Result:
     assert probe is not None and probe.outcome is not None
     answered = [n for n in probe.nodes if n.error is None]
     head = probe.head
-    summary = (f"{len(answered)} of {len(probe.nodes)} node(s) answered in {probe.outcome.duration_s:.1f} s; head: Python "
-               f"{head.python if head else '?'}, Ray {head.ray if head else '?'}, {len(head.packages) if head else 0} packages")
-    details = [f"job {probe.outcome.submission_id}: {probe.outcome.status}" + ("" if probe.outcome.deleted else " (not deleted)")]
-    details += [f"{n.name}: " + (n.error or f"Python {n.python}, Ray {n.ray}, {len(n.packages)} packages, {n.executable}")
-                for n in probe.nodes]
+    summary = (
+        f"{len(answered)} of {len(probe.nodes)} node(s) answered in {probe.outcome.duration_s:.1f} s; head: Python "
+        f"{head.python if head else '?'}, Ray {head.ray if head else '?'}, {len(head.packages) if head else 0} packages"
+    )
+    details = [
+        f"job {probe.outcome.submission_id}: {probe.outcome.status}"
+        + ("" if probe.outcome.deleted else " (not deleted)")
+    ]
+    details += [
+        f"{n.name}: " + (n.error or f"Python {n.python}, Ray {n.ray}, {len(n.packages)} packages, {n.executable}")
+        for n in probe.nodes
+    ]
     details += probe.outcome.notes
-    data = {"duration_s": round(probe.outcome.duration_s, 3),
-            "nodes": [{"node_id": n.node_id, "ip": n.ip, "head": n.is_head, "python": n.python, "ray": n.ray,
-                       "packages": len(n.packages), "error": n.error} for n in probe.nodes]}
+    data = {
+        "duration_s": round(probe.outcome.duration_s, 3),
+        "nodes": [
+            {
+                "node_id": n.node_id,
+                "ip": n.ip,
+                "head": n.is_head,
+                "python": n.python,
+                "ray": n.ray,
+                "packages": len(n.packages),
+                "error": n.error,
+            }
+            for n in probe.nodes
+        ],
+    }
     status = Status.OK if len(answered) == len(probe.nodes) and probe.nodes else Status.WARN
     fix = None
     if status is Status.WARN:
-        fix = Remediation("A node did not run the probe task in time: look at it with `ray status` and its raylet logs.", ("ray status",))
+        fix = Remediation(
+            "A node did not run the probe task in time: look at it with `ray status` and its raylet logs.",
+            ("ray status",),
+        )
     return result("deep.probe", "deep", "Deep probe job", status, summary, details=details, fix=fix, data=data)
 
 
@@ -211,8 +258,15 @@ def check_local(ctx: CheckContext) -> Result:
     head = probe.head
     local = ctx.local_or_none()
     if head is None or local is None:
-        return result("deep.local", "deep", title, Status.SKIP,
-                      "the head's env is unknown (see deep.probe)" if head is None else "the local interpreter could not be inspected")
+        return result(
+            "deep.local",
+            "deep",
+            title,
+            Status.SKIP,
+            "the head's env is unknown (see deep.probe)"
+            if head is None
+            else "the local interpreter could not be inspected",
+        )
     problems = []
     if head.python != local.python:
         problems.append(f"Python {local.python} locally, {head.python} on the head")
@@ -222,23 +276,41 @@ def check_local(ctx: CheckContext) -> Result:
     only_local = sorted(set(local.distributions) - set(head.packages))
     details = problems + _pairs(diffs, "locally", "on the head")
     if only_local:
-        details.append(f"{len(only_local)} installed locally but not on the head: {', '.join(only_local[:20])}"
-                       + (" …" if len(only_local) > 20 else ""))
+        details.append(
+            f"{len(only_local)} installed locally but not on the head: {', '.join(only_local[:20])}"
+            + (" …" if len(only_local) > 20 else "")
+        )
     data = {"version_differences": [{"name": n, "local": a, "head": b} for n, a, b in diffs], "only_local": only_local}
     if not problems and not diffs:
         both = len(set(local.distributions) & set(head.packages))
-        return result("deep.local", "deep", title, Status.OK,
-                      f"every package installed on both sides has the same version ({both} compared)", details=details, data=data)
+        return result(
+            "deep.local",
+            "deep",
+            title,
+            Status.OK,
+            f"every package installed on both sides has the same version ({both} compared)",
+            details=details,
+            data=data,
+        )
     shown = problems + [f"{n} {a} ≠ {b}" for n, a, b in diffs[:SHOW]]
     more = len(problems) + len(diffs) - len(shown)
     summary = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
     pins = " ".join(f"{n}=={b}" for n, _, b in diffs[:SHOW])
     commands = [f"{local.executable} -m pip install {pins}"] if pins else []
-    return result("deep.local", "deep", title, Status.WARN, f"{len(problems) + len(diffs)} difference(s) from the head: {summary}",
-                  details=details, data=data,
-                  fix=Remediation("Install the head's versions locally (objects pickled by one version and loaded by another "
-                                  "break); raydoctor fix builds an env that matches the head.",
-                                  tuple(commands + [raydoctor_fix(ctx.options)])))
+    return result(
+        "deep.local",
+        "deep",
+        title,
+        Status.WARN,
+        f"{len(problems) + len(diffs)} difference(s) from the head: {summary}",
+        details=details,
+        data=data,
+        fix=Remediation(
+            "Install the head's versions locally (objects pickled by one version and loaded by another "
+            "break); raydoctor fix builds an env that matches the head.",
+            tuple(commands + [raydoctor_fix(ctx.options)]),
+        ),
+    )
 
 
 def check_nodes(ctx: CheckContext) -> Result:
@@ -261,7 +333,9 @@ def check_nodes(ctx: CheckContext) -> Result:
             warns.append(f"{node.name} did not answer: {node.error}")
             continue
         if node.python != head.python or node.ray != head.ray:
-            fails.append(f"{node.name} runs Python {node.python}, Ray {node.ray}; the head runs Python {head.python}, Ray {head.ray}")
+            fails.append(
+                f"{node.name} runs Python {node.python}, Ray {node.ray}; the head runs Python {head.python}, Ray {head.ray}"
+            )
         diffs = diff_packages(head.packages, node.packages)
         missing = sorted(set(head.packages) - set(node.packages))
         extra = sorted(set(node.packages) - set(head.packages))
@@ -274,24 +348,57 @@ def check_nodes(ctx: CheckContext) -> Result:
             if missing:
                 details.append(f"  {node.name}: missing {', '.join(missing[:20])}")
             if extra:
-                details.append(f"  {node.name}: not on the head: {', '.join(f'{n} {node.packages[n]}' for n in extra[:20])}")
+                details.append(
+                    f"  {node.name}: not on the head: {', '.join(f'{n} {node.packages[n]}' for n in extra[:20])}"
+                )
     driver = probe.driver
-    if driver is not None and driver.error is None and (driver.python != head.python or driver.executable != head.executable):
-        warns.append(f"a job's `python` is {driver.executable} (Python {driver.python}) but the head's workers run "
-                     f"{head.executable} (Python {head.python}): start the head with its env's bin/ first on PATH")
+    if (
+        driver is not None
+        and driver.error is None
+        and (driver.python != head.python or driver.executable != head.executable)
+    ):
+        warns.append(
+            f"a job's `python` is {driver.executable} (Python {driver.python}) but the head's workers run "
+            f"{head.executable} (Python {head.python}): start the head with its env's bin/ first on PATH"
+        )
     others = len(probe.nodes) - 1
     data = {"nodes": len(probe.nodes), "fails": fails, "warns": warns}
     if fails:
-        return result("deep.nodes", "deep", title, Status.FAIL, "; ".join(fails[:3]), details=fails + warns + details, data=data,
-                      fix=Remediation("Run the same image (same Ray and Python, to the patch) on every node (REFERENCE §5).", ()))
+        return result(
+            "deep.nodes",
+            "deep",
+            title,
+            Status.FAIL,
+            "; ".join(fails[:3]),
+            details=fails + warns + details,
+            data=data,
+            fix=Remediation("Run the same image (same Ray and Python, to the patch) on every node (REFERENCE §5).", ()),
+        )
     if warns:
-        return result("deep.nodes", "deep", title, Status.WARN, "; ".join(warns[:3]), details=warns + details, data=data,
-                      fix=Remediation("Build every node from one image, and install extra packages through the image or a "
-                                      "runtime_env, not by hand on one node.", ()))
+        return result(
+            "deep.nodes",
+            "deep",
+            title,
+            Status.WARN,
+            "; ".join(warns[:3]),
+            details=warns + details,
+            data=data,
+            fix=Remediation(
+                "Build every node from one image, and install extra packages through the image or a "
+                "runtime_env, not by hand on one node.",
+                (),
+            ),
+        )
     if others <= 0:
         return result("deep.nodes", "deep", title, Status.OK, "one node (the head): nothing to compare", data=data)
-    return result("deep.nodes", "deep", title, Status.OK,
-                  f"{others} worker node(s) run the head's Python {head.python}, Ray {head.ray} and the same packages", data=data)
+    return result(
+        "deep.nodes",
+        "deep",
+        title,
+        Status.OK,
+        f"{others} worker node(s) run the head's Python {head.python}, Ray {head.ray} and the same packages",
+        data=data,
+    )
 
 
 def _start(ctx: CheckContext) -> None:

@@ -150,15 +150,22 @@ def judge_driver(host: HostGPUs, image_cuda: str) -> tuple[Status, str]:
     major_minor = want[:2]
     minimum = MIN_DRIVER.get(want[0]) if want else None
     if minimum and have and have < minimum:
-        return Status.FAIL, (f"driver {host.driver} is older than {'.'.join(map(str, minimum))}, the minimum for CUDA "
-                             f"{want[0]}.x: the image (CUDA {image_cuda}) will not run")
+        return Status.FAIL, (
+            f"driver {host.driver} is older than {'.'.join(map(str, minimum))}, the minimum for CUDA "
+            f"{want[0]}.x: the image (CUDA {image_cuda}) will not run"
+        )
     if host.cuda and _version_tuple(host.cuda)[:2] < major_minor:
-        return Status.FAIL, (f"driver {host.driver} supports CUDA {host.cuda}, the image needs CUDA {image_cuda}: the NVIDIA "
-                             f"container runtime refuses it (\"unsatisfied condition: cuda>={want[0]}.{want[1]}\")")
+        return Status.FAIL, (
+            f"driver {host.driver} supports CUDA {host.cuda}, the image needs CUDA {image_cuda}: the NVIDIA "
+            f'container runtime refuses it ("unsatisfied condition: cuda>={want[0]}.{want[1]}")'
+        )
     full = FULL_SUPPORT.get(tuple(major_minor))  # type: ignore[arg-type]
     if full and have and have[:2] < full:
         need = ".".join(map(str, full))
-        return Status.WARN, f"driver {host.driver} runs CUDA {image_cuda} in compatibility mode; full support needs ≥ {need}"
+        return (
+            Status.WARN,
+            f"driver {host.driver} runs CUDA {image_cuda} in compatibility mode; full support needs ≥ {need}",
+        )
     return Status.OK, f"driver {host.driver} (CUDA {host.cuda or '?'}) runs the image's CUDA {image_cuda}"
 
 
@@ -207,10 +214,17 @@ def check_host(ctx: CheckContext) -> Result:
     want = wants_gpu(ctx) and _head_is_here(ctx)
     if found is None:
         if want:
-            return result("gpu.host", "gpu", title, Status.FAIL,
-                          f"no NVIDIA driver on this host (no nvidia-smi, no NVML), but {_why_gpu(ctx)}",
-                          fix=Remediation("Install the NVIDIA driver (and the container toolkit), or use the image's -cpu variant.",
-                                          ("nvidia-smi",)))
+            return result(
+                "gpu.host",
+                "gpu",
+                title,
+                Status.FAIL,
+                f"no NVIDIA driver on this host (no nvidia-smi, no NVML), but {_why_gpu(ctx)}",
+                fix=Remediation(
+                    "Install the NVIDIA driver (and the container toolkit), or use the image's -cpu variant.",
+                    ("nvidia-smi",),
+                ),
+            )
         why = ""
         if ctx.target.kind in {"compose", "image"} and not wants_gpu(ctx):
             why = "; the target's image is CPU-only"
@@ -225,8 +239,10 @@ def check_host(ctx: CheckContext) -> Result:
     status, verdict = judge_driver(found, cuda)
     fix = None
     if status is not Status.OK:
-        fix = Remediation("Update the NVIDIA driver, or use an image built for an older CUDA (a -cuXYZ tag your driver supports).",
-                          ("nvidia-smi",))
+        fix = Remediation(
+            "Update the NVIDIA driver, or use an image built for an older CUDA (a -cuXYZ tag your driver supports).",
+            ("nvidia-smi",),
+        )
     return result("gpu.host", "gpu", title, status, f"{summary}: {verdict}", details=details, fix=fix, data=data)
 
 
@@ -254,14 +270,32 @@ def check_docker(ctx: CheckContext) -> Result:
     names = sorted(runtimes)
     has = any("nvidia" in name for name in names)
     if has:
-        return result("gpu.docker", "gpu", title, Status.OK, f"Docker has the NVIDIA runtime (runtimes: {', '.join(names)})",
-                      data={"runtimes": names})
+        return result(
+            "gpu.docker",
+            "gpu",
+            title,
+            Status.OK,
+            f"Docker has the NVIDIA runtime (runtimes: {', '.join(names)})",
+            data={"runtimes": names},
+        )
     if wants_gpu(ctx):
-        return result("gpu.docker", "gpu", title, Status.FAIL,
-                      f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
-                      fix=TOOLKIT_FIX, data={"runtimes": names})
-    return result("gpu.docker", "gpu", title, Status.SKIP, f"no NVIDIA runtime in Docker ({', '.join(names)}); the target is CPU-only",
-                  data={"runtimes": names})
+        return result(
+            "gpu.docker",
+            "gpu",
+            title,
+            Status.FAIL,
+            f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
+            fix=TOOLKIT_FIX,
+            data={"runtimes": names},
+        )
+    return result(
+        "gpu.docker",
+        "gpu",
+        title,
+        Status.SKIP,
+        f"no NVIDIA runtime in Docker ({', '.join(names)}); the target is CPU-only",
+        data={"runtimes": names},
+    )
 
 
 def _alive_nodes(ctx: CheckContext) -> list[dict[str, Any]]:
@@ -287,15 +321,38 @@ def check_nodes(ctx: CheckContext) -> Result:
     per_node = [(n, _gpus(n)) for n in nodes]
     total = sum(g for _, g in per_node)
     details = [f"{describe_node(n)}: {g:g} GPU" for n, g in per_node]
-    data = {"nodes": [{"node_id": n.get("node_id"), "ip": n.get("node_ip"), "head": bool(n.get("is_head_node")), "gpus": g}
-                      for n, g in per_node], "total": total}
+    data = {
+        "nodes": [
+            {"node_id": n.get("node_id"), "ip": n.get("node_ip"), "head": bool(n.get("is_head_node")), "gpus": g}
+            for n, g in per_node
+        ],
+        "total": total,
+    }
     if total == 0:
         if wants_gpu(ctx):
-            return result("gpu.nodes", "gpu", title, Status.FAIL, f"no node advertises a GPU, but {_why_gpu(ctx)}", details=details,
-                          fix=Remediation("Pass the GPUs into the containers (device reservation, NVIDIA runtime); Ray then "
-                                          "detects them, or set `ray start --num-gpus=N`.", ()), data=data)
-        return result("gpu.nodes", "gpu", title, Status.SKIP, f"no GPUs on any of {len(nodes)} node(s): a CPU cluster",
-                      details=details, data=data)
+            return result(
+                "gpu.nodes",
+                "gpu",
+                title,
+                Status.FAIL,
+                f"no node advertises a GPU, but {_why_gpu(ctx)}",
+                details=details,
+                fix=Remediation(
+                    "Pass the GPUs into the containers (device reservation, NVIDIA runtime); Ray then "
+                    "detects them, or set `ray start --num-gpus=N`.",
+                    (),
+                ),
+                data=data,
+            )
+        return result(
+            "gpu.nodes",
+            "gpu",
+            title,
+            Status.SKIP,
+            f"no GPUs on any of {len(nodes)} node(s): a CPU cluster",
+            details=details,
+            data=data,
+        )
     summary = ", ".join(f"{describe_node(n)} {g:g}" for n, g in per_node if g) + f" ({total:g} GPU in all)"
     return result("gpu.nodes", "gpu", title, Status.OK, summary, details=details, data=data)
 
@@ -314,24 +371,44 @@ def check_probe(ctx: CheckContext) -> Result:
     try:
         outcome = run_probe_job(ctx.dashboard, GPU_PROBE, limit_s=PROBE_LIMIT_S, name="gpu", entrypoint_num_gpus=1)
     except JobError as exc:
-        return result("gpu.probe", "gpu", title, Status.FAIL, f"the GPU probe job could not be submitted: {exc.message}",
-                      fix=Remediation("The dashboard's Jobs API must answer: check the dashboard (network.dashboard).", ()))
+        return result(
+            "gpu.probe",
+            "gpu",
+            title,
+            Status.FAIL,
+            f"the GPU probe job could not be submitted: {exc.message}",
+            fix=Remediation("The dashboard's Jobs API must answer: check the dashboard (network.dashboard).", ()),
+        )
     node_id = str(outcome.info.get("driver_node_id") or "")
     node = next((n for n in nodes if n.get("node_id") == node_id), None)
     where = describe_node(node) if node else (f"node {node_id[:12]}" if node_id else "the node Ray chose")
-    details = [f"job {outcome.submission_id}: {outcome.status} in {outcome.duration_s:.1f} s"
-               + ("" if outcome.deleted else " (not deleted)")] + outcome.notes
+    details = [
+        f"job {outcome.submission_id}: {outcome.status} in {outcome.duration_s:.1f} s"
+        + ("" if outcome.deleted else " (not deleted)")
+    ] + outcome.notes
     if outcome.status == "TIMEOUT":
-        return result("gpu.probe", "gpu", title, Status.WARN,
-                      f"no GPU became free for the probe within {PROBE_LIMIT_S:g} s ({outcome.message})",
-                      details=details + outcome.log_tail(),
-                      fix=Remediation("The GPUs are busy, or the advertised GPU cannot be placed; look at the cluster's jobs.",
-                                      ("ray list jobs", "ray status")))
+        return result(
+            "gpu.probe",
+            "gpu",
+            title,
+            Status.WARN,
+            f"no GPU became free for the probe within {PROBE_LIMIT_S:g} s ({outcome.message})",
+            details=details + outcome.log_tail(),
+            fix=Remediation(
+                "The GPUs are busy, or the advertised GPU cannot be placed; look at the cluster's jobs.",
+                ("ray list jobs", "ray status"),
+            ),
+        )
     if not outcome.ok:
-        return result("gpu.probe", "gpu", title, Status.FAIL,
-                      f"the GPU probe job {outcome.status} on {where}: {outcome.message or 'no output'}",
-                      details=details + outcome.log_tail(),
-                      fix=Remediation("Read the job's log above; the head must run `python` with Ray on its PATH.", ()))
+        return result(
+            "gpu.probe",
+            "gpu",
+            title,
+            Status.FAIL,
+            f"the GPU probe job {outcome.status} on {where}: {outcome.message or 'no output'}",
+            details=details + outcome.log_tail(),
+            fix=Remediation("Read the job's log above; the head must run `python` with Ray on its PATH.", ()),
+        )
     return judge_probe(outcome.payload, where, details, outcome.duration_s)
 
 
@@ -345,45 +422,71 @@ def judge_probe(seen: dict[str, Any], where: str, details: list[str], duration_s
     smi_gpus = (smi or {}).get("gpus") or []
     torch = seen.get("torch")
     smi_line = "not installed" if smi is None else ("; ".join(smi_gpus) or f"failed ({smi.get('err') or 'no GPUs'})")
-    lines = [f"CUDA_VISIBLE_DEVICES={cvd!s} (the GPU ids Ray assigned to the process: {', '.join(assigned) or 'none'})",
-             f"/dev/nvidia*: {', '.join(seen.get('devices') or []) or 'none'}",
-             f"nvidia-smi -L: {smi_line}"]
+    lines = [
+        f"CUDA_VISIBLE_DEVICES={cvd!s} (the GPU ids Ray assigned to the process: {', '.join(assigned) or 'none'})",
+        f"/dev/nvidia*: {', '.join(seen.get('devices') or []) or 'none'}",
+        f"nvidia-smi -L: {smi_line}",
+    ]
     if torch is None:
         lines.append("torch: not installed")
     elif "error" in torch:
         lines.append(f"torch: import failed: {torch['error']}")
     else:
-        lines.append(f"torch {torch.get('version')} (CUDA {torch.get('cuda')}): "
-                     f"cuda available {torch.get('available')}, {torch.get('count')} device(s)")
+        lines.append(
+            f"torch {torch.get('version')} (CUDA {torch.get('cuda')}): "
+            f"cuda available {torch.get('available')}, {torch.get('count')} device(s)"
+        )
     details = lines + details
     data = {"seen": seen, "node": where, "duration_s": round(duration_s, 3)}
     visible = bool(devices or smi_gpus or (torch and torch.get("count")))
     names = ", ".join(f"GPU {g}" for g in assigned) or "a GPU"
     if assigned and not visible:
-        return result("gpu.probe", "gpu", title, Status.FAIL,
-                      f"Ray advertises {names} on {where} and gave it to the task, but the task sees no /dev/nvidia* and "
-                      f"no working nvidia-smi: the GPU is not passed into the node",
-                      details=details,
-                      fix=Remediation("Pass the GPU into the container (compose: deploy.resources.reservations.devices with "
-                                      "driver: nvidia and capabilities: [gpu]; docker run --gpus all) on a host with the NVIDIA "
-                                      "runtime, or stop claiming it (`ray start --num-gpus=0`).",
-                                      ("docker run --rm --gpus all ubuntu nvidia-smi -L",)),
-                      data=data)
+        return result(
+            "gpu.probe",
+            "gpu",
+            title,
+            Status.FAIL,
+            f"Ray advertises {names} on {where} and gave it to the task, but the task sees no /dev/nvidia* and "
+            f"no working nvidia-smi: the GPU is not passed into the node",
+            details=details,
+            fix=Remediation(
+                "Pass the GPU into the container (compose: deploy.resources.reservations.devices with "
+                "driver: nvidia and capabilities: [gpu]; docker run --gpus all) on a host with the NVIDIA "
+                "runtime, or stop claiming it (`ray start --num-gpus=0`).",
+                ("docker run --rm --gpus all ubuntu nvidia-smi -L",),
+            ),
+            data=data,
+        )
     if not assigned:
-        return result("gpu.probe", "gpu", title, Status.WARN,
-                      f"the task on {where} got a GPU from Ray but CUDA_VISIBLE_DEVICES is not set "
-                      "(RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES?)", details=details,
-                      fix=Remediation("Let Ray set CUDA_VISIBLE_DEVICES, or make sure tasks pick their GPU themselves.", ()),
-                      data=data)
+        return result(
+            "gpu.probe",
+            "gpu",
+            title,
+            Status.WARN,
+            f"the task on {where} got a GPU from Ray but CUDA_VISIBLE_DEVICES is not set "
+            "(RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES?)",
+            details=details,
+            fix=Remediation("Let Ray set CUDA_VISIBLE_DEVICES, or make sure tasks pick their GPU themselves.", ()),
+            data=data,
+        )
     if torch and "error" not in torch and not torch.get("available"):
-        return result("gpu.probe", "gpu", title, Status.WARN,
-                      f"{names} is visible on {where}, but torch {torch.get('version')} cannot use CUDA (a CPU-only build?)",
-                      details=details,
-                      fix=Remediation("Install a CUDA build of torch that matches the driver on the nodes.",
-                                      ("pip install torch --index-url https://download.pytorch.org/whl/cu121",)),
-                      data=data)
+        return result(
+            "gpu.probe",
+            "gpu",
+            title,
+            Status.WARN,
+            f"{names} is visible on {where}, but torch {torch.get('version')} cannot use CUDA (a CPU-only build?)",
+            details=details,
+            fix=Remediation(
+                "Install a CUDA build of torch that matches the driver on the nodes.",
+                ("pip install torch --index-url https://download.pytorch.org/whl/cu121",),
+            ),
+            data=data,
+        )
     first = smi_gpus[0] if smi_gpus else (devices[0] if devices else names)
-    return result("gpu.probe", "gpu", title, Status.OK, f"a GPU task on {where} sees {names}: {first}", details=details, data=data)
+    return result(
+        "gpu.probe", "gpu", title, Status.OK, f"a GPU task on {where} sees {names}: {first}", details=details, data=data
+    )
 
 
 def checks_for(ctx: CheckContext) -> list[Check]:

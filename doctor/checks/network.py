@@ -58,16 +58,25 @@ class PortState:
     def line(self) -> str:
         where = f"{self.spec.role} {self.host}:{self.spec.port}"
         lat = f", connect {self.connect_s * 1000:.1f} ms" if self.state in {"open", "silent", "not_ray"} else ""
-        what = {"open": f"open ({self.speaks})" if self.speaks else "open",
-                "silent": "accepts connections but never answers",
-                "not_ray": f"answers but is not Ray ({self.detail})"}.get(self.state, f"{self.state}: {self.detail}")
+        what = {
+            "open": f"open ({self.speaks})" if self.speaks else "open",
+            "silent": "accepts connections but never answers",
+            "not_ray": f"answers but is not Ray ({self.detail})",
+        }.get(self.state, f"{self.state}: {self.detail}")
         origin = "default port" if self.spec.source == "default" else f"port from {self.spec.source}"
         return f"{where}: {what}{lat} [{origin}]"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.spec.role, "port": self.spec.port, "host": self.host, "state": self.state,
-                "connect_ms": round(self.connect_s * 1000, 2), "speaks": self.speaks, "detail": self.detail,
-                "source": self.spec.source}
+        return {
+            "role": self.spec.role,
+            "port": self.spec.port,
+            "host": self.host,
+            "state": self.state,
+            "connect_ms": round(self.connect_s * 1000, 2),
+            "speaks": self.speaks,
+            "detail": self.detail,
+            "source": self.spec.source,
+        }
 
 
 # ---------------------------------------------------------------- probes
@@ -94,7 +103,12 @@ def connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None,
         return None, "timeout", time.perf_counter() - t0, why
     except ConnectionRefusedError:
         sock.close()
-        return None, "refused", time.perf_counter() - t0, "connection refused (the host is up but nothing listens there)"
+        return (
+            None,
+            "refused",
+            time.perf_counter() - t0,
+            "connection refused (the host is up but nothing listens there)",
+        )
     except OSError as exc:
         sock.close()
         return None, "unreachable", time.perf_counter() - t0, exc.strerror or str(exc)
@@ -196,7 +210,9 @@ def probe_all(specs: list[PortSpec], host: str, timeout: float) -> list[PortStat
     def work(i: int) -> None:
         states[i] = probe(specs[i], host, timeout)
 
-    threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"probe-{s.role}") for i, s in enumerate(specs)]
+    threads = [
+        threading.Thread(target=work, args=(i,), daemon=True, name=f"probe-{s.role}") for i, s in enumerate(specs)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -217,9 +233,16 @@ def _metrics_port(ctx: CheckContext) -> PortSpec | None:
         container = int(flag)
         pub = compose.published(container)
         if pub and pub.host_port:
-            return PortSpec("metrics", pub.host_port, "metrics", f"{compose.path.name}: --metrics-export-port={container}, published")
+            return PortSpec(
+                "metrics",
+                pub.host_port,
+                "metrics",
+                f"{compose.path.name}: --metrics-export-port={container}, published",
+            )
         if compose.head.network_mode == "host":
-            return PortSpec("metrics", container, "metrics", f"{compose.path.name}: --metrics-export-port (host network)")
+            return PortSpec(
+                "metrics", container, "metrics", f"{compose.path.name}: --metrics-export-port (host network)"
+            )
         return None
     return None
 
@@ -237,7 +260,9 @@ def _reported_metrics_port(ctx: CheckContext) -> PortSpec | None:
     for row in rows if isinstance(rows, list) else []:
         raylet = row.get("raylet") if isinstance(row, dict) else None
         if isinstance(raylet, dict) and raylet.get("isHeadNode") and raylet.get("metricsExportPort"):
-            return PortSpec("metrics", int(raylet["metricsExportPort"]), "metrics", "the head's own report (/nodes?view=summary)")
+            return PortSpec(
+                "metrics", int(raylet["metricsExportPort"]), "metrics", "the head's own report (/nodes?view=summary)"
+            )
     return None
 
 
@@ -253,8 +278,12 @@ def port_specs(ctx: CheckContext) -> list[PortSpec]:
     specs = [
         PortSpec("gcs", address.gcs_port, "grpc", origin("--gcs-port", ctx.options.gcs_port)),
         PortSpec("dashboard", address.dashboard_port, "http", src),
-        PortSpec("client", address.client_port, "grpc",
-                 src if (address.given or "").startswith("ray://") else origin("--client-port", ctx.options.client_port)),
+        PortSpec(
+            "client",
+            address.client_port,
+            "grpc",
+            src if (address.given or "").startswith("ray://") else origin("--client-port", ctx.options.client_port),
+        ),
     ]
     metrics = _metrics_port(ctx)
     if metrics is not None:
@@ -293,22 +322,42 @@ def check_resolve(ctx: CheckContext) -> Result:
     start = time.perf_counter()
     try:
         ipaddress.ip_address(address.host)
-        return result("network.resolve", "network", title, Status.OK, f"{address.host} is an IP address (nothing to resolve)",
-                      data={"host": address.host, "addresses": [address.host]})
+        return result(
+            "network.resolve",
+            "network",
+            title,
+            Status.OK,
+            f"{address.host} is an IP address (nothing to resolve)",
+            data={"host": address.host, "addresses": [address.host]},
+        )
     except ValueError:
         pass
     try:
         addrs = resolve(address.host, ctx.options.timeout)
     except ResolveError as exc:
-        return result("network.resolve", "network", title, Status.FAIL, str(exc),
-                      details=[f"from {ctx.target.address_from or 'the target'}: {address.given or address.host}"],
-                      fix=Remediation("Fix the host name, add it to /etc/hosts, or use the head's IP address.",
-                                      (f"getent hosts {address.host}",)),
-                      data={"host": address.host, "reason": exc.reason})
+        return result(
+            "network.resolve",
+            "network",
+            title,
+            Status.FAIL,
+            str(exc),
+            details=[f"from {ctx.target.address_from or 'the target'}: {address.given or address.host}"],
+            fix=Remediation(
+                "Fix the host name, add it to /etc/hosts, or use the head's IP address.",
+                (f"getent hosts {address.host}",),
+            ),
+            data={"host": address.host, "reason": exc.reason},
+        )
     took = time.perf_counter() - start
-    return result("network.resolve", "network", title, Status.OK, f"{address.host} → {', '.join(addrs[:4])}",
-                  details=[f"resolved in {took * 1000:.1f} ms"],
-                  data={"host": address.host, "addresses": addrs, "resolve_ms": round(took * 1000, 2)})
+    return result(
+        "network.resolve",
+        "network",
+        title,
+        Status.OK,
+        f"{address.host} → {', '.join(addrs[:4])}",
+        details=[f"resolved in {took * 1000:.1f} ms"],
+        data={"host": address.host, "addresses": addrs, "resolve_ms": round(took * 1000, 2)},
+    )
 
 
 _PORT_FIX = {
@@ -339,24 +388,41 @@ def check_ports(ctx: CheckContext) -> Result:
     data = {"ports": [s.to_dict() for s in states], "timeout_s": timeout}
     details = [s.line() for s in states]
     if not any(s.spec.role == "metrics" for s in states):
-        details.append(f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})")
+        details.append(
+            f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})"
+        )
     title = "Ports"
     summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in states)
     bad = [s for s in states if not s.ok]
     if not bad:
         return result("network.ports", "network", title, Status.OK, summary, details=details, data=data)
     if _compose_not_running(ctx, states):
-        return result("network.ports", "network", title, Status.WARN,
-                      f"the compose cluster is not running ({summary})", details=details,
-                      fix=Remediation("Start the cluster to check its network live.", (_compose_up(ctx),)), data=data)
+        return result(
+            "network.ports",
+            "network",
+            title,
+            Status.WARN,
+            f"the compose cluster is not running ({summary})",
+            details=details,
+            fix=Remediation("Start the cluster to check its network live.", (_compose_up(ctx),)),
+            data=data,
+        )
     # What the connection mode needs: ray:// needs the client port, a driver or worker the GCS;
     # raydoctor, the Jobs API and the dashboard UI need the dashboard. The rest only warn.
     needed = needed_roles(ctx.options.mode)
     optional = [s for s in bad if s.spec.role not in needed]
     details += [f"{s.spec.role}: not needed in {ctx.options.mode} mode ({_NOT_NEEDED[s.spec.role]})" for s in optional]
     status = Status.FAIL if len(optional) < len(bad) else Status.WARN
-    return result("network.ports", "network", title, status, summary, details=details,
-                  fix=_ports_fix(ctx, bad), data={**data, "needed": sorted(needed)})
+    return result(
+        "network.ports",
+        "network",
+        title,
+        status,
+        summary,
+        details=details,
+        fix=_ports_fix(ctx, bad),
+        data={**data, "needed": sorted(needed)},
+    )
 
 
 _NOT_NEEDED = {
@@ -422,28 +488,65 @@ def check_dashboard(ctx: CheckContext) -> Result:
     details = [f"GET /api/gcs_healthz → {health} in {latency * 1000:.1f} ms", auth]
     data = {"healthz": health, "auth_mode": mode, "healthz_ms": round(latency * 1000, 2)}
     if mode == "token" and ctx.token is None:
-        return result("network.dashboard", "network", title, Status.FAIL,
-                      f"{url} is healthy but requires a token (auth mode token) and none was found", details=details,
-                      fix=Remediation("Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.", ()),
-                      data=data)
-    return result("network.dashboard", "network", title, Status.OK, f"{url} healthy (GCS {health}), {auth}", details=details, data=data)
+        return result(
+            "network.dashboard",
+            "network",
+            title,
+            Status.FAIL,
+            f"{url} is healthy but requires a token (auth mode token) and none was found",
+            details=details,
+            fix=Remediation(
+                "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.", ()
+            ),
+            data=data,
+        )
+    return result(
+        "network.dashboard",
+        "network",
+        title,
+        Status.OK,
+        f"{url} healthy (GCS {health}), {auth}",
+        details=details,
+        data=data,
+    )
 
 
 def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
     title = "Dashboard health"
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
-        return result("network.dashboard", "network", title, Status.WARN, f"the compose cluster is not running ({message})",
-                      fix=Remediation("Start the cluster to check it live.", (_compose_up(ctx),)), data={"kind": kind})
+        return result(
+            "network.dashboard",
+            "network",
+            title,
+            Status.WARN,
+            f"the compose cluster is not running ({message})",
+            fix=Remediation("Start the cluster to check it live.", (_compose_up(ctx),)),
+            data={"kind": kind},
+        )
     fixes = {
-        "refused": Remediation("Start the head, or pass the dashboard port it really uses (--address HOST:PORT).", ("ray status",)),
-        "timeout": Remediation("The host drops the dashboard port: check that it is up, the firewall, and the VPN.", ()),
+        "refused": Remediation(
+            "Start the head, or pass the dashboard port it really uses (--address HOST:PORT).", ("ray status",)
+        ),
+        "timeout": Remediation(
+            "The host drops the dashboard port: check that it is up, the firewall, and the VPN.", ()
+        ),
         "unreachable": Remediation("There is no route to the head: check the network, VPN and the address.", ()),
         "unresolvable": Remediation("Fix the host name or use the head's IP address.", ()),
-        "silent": Remediation("Something accepts connections on the dashboard port but never answers: a stuck dashboard or a "
-                              "proxy that does not forward; restart the head or point --address at the real dashboard.", ()),
+        "silent": Remediation(
+            "Something accepts connections on the dashboard port but never answers: a stuck dashboard or a "
+            "proxy that does not forward; restart the head or point --address at the real dashboard.",
+            (),
+        ),
     }
-    return result("network.dashboard", "network", title, Status.FAIL, message,
-                  fix=fixes.get(kind, fixes["refused"]), data={"kind": kind})
+    return result(
+        "network.dashboard",
+        "network",
+        title,
+        Status.FAIL,
+        message,
+        fix=fixes.get(kind, fixes["refused"]),
+        data={"kind": kind},
+    )
 
 
 def _dashboard_error(ctx: CheckContext, exc: DashboardError) -> Result:
@@ -453,25 +556,47 @@ def _dashboard_error(ctx: CheckContext, exc: DashboardError) -> Result:
         facts = ctx.head()
         if facts.live_error_kind == "not_ray" or (exc.status in {404, 405} and not facts.live):
             return _not_ray(ctx, facts.live_error or exc.message)
-        return result("network.dashboard", "network", title, Status.FAIL,
-                      f"{_address(ctx).dashboard_url} answers but the GCS is unhealthy ({exc.message})",
-                      fix=Remediation("The head's GCS is down or overloaded: look at the head's gcs_server.err and restart the head.",
-                                      ("ray status",)), data={"kind": kind, "status": exc.status})
+        return result(
+            "network.dashboard",
+            "network",
+            title,
+            Status.FAIL,
+            f"{_address(ctx).dashboard_url} answers but the GCS is unhealthy ({exc.message})",
+            fix=Remediation(
+                "The head's GCS is down or overloaded: look at the head's gcs_server.err and restart the head.",
+                ("ray status",),
+            ),
+            data={"kind": kind, "status": exc.status},
+        )
     if kind == "not_ray":
         return _not_ray(ctx, exc.message)
     if kind in {"unauthorized", "forbidden"}:
-        return result("network.dashboard", "network", title, Status.FAIL, exc.message,
-                      fix=Remediation("Set RAY_AUTH_TOKEN to the cluster's current token.", ()), data={"kind": kind})
+        return result(
+            "network.dashboard",
+            "network",
+            title,
+            Status.FAIL,
+            exc.message,
+            fix=Remediation("Set RAY_AUTH_TOKEN to the cluster's current token.", ()),
+            data={"kind": kind},
+        )
     return _dashboard_dead(ctx, kind, exc.message)
 
 
 def _not_ray(ctx: CheckContext, message: str) -> Result:
     address = _address(ctx)
-    return result("network.dashboard", "network", "Dashboard health", Status.FAIL,
-                  f"{address.dashboard_url} answers but is not Ray: {message}",
-                  fix=Remediation("Point --address at the Ray dashboard port (default 8265); another service holds this one.",
-                                  (f"raydoctor check --address {address.host_for_url}:8265",)),
-                  data={"kind": "not_ray"})
+    return result(
+        "network.dashboard",
+        "network",
+        "Dashboard health",
+        Status.FAIL,
+        f"{address.dashboard_url} answers but is not Ray: {message}",
+        fix=Remediation(
+            "Point --address at the Ray dashboard port (default 8265); another service holds this one.",
+            (f"raydoctor check --address {address.host_for_url}:8265",),
+        ),
+        data={"kind": "not_ray"},
+    )
 
 
 def _loopback(ctx: CheckContext) -> bool:

@@ -49,17 +49,29 @@ def check_nodes(ctx: Any) -> Result:
     except DashboardError as exc:
         return result("head.nodes", "head", TITLE, Status.WARN, f"the node list could not be read: {exc.message}")
     if not nodes:
-        return result("head.nodes", "head", TITLE, Status.WARN,
-                      "the dashboard lists no nodes yet (a head that has just started?)",
-                      fix=Remediation("Run the check again in a few seconds.", ()))
+        return result(
+            "head.nodes",
+            "head",
+            TITLE,
+            Status.WARN,
+            "the dashboard lists no nodes yet (a head that has just started?)",
+            fix=Remediation("Run the check again in a few seconds.", ()),
+        )
     alive = [n for n in nodes if str(n.get("state", "")).upper() == "ALIVE"]
     dead = [n for n in nodes if str(n.get("state", "")).upper() == "DEAD"]
     workers = sum(1 for n in alive if not n.get("is_head_node"))
     resources = f"{_total(alive, 'CPU'):g} CPUs, {_total(alive, 'GPU'):g} GPUs"
     data = {"alive": len(alive), "dead": len(dead), "dead_nodes": [describe_node(n) for n in dead]}
     if not any(n.get("is_head_node") for n in alive):
-        return result("head.nodes", "head", TITLE, Status.FAIL, f"no alive head node among {len(nodes)} nodes",
-                      fix=Remediation("Restart the head (ray start --head …).", ()), data=data)
+        return result(
+            "head.nodes",
+            "head",
+            TITLE,
+            Status.FAIL,
+            f"no alive head node among {len(nodes)} nodes",
+            fix=Remediation("Restart the head (ray start --head …).", ()),
+            data=data,
+        )
     summary = f"{len(alive)} alive (head + {workers} worker{'s' if workers != 1 else ''}; {resources})"
     if not dead:
         return result("head.nodes", "head", TITLE, Status.OK, summary, data=data)
@@ -67,9 +79,16 @@ def check_nodes(ctx: Any) -> Result:
     details = [f"{describe_node(n)}: {n.get('state_message') or 'DEAD'}" for n in dead]
     address = f"{ctx.target.address.host}:{ctx.target.address.gcs_port}"
     return result(
-        "head.nodes", "head", TITLE, Status.WARN, f"{summary}; {len(dead)} dead: {names}", details=details,
-        fix=Remediation("Restart Ray on the dead node so that it joins again (its resources are gone until then).",
-                        (f"ray start --address={address}",)),
+        "head.nodes",
+        "head",
+        TITLE,
+        Status.WARN,
+        f"{summary}; {len(dead)} dead: {names}",
+        details=details,
+        fix=Remediation(
+            "Restart Ray on the dead node so that it joins again (its resources are gone until then).",
+            (f"ray start --address={address}",),
+        ),
         data=data,
     )
 

@@ -75,8 +75,12 @@ def start_probe(python: str, client_url: str, environ: dict[str, str]) -> tuple[
     """Start the probe in its own process group (so that killing it kills everything it started)."""
     proc = subprocess.Popen(
         [python, "-c", PROBE_SCRIPT, client_url],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=probe_env(environ), start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=probe_env(environ),
+        start_new_session=True,
     )
     return proc, time.perf_counter()
 
@@ -156,12 +160,22 @@ def client_server_logs(dashboard: DashboardClient, lines: int = LOG_LINES) -> di
         return {}
     body = dashboard.get_json(f"/api/v0/logs?node_id={node_id}&glob={CLIENT_LOGS}")
     listing = (body.get("data") or {}).get("result") or {} if isinstance(body, dict) else {}
-    names = sorted({name for files in listing.values() if isinstance(files, list) for name in files
-                    if isinstance(name, str) and name.startswith("ray_client_server")})
+    names = sorted(
+        {
+            name
+            for files in listing.values()
+            if isinstance(files, list)
+            for name in files
+            if isinstance(name, str) and name.startswith("ray_client_server")
+        }
+    )
     # The proxy's log, then the newest per-client servers (ports 23000+ count up per client).
     wanted = [n for n in names if n == "ray_client_server.err"]
-    per_client = sorted((n for n in names if re.fullmatch(r"ray_client_server_\d+\.(err|out)", n)),
-                        key=lambda n: int(re.findall(r"\d+", n)[0]), reverse=True)
+    per_client = sorted(
+        (n for n in names if re.fullmatch(r"ray_client_server_\d+\.(err|out)", n)),
+        key=lambda n: int(re.findall(r"\d+", n)[0]),
+        reverse=True,
+    )
     wanted += [n for n in per_client if n.endswith(".err")][:2]
     tails: dict[str, str] = {}
     for name in wanted:
@@ -189,28 +203,53 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
     exe = local.executable if local else "python"
     both = client_text + "\n" + server_text
     if _VERSION.search(both):
-        return Cause("version_mismatch",
-                     "Ray Client refused the connection: the versions differ (Ray must be equal, Python major.minor too)",
-                     Remediation(f"Use Ray {head_ray} and the head's Python locally.",
-                                 (remedies.raydoctor_fix(ctx.options), remedies.pip_install_ray(head_ray, exe))))
+        return Cause(
+            "version_mismatch",
+            "Ray Client refused the connection: the versions differ (Ray must be equal, Python major.minor too)",
+            Remediation(
+                f"Use Ray {head_ray} and the head's Python locally.",
+                (remedies.raydoctor_fix(ctx.options), remedies.pip_install_ray(head_ray, exe)),
+            ),
+        )
     if _NO_GRPC.search(client_text):
-        return Cause("client_extra_local", "this interpreter lacks Ray's client extra (grpcio): ray:// cannot connect",
-                     Remediation("Install Ray with the client extra in this env.", (f"{exe} -m pip install 'ray[client]=={head_ray}'",)))
+        return Cause(
+            "client_extra_local",
+            "this interpreter lacks Ray's client extra (grpcio): ray:// cannot connect",
+            Remediation(
+                "Install Ray with the client extra in this env.", (f"{exe} -m pip install 'ray[client]=={head_ray}'",)
+            ),
+        )
     if _NO_GRPC.search(server_text):
-        return Cause("client_extra_head", "the head lacks Ray's client extra: its Ray Client server cannot start",
-                     Remediation("Install ray[client] (or ray[default]) on the head, or use a rayproject/ray image.",
-                                 (f"pip install 'ray[client]=={head_ray}'",)))
+        return Cause(
+            "client_extra_head",
+            "the head lacks Ray's client extra: its Ray Client server cannot start",
+            Remediation(
+                "Install ray[client] (or ray[default]) on the head, or use a rayproject/ray image.",
+                (f"pip install 'ray[client]=={head_ray}'",),
+            ),
+        )
     if _FORK.search(server_text) or (_SERVER_START_FAILED.search(both) and "Check failed" in server_text):
-        return Cause("grpc_fork", "the head's Ray Client server crashed when it forked the per-client server "
-                                  "(a gRPC fork-support crash, REFERENCE §8)",
-                     Remediation("Restart the head with GRPC_ENABLE_FORK_SUPPORT=0 in its environment (compose: "
-                                 "`environment: [GRPC_ENABLE_FORK_SUPPORT=0]` on the head service), or pin the head's "
-                                 "grpcio to a release without the fork crash.",
-                                 ("GRPC_ENABLE_FORK_SUPPORT=0 ray start --head ...",)))
+        return Cause(
+            "grpc_fork",
+            "the head's Ray Client server crashed when it forked the per-client server "
+            "(a gRPC fork-support crash, REFERENCE §8)",
+            Remediation(
+                "Restart the head with GRPC_ENABLE_FORK_SUPPORT=0 in its environment (compose: "
+                "`environment: [GRPC_ENABLE_FORK_SUPPORT=0]` on the head service), or pin the head's "
+                "grpcio to a release without the fork crash.",
+                ("GRPC_ENABLE_FORK_SUPPORT=0 ray start --head ...",),
+            ),
+        )
     if _SERVER_START_FAILED.search(both):
-        return Cause("server_start_failed", "the head could not start a Ray Client server for this connection",
-                     Remediation("Look at the head's ray_client_server_*.err; restart the head with GRPC_ENABLE_FORK_SUPPORT=0 "
-                                 "if it shows a crash.", ("ray status",)))
+        return Cause(
+            "server_start_failed",
+            "the head could not start a Ray Client server for this connection",
+            Remediation(
+                "Look at the head's ray_client_server_*.err; restart the head with GRPC_ENABLE_FORK_SUPPORT=0 "
+                "if it shows a crash.",
+                ("ray status",),
+            ),
+        )
     return None
 
 
@@ -230,7 +269,9 @@ def _versions_block(ctx: CheckContext) -> str | None:
         if verdict.status is Status.FAIL:
             return verdict.summary
     if head.python_version and head.python is not None:
-        verdict = judge_python(head.python_version, head.python.exact, local.python, "client", head.ray_version, ctx.environ)
+        verdict = judge_python(
+            head.python_version, head.python.exact, local.python, "client", head.ray_version, ctx.environ
+        )
         if verdict.status is Status.FAIL:
             return verdict.summary
     return None
@@ -245,9 +286,16 @@ def roundtrip(ctx: CheckContext) -> Result:
     spec = PortSpec("client", address.client_port, "grpc", "target")
     port = probe(spec, address.host, ctx.options.timeout)
     if not port.ok:
-        what = {"silent": "accepts connections but never answers", "not_ray": f"answers but is not a Ray Client server ({port.detail})"}
-        return _skip(f"the client port {address.host}:{address.client_port} {what.get(port.state, port.state)}; "
-                     "ray.init would only wait for Ray's 30 s time-out (see network.ports)", reason="client_port", port=port.state)
+        what = {
+            "silent": "accepts connections but never answers",
+            "not_ray": f"answers but is not a Ray Client server ({port.detail})",
+        }
+        return _skip(
+            f"the client port {address.host}:{address.client_port} {what.get(port.state, port.state)}; "
+            "ray.init would only wait for Ray's 30 s time-out (see network.ports)",
+            reason="client_port",
+            port=port.state,
+        )
     # Start at once, while the facts that may veto it are still being gathered: the round trip is the
     # slowest check, and a vetoed probe is killed long before it has even imported Ray.
     proc, started = start_probe(ctx.interpreter_path, address.client_url, dict(ctx.environ))
@@ -283,14 +331,25 @@ def _success(ctx: CheckContext, run: ProbeRun) -> Result:
     worker = data.get("worker") or {}
     t = data.get("timings") or {}
     node = str(worker.get("node_id") or "?")
-    summary = (f"{_client_url(ctx)} answered in {run.elapsed_s:.1f} s: worker Python {worker.get('python')}, "
-               f"Ray {worker.get('ray')} on node {node[:12]}")
-    details = [f"import ray {t.get('import_s', 0):.2f} s, ray.init {t.get('init_s', 0):.2f} s, one task {t.get('task_s', 0):.2f} s "
-               f"(process total {run.elapsed_s:.2f} s)",
-               f"client: Python {data.get('client_python')}, Ray {data.get('client_ray')} ({ctx.local().executable})",
-               f"worker host {worker.get('hostname')}, node {node}"]
-    return result("roundtrip.client", "roundtrip", TITLE, Status.OK, summary, details=details,
-                  data={"elapsed_s": round(run.elapsed_s, 3), "worker": worker, "timings": t})
+    summary = (
+        f"{_client_url(ctx)} answered in {run.elapsed_s:.1f} s: worker Python {worker.get('python')}, "
+        f"Ray {worker.get('ray')} on node {node[:12]}"
+    )
+    details = [
+        f"import ray {t.get('import_s', 0):.2f} s, ray.init {t.get('init_s', 0):.2f} s, one task {t.get('task_s', 0):.2f} s "
+        f"(process total {run.elapsed_s:.2f} s)",
+        f"client: Python {data.get('client_python')}, Ray {data.get('client_ray')} ({ctx.local().executable})",
+        f"worker host {worker.get('hostname')}, node {node}",
+    ]
+    return result(
+        "roundtrip.client",
+        "roundtrip",
+        TITLE,
+        Status.OK,
+        summary,
+        details=details,
+        data={"elapsed_s": round(run.elapsed_s, 3), "worker": worker, "timings": t},
+    )
 
 
 def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
@@ -310,7 +369,11 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
     if run.killed:
         what = f"{url}: no answer within {LIMIT_S:g} s (stuck in {run.phase or 'start-up'}); raydoctor stopped it"
     else:
-        message = " ".join(str(err.get("message", "")).split())[:300] if err else (run.stderr_tail[-1] if run.stderr_tail else "no output")
+        message = (
+            " ".join(str(err.get("message", "")).split())[:300]
+            if err
+            else (run.stderr_tail[-1] if run.stderr_tail else "no output")
+        )
         kind = err.get("type", f"exit {run.returncode}")
         what = f"{url} failed in {err.get('phase', run.phase) or 'start-up'} after {run.elapsed_s:.1f} s: {kind}: {message}"
     details = [what] + [f"client: {line}" for line in run.stderr_tail[-6:]]
@@ -323,12 +386,27 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
         fix = cause.remediation
     else:
         summary = what
-        fix = Remediation("Read the client error and the head's ray_client_server*.err above; check that the head runs "
-                          "ray[client] and that nothing between here and the head cuts long-lived gRPC streams.",
-                          ("ray status",))
-    return result("roundtrip.client", "roundtrip", TITLE, Status.FAIL, summary, details=details, fix=fix,
-                  data={"cause": cause.key if cause else None, "killed": run.killed, "phase": err.get("phase", run.phase),
-                        "elapsed_s": round(run.elapsed_s, 3), "server_logs": sorted(server)})
+        fix = Remediation(
+            "Read the client error and the head's ray_client_server*.err above; check that the head runs "
+            "ray[client] and that nothing between here and the head cuts long-lived gRPC streams.",
+            ("ray status",),
+        )
+    return result(
+        "roundtrip.client",
+        "roundtrip",
+        TITLE,
+        Status.FAIL,
+        summary,
+        details=details,
+        fix=fix,
+        data={
+            "cause": cause.key if cause else None,
+            "killed": run.killed,
+            "phase": err.get("phase", run.phase),
+            "elapsed_s": round(run.elapsed_s, 3),
+            "server_logs": sorted(server),
+        },
+    )
 
 
 def checks_for(ctx: CheckContext) -> list[Check]:

@@ -46,8 +46,13 @@ def main():
 
         worker = ray.get(whoami.remote())
         timings["task_s"] = time.perf_counter() - t2
-        say("RESULT", worker=worker, timings=timings, client_ray=ray.__version__,
-            client_python="%d.%d.%d" % sys.version_info[:3])
+        say(
+            "RESULT",
+            worker=worker,
+            timings=timings,
+            client_ray=ray.__version__,
+            client_python="%d.%d.%d" % sys.version_info[:3],
+        )
         try:
             ray.shutdown()
         except Exception:

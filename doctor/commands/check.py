@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "check",
         help="compare this machine with the Ray head and say what to fix",
         description="Read the head's Ray and Python versions, compare them with the local "
-                    "interpreter and packages, and check the network, GPUs and a round trip.",
+        "interpreter and packages, and check the network, GPUs and a round trip.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

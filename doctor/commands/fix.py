@@ -48,36 +48,63 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "fix",
         help="build a venv that matches the Ray head (its Python, its Ray, your packages)",
         description="Plan, then build: the head's exact Python (an interpreter already here, or conda), "
-                    "a virtualenv in --env-dir named for what it holds, the requirements file with Ray "
-                    "pinned to the head's version plus Ray Client's extras; then check again with the "
-                    "new interpreter. Built in a temporary folder and renamed at the end: a failure or "
-                    "Ctrl-C leaves nothing behind.",
+        "a virtualenv in --env-dir named for what it holds, the requirements file with Ray "
+        "pinned to the head's version plus Ray Client's extras; then check again with the "
+        "new interpreter. Built in a temporary folder and renamed at the end: a failure or "
+        "Ctrl-C leaves nothing behind.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_options(parser)
     g = parser.add_argument_group("fix")
-    g.add_argument("--env-dir", type=Path, default=Path("envs"), metavar="DIR",
-                   help="where the env goes, as DIR/ray<RAY>-py<PYTHON> (default: envs/ here)")
-    g.add_argument("--installer", choices=("auto", "uv", "pip"), default="auto",
-                   help="auto = uv when installed (much faster), else pip (default: auto)")
-    g.add_argument("--no-conda", dest="use_conda", action="store_false",
-                   help="never create a conda env for the interpreter; use the interpreters already here")
+    g.add_argument(
+        "--env-dir",
+        type=Path,
+        default=Path("envs"),
+        metavar="DIR",
+        help="where the env goes, as DIR/ray<RAY>-py<PYTHON> (default: envs/ here)",
+    )
+    g.add_argument(
+        "--installer",
+        choices=("auto", "uv", "pip"),
+        default="auto",
+        help="auto = uv when installed (much faster), else pip (default: auto)",
+    )
+    g.add_argument(
+        "--no-conda",
+        dest="use_conda",
+        action="store_false",
+        help="never create a conda env for the interpreter; use the interpreters already here",
+    )
     g.add_argument("--dry-run", action="store_true", help="print the plan and stop: create nothing")
-    g.add_argument("-y", "--yes", action="store_true",
-                   help="do not ask before building (needed when stdin is not a terminal)")
-    g.add_argument("--export", nargs="?", type=Path, const=Path("environment.yml"), metavar="FILE",
-                   help="also write a conda environment.yml (python=X.Y.Z, pip, the pip list) "
-                        "to FILE (default: ./environment.yml)")
-    g.add_argument("--force", action="store_true",
-                   help="let --export overwrite a file that raydoctor did not write")
-    g.add_argument("--rebuild", action="store_true",
-                   help="build again even when the env (or the judged interpreter) already matches")
-    g.add_argument("--lock-timeout", type=lock_seconds, default=600.0, metavar="SECONDS",
-                   help="how long to wait for another fix building the same env (0: refuse at once; "
-                        "default 600)")
-    g.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
-                   help="skip the ray.init round trip in the final check")
+    g.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask before building (needed when stdin is not a terminal)"
+    )
+    g.add_argument(
+        "--export",
+        nargs="?",
+        type=Path,
+        const=Path("environment.yml"),
+        metavar="FILE",
+        help="also write a conda environment.yml (python=X.Y.Z, pip, the pip list) "
+        "to FILE (default: ./environment.yml)",
+    )
+    g.add_argument("--force", action="store_true", help="let --export overwrite a file that raydoctor did not write")
+    g.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build again even when the env (or the judged interpreter) already matches",
+    )
+    g.add_argument(
+        "--lock-timeout",
+        type=lock_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for another fix building the same env (0: refuse at once; default 600)",
+    )
+    g.add_argument(
+        "--no-roundtrip", dest="roundtrip", action="store_false", help="skip the ray.init round trip in the final check"
+    )
 
 
 def fix_options(args: argparse.Namespace) -> FixOptions:
@@ -85,9 +112,17 @@ def fix_options(args: argparse.Namespace) -> FixOptions:
 
     target = options_from(args)
     return FixOptions(
-        target=target, env_dir=args.env_dir, installer=args.installer, use_conda=args.use_conda,
-        export=args.export, force=args.force, rebuild=args.rebuild, dry_run=args.dry_run, yes=args.yes,
-        verbose=args.verbose, lock_timeout=args.lock_timeout,
+        target=target,
+        env_dir=args.env_dir,
+        installer=args.installer,
+        use_conda=args.use_conda,
+        export=args.export,
+        force=args.force,
+        rebuild=args.rebuild,
+        dry_run=args.dry_run,
+        yes=args.yes,
+        verbose=args.verbose,
+        lock_timeout=args.lock_timeout,
     )
 
 
@@ -105,9 +140,11 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         here += f" ({judged.chosen_by})"
     here += f": Python {judged.python or '?'}, " + (f"Ray {judged.ray}" if judged.ray else "no Ray")
     here += " — matches" if judged.matches else f" — does not match ({'; '.join(judged.reasons)})"
-    lines = [("bold", "Plan (raydoctor fix)"),
-             ("", f"  cluster       {plan.head.describe()}"),
-             ("", f"  judged        {here}")]
+    lines = [
+        ("bold", "Plan (raydoctor fix)"),
+        ("", f"  cluster       {plan.head.describe()}"),
+        ("", f"  judged        {here}"),
+    ]
     if plan.action in (NOTHING, UP_TO_DATE):
         lines.append(("green", f"  nothing to do: {plan.reason}"))
     else:
@@ -117,11 +154,17 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
             lines.append(("", f"  why           {plan.reason}"))
         lines += [
             ("", f"  interpreter   {plan.interpreter.describe()}"),
-            ("", f"  env           {verb} {shown(plan.env_path, cwd)}: a virtualenv with pip, built in a "
-                 f"temporary sibling and renamed when complete"),
+            (
+                "",
+                f"  env           {verb} {shown(plan.env_path, cwd)}: a virtualenv with pip, built in a "
+                f"temporary sibling and renamed when complete",
+            ),
             ("", f"  install       {plan.install.describe(cwd)}"),
-            ("", "  verify        raydoctor check with the new interpreter"
-                 + (" (round trip included when the cluster is up)" if plan.roundtrip else " (no round trip)")),
+            (
+                "",
+                "  verify        raydoctor check with the new interpreter"
+                + (" (round trip included when the cluster is up)" if plan.roundtrip else " (no round trip)"),
+            ),
         ]
     if plan.export is not None:
         lines.append(("", f"  export        {shown(plan.export, cwd)} (conda's environment.yml)"))
@@ -163,8 +206,13 @@ def outcome_lines(outcome: FixOutcome, verbose: bool) -> list[tuple[str, str]]:
             head = f"{where} matches the cluster"
         lines.append(("bold green" if outcome.exit_code == 0 else "bold", head + "."))
         if outcome.conda_env and outcome.conda_env.get("created"):
-            lines.append(("", f"Its interpreter lives in the conda env {outcome.conda_env['name']} "
-                              f"({outcome.conda_env['prefix']}): keep it while you use the venv."))
+            lines.append(
+                (
+                    "",
+                    f"Its interpreter lives in the conda env {outcome.conda_env['name']} "
+                    f"({outcome.conda_env['prefix']}): keep it while you use the venv.",
+                )
+            )
         if outcome.check is not None and outcome.check.exit_code != 0:
             lines.append(("yellow", "The env is built, but the check above still finds problems."))
         lines.append(("", "Activate it:"))
@@ -172,8 +220,9 @@ def outcome_lines(outcome: FixOutcome, verbose: bool) -> list[tuple[str, str]]:
         lines += [("", f"  {shell:<{width}}  {cmd}") for shell, cmd in outcome.activation().items()]
     if outcome.export:
         path = shown(Path(outcome.export["path"]), plan.cwd) if plan else outcome.export["path"]
-        lines.append(("", f"{path} {outcome.export['state']}: conda users recreate the env with "
-                          f"`conda env create -f {path}`"))
+        lines.append(
+            ("", f"{path} {outcome.export['state']}: conda users recreate the env with `conda env create -f {path}`")
+        )
     return lines
 
 

@@ -22,19 +22,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "report",
         help="run the check and print a Markdown summary to share (no secrets; --redact hides hosts)",
         description="Run the same check as `raydoctor check` and print a Markdown summary fit for a bug report "
-                    "or a chat message: the versions on both sides, every finding with its fix, and timings. "
-                    "Tokens and passwords never appear in it.",
+        "or a chat message: the versions on both sides, every finding with its fix, and timings. "
+        "Tokens and passwords never appear in it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_options(parser)
     add_check_options(parser)
     g = parser.add_argument_group("sharing")
-    g.add_argument("--redact", action="store_true",
-                   help="also replace host names, IP addresses and URL hosts with placeholders, and the home "
-                        "directory with ~ (for reports posted in public)")
-    g.add_argument("-o", "--output", type=Path, metavar="FILE",
-                   help="write the report to FILE instead of standard output")
+    g.add_argument(
+        "--redact",
+        action="store_true",
+        help="also replace host names, IP addresses and URL hosts with placeholders, and the home "
+        "directory with ~ (for reports posted in public)",
+    )
+    g.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -57,9 +57,7 @@ _NETWORK_TEXT = re.compile(
 class CondaError(FixError):
     """conda failed; ``exception_name`` is conda's own error class when it said one."""
 
-    def __init__(
-        self, message: str, *, exception_name: str | None = None, hint: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, exception_name: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.exception_name = exception_name
 
@@ -227,9 +225,7 @@ class Conda:
             raise
         return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
-    def _json(
-        self, args: Sequence[str], *, timeout: float, what: str, spec: str | None = None
-    ) -> dict[str, Any]:
+    def _json(self, args: Sequence[str], *, timeout: float, what: str, spec: str | None = None) -> dict[str, Any]:
         """Run a ``--json`` command and return its answer, or raise a typed CondaError."""
         rc, out, err = self._run(args, timeout)
         data = parse_json_output(out)
@@ -282,12 +278,8 @@ class Conda:
             return CondaError(f"{what} failed: {self.flavor} reported success: false")
         text = err if err.strip() else out
         if rc == 2:
-            bad = next(
-                (ln.strip() for ln in text.splitlines() if "error:" in ln), _first_line(text)
-            )
-            return CondaError(
-                f"{self.flavor} rejected the command line `{' '.join(self._command(args))}`: {bad}"
-            )
+            bad = next((ln.strip() for ln in text.splitlines() if "error:" in ln), _first_line(text))
+            return CondaError(f"{self.flavor} rejected the command line `{' '.join(self._command(args))}`: {bad}")
         if _NETWORK_TEXT.search(text):
             return CondaNetworkError(
                 f"{what} failed with a network error: {_first_line(_network_line(text))}",
@@ -309,9 +301,7 @@ class Conda:
 
     def info(self) -> dict[str, Any]:
         """``info --json`` as a dict (keys differ between conda and micromamba)."""
-        return self._json(
-            ["info", "--json"], timeout=min(self.timeout, _QUERY_TIMEOUT_S), what=f"{self.flavor} info"
-        )
+        return self._json(["info", "--json"], timeout=min(self.timeout, _QUERY_TIMEOUT_S), what=f"{self.flavor} info")
 
     def envs_dirs(self) -> list[Path]:
         """Where ``create -n NAME`` puts envs (``envs_dirs``, or micromamba's ``envs directories``)."""
@@ -433,10 +423,7 @@ class Conda:
             raise CondaError(f"{what} reported success but left no interpreter in the env")
         try:
             (prefix / CREATED_MARKER).write_text(
-                json.dumps(
-                    {"created_by": "raydoctor", "created_at": time.time(), "spec": spec}
-                )
-                + "\n",
+                json.dumps({"created_by": "raydoctor", "created_at": time.time(), "spec": spec}) + "\n",
                 encoding="utf-8",
             )
         except OSError:
@@ -462,14 +449,15 @@ class Conda:
             self._json(args, timeout=min(self.timeout, _QUERY_TIMEOUT_S), what=f"removing {env.prefix}")
         except CondaError as exc:
             failure = exc
-        if env.prefix.exists() and env.prefix.name == env.name and (
-            (env.prefix / CREATED_MARKER).is_file() or failure is None
+        if (
+            env.prefix.exists()
+            and env.prefix.name == env.name
+            and ((env.prefix / CREATED_MARKER).is_file() or failure is None)
         ):
             shutil.rmtree(env.prefix, ignore_errors=True)
         if env.prefix.exists():
             raise CondaError(
-                f"could not remove conda env {env.name!r} at {env.prefix}"
-                + (f": {failure.message}" if failure else "")
+                f"could not remove conda env {env.name!r} at {env.prefix}" + (f": {failure.message}" if failure else "")
             )
 
     def _remove_leftover(self, name: str) -> None:

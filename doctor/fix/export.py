@@ -48,7 +48,11 @@ def frozen_packages(python: Path) -> list[str]:
     try:
         proc = subprocess.run(
             [str(python), "-m", "pip", "freeze", "--disable-pip-version-check", "--exclude-editable"],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=FREEZE_TIMEOUT_S, check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=FREEZE_TIMEOUT_S,
+            check=False,
             env={**os.environ, "PIP_NO_INPUT": "1", "PYTHONUTF8": "1"},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -64,9 +68,15 @@ def environment_yml(name: str, python: str, packages: Sequence[str], *, note: st
     import yaml
 
     body = yaml.safe_dump(
-        {"name": name, "channels": ["conda-forge"],
-         "dependencies": [f"python={python}", "pip", {"pip": list(packages)}]},
-        sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000,
+        {
+            "name": name,
+            "channels": ["conda-forge"],
+            "dependencies": [f"python={python}", "pip", {"pip": list(packages)}],
+        },
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1000,
     )
     lines = [f"{HEADER}: `conda env create -f <this file>` recreates the env for this Ray cluster."]
     if note:
@@ -98,8 +108,9 @@ def write_export(path: Path, text: str, *, force: bool) -> str:
     return state
 
 
-def export_env(python: Path, path: Path, *, name: str, python_version: str, force: bool,
-               note: str | None = None) -> tuple[str, list[str]]:
+def export_env(
+    python: Path, path: Path, *, name: str, python_version: str, force: bool, note: str | None = None
+) -> tuple[str, list[str]]:
     """Freeze the env of ``python`` into ``path``; returns (state, packages)."""
     packages = frozen_packages(python)
     return write_export(path, environment_yml(name, python_version, packages, note=note), force=force), packages

@@ -383,16 +383,22 @@ def ray_constraint(requirements: Sequence[Path], ray_version: str) -> tuple[list
 _NAME = r"`?([A-Za-z0-9][A-Za-z0-9._\-]*(?:\[[^\]]*\])?(?:[<>=!~]=?[^\s,;`']+)?)`?"
 _FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"No matching distribution found for {_NAME}"), "no matching distribution found"),
-    (re.compile(rf"Could not find a version that satisfies the requirement {_NAME}"),
-     "no version satisfies the requirement"),
+    (
+        re.compile(rf"Could not find a version that satisfies the requirement {_NAME}"),
+        "no version satisfies the requirement",
+    ),
     (re.compile(rf"Because {_NAME} was not found in the package registry"), "not found in the package registry"),
     (re.compile(rf"Because there is no version of {_NAME}"), "there is no such version"),
     (re.compile(rf"Cannot install {_NAME}"), "conflicting dependencies"),
     (re.compile(rf"Failed (?:to build|building wheel for) {_NAME}"), "failed to build"),
-    (re.compile(rf"Failed to (?:download|fetch|prepare distributions?)(?: for)?:? (?!`?https?:){_NAME}"),
-     "failed to download"),
-    (re.compile(rf"Because (?:only |all versions of |you require )?{_NAME}"),
-     "no solution found when resolving dependencies"),
+    (
+        re.compile(rf"Failed to (?:download|fetch|prepare distributions?)(?: for)?:? (?!`?https?:){_NAME}"),
+        "failed to download",
+    ),
+    (
+        re.compile(rf"Because (?:only |all versions of |you require )?{_NAME}"),
+        "no solution found when resolving dependencies",
+    ),
 )
 _NETWORK = re.compile(
     r"error sending request|Max retries exceeded|Failed to establish a new connection|"

@@ -79,16 +79,25 @@ class HeadTarget:
         if self.basis == "exact":
             how = f"exact, from {self.python_source}"
         elif self.basis == "guess":
-            how = (f"a guess from the {self.python_source}: the tag names only {_minor(self.python)}; "
-                   "--address on the running cluster reads the real patch")
+            how = (
+                f"a guess from the {self.python_source}: the tag names only {_minor(self.python)}; "
+                "--address on the running cluster reads the real patch"
+            )
         else:
-            how = (f"minor only, from {self.python_source}: any {self.python}.x; a driver joining the "
-                   "cluster needs the exact patch (--address on the running cluster reads it)")
+            how = (
+                f"minor only, from {self.python_source}: any {self.python}.x; a driver joining the "
+                "cluster needs the exact patch (--address on the running cluster reads it)"
+            )
         return f"Ray {self.ray}, Python {self.python} ({how})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ray": self.ray, "python": self.python, "python_basis": self.basis,
-                "ray_source": self.ray_source, "python_source": self.python_source}
+        return {
+            "ray": self.ray,
+            "python": self.python,
+            "python_basis": self.basis,
+            "ray_source": self.ray_source,
+            "python_source": self.python_source,
+        }
 
 
 @dataclass
@@ -103,8 +112,14 @@ class Judged:
     reasons: list[str] = field(default_factory=list)  # why it does not match
 
     def to_dict(self) -> dict[str, Any]:
-        return {"executable": self.executable, "python": self.python, "ray": self.ray,
-                "chosen_by": self.chosen_by, "matches": self.matches, "reasons": list(self.reasons)}
+        return {
+            "executable": self.executable,
+            "python": self.python,
+            "ray": self.ray,
+            "chosen_by": self.chosen_by,
+            "matches": self.matches,
+            "reasons": list(self.reasons),
+        }
 
 
 @dataclass
@@ -130,9 +145,11 @@ class InterpreterPlan:
         if self.how == "existing":
             return f"Python {self.version} from {self.source}: {self.path}"
         if self.how == "conda":
-            text = (f"conda env {self.conda_env} with python={self.want} "
-                    f"(created by {self.conda_exe}, or reused if an earlier raydoctor run made it; "
-                    f"if the channels lack that patch, python={_minor(self.want)} with a warning)")
+            text = (
+                f"conda env {self.conda_env} with python={self.want} "
+                f"(created by {self.conda_exe}, or reused if an earlier raydoctor run made it; "
+                f"if the channels lack that patch, python={_minor(self.want)} with a warning)"
+            )
             if self.fallback:
                 text += f"; if conda fails: {self.fallback}"
             return text
@@ -145,9 +162,17 @@ class InterpreterPlan:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"how": self.how, "want": self.want, "path": _s(self.path), "version": self.version,
-                "source": self.source, "exact": self.exact, "conda_env": self.conda_env,
-                "conda_exe": _s(self.conda_exe), "fallback": self.fallback}
+        return {
+            "how": self.how,
+            "want": self.want,
+            "path": _s(self.path),
+            "version": self.version,
+            "source": self.source,
+            "exact": self.exact,
+            "conda_env": self.conda_env,
+            "conda_exe": _s(self.conda_exe),
+            "fallback": self.fallback,
+        }
 
 
 @dataclass
@@ -163,8 +188,11 @@ class InstallPlan:
     converted: str | None = None  # pip lines made from an environment.yml's dependencies
 
     def describe(self, cwd: Path) -> str:
-        what = [f"{shown(self.requirements, cwd)} ({self.count} requirement{'s' if self.count != 1 else ''})"
-                if self.requirements else "no requirements file: Ray only"]
+        what = [
+            f"{shown(self.requirements, cwd)} ({self.count} requirement{'s' if self.count != 1 else ''})"
+            if self.requirements
+            else "no requirements file: Ray only"
+        ]
         what += self.extra
         return f"{' + '.join(what)}, Ray pinned by the constraint {' '.join(self.constraints)}, with {self.installer}"
 
@@ -180,9 +208,15 @@ class InstallPlan:
                 yield [_write_converted(Path(tmp), self.converted)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"installer": self.installer, "requirements": _s(self.requirements), "count": self.count,
-                "constraints": list(self.constraints), "extra": list(self.extra), "hash": self.hash,
-                "from_environment_yml": self.converted is not None}
+        return {
+            "installer": self.installer,
+            "requirements": _s(self.requirements),
+            "count": self.count,
+            "constraints": list(self.constraints),
+            "extra": list(self.extra),
+            "hash": self.hash,
+            "from_environment_yml": self.converted is not None,
+        }
 
 
 @dataclass
@@ -315,7 +349,7 @@ def head_target(report: Report) -> HeadTarget:
             f"the head's {' and '.join(missing)} version{'s are' if len(missing) > 1 else ' is'} unknown "
             f"(tried: {tried}; {problems}), so fix does not know what to build",
             hint="start the cluster and pass --address HOST:8265, or name the image with "
-                 "--image rayproject/ray:VERSION-pyXY; `raydoctor check` shows what is known",
+            "--image rayproject/ray:VERSION-pyXY; `raydoctor check` shows what is known",
         )
     assert ray is not None and python is not None
     version = str(python["value"])
@@ -482,8 +516,17 @@ def make_plan(
     env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
     dest = env_dir / name
     plan = Plan(
-        action=NOTHING, reason="", head=head, judged=judged, env_name=name, env_path=dest, cwd=cwd,
-        verify=True, roundtrip=options.target.roundtrip, findings=findings(report), target=report.target,
+        action=NOTHING,
+        reason="",
+        head=head,
+        judged=judged,
+        env_name=name,
+        env_path=dest,
+        cwd=cwd,
+        verify=True,
+        roundtrip=options.target.roundtrip,
+        findings=findings(report),
+        target=report.target,
         check=report,
     )
     if options.export is not None:
@@ -492,8 +535,10 @@ def make_plan(
         plan.export = options.export if options.export.is_absolute() else cwd / options.export
         check_export_target(plan.export, force=options.force)
     if judged.matches and not options.rebuild:
-        plan.reason = (f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
-                       "as the head does, and the requirements are met")
+        plan.reason = (
+            f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
+            "as the head does, and the requirements are met"
+        )
         return plan
     if head.basis == "guess":
         plan.warnings.append(
@@ -504,8 +549,11 @@ def make_plan(
     plan.install, install_warnings = plan_install(requirements, head.ray, options.installer)
     plan.warnings += install_warnings
     plan.interpreter, interp_warnings = plan_interpreter(
-        head.python, conda_env_name(head.ray, head.python), use_conda=options.use_conda,
-        environ=environ, search_dirs=options.search_dirs,
+        head.python,
+        conda_env_name(head.ray, head.python),
+        use_conda=options.use_conda,
+        environ=environ,
+        search_dirs=options.search_dirs,
     )
     marker = read_marker(dest)
     if dest.exists() or dest.is_symlink():
@@ -516,14 +564,18 @@ def make_plan(
             )
         if up_to_date(dest, plan) and not options.rebuild:
             plan.action = UP_TO_DATE
-            plan.reason = (f"{shown(dest, cwd)} already holds Ray {head.ray} on Python "
-                           f"{marker.get('interpreter_version') or head.python} with these requirements "  # type: ignore[union-attr]
-                           "(built by raydoctor)")
+            plan.reason = (
+                f"{shown(dest, cwd)} already holds Ray {head.ray} on Python "
+                f"{marker.get('interpreter_version') or head.python} with these requirements "  # type: ignore[union-attr]
+                "(built by raydoctor)"
+            )
             return plan
         plan.warnings += interp_warnings
         plan.action = REBUILD
-        plan.reason = (f"{shown(dest, cwd)} was built by raydoctor for something else "
-                       f"({_marker_summary(marker or {})}); a new env replaces it only once complete")
+        plan.reason = (
+            f"{shown(dest, cwd)} was built by raydoctor for something else "
+            f"({_marker_summary(marker or {})}); a new env replaces it only once complete"
+        )
         if options.rebuild:
             plan.reason = f"--rebuild: {shown(dest, cwd)} is rebuilt and replaced only once complete"
         return plan
@@ -535,8 +587,10 @@ def make_plan(
 
 
 def _marker_summary(marker: Mapping[str, Any]) -> str:
-    return (f"Ray {marker.get('ray_version')}, Python {marker.get('interpreter_version') or marker.get('python_version')}, "
-            f"requirements {str(marker.get('requirements_hash', ''))[:15]}…")
+    return (
+        f"Ray {marker.get('ray_version')}, Python {marker.get('interpreter_version') or marker.get('python_version')}, "
+        f"requirements {str(marker.get('requirements_hash', ''))[:15]}…"
+    )
 
 
 def up_to_date(dest: Path, plan: Plan) -> bool:
@@ -546,8 +600,9 @@ def up_to_date(dest: Path, plan: Plan) -> bool:
     once the exact patch is on this machine.
     """
     assert plan.install is not None and plan.interpreter is not None
-    if not env_matches(dest, ray_version=plan.head.ray, python_version=plan.head.python,
-                       requirements_hash=plan.install.hash):
+    if not env_matches(
+        dest, ray_version=plan.head.ray, python_version=plan.head.python, requirements_hash=plan.install.hash
+    ):
         return False
     built = (read_marker(dest) or {}).get("interpreter_version")
     interp = plan.interpreter

@@ -122,9 +122,13 @@ class RichSteps(Steps):
             Mark(table_column=Column(width=2, no_wrap=True)),
             TextColumn("[bold]{task.fields[step]}", markup=True, table_column=Column(width=11, no_wrap=True)),
             Elapsed(table_column=Column(width=8, no_wrap=True, justify="right")),
-            TextColumn("{task.description}", markup=False,
-                       table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
-            console=self.console, refresh_per_second=10, transient=False, expand=True,
+            TextColumn(
+                "{task.description}", markup=False, table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")
+            ),
+            console=self.console,
+            refresh_per_second=10,
+            transient=False,
+            expand=True,
         )
         self._task: Any = None
         self._live = False

@@ -318,6 +318,5 @@ def find_interpreter(
         raise conda_error
     raise FixError(
         f"no Python {minor} found: install it with `conda create -n {env_name} python={want}` / "
-        f"`uv python install {want}` / `pyenv install {want}`"
-        + (f" ({'; '.join(warnings)})" if warnings else "")
+        f"`uv python install {want}` / `pyenv install {want}`" + (f" ({'; '.join(warnings)})" if warnings else "")
     )

@@ -67,8 +67,13 @@ class StepRecord:
     details: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "duration_s": round(self.duration_s, 3),
-                "summary": self.summary, "details": list(self.details)}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 3),
+            "summary": self.summary,
+            "details": list(self.details),
+        }
 
 
 @dataclass
@@ -115,9 +120,15 @@ class FixOutcome:
 
         env = None
         if self.env is not None:
-            env = {"path": str(self.env), "python": str(venv_python(self.env)), "built": self.built,
-                   "built_by_other_run": self.built_by_other, "interpreter": self.interpreter,
-                   "conda_env": self.conda_env, "activate": self.activation()}
+            env = {
+                "path": str(self.env),
+                "python": str(venv_python(self.env)),
+                "built": self.built,
+                "built_by_other_run": self.built_by_other,
+                "interpreter": self.interpreter,
+                "conda_env": self.conda_env,
+                "activate": self.activation(),
+            }
         return {
             "schema": FIX_SCHEMA,
             "raydoctor_version": __version__,
@@ -212,15 +223,19 @@ def _step(outcome: FixOutcome, steps: Steps, name: str, text: str) -> Iterator[_
         yield state
     except BaseException as exc:
         state.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "fail"
-        state.summary = "interrupted" if isinstance(exc, KeyboardInterrupt) else (
-            exc.message if isinstance(exc, DoctorError) else f"{type(exc).__name__}: {exc}")
+        state.summary = (
+            "interrupted"
+            if isinstance(exc, KeyboardInterrupt)
+            else (exc.message if isinstance(exc, DoctorError) else f"{type(exc).__name__}: {exc}")
+        )
         if isinstance(exc, InstallError):
             state.details = list(exc.details)
         raise
     finally:
         steps.end(state.status, state.summary, state.details)
-        outcome.steps.append(StepRecord(name, state.status, time.perf_counter() - started, state.summary,
-                                        state.details))
+        outcome.steps.append(
+            StepRecord(name, state.status, time.perf_counter() - started, state.summary, state.details)
+        )
 
 
 # -- building ------------------------------------------------------------------------
@@ -243,7 +258,11 @@ def _take_lock(dest: Path, timeout: float, steps: Steps, cwd: Path) -> EnvLock:
 
 
 def _get_interpreter(
-    plan: Plan, options: FixOptions, outcome: FixOutcome, steps: Steps, environ: Mapping[str, str],
+    plan: Plan,
+    options: FixOptions,
+    outcome: FixOutcome,
+    steps: Steps,
+    environ: Mapping[str, str],
     created: list[tuple[Conda, CondaEnv]],
 ) -> Interpreter:
     """The planned interpreter as is, or the real lookup (which may create a conda env)."""
@@ -255,13 +274,20 @@ def _get_interpreter(
             st.summary = f"Python {ready.version} from {ready.source} ({ready.path})"
         return ready
     name = "conda" if ip.how == "conda" else "interpreter"
-    text = (f"conda env {ip.conda_env} with python={ip.want}" if ip.how == "conda"
-            else f"Python {ip.want}: looking for the closest interpreter")
+    text = (
+        f"conda env {ip.conda_env} with python={ip.want}"
+        if ip.how == "conda"
+        else f"Python {ip.want}: looking for the closest interpreter"
+    )
     with _step(outcome, steps, name, text) as st:
         conda = Conda.locate(environ) if options.use_conda else None
         interp = find_interpreter(
-            plan.head.python, conda=conda, env_name=ip.conda_env or conda_env_name(plan.head.ray, plan.head.python),
-            allow_conda=options.use_conda, search_dirs=options.search_dirs, environ=environ,
+            plan.head.python,
+            conda=conda,
+            env_name=ip.conda_env or conda_env_name(plan.head.ray, plan.head.python),
+            allow_conda=options.use_conda,
+            search_dirs=options.search_dirs,
+            environ=environ,
         )
         if interp.created is not None and conda is not None:
             created.append((conda, interp.created))
@@ -294,8 +320,7 @@ def _cleanup(
             outcome.warnings.append(f"could not remove conda env {env.name} that this run created: {exc}")
 
 
-def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome,
-          environ: Mapping[str, str]) -> None:
+def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, environ: Mapping[str, str]) -> None:
     """Build the env atomically under its lock; on any failure remove what this run created, re-raise."""
     assert plan.install is not None and plan.interpreter is not None
     dest, cwd = plan.env_path, plan.cwd
@@ -309,16 +334,22 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome,
             steps.note(f"removed {shown(stale, cwd)}, left by a fix that did not finish")
         if dest.exists() or dest.is_symlink():
             if (read_marker(dest) or {}).get("created_by") != "raydoctor":
-                raise FixError(f"{shown(dest, cwd)} appeared meanwhile and raydoctor did not create it: leaving it alone")
+                raise FixError(
+                    f"{shown(dest, cwd)} appeared meanwhile and raydoctor did not create it: leaving it alone"
+                )
             if not options.rebuild and up_to_date(dest, plan):
                 outcome.env, outcome.built_by_other = dest, True
                 _record_interpreter(outcome, read_marker(dest) or {})
-                steps.note(f"{shown(dest, cwd)} was built meanwhile by another raydoctor fix and matches: nothing to do")
+                steps.note(
+                    f"{shown(dest, cwd)} was built meanwhile by another raydoctor fix and matches: nothing to do"
+                )
                 ok = True
                 return
         interp = _get_interpreter(plan, options, outcome, steps, environ, created)
         venv_started = True
-        with _step(outcome, steps, "venv", f"a virtualenv from Python {interp.version} ({plan.install.installer})") as st:
+        with _step(
+            outcome, steps, "venv", f"a virtualenv from Python {interp.version} ({plan.install.installer})"
+        ) as st:
             tmp = create_venv(interp.path, dest, installer=plan.install.installer)
             st.summary = f"built in {shown(tmp, cwd)}, renamed when complete"
         install = plan.install
@@ -326,14 +357,25 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome,
             installer = choose_installer(install.installer)
             with install.files() as files:
                 installer.install(
-                    venv_python(tmp), files, install.constraints, install.extra, verbose=options.verbose,
+                    venv_python(tmp),
+                    files,
+                    install.constraints,
+                    install.extra,
+                    verbose=options.verbose,
                     on_output=steps.output if options.verbose else None,
                 )
-            conda_name = interp.source[len("conda env "):] if interp.source.startswith("conda env ") else None
+            conda_name = interp.source[len("conda env ") :] if interp.source.startswith("conda env ") else None
             write_marker(
-                tmp, ray_version=plan.head.ray, python_version=plan.head.python, requirements_hash=install.hash,
-                interpreter=str(interp.path), interpreter_version=interp.version, interpreter_source=interp.source,
-                conda_env=conda_name, installer=install.installer, requirements=str(install.requirements or ""),
+                tmp,
+                ray_version=plan.head.ray,
+                python_version=plan.head.python,
+                requirements_hash=install.hash,
+                interpreter=str(interp.path),
+                interpreter_version=interp.version,
+                interpreter_source=interp.source,
+                conda_env=conda_name,
+                installer=install.installer,
+                requirements=str(install.requirements or ""),
             )
             commit_venv(tmp, dest, replace=dest.exists() or dest.is_symlink())
             st.summary = f"{shown(dest, cwd)}: Ray {plan.head.ray} on Python {interp.version}"
@@ -341,8 +383,12 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome,
         _record_interpreter(outcome, read_marker(dest) or {})
         if created:
             conda, env = created[0]
-            outcome.conda_env = {"name": env.name, "prefix": str(env.prefix), "created": True,
-                                 "note": "the venv's interpreter lives there: keep it while you use the venv"}
+            outcome.conda_env = {
+                "name": env.name,
+                "prefix": str(env.prefix),
+                "created": True,
+                "note": "the venv's interpreter lives there: keep it while you use the venv",
+            }
         ok = True
     except BaseException:
         with uninterruptible():
@@ -359,8 +405,11 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome,
 
 
 def _record_interpreter(outcome: FixOutcome, marker: Mapping[str, Any]) -> None:
-    outcome.interpreter = {"path": marker.get("interpreter"), "version": marker.get("interpreter_version"),
-                           "source": marker.get("interpreter_source")}
+    outcome.interpreter = {
+        "path": marker.get("interpreter"),
+        "version": marker.get("interpreter_version"),
+        "source": marker.get("interpreter_source"),
+    }
     if marker.get("conda_env") and outcome.conda_env is None:
         outcome.conda_env = {"name": marker.get("conda_env"), "created": False}
 
@@ -394,10 +443,16 @@ def _explain_override(report: Report, plan: Plan) -> None:
             continue
         conflict = "; ".join(data["head_conflict"])
         report.results[index] = Result(
-            res.id, res.category, res.title, Status.WARN,
+            res.id,
+            res.category,
+            res.title,
+            Status.WARN,
             f"{conflict}: fix installed Ray {plan.head.ray} anyway (a constraint overrode the pin; the file is "
             "unchanged). Edit the pin so that others get the right Ray too",
-            res.details, res.remediation, res.duration_s, {**data, "overridden_by_fix": True},
+            res.details,
+            res.remediation,
+            res.duration_s,
+            {**data, "overridden_by_fix": True},
         )
 
 
@@ -408,8 +463,12 @@ def verify(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, e
 
     assert outcome.env is not None
     python = venv_python(outcome.env)
-    target = replace(options.target, python=str(python), roundtrip=plan.roundtrip,
-                     requirements=plan.install.requirements if plan.install else options.target.requirements)
+    target = replace(
+        options.target,
+        python=str(python),
+        roundtrip=plan.roundtrip,
+        requirements=plan.install.requirements if plan.install else options.target.requirements,
+    )
     trip = "round trip included" if plan.roundtrip else "no round trip"
     with _step(outcome, steps, "verify", f"raydoctor check with {shown(python, plan.cwd)} ({trip})") as st:
         report = run_check(target, environ=environ, cwd=plan.cwd, verbose=options.verbose)
@@ -420,22 +479,30 @@ def verify(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, e
     return report
 
 
-def export(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, python: Path,
-           interpreter_version: str | None) -> None:
+def export(
+    plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, python: Path, interpreter_version: str | None
+) -> None:
     """``--export``: the env's packages as an environment.yml."""
     from doctor.fix.export import export_env
 
     assert plan.export is not None
     note = None
     if interpreter_version and plan.head.basis != "minor" and interpreter_version != plan.head.python:
-        note = (f"python={plan.head.python} is the cluster's; the venv raydoctor built here runs "
-                f"{interpreter_version}, the closest this machine had")
+        note = (
+            f"python={plan.head.python} is the cluster's; the venv raydoctor built here runs "
+            f"{interpreter_version}, the closest this machine had"
+        )
     with _step(outcome, steps, "export", f"{shown(plan.export, plan.cwd)} from pip freeze") as st:
-        state, packages = export_env(python, plan.export, name=plan.env_name, python_version=plan.head.python,
-                                     force=options.force, note=note)
+        state, packages = export_env(
+            python, plan.export, name=plan.env_name, python_version=plan.head.python, force=options.force, note=note
+        )
         st.summary = f"{shown(plan.export, plan.cwd)} {state} ({len(packages)} packages)"
-        outcome.export = {"path": str(plan.export), "state": state, "python": plan.head.python,
-                          "packages": len(packages)}
+        outcome.export = {
+            "path": str(plan.export),
+            "state": state,
+            "python": plan.head.python,
+            "packages": len(packages),
+        }
 
 
 def execute(plan: Plan, options: FixOptions, steps: Steps, *, environ: Mapping[str, str] | None = None) -> FixOutcome:
@@ -466,8 +533,11 @@ def execute(plan: Plan, options: FixOptions, steps: Steps, *, environ: Mapping[s
             outcome.fail(exc)
         except OSError as exc:  # a read-only or full env dir: build() has cleaned up; one line, no traceback
             where = exc.filename or plan.env_path
-            outcome.fail(FixError(f"cannot write {where}: {exc.strerror or exc}",
-                                  hint="choose another --env-dir, or free space there"))
+            outcome.fail(
+                FixError(
+                    f"cannot write {where}: {exc.strerror or exc}", hint="choose another --env-dir, or free space there"
+                )
+            )
         finally:
             steps.close()
     outcome.duration_s = time.perf_counter() - started

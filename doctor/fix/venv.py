@@ -164,8 +164,7 @@ def _virtualenv(python: Path, tmp: Path, prompt: str) -> None:
         raise FixError(
             "the virtualenv package is not installed", hint="`pip install virtualenv`, or use --installer uv"
         ) from None
-    args = [str(tmp), "--python", str(python), "--prompt", prompt, "--quiet", "--no-periodic-update",
-            "--no-download"]
+    args = [str(tmp), "--python", str(python), "--prompt", prompt, "--quiet", "--no-periodic-update", "--no-download"]
     try:
         cli_run(args, setup_logging=False)
     except SystemExit as exc:  # virtualenv's argument parser

@@ -278,18 +278,28 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
         resources = _mapping(node.get("resources"), where, f"{at}.resources")
         gpus = _number(resources.get("GPU"), where, f"{at}.resources.GPU")
         num = head_num if role == "head" else worker_num
-        return NodeGroup(name, role, image_for(node_docker, role, f"{at}.docker"), at, gpus=gpus,
-                         num_gpus=num if num is not None else gpus)
+        return NodeGroup(
+            name,
+            role,
+            image_for(node_docker, role, f"{at}.docker"),
+            at,
+            gpus=gpus,
+            num_gpus=num if num is not None else gpus,
+        )
 
     if node_types:
         head_type = doc.get("head_node_type")
         if head_type is None:
-            raise UsageError(f"{where}available_node_types is set but head_node_type is missing",
-                             hint="name the head's node type in head_node_type")
+            raise UsageError(
+                f"{where}available_node_types is set but head_node_type is missing",
+                hint="name the head's node type in head_node_type",
+            )
         if not isinstance(head_type, str) or head_type not in node_types:
-            raise UsageError(f"{where}head_node_type {_clip(str(head_type)) if _is_scalar(head_type) else yaml_kind(head_type)!r} "
-                             "is not one of available_node_types",
-                             hint=f"one of: {', '.join(_clip(str(k)) for k in list(node_types)[:8])}")
+            raise UsageError(
+                f"{where}head_node_type {_clip(str(head_type)) if _is_scalar(head_type) else yaml_kind(head_type)!r} "
+                "is not one of available_node_types",
+                hint=f"one of: {', '.join(_clip(str(k)) for k in list(node_types)[:8])}",
+            )
         head = group(head_type, "head", node_types[head_type])
         workers = [group(str(name), "worker", node) for name, node in node_types.items() if name != head_type]
     else:
@@ -297,8 +307,11 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
         head = NodeGroup("ray.head.default", "head", image_for({}, "head", "docker"), "docker", num_gpus=head_num)
         workers = []
         if doc.get("max_workers") != 0:
-            workers.append(NodeGroup("ray.worker.default", "worker", image_for({}, "worker", "docker"), "docker",
-                                     num_gpus=worker_num))
+            workers.append(
+                NodeGroup(
+                    "ray.worker.default", "worker", image_for({}, "worker", "docker"), "docker", num_gpus=worker_num
+                )
+            )
     setup: list[str] = []
     for key in ("setup_commands", "head_setup_commands", "worker_setup_commands", "initialization_commands"):
         setup += _commands(doc.get(key), where, key)
@@ -338,16 +351,19 @@ def read_kuberay(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
         prefix = "spec.rayClusterSpec"
         if spec.get("rayClusterSpec") is None:
             selector = "clusterSelector" if spec.get("clusterSelector") else "no rayClusterSpec"
-            raise UsageError(f"{where}defines no cluster ({selector}): it runs on an existing RayCluster",
-                             hint="point --cluster-file at that RayCluster's file, or use --address")
+            raise UsageError(
+                f"{where}defines no cluster ({selector}): it runs on an existing RayCluster",
+                hint="point --cluster-file at that RayCluster's file, or use --address",
+            )
         spec = _mapping(spec.get("rayClusterSpec"), where, prefix)
     elif kind == "RayService":
         prefix = "spec.rayClusterConfig"
         spec = _mapping(spec.get("rayClusterConfig"), where, prefix)
     head_spec = spec.get("headGroupSpec")
     if head_spec is None:
-        raise UsageError(f"{where}{prefix}.headGroupSpec is missing: the cluster has no head",
-                         hint="KubeRay needs a headGroupSpec")
+        raise UsageError(
+            f"{where}{prefix}.headGroupSpec is missing: the cluster has no head", hint="KubeRay needs a headGroupSpec"
+        )
     head = _kuberay_group(head_spec, "head", "head", f"{prefix}.headGroupSpec", where)
     groups_raw = spec.get("workerGroupSpecs")
     if groups_raw is None:
@@ -358,7 +374,9 @@ def read_kuberay(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
     for i, raw in enumerate(groups_raw[:256]):
         at = f"{prefix}.workerGroupSpecs[{i}]"
         group_name = raw.get("groupName") if isinstance(raw, dict) else None
-        label = _clip(str(group_name)) if _is_scalar(group_name) and group_name not in (None, "") else f"worker group {i}"
+        label = (
+            _clip(str(group_name)) if _is_scalar(group_name) and group_name not in (None, "") else f"worker group {i}"
+        )
         workers.append(_kuberay_group(raw, "worker", label, at, where))
     version = spec.get("rayVersion")
     return ClusterSpec(
@@ -394,8 +412,10 @@ def read_helm_values(doc: Any, path: Path, environ: Mapping[str, str] | None = N
     def group(values: dict, role: str, name: str, at: str) -> NodeGroup:
         image = _helm_image(values.get("image"), where, f"{at}.image") or default_image
         if image is None:
-            raise UsageError(f"{where}no image for {at}: set image.repository and image.tag",
-                             hint="the chart's own default image is not known to raydoctor")
+            raise UsageError(
+                f"{where}no image for {at}: set image.repository and image.tag",
+                hint="the chart's own default image is not known to raydoctor",
+            )
         params = {}
         for key in ("initArgs", "rayStartParams"):
             params.update(_mapping(values.get(key), where, f"{at}.{key}"))
@@ -428,7 +448,7 @@ def read_helm_values(doc: Any, path: Path, environ: Mapping[str, str] | None = N
     )
 
 
-READERS: dict[str, Callable[[Any, Path, "Mapping[str, str] | None"], ClusterSpec]] = {
+READERS: dict[str, Callable[[Any, Path, Mapping[str, str] | None], ClusterSpec]] = {
     "compose": read_compose,
     "ray-launcher": read_ray_launcher,
     "kuberay": read_kuberay,
@@ -463,8 +483,9 @@ def _read_yaml(path: Path) -> list[Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UsageError(f"{path}: not YAML{at}: {_clip(str(exc.problem or exc.context or 'parse error'))}",
-                         hint="fix the YAML") from None
+        raise UsageError(
+            f"{path}: not YAML{at}: {_clip(str(exc.problem or exc.context or 'parse error'))}", hint="fix the YAML"
+        ) from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not YAML: {_clip(str(exc))}", hint="fix the YAML") from None
     return docs
@@ -491,8 +512,10 @@ def _kuberay_group(raw: Any, role: str, name: str, at: str, where: str) -> NodeG
     pod = _mapping(template.get("spec"), where, f"{at}.template.spec")
     containers = pod.get("containers")
     if not isinstance(containers, list) or not containers:
-        raise UsageError(f"{where}{at}.template.spec.containers is missing or empty",
-                         hint="the first container runs Ray and names its image")
+        raise UsageError(
+            f"{where}{at}.template.spec.containers is missing or empty",
+            hint="the first container runs Ray and names its image",
+        )
     ray_container = _mapping(containers[0], where, f"{at}.template.spec.containers[0]")
     image = ray_container.get("image")
     if image is None:
@@ -585,7 +608,9 @@ def _mapping(value: Any, where: str, at: str) -> dict:
 def _image(value: Any, where: str, at: str) -> str:
     text = _scalar_text(value, where, at).strip()
     if not text or any(c.isspace() for c in text):
-        raise UsageError(f"{where}{at} {_clip(text)!r} is not an image reference", hint="e.g. rayproject/ray:2.49.2-py312-cpu")
+        raise UsageError(
+            f"{where}{at} {_clip(text)!r} is not an image reference", hint="e.g. rayproject/ray:2.49.2-py312-cpu"
+        )
     return text
 
 

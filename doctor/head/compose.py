@@ -66,9 +66,7 @@ RAY_START_VALUELESS_FLAGS = frozenset(
 
 # Words a shell treats as the end of a simple command: `ray start`'s own
 # arguments stop at the first of these.
-SHELL_OPERATORS = frozenset(
-    {"&&", "||", ";", ";;", "|", "&", "\n", "(", ")", "<", ">", ">>", "<<"}
-)
+SHELL_OPERATORS = frozenset({"&&", "||", ";", ";;", "|", "&", "\n", "(", ")", "<", ">", ">>", "<<"})
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -328,10 +326,7 @@ def _expand(body: str, variables: Mapping[str, str], where: str, text: str) -> s
         return interpolate(arg, variables, where=where) if present else ""
     if present:
         return value  # type: ignore[return-value]
-    msg = (
-        _one_line(interpolate(arg, variables, where=where))
-        or "required variable is not set"
-    )
+    msg = _one_line(interpolate(arg, variables, where=where)) or "required variable is not set"
     raise UsageError(
         f"{where}${{{name}}} is {'empty' if is_set else 'unset'}: {msg}",
         hint=f"set {name} in the environment or in the .env file beside the compose file",
@@ -374,9 +369,7 @@ def _read_dotenv(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
             )
         if not sep:
             continue  # a bare name: Compose takes it from the environment
-        values[key] = _dotenv_value(
-            value.strip(), {**values, **environ}, f"{path}:{lineno}: "
-        )
+        values[key] = _dotenv_value(value.strip(), {**values, **environ}, f"{path}:{lineno}: ")
     return values
 
 
@@ -387,9 +380,7 @@ def _dotenv_value(value: str, known: Mapping[str, str], where: str) -> str:
         while quote == '"' and end > 0 and value[end - 1] == "\\":
             end = value.find(quote, end + 1)
         if end < 0:
-            raise UsageError(
-                f"{where}unclosed {quote} quote", hint=f"close the value with {quote}"
-            )
+            raise UsageError(f"{where}unclosed {quote} quote", hint=f"close the value with {quote}")
         inner = value[1:end]
         if quote == "'":
             return inner
@@ -454,20 +445,14 @@ def parse_size(text: str | int) -> int:
     Units are binary, as in Docker's ``RAMInBytes``: ``1k`` is 1024.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise UsageError(
-            f"not a size: {text!r}", hint="write a size such as '2gb' or '512m'"
-        )
+        raise UsageError(f"not a size: {text!r}", hint="write a size such as '2gb' or '512m'")
     if isinstance(text, (int, float)):
         if not math.isfinite(text) or text < 0:
-            raise UsageError(
-                f"not a size: {text!r}", hint="write a size such as '2gb' or '512m'"
-            )
+            raise UsageError(f"not a size: {text!r}", hint="write a size such as '2gb' or '512m'")
         return int(text)
     match = _SIZE.fullmatch(text.strip())
     if not match:
-        raise UsageError(
-            f"not a size: {_clip(text)!r}", hint="write a size such as '2gb' or '512m'"
-        )
+        raise UsageError(f"not a size: {_clip(text)!r}", hint="write a size such as '2gb' or '512m'")
     number = float(match.group(1)) if "." in match.group(1) else int(match.group(1))
     return int(number * _UNITS[match.group(2).lower()])
 
@@ -600,9 +585,7 @@ def _unwrap(words: list[str], depth: int = 0) -> list[str]:
 # loading
 
 
-def load_compose(
-    path: Path, environ: Mapping[str, str] | None = None
-) -> ComposeProject:
+def load_compose(path: Path, environ: Mapping[str, str] | None = None) -> ComposeProject:
     """Read, interpolate and interpret a compose file as a Ray cluster.
 
     Variables come from ``.env`` beside the file, overridden by ``environ``
@@ -613,9 +596,7 @@ def load_compose(
     except DoctorError:
         raise
     except RecursionError:
-        raise UsageError(
-            f"{path}: nested too deeply to read", hint="simplify the compose file"
-        ) from None
+        raise UsageError(f"{path}: nested too deeply to read", hint="simplify the compose file") from None
     except (
         KeyError,
         TypeError,
@@ -646,9 +627,7 @@ _ComposeLoader.yaml_implicit_resolvers = {
 }
 _ComposeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(
-        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
-    ),
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
     list("-+0123456789"),
 )
 
@@ -660,19 +639,13 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
     except FileNotFoundError:
         raise UsageError(f"{path}: no such compose file", hint=hint_path) from None
     except IsADirectoryError:
-        raise UsageError(
-            f"{path}: is a directory, not a compose file", hint=hint_path
-        ) from None
+        raise UsageError(f"{path}: is a directory, not a compose file", hint=hint_path) from None
     except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot read: {_one_line(exc.strerror or exc)}", hint=hint_path
-        ) from None
+        raise UsageError(f"{path}: cannot read: {_one_line(exc.strerror or exc)}", hint=hint_path) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise UsageError(
-            f"{path}: not UTF-8 text", hint="save the compose file as UTF-8"
-        ) from None
+        raise UsageError(f"{path}: not UTF-8 text", hint="save the compose file as UTF-8") from None
     try:
         tree = yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as exc:
@@ -683,9 +656,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
             hint="fix the YAML; `docker compose -f FILE config` shows the same error",
         ) from None
     except yaml.YAMLError as exc:
-        raise UsageError(
-            f"{path}: invalid YAML: {_clip(str(exc), 80)}", hint="fix the YAML"
-        ) from None
+        raise UsageError(f"{path}: invalid YAML: {_clip(str(exc), 80)}", hint="fix the YAML") from None
     if not isinstance(tree, dict):
         kind = "empty" if tree is None else f"a {yaml_kind(tree)}"
         raise UsageError(
@@ -699,9 +670,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
 
     services_raw = tree.get("services")
     if services_raw is None or services_raw == {} or services_raw == []:
-        raise UsageError(
-            f"{path}: has no services", hint="define the Ray head under 'services:'"
-        )
+        raise UsageError(f"{path}: has no services", hint="define the Ray head under 'services:'")
     if not isinstance(services_raw, dict):
         raise UsageError(
             f"{path}: 'services' is a {yaml_kind(services_raw)}, not a mapping",
@@ -714,9 +683,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
             f"{path}: top-level 'networks' is a {yaml_kind(networks_raw)}, not a mapping",
             hint="write 'networks:' as a mapping of name to settings",
         )
-    networks = {
-        str(k): (v if isinstance(v, dict) else {}) for k, v in networks_raw.items()
-    }
+    networks = {str(k): (v if isinstance(v, dict) else {}) for k, v in networks_raw.items()}
 
     services: dict[str, ComposeService] = {}
     for name, raw in services_raw.items():
@@ -734,9 +701,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
             hint="keep one head per compose file",
         )
     head = heads[0]
-    workers = [
-        s for s in services.values() if s is not head and s.ray_start_args is not None
-    ]
+    workers = [s for s in services.values() if s is not head and s.ray_start_args is not None]
     return ComposeProject(path, services, networks, head, workers)
 
 
@@ -810,9 +775,7 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         )
 
     network_mode = raw.get("network_mode")
-    network_mode = (
-        None if network_mode is None else _scalar(where, "network_mode", network_mode)
-    )
+    network_mode = None if network_mode is None else _scalar(where, "network_mode", network_mode)
     shm = raw.get("shm_size")
     shm_size = None if shm is None else _scalar(where, "shm_size", shm)
 
@@ -820,12 +783,9 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
     resources = _mapping(where, "deploy.resources", deploy.get("resources"))
     limits_raw = _mapping(where, "deploy.resources.limits", resources.get("limits"))
     limits = {
-        str(k): ("" if v is None else _scalar(where, f"deploy.resources.limits.{k}", v))
-        for k, v in limits_raw.items()
+        str(k): ("" if v is None else _scalar(where, f"deploy.resources.limits.{k}", v)) for k, v in limits_raw.items()
     }
-    reservations = _mapping(
-        where, "deploy.resources.reservations", resources.get("reservations")
-    )
+    reservations = _mapping(where, "deploy.resources.reservations", resources.get("reservations"))
     devices = reservations.get("devices") or []
     if not isinstance(devices, list):
         raise UsageError(
@@ -1055,11 +1015,7 @@ def _long_port(where: str, spec: dict) -> list[PublishedPort]:
             hint="ports are 1-65535",
         )
     hosts = _port_range(where, str(published), spec)
-    return [
-        PublishedPort(
-            host_ip, hosts[0] if len(hosts) == 1 else None, container, protocol
-        )
-    ]
+    return [PublishedPort(host_ip, hosts[0] if len(hosts) == 1 else None, container, protocol)]
 
 
 def reserved_gpu_count(raw: Any) -> int | None:

@@ -62,13 +62,17 @@ class DashboardClient:
             where = f"{self.base_url}"
             if probe.state == "unresolvable":
                 self._preflight_error = DashboardError(
-                    "unresolvable", f"{self.address.host!r} does not resolve: {probe.detail}; check the host name or use an IP address")
+                    "unresolvable",
+                    f"{self.address.host!r} does not resolve: {probe.detail}; check the host name or use an IP address",
+                )
             elif probe.state == "refused":
                 self._preflight_error = DashboardError(
-                    "refused", f"{where}: connection refused (nothing listens on port {self.address.dashboard_port})")
+                    "refused", f"{where}: connection refused (nothing listens on port {self.address.dashboard_port})"
+                )
             elif probe.state == "timeout":
                 self._preflight_error = DashboardError(
-                    "timeout", f"{where} did not accept a connection within {self.timeout:g} s")
+                    "timeout", f"{where} did not accept a connection within {self.timeout:g} s"
+                )
             elif probe.state != "open":
                 self._preflight_error = DashboardError("unreachable", f"{where} is unreachable: {probe.detail}")
             self._preflight_done = True
@@ -92,6 +96,7 @@ class DashboardClient:
         self._preflight()
         session = self._open_session()
         import requests as req
+
         url = self.base_url + path
         # Until the dashboard has answered once, a read waits one --timeout (a port that accepts and never
         # answers must cost what a port probe costs); after that, slower endpoints get twice as long.
@@ -99,17 +104,28 @@ class DashboardClient:
         try:
             resp = session.request(method, url, timeout=(self.timeout, read), allow_redirects=False, **kwargs)
         except req.exceptions.ConnectTimeout:
-            raise DashboardError("timeout", f"{self.base_url} did not accept a connection within {self.timeout:g} s") from None
+            raise DashboardError(
+                "timeout", f"{self.base_url} did not accept a connection within {self.timeout:g} s"
+            ) from None
         except req.exceptions.ReadTimeout:
-            raise DashboardError("timeout", f"{self.base_url} accepted the connection but sent no answer within {read:g} s") from None
+            raise DashboardError(
+                "timeout", f"{self.base_url} accepted the connection but sent no answer within {read:g} s"
+            ) from None
         except req.exceptions.SSLError as exc:
-            raise DashboardError("not_ray", f"{self.base_url}: TLS failed ({type(exc).__name__}); try http://") from None
+            raise DashboardError(
+                "not_ray", f"{self.base_url}: TLS failed ({type(exc).__name__}); try http://"
+            ) from None
         except req.exceptions.ConnectionError as exc:
             text = str(exc)
             if "refused" in text.lower():
-                raise DashboardError("refused", f"{self.base_url}: connection refused (nothing listens on port {self.address.dashboard_port})") from None
+                raise DashboardError(
+                    "refused",
+                    f"{self.base_url}: connection refused (nothing listens on port {self.address.dashboard_port})",
+                ) from None
             if "RemoteDisconnected" in text or "BadStatusLine" in text or "Connection aborted" in text:
-                raise DashboardError("not_ray", f"{self.base_url} closed the connection without an HTTP answer: not a Ray dashboard") from None
+                raise DashboardError(
+                    "not_ray", f"{self.base_url} closed the connection without an HTTP answer: not a Ray dashboard"
+                ) from None
             raise DashboardError("unreachable", f"{self.base_url} is unreachable: {_short(text)}") from None
         except req.exceptions.RequestException as exc:
             raise DashboardError("http", f"{self.base_url}{path}: {_short(str(exc))}") from None
@@ -122,7 +138,9 @@ class DashboardClient:
             )
         if resp.status_code == 403:
             where = self.token.source if self.token else "nowhere"
-            raise DashboardError("forbidden", f"{self.base_url} rejected the auth token (from {where}): it is wrong or expired", 403)
+            raise DashboardError(
+                "forbidden", f"{self.base_url} rejected the auth token (from {where}): it is wrong or expired", 403
+            )
         return resp
 
     def get_json(self, path: str) -> Any:
@@ -134,8 +152,14 @@ class DashboardClient:
         try:
             return resp.json()
         except ValueError:
-            kind = "HTML" if "html" in resp.headers.get("content-type", "").lower() or resp.text.lstrip().startswith("<") else "text that is not JSON"
-            raise DashboardError("not_ray", f"{self.base_url}{path} answered {kind}, not Ray's JSON: this port is not a Ray dashboard") from None
+            kind = (
+                "HTML"
+                if "html" in resp.headers.get("content-type", "").lower() or resp.text.lstrip().startswith("<")
+                else "text that is not JSON"
+            )
+            raise DashboardError(
+                "not_ray", f"{self.base_url}{path} answered {kind}, not Ray's JSON: this port is not a Ray dashboard"
+            ) from None
 
     def cluster_versions(self) -> ClusterVersions:
         """Ray and Python of the head: ``cluster_metadata`` first, ``/api/version`` for older Ray."""
@@ -144,7 +168,9 @@ class DashboardClient:
             data = body.get("data") if isinstance(body, dict) else None
             if isinstance(data, dict) and data.get("rayVersion"):
                 python = data.get("pythonVersion")
-                return ClusterVersions(str(data["rayVersion"]), str(python) if python else None, "/api/v0/cluster_metadata")
+                return ClusterVersions(
+                    str(data["rayVersion"]), str(python) if python else None, "/api/v0/cluster_metadata"
+                )
         except DashboardError as exc:
             if exc.kind not in {"not_found", "not_ray", "http"}:
                 raise
@@ -167,7 +193,9 @@ class DashboardClient:
             raise
         if isinstance(body, dict) and body.get("ray_version"):
             return ClusterVersions(str(body["ray_version"]), None, "/api/version")
-        raise DashboardError("not_ray", f"{self.base_url}/api/version answered JSON without a ray_version: not a Ray dashboard")
+        raise DashboardError(
+            "not_ray", f"{self.base_url}/api/version answered JSON without a ray_version: not a Ray dashboard"
+        )
 
     def healthz(self) -> str:
         resp = self.request("GET", "/api/gcs_healthz")

@@ -107,8 +107,14 @@ def parse_image(image: str) -> ImageInfo:
     base = dict(image=image, repository=repository, tag=tag, is_ray_image=is_ray)
     if not is_ray:
         return ImageInfo(
-            **base, ray=None, python_minor=None, python_patch=None, python_from_default=False,
-            platform="cpu", cuda=None, arch="x86_64",
+            **base,
+            ray=None,
+            python_minor=None,
+            python_patch=None,
+            python_from_default=False,
+            platform="cpu",
+            cuda=None,
+            arch="x86_64",
             unknown_reason=f"{repository} is not a rayproject/ray image: its tag carries no Ray or Python version",
         )
     head, *suffixes = tag.split("-")
@@ -135,12 +141,22 @@ def parse_image(image: str) -> ImageInfo:
     if not match or match.end() != len(head) or bad_suffix:
         what = f"suffix {bad_suffix!r}" if bad_suffix else f"{head!r}"
         return ImageInfo(
-            **base, ray=None, python_minor=python_minor, python_patch=None, python_from_default=False, **common,
+            **base,
+            ray=None,
+            python_minor=python_minor,
+            python_patch=None,
+            python_from_default=False,
+            **common,
             unknown_reason=f"tag {tag!r} does not follow rayproject/ray's tag scheme ({what})",
         )
     if match.group("channel"):
         return ImageInfo(
-            **base, ray=None, python_minor=python_minor, python_patch=None, python_from_default=False, **common,
+            **base,
+            ray=None,
+            python_minor=python_minor,
+            python_patch=None,
+            python_from_default=False,
+            **common,
             unknown_reason=f"tag {tag!r} moves with every release: it names no Ray version",
         )
     ray = match.group("release")
@@ -148,6 +164,10 @@ def parse_image(image: str) -> ImageInfo:
     if from_default:
         python_minor = default_python(ray)
     return ImageInfo(
-        **base, ray=ray, python_minor=python_minor,
-        python_patch=KNOWN_PATCHES.get((ray, python_minor)), python_from_default=from_default, **common,
+        **base,
+        ray=ray,
+        python_minor=python_minor,
+        python_patch=KNOWN_PATCHES.get((ray, python_minor)),
+        python_from_default=from_default,
+        **common,
     )

@@ -63,7 +63,7 @@ def parse_payload(logs: str) -> Any:
     for line in reversed(logs.splitlines()):
         if line.startswith(MARKER):
             try:
-                return json.loads(line[len(MARKER):])
+                return json.loads(line[len(MARKER) :])
             except ValueError:
                 return None
     return None
@@ -93,11 +93,17 @@ def submit(dashboard: DashboardClient, entrypoint: str, *, submission_id: str, *
     body.update({k: v for k, v in fields.items() if v is not None})
     resp = dashboard.request("POST", "/api/jobs/", json=body)
     if resp.status_code == 404:
-        raise JobError("jobs", f"{dashboard.base_url} has no Jobs API (404 on /api/jobs/): Ray older than 1.9, or not Ray")
+        raise JobError(
+            "jobs", f"{dashboard.base_url} has no Jobs API (404 on /api/jobs/): Ray older than 1.9, or not Ray"
+        )
     if resp.status_code >= 400:
         raise JobError("jobs", f"the Jobs API refused the probe job: HTTP {resp.status_code} {_short(resp.text)}")
     data = _json(resp, "POST /api/jobs/")
-    return str(data.get("submission_id") or data.get("job_id") or submission_id) if isinstance(data, dict) else submission_id
+    return (
+        str(data.get("submission_id") or data.get("job_id") or submission_id)
+        if isinstance(data, dict)
+        else submission_id
+    )
 
 
 def status(dashboard: DashboardClient, submission_id: str) -> dict[str, Any]:
@@ -175,8 +181,16 @@ def run_probe_job(
         message = str(info.get("message") or "")
         if timed_out:
             message = f"still {state} after {limit_s:g} s; raydoctor stopped it" + (f" ({message})" if message else "")
-        outcome = JobOutcome(submission_id, "TIMEOUT" if timed_out else state, message, text,
-                             time.perf_counter() - start, parse_payload(text), notes=notes, info=info)
+        outcome = JobOutcome(
+            submission_id,
+            "TIMEOUT" if timed_out else state,
+            message,
+            text,
+            time.perf_counter() - start,
+            parse_payload(text),
+            notes=notes,
+            info=info,
+        )
     finally:
         deleted = _delete_quietly(dashboard, submission_id, notes)
     outcome.deleted = deleted

@@ -115,7 +115,11 @@ def _load_environment_yml(path: Path) -> Requirements:
             if name == "python":
                 out.python = version.lstrip("=") or None
             elif name and name != "pip":
-                spec = f"{name}=={version.lstrip('=')}" if version and not version.startswith(("<", ">", "!")) else name + version
+                spec = (
+                    f"{name}=={version.lstrip('=')}"
+                    if version and not version.startswith(("<", ">", "!"))
+                    else name + version
+                )
                 try:
                     out.requirements.append(Requirement(spec.replace("==*", "").rstrip("*").rstrip(".")))
                 except InvalidRequirement:
