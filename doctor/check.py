@@ -8,8 +8,8 @@ from typing import Callable, Mapping
 
 from doctor.context import CheckContext
 from doctor.errors import DoctorError
+from doctor.model import Report, Result
 from doctor.options import TargetOptions
-from doctor.report import Report, Result
 from doctor.runner import Check, run_checks
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import IO
 
-from doctor.report import Report, Result, Status
+from doctor.model import Report, Result, Status
 
 CATEGORY_TITLES = {
     "head": "Head",

@@ -22,7 +22,7 @@ import socket
 from pathlib import Path
 from typing import Any, Mapping
 
-from doctor.report import Report, Result, Status
+from doctor.model import Report, Result, Status
 
 __all__ = ["Redactor", "mask_secrets", "render_markdown"]
 

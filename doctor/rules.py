@@ -21,7 +21,7 @@ from typing import Mapping
 
 from packaging.version import InvalidVersion, Version
 
-from doctor.report import Status
+from doctor.model import Status
 
 CLIENT_SOURCE = "ray/util/client/__init__.py::_check_versions (python_version_match_level='minor')"
 DRIVER_SOURCE = "ray/_private/node.py::Node.check_version_info (python_version_match_level='patch')"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, List, Sequence, Union
 
 from doctor.errors import DoctorError
-from doctor.report import Result, Status
+from doctor.model import Result, Status
 
 CATEGORY_ORDER = ("head", "local", "versions", "packages", "network", "roundtrip", "gpu", "compose", "cluster", "deep")
 
@@ -40,8 +40,19 @@ def _order_key(result: Result, index: int) -> tuple[int, int]:
     return cat, index
 
 
-def _error_result(check: Check, summary: str, details: list[str] | None = None) -> Result:
-    return Result(check.id, check.category, check.title, Status.ERROR, summary, details or [])
+def _error_result(check: Check, summary: str, details: list[str] | None = None, code: str = "error") -> Result:
+    return Result(
+        check.id, check.category, check.title, Status.ERROR, summary, details or [], code=f"{check.id}.{code}"
+    )
+
+
+def stamp(check: Check, res: Result) -> Result:
+    """Write the check's identity onto a finding: the id, category and title live on the Check only."""
+    res.id = res.id or check.id
+    res.category = res.category or check.category
+    res.title = res.title or check.title
+    res.code = res.code or f"{res.id}.{res.status.value}"
+    return res
 
 
 def run_checks(
@@ -64,11 +75,12 @@ def run_checks(
             results = list(out) if isinstance(out, list) else [out]
             if not results or not all(isinstance(res, Result) for res in results):
                 raise TypeError(f"check returned {type(out).__name__}, not a Result")
+            results = [stamp(check, res) for res in results]
         except DoctorError as exc:
-            results = [_error_result(check, f"could not run: {exc}")]
+            results = [_error_result(check, f"could not run: {exc}", code="could_not_run")]
         except Exception as exc:  # a bug in a check must not hide the other findings
             details = traceback.format_exc().splitlines()[-6:] if verbose_errors else []
-            results = [_error_result(check, f"crashed: {type(exc).__name__}: {exc}", details)]
+            results = [_error_result(check, f"crashed: {type(exc).__name__}: {exc}", details, code="crashed")]
         elapsed = time.perf_counter() - start
         for res in results:
             res.duration_s = res.duration_s or elapsed
@@ -88,7 +100,7 @@ def run_checks(
         if not done_events[index].wait(max(0.0, remaining)):
             with lock:
                 if index not in outputs:
-                    res = _error_result(check, f"timed out after {check.timeout:g} s")
+                    res = _error_result(check, f"timed out after {check.timeout:g} s", code="timed_out")
                     res.duration_s = check.timeout
                     outputs[index] = [res]
                     if on_done:

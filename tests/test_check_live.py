@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from doctor.check import run_check
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 
 pytestmark = pytest.mark.cluster
 

@@ -18,8 +18,8 @@ from doctor.check import run_check
 from doctor.checks.cluster_lint import checks_for, lint_cluster
 from doctor.errors import UsageError
 from doctor.head.cluster_files import ClusterSpec, detect_format, load_cluster_file
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -28,7 +28,7 @@ from doctor.head.compose import (
     parse_size,
     split_shell,
 )
-from doctor.report import Status
+from doctor.model import Status
 
 # RAYDOCTOR_FUZZ_EXAMPLES=5000 for a long hunt; the default keeps the suite fast.
 EXAMPLES = int(os.environ.get("RAYDOCTOR_FUZZ_EXAMPLES", "100"))

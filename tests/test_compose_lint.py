@@ -20,7 +20,7 @@ from doctor.checks.compose_lint import (
     lint_compose,
 )
 from doctor.head.compose import RAY_START_VALUELESS_FLAGS, load_compose
-from doctor.report import Result, Status
+from doctor.model import Result, Status
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cpu"

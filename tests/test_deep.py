@@ -8,8 +8,8 @@ import pytest
 
 from doctor.check import run_check
 from doctor.checks import deep
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 from tests.fake_servers import closed_port
 
 

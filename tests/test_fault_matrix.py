@@ -11,8 +11,8 @@ import time
 import pytest
 
 from doctor.check import run_check
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 from tests.fake_servers import BROKEN_JSON, FakeHTTP, json_answer
 
 

@@ -33,9 +33,9 @@ from doctor.fix.plan import (
     plan_install,
 )
 from doctor.fix.venv import MARKER, env_dir_name, venv_python, write_marker
+from doctor.model import Report, Result, Status
 from doctor.options import TargetOptions
 from doctor.remedies import env_name
-from doctor.report import Report, Result, Status
 
 PYENV = Path("/root/.pyenv/versions")
 PY312 = PYENV / "3.12.1" / "bin" / "python"

@@ -15,8 +15,8 @@ import pytest
 from doctor.check import run_check
 from doctor.checks import network
 from doctor.cli import main
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 from tests.fake_servers import (
     BROKEN_JSON,
     GARBAGE_JSON,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from doctor.report import Remediation, Report, Result, Status
+from doctor.model import Remediation, Report, Result, Status
 from doctor.report_markdown import Redactor, mask_secrets, render_markdown
 from doctor.secrets import register_secret
 

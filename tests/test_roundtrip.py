@@ -12,8 +12,8 @@ from doctor.check import run_check
 from doctor.checks import roundtrip
 from doctor.context import Lazy
 from doctor.local.interpreter import LocalFacts
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 from tests.fake_servers import FakeHTTP, GrpcLookalike, SilentPort, closed_port, json_answer
 
 

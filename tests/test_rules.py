@@ -2,7 +2,7 @@
 
 import pytest
 
-from doctor.report import Status
+from doctor.model import Status
 from doctor.rules import judge_python, judge_ray, python_level, python_parts
 
 

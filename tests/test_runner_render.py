@@ -8,8 +8,8 @@ import threading
 import time
 
 from doctor.errors import UsageError
+from doctor.model import Remediation, Report, Status, result
 from doctor.render import render_json, render_text, summary_line
-from doctor.report import Remediation, Report, Status, result
 from doctor.runner import Check, run_checks
 from doctor.secrets import register_secret
 
@@ -122,7 +122,7 @@ def test_json_is_the_same_data():
     doc = json.loads(render_json(sample_report()))
     assert doc["schema"] == "raydoctor.report/1" and doc["exit_code"] == 1
     assert doc["summary"] == {"ok": 0, "warn": 1, "fail": 1, "skip": 1, "error": 0}
-    assert doc["results"][1]["remediation"] == {"text": "Use 3.12.9.", "commands": ["raydoctor fix"]}
+    assert doc["results"][1]["remediation"] == {"text": "Use 3.12.9.", "commands": ["raydoctor fix"], "edits": []}
 
 
 def test_registered_secrets_never_render():
@@ -133,3 +133,16 @@ def test_registered_secrets_never_render():
     render_text(report, out, verbose=True)
     assert "hunter2-very-secret" not in out.getvalue() + render_json(report)
     assert "***" in out.getvalue()
+
+
+def test_the_runner_stamps_identity_and_a_default_code():
+    from doctor.model import finding
+    from doctor.runner import Check, run_checks
+
+    def judge(ctx):
+        return [finding(Status.WARN, "one"), finding(Status.FAIL, "two", code="demo.two_broken")]
+
+    results = run_checks([Check("demo.check", "local", "Demo", judge, timeout=5)], None)
+    assert [(r.id, r.category, r.title) for r in results] == [("demo.check", "local", "Demo")] * 2
+    assert [r.code for r in results] == ["demo.check.warn", "demo.two_broken"]
+    assert results[0].to_dict()["code"] == "demo.check.warn"

@@ -26,8 +26,8 @@ import pytest
 
 from doctor.check import run_check
 from doctor.head.dashboard import DashboardClient, DashboardError
+from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.report import Status
 from doctor.secrets import TOKEN_PLACES, Token
 from doctor.target import parse_address
 from tests.ray_cluster import RayNode, ensure_ray_venv

@@ -8,7 +8,7 @@ from packaging.version import InvalidVersion, Version
 from doctor import remedies
 from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError
-from doctor.report import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, result
 from doctor.rules import judge_python, judge_ray
 from doctor.runner import Check
 

@@ -27,7 +27,7 @@ from packaging.version import InvalidVersion, Version
 from doctor.checks.compose_lint import Finding
 from doctor.head.cluster_files import GPU_RESOURCE, ClusterSpec, NodeGroup
 from doctor.head.image_tag import ImageInfo, parse_image
-from doctor.report import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, result
 from doctor.runner import Check
 
 __all__ = ["RULES", "checks_for", "lint_cluster"]

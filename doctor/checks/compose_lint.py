@@ -34,7 +34,7 @@ from doctor.head.compose import (
     parse_size,
     reserved_gpu_count,
 )
-from doctor.report import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, result
 
 __all__ = [
     "RAY_START_OPTIONS",

@@ -21,8 +21,8 @@ from packaging.utils import canonicalize_name
 
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, JobOutcome, run_probe_job
+from doctor.model import Remediation, Result, Status, result
 from doctor.remedies import raydoctor_fix
-from doctor.report import Remediation, Result, Status, result
 from doctor.runner import Check
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from doctor.context import CheckContext
 from doctor.head import docker
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, run_probe_job
-from doctor.report import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, result
 from doctor.runner import Check
 
 PROBE_LIMIT_S = 30.0

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 from doctor.context import CheckContext
 from doctor.head.dashboard import DashboardError
+from doctor.model import Remediation, Result, Status, result
 from doctor.net import ResolveError, resolve
 from doctor.options import DEFAULT_METRICS_PORT
-from doctor.report import Remediation, Result, Status, result
 from doctor.runner import Check
 from doctor.target import HeadAddress
 

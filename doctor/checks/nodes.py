@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from doctor.head.dashboard import DashboardError
-from doctor.report import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, result
 from doctor.runner import Check
 
 TITLE = "Cluster nodes"

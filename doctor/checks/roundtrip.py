@@ -25,7 +25,7 @@ from doctor.checks.network import PortSpec, probe
 from doctor.context import CheckContext
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.local.interpreter import InterpreterError
-from doctor.report import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, result
 from doctor.rules import judge_python, judge_ray
 from doctor.runner import Check
 

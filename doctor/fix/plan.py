@@ -30,8 +30,8 @@ from doctor.fix.conda import Conda
 from doctor.fix.install import choose_installer, ray_client_requirement, ray_constraint
 from doctor.fix.providers import Interpreter, find_interpreter
 from doctor.fix.venv import env_dir_name, env_matches, read_marker, requirements_hash, venv_python
+from doctor.model import Report, Status
 from doctor.options import TargetOptions
-from doctor.report import Report, Status
 
 FIX_SCHEMA = "raydoctor.fix/1"
 DEFAULT_ENV_DIR = Path("envs")

@@ -47,7 +47,7 @@ from doctor.fix.venv import (
     venv_python,
     write_marker,
 )
-from doctor.report import Report, Result, Status
+from doctor.model import Report, Result, Status
 
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 

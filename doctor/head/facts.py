@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from doctor.report import Fact
+from doctor.model import Fact
 
 
 @dataclass

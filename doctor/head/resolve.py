@@ -10,7 +10,7 @@ from doctor.head import docker
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import HeadFacts
 from doctor.head.image_tag import parse_image
-from doctor.report import Fact
+from doctor.model import Fact
 
 
 def gather_head_facts(dashboard: DashboardClient | None, image: str | None, *, use_docker: bool = True) -> HeadFacts:

@@ -1,6 +1,8 @@
 """What checks return and what gets rendered: plain data, no printing.
 
-A check returns a ``Result``; the runner collects them into a ``Report``.
+A check returns findings (``Result``) built with ``finding``; the runner stamps
+the check's identity (id, category, title) onto them and collects them into a
+``Report``, the one document type of every command.
 The JSON form (``Report.to_dict``) is the source of truth: the text view is
 rendered from the same data. ``SCHEMA`` changes whenever a key changes
 meaning or disappears.
@@ -28,14 +30,28 @@ class Status(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Edit:
+    """A change to a file, shown as the file, the place in it and the new value (never as a command)."""
+
+    path: str
+    place: str  # e.g. "services.ray-head.command" or "line 3"
+    value: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "place": self.place, "value": self.value, "note": self.note}
+
+
+@dataclass(frozen=True)
 class Remediation:
-    """How to fix a finding: a sentence and the commands that do it."""
+    """How to fix a finding: a sentence, the commands that do it, and the file edits it needs."""
 
     text: str
     commands: tuple[str, ...] = ()
+    edits: tuple[Edit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "commands": list(self.commands)}
+        return {"text": self.text, "commands": list(self.commands), "edits": [e.to_dict() for e in self.edits]}
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,12 @@ class Fact:
 
 @dataclass
 class Result:
-    """The outcome of one check."""
+    """One finding of a check.
+
+    ``code`` is stable across releases (``versions.python.minor_mismatch``): ``fix`` and
+    scripts key on it, never on ``summary``. ``id``, ``category`` and ``title`` are the
+    check's identity, stamped by the runner (see ``doctor.runner``).
+    """
 
     id: str
     category: str
@@ -63,10 +84,12 @@ class Result:
     remediation: Remediation | None = None
     duration_s: float = 0.0
     data: dict[str, Any] = field(default_factory=dict)
+    code: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "code": self.code,
             "category": self.category,
             "title": self.title,
             "status": self.status.value,
@@ -76,6 +99,23 @@ class Result:
             "duration_s": round(self.duration_s, 4),
             "data": self.data,
         }
+
+
+def finding(
+    status: Status,
+    summary: str,
+    *,
+    code: str = "",
+    details: list[str] | None = None,
+    fix: Remediation | None = None,
+    data: dict[str, Any] | None = None,
+    check_id: str = "",
+    title: str = "",
+) -> Result:
+    """What a check returns. Identity is left to the runner; ``check_id``/``title`` only for a
+    check that returns findings of several ids (the lint rules). ``code`` defaults to
+    ``<id>.<status>`` when the runner stamps it."""
+    return Result(check_id, "", title, status, summary, details or [], fix, 0.0, data or {}, code)
 
 
 def result(
@@ -88,9 +128,10 @@ def result(
     details: list[str] | None = None,
     fix: Remediation | None = None,
     data: dict[str, Any] | None = None,
+    code: str = "",
 ) -> Result:
-    """Shorthand used by checks."""
-    return Result(check_id, category, title, status, summary, details or [], fix, 0.0, data or {})
+    """The old spelling with the identity written out (being replaced by ``finding``)."""
+    return Result(check_id, category, title, status, summary, details or [], fix, 0.0, data or {}, code)
 
 
 @dataclass
