@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
 

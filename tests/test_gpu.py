@@ -10,7 +10,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.checks import gpu
 from doctor.model import Status
 from doctor.options import TargetOptions
