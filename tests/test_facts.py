@@ -239,11 +239,14 @@ class HeaderRecorder:
                 else:
                     status, ctype, body = answers.get(path, (404, "text/plain", "404"))  # type: ignore[misc]
                 data = body.encode() if isinstance(body, str) else body
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the port probe hangs up without reading
 
             do_POST = do_GET
 
