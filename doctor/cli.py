@@ -45,7 +45,7 @@ def print_error(exc: DoctorError, as_json: bool, command: str) -> int:
     from doctor.secrets import scrub
 
     if as_json:
-        from doctor.check import error_report
+        from doctor.app import error_report
         from doctor.render import render_json
 
         print(render_json(error_report(command, exc, 0.0)))

@@ -2,7 +2,11 @@
 
 Facts are computed lazily and at most once, even when several checks ask at
 the same moment from their threads; ``prefetch`` starts the slow ones (the
-dashboard, the interpreter probe) before the checks are even created.
+dashboard, the interpreter probe, the ``--deep`` job) before the checks are even created.
+
+Facts flow one way: this module and the fact sources it calls (``doctor.head``,
+``doctor.local``, ``doctor.facts``) never import a check, and checks only read
+what they are given here. Every fact is frozen once gathered.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
+from doctor import proc
 from doctor.errors import UsageError
+from doctor.facts.cluster import DeepProbe, node_counts, read_nodes, run_deep_probe
 from doctor.head.dashboard import DashboardClient
 from doctor.head.facts import HeadFacts
 from doctor.head.resolve import gather_head_facts
@@ -21,7 +27,7 @@ from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interp
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
 from doctor.secrets import Token, load_token
-from doctor.target import HeadAddress, parse_address
+from doctor.target import NAMED_BY_USER, HeadAddress, is_loopback, parse_address, token_withheld
 
 T = TypeVar("T")
 
@@ -54,6 +60,15 @@ class Lazy(Generic[T]):
     def start(self) -> None:
         threading.Thread(target=lambda: self._quiet_get(), daemon=True).start()
 
+    def peek(self) -> T | None:
+        """The value if it has been gathered without error, else None; never waits, never gathers."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._value if self._done and self._error is None else None
+            finally:
+                self._lock.release()
+        return None
+
     def _quiet_get(self) -> None:
         try:
             self.get()
@@ -63,7 +78,12 @@ class Lazy(Generic[T]):
 
 @dataclass
 class Target:
-    """What ``check`` looks at and why that was chosen."""
+    """What ``check`` looks at, why that was chosen, and where its head runs.
+
+    ``kind``: ``address`` (``--address``/``RAY_ADDRESS``), ``compose`` (a compose cluster on this
+    machine's Docker), ``cluster_file`` (a remote head described by a ray up YAML, a KubeRay
+    resource or Helm values), ``image`` (``--image``, run here) or ``none``.
+    """
 
     address: HeadAddress | None
     address_from: str | None
@@ -79,11 +99,33 @@ class Target:
             return "address"
         if self.compose is not None:
             return "compose"
+        if self.cluster is not None:
+            return "cluster_file"
         return "image" if self.image else "none"
+
+    @property
+    def named_by_user(self) -> bool:
+        """The address came from the user (``--address``, ``RAY_ADDRESS``), not from a file."""
+        return self.address_from in NAMED_BY_USER
+
+    @property
+    def head_is_here(self) -> bool:
+        """The head runs on this machine: checks about "this host" (its GPU driver, its Docker) apply.
+
+        A compose cluster runs on this machine's Docker and an ``--image`` is run here; an address
+        is here when it is a loopback one. A cluster file's head runs elsewhere (a cloud, Kubernetes).
+        """
+        kind = self.kind
+        if kind in {"compose", "image"}:
+            return True
+        if kind == "address" and self.address is not None:
+            return is_loopback(self.address.host)
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "kind": self.kind,
+            "head_is_here": self.head_is_here,
             "address": self.address.to_dict() if self.address else None,
             "address_from": self.address_from,
             "compose": str(self.compose_path) if self.compose_path else None,
@@ -189,7 +231,11 @@ class CheckContext:
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
         self.target = resolve_target(options, self.environ, self.cwd)
+        # The token raydoctor found; it is sent only where ``doctor.target.token_withheld`` allows.
         self.token: Token | None = load_token(self.environ)
+        self.token_withheld: str | None = (
+            token_withheld(self.target.address, self.target.address_from, self.token.source) if self.token else None
+        )
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(options.python, self.environ)
         self.requirements_path = self._requirements_path()
         self.requirements: Requirements | None = (
@@ -198,8 +244,8 @@ class CheckContext:
         self._dashboard: DashboardClient | None = None
         self._head = Lazy(self._gather_head)
         self._local = Lazy(self._gather_local)
-        self._deep = Lazy(self._run_deep_probe)
-        self._nodes = Lazy(self._read_nodes)
+        self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
+        self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -208,13 +254,36 @@ class CheckContext:
         return default if default.is_file() else None
 
     @property
+    def target_token(self) -> Token | None:
+        """The token to send to the target: None when there is none or it is withheld (see ``token_withheld``)."""
+        return None if self.token_withheld else self.token
+
+    def child_environ(self) -> dict[str, str]:
+        """The environment for a child that talks to the target (the round trip): the token only if it may go there."""
+        return proc.child_env(self.environ, with_token=self.target_token is not None)
+
+    def secret_values(self) -> frozenset[str]:
+        """Every value of this run that must never be shown: the token, the compose file's, the cluster
+        file's and the requirements' secrets (their ``secret_values()`` where they have one)."""
+        values: set[str] = set()
+        if self.token is not None:
+            values.add(self.token.value)
+        for source in (self.target.compose, self.target.cluster, self.requirements):
+            method = getattr(source, "secret_values", None) if source is not None else None
+            if callable(method):
+                values.update(str(v) for v in method() if v)
+        return frozenset(v for v in values if v)
+
+    @property
     def dashboard(self) -> DashboardClient | None:
         if self._dashboard is None and self.target.address is not None:
-            self._dashboard = DashboardClient(self.target.address, timeout=self.options.timeout, token=self.token)
+            self._dashboard = DashboardClient(
+                self.target.address, timeout=self.options.timeout, token=self.target_token
+            )
         return self._dashboard
 
     def _gather_head(self) -> HeadFacts:
-        return gather_head_facts(self.dashboard, self.target.image)
+        return gather_head_facts(self.dashboard, self.target.image, token_withheld=self.token_withheld)
 
     def _gather_local(self) -> LocalFacts:
         return inspect_interpreter(self.interpreter_path, self.interpreter_chosen_by)
@@ -227,8 +296,6 @@ class CheckContext:
         return self._local.get()
 
     def _read_nodes(self) -> list[dict[str, Any]]:
-        from doctor.checks.nodes import read_nodes
-
         if self.dashboard is None:
             return []
         return read_nodes(self.dashboard)
@@ -237,14 +304,31 @@ class CheckContext:
         """The cluster's nodes (``/api/v0/nodes``), read once per run; raises ``DashboardError``."""
         return self._nodes.get()
 
-    def _run_deep_probe(self) -> Any:
-        from doctor.checks.deep import run_deep_probe
+    def node_counts(self) -> dict[str, int] | None:
+        """The counts of the node list ``head.nodes`` judged (None when it was never read): for the report."""
+        nodes = self._nodes.peek()
+        return node_counts(nodes) if nodes is not None else None
 
-        return run_deep_probe(self)
+    def _run_deep_probe(self) -> DeepProbe:
+        if not self.options.deep:
+            return DeepProbe(skipped="the deep probe runs only with --deep")
+        dashboard = self.dashboard
+        live = dashboard is not None and self.head().live
+        return run_deep_probe(dashboard, live)
 
-    def deep_probe(self) -> Any:
-        """``--deep``: the probe job's answer (doctor.checks.deep.DeepProbe), run once; fills ``head().packages``."""
+    def deep_probe(self) -> DeepProbe:
+        """``--deep``: the probe job's answer (``doctor.facts.cluster.DeepProbe``), run once; never raises."""
         return self._deep.get()
+
+    def head_packages(self) -> dict[str, str] | None:
+        """The head's installed distributions (canonical name -> version): known only from the ``--deep`` probe."""
+        if not self.options.deep:
+            return None
+        return self.deep_probe().head_packages
+
+    def deep_probe_if_done(self) -> DeepProbe | None:
+        """The deep probe's answer if it has come, without waiting: for the report."""
+        return self._deep.peek()
 
     def local_or_none(self) -> LocalFacts | None:
         try:
@@ -255,3 +339,6 @@ class CheckContext:
     def prefetch(self) -> None:
         self._head.start()
         self._local.start()
+        if self.options.deep and self.target.address is not None:
+            # packages.head and deep.* all wait for this one job: start it now.
+            self._deep.start()

@@ -18,9 +18,10 @@ MODES = ("client", "driver")
 class TargetOptions:
     """Where the head is and which local interpreter to judge.
 
-    At most one of ``address``/``compose``/``image`` usually comes from the
-    user; when none does, ``RAY_ADDRESS`` and then the shipped compose file
-    are used (see ``doctor.target.resolve_target``).
+    At most one of ``address``/``compose``/``cluster_file``/``image`` usually comes
+    from the user; when none does, ``RAY_ADDRESS`` and then the shipped compose file
+    are used (see ``doctor.context.resolve_target``). Only an address named here or in
+    ``RAY_ADDRESS`` receives the auth token (see ``doctor.target.token_withheld``).
     """
 
     address: str | None = None

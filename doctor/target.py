@@ -127,3 +127,38 @@ def parse_address(
         # RAY_ADDRESS=host:6379 names the GCS; the dashboard is then on its default port.
         port = DEFAULT_DASHBOARD_PORT
     return HeadAddress(host, port, client_port or DEFAULT_CLIENT_PORT, gcs, scheme, given)
+
+
+# Where Docker publishes a port by default, and what a user means by "this machine": a head reached here
+# gets the token even when the address came from a compose file (the default "ports: - 8265:8265").
+DEFAULT_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+# Places where the user names the target; an address from anywhere else (a compose file's published
+# host_ip) is the file's choice, not the user's.
+NAMED_BY_USER = frozenset({"--address", "RAY_ADDRESS"})
+
+
+def is_loopback(host: str) -> bool:
+    """Any loopback address (127.0.0.0/8, ::1) or ``localhost``: the head answers on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_withheld(address: HeadAddress | None, address_from: str | None, token_source: str) -> str | None:
+    """Why the auth token must not go to ``address``, or None when it may.
+
+    The token goes only to a target the user named (``--address``, ``RAY_ADDRESS``) or to the
+    loopback address Docker publishes on by default; a compose file can publish its dashboard on any
+    ``host_ip``, and a cloned repository's compose file must not pick where the token goes.
+    """
+    if address is None or address_from in NAMED_BY_USER or address.host.lower() in DEFAULT_LOOPBACK:
+        return None
+    where = address_from or "the target"
+    return (
+        f"raydoctor has one (from {token_source}) but did not send it to {address.host}: that address comes "
+        f"from {where} ({address.given or address.dashboard_url}), not from --address or RAY_ADDRESS; "
+        f"to send it, name the target yourself: --address {address.host_for_url}:{address.dashboard_port}"
+    )

@@ -1,4 +1,4 @@
-"""check against a real Ray head on loopback (REFERENCE §8)."""
+"""check against a real Ray head on loopback (started as ``ray start --head``, tests/ray_cluster.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
 

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.checks import deep
+from doctor.facts.cluster import DeepProbe, NodeEnv
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import closed_port
@@ -85,7 +86,7 @@ def test_deep_against_a_dead_head_skips(clean_env, tmp_path):
 def env(node_id, head, python="3.12.9", ray="2.49.2", exe="/home/ray/anaconda3/bin/python", **packages):
     base = {"ray": ray, "numpy": "1.26.4"}
     base.update(packages)
-    return deep.NodeEnv(node_id, "10.0.0.%d" % (1 if head else 2), head, python, ray, exe, base)
+    return NodeEnv(node_id, "10.0.0.%d" % (1 if head else 2), head, python, ray, exe, base)
 
 
 def fake_ctx(probe, local=None):
@@ -97,16 +98,16 @@ def fake_ctx(probe, local=None):
 def test_worker_with_other_python_fails():
     head = env("a" * 56, True)
     worker = env("b" * 56, False, python="3.12.1")
-    probe = deep.DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=[head, worker])
-    res = deep.check_nodes(fake_ctx(probe))
+    probe = DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=(head, worker))
+    res = deep.judge_nodes_alike(fake_ctx(probe))
     assert res.status is Status.FAIL and "Python 3.12.1" in res.summary
 
 
 def test_worker_with_other_package_warns():
     head = env("a" * 56, True)
     worker = env("b" * 56, False, numpy="2.1.0")
-    probe = deep.DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=[head, worker])
-    res = deep.check_nodes(fake_ctx(probe))
+    probe = DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=(head, worker))
+    res = deep.judge_nodes_alike(fake_ctx(probe))
     assert res.status is Status.WARN and "1 package version(s) differ" in res.summary
     assert any("numpy: 1.26.4 on the head, 2.1.0 there" in d for d in res.details)
 
@@ -114,8 +115,8 @@ def test_worker_with_other_package_warns():
 def test_job_python_not_the_workers_python_warns():
     head = env("a" * 56, True)
     driver = env("a" * 56, False, python="3.11.7", exe="/usr/bin/python3")
-    probe = deep.DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=driver, nodes=[head])
-    res = deep.check_nodes(fake_ctx(probe))
+    probe = DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=driver, nodes=(head,))
+    res = deep.judge_nodes_alike(fake_ctx(probe))
     assert res.status is Status.WARN and "PATH" in res.summary
 
 
@@ -127,8 +128,8 @@ def test_local_differs_from_head():
         executable="/venv/bin/python",
         distributions={"ray": "2.49.2", "numpy": "2.0.0", "pandas": "2.2.2", "pytest": "8.0"},
     )
-    probe = deep.DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=[head])
-    res = deep.check_local(fake_ctx(probe, local))
+    probe = DeepProbe(outcome=SimpleNamespace(duration_s=1.0), driver=head, nodes=(head,))
+    res = deep.judge_local_vs_head(fake_ctx(probe, local))
     assert res.status is Status.WARN and "numpy 2.0.0 ≠ 1.26.4" in res.summary
     assert "/venv/bin/python -m pip install numpy==1.26.4" in res.remediation.commands
     assert res.data["only_local"] == ["pytest"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import BROKEN_JSON, FakeHTTP, json_answer

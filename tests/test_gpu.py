@@ -10,7 +10,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.checks import gpu
 from doctor.model import Status
 from doctor.options import TargetOptions
@@ -219,3 +219,31 @@ def test_docker_without_the_nvidia_runtime(tmp_path, monkeypatch, clean_env):
         '  info) echo \'{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}\';;\nesac\n',
     )
     assert gpu.check_docker(ctx).status is Status.OK
+
+
+def test_host_tools_run_without_the_token(tmp_path, monkeypatch):
+    """nvidia-smi runs through doctor.proc with the token dropped (old code: subprocess.run inherited it)."""
+    bin_dir = tmp_path / "bin"
+    seen = tmp_path / "env.txt"
+    fake_tool(
+        bin_dir,
+        "nvidia-smi",
+        f'env > "{seen}"\n'
+        'case "$1" in\n'
+        '  --query-gpu*) echo "0, NVIDIA T4, 570.86.15";;\n'
+        '  *) echo "| CUDA Version: 12.8 |";;\n'
+        "esac\n",
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "tok-should-not-leak-1234")
+    found = gpu.from_nvidia_smi()
+    assert found and found.driver == "570.86.15" and found.cuda == "12.8"
+    assert "tok-should-not-leak-1234" not in seen.read_text()
+
+
+def test_stable_codes_on_gpu_findings(tmp_path, clean_env, no_gpu_tools):
+    report = run_check(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-gpu", roundtrip=False), environ=dict(os.environ), cwd=tmp_path
+    )
+    assert by_id(report, "gpu.host").code == "gpu.host.no_driver"
+    assert by_id(report, "gpu.docker").code == "gpu.docker.no_engine"

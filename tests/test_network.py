@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.checks import network
 from doctor.cli import main
 from doctor.model import Status

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.checks import roundtrip
 from doctor.context import Lazy
 from doctor.local.interpreter import LocalFacts

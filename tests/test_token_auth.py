@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from doctor.check import run_check
+from doctor.app import run_check
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.model import Status
 from doctor.options import TargetOptions

@@ -96,6 +96,10 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
         "forbidden": Remediation(
             "The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.", ()
         ),
+        "token_withheld": Remediation(
+            "The token goes only to a target you name: pass the address yourself if you trust it.",
+            (f"raydoctor check --address {address.host_for_url}:{address.dashboard_port}",) if address else (),
+        ),
     }
     summary = facts.live_error or f"{address.dashboard_url} did not answer"
     if facts.ray or facts.python:
@@ -296,20 +300,15 @@ def requirement_pins(ctx: CheckContext) -> Result:
 
 def head_packages(ctx: CheckContext) -> Result:
     title = "Requirements on the head"
-    head = ctx.head()
     reqs = ctx.requirements
-    if head.packages is None and ctx.options.deep and reqs is not None:
-        try:
-            ctx.deep_probe()  # the --deep probe job fills head.packages (doctor.checks.deep)
-        except Exception:
-            pass  # reported by deep.probe
-    if head.packages is None:
+    packages = ctx.head_packages()  # from the --deep probe job (doctor.facts.cluster), else None
+    if packages is None:
         return _skip("packages.head", "packages", title, "the head's packages are known only with --deep (a probe job)")
     if reqs is None:
         return _skip("packages.head", "packages", title, "no requirements file")
     problems = []
     for req in reqs.requirements:
-        have = head.packages.get(canonicalize_name(req.name))
+        have = packages.get(canonicalize_name(req.name))
         if have is None:
             problems.append(f"{req.name} is not installed on the head")
         elif req.specifier and not _satisfies(req.specifier, have):

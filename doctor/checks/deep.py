@@ -1,167 +1,35 @@
-"""``--deep``: one probe job that lists what every node really has installed.
+"""``--deep``: judge what the probe job found installed on every node.
 
-The head's Python and Ray come cheaply from the dashboard; its packages do
-not. A job (Jobs API over HTTP) runs on the head, and from it one tiny task is
-pinned to every alive node (NodeAffinitySchedulingStrategy) to report that
-node's Python, Ray and installed distributions. Differences from the local
-env and between nodes are findings: objects pickled with one version of a
-package and loaded with another break in ways that look like user bugs.
-
-The probe runs once per check, shared through ``CheckContext.deep_probe()``,
-which also fills ``ctx.head().packages`` for the ``packages.head`` check.
+The probe itself is a fact (``doctor.facts.cluster.run_deep_probe``), run once per check and shared
+through ``CheckContext.deep_probe()``; ``packages.head`` reads the head's packages from it through
+``CheckContext.head_packages()``. Differences from the local env and between nodes are findings:
+objects pickled with one version of a package and loaded with another break in ways that look like
+user bugs.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name
-
-from doctor.head.dashboard import DashboardError
-from doctor.head.jobs import MARKER, JobError, JobOutcome, run_probe_job
-from doctor.model import Remediation, Result, Status, result
+from doctor.facts.cluster import JOB_LIMIT_S, DeepProbe, NodeEnv
+from doctor.model import Remediation, Result, Status, finding
 from doctor.remedies import raydoctor_fix
 from doctor.runner import Check
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from doctor.context import CheckContext
 
-# ~4.5 s on an idle 2-core machine (REFERENCE §2); measured 14 s end to end under load (supervisor
-# actor 6 s, the script 4.6 s). packages.head waits for this inside its own 45 s.
-JOB_LIMIT_S = 30.0
-TASK_LIMIT_S = 15.0  # per-node answers, inside the job
+__all__ = ["DeepProbe", "NodeEnv", "checks_for", "judge_local_vs_head", "judge_nodes_alike", "judge_probe_job"]
+
 SHOW = 8  # differences listed in a summary
-
-DEEP_PROBE = r"""
-import json, platform, socket, sys, time
-from importlib import metadata
-
-def describe():
-    import ray as r
-    pk = {}
-    for d in metadata.distributions():
-        try:
-            name = d.metadata["Name"]
-        except Exception:
-            name = None
-        if name:
-            pk.setdefault(name, d.version)
-    return {"python": platform.python_version(), "ray": r.__version__, "executable": sys.executable,
-            "hostname": socket.gethostname(), "packages": pk,
-            "node_id": r.get_runtime_context().get_node_id()}
-
-def main():
-    # Ray is imported here, in the job on the cluster, never in raydoctor's process.
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    ray.init(logging_level="ERROR", log_to_driver=False)
-    out = {"driver": describe(), "nodes": {}}
-    look = ray.remote(num_cpus=0, max_retries=0)(describe)
-    refs = {}
-    for n in ray.nodes():
-        if not n.get("Alive"):
-            continue
-        nid = n["NodeID"]
-        ref = look.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False)).remote()
-        refs[nid] = (n, ref)
-    deadline = time.time() + TASK_LIMIT
-    for nid, (n, ref) in refs.items():
-        try:
-            res = ray.get(ref, timeout=max(0.5, deadline - time.time()))
-        except Exception as e:
-            res = {"error": type(e).__name__ + ": " + str(e)[:300]}
-            ray.cancel(ref, force=True)
-        res["ip"] = n.get("NodeManagerAddress")
-        res["is_head"] = "node:__internal_head__" in (n.get("Resources") or {})
-        out["nodes"][nid] = res
-    print("MARKER" + json.dumps(out), flush=True)
-
-
-main()
-""".replace("MARKER", MARKER).replace("TASK_LIMIT", repr(TASK_LIMIT_S))
-
-
-@dataclass
-class NodeEnv:
-    node_id: str
-    ip: str
-    is_head: bool
-    python: str | None = None
-    ray: str | None = None
-    executable: str | None = None
-    packages: dict[str, str] = field(default_factory=dict)  # canonical name -> version
-    error: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{'head' if self.is_head else 'worker'} {self.node_id[:12]} ({self.ip})"
-
-
-@dataclass
-class DeepProbe:
-    """What the deep probe job brought back, or why it did not."""
-
-    error: str | None = None
-    skipped: str | None = None
-    outcome: JobOutcome | None = None
-    driver: NodeEnv | None = None
-    nodes: list[NodeEnv] = field(default_factory=list)
-
-    @property
-    def head(self) -> NodeEnv | None:
-        found = [n for n in self.nodes if n.is_head and n.error is None]
-        return found[0] if found else (self.driver if self.driver and self.driver.error is None else None)
-
-
-def _env(node_id: str, raw: dict[str, Any]) -> NodeEnv:
-    packages: dict[str, str] = {canonicalize_name(str(k)): str(v) for k, v in (raw.get("packages") or {}).items()}
-    return NodeEnv(
-        node_id,
-        str(raw.get("ip") or "?"),
-        bool(raw.get("is_head")),
-        raw.get("python"),
-        raw.get("ray"),
-        raw.get("executable"),
-        packages,
-        raw.get("error"),
-    )
-
-
-def run_deep_probe(ctx: CheckContext) -> DeepProbe:
-    """Run the probe job once; fill ``ctx.head().packages`` from the head node's answer. Never raises."""
-    head_facts = ctx.head()
-    if ctx.dashboard is None or not head_facts.live:
-        return DeepProbe(skipped="the cluster is not reachable (see head.source)")
-    try:
-        outcome = run_probe_job(ctx.dashboard, DEEP_PROBE, limit_s=JOB_LIMIT_S, name="deep")
-    except JobError as exc:
-        return DeepProbe(error=f"the probe job could not be submitted: {exc.message}")
-    except DashboardError as exc:
-        return DeepProbe(error=f"the Jobs API did not answer: {exc.message}")
-    probe = DeepProbe(outcome=outcome)
-    payload = outcome.payload
-    if not outcome.ok or not isinstance(payload, dict):
-        probe.error = f"the probe job {outcome.status.lower()} after {outcome.duration_s:.1f} s" + (
-            f": {outcome.message}" if outcome.message else ""
-        )
-        return probe
-    driver = payload.get("driver") or {}
-    probe.driver = _env(str(driver.get("node_id") or "driver"), {**driver, "is_head": False, "ip": "job driver"})
-    probe.nodes = sorted(
-        (_env(nid, raw) for nid, raw in (payload.get("nodes") or {}).items()), key=lambda n: (not n.is_head, n.node_id)
-    )
-    head = probe.head
-    if head is not None:
-        head_facts.packages = dict(head.packages)
-    return probe
 
 
 # ---------------------------------------------------------------- comparisons
 
 
-def diff_packages(a: dict[str, str], b: dict[str, str]) -> list[tuple[str, str, str]]:
+def diff_packages(a: Mapping[str, str], b: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(name, a's version, b's version) for packages both have at different versions."""
     return [(name, a[name], b[name]) for name in sorted(set(a) & set(b)) if a[name] != b[name]]
 
@@ -170,40 +38,42 @@ def _pairs(diffs: list[tuple[str, str, str]], left: str, right: str) -> list[str
     return [f"{name}: {va} {left}, {vb} {right}" for name, va, vb in diffs]
 
 
+PROBE_TITLE = "Deep probe job"
+
+
 def _probe_result(ctx: CheckContext) -> tuple[DeepProbe | None, Result | None]:
-    """The shared probe, or the result that explains why there is none."""
+    """The shared probe, or the finding (of deep.probe) that explains why there is none."""
     try:
         probe = ctx.deep_probe()
     except Exception as exc:  # a bug in the probe must still be reported once, here
-        return None, result(
-            "deep.probe", "deep", "Deep probe job", Status.ERROR, f"crashed: {type(exc).__name__}: {exc}"
-        )
+        return None, finding(Status.ERROR, f"crashed: {type(exc).__name__}: {exc}", code="deep.probe.crashed")
     if probe.skipped:
-        return probe, result("deep.probe", "deep", "Deep probe job", Status.SKIP, probe.skipped)
+        return probe, finding(Status.SKIP, probe.skipped, code="deep.probe.unreachable")
     if probe.error:
-        details = []
+        details: list[str] = []
         if probe.outcome is not None:
             details = (
                 [f"job {probe.outcome.submission_id}: {probe.outcome.status}"]
                 + probe.outcome.log_tail()
                 + probe.outcome.notes
             )
-        return probe, result(
-            "deep.probe",
-            "deep",
-            "Deep probe job",
+        return probe, finding(
             Status.FAIL,
             probe.error,
+            code="deep.probe.job_failed",
             details=details,
             fix=Remediation(
-                "The head must run `python` with Ray on its PATH for jobs (REFERENCE §8); read the job log above.",
+                # The job's entrypoint is a shell command on the head (ray/dashboard/modules/job/
+                # job_manager.py::JobManager.submit_job): its `python` must have Ray.
+                "The head must run `python` with Ray on its PATH for jobs; read the job log above.",
                 ("ray job list",),
             ),
         )
     return probe, None
 
 
-def check_probe(ctx: CheckContext) -> Result:
+def judge_probe_job(ctx: CheckContext) -> Result:
+    """Whether every alive node answered the probe, and what the head runs."""
     probe, failed = _probe_result(ctx)
     if failed is not None:
         return failed
@@ -238,35 +108,33 @@ def check_probe(ctx: CheckContext) -> Result:
             for n in probe.nodes
         ],
     }
-    status = Status.OK if len(answered) == len(probe.nodes) and probe.nodes else Status.WARN
-    fix = None
-    if status is Status.WARN:
-        fix = Remediation(
+    if len(answered) == len(probe.nodes) and probe.nodes:
+        return finding(Status.OK, summary, code="deep.probe.answered", details=details, data=data)
+    return finding(
+        Status.WARN,
+        summary,
+        code="deep.probe.node_silent",
+        details=details,
+        fix=Remediation(
             "A node did not run the probe task in time: look at it with `ray status` and its raylet logs.",
             ("ray status",),
-        )
-    return result("deep.probe", "deep", "Deep probe job", status, summary, details=details, fix=fix, data=data)
+        ),
+        data=data,
+    )
 
 
-def check_local(ctx: CheckContext) -> Result:
+def judge_local_vs_head(ctx: CheckContext) -> Result:
     """The local env against the head's worker env: same Python, Ray, and package versions."""
-    title = "Local env vs the head"
     probe, failed = _probe_result(ctx)
     if failed is not None:
-        return result("deep.local", "deep", title, Status.SKIP, "no answer from the probe job (see deep.probe)")
+        return finding(Status.SKIP, "no answer from the probe job (see deep.probe)", code="deep.local.no_probe")
     assert probe is not None
     head = probe.head
     local = ctx.local_or_none()
-    if head is None or local is None:
-        return result(
-            "deep.local",
-            "deep",
-            title,
-            Status.SKIP,
-            "the head's env is unknown (see deep.probe)"
-            if head is None
-            else "the local interpreter could not be inspected",
-        )
+    if head is None:
+        return finding(Status.SKIP, "the head's env is unknown (see deep.probe)", code="deep.local.head_unknown")
+    if local is None:
+        return finding(Status.SKIP, "the local interpreter could not be inspected", code="deep.local.local_unknown")
     problems = []
     if head.python != local.python:
         problems.append(f"Python {local.python} locally, {head.python} on the head")
@@ -283,12 +151,10 @@ def check_local(ctx: CheckContext) -> Result:
     data = {"version_differences": [{"name": n, "local": a, "head": b} for n, a, b in diffs], "only_local": only_local}
     if not problems and not diffs:
         both = len(set(local.distributions) & set(head.packages))
-        return result(
-            "deep.local",
-            "deep",
-            title,
+        return finding(
             Status.OK,
             f"every package installed on both sides has the same version ({both} compared)",
+            code="deep.local.same",
             details=details,
             data=data,
         )
@@ -297,12 +163,10 @@ def check_local(ctx: CheckContext) -> Result:
     summary = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
     pins = " ".join(f"{n}=={b}" for n, _, b in diffs[:SHOW])
     commands = [f"{local.executable} -m pip install {pins}"] if pins else []
-    return result(
-        "deep.local",
-        "deep",
-        title,
+    return finding(
         Status.WARN,
         f"{len(problems) + len(diffs)} difference(s) from the head: {summary}",
+        code="deep.local.differs",
         details=details,
         data=data,
         fix=Remediation(
@@ -313,16 +177,15 @@ def check_local(ctx: CheckContext) -> Result:
     )
 
 
-def check_nodes(ctx: CheckContext) -> Result:
+def judge_nodes_alike(ctx: CheckContext) -> Result:
     """Every node against the head, and the job driver's `python` against the head's workers."""
-    title = "Nodes alike"
     probe, failed = _probe_result(ctx)
     if failed is not None:
-        return result("deep.nodes", "deep", title, Status.SKIP, "no answer from the probe job (see deep.probe)")
+        return finding(Status.SKIP, "no answer from the probe job (see deep.probe)", code="deep.nodes.no_probe")
     assert probe is not None
     head = probe.head
     if head is None:
-        return result("deep.nodes", "deep", title, Status.SKIP, "the head's env is unknown (see deep.probe)")
+        return finding(Status.SKIP, "the head's env is unknown (see deep.probe)", code="deep.nodes.head_unknown")
     fails: list[str] = []
     warns: list[str] = []
     details: list[str] = []
@@ -364,23 +227,24 @@ def check_nodes(ctx: CheckContext) -> Result:
     others = len(probe.nodes) - 1
     data = {"nodes": len(probe.nodes), "fails": fails, "warns": warns}
     if fails:
-        return result(
-            "deep.nodes",
-            "deep",
-            title,
+        return finding(
             Status.FAIL,
             "; ".join(fails[:3]),
+            code="deep.nodes.version_mismatch",
             details=fails + warns + details,
             data=data,
-            fix=Remediation("Run the same image (same Ray and Python, to the patch) on every node (REFERENCE §5).", ()),
+            fix=Remediation(
+                # Ray refuses a node whose Ray or Python differs from the head's
+                # (ray/_private/utils.py::check_version_info), and pickles need the same packages.
+                "Run the same image (same Ray and Python, to the patch) on every node.",
+                (),
+            ),
         )
     if warns:
-        return result(
-            "deep.nodes",
-            "deep",
-            title,
+        return finding(
             Status.WARN,
             "; ".join(warns[:3]),
+            code="deep.nodes.packages_differ",
             details=warns + details,
             data=data,
             fix=Remediation(
@@ -390,32 +254,22 @@ def check_nodes(ctx: CheckContext) -> Result:
             ),
         )
     if others <= 0:
-        return result("deep.nodes", "deep", title, Status.OK, "one node (the head): nothing to compare", data=data)
-    return result(
-        "deep.nodes",
-        "deep",
-        title,
+        return finding(Status.OK, "one node (the head): nothing to compare", code="deep.nodes.single", data=data)
+    return finding(
         Status.OK,
         f"{others} worker node(s) run the head's Python {head.python}, Ray {head.ray} and the same packages",
+        code="deep.nodes.alike",
         data=data,
     )
-
-
-def _start(ctx: CheckContext) -> None:
-    try:
-        ctx.deep_probe()
-    except Exception:
-        pass  # reported by deep.probe
 
 
 def checks_for(ctx: CheckContext) -> list[Check]:
     if not ctx.options.deep or ctx.target.address is None:
         return []
-    # Start the job now: packages.head and the checks below all wait for this one answer.
-    threading.Thread(target=_start, args=(ctx,), daemon=True, name="deep-probe").start()
+    # The job itself was started by CheckContext.prefetch: these checks all wait for its one answer.
     limit = JOB_LIMIT_S + 20
     return [
-        Check("deep.probe", "deep", "Deep probe job", check_probe, timeout=limit),
-        Check("deep.local", "deep", "Local env vs the head", check_local, timeout=limit),
-        Check("deep.nodes", "deep", "Nodes alike", check_nodes, timeout=limit),
+        Check("deep.probe", "deep", PROBE_TITLE, judge_probe_job, timeout=limit),
+        Check("deep.local", "deep", "Local env vs the head", judge_local_vs_head, timeout=limit),
+        Check("deep.nodes", "deep", "Nodes alike", judge_nodes_alike, timeout=limit),
     ]

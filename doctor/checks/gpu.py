@@ -4,8 +4,9 @@ A GPU can get lost at every step: no driver, a driver too old for the image's
 CUDA, Docker without the NVIDIA runtime, no device reservation (compose lint),
 and Ray told ``--num-gpus`` on a container that has no GPU. The last one is the
 sneaky one: Ray then advertises a GPU, a ``num_gpus=1`` task is scheduled and
-gets ``CUDA_VISIBLE_DEVICES=0``, but there is no ``/dev/nvidia0`` (REFERENCE §5,
-measured). Only a job on the cluster can see that, so one is submitted.
+gets ``CUDA_VISIBLE_DEVICES=0``, but there is no ``/dev/nvidia0`` (Ray takes ``--num-gpus`` at
+its word: ``ray/_private/resource_spec.py::ResourceSpec.resolve`` detects GPUs only when it is
+absent; measured). Only a job on the cluster can see that, so one is submitted.
 Without GPUs anywhere and with a CPU target, every GPU check says skipped.
 """
 
@@ -15,21 +16,22 @@ import ctypes
 import json
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from doctor.checks.nodes import describe_node
+from doctor import proc
 from doctor.context import CheckContext
+from doctor.facts.cluster import describe_node
 from doctor.head import docker
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, run_probe_job
-from doctor.model import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
 PROBE_LIMIT_S = 30.0
 
-# NVIDIA's published minimum drivers (REFERENCE §4): CUDA 11.x ≥ 450.80.02, 12.x ≥ 525.60.13
+# NVIDIA's published minimum drivers (the CUDA Toolkit release notes, table "CUDA Toolkit and Minimum
+# Required Driver Version for CUDA Minor Version Compatibility"): CUDA 11.x ≥ 450.80.02, 12.x ≥ 525.60.13
 # (minor-version compatibility); the container runtime also refuses an image whose CUDA is newer
 # than the driver's ("unsatisfied condition: cuda>=X.Y, please update your driver").
 MIN_DRIVER = {11: (450, 80, 2), 12: (525, 60, 13)}
@@ -80,10 +82,11 @@ class HostGPUs:
     gpus: list[str] = field(default_factory=list)
 
 
-def _run(args: list[str], timeout: float = 8.0) -> subprocess.CompletedProcess[str] | None:
+def _run(args: list[str], timeout: float = 8.0) -> proc.Completed | None:
+    """A host tool's output, or None when it cannot run or outlives ``timeout`` (then its group is stopped)."""
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        return proc.run(args, timeout=timeout, env=proc.child_env())
+    except (OSError, proc.ProcTimeout):
         return None
 
 
@@ -144,7 +147,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 def judge_driver(host: HostGPUs, image_cuda: str) -> tuple[Status, str]:
-    """The host's driver against the image's CUDA (REFERENCE §4)."""
+    """The host's driver against the image's CUDA (minimums as in ``MIN_DRIVER``; the refusal comes from
+    libnvidia-container checking the image's ``NVIDIA_REQUIRE_CUDA=cuda>=X.Y``)."""
     want = _version_tuple(image_cuda)
     have = _version_tuple(host.driver)
     major_minor = want[:2]
@@ -196,30 +200,20 @@ def _why_gpu(ctx: CheckContext) -> str:
     return f"{ctx.target.compose_path} reserves NVIDIA GPUs"
 
 
-def _head_is_here(ctx: CheckContext) -> bool:
-    """True when the head runs on this machine (compose or image target, or a loopback address)."""
-    if ctx.target.kind in {"compose", "image"}:
-        return True
-    host = ctx.target.address.host if ctx.target.address else ""
-    return host in {"localhost", "::1"} or host.startswith("127.")
-
-
 # ---------------------------------------------------------------- checks
 
 
 def check_host(ctx: CheckContext) -> Result:
-    title = "GPU driver (this host)"
+    """This host's driver against the image's CUDA: registered only where the head runs here."""
     found = host_gpus()
     cuda = wanted_cuda(ctx)
-    want = wants_gpu(ctx) and _head_is_here(ctx)
+    want = wants_gpu(ctx) and ctx.target.head_is_here
     if found is None:
         if want:
-            return result(
-                "gpu.host",
-                "gpu",
-                title,
+            return finding(
                 Status.FAIL,
                 f"no NVIDIA driver on this host (no nvidia-smi, no NVML), but {_why_gpu(ctx)}",
+                code="gpu.host.no_driver",
                 fix=Remediation(
                     "Install the NVIDIA driver (and the container toolkit), or use the image's -cpu variant.",
                     ("nvidia-smi",),
@@ -230,12 +224,12 @@ def check_host(ctx: CheckContext) -> Result:
             why = "; the target's image is CPU-only"
         elif wants_gpu(ctx):
             why = "; the head is not on this host"
-        return result("gpu.host", "gpu", title, Status.SKIP, f"no NVIDIA driver or GPU on this host{why}")
+        return finding(Status.SKIP, f"no NVIDIA driver or GPU on this host{why}", code="gpu.host.none")
     details = found.gpus + [f"driver {found.driver}, CUDA {found.cuda or '?'} (from {found.source})"]
     data = {"driver": found.driver, "cuda": found.cuda, "gpus": found.gpus, "source": found.source}
     summary = f"{len(found.gpus)} GPU(s), driver {found.driver}, CUDA {found.cuda or '?'}"
     if not cuda:
-        return result("gpu.host", "gpu", title, Status.OK, summary, details=details, data=data)
+        return finding(Status.OK, summary, code="gpu.host.found", details=details, data=data)
     status, verdict = judge_driver(found, cuda)
     fix = None
     if status is not Status.OK:
@@ -243,7 +237,9 @@ def check_host(ctx: CheckContext) -> Result:
             "Update the NVIDIA driver, or use an image built for an older CUDA (a -cuXYZ tag your driver supports).",
             ("nvidia-smi",),
         )
-    return result("gpu.host", "gpu", title, status, f"{summary}: {verdict}", details=details, fix=fix, data=data)
+    return finding(
+        status, f"{summary}: {verdict}", code=f"gpu.host.driver_{status.value}", details=details, fix=fix, data=data
+    )
 
 
 def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
@@ -261,39 +257,33 @@ def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
 
 
 def check_docker(ctx: CheckContext) -> Result:
-    title = "Docker NVIDIA runtime"
+    """This host's Docker has the NVIDIA runtime: registered only for a head run here (compose, image)."""
     if not docker.engine_available():
-        return result("gpu.docker", "gpu", title, Status.SKIP, "no Docker engine answers here")
+        return finding(Status.SKIP, "no Docker engine answers here", code="gpu.docker.no_engine")
     runtimes = docker_runtimes()
     if runtimes is None:
-        return result("gpu.docker", "gpu", title, Status.SKIP, "docker info did not list its runtimes")
+        return finding(Status.SKIP, "docker info did not list its runtimes", code="gpu.docker.no_runtimes")
     names = sorted(runtimes)
     has = any("nvidia" in name for name in names)
     if has:
-        return result(
-            "gpu.docker",
-            "gpu",
-            title,
+        return finding(
             Status.OK,
             f"Docker has the NVIDIA runtime (runtimes: {', '.join(names)})",
+            code="gpu.docker.nvidia_runtime",
             data={"runtimes": names},
         )
     if wants_gpu(ctx):
-        return result(
-            "gpu.docker",
-            "gpu",
-            title,
+        return finding(
             Status.FAIL,
             f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
+            code="gpu.docker.no_nvidia_runtime",
             fix=TOOLKIT_FIX,
             data={"runtimes": names},
         )
-    return result(
-        "gpu.docker",
-        "gpu",
-        title,
+    return finding(
         Status.SKIP,
         f"no NVIDIA runtime in Docker ({', '.join(names)}); the target is CPU-only",
+        code="gpu.docker.cpu_target",
         data={"runtimes": names},
     )
 
@@ -310,14 +300,14 @@ def _gpus(node: dict[str, Any]) -> float:
         return 0.0
 
 
-def check_nodes(ctx: CheckContext) -> Result:
-    title = "GPUs per node"
+def judge_gpus_per_node(ctx: CheckContext) -> Result:
+    """The GPUs each alive node advertises to Ray, against what the target wants."""
     if ctx.dashboard is None or not ctx.head().live:
-        return result("gpu.nodes", "gpu", title, Status.SKIP, "the cluster is not reachable (see head.source)")
+        return finding(Status.SKIP, "the cluster is not reachable (see head.source)", code="gpu.nodes.unreachable")
     try:
         nodes = _alive_nodes(ctx)
     except DashboardError as exc:
-        return result("gpu.nodes", "gpu", title, Status.SKIP, f"the node list could not be read: {exc.message}")
+        return finding(Status.SKIP, f"the node list could not be read: {exc.message}", code="gpu.nodes.unreadable")
     per_node = [(n, _gpus(n)) for n in nodes]
     total = sum(g for _, g in per_node)
     details = [f"{describe_node(n)}: {g:g} GPU" for n, g in per_node]
@@ -330,12 +320,10 @@ def check_nodes(ctx: CheckContext) -> Result:
     }
     if total == 0:
         if wants_gpu(ctx):
-            return result(
-                "gpu.nodes",
-                "gpu",
-                title,
+            return finding(
                 Status.FAIL,
                 f"no node advertises a GPU, but {_why_gpu(ctx)}",
+                code="gpu.nodes.no_gpu_advertised",
                 details=details,
                 fix=Remediation(
                     "Pass the GPUs into the containers (device reservation, NVIDIA runtime); Ray then "
@@ -344,39 +332,36 @@ def check_nodes(ctx: CheckContext) -> Result:
                 ),
                 data=data,
             )
-        return result(
-            "gpu.nodes",
-            "gpu",
-            title,
+        return finding(
             Status.SKIP,
             f"no GPUs on any of {len(nodes)} node(s): a CPU cluster",
+            code="gpu.nodes.cpu_cluster",
             details=details,
             data=data,
         )
     summary = ", ".join(f"{describe_node(n)} {g:g}" for n, g in per_node if g) + f" ({total:g} GPU in all)"
-    return result("gpu.nodes", "gpu", title, Status.OK, summary, details=details, data=data)
+    return finding(Status.OK, summary, code="gpu.nodes.gpus", details=details, data=data)
 
 
 def check_probe(ctx: CheckContext) -> Result:
     """Ask for a GPU through the Jobs API and report what the process Ray gave it to sees."""
-    title = "GPU seen by a Ray task"
     if ctx.dashboard is None or not ctx.head().live:
-        return result("gpu.probe", "gpu", title, Status.SKIP, "the cluster is not reachable (see head.source)")
+        return finding(Status.SKIP, "the cluster is not reachable (see head.source)", code="gpu.probe.unreachable")
     try:
         nodes = _alive_nodes(ctx)
     except DashboardError as exc:
-        return result("gpu.probe", "gpu", title, Status.SKIP, f"the node list could not be read: {exc.message}")
+        return finding(Status.SKIP, f"the node list could not be read: {exc.message}", code="gpu.probe.unreadable")
     if not any(_gpus(n) for n in nodes):
-        return result("gpu.probe", "gpu", title, Status.SKIP, "no node advertises a GPU, so no GPU job can be placed")
+        return finding(
+            Status.SKIP, "no node advertises a GPU, so no GPU job can be placed", code="gpu.probe.no_gpu_node"
+        )
     try:
         outcome = run_probe_job(ctx.dashboard, GPU_PROBE, limit_s=PROBE_LIMIT_S, name="gpu", entrypoint_num_gpus=1)
     except JobError as exc:
-        return result(
-            "gpu.probe",
-            "gpu",
-            title,
+        return finding(
             Status.FAIL,
             f"the GPU probe job could not be submitted: {exc.message}",
+            code="gpu.probe.submit_failed",
             fix=Remediation("The dashboard's Jobs API must answer: check the dashboard (network.dashboard).", ()),
         )
     node_id = str(outcome.info.get("driver_node_id") or "")
@@ -387,12 +372,10 @@ def check_probe(ctx: CheckContext) -> Result:
         + ("" if outcome.deleted else " (not deleted)")
     ] + outcome.notes
     if outcome.status == "TIMEOUT":
-        return result(
-            "gpu.probe",
-            "gpu",
-            title,
+        return finding(
             Status.WARN,
             f"no GPU became free for the probe within {PROBE_LIMIT_S:g} s ({outcome.message})",
+            code="gpu.probe.no_free_gpu",
             details=details + outcome.log_tail(),
             fix=Remediation(
                 "The GPUs are busy, or the advertised GPU cannot be placed; look at the cluster's jobs.",
@@ -400,12 +383,10 @@ def check_probe(ctx: CheckContext) -> Result:
             ),
         )
     if not outcome.ok:
-        return result(
-            "gpu.probe",
-            "gpu",
-            title,
+        return finding(
             Status.FAIL,
             f"the GPU probe job {outcome.status} on {where}: {outcome.message or 'no output'}",
+            code="gpu.probe.job_failed",
             details=details + outcome.log_tail(),
             fix=Remediation("Read the job's log above; the head must run `python` with Ray on its PATH.", ()),
         )
@@ -414,7 +395,6 @@ def check_probe(ctx: CheckContext) -> Result:
 
 def judge_probe(seen: dict[str, Any], where: str, details: list[str], duration_s: float) -> Result:
     """Ray assigned a GPU (CUDA_VISIBLE_DEVICES): is a device really there?"""
-    title = "GPU seen by a Ray task"
     cvd = seen.get("cuda_visible_devices")
     assigned = [x for x in (cvd or "").split(",") if x.strip()]
     devices = [d for d in seen.get("devices") or [] if re.fullmatch(r"/dev/nvidia\d+", d)]
@@ -441,13 +421,11 @@ def judge_probe(seen: dict[str, Any], where: str, details: list[str], duration_s
     visible = bool(devices or smi_gpus or (torch and torch.get("count")))
     names = ", ".join(f"GPU {g}" for g in assigned) or "a GPU"
     if assigned and not visible:
-        return result(
-            "gpu.probe",
-            "gpu",
-            title,
+        return finding(
             Status.FAIL,
             f"Ray advertises {names} on {where} and gave it to the task, but the task sees no /dev/nvidia* and "
             f"no working nvidia-smi: the GPU is not passed into the node",
+            code="gpu.probe.not_passed_through",
             details=details,
             fix=Remediation(
                 "Pass the GPU into the container (compose: deploy.resources.reservations.devices with "
@@ -458,24 +436,20 @@ def judge_probe(seen: dict[str, Any], where: str, details: list[str], duration_s
             data=data,
         )
     if not assigned:
-        return result(
-            "gpu.probe",
-            "gpu",
-            title,
+        return finding(
             Status.WARN,
             f"the task on {where} got a GPU from Ray but CUDA_VISIBLE_DEVICES is not set "
             "(RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES?)",
+            code="gpu.probe.cuda_visible_devices_unset",
             details=details,
             fix=Remediation("Let Ray set CUDA_VISIBLE_DEVICES, or make sure tasks pick their GPU themselves.", ()),
             data=data,
         )
     if torch and "error" not in torch and not torch.get("available"):
-        return result(
-            "gpu.probe",
-            "gpu",
-            title,
+        return finding(
             Status.WARN,
             f"{names} is visible on {where}, but torch {torch.get('version')} cannot use CUDA (a CPU-only build?)",
+            code="gpu.probe.torch_without_cuda",
             details=details,
             fix=Remediation(
                 "Install a CUDA build of torch that matches the driver on the nodes.",
@@ -484,16 +458,20 @@ def judge_probe(seen: dict[str, Any], where: str, details: list[str], duration_s
             data=data,
         )
     first = smi_gpus[0] if smi_gpus else (devices[0] if devices else names)
-    return result(
-        "gpu.probe", "gpu", title, Status.OK, f"a GPU task on {where} sees {names}: {first}", details=details, data=data
+    return finding(
+        Status.OK, f"a GPU task on {where} sees {names}: {first}", code="gpu.probe.visible", details=details, data=data
     )
 
 
 def checks_for(ctx: CheckContext) -> list[Check]:
-    checks = [Check("gpu.host", "gpu", "GPU driver (this host)", check_host, timeout=20)]
-    if ctx.target.kind in {"compose", "image"}:
+    """Checks about this host only where the head runs here (``Target.head_is_here``): a cluster file's
+    head (ray up, KubeRay, Helm) runs elsewhere, and this laptop's driver says nothing about it."""
+    checks = []
+    if ctx.target.head_is_here:
+        checks.append(Check("gpu.host", "gpu", "GPU driver (this host)", check_host, timeout=20))
+    if ctx.target.head_is_here and ctx.target.kind in {"compose", "image"}:
         checks.append(Check("gpu.docker", "gpu", "Docker NVIDIA runtime", check_docker, timeout=15))
     if ctx.target.address is not None:
-        checks.append(Check("gpu.nodes", "gpu", "GPUs per node", check_nodes, timeout=25))
+        checks.append(Check("gpu.nodes", "gpu", "GPUs per node", judge_gpus_per_node, timeout=25))
         checks.append(Check("gpu.probe", "gpu", "GPU seen by a Ray task", check_probe, timeout=PROBE_LIMIT_S + 25))
     return checks

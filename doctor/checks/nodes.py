@@ -1,23 +1,21 @@
-"""The cluster's nodes: a worker that died is a finding before any task lands on it."""
+"""The cluster's nodes: a worker that died is a finding before any task lands on it.
+
+This module only judges the node list, a fact read once per run (``doctor.facts.cluster.read_nodes``
+through ``CheckContext.nodes``).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from doctor.facts.cluster import describe_node, node_state
 from doctor.head.dashboard import DashboardError
-from doctor.model import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
 TITLE = "Cluster nodes"
-EMPTY_RETRIES = 6
-EMPTY_RETRY_S = 0.5
 
-
-def describe_node(node: dict[str, Any]) -> str:
-    """``worker 1a2b3c4d5e6f (10.0.0.7)``: how findings name a node."""
-    role = "head" if node.get("is_head_node") else "worker"
-    return f"{role} {str(node.get('node_id', '?'))[:12]} ({node.get('node_ip', '?')})"
+__all__ = ["TITLE", "checks_for", "describe_node", "judge_node_list"]
 
 
 def _total(nodes: list[dict[str, Any]], resource: str) -> float:
@@ -30,60 +28,44 @@ def _total(nodes: list[dict[str, Any]], resource: str) -> float:
     return total
 
 
-def read_nodes(dashboard: Any) -> list[dict[str, Any]]:
-    """The dashboard's node list; a head that has just started lists no nodes for a moment, so ask again."""
-    nodes = dashboard.nodes()
-    for _ in range(EMPTY_RETRIES):
-        if nodes:
-            break
-        time.sleep(EMPTY_RETRY_S)
-        nodes = dashboard.nodes()
-    return nodes
-
-
-def check_nodes(ctx: Any) -> Result:
+def judge_node_list(ctx: Any) -> Result:
+    """Alive and dead nodes, and whether an alive head is among them."""
     if not ctx.head().live:
-        return result("head.nodes", "head", TITLE, Status.SKIP, "the cluster did not answer (see Ray head)")
+        return finding(Status.SKIP, "the cluster did not answer (see Ray head)", code="head.nodes.unreachable")
     try:
         nodes = ctx.nodes()
     except DashboardError as exc:
-        return result("head.nodes", "head", TITLE, Status.WARN, f"the node list could not be read: {exc.message}")
+        return finding(Status.WARN, f"the node list could not be read: {exc.message}", code="head.nodes.unreadable")
     if not nodes:
-        return result(
-            "head.nodes",
-            "head",
-            TITLE,
+        return finding(
             Status.WARN,
             "the dashboard lists no nodes yet (a head that has just started?)",
+            code="head.nodes.none_listed",
             fix=Remediation("Run the check again in a few seconds.", ()),
         )
-    alive = [n for n in nodes if str(n.get("state", "")).upper() == "ALIVE"]
-    dead = [n for n in nodes if str(n.get("state", "")).upper() == "DEAD"]
+    alive = [n for n in nodes if node_state(n) == "ALIVE"]
+    dead = [n for n in nodes if node_state(n) == "DEAD"]
     workers = sum(1 for n in alive if not n.get("is_head_node"))
     resources = f"{_total(alive, 'CPU'):g} CPUs, {_total(alive, 'GPU'):g} GPUs"
     data = {"alive": len(alive), "dead": len(dead), "dead_nodes": [describe_node(n) for n in dead]}
     if not any(n.get("is_head_node") for n in alive):
-        return result(
-            "head.nodes",
-            "head",
-            TITLE,
+        return finding(
             Status.FAIL,
             f"no alive head node among {len(nodes)} nodes",
+            code="head.nodes.no_alive_head",
             fix=Remediation("Restart the head (ray start --head …).", ()),
             data=data,
         )
     summary = f"{len(alive)} alive (head + {workers} worker{'s' if workers != 1 else ''}; {resources})"
     if not dead:
-        return result("head.nodes", "head", TITLE, Status.OK, summary, data=data)
+        return finding(Status.OK, summary, code="head.nodes.alive", data=data)
     names = ", ".join(describe_node(n) for n in dead[:3])
     details = [f"{describe_node(n)}: {n.get('state_message') or 'DEAD'}" for n in dead]
     address = f"{ctx.target.address.host}:{ctx.target.address.gcs_port}"
-    return result(
-        "head.nodes",
-        "head",
-        TITLE,
+    return finding(
         Status.WARN,
         f"{summary}; {len(dead)} dead: {names}",
+        code="head.nodes.dead_workers",
         details=details,
         fix=Remediation(
             "Restart Ray on the dead node so that it joins again (its resources are gone until then).",
@@ -96,4 +78,4 @@ def check_nodes(ctx: Any) -> Result:
 def checks_for(ctx: Any) -> list[Check]:
     if ctx.target.address is None:
         return []
-    return [Check("head.nodes", "head", TITLE, check_nodes, timeout=15)]
+    return [Check("head.nodes", "head", TITLE, judge_node_list, timeout=15)]

@@ -298,7 +298,7 @@ def roundtrip(ctx: CheckContext) -> Result:
         )
     # Start at once, while the facts that may veto it are still being gathered: the round trip is the
     # slowest check, and a vetoed probe is killed long before it has even imported Ray.
-    proc, started = start_probe(ctx.interpreter_path, address.client_url, dict(ctx.environ))
+    proc, started = start_probe(ctx.interpreter_path, address.client_url, ctx.child_environ())
     try:
         local = ctx.local()
         reason = None

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from doctor.check import run_check
+    from doctor.app import run_check
     from doctor.render import render_json, render_text, use_color
 
     options = options_from(args)

@@ -283,7 +283,7 @@ def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from doctor.check import run_check
+    from doctor.app import run_check
     from doctor.errors import DoctorError
     from doctor.fix.plan import make_plan
     from doctor.fix.progress import make_steps

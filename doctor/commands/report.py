@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write) the Markdown; with ``--json``, the check's JSON document, masked the same way."""
-    from doctor.check import run_check
+    from doctor.app import run_check
     from doctor.render import render_json
     from doctor.report_markdown import Redactor, mask_secrets, render_markdown
     from doctor.secrets import load_token

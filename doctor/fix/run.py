@@ -458,7 +458,7 @@ def _explain_override(report: Report, plan: Plan) -> None:
 
 def verify(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, environ: Mapping[str, str]) -> Report:
     """``check`` with the new interpreter and the same target (the round trip too, unless --no-roundtrip)."""
-    from doctor.check import run_check
+    from doctor.app import run_check
     from doctor.render import summary_line
 
     assert outcome.env is not None

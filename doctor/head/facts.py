@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from doctor.model import Fact
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeadFacts:
-    """What is known about the head, best source first.
+    """What is known about the head, best source first; frozen once gathered (``doctor.head.resolve``).
 
     ``python`` holds ``"3.12.9"`` when the patch is known (``exact``) and
     ``"3.12"`` when only the minor is; ``python.exact`` is False when the
     patch is a guess from the table of known image patches.
+
+    The node list and the head's installed packages are not here: they are facts of their own
+    (``doctor.facts.cluster``), gathered only when a check asks for them.
     """
 
     ray: Fact | None = None
     python: Fact | None = None
     image: str | None = None
     cuda: str | None = None  # "12.8" for a -cu128 image
-    packages: dict[str, str] | None = None  # only from a probe job (--deep)
-    nodes: list[dict[str, Any]] = field(default_factory=list)
     live: bool = False  # the dashboard answered as Ray
     auth_mode: str | None = None
     live_error_kind: str | None = None  # DashboardError.kind when the dashboard did not answer as Ray
     live_error: str | None = None
     dashboard_endpoint: str | None = None  # which endpoint gave the versions
-    problems: list[str] = field(default_factory=list)  # why a source gave nothing
-    sources_tried: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()  # why a source gave nothing
+    sources_tried: tuple[str, ...] = ()
 
     @property
     def python_version(self) -> str | None:
@@ -48,8 +49,6 @@ class HeadFacts:
             "live": self.live,
             "live_error": {"kind": self.live_error_kind, "message": self.live_error} if self.live_error else None,
             "auth_mode": self.auth_mode,
-            "nodes": len(self.nodes),
-            "packages": len(self.packages) if self.packages is not None else None,
             "problems": list(self.problems),
             "sources_tried": list(self.sources_tried),
         }

@@ -1,7 +1,7 @@
 """Gather the head's facts from the best source available.
 
-Order (issue 2): a running cluster (dashboard HTTP) > Docker Engine (the
-image's own Python and Ray) > the image tag. Every fact records its source.
+Order: a running cluster (dashboard HTTP) > Docker Engine (the image's own Python and Ray) > the
+image tag. Every fact records its source. The result is frozen: nothing changes it afterwards.
 """
 
 from __future__ import annotations
@@ -13,46 +13,78 @@ from doctor.head.image_tag import parse_image
 from doctor.model import Fact
 
 
-def gather_head_facts(dashboard: DashboardClient | None, image: str | None, *, use_docker: bool = True) -> HeadFacts:
-    facts = HeadFacts(image=image)
+def gather_head_facts(
+    dashboard: DashboardClient | None,
+    image: str | None,
+    *,
+    use_docker: bool = True,
+    token_withheld: str | None = None,
+) -> HeadFacts:
+    """``token_withheld``: why raydoctor has a token but does not send it to this dashboard (then a
+    dashboard that asks for one is told apart from one that was given none)."""
+    ray: Fact | None = None
+    python: Fact | None = None
+    cuda: str | None = None
+    live = False
+    auth_mode: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    endpoint: str | None = None
+    problems: list[str] = []
+    tried: list[str] = []
     if dashboard is not None:
-        facts.sources_tried.append("dashboard")
+        tried.append("dashboard")
         try:
             versions = dashboard.cluster_versions()
         except DashboardError as exc:
-            facts.live_error_kind, facts.live_error = exc.kind, exc.message
-            facts.problems.append(exc.message)
+            error_kind, error = exc.kind, exc.message
+            if exc.kind == "unauthorized" and token_withheld:
+                error_kind = "token_withheld"
+                error = f"{dashboard.base_url} requires a Ray auth token; {token_withheld}"
+            problems.append(error)
         else:
-            facts.live = True
-            facts.dashboard_endpoint = versions.endpoint
+            live = True
+            endpoint = versions.endpoint
             source = f"running cluster ({dashboard.base_url}{versions.endpoint})"
-            facts.ray = Fact(versions.ray, source)
+            ray = Fact(versions.ray, source)
             if versions.python:
-                facts.python = Fact(versions.python, source)
+                python = Fact(versions.python, source)
             try:
-                facts.auth_mode = dashboard.auth_mode()
+                auth_mode = dashboard.auth_mode()
             except DashboardError:
                 pass
     if image:
         info = parse_image(image)
-        facts.cuda = info.cuda
-        if use_docker and (facts.ray is None or facts.python is None):
-            facts.sources_tried.append("docker")
+        cuda = info.cuda
+        if use_docker and (ray is None or python is None):
+            tried.append("docker")
             found = docker.image_facts(image)
             if found:
                 source = f"docker image {image} ({found.image_id[:19]})"
-                facts.python = facts.python or Fact(found.python, source)
+                python = python or Fact(found.python, source)
                 if found.ray:
-                    facts.ray = facts.ray or Fact(found.ray, source)
-        facts.sources_tried.append("image tag")
+                    ray = ray or Fact(found.ray, source)
+        tried.append("image tag")
         if info.unknown_reason:
-            facts.problems.append(info.unknown_reason)
-        if facts.ray is None and info.ray:
-            facts.ray = Fact(info.ray, f"image tag {info.tag}")
-        if facts.python is None and info.python_minor:
+            problems.append(info.unknown_reason)
+        if ray is None and info.ray:
+            ray = Fact(info.ray, f"image tag {info.tag}")
+        if python is None and info.python_minor:
             if info.python_patch:
-                facts.python = Fact(info.python_patch, f"table of known builds of {info.tag}", exact=False)
+                python = Fact(info.python_patch, f"table of known builds of {info.tag}", exact=False)
             else:
                 label = "release default, tag has no -pyXY" if info.python_from_default else "image tag"
-                facts.python = Fact(info.python_minor, f"{label} {info.tag}", exact=False)
-    return facts
+                python = Fact(info.python_minor, f"{label} {info.tag}", exact=False)
+    return HeadFacts(
+        ray=ray,
+        python=python,
+        image=image,
+        cuda=cuda,
+        live=live,
+        auth_mode=auth_mode,
+        live_error_kind=error_kind,
+        live_error=error,
+        dashboard_endpoint=endpoint,
+        problems=tuple(problems),
+        sources_tried=tuple(tried),
+    )

@@ -1,10 +1,10 @@
-"""``check`` as a library call: options in, Report out. The CLI only renders it."""
+"""The library entry: ``run_check(options) -> Report``. The CLI only renders what it returns."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from doctor.context import CheckContext
 from doctor.errors import DoctorError
@@ -24,6 +24,29 @@ def build_checks(ctx: CheckContext) -> list[Check]:
     for module in (nodes, network, roundtrip, gpu, compose_checks, cluster_lint, deep):
         checks.extend(module.checks_for(ctx))
     return checks
+
+
+def target_section(ctx: CheckContext) -> dict[str, Any]:
+    """The report's ``target``: what was looked at, where its head runs, and whether the token went there."""
+    out = ctx.target.to_dict()
+    if ctx.token is not None:
+        out["token"] = {"from": ctx.token.source, "sent": ctx.target_token is not None, "why_not": ctx.token_withheld}
+    return out
+
+
+def head_section(ctx: CheckContext) -> dict[str, Any]:
+    """The report's ``head``: the same facts the checks judged (never gathered again, never waited for)."""
+    try:
+        head = ctx.head().to_dict()
+    except Exception:  # already reported by head.source
+        return {}
+    counts = ctx.node_counts()
+    head["nodes"] = counts["alive"] if counts else None
+    head["node_counts"] = counts
+    probe = ctx.deep_probe_if_done()
+    packages = probe.head_packages if probe is not None else None
+    head["packages"] = len(packages) if packages is not None else None
+    return head
 
 
 def error_report(command: str, exc: DoctorError, started: float) -> Report:
@@ -50,11 +73,10 @@ def run_check(
     if on_start:
         on_start(len(checks))
     results = run_checks(checks, ctx, on_done=on_done, verbose_errors=verbose)
-    report = Report("check", results=results, target=ctx.target.to_dict(), duration_s=time.perf_counter() - started)
-    try:
-        report.head = ctx.head().to_dict()
-    except Exception:  # already reported by head.source
-        pass
+    report = Report("check", results=results, target=target_section(ctx), duration_s=time.perf_counter() - started)
+    report.head = head_section(ctx)
+    # Not serialised: what every renderer masks (the field lands on Report in doctor/model.py).
+    report.secret_values = ctx.secret_values()  # type: ignore[attr-defined,unused-ignore]
     local = ctx.local_or_none()
     report.local = (
         local.to_dict() if local else {"executable": ctx.interpreter_path, "chosen_by": ctx.interpreter_chosen_by}
