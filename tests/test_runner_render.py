@@ -10,8 +10,8 @@ import time
 from doctor.errors import UsageError
 from doctor.model import Remediation, Report, Status, result
 from doctor.render import render_json, render_text, summary_line
+from doctor.render.mask import mask_report
 from doctor.runner import Check, run_checks
-from doctor.secrets import register_secret
 
 
 def ok(check_id: str, category: str):
@@ -125,14 +125,16 @@ def test_json_is_the_same_data():
     assert doc["results"][1]["remediation"] == {"text": "Use 3.12.9.", "commands": ["raydoctor fix"], "edits": []}
 
 
-def test_registered_secrets_never_render():
-    register_secret("hunter2-very-secret")
+def test_the_reports_secrets_never_render():
     report = sample_report()
+    report.secret_values = frozenset({"hunter2-very-secret"})
     report.results[0].details = ["token hunter2-very-secret leaked into a message"]
+    masked = mask_report(report)
     out = io.StringIO()
-    render_text(report, out, verbose=True)
-    assert "hunter2-very-secret" not in out.getvalue() + render_json(report)
+    render_text(masked, out, verbose=True)
+    assert "hunter2-very-secret" not in out.getvalue() + render_json(masked)
     assert "***" in out.getvalue()
+    assert report.results[0].details == ["token hunter2-very-secret leaked into a message"]  # a copy was masked
 
 
 def test_the_runner_stamps_identity_and_a_default_code():
