@@ -156,3 +156,7 @@ def test_emit_writes_one_document(capsys):
     assert json.loads(out)["summary"]["ok"] == 1 and out.count('"schema"') == 1
     with pytest.raises(ValueError):
         emit(report, form="yaml", environ={})
+    # one exit code rule: an error is 2 unless it says otherwise (130 for Ctrl-C), else 1 for a failure, else 0
+    assert Report("check", error="could not run").exit_code == 2
+    assert Report("check", error="interrupted", error_exit_code=130).exit_code == 130
+    assert Report("check", results=[Result("a", "local", "A", Status.FAIL, "no")]).exit_code == 1
