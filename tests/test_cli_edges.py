@@ -160,3 +160,17 @@ def test_emit_writes_one_document(capsys):
     assert Report("check", error="could not run").exit_code == 2
     assert Report("check", error="interrupted", error_exit_code=130).exit_code == 130
     assert Report("check", results=[Result("a", "local", "A", Status.FAIL, "no")]).exit_code == 1
+
+
+def test_a_commands_own_text_view_sees_only_the_masked_report(capsys):
+    report = Report("fix", extra={"plan": {"install": "uv pip install --index-url https://me:hunter22@idx/simple x"}})
+    seen: list[Report] = []
+
+    def plan_lines(masked: Report, verbose: bool) -> list[tuple[str, str]]:
+        seen.append(masked)
+        return [("bold", "Plan"), ("", f"  install  {masked.extra['plan']['install']}")]
+
+    assert emit(report, form="text", environ={}, lines=plan_lines) == 0
+    out = capsys.readouterr().out
+    assert out == "Plan\n  install  uv pip install --index-url https://me:***@idx/simple x\n"
+    assert seen[0] is not report and "hunter22" in report.extra["plan"]["install"]

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO, Callable, Mapping
 
 from doctor.errors import UsageError
 from doctor.model import Report
@@ -153,12 +153,15 @@ def emit(
     environ: Mapping[str, str] | None = None,
     redact: bool = False,
     output: Path | None = None,
+    lines: Callable[[Report, bool], list[tuple[str, str]]] | None = None,
 ) -> int:
     """Mask the report once, render it once in ``form``, write it once; return its exit code.
 
-    ``text``: the findings on stdout, or the error as one line on stderr. ``json``: one document on
-    stdout, error or not. ``markdown``: the report's Markdown. ``redact`` (json and markdown) also
-    hides hosts and the home folder; ``output`` writes to that file instead of stdout.
+    ``text``: the findings on stdout, or the error as one line on stderr; a command with its own
+    text view (fix's plan and steps) passes ``lines(masked_report, verbose) -> [(style, text)]``,
+    which only ever sees the masked report. ``json``: one document on stdout, error or not.
+    ``markdown``: the report's Markdown. ``redact`` (json and markdown) also hides hosts and the
+    home folder; ``output`` writes to that file instead of stdout.
     """
     from doctor.render.mask import mask_report
 
@@ -167,8 +170,15 @@ def emit(
     env = os.environ if environ is None else environ
     masked = mask_report(report, secrets=run_secrets(env), environ=env)
     if form == "text" and output is None:
-        from doctor.render.text import render_text, text_lines
+        from doctor.render.text import render_text, text_lines, write_lines
 
+        if lines is not None:
+            try:
+                write_lines(lines(masked, verbose), sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                silence(sys.stdout)
+            return masked.exit_code
         if masked.error:
             write_stream(sys.stderr, "\n".join(text for _, text in text_lines(masked, verbose)) + "\n")
             return masked.exit_code
