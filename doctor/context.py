@@ -138,10 +138,14 @@ class Target:
 
 
 def default_compose(cwd: Path) -> Path | None:
+    """The tutorial's compose file: ``compose/`` in the current folder first, then the source checkout
+    this package runs from, then the copy an install ships (``doctor.resources.shipped``)."""
+    from doctor.resources import shipped
+
     for base in (cwd, REPO_ROOT):
         if (base / DEFAULT_COMPOSE).is_file():
             return base / DEFAULT_COMPOSE
-    return None
+    return shipped(DEFAULT_COMPOSE)
 
 
 def _compose_address(project: Any, options: TargetOptions) -> HeadAddress | None:

@@ -65,6 +65,10 @@ class Fact:
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "source": self.source, "exact": self.exact}
 
+    def describe(self) -> str:
+        """``3.12.9 (dashboard)``, or ``3.12.9 (a guess: table of known builds …)``: a guess says so."""
+        return f"{self.value} ({self.source})" if self.exact else f"{self.value} (a guess: {self.source})"
+
 
 @dataclass
 class Result:
@@ -136,7 +140,14 @@ def result(
 
 @dataclass
 class Report:
-    """Everything one run of a command found."""
+    """Everything one run of a command found: the one document type of ``check``, ``report`` and ``fix``.
+
+    A command's own payload goes in ``extra`` (merged into the JSON document). ``error`` is set when
+    the command could not run; the exit code then is ``error_exit_code`` (2 unless said otherwise,
+    130 for Ctrl-C), else 1 when any finding failed, else 0. ``secret_values`` are the values this
+    run must never show (the token, passwords from the compose file, ...): the one masking pass
+    (``doctor.render.mask.mask_report``) reads them; they are never serialised nor shown by ``repr``.
+    """
 
     command: str
     results: list[Result] = field(default_factory=list)
@@ -147,6 +158,7 @@ class Report:
     error_exit_code: int | None = None
     duration_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    secret_values: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def counts(self) -> dict[str, int]:
         counts = {status.value: 0 for status in Status}
@@ -158,6 +170,8 @@ class Report:
     def exit_code(self) -> int:
         if self.error_exit_code is not None:
             return self.error_exit_code
+        if self.error:
+            return 2
         bad = {Status.FAIL, Status.ERROR}
         return 1 if any(r.status in bad for r in self.results) else 0
 

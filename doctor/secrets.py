@@ -1,35 +1,16 @@
-"""Keep tokens and passwords out of every output.
+"""The Ray auth token: where it is found, and a value that never prints.
 
-Whatever raydoctor reads as a secret is registered here; the renderers pass
-all text through ``scrub`` as a last line of defence, so a secret that slipped
-into an exception message still never reaches the terminal, JSON or a report.
+Keeping secrets out of output is not done here: the run's secrets travel on the
+report (``Report.secret_values``) and one pass masks them before any renderer
+(``doctor.render.mask.mask_report``). Nothing is registered process-wide.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-
-_lock = threading.Lock()
-_secrets: set[str] = set()
-REDACTED = "***"
-
-
-def register_secret(value: str) -> None:
-    if value and len(value) >= 4:
-        with _lock:
-            _secrets.add(value)
-
-
-def scrub(text: str) -> str:
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 @dataclass(frozen=True)
@@ -47,7 +28,9 @@ TOKEN_PLACES = "RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH, or ~/.ray
 
 
 def load_token(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Token | None:
-    """Find the token the way Ray does (REFERENCE §2): env, then path env, then ~/.ray/auth_token."""
+    """Find the token in the order Ray's own loader uses: ``RAY_AUTH_TOKEN``, then the file ``RAY_AUTH_TOKEN_PATH``
+    names, then ``~/.ray/auth_token`` (Ray's ``AuthenticationTokenLoader``, and ``load_auth_token`` under
+    ``python/ray/_private/authentication/``)."""
     env = os.environ if environ is None else environ
     token: Token | None = None
     if env.get("RAY_AUTH_TOKEN", "").strip():
@@ -65,6 +48,4 @@ def load_token(environ: Mapping[str, str] | None = None, home: Path | None = Non
             if text:
                 token = Token(text, label)
                 break
-    if token:
-        register_secret(token.value)
     return token

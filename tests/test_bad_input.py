@@ -78,6 +78,7 @@ def test_missing_default_target(capsys, tmp_path, monkeypatch, clean_env):
     # No flags, no RAY_ADDRESS, no compose/ here and none beside the package: explained, exit 2
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("doctor.context.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("doctor.resources.data_prefixes", lambda: [])  # nor an installed copy
     code, _, err = run_cli(capsys, "check")
     assert code == 2 and "no target" in err
 

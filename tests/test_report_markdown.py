@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from doctor.model import Remediation, Report, Result, Status
-from doctor.report_markdown import Redactor, mask_secrets, render_markdown
-from doctor.secrets import register_secret
+from doctor.render.markdown import Redactor
+from doctor.render.markdown import render_markdown as render_masked_markdown
+from doctor.render.mask import mask_report, mask_text
 
 SECRET = "tok-3f9a1c2b7d8e4f60a1b2"
 HOME = "/home/alice"
@@ -100,19 +101,24 @@ def synthetic_report() -> Report:
             "ray": "2.49.2",
         },
         duration_s=31.8,
+        secret_values=frozenset({SECRET}),
     )
+
+
+def render_markdown(report: Report, *, environ, **kwargs) -> str:
+    """What `raydoctor report` does: the one masking pass, then the Markdown of the masked report."""
+    return render_masked_markdown(mask_report(report, environ=environ), environ=environ, **kwargs)
 
 
 @pytest.fixture
 def environ():
-    register_secret(SECRET)
     return {"HOME": HOME, "MY_SERVICE_API_KEY": "sk-live-abcdef123456", "PATH": "/usr/bin"}
 
 
 def test_markdown_layout(environ):
     text = render_markdown(synthetic_report(), environ=environ)
     assert text.startswith("## raydoctor check report\n")
-    assert "**Problems found:" in text and "exit code 1" in text
+    assert "**1 failure, 1 error, 1 warning · 1 ok, 1 skipped (31.80 s)**" in text and "exit code 1" in text
     assert "| head | 2.49.2 | 3.12.9 | running cluster" in text
     assert "| local | 2.49.2 | 3.11.7 |" in text
     # every result is a row, with its time; a pipe in a title does not break the table
@@ -133,7 +139,7 @@ def test_secrets_are_masked_even_without_redact(environ):
     text = render_markdown(synthetic_report(), environ=environ)
     assert SECRET not in text and "Bearer ***" in text
     assert "LetMeInRay" not in text and "--redis-password=***" in text
-    assert "hunter22" not in text and "https://***@registry.example.com" in text
+    assert "hunter22" not in text and "https://bob:***@registry.example.com" in text
     # without --redact the hosts stay: the reader may need them
     assert "10.20.30.40" in text and "ray-head.corp.example.com" in text and HOME in text
 
@@ -197,7 +203,7 @@ def test_redactor_table(text, expected):
     ],
 )
 def test_mask_secrets_table(text, expected):
-    assert mask_secrets(text, {}) == expected
+    assert mask_text(text) == expected
 
 
 def test_error_report():

@@ -8,14 +8,14 @@ import threading
 import time
 
 from doctor.errors import UsageError
-from doctor.model import Remediation, Report, Status, result
+from doctor.model import Remediation, Report, Result, Status, finding
 from doctor.render import render_json, render_text, summary_line
+from doctor.render.mask import mask_report
 from doctor.runner import Check, run_checks
-from doctor.secrets import register_secret
 
 
 def ok(check_id: str, category: str):
-    return lambda ctx: result(check_id, category, check_id, Status.OK, "fine")
+    return lambda ctx: finding(Status.OK, "fine")
 
 
 def test_checks_run_concurrently_and_in_fixed_order():
@@ -24,7 +24,7 @@ def test_checks_run_concurrently_and_in_fixed_order():
     def waiting(check_id: str, category: str):
         def run(ctx):
             barrier.wait()
-            return result(check_id, category, check_id, Status.OK, "met the others")
+            return finding(Status.OK, "met the others")
 
         return run
 
@@ -68,30 +68,32 @@ def test_timeout_and_crash_become_error_results():
 
 def test_a_check_may_return_several_results():
     def many(ctx):
-        return [result("a", "compose", "A", Status.OK, "x"), result("b", "compose", "B", Status.WARN, "y")]
+        return [finding(Status.OK, "x", check_id="a", title="A"), finding(Status.WARN, "y", check_id="b", title="B")]
 
-    assert [r.id for r in run_checks([Check("m", "compose", "M", many)], None)] == ["a", "b"]
+    results = run_checks([Check("m", "compose", "M", many)], None)
+    assert [r.id for r in results] == ["a", "b"]
+    assert [(r.category, r.title, r.code) for r in results] == [("compose", "A", "a.ok"), ("compose", "B", "b.warn")]
 
 
 def sample_report() -> Report:
-    fail = result(
+    fail = Result(
         "versions.python",
         "versions",
         "Python version",
         Status.FAIL,
         "3.11.7 ≠ 3.12.9",
         details=["Ray enforces it"],
-        fix=Remediation("Use 3.12.9.", ("raydoctor fix",)),
+        remediation=Remediation("Use 3.12.9.", ("raydoctor fix",)),
     )
-    warn = result(
+    warn = Result(
         "head.source",
         "head",
         "Ray head",
         Status.WARN,
         "not running",
-        fix=Remediation("Start it.", ("docker compose up -d",)),
+        remediation=Remediation("Start it.", ("docker compose up -d",)),
     )
-    skip = result("packages.head", "packages", "Head packages", Status.SKIP, "needs --deep")
+    skip = Result("packages.head", "packages", "Head packages", Status.SKIP, "needs --deep")
     return Report("check", results=[warn, fail, skip], duration_s=0.42)
 
 
@@ -125,14 +127,16 @@ def test_json_is_the_same_data():
     assert doc["results"][1]["remediation"] == {"text": "Use 3.12.9.", "commands": ["raydoctor fix"], "edits": []}
 
 
-def test_registered_secrets_never_render():
-    register_secret("hunter2-very-secret")
+def test_the_reports_secrets_never_render():
     report = sample_report()
+    report.secret_values = frozenset({"hunter2-very-secret"})
     report.results[0].details = ["token hunter2-very-secret leaked into a message"]
+    masked = mask_report(report)
     out = io.StringIO()
-    render_text(report, out, verbose=True)
-    assert "hunter2-very-secret" not in out.getvalue() + render_json(report)
+    render_text(masked, out, verbose=True)
+    assert "hunter2-very-secret" not in out.getvalue() + render_json(masked)
     assert "***" in out.getvalue()
+    assert report.results[0].details == ["token hunter2-very-secret leaked into a message"]  # a copy was masked
 
 
 def test_the_runner_stamps_identity_and_a_default_code():
@@ -146,3 +150,39 @@ def test_the_runner_stamps_identity_and_a_default_code():
     assert [(r.id, r.category, r.title) for r in results] == [("demo.check", "local", "Demo")] * 2
     assert [r.code for r in results] == ["demo.check.warn", "demo.two_broken"]
     assert results[0].to_dict()["code"] == "demo.check.warn"
+
+
+def test_edits_are_shown_as_edits_never_as_commands():
+    from doctor.model import Edit
+    from doctor.render.markdown import render_markdown
+
+    edit = Edit(
+        "compose/cpu-ray-cluster.yaml", "services.ray-worker.deploy.resources.limits.cpus", "'2'", "this host has 2"
+    )
+    res = Result(
+        "compose.limits",
+        "compose",
+        "Resource limits fit this machine",
+        Status.WARN,
+        "cpus 8 > 2 here",
+        remediation=Remediation("Lower the limit.", (), (edit,)),
+    )
+    report = Report("check", results=[res])
+    out = io.StringIO()
+    render_text(report, out)
+    text = out.getvalue()
+    assert (
+        "      edit compose/cpu-ray-cluster.yaml, services.ray-worker.deploy.resources.limits.cpus: '2' (this host has 2)"
+        in text
+    )
+    assert "$" not in text
+    doc = json.loads(render_json(report))
+    assert (
+        doc["results"][0]["remediation"]["edits"] == [edit.to_dict()]
+        and doc["results"][0]["remediation"]["commands"] == []
+    )
+    markdown = render_markdown(report, environ={})
+    assert (
+        "Edit `compose/cpu-ray-cluster.yaml` at `services.ray-worker.deploy.resources.limits.cpus`: `'2'`" in markdown
+    )
+    assert "```" not in markdown

@@ -22,7 +22,7 @@ def head_source(ctx: CheckContext) -> Result:
     target = ctx.target
     title = "Ray head"
     known = ", ".join(
-        f"{name} {fact.value} ({fact.source})" if fact else f"{name} ?"
+        f"{name} {fact.describe()}" if fact else f"{name} ?"
         for name, fact in (("Ray", facts.ray), ("Python", facts.python))
     )
     details = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from doctor.commands.common import EPILOG, add_check_options, add_target_options, options_from
+from doctor.commands.common import EPILOG, add_check_options, add_target_options, emit, options_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,20 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from doctor.app import run_check
-    from doctor.render import render_json, render_text, use_color
+    from doctor.render.text import use_color
 
     options = options_from(args)
     if not args.json and use_color(sys.stderr):
-        from doctor.progress import Spinner
+        from doctor.render.live import Spinner
 
         with Spinner(sys.stderr) as progress:
             report = run_check(options, on_done=progress.done, on_start=progress.start, verbose=args.verbose)
     else:
         report = run_check(options, verbose=args.verbose)
-    if args.json:
-        print(render_json(report))
-    elif report.error:
-        print(f"raydoctor: error: {report.error}", file=sys.stderr)
-    else:
-        render_text(report, sys.stdout, verbose=args.verbose)
-    return report.exit_code
+    return emit(report, form="json" if args.json else "text", verbose=args.verbose)

@@ -1,11 +1,23 @@
-"""Options every subcommand shares, and turning them into ``TargetOptions``."""
+"""What every subcommand shares: its options, turning them into ``TargetOptions``, and the one emit path.
+
+``emit(report, ...)`` is how a command's ``Report`` leaves the process: masked once
+(``doctor.render.mask.mask_report``), rendered once (text, JSON or Markdown), written once. A
+closed pipe on stdout never raises out of it (see ``write_stdout``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
+from typing import IO, Callable, Mapping
 
+from doctor.errors import UsageError
+from doctor.model import Report
 from doctor.options import DEFAULT_TIMEOUT_S, MODES, TargetOptions
+
+FORMS = ("text", "json", "markdown")
 
 EPILOG = """\
 exit codes: 0 no failures (warnings allowed) · 1 at least one failure · 2 the command could not run
@@ -110,3 +122,180 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         roundtrip=getattr(args, "roundtrip", True),
         cluster_file=getattr(args, "cluster_file", None),
     )
+
+
+# -- the one way out -------------------------------------------------------------------
+
+
+def run_secrets(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """What this run must never show, as far as the command layer knows: the token raydoctor would
+    send and the values of secret-looking environment variables (the report adds its own)."""
+    from doctor.render.mask import secret_env_values
+    from doctor.secrets import load_token
+
+    env = os.environ if environ is None else environ
+    token = load_token(env)
+    return secret_env_values(env) | ({token.value} if token else set())
+
+
+def mask_line(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """One line of output that is not a Report yet (fix's live plan lines), masked with this run's secrets."""
+    from doctor.render.mask import mask_text
+
+    return mask_text(text, run_secrets(environ))
+
+
+def emit(
+    report: Report,
+    *,
+    form: str = "text",
+    verbose: bool = False,
+    environ: Mapping[str, str] | None = None,
+    redact: bool = False,
+    output: Path | None = None,
+    lines: Callable[[Report, bool], list[tuple[str, str]]] | None = None,
+) -> int:
+    """Mask the report once, render it once in ``form``, write it once; return its exit code.
+
+    ``text``: the findings on stdout, or the error as one line on stderr; a command with its own
+    text view (fix's plan and steps) passes ``lines(masked_report, verbose) -> [(style, text)]``,
+    which only ever sees the masked report. ``json``: one document on stdout, error or not.
+    ``markdown``: the report's Markdown. ``redact`` (json and markdown) also hides hosts and the
+    home folder; ``output`` writes to that file instead of stdout.
+    """
+    from doctor.render.mask import mask_report
+
+    if form not in FORMS:
+        raise ValueError(f"unknown output form {form!r}")
+    env = os.environ if environ is None else environ
+    masked = mask_report(report, secrets=run_secrets(env), environ=env)
+    if form == "text" and output is None:
+        from doctor.render.text import render_text, text_lines, write_lines
+
+        if lines is not None:
+            try:
+                write_lines(lines(masked, verbose), sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                silence(sys.stdout)
+            return masked.exit_code
+        if masked.error:
+            write_stream(sys.stderr, "\n".join(text for _, text in text_lines(masked, verbose)) + "\n")
+            return masked.exit_code
+        try:
+            render_text(masked, sys.stdout, verbose=verbose)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence(sys.stdout)
+        return masked.exit_code
+    text = render(masked, form, verbose=verbose, environ=env, redact=redact)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{output}: cannot write the report: {exc.strerror or exc}") from None
+        write_stream(sys.stderr, f"raydoctor: report written to {output}\n")
+    else:
+        write_stdout(text)
+    return masked.exit_code
+
+
+def render(
+    masked: Report,
+    form: str,
+    *,
+    verbose: bool = False,
+    environ: Mapping[str, str] | None = None,
+    redact: bool = False,
+) -> str:
+    """An already masked report as text in ``form`` (a whole document, ending in a newline)."""
+    if form == "json":
+        from doctor.render.json import render_json
+        from doctor.render.markdown import Redactor
+
+        text = render_json(masked) + "\n"
+        return Redactor.for_report(masked, environ).apply(text) if redact else text
+    if form == "markdown":
+        from doctor.render.markdown import render_markdown
+
+        return render_markdown(masked, redact=redact, environ=environ, verbose=verbose)
+    from doctor.render.text import text_lines
+
+    return "\n".join(text for _, text in text_lines(masked, verbose)) + "\n"
+
+
+def write_stdout(text: str) -> None:
+    """Write to stdout; a reader that went away (``| head -1``) is not an error."""
+    write_stream(sys.stdout, text)
+
+
+def write_stream(stream: IO[str], text: str) -> None:
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        if stream is sys.stdout:
+            silence(stream)
+
+
+def silence(stream: IO[str] | StdoutGuard) -> None:
+    """Point the stream's file descriptor at /dev/null, so that nothing (not even the interpreter's
+    flush at exit) writes to the closed pipe again: Python's advice in the library documentation of
+    ``signal`` ("Note on SIGPIPE")."""
+    if isinstance(stream, StdoutGuard):
+        stream.closed_pipe = True
+        stream = stream.stream
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's StringIO): nothing to point elsewhere
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class StdoutGuard:
+    """Stands in for ``sys.stdout`` while a command runs (``doctor.cli.main``): a closed pipe ends the
+    output, never the command, so the exit code stays the command's own and no traceback is printed."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                silence(self)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                silence(self)
+
+    def isatty(self) -> bool:
+        return not self.closed_pipe and self.stream.isatty()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+class guarded_stdout:
+    """``with guarded_stdout(): ...``: ``sys.stdout`` is a ``StdoutGuard`` inside and flushed on the way
+    out; the old stream is back afterwards."""
+
+    def __enter__(self) -> StdoutGuard:
+        self._saved = sys.stdout
+        self._guard = StdoutGuard(sys.stdout)
+        sys.stdout = self._guard  # type: ignore[assignment]
+        return self._guard
+
+    def __exit__(self, *exc: object) -> None:
+        self._guard.flush()
+        sys.stdout = self._saved

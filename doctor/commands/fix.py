@@ -228,8 +228,8 @@ def outcome_lines(outcome: FixOutcome, verbose: bool) -> list[tuple[str, str]]:
 
 def emit(lines: list[tuple[str, str]], stream: IO[str]) -> None:
     """Write (style, text) lines: rich on a colour terminal, plain otherwise; secrets scrubbed."""
+    from doctor.commands.common import mask_line as scrub
     from doctor.render import use_color
-    from doctor.secrets import scrub
 
     if not lines:
         return
@@ -248,7 +248,7 @@ def emit(lines: list[tuple[str, str]], stream: IO[str]) -> None:
 def print_json(outcome: FixOutcome) -> None:
     import json
 
-    from doctor.secrets import scrub
+    from doctor.commands.common import mask_line as scrub
 
     print(scrub(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False, default=str)))
 
@@ -324,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
         if as_json:
             print_json(outcome)
         else:
-            from doctor.secrets import scrub
+            from doctor.commands.common import mask_line as scrub
 
             print(f"raydoctor: error: {scrub(str(exc))}", file=sys.stderr)
         return outcome.exit_code

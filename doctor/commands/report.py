@@ -1,7 +1,7 @@
 """``raydoctor report``: run the check and print it as Markdown to paste into a bug report.
 
 The check is the same as ``raydoctor check`` (same target options); only the
-output differs. Secrets never appear (see ``doctor.report_markdown``);
+output differs. Secrets never appear (the one masking pass, ``doctor.render.mask``);
 ``--redact`` also hides host names, addresses and the home directory, for
 reports posted in public.
 """
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from doctor.commands.common import EPILOG, add_check_options, add_target_options, options_from
-from doctor.errors import UsageError
+from doctor.commands.common import EPILOG, add_check_options, add_target_options, emit, options_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,25 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print (or write) the Markdown; with ``--json``, the check's JSON document, masked the same way."""
     from doctor.app import run_check
-    from doctor.render import render_json
-    from doctor.report_markdown import Redactor, mask_secrets, render_markdown
-    from doctor.secrets import load_token
 
     environ = dict(os.environ)
-    load_token(environ)  # registers the token for scrubbing even when the check stops early
     report = run_check(options_from(args), environ=environ, verbose=args.verbose)
-    if args.json:
-        text = mask_secrets(render_json(report), environ) + "\n"
-        if args.redact:
-            text = Redactor.for_report(report, environ).apply(text)
-    else:
-        text = render_markdown(report, redact=args.redact, environ=environ, verbose=args.verbose)
-    if args.output is not None:
-        try:
-            args.output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{args.output}: cannot write the report: {exc.strerror or exc}") from None
-        print(f"raydoctor: report written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return report.exit_code
+    return emit(
+        report,
+        form="json" if args.json else "markdown",
+        verbose=args.verbose,
+        environ=environ,
+        redact=args.redact,
+        output=args.output,
+    )

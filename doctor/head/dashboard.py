@@ -13,7 +13,8 @@ from typing import Any
 
 from doctor import __version__
 from doctor.net import probe_port
-from doctor.secrets import TOKEN_PLACES, Token, scrub
+from doctor.render.mask import mask_text as scrub
+from doctor.secrets import TOKEN_PLACES, Token
 from doctor.target import HeadAddress
 
 # The dashboard limits browser-like clients to GET (REFERENCE §2): send a plain agent.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -104,7 +105,7 @@ def parse_image(image: str) -> ImageInfo:
     """Never raises: an image it cannot read says why in ``unknown_reason``."""
     repository, tag = split_image(image)
     is_ray = repository in RAY_REPOSITORIES
-    base = dict(image=image, repository=repository, tag=tag, is_ray_image=is_ray)
+    base: dict[str, Any] = dict(image=image, repository=repository, tag=tag, is_ray_image=is_ray)
     if not is_ray:
         return ImageInfo(
             **base,
@@ -137,7 +138,7 @@ def parse_image(image: str) -> ImageInfo:
             platform = "tpu"
         elif suffix in {"aarch64", "arm64"}:
             arch = "aarch64"
-    common = dict(platform=platform, cuda=cuda, arch=arch)
+    common: dict[str, Any] = dict(platform=platform, cuda=cuda, arch=arch)
     if not match or match.end() != len(head) or bad_suffix:
         what = f"suffix {bad_suffix!r}" if bad_suffix else f"{head!r}"
         return ImageInfo(
@@ -167,7 +168,7 @@ def parse_image(image: str) -> ImageInfo:
         **base,
         ray=ray,
         python_minor=python_minor,
-        python_patch=KNOWN_PATCHES.get((ray, python_minor)),
+        python_patch=KNOWN_PATCHES.get((ray, python_minor)) if python_minor else None,
         python_from_default=from_default,
         **common,
     )

@@ -1,17 +1,17 @@
-"""Render a Report once: rich text on a terminal, plain text when piped, or JSON.
+"""A Report as text: rich on a colour terminal, plain when piped.
 
-The JSON document is the source of truth; the text view is built from the
-same data. Every byte written passes through ``secrets.scrub``.
+The text is built from the same data as the JSON document. The report reaching
+here is already masked and sanitised (``doctor.render.mask``, called once by the
+command layer); this module only lays it out.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import IO
 
-from doctor.model import Report, Result, Status
+from doctor.model import Edit, Report, Result, Status
 
 CATEGORY_TITLES = {
     "head": "Head",
@@ -32,33 +32,19 @@ def use_color(stream: IO[str]) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def render_json(report: Report) -> str:
-    from doctor.secrets import scrub
-
-    return scrub(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def summary_line(report: Report) -> str:
+    """The closing line, leading with what matters: "3 failures, 4 warnings · 12 ok, 8 skipped (2.31 s)"."""
     c = report.counts()
-    parts = [f"{c['ok']} ok"]
-    if c["warn"]:
-        parts.append(_plural(c["warn"], "warning"))
-    if c["fail"]:
-        parts.append(_plural(c["fail"], "failure"))
-    if c["error"]:
-        parts.append(_plural(c["error"], "error"))
-    if c["skip"]:
-        parts.append(f"{c['skip']} skipped")
-    verdict = (
-        "No problems found"
-        if report.exit_code == 0 and not c["warn"]
-        else ("Works, with warnings" if report.exit_code == 0 else "Problems found")
-    )
-    return f"{verdict}: {', '.join(parts)} in {report.duration_s:.2f} s"
+    problems = [
+        _plural(c[key], word) for key, word in (("fail", "failure"), ("error", "error"), ("warn", "warning")) if c[key]
+    ]
+    rest = [f"{c['ok']} ok"] + ([f"{c['skip']} skipped"] if c["skip"] else [])
+    lead = ", ".join(problems) if problems else "No problems found"
+    return f"{lead} · {', '.join(rest)} ({report.duration_s:.2f} s)"
 
 
 def _result_lines(res: Result, verbose: bool) -> list[tuple[str, str]]:
@@ -69,9 +55,17 @@ def _result_lines(res: Result, verbose: bool) -> list[tuple[str, str]]:
     if show_details:
         lines += [("dim", f"    {d}") for d in res.details]
     if res.remediation and res.status is not Status.OK:
-        lines.append(("", f"    fix: {res.remediation.text}"))
+        if res.remediation.text:
+            lines.append(("", f"    fix: {res.remediation.text}"))
         lines += [("bold", f"      $ {cmd}") for cmd in res.remediation.commands]
+        lines += [("bold", f"      {edit_line(edit)}") for edit in res.remediation.edits]
     return lines
+
+
+def edit_line(edit: Edit) -> str:
+    """A file edit as the file, the place in it and the new value; never shown as a command."""
+    note = f" ({edit.note})" if edit.note else ""
+    return f"edit {edit.path}, {edit.place}: {edit.value}{note}"
 
 
 def text_lines(report: Report, verbose: bool = False) -> list[tuple[str, str]]:
@@ -91,10 +85,14 @@ def text_lines(report: Report, verbose: bool = False) -> list[tuple[str, str]]:
 
 
 def render_text(report: Report, stream: IO[str] | None = None, *, verbose: bool = False) -> None:
-    from doctor.secrets import scrub
-
     stream = stream or sys.stdout
-    lines = [(style, scrub(text)) for style, text in text_lines(report, verbose)]
+    write_lines(text_lines(report, verbose), stream)
+
+
+def write_lines(lines: list[tuple[str, str]], stream: IO[str]) -> None:
+    """(style, text) lines: rich on a colour terminal, plain otherwise."""
+    if not lines:
+        return
     if not use_color(stream):
         stream.write("\n".join(text for _, text in lines) + "\n")
         return

@@ -1,11 +1,10 @@
-"""A check's Report as Markdown fit to paste into a bug report or a chat message.
+"""A Report as Markdown fit to paste into a bug report or a chat message.
 
 People asking for help paste what they see; what helps the person answering
 is the versions on both sides, every finding with its fix, and how long
-things took. What must never travel is a secret: the text passes through
-``secrets.scrub`` (every token raydoctor read), the values of secret-looking
-environment variables are masked, and nothing is ever read out of the
-environment into the report. ``redact=True`` also replaces host names, IP
+things took. What must never travel is a secret: the report reaching this
+module has been through the one masking pass (``doctor.render.mask``), as it
+has for every other renderer. ``redact=True`` also replaces host names, IP
 addresses and the hosts of URLs with stable placeholders (``<host-1>``,
 ``<ip-1>``: the same host keeps its name, so the reader can still tell that
 two lines talk about one machine) and the home directory with ``~``.
@@ -24,7 +23,7 @@ from typing import Any, Mapping
 
 from doctor.model import Report, Result, Status
 
-__all__ = ["Redactor", "mask_secrets", "render_markdown"]
+__all__ = ["Redactor", "render_markdown"]
 
 STATUS_LABEL = {
     Status.OK: "✓ ok",
@@ -33,18 +32,6 @@ STATUS_LABEL = {
     Status.ERROR: "✗ error",
     Status.SKIP: "- skip",
 }
-# Environment variables whose values are secrets whatever raydoctor knows of them.
-_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH", re.I)
-# `--redis-password=x`, `password: x`, `RAY_AUTH_TOKEN=x`, `Bearer x`, `https://user:pass@host`.
-_SECRET_FLAG = re.compile(r"(--[\w-]*(?:password|token|secret)[\w-]*=)(?!\*\*\*)([^\s'\"`|]+)", re.I)
-_SECRET_PAIR = re.compile(
-    r"(\b[\w.-]*(?:password|passwd|token|secret)[\w.-]*[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)([^\s'\"`|,;]+)", re.I
-)
-_BEARER = re.compile(r"(\bBearer\s+)(?!\*\*\*)([^\s'\"`|]+)", re.I)
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.I)
-_MASK = "***"
-# Env values shorter than this are not masked: `GIT_AUTH_ENABLED=true` must not turn every "true" into ***.
-_MIN_SECRET = 8
 
 
 def render_markdown(
@@ -55,39 +42,21 @@ def render_markdown(
     home: str | None = None,
     verbose: bool = False,
 ) -> str:
-    """The whole report as Markdown; secrets always masked, hosts too with ``redact``."""
-    env = dict(os.environ if environ is None else environ)
+    """The whole (already masked) report as Markdown; with ``redact`` hosts and the home folder hidden too."""
     text = "\n".join(_lines(report, verbose)) + "\n"
-    text = mask_secrets(text, env)
     if redact:
-        text = Redactor.for_report(report, env, home).apply(text)
+        text = Redactor.for_report(report, environ, home).apply(text)
     return text
-
-
-def mask_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Every registered secret, every secret-looking env value, and secret-shaped text masked."""
-    from doctor.secrets import scrub
-
-    text = scrub(text)
-    env = os.environ if environ is None else environ
-    values = sorted(
-        {v.strip() for k, v in env.items() if _SECRET_NAME.search(k) and len(v.strip()) >= _MIN_SECRET},
-        key=len,
-        reverse=True,
-    )
-    for value in values:
-        text = text.replace(value, _MASK)
-    text = _USERINFO.sub(lambda m: m.group(1) + _MASK + "@", text)
-    text = _SECRET_FLAG.sub(lambda m: m.group(1) + _MASK, text)
-    text = _SECRET_PAIR.sub(lambda m: m.group(1) + _MASK, text)
-    return _BEARER.sub(lambda m: m.group(1) + _MASK, text)
 
 
 # --------------------------------------------------------------------------
 # redaction
 
 
-_URL_HOST = re.compile(r"\b([a-z][a-z0-9+.-]*://)(\[[0-9A-Fa-f:.]+\]|[^/\s:'\"`<>()\[\]|,;]+)", re.I)
+# scheme://[user[:***]@]host: the host after any userinfo.
+_URL_HOST = re.compile(
+    r"\b([a-z][a-z0-9+.-]*://(?:[^/\s@'\"`<>]*@)?)(\[[0-9A-Fa-f:.]+\]|[^/\s:'\"`<>()\[\]|,;@]+)", re.I
+)
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])\[?([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})\]?(?![\w:])")
 _KEEP = {"127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "<host>"}
@@ -214,13 +183,14 @@ def _fact(head: dict[str, Any], key: str) -> tuple[str, str]:
     if not isinstance(fact, dict) or fact.get("value") in (None, ""):
         return "?", ""
     value = str(fact["value"])
+    source = str(fact.get("source", ""))
     if fact.get("exact") is False:
-        value += " (a guess)"
-    return value, str(fact.get("source", ""))
+        return f"{value} (a guess)", f"a guess: {source}"
+    return value, source
 
 
 def _verdict(report: Report) -> str:
-    from doctor.render import summary_line
+    from doctor.render.text import summary_line
 
     return summary_line(report)
 
@@ -315,6 +285,9 @@ def _finding(res: Result) -> list[str]:
             out += [f"Fix: {res.remediation.text}", ""]
         if res.remediation.commands:
             out += ["```", *res.remediation.commands, "```", ""]
+        for edit in res.remediation.edits:
+            note = f" ({edit.note})" if edit.note else ""
+            out += [f"Edit {_code(edit.path)} at {_code(edit.place)}: {_code(edit.value)}{note}", ""]
     return out
 
 

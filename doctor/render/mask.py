@@ -1,0 +1,180 @@
+"""One masking pass over a Report, before any renderer sees it.
+
+Every command builds a ``Report``; the command layer (``doctor.commands.common.emit``)
+calls ``mask_report`` once and hands only the masked copy to the text, JSON or
+Markdown renderer. Nothing is process-global: the secrets of one run are the
+report's own ``secret_values`` (the token, values the compose file, cluster file
+and requirements file marked secret) plus whatever the caller adds for that run,
+so two runs never share what they hide.
+
+What is masked, in every string of the report (summaries, details, remedies and
+their edits, data, target, head, local, extra, the error):
+
+- each known secret value, longest first;
+- the value of a flag whose name looks secret (``--*password*``, ``--*token*``,
+  ``--*secret*``, ``--*key*``), in both ``--flag=value`` and ``--flag value`` forms;
+- a URL's password (``scheme://user:pass@`` becomes ``scheme://user:***@``);
+- ``Bearer <token>`` (an ``Authorization`` header);
+- ``name=value`` / ``name: value`` pairs whose name looks secret (``REDIS_PASSWORD=…``).
+
+The same pass strips C0/C1 control characters (terminal escape sequences from a
+hostile dashboard, say) from every string: the last line of defence before a
+terminal (tab and newline stay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from pathlib import PurePath
+from typing import Any, Iterable, Mapping
+
+from doctor.model import Edit, Remediation, Report, Result
+
+__all__ = ["MASK", "mask_report", "mask_text", "sanitize", "secret_env_values"]
+
+MASK = "***"
+# Known secret values shorter than this are not masked: "ray" or "true" would turn into *** everywhere.
+MIN_SECRET = 4
+# Environment variables whose values are secrets whatever raydoctor knows of them; such values are
+# masked only from this length on (`GIT_AUTH_ENABLED=true` must not turn every "true" into ***).
+SECRET_ENV_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH", re.I)
+MIN_ENV_SECRET = 8
+
+_NOT_MASKED = r"(?!\*\*\*)"
+_VALUE = r"(?:'[^']*'|\"[^\"]*\"|[^\s'\"`|;&,)]+)"
+# `--redis-password=x`, `--auth-token x`, `--secret-key 'x y'` (not `--password --other`).
+_SECRET_FLAG = re.compile(
+    r"(?<![\w-])(--[\w-]*(?:password|passwd|token|secret|key)[\w-]*)(=|[ \t]+)"
+    + _NOT_MASKED
+    + r"(?!-)("
+    + _VALUE
+    + ")",
+    re.I,
+)
+# `password: x`, `RAY_AUTH_TOKEN=x`, `"redis_password": "x"`.
+_SECRET_PAIR = re.compile(
+    r"(\b[\w.-]*(?:password|passwd|token|secret)[\w.-]*[\"']?\s*[:=]\s*[\"']?)" + _NOT_MASKED + r"([^\s'\"`|,;]+)",
+    re.I,
+)
+_BEARER = re.compile(r"(\bBearer\s+)" + _NOT_MASKED + r"([^\s'\"`|]+)", re.I)
+# scheme://user:pass@host → scheme://user:***@host
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s@:'\"`]*:)" + _NOT_MASKED + r"[^/\s@'\"`]+@", re.I)
+# CSI and OSC sequences as a whole, then any C0/C1 control character left except tab and newline.
+_ESCAPE_SEQ = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def sanitize(text: str) -> str:
+    """``text`` without terminal escape sequences and C0/C1 control characters (tab and newline stay)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub("", _ESCAPE_SEQ.sub("", text))
+
+
+def secret_env_values(environ: Mapping[str, str] | None) -> frozenset[str]:
+    """The values of this run's environment variables whose names look secret."""
+    if not environ:
+        return frozenset()
+    return frozenset(
+        v.strip() for k, v in environ.items() if SECRET_ENV_NAME.search(k) and len(v.strip()) >= MIN_ENV_SECRET
+    )
+
+
+def _ordered(secrets: Iterable[str]) -> list[str]:
+    return sorted({s for s in secrets if s and len(s) >= MIN_SECRET and s != MASK}, key=len, reverse=True)
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """One string: control characters stripped, known secrets and secret-shaped text masked."""
+    return _mask(text, _ordered(secrets))
+
+
+def _mask(text: str, ordered: list[str]) -> str:
+    text = sanitize(text)
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+    if "--" in text:
+        text = _SECRET_FLAG.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    text = _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
+    return _BEARER.sub(lambda m: m.group(1) + MASK, text)
+
+
+def mask_report(report: Report, *, secrets: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> Report:
+    """A copy of ``report`` with every string masked and sanitised; the original is left as it was.
+
+    ``secrets`` adds values for this run (the token the command layer read); ``environ`` adds
+    the values of its secret-looking variables. ``report.secret_values`` always counts.
+    """
+    ordered = _ordered([*report.secret_values, *secrets, *secret_env_values(environ)])
+    walk = _Walker(ordered)
+    return dataclasses.replace(
+        report,
+        command=walk(report.command),
+        results=[walk.result(r) for r in report.results],
+        target=walk(report.target),
+        head=walk(report.head),
+        local=walk(report.local),
+        error=walk(report.error),
+        extra=walk(report.extra),
+    )
+
+
+class _Walker:
+    """Rebuild a value with every string in it masked: dicts (keys too), sequences, dataclasses."""
+
+    def __init__(self, ordered: list[str]) -> None:
+        self.ordered = ordered
+
+    def result(self, res: Result) -> Result:
+        return dataclasses.replace(
+            res,
+            id=self(res.id),
+            category=self(res.category),
+            title=self(res.title),
+            summary=self(res.summary),
+            details=[self(d) for d in res.details],
+            remediation=self.remediation(res.remediation),
+            data=self(res.data),
+            code=self(res.code),
+        )
+
+    def remediation(self, fix: Remediation | None) -> Remediation | None:
+        if fix is None:
+            return None
+        return Remediation(
+            self(fix.text),
+            tuple(self(c) for c in fix.commands),
+            tuple(Edit(self(e.path), self(e.place), self(e.value), self(e.note)) for e in fix.edits),
+        )
+
+    def __call__(self, value: Any, depth: int = 0) -> Any:
+        if isinstance(value, str):
+            return _mask(value, self.ordered)
+        if value is None or isinstance(value, (bool, int, float, enum.Enum)):
+            return value
+        if depth > 50:  # nothing raydoctor builds nests this deep; never recurse without bound
+            return MASK
+        if isinstance(value, dict):
+            return {self(k, depth + 1): self(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            items = [self(v, depth + 1) for v in value]
+            return items if isinstance(value, list) else type(value)(items)
+        if isinstance(value, PurePath):
+            return type(value)(_mask(str(value), self.ordered))
+        if isinstance(value, Result):
+            return self.result(value)
+        if isinstance(value, Remediation):
+            return self.remediation(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes = {f.name: self(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value) if f.init}
+            try:
+                return dataclasses.replace(value, **changes)
+            except (TypeError, ValueError):
+                pass
+        # Anything else is shown through str() (JSON's default=str): mask that form.
+        return _mask(str(value), self.ordered)
