@@ -276,6 +276,36 @@ def test_environment_yml_pip_section_reads_as_a_file_beside_it(tmp_path: Path) -
     assert reqs.python == "3.12"
     assert [str(r) for r in reqs.requirements] == ["numpy==1.26.*", "scipy==1.11.4", "requests", "six==1.16.0"]
     assert reqs.secret_values() == {"yml-pw"} and not [n for n in reqs.notes if "yml-pw" in n]
+    assert reqs.pip_lines() == [
+        "numpy==1.26.*",
+        "scipy==1.11.4",
+        f"-r {(tmp_path / 'env' / 'base.txt').absolute()}",
+        "six==1.16.0 --hash=sha256:abc",
+        "--extra-index-url https://u:yml-pw@x.invalid/simple",
+    ]
+
+
+def test_fix_installs_an_environment_yml_with_its_pip_options(tmp_path: Path) -> None:
+    """The old conversion kept only named requirements: the pip: section's index and -e lines were lost."""
+    from doctor.fix.plan import plan_install
+
+    write(tmp_path, "wheels/.keep", "")
+    yml = write(
+        tmp_path,
+        "environment.yml",
+        "dependencies:\n  - python=3.12.9\n  - pip:\n      - --extra-index-url https://mirror.invalid/simple\n"
+        "      - --find-links wheels\n      - -e .\n      - six\n",
+    )
+    install, warnings = plan_install(yml, "2.49.2", "auto")
+    assert install.count == 1 and any(". is an editable install" in w for w in warnings)
+    with install.files() as files:
+        lines = files[0].read_text().splitlines()
+    assert lines[1:] == [
+        "--extra-index-url https://mirror.invalid/simple",
+        f"--find-links {(tmp_path / 'wheels').absolute()}",
+        "-e .",
+        "six",
+    ]
 
 
 def test_conda_fuzzy_versions() -> None:

@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from doctor import proc
 from doctor.errors import FixError, UsageError
-from doctor.local.requirements import Entry, Line, load_requirements, mask_credentials, parse_file
+from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
 from doctor.local.requirements import requirement_files as requirement_files
 
 INSTALLERS = ("auto", "uv", "pip")
@@ -169,25 +169,6 @@ def _replacement(req: Requirement, version: Version, keep_marker: bool = True) -
     return f"{req.name}{extras}=={version}{marker}"
 
 
-def _copied_line(path: Path, line: Line) -> str:
-    """An option line for a copy in another folder: ``--find-links DIR`` relative to the file made absolute.
-
-    pip reads a relative find-links folder against the requirements file when it exists there
-    (``pip/_internal/req/req_file.py::handle_option_line``); requirement paths stay relative to the cwd.
-    """
-    moved = False
-    words: list[str] = []
-    for opt in line.options:
-        value = opt.value
-        if opt.name == "--find-links" and value and "://" not in value and (path.parent / value).exists():
-            value, moved = str((path.parent / value).absolute()), True
-        if opt.name.startswith("("):  # an unknown or stray word: as written
-            words.append(shlex.quote(value or ""))
-        else:
-            words.append(opt.name if value is None else f"{opt.name} {shlex.quote(value)}")
-    return " ".join(words) if moved else line.text
-
-
 def _materialize(
     path: Path, pins: Mapping[str, tuple[Requirement, Version]], workdir: Path, memo: dict[Path, Path]
 ) -> Path:
@@ -216,7 +197,7 @@ def _materialize(
             out_lines.append(_replacement(req, version))
             changed = True
         elif entry is None and line.options:
-            copied = _copied_line(path, line)
+            copied = portable(line)  # --find-links DIR, relative to the file, made absolute
             changed |= copied != line.text
             out_lines.append(copied)
         else:

@@ -161,6 +161,7 @@ class Requirements:
     entries: list[Entry] = field(default_factory=list)  # every requirement of every file, constraints too
     options: list[Option] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # every file read, the given one first
+    pip_section: list[Line] = field(default_factory=list)  # environment.yml's `pip:` items, as lines
     _raw: list[str] = field(default_factory=list, repr=False)  # every line read, for secret_values
 
     def find(self, name: str) -> Requirement | None:
@@ -173,6 +174,13 @@ class Requirements:
     @property
     def constraints(self) -> list[Entry]:
         return [e for e in self.entries if e.constraint and e.requirement is not None]
+
+    def pip_lines(self) -> list[str]:
+        """An environment.yml as one pip requirements file: its conda dependencies as pip requirements,
+        then its ``pip:`` items as conda hands them to pip, readable from any folder (``portable``).
+        Installer input: credentials intact, never shown."""
+        conda = [str(e.requirement) for e in self.entries if e.line == 0 and e.requirement is not None]
+        return conda + [portable(line) for line in self.pip_section]
 
     def secret_values(self) -> set[str]:
         """The passwords and tokens in the URLs of every file read (requirements, options, includes)."""
@@ -354,6 +362,29 @@ def parse_text(text: str, path: Path, *, constraint: bool = False, label: str | 
                 file_opts.append(opt)
         lines.append(Line(path, number, line, entry=entry, options=tuple(file_opts), include=include))
     return lines
+
+
+def portable(line: Line) -> str:
+    """``line`` as it reads from another folder: ``-r``/``-c`` files and a ``--find-links`` folder
+    made absolute against the line's own file, as pip resolves them
+    (``pip/_internal/req/req_file.py::handle_option_line``); requirement paths stay relative to the cwd."""
+    if line.include is not None:
+        if line.include.path is None:
+            return line.text
+        return f"{line.include.flag} {shlex.quote(str(line.include.path.absolute()))}"
+    if line.entry is not None or not line.options:
+        return line.text
+    moved = False
+    words: list[str] = []
+    for opt in line.options:
+        value = opt.value
+        if opt.name == "--find-links" and value and "://" not in value and (line.path.parent / value).exists():
+            value, moved = str((line.path.parent / value).absolute()), True
+        if opt.name.startswith("("):  # an unknown or stray word: as written
+            words.append(shlex.quote(value or ""))
+        else:
+            words.append(opt.name if value is None else f"{opt.name} {shlex.quote(value)}")
+    return " ".join(words) if moved else line.text
 
 
 def _include_path(path: Path, opt: Option) -> Path | None:
@@ -586,6 +617,7 @@ def _pip_section(path: Path, items: list[Any], out: Requirements) -> None:
         if item is not None:
             lines.append(str(item))
     parsed = parse_text("\n".join(lines), path, label=f"{path} (pip:)")
+    out.pip_section.extend(parsed)
     _Loader(out).lines(parsed, f"{path.name} (pip:)", constraint=False, depth=1)
 
 
