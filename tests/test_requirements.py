@@ -22,6 +22,7 @@ def test_shipped_files_agree():
 
 def test_includes_comments_options_and_markers(tmp_path):
     (tmp_path / "base.txt").write_text("requests>=2  # http\n")
+    (tmp_path / "constraints.txt").write_text("numpy<2\n")  # pip reads it (a missing one is an error)
     (tmp_path / "reqs.txt").write_text(
         "# comment\n"
         "--index-url https://example.invalid/simple\n"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from doctor import remedies
 from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError
-from doctor.model import Remediation, Result, Status, result
+from doctor.local.requirements import mask_credentials
+from doctor.model import Remediation, Result, Status, finding, result
 from doctor.rules import judge_python, judge_ray
 from doctor.runner import Check
 
@@ -242,59 +247,119 @@ def _satisfies(spec: object, version: str) -> bool:
         return False
 
 
+def _applies(req: Requirement, env: dict[str, str]) -> bool:
+    """Whether ``req``'s environment marker holds for the local interpreter (an unreadable one: judged)."""
+    if req.marker is None:
+        return True
+    try:
+        return bool(req.marker.evaluate(env))
+    except (UndefinedComparison, UndefinedEnvironmentName, InvalidMarker):
+        return True
+
+
 def requirement_pins(ctx: CheckContext) -> Result:
-    """Every pin in the requirements file against the local env, and Ray's pin against the head."""
-    title = "Requirements"
+    """Every pin in the requirements file against the local env, and Ray's pin against the head.
+
+    Each requirement that is not met is listed once (in the summary or in the details, not both);
+    constraints (``-c`` files) are judged for the packages a requirement names, as pip applies them.
+    """
     reqs = ctx.requirements
     if reqs is None:
-        return _skip(
-            "packages.requirements",
-            "packages",
-            title,
+        return finding(
+            Status.SKIP,
             "no requirements file (packages.txt) here; pass --requirements FILE",
+            code="packages.requirements.no_file",
         )
     local = ctx.local_or_none()
     if local is None:
-        return _skip("packages.requirements", "packages", title, "the local interpreter could not be inspected")
+        return finding(
+            Status.SKIP, "the local interpreter could not be inspected", code="packages.requirements.no_interpreter"
+        )
     env = {"python_version": ".".join(local.python.split(".")[:2]), "python_full_version": local.python}
-    missing, wrong, head_conflict = [], [], []
+    shown = {id(e.requirement): e.display for e in reqs.entries if e.requirement is not None}
+
+    def display(req: Requirement) -> str:  # URL credentials masked, as the parser shows the line
+        return shown.get(id(req)) or mask_credentials(str(req))
+
+    constraints: dict[str, list[Requirement]] = {}
+    for entry in reqs.constraints:
+        if entry.requirement is not None and _applies(entry.requirement, env):
+            constraints.setdefault(canonicalize_name(entry.requirement.name), []).append(entry.requirement)
+    missing: list[str] = []
+    wrong: list[str] = []
+    head_conflict: list[str] = []
+    items: list[str] = []  # one line per requirement that is not met
+    skipped: list[str] = []
     head_ray = ctx.head().ray_version
+    file = reqs.path.name
     for req in reqs.requirements:
-        if req.marker is not None and not req.marker.evaluate(env):
+        if not _applies(req, env):
+            skipped.append(f"{display(req)}: its marker excludes Python {local.python}, not judged")
             continue
         name = canonicalize_name(req.name)
         have = local.distributions.get(name)
+        state = ""
         if have is None:
-            missing.append(str(req))
+            missing.append(display(req))
+            state = "not installed"
         elif req.specifier and not _satisfies(req.specifier, have):
-            wrong.append(f"{req} (installed {have})")
+            wrong.append(f"{display(req)} (installed {have})")
+            state = f"installed {have}"
+        else:
+            for con in constraints.get(name, []):
+                if con.specifier and not _satisfies(con.specifier, have):
+                    wrong.append(f"{display(con)} (installed {have}, a constraint)")
+                    state = f"installed {have}, against the constraint {display(con)}"
         if name == "ray" and head_ray and req.specifier and not _satisfies(req.specifier, head_ray):
-            head_conflict.append(f"{reqs.path.name} pins {req} but the cluster runs Ray {head_ray}")
-    problems = head_conflict + [f"missing: {m}" for m in missing] + [f"wrong version: {w}" for w in wrong]
+            conflict = f"{file} pins {display(req)} but the cluster runs Ray {head_ray}"
+            head_conflict.append(conflict)
+            items.insert(len(head_conflict) - 1, conflict + (f" ({state})" if state else ""))
+        elif state == "not installed":
+            items.append(f"not installed: {display(req)}")
+        elif state:
+            items.append(f"wrong version: {display(req)} ({state})")
     n = len(reqs.requirements)
-    if not problems:
-        return result(
-            "packages.requirements",
-            "packages",
-            title,
+    notes = skipped + list(reqs.notes)
+    if not items:
+        unjudged = f"; {len(notes)} line{'s' if len(notes) != 1 else ''} not judged" if notes else ""
+        return finding(
             Status.OK,
-            f"all {n} requirements of {reqs.path.name} are satisfied",
-            details=reqs.notes,
+            f"all {n} requirements of {file} are satisfied{unjudged}",
+            code="packages.requirements.noted" if notes else "packages.requirements.met",
+            details=notes,
+            data={"not_judged": notes},
         )
-    summary = f"{len(problems)} of {n} requirements of {reqs.path.name} not met: " + "; ".join(problems[:3])
-    commands = [remedies.raydoctor_fix(ctx.options), f"{local.executable} -m pip install -r {reqs.path}"]
+    counts = ", ".join(
+        text
+        for count, text in (
+            (len(missing), f"{len(missing)} not installed"),
+            (len(wrong), f"{len(wrong)} wrong version"),
+        )
+        if count
+    )
+    if head_conflict:
+        code = "packages.requirements.ray_conflicts_head"
+        rest = len(items) - 1
+        summary = items[0] + (f"; {rest} more of {n} not met ({counts})" if rest else "")
+        details = items[1:]
+    else:
+        code = "packages.requirements.not_installed" if missing else "packages.requirements.wrong_version"
+        summary = f"{len(items)} of {n} requirements of {file} not met ({counts})"
+        details = items
+    commands = [
+        remedies.raydoctor_fix(ctx.options),
+        shlex.join([str(local.executable), "-m", "pip", "install", "-r", str(reqs.path)]),
+    ]
     text = "Install the project's requirements in an env that matches the head."
     if head_conflict:
-        text = f"Pin ray=={head_ray} in {reqs.path.name} (raydoctor fix overrides a wrong pin with a constraint, without editing the file)."
-    return result(
-        "packages.requirements",
-        "packages",
-        title,
+        text = f"Pin ray=={head_ray} in {file} (raydoctor fix overrides a wrong pin with a constraint, without editing the file)."
+    return finding(
         Status.FAIL,
         summary,
-        details=problems + reqs.notes,
+        code=code,
+        details=details + notes,
         fix=Remediation(text, tuple(commands)),
-        data={"missing": missing, "wrong": wrong, "head_conflict": head_conflict},
+        data={"missing": missing, "wrong": wrong, "head_conflict": head_conflict, "not_judged": notes},
     )
 
 

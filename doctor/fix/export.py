@@ -8,16 +8,24 @@ list (``pip freeze``), so the conda env gets exactly the same packages.
 A repository often already has its own ``environment.yml``: raydoctor never
 overwrites one it did not write (its first line says who wrote it) unless
 ``--force``; its own earlier exports are updated in place.
+
+The package list is ``pip freeze`` read by the one requirements parser
+(``doctor.local.requirements``); URL credentials in it are masked, never written.
+The file is written to a ``mkstemp`` partial in the target folder and renamed into
+place, so a symlink planted at a predictable name is never followed.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
+import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from doctor import proc
 from doctor.errors import FixError, UsageError
+from doctor.local.requirements import REDACTED, mask_credentials, parse_text
 
 HEADER = "# Written by raydoctor fix"
 FREEZE_TIMEOUT_S = 120.0
@@ -44,23 +52,36 @@ def check_export_target(path: Path, *, force: bool) -> None:
 
 
 def frozen_packages(python: Path) -> list[str]:
-    """``pip freeze`` of the env: one requirement per line (pip, setuptools and wheel are left out by pip)."""
+    """``pip freeze`` of the env: one requirement per line (pip, setuptools and wheel are left out by pip).
+
+    Comments, options and editables are dropped; URL credentials are masked (the list is shown and written).
+    """
+    args = [str(python), "-m", "pip", "freeze", "--disable-pip-version-check", "--exclude-editable"]
+    env = {**proc.child_env(os.environ), "PIP_NO_INPUT": "1", "PYTHONUTF8": "1"}
     try:
-        proc = subprocess.run(
-            [str(python), "-m", "pip", "freeze", "--disable-pip-version-check", "--exclude-editable"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=FREEZE_TIMEOUT_S,
-            check=False,
-            env={**os.environ, "PIP_NO_INPUT": "1", "PYTHONUTF8": "1"},
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = proc.run(args, timeout=FREEZE_TIMEOUT_S, env=env)
+    except (OSError, proc.ProcTimeout) as exc:
         raise FixError(f"could not list the env's packages with pip freeze: {exc}") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise FixError(f"pip freeze in {python} failed (exit {proc.returncode}): {last}")
-    return [ln.strip() for ln in proc.stdout.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", "-"))]
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FixError(f"pip freeze in {python} failed (exit {done.returncode}): {mask_credentials(last)}")
+    return freeze_lines(done.stdout)
+
+
+def freeze_lines(text: str) -> list[str]:
+    """The packages of ``pip freeze`` output, as the requirements parser reads them (credentials masked)."""
+    out: list[str] = []
+    for raw in text.splitlines():
+        try:
+            lines = parse_text(raw, Path("pip freeze"))
+        except UsageError:  # not a requirement raydoctor can read: pip can, so keep it
+            lines = []
+            if raw.strip() and not raw.lstrip().startswith(("#", "-")):
+                out.append(mask_credentials(raw.strip()))
+        for line in lines:
+            if line.entry is not None and line.entry.kind != "editable":
+                out.append(line.entry.display)
+    return out
 
 
 def environment_yml(name: str, python: str, packages: Sequence[str], *, note: str | None = None) -> str:
@@ -97,15 +118,33 @@ def write_export(path: Path, text: str, *, force: bool) -> str:
         state = "updated"
     else:
         state = "written"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.raydoctor-{os.getpid()}")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _replace_with(path, text)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise FixError(f"could not write {path}: {exc.strerror or exc}") from None
     return state
+
+
+def _replace_with(path: Path, text: str) -> None:
+    """Write a fresh ``mkstemp`` file beside ``path`` (never a name an attacker can plant), rename it over."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o644
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".raydoctor-partial", dir=path.parent)
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if hasattr(os, "fchmod"):  # the descriptor mkstemp opened, never the name
+                os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def export_env(
@@ -113,4 +152,7 @@ def export_env(
 ) -> tuple[str, list[str]]:
     """Freeze the env of ``python`` into ``path``; returns (state, packages)."""
     packages = frozen_packages(python)
+    if any(f"{REDACTED}@" in p for p in packages):
+        masked = "URL credentials are written as ***: put them back before `conda env create`"
+        note = f"{note}; {masked}" if note else masked
     return write_export(path, environment_yml(name, python_version, packages, note=note), force=force), packages

@@ -1,47 +1,45 @@
 """Install the user's requirements, with Ray pinned to the head's version, into a venv.
 
-Two installers with one interface: uv (fast: seconds where pip takes most
-of a minute, REFERENCE §7) and pip. Both run as subprocesses in their own
-process group, so a Ctrl-C stops the whole installer tree and not just its
-leader; output is streamed line by line (for ``-v``) and the tail is kept
-so a failure can be told in one line that names the package.
+Two installers with one interface: uv (fast: seconds where pip takes most of a minute;
+uv's own benchmarks, ``BENCHMARKS.md`` in astral-sh/uv) and pip. Both run through
+``doctor.proc.stream`` in their own process group, so a Ctrl-C stops the whole installer
+tree and not just its leader (SIGINT first, so pip and uv remove their temp files); output
+is streamed line by line (for ``-v``) and the tail is kept so a failure can be told in one
+line that names the package. Neither sees the Ray auth token (``doctor.proc.child_env``).
 
-The user's requirements files are never edited. Ray's version goes in a
-temporary constraints file (``-c`` / ``--constraint``). A constraint only
-narrows what a requirement allows, so a file that pins *another* Ray needs
-more: uv gets a temporary ``--override`` file, pip a temporary copy of that
-file with the one Ray line replaced (nested ``-r``/``-c`` files are
-referenced by absolute path, or copied too if they pin Ray). Either way
-``ray_constraint`` returns a warning that says so.
+The user's requirements files are read by the one parser, ``doctor.local.requirements``,
+and never edited. Ray's version goes in a temporary constraints file (``-c`` /
+``--constraint``). A constraint only narrows what a requirement allows, so a file that pins
+*another* Ray needs more: uv gets a temporary ``--override`` file, pip a temporary copy of
+that file with the one Ray line replaced (nested ``-r``/``-c`` files are referenced by
+absolute path, or copied too if they pin Ray). Either way ``ray_constraint`` returns a
+warning that says so.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import re
+import shlex
 import shutil
 import signal
-import subprocess
 import tempfile
-import threading
-import time
 from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from doctor import proc
 from doctor.errors import FixError, UsageError
+from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
+from doctor.local.requirements import requirement_files as requirement_files
 
 INSTALLERS = ("auto", "uv", "pip")
 DETAIL_LINES = 8
 _TAIL_LINES = 400
-_INTERRUPT_GRACE_S = 3.0
 
 
 class InstallError(FixError):
@@ -60,99 +58,25 @@ class InstallError(FixError):
         self.details: list[str] = list(details)
 
 
-# -- running a tool in its own process group -------------------------------
-
-
-def _stop_group(proc: subprocess.Popen[str], first: int = signal.SIGINT) -> None:
-    """SIGINT first (pip and uv clean their temp files), SIGKILL after a grace period."""
-    if proc.poll() is not None:
-        return
-    if os.name == "nt":
-        proc.kill()
-        proc.wait()
-        return
-    for sig, wait in ((first, _INTERRUPT_GRACE_S), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    # whatever else is left in the group (a build backend the leader left behind)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+# -- running a tool ------------------------------------------------------------
 
 
 def run_streaming(
-    args: Sequence[str],
+    args: Sequence[str | os.PathLike[str]],
     *,
     timeout: float,
     on_line: Callable[[str], None] | None = None,
     env: Mapping[str, str] | None = None,
     tail: int = _TAIL_LINES,
 ) -> tuple[int, list[str]]:
-    """Run ``args`` with stdout and stderr merged; return (exit code, last ``tail`` lines).
+    """``doctor.proc.stream`` with SIGINT first, raising TimeoutError on a timeout.
 
-    Raises TimeoutError after ``timeout`` seconds and re-raises
-    KeyboardInterrupt, in both cases after stopping the process group.
+    Kept for ``doctor.fix.venv`` (``uv venv``); new code calls ``doctor.proc.stream``.
     """
-    kwargs: dict[str, Any] = {}
-    if os.name == "nt":
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-    else:
-        kwargs["start_new_session"] = True
-    proc = subprocess.Popen(
-        [str(a) for a in args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        env=dict(env) if env is not None else None,
-        **kwargs,
-    )
-    lines: deque[str] = deque(maxlen=tail)
-    pipe: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            pipe.put(line.rstrip("\r\n"))
-        pipe.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                _stop_group(proc, signal.SIGTERM)
-                raise TimeoutError(f"`{Path(str(args[0])).name}` ran past {timeout:g} s")
-            try:
-                line = pipe.get(timeout=min(left, 0.2))
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            lines.append(line)
-            if on_line is not None:
-                on_line(line)
-        proc.wait()
-    except BaseException:
-        _stop_group(proc)
-        raise
-    finally:
-        if proc.stdout is not None and proc.poll() is not None:
-            reader.join(timeout=1.0)
-            proc.stdout.close()
-    return proc.returncode, list(lines)
+        return proc.stream(args, timeout=timeout, on_line=on_line, env=env, tail=tail, first_signal=signal.SIGINT)
+    except proc.ProcTimeout:
+        raise TimeoutError(f"`{Path(os.fspath(args[0])).name}` ran past {timeout:g} s") from None
 
 
 def find_uv(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -171,8 +95,8 @@ def find_uv(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment installers run with: plain output, never downloading a Python."""
-    env = dict(os.environ)
+    """The environment installers run with: plain output, never downloading a Python, no Ray token."""
+    env = proc.child_env(os.environ)
     env.update(
         {
             "NO_COLOR": "1",
@@ -190,37 +114,6 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 # -- requirements files ------------------------------------------------------
 
-_NESTED = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=-[rc]))(\S+)\s*$")
-
-
-def _logical_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(first line number, text) with continuations joined and comments removed (pip's rules)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"requirements file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read requirements file {path}: {exc}") from None
-    buf, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not buf:
-            start = number
-        if raw.endswith("\\"):
-            buf += raw[:-1]
-            continue
-        line = re.sub(r"(^|\s)#.*$", "", buf + raw).strip()
-        buf = ""
-        if line:
-            yield start, line
-
-
-def _nested(path: Path, line: str) -> tuple[str, Path] | None:
-    """For ``-r X`` / ``-c X``: (flag, X resolved against the file's folder as pip does)."""
-    match = _NESTED.match(line)
-    if not match or "://" in match.group(2):
-        return None
-    return match.group(1), (path.parent / match.group(2))
-
 
 def _parse(line: str) -> Requirement | None:
     if line.startswith("-"):
@@ -231,21 +124,16 @@ def _parse(line: str) -> Requirement | None:
         return None
 
 
-def requirement_files(requirements: Sequence[Path]) -> list[Path]:
-    """The given files and every file they include with ``-r``/``-c``, each once."""
-    out: list[Path] = []
-
-    def walk(path: Path) -> None:
-        if path.resolve() in (p.resolve() for p in out):
-            return
-        out.append(path)
-        for _, line in _logical_lines(path):
-            nested = _nested(path, line)
-            if nested:
-                walk(nested[1])
-
-    for req in requirements:
-        walk(Path(req))
+def _entries(requirements: Sequence[Path]) -> list[Entry]:
+    """Every requirement and constraint of the files (nested ones included), each file once."""
+    out: list[Entry] = []
+    seen: set[tuple[Path, int]] = set()
+    for path in requirements:
+        for entry in load_requirements(Path(path)).entries:
+            key = (entry.path.resolve(), entry.line)
+            if key not in seen:
+                seen.add(key)
+                out.append(entry)
     return out
 
 
@@ -291,27 +179,29 @@ def _materialize(
     memo[key] = path  # a cycle of -r files ends here
     changed = False
     out_lines: list[str] = []
-    for _, line in _logical_lines(path):
-        nested = _nested(path, line)
-        if nested:
-            target = _materialize(nested[1], pins, workdir, memo)
-            changed |= target != nested[1]
-            out_lines.append(f"{nested[0]} {target.absolute()}")
+    for line in parse_file(path):
+        if line.include is not None:
+            if line.include.path is None:  # a URL: pip fetches it
+                out_lines.append(line.text)
+                continue
+            target = _materialize(line.include.path, pins, workdir, memo)
+            changed |= target != line.include.path
+            out_lines.append(f"{line.include.flag} {shlex.quote(str(target.absolute()))}")
             continue
-        if line.startswith(("-f ", "--find-links")):
-            value = line.split(None, 1)[1] if " " in line else line.split("=", 1)[-1]
-            value = value.lstrip("=").strip()
-            local = path.parent / value
-            if "://" not in value and local.exists():
-                line = f"--find-links {local.absolute()}"
-        req = _parse(line)
-        version = _conflicts(req, pins) if req else None
-        if req is not None and version is not None:
-            out_lines.append(f"# raydoctor: replaced {line!r} ({path})")
+        entry = line.entry
+        req = entry.requirement if entry is not None else None
+        version = _conflicts(req, pins) if req is not None else None
+        if entry is not None and req is not None and version is not None:
+            # the line's --hash values are for the pinned version: they go with it
+            out_lines.append(f"# raydoctor: replaced {entry.display!r} ({path.name}:{entry.line})")
             out_lines.append(_replacement(req, version))
             changed = True
+        elif entry is None and line.options:
+            copied = portable(line)  # --find-links DIR, relative to the file, made absolute
+            changed |= copied != line.text
+            out_lines.append(copied)
         else:
-            out_lines.append(line)
+            out_lines.append(line.text)
     if not changed:
         return path
     copy = workdir / f"{len(memo)}-{path.name}"
@@ -331,11 +221,8 @@ def _overrides(
     """
     conflicting: set[str] = set()
     extras: dict[str, set[str]] = {}
-    lines = [line for f in requirement_files(requirements) for _, line in _logical_lines(f)]
-    for line in [*lines, *extra]:
-        req = _parse(line)
-        if req is None:
-            continue
+    reqs = [e.requirement for e in _entries(requirements) if e.requirement is not None]
+    for req in [*reqs, *(r for r in map(_parse, extra) if r is not None)]:
         name = canonicalize_name(req.name)
         if name in pins:
             extras.setdefault(name, set()).update(req.extras)
@@ -360,6 +247,7 @@ def ray_constraint(requirements: Sequence[Path], ray_version: str) -> tuple[list
     A requirement (in any of the files, nested ones included) that does not
     allow ``ray_version`` gets a warning; the installer then overrides it
     (see the module docstring) and the file itself is never edited.
+    Warnings are display strings: URL credentials masked.
     """
     try:
         version = Version(ray_version)
@@ -367,14 +255,13 @@ def ray_constraint(requirements: Sequence[Path], ray_version: str) -> tuple[list
         raise UsageError(f"not a Ray version: {ray_version!r}") from None
     pins = {"ray": (Requirement(f"ray=={version}"), version)}
     warnings: list[str] = []
-    for path in requirement_files(requirements):
-        for _, line in _logical_lines(path):
-            req = _parse(line)
-            if req is not None and _conflicts(req, pins) is not None:
-                warnings.append(
-                    f"{path} pins {line}; the cluster runs {ray_version}: "
-                    "overriding with a constraint (the file is not edited)"
-                )
+    for entry in _entries(requirements):
+        if entry.requirement is not None and _conflicts(entry.requirement, pins) is not None:
+            hashes = " (its --hash values are for that version)" if entry.hashes else ""
+            warnings.append(
+                f"{entry.path} pins {entry.display}{hashes}; the cluster runs {ray_version}: "
+                "overriding with a constraint (the file is not edited)"
+            )
     return [f"ray=={version}"], warnings
 
 
@@ -421,7 +308,7 @@ def describe_failure(tool: str, rc: int, lines: Sequence[str]) -> InstallError:
     A network failure is called one even when the installer goes on to say
     "no matching distribution" (pip does, once it could not fetch the index).
     """
-    shown = [ln for ln in lines if ln.strip()]
+    shown = [mask_credentials(ln) for ln in lines if ln.strip()]
     details = shown[-DETAIL_LINES:]
     text = "\n".join(shown)
     requirement = reason = None
@@ -493,8 +380,15 @@ class Installer(ABC):
                 constraint_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
             args = self._command(Path(python), requirements, constraint_file, extra, pins, workdir, verbose)
             try:
-                rc, lines = run_streaming(args, timeout=timeout, on_line=on_output, env=tool_env())
-            except TimeoutError:
+                rc, lines = proc.stream(
+                    args,
+                    timeout=timeout,
+                    on_line=on_output,
+                    env=tool_env(),
+                    tail=_TAIL_LINES,
+                    first_signal=signal.SIGINT,  # pip and uv remove their temp files on SIGINT
+                )
+            except proc.ProcTimeout:
                 raise InstallError(
                     f"{self.name} install timed out after {timeout:g} s and was stopped",
                     hint="a slow index or a long source build; try again with -v to see where it stalls",

@@ -429,7 +429,7 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
     from doctor.local.requirements import load_requirements
 
     reqs = load_requirements(path)
-    lines = [f"# from {path.name} (raydoctor fix)"] + [str(r) for r in reqs.requirements]
+    lines = [f"# from {path.name} (raydoctor fix)", *reqs.pip_lines()]  # pip: options and includes kept
     notes = [f"{path.name}: conda dependencies are installed with pip (python and pip themselves excepted)"]
     if reqs.python and reqs.python.strip("=") and not reqs.python.startswith(("<", ">")):
         notes.append(f"{path.name} asks for python={reqs.python}; the env follows the head's Python instead")
