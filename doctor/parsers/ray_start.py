@@ -223,8 +223,8 @@ class RayStartLine:
         return RayStartLine(options, list(self.positionals))
 
     def display(self) -> str:
-        """``ray start …`` as a user would write it, secret values as ``***``."""
-        return ray_start_words(self.words(masked=True))
+        """``ray start …`` as a user would write it, secret values as a bare ``***``."""
+        return ray_start_words(self.words(masked=True), keep=(MASK,))
 
     def secret_values(self) -> set[str]:
         return {o.value for o in self.options if o.secret and o.value}
@@ -239,11 +239,17 @@ class RayStartCall:
     after: list[str]  # the shell commands that follow in the same script, as text
 
 
-def ray_start_words(args: Sequence[str]) -> str:
-    """``ray start`` followed by ``args``, quoted for a POSIX shell."""
+def ray_start_words(args: Sequence[str], *, keep: Sequence[str] = ()) -> str:
+    """``ray start`` followed by ``args``, quoted for a POSIX shell (words ending in one of ``keep`` as they are)."""
     import shlex
 
-    return " ".join(["ray", "start", *(shlex.quote(a) for a in args)])
+    def quote(word: str) -> str:
+        for tail in keep:
+            if word.endswith(tail):
+                return shlex.quote(word[: -len(tail)]) + tail if word != tail else word
+        return shlex.quote(word)
+
+    return " ".join(["ray", "start", *(quote(a) for a in args)])
 
 
 def parse_ray_start(args: Iterable[str]) -> RayStartLine:
