@@ -484,7 +484,11 @@ def test_alias_bomb_is_refused_in_one_line(tmp_path):
 
 
 def test_anchors_shared_between_groups_still_load(tmp_path):
-    text = KUBERAY_CPU.replace("    template:\n      spec:\n        containers:\n        - name: ray-head", "    template: &pod\n      spec:\n        containers:\n        - name: ray-head", 1)
+    text = KUBERAY_CPU.replace(
+        "    template:\n      spec:\n        containers:\n        - name: ray-head",
+        "    template: &pod\n      spec:\n        containers:\n        - name: ray-head",
+        1,
+    )
     text = text.replace(
         "    template:\n      spec:\n        containers:\n        - name: ray-worker\n          image: rayproject/ray:2.46.0\n          resources:\n            limits: {cpu: 1, memory: 1G}\n",
         "    template: *pod\n",

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from doctor.errors import UsageError
-from doctor.parsers.yaml_load import describe
 from doctor.head.compose import (
     ComposeService,
     PublishedPort,
@@ -19,6 +18,7 @@ from doctor.head.compose import (
     parse_size,
     split_shell,
 )
+from doctor.parsers.yaml_load import describe
 
 REPO = Path(__file__).resolve().parent.parent
 

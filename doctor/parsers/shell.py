@@ -136,5 +136,3 @@ def unwrap_shells(words: list[str], depth: int = 0) -> list[str]:
             out.extend(unwrap_shells(inner, depth + 1))
             break  # the words after the script are its $0, $1...: not commands
     return out
-
-

@@ -216,7 +216,11 @@ def worker_address(ctx: LintContext) -> tuple[list[Item], str]:
         if not sep or (host.endswith(":") and not host.startswith("[")):  # bare IPv6
             host, port_s = address, ""
         host = host.strip("[]")
-        known = names | {host} if host in ("127.0.0.1", "localhost") and head.network_mode == w.network_mode == "host" else names
+        known = (
+            names | {host}
+            if host in ("127.0.0.1", "localhost") and head.network_mode == w.network_mode == "host"
+            else names
+        )
         if host not in known:
             items.append(
                 Item(
