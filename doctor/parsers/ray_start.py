@@ -39,6 +39,7 @@ __all__ = [
     "first_ray_start",
     "from_params",
     "is_secret_name",
+    "mask_argv",
     "parse_ray_start",
     "ray_start_words",
 ]
@@ -151,6 +152,44 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+def mask_argv(words: Sequence[str]) -> tuple[list[str], set[str]]:
+    """``words`` with every value of a secret-looking option as ``***``, and the values masked.
+
+    Read from the words themselves, not from how a parser assigned them: ``--x=v``, and
+    the word after a bare ``--x``, whatever option took it (``--num-gpus --redis-password
+    VALUE`` leaves VALUE a stray word for click, and a secret still).
+    """
+    out: list[str] = []
+    masked: set[str] = set()
+    after_secret = False
+    for word in words:
+        if after_secret:
+            after_secret = False
+            if word and not (word.startswith("-") and len(word) > 1 and not is_secret_name(word)):
+                masked.add(word)
+                out.append(MASK)
+                continue
+        name, sep, value = word.partition("=")
+        if name.startswith("-") and len(name) > 1 and is_secret_name(name):
+            if sep:
+                if value:
+                    masked.add(value)
+                out.append(f"{name}={MASK}")
+                continue
+            after_secret = True
+        out.append(word)
+    return out, masked
+
+
+def _mask_word(word: str) -> str:
+    """A value that is itself a secret option word (``--port --redis-password=x`` gives --port that
+    value, as click does) keeps its name and loses its value."""
+    name, sep, _ = word.partition("=")
+    if sep and name.startswith("-") and is_secret_name(name):
+        return f"{name}={MASK}"
+    return word
+
+
 @dataclass(frozen=True)
 class RayStartOption:
     """One option of a `ray start` command line, as written."""
@@ -167,8 +206,8 @@ class RayStartOption:
     def words(self, *, masked: bool = False) -> list[str]:
         """The words this option takes on a command line (the value as ``***`` when masked and secret)."""
         value = self.value
-        if masked and value is not None and self.secret:
-            value = MASK
+        if masked and value is not None:
+            value = MASK if self.secret else _mask_word(value)
         if value is None:
             return [self.word if not self.inline else self.name + "="]
         return [f"{self.name}={value}"] if self.inline else [self.name, value]
@@ -177,7 +216,7 @@ class RayStartOption:
         """``--name=value`` for messages, the value masked when the option looks secret."""
         if self.value is None:
             return self.name
-        return f"{self.name}={MASK if self.secret else self.value}"
+        return f"{self.name}={MASK if self.secret else _mask_word(self.value)}"
 
 
 @dataclass
@@ -186,6 +225,14 @@ class RayStartLine:
 
     options: list[RayStartOption]
     positionals: list[str] = field(default_factory=list)
+    # Where each positional was written: after how many options (kept so that the words come
+    # back in their order, and a stray word that follows a secret-looking option stays masked).
+    positional_after: list[int] = field(default_factory=list)
+
+    def _after(self) -> list[int]:
+        if len(self.positional_after) == len(self.positionals):
+            return list(self.positional_after)
+        return [len(self.options)] * len(self.positionals)
 
     def names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -202,32 +249,50 @@ class RayStartLine:
         return found
 
     def words(self, *, masked: bool = False) -> list[str]:
+        """The line's words in the order written (options with ``***`` values when ``masked``)."""
+        after = self._after()
         out: list[str] = []
-        for opt in self.options:
+        k = 0
+        for index, opt in enumerate(self.options):
+            while k < len(after) and after[k] <= index:
+                out.append(self.positionals[k])
+                k += 1
             out.extend(opt.words(masked=masked))
-        return out + list(self.positionals)
+        return out + list(self.positionals[k:])
 
     def without(self, *names: str) -> RayStartLine:
         """This line with every ``--name=v``/``--name v`` of ``names`` removed."""
-        return RayStartLine([o for o in self.options if o.name not in names], list(self.positionals))
+        keep = [o.name not in names for o in self.options]
+        after = [sum(keep[:n]) for n in self._after()]
+        return RayStartLine([o for o, k in zip(self.options, keep) if k], list(self.positionals), after)
 
     def with_options(self, *words: str, first: bool = False) -> RayStartLine:
         """This line with options added (``--x=v`` words), after ``--head`` when ``first``."""
         added = parse_ray_start(words).options
         options = list(self.options)
+        after = self._after()
         if first:
             at = 1 if options[:1] and options[0].name == "--head" else 0
             options[at:at] = added
+            after = [n + len(added) if n > at else n for n in after]
         else:
             options.extend(added)
-        return RayStartLine(options, list(self.positionals))
+        return RayStartLine(options, list(self.positionals), after)
 
     def display(self) -> str:
         """``ray start …`` as a user would write it, secret values as a bare ``***``."""
-        return ray_start_words(self.words(masked=True), keep=(MASK,))
+        return ray_start_words(mask_argv(self.words())[0], keep=(MASK,))
+
+    def shown_positionals(self) -> list[str]:
+        """The stray words, for messages: one that follows a secret-looking option word is ``***``."""
+        if not self.positionals:
+            return []
+        return mask_argv(self.words())[0][-len(self.positionals) :]
 
     def secret_values(self) -> set[str]:
-        return {o.value for o in self.options if o.secret and o.value}
+        """Values given to secret-looking options, however the words fell (see ``mask_argv``)."""
+        found = {o.value for o in self.options if o.secret and o.value}
+        return found | mask_argv(self.words())[1]
 
 
 @dataclass
@@ -256,12 +321,14 @@ def parse_ray_start(args: Iterable[str]) -> RayStartLine:
     """Split `ray start` arguments the way click does, knowing which options take no value.
 
     ``--x=v`` and ``--x v`` are one option; a word after a valueless option
-    (``--head``, ``--block``, ``-vvv``...) is never its value; after any other
-    option the next word is its value unless it looks like an option itself.
+    (``--head``, ``--block``, ``-vvv``...) is never its value; after an option
+    of the table that takes one, the next word is its value, as click reads it;
+    after an unknown option, the next word unless it looks like an option.
     """
     words = list(args)
     options: list[RayStartOption] = []
     positionals: list[str] = []
+    after: list[int] = []
     i = 0
     while i < len(words):
         word = words[i]
@@ -274,14 +341,24 @@ def parse_ray_start(args: Iterable[str]) -> RayStartLine:
             if word in VALUELESS or re.fullmatch(r"-v+", word):
                 options.append(RayStartOption(word, word, None, False))
                 continue
-            if i < len(words) and not (words[i].startswith("-") and len(words[i]) > 1):
+            # click gives an option that takes a value the next word, whatever it looks like
+            # (click/parser.py::_OptionParser._get_value_from_state); for an unknown option
+            # the next word is its value unless it looks like an option, except for a
+            # secret-looking one, whose value must never be mistaken for an option and shown.
+            takes_next = word in OPTIONS or is_secret_name(word) or not _looks_like_option(words[i : i + 1])
+            if i < len(words) and takes_next:
                 options.append(RayStartOption(word, word, words[i], False))
                 i += 1
             else:
                 options.append(RayStartOption(word, word, None, False))
         else:
             positionals.append(word)
-    return RayStartLine(options, positionals)
+            after.append(len(options))
+    return RayStartLine(options, positionals, after)
+
+
+def _looks_like_option(rest: Sequence[str]) -> bool:
+    return bool(rest) and rest[0].startswith("-") and len(rest[0]) > 1
 
 
 def _words(command: str | Sequence[str]) -> list[str]:

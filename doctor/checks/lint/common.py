@@ -157,7 +157,7 @@ def ray_start_flags(ctx: LintContext) -> tuple[list[Item], str]:
                     item.edits = _param_edits(ctx, group, opt, replacement)
                 group_items.append(item)
             fixed.extend([opt] if replacement is None else replacement)
-        for word in line.positionals:
+        for word in line.shown_positionals():
             group_items.append(
                 Item(
                     Status.FAIL,
