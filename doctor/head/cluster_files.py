@@ -13,8 +13,12 @@ says what the head runs in its own words:
 
 The format is recognised by content, not by file name, because all four are
 commonly called ``cluster.yaml``. Each reader returns the same
-``ClusterSpec`` so that the head's versions (from its image) and the lint
-rules (``doctor.checks.cluster_lint``) do not care which tool is used.
+``ClusterSpec`` (head and worker groups: image, `ray start` options as Ray
+will see them, GPUs asked for) so that the head's versions (from its image)
+and the one lint (``doctor.checks.lint``, whose rules judge every format)
+do not care which tool is used. `ray start` lines and KubeRay's
+``rayStartParams`` are read by the one parser, ``doctor.parsers.ray_start``;
+YAML by the bounded loader of ``doctor.parsers.yaml_load`` (alias bombs refused).
 
 Every problem with the file is a one-line ``UsageError`` naming the file;
 nothing else escapes (``tests/test_fuzz_parsers.py`` holds us to that).

@@ -6,7 +6,14 @@ container exists. Compose's own rules are followed where they change what we
 see: variables are interpolated from the environment and a ``.env`` file
 beside the file, per string value of the parsed YAML (so YAML quoting is
 respected); ``command:`` may be a string or a list; ``bash -c "..."``
-wrappers are looked through so that the ``ray start`` inside is found.
+wrappers are looked through so that the ``ray start`` inside is found
+(``doctor.parsers.shell``), and its options are read by the one `ray start`
+parser (``doctor.parsers.ray_start``). The YAML loader refuses alias bombs
+(``doctor.parsers.yaml_load``), and bad values are described by kind, never
+with ``str()`` of a whole structure.
+
+``ComposeProject.secret_values()`` gives what must never be shown (secret
+flag values, secret-named ``environment:`` values) to the run's masking pass.
 
 Every problem with the file becomes a one-line ``UsageError`` naming the file
 (and the service, where there is one): nothing else may escape.
