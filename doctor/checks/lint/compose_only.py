@@ -18,7 +18,7 @@ from doctor.checks.lint.framework import Item, LintContext
 from doctor.checks.lint.routes import IPNetwork
 from doctor.errors import UsageError
 from doctor.head.compose import ComposeService, parse_size
-from doctor.model import Status
+from doctor.model import Edit, Status
 from doctor.parsers.ray_start import RayStartLine
 
 __all__ = [
@@ -63,6 +63,13 @@ def _command_place(svc: ComposeService) -> str:
     return f"services.{svc.name}.command"
 
 
+def _line_edit(ctx: LintContext, svc: ComposeService, line: RayStartLine, note: str) -> Edit:
+    """The service's `ray start`, corrected: secret values shown as ``***``, and the note says so."""
+    if line.secret_values():
+        note += "; keep your own value where it shows ***"
+    return ctx.edit(_command_place(svc), line.display(), note)
+
+
 # --------------------------------------------------------------------------
 # how the container runs ray start
 
@@ -80,7 +87,7 @@ def dashboard_host(ctx: LintContext) -> tuple[list[Item], str]:
                 f"{head.name}: --include-dashboard={include}: no dashboard, so no Jobs API and no raydoctor checks",
                 (),
                 "Start the dashboard (drop --include-dashboard=false).",
-                (ctx.edit(_command_place(head), fixed.display(), "the `ray start` part of the command"),),
+                (_line_edit(ctx, head, fixed, "the `ray start` part of the command, without it"),),
                 cause="disabled",
             )
         ], ""
@@ -101,15 +108,13 @@ def dashboard_host(ctx: LintContext) -> tuple[list[Item], str]:
         else "nothing outside the container can reach it"
     )
     note = "the `ray start` part of the command, with --dashboard-host=0.0.0.0"
-    if fixed.secret_values():
-        note += "; keep your own value where it shows ***"
     return [
         Item(
             status,
             f"{head.name}: the dashboard binds to {shown}: {why}",
             ("Ray binds the dashboard to 127.0.0.1 unless --dashboard-host=0.0.0.0.",),
             "Add --dashboard-host=0.0.0.0 to the head's ray start.",
-            (ctx.edit(_command_place(head), fixed.display(), note),),
+            (_line_edit(ctx, head, fixed, note),),
             cause="missing" if host is None else "loopback",
         )
     ], ""
@@ -122,8 +127,8 @@ def block(ctx: LintContext) -> tuple[list[Item], str]:
         if call is None or call.line.has("--block"):
             continue
         keepalive = [c for c in call.after if _KEEPALIVE.match(c)]
-        edit = ctx.edit(
-            _command_place(svc), call.line.with_options("--block").display(), "the `ray start` part, with --block"
+        edit = _line_edit(
+            ctx, svc, call.line.with_options("--block"), "the `ray start` part of the command, with --block"
         )
         if keepalive:
             items.append(Item(Status.OK, f"{svc.name}: no --block, but '{keepalive[0]}' keeps the container running"))
@@ -184,10 +189,7 @@ def worker_address(ctx: LintContext) -> tuple[list[Item], str]:
         line = _line(w)
         address = line.value("--address")
         fixed = line.without("--address").with_options(f"--address={want}", first=True)
-        note = "the `ray start` part of the command, pointed at the head"
-        if fixed.secret_values():
-            note += "; keep your own value where it shows ***"
-        edit = (ctx.edit(_command_place(w), fixed.display(), note),)
+        edit = (_line_edit(ctx, w, fixed, "the `ray start` part of the command, pointed at the head"),)
         if not address:
             items.append(
                 Item(
