@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from doctor.head.compose import (
     parse_size,
     split_shell,
 )
+from doctor.parsers.yaml_load import describe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -455,13 +457,60 @@ def test_shipped_files_load() -> None:
     assert gpu.head.gpu_reservation and gpu.workers[0].gpu_reservation
 
 
-def test_alias_bomb_is_fast(tmp_path: Path) -> None:
+def _alias_bomb(levels: int = 9) -> str:
     lines = ["x-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    for i in range(1, 9):
+    for i in range(1, levels):
         prev = f"*a{i - 1}"
         lines.append(f"x-a{i}: &a{i} [{', '.join([prev] * 9)}]")
-    path = write(tmp_path, "\n".join(lines) + "\n" + minimal())
-    assert load_compose(path, {}).head.is_head
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_fast_in_one_line(tmp_path: Path) -> None:
+    # 9 levels of 9 aliases: ~500 bytes that stand for 9**9 strings. Loading used to
+    # succeed and any str() of it in a message ran past 15 s; now the loader counts
+    # what the aliases expand to and refuses the file, naming it.
+    text = _alias_bomb() + minimal().replace("    image:", "    ports: *a8\n    image:")
+    assert len(text) < 800
+    path = write(tmp_path, text)
+    start = time.perf_counter()
+    with pytest.raises(UsageError) as info:
+        load_compose(path, {})
+    assert time.perf_counter() - start < 2.0
+    message = str(info.value)
+    assert str(path) in message and "alias" in message and "\n" not in message
+
+
+def test_a_few_aliases_still_load(tmp_path: Path) -> None:
+    text = (
+        "x-common: &common\n  image: rayproject/ray:2.49.2-py312-cpu\n  shm_size: 2gb\n"
+        "services:\n"
+        f"  ray-head:\n    <<: *common\n    command: {HEAD_CMD}\n"
+        "  ray-worker:\n    <<: *common\n    command: ray start --address=ray-head:6379 --block\n"
+    )
+    project = load_compose(write(tmp_path, text), {})
+    assert project.head.image == project.workers[0].image == "rayproject/ray:2.49.2-py312-cpu"
+
+
+def test_bad_aliased_value_is_described_not_printed(tmp_path: Path) -> None:
+    # Under the alias bound but big: the message names the kind and a capped preview.
+    text = _alias_bomb(4) + minimal().replace("    image:", "    ports: [*a3]\n    image:")
+    path = write(tmp_path, text)
+    start = time.perf_counter()
+    with pytest.raises(UsageError) as info:
+        load_compose(path, {})
+    assert time.perf_counter() - start < 2.0
+    message = str(info.value)
+    assert "ray-head" in message and "a list [" in message and len(message) < 400
+
+
+def test_describe_is_bounded_on_a_huge_shared_structure() -> None:
+    leaf: list = ["lol"] * 9
+    for _ in range(9):
+        leaf = [leaf] * 9  # 9**10 strings when expanded, a few objects in memory
+    start = time.perf_counter()
+    text = describe(leaf)
+    assert time.perf_counter() - start < 0.5
+    assert text.startswith("a list [") and len(text) <= 60
 
 
 def test_recursive_yaml(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ loads must also lint without a rule erroring.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -74,6 +75,7 @@ command_words = st.sampled_from(
         "-num-cpus=1",
         "--num-cpu=2",
         "--redis-password=x",
+        "--redis-password=Pw-1234",
         "--resources={bad}",
         "--include-dashboard=false",
         "--num-gpus=two",
@@ -261,6 +263,8 @@ def _check_loaded(project: ComposeProject) -> None:
     assert len(results) == 11
     errors = [r.to_dict() for r in results if r.status == Status.ERROR]
     assert not errors
+    # The password appears in the file only as a flag's value: no finding may repeat it.
+    assert "Pw-1234" not in json.dumps([r.to_dict() for r in results], default=str)
 
 
 def _load(path: Path, env: dict[str, str]) -> None:

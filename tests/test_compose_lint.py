@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,8 @@ from doctor.checks.compose_lint import (
     lint_compose,
 )
 from doctor.head.compose import RAY_START_VALUELESS_FLAGS, load_compose
-from doctor.model import Result, Status
+from doctor.model import Edit, Result, Status
+from doctor.parsers.ray_start import OPTIONS, VALUELESS
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cpu"
@@ -123,7 +125,8 @@ def del_key(which: Callable[[dict], dict], key: str) -> Callable[[dict], None]:
 
 GPU_DEVICES = {"resources": {"reservations": {"devices": [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]}}}
 
-# (row id, mutation, rule id, expected status, fragments the summary names, fragment of a fix command or None)
+# (row id, mutation, rule id, expected status, fragments the summary names,
+#  fragment of a fix edit, shown as "place: value", or None)
 ROWS = [
     (
         "other-image",
@@ -591,9 +594,14 @@ def test_rule_table(tmp_path: Path, row: tuple) -> None:
     if status in (Status.WARN, Status.FAIL):
         assert res.remediation is not None and res.remediation.text
         assert res.details
+    if res.remediation is not None:
+        # Edits are edits: a change to the compose file is the file, the place and the value, never a command.
+        assert res.remediation.commands == ()
+        assert all(e.path == str(tmp_path / "compose.yaml") and "$ " not in e.value for e in res.remediation.edits)
     if command is not None:
         assert res.remediation is not None
-        assert any(command in c for c in res.remediation.commands), res.remediation.commands
+        shown = [f"{e.place}: {e.value}" for e in res.remediation.edits]
+        assert any(command in edit for edit in shown), shown
     # A mutation aimed at one rule leaves the unrelated ones alone.
     others = {r.id for r in results.values() if r.status in (Status.FAIL, Status.ERROR) and r.id != rule_id}
     assert Status.ERROR not in {r.status for r in results.values()}
@@ -733,6 +741,118 @@ def test_default_route_source_runs_here(tmp_path: Path) -> None:
     assert Status.ERROR not in {r.status for r in results}
 
 
-def test_valueless_flags_match_option_table() -> None:
+def test_one_option_table_serves_the_parser_and_the_lint() -> None:
+    # There used to be two tables kept in step by a test; now the compose loader, the
+    # cluster-file readers and the lint all read doctor.parsers.ray_start.OPTIONS.
     table = {name for name, opt in RAY_START_OPTIONS.items() if opt.kind in ("flag", "count")}
-    assert table == set(RAY_START_VALUELESS_FLAGS)
+    assert table == set(RAY_START_VALUELESS_FLAGS) == set(VALUELESS)
+    assert RAY_START_OPTIONS is OPTIONS
+
+
+# --------------------------------------------------------------------------
+# secrets stay out of remedies and details
+
+
+PASSWORD = "Sup3r-Secret-Pw"
+
+
+def _secret_tree() -> dict[str, Any]:
+    tree = copy.deepcopy(BASE)
+    # The head's password comes from the environment, interpolated into the flag; it has no
+    # --dashboard-host, so compose.dashboard_host offers a corrected command line.
+    head(tree)["command"] = 'bash -c "ray start --head --port=6379 --redis-password=${REDIS_PASSWORD} --block"'
+    # The worker gives it space-separated and points at a wrong host: compose.worker_address
+    # offers a corrected line too.
+    worker(tree)["command"] = f'bash -c "ray start --address=ray-haed:6379 --redis-password {PASSWORD} --block"'
+    worker(tree)["environment"] = {"RAY_API_TOKEN": "tok-0123456789", "OTHER": "visible"}
+    return tree
+
+
+def test_password_never_in_a_remedy_or_detail(tmp_path: Path) -> None:
+    results = lint_compose(
+        load_compose(_write(tmp_path, _secret_tree()), {"REDIS_PASSWORD": PASSWORD}), routes=no_routes, cpu_count=8
+    )
+    by = {r.id: r for r in results}
+    for rule_id in ("compose.dashboard_host", "compose.worker_address", "compose.ray_start_flags"):
+        assert by[rule_id].status in (Status.FAIL, Status.WARN), by[rule_id].to_dict()
+    assert by["compose.dashboard_host"].code == "compose.dashboard_host.missing"
+    text = json.dumps([r.to_dict() for r in results])
+    assert PASSWORD not in text
+    edits = {e.place: e for r in results if r.remediation for e in r.remediation.edits}
+    head_edit = edits["services.ray-head.command"]
+    assert "--dashboard-host=0.0.0.0" in head_edit.value and "--redis-password=***" in head_edit.value
+    worker_edit = edits["services.ray-worker.command"]
+    assert "--address=ray-head:6379" in worker_edit.value and "--redis-password ***" in worker_edit.value
+
+
+def test_secret_values_of_a_compose_project(tmp_path: Path) -> None:
+    project = load_compose(_write(tmp_path, _secret_tree()), {"REDIS_PASSWORD": PASSWORD})
+    assert project.secret_values() == {PASSWORD, "tok-0123456789"}
+
+
+def test_check_text_and_json_never_show_the_password(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    from doctor.check import run_check
+    from doctor.options import TargetOptions
+    from doctor.render import render_json, text_lines
+
+    path = _write(tmp_path, _secret_tree())
+    env = {**clean_env, "REDIS_PASSWORD": PASSWORD}
+    report = run_check(TargetOptions(compose=path, roundtrip=False), environ=env, cwd=tmp_path)
+    assert report.error is None
+    ids = {r.id for r in report.results}
+    assert {"compose.dashboard_host", "compose.worker_address"} <= ids
+    raw = json.dumps(report.to_dict(), default=str)  # before any masking pass
+    assert PASSWORD not in raw
+    assert PASSWORD not in render_json(report)
+    assert PASSWORD not in "\n".join(text for _, text in text_lines(report, verbose=True))
+    assert "--redis-password=***" in raw
+
+
+def _write(tmp_path: Path, tree: dict[str, Any]) -> Path:
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------
+# edits, codes and titles
+
+
+def test_limits_rule_gives_an_edit_of_the_limit(tmp_path: Path) -> None:
+    tree = copy.deepcopy(BASE)
+    worker(tree)["deploy"] = {"resources": {"limits": {"cpus": "16", "memory": "4g"}}}
+    res = lint(tmp_path, tree)["compose.resource_limits"]
+    assert res.status is Status.WARN and res.code == "compose.resource_limits.cpus_over_machine"
+    assert res.title == "Resource limits fit this machine"
+    assert res.remediation is not None and res.remediation.commands == ()
+    assert res.remediation.edits == (
+        Edit(str(tmp_path / "compose.yaml"), "services.ray-worker.deploy.resources.limits.cpus", "'8'"),
+    )
+    assert res.to_dict()["remediation"]["edits"][0]["place"] == "services.ray-worker.deploy.resources.limits.cpus"
+
+
+def test_no_lint_remedy_is_a_command(tmp_path: Path) -> None:
+    # Every row's finding: fixes to the file are edits, never text after a `$`.
+    for _, mutate, rule_id, _, _, _ in ROWS:
+        tree = copy.deepcopy(BASE)
+        mutate(tree)
+        res = lint(tmp_path, tree)[rule_id]
+        if res.remediation:
+            assert res.remediation.commands == (), (rule_id, res.remediation)
+
+
+def test_codes_are_stable_and_name_the_cause(tmp_path: Path) -> None:
+    results = lint(tmp_path, copy.deepcopy(BASE))
+    assert {r.code for r in results.values()} == {f"{rule_id}.ok" for rule_id, _, _ in RULES}
+    tree = copy.deepcopy(BASE)
+    set_worker_cmd("--address=ray-head:6379 --num-cpu=1 --block")(tree)
+    assert lint(tmp_path, tree)["compose.ray_start_flags"].code == "compose.ray_start_flags.unknown"
+
+
+def test_subnet_overlap_suggests_a_free_subnet(tmp_path: Path) -> None:
+    routes = [route("172.29.5.0/24")]
+    res = lint(tmp_path, copy.deepcopy(BASE), routes=lambda: routes)["compose.subnet"]
+    assert res.remediation is not None
+    (edit,) = res.remediation.edits
+    assert edit.place == "networks.study_network.ipam.config[0].subnet"
+    assert not ipaddress.ip_network(edit.value).overlaps(ipaddress.ip_network("172.29.0.0/16"))

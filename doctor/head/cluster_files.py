@@ -13,8 +13,12 @@ says what the head runs in its own words:
 
 The format is recognised by content, not by file name, because all four are
 commonly called ``cluster.yaml``. Each reader returns the same
-``ClusterSpec`` so that the head's versions (from its image) and the lint
-rules (``doctor.checks.cluster_lint``) do not care which tool is used.
+``ClusterSpec`` (head and worker groups: image, `ray start` options as Ray
+will see them, GPUs asked for) so that the head's versions (from its image)
+and the one lint (``doctor.checks.lint``, whose rules judge every format)
+do not care which tool is used. `ray start` lines and KubeRay's
+``rayStartParams`` are read by the one parser, ``doctor.parsers.ray_start``;
+YAML by the bounded loader of ``doctor.parsers.yaml_load`` (alias bombs refused).
 
 Every problem with the file is a one-line ``UsageError`` naming the file;
 nothing else escapes (``tests/test_fuzz_parsers.py`` holds us to that).
@@ -32,7 +36,9 @@ from typing import Any, Callable
 import yaml
 
 from doctor.errors import DoctorError, UsageError
-from doctor.head.compose import yaml_kind
+from doctor.parsers.ray_start import RayStartLine, find_ray_starts, from_params, is_secret_name
+from doctor.parsers.yaml_load import AliasBomb, BoundedLoader
+from doctor.parsers.yaml_load import kind as yaml_kind
 
 __all__ = [
     "FORMATS",
@@ -45,6 +51,7 @@ __all__ = [
     "read_helm_values",
     "read_kuberay",
     "read_ray_launcher",
+    "spec_from_compose",
 ]
 
 FORMATS = ("compose", "ray-launcher", "kuberay", "helm")
@@ -76,6 +83,7 @@ _HELM_KEYS = frozenset({"head", "worker", "additionalWorkerGroups"})
 # `pip install ray[default]==2.49.2` (or `"ray==2.49.2"`) in a setup command.
 _RAY_PIN = re.compile(r"(?<![\w.-])ray(?:\[[^\]\s]*\])?==([0-9][0-9A-Za-z.+!-]*)")
 _MAX_DOCS = 64
+MIN_SECRET_LEN = 4  # as doctor.head.compose: shorter values would mask half the output
 
 
 @dataclass
@@ -96,6 +104,16 @@ class NodeGroup:
     gpus: float | None = None
     num_gpus: float | None = None
     gpu_notes: list[str] = field(default_factory=list)  # e.g. a GPU asked for under requests only
+    gpus_exact: bool = True  # False where the platform hands out "all" GPUs: ``gpus`` is then a floor
+    # The `ray start` options this group runs with (doctor.parsers.ray_start), where the
+    # file says them ("services.ray-head.command", "head_start_ray_commands[1]",
+    # "spec.headGroupSpec.rayStartParams"), and in which form: "command" (a shell line)
+    # or "params" (KubeRay's rayStartParams mapping, which the operator turns into flags).
+    ray_start: RayStartLine | None = None
+    ray_start_at: str = ""
+    ray_start_form: str = ""
+    service: Any = None  # the doctor.head.compose.ComposeService of a compose group
+    secrets: set[str] = field(default_factory=set, repr=False)  # env values named like secrets
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +144,21 @@ class ClusterSpec:
     explicit_gpus: bool = True
     setup_commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set, repr=False)  # see secret_values()
+
+    def secret_values(self) -> set[str]:
+        """What must never be shown: values of `ray start` flags (command lines and rayStartParams)
+        named like a password, token, secret or key, and of environment variables so named (a
+        compose ``environment:``, a pod's ``env:``, the chart's ``containerEnv``). Values shorter
+        than ``MIN_SECRET_LEN`` are left out."""
+        values = set(self.secrets)
+        if self.compose is not None:
+            values |= self.compose.secret_values()
+        for group in self.groups:
+            values |= group.secrets
+            if group.ray_start is not None:
+                values |= group.ray_start.secret_values()
+        return {v for v in values if len(v) >= MIN_SECRET_LEN}
 
     @property
     def groups(self) -> list[NodeGroup]:
@@ -229,20 +262,39 @@ def detect_format(doc: Any) -> str | None:
 
 def read_compose(doc: Any, path: Path, environ: Mapping[str, str] | None = None) -> ClusterSpec:
     """A Compose file: ``doctor.head.compose`` reads it (interpolation and all)."""
-    from doctor.head.compose import load_compose, reserved_gpu_count
+    from doctor.head.compose import load_compose
 
-    project = load_compose(path, environ)
+    return spec_from_compose(load_compose(path, environ))
+
+
+def spec_from_compose(project: Any) -> ClusterSpec:
+    """The common description of a loaded ``ComposeProject``: one group per Ray service."""
+    from doctor.head.compose import reserved_gpu_count
 
     def group(svc: Any, role: str) -> NodeGroup:
-        num = _number(project.flag(svc, "--num-gpus"))
-        gpus = None
+        line = svc.ray_start_line
+        num = _number(line.value("--num-gpus")) if line is not None else None
+        gpus, exact = None, True
         if svc.gpu_reservation:
-            gpus = float(reserved_gpu_count(svc.raw) or 1)
-        return NodeGroup(svc.name, role, svc.image, f"services.{svc.name}", gpus=gpus, num_gpus=num)
+            count = reserved_gpu_count(svc.raw)
+            gpus, exact = float(count or 1), count is not None
+        return NodeGroup(
+            svc.name,
+            role,
+            svc.image,
+            f"services.{svc.name}",
+            gpus=gpus,
+            num_gpus=num,
+            gpus_exact=exact,
+            ray_start=line,
+            ray_start_at=f"services.{svc.name}.command",
+            ray_start_form="command",
+            service=svc,
+        )
 
     return ClusterSpec(
         "compose",
-        path,
+        project.path,
         group(project.head, "head"),
         [group(w, "worker") for w in project.workers],
         compose=project,
@@ -263,13 +315,19 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
     node_types = _mapping(doc.get("available_node_types"), where, "available_node_types")
     head_start = _commands(doc.get("head_start_ray_commands"), where, "head_start_ray_commands")
     worker_start = _commands(doc.get("worker_start_ray_commands"), where, "worker_start_ray_commands")
-    head_num = _ray_start_num_gpus(head_start)
-    worker_num = _ray_start_num_gpus(worker_start)
+    head_line, head_at = _first_ray_start(head_start, "head_start_ray_commands")
+    worker_line, worker_at = _first_ray_start(worker_start, "worker_start_ray_commands")
+    head_num = _number(head_line.value("--num-gpus")) if head_line else None
+    worker_num = _number(worker_line.value("--num-gpus")) if worker_line else None
 
     def image_for(settings: dict, role: str, at: str) -> str | None:
         merged = {**docker, **settings}
         value = merged.get(f"{role}_image") or merged.get("image")
         return _image(value, where, at) if value is not None else None
+
+    def _launcher_start(role: str) -> dict[str, Any]:
+        line, at = (head_line, head_at) if role == "head" else (worker_line, worker_at)
+        return {"ray_start": line, "ray_start_at": at, "ray_start_form": "command" if line else ""}
 
     def group(name: str, role: str, node: Any) -> NodeGroup:
         at = f"available_node_types.{name}"
@@ -285,6 +343,7 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
             at,
             gpus=gpus,
             num_gpus=num if num is not None else gpus,
+            **_launcher_start(role),
         )
 
     if node_types:
@@ -304,12 +363,24 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
         workers = [group(str(name), "worker", node) for name, node in node_types.items() if name != head_type]
     else:
         # An old-style config: Ray fills in its provider's default head and worker types.
-        head = NodeGroup("ray.head.default", "head", image_for({}, "head", "docker"), "docker", num_gpus=head_num)
+        head = NodeGroup(
+            "ray.head.default",
+            "head",
+            image_for({}, "head", "docker"),
+            "docker",
+            num_gpus=head_num,
+            **_launcher_start("head"),
+        )
         workers = []
         if doc.get("max_workers") != 0:
             workers.append(
                 NodeGroup(
-                    "ray.worker.default", "worker", image_for({}, "worker", "docker"), "docker", num_gpus=worker_num
+                    "ray.worker.default",
+                    "worker",
+                    image_for({}, "worker", "docker"),
+                    "docker",
+                    num_gpus=worker_num,
+                    **_launcher_start("worker"),
                 )
             )
     setup: list[str] = []
@@ -421,7 +492,19 @@ def read_helm_values(doc: Any, path: Path, environ: Mapping[str, str] | None = N
             params.update(_mapping(values.get(key), where, f"{at}.{key}"))
         gpus, notes = _k8s_gpus(values.get("resources"), where, f"{at}.resources")
         num = _number(params.get("num-gpus"), where, f"{at}.rayStartParams.num-gpus")
-        return NodeGroup(name, role, image, at, gpus=gpus, num_gpus=num, gpu_notes=notes)
+        return NodeGroup(
+            name,
+            role,
+            image,
+            at,
+            gpus=gpus,
+            num_gpus=num,
+            gpu_notes=notes,
+            ray_start=from_params(params),
+            ray_start_at=f"{at}.rayStartParams",
+            ray_start_form="params",
+            secrets=_env_secrets(values.get("containerEnv")),
+        )
 
     head = group(head_values, "head", "head", "head")
     workers: list[NodeGroup] = []
@@ -476,10 +559,12 @@ def _read_yaml(path: Path) -> list[Any]:
         raise UsageError(f"{path}: not UTF-8 text", hint="save the cluster file as UTF-8") from None
     docs: list[Any] = []
     try:
-        for doc in yaml.safe_load_all(text):
+        for doc in yaml.load_all(text, Loader=BoundedLoader):  # a SafeLoader subclass: safe
             docs.append(doc)
             if len(docs) >= _MAX_DOCS:
                 break
+    except AliasBomb as exc:
+        raise UsageError(f"{path}: {exc}", hint="write the values out instead of nesting aliases") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -524,7 +609,36 @@ def _kuberay_group(raw: Any, role: str, name: str, at: str, where: str) -> NodeG
     params = _mapping(raw.get("rayStartParams"), where, f"{at}.rayStartParams")
     gpus, notes = _k8s_gpus(ray_container.get("resources"), where, f"{at}.template.spec.containers[0].resources")
     num = _number(params.get("num-gpus"), where, f"{at}.rayStartParams.num-gpus")
-    return NodeGroup(name, role, image_text, at, gpus=gpus, num_gpus=num, gpu_notes=notes)
+    secrets: set[str] = set()
+    for container in containers[:64]:
+        if isinstance(container, dict):
+            secrets |= _env_secrets(container.get("env"))
+    return NodeGroup(
+        name,
+        role,
+        image_text,
+        at,
+        gpus=gpus,
+        num_gpus=num,
+        gpu_notes=notes,
+        ray_start=from_params(params),
+        ray_start_at=f"{at}.rayStartParams",
+        ray_start_form="params",
+        secrets=secrets,
+    )
+
+
+def _env_secrets(env: Any) -> set[str]:
+    """Values of a pod's ``env:`` list (``{name, value}``) whose names look secret."""
+    out: set[str] = set()
+    for item in env[:1000] if isinstance(env, list) else []:
+        if not isinstance(item, dict):
+            continue
+        name, value = item.get("name"), item.get("value")
+        if isinstance(name, str) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            if is_secret_name(name):
+                out.add(str(value))
+    return out
 
 
 def _k8s_gpus(resources: Any, where: str, at: str) -> tuple[float | None, list[str]]:
@@ -561,25 +675,13 @@ def _helm_image(value: Any, where: str, at: str) -> str | None:
     return _image(f"{repo_text}:{_scalar_text(tag, where, f'{at}.tag')}", where, at)
 
 
-def _ray_start_num_gpus(commands: list[str]) -> float | None:
-    """``--num-gpus`` of the first ``ray start`` in a list of shell commands."""
-    from doctor.head.compose import SHELL_OPERATORS, parse_ray_start, split_shell
-
-    for cmd in commands:
-        try:
-            words = split_shell(cmd, operators=True)
-        except ValueError:
-            continue
-        for i in range(len(words) - 1):
-            if words[i].rsplit("/", 1)[-1] == "ray" and words[i + 1] == "start":
-                args = []
-                for word in words[i + 2 :]:
-                    if word in SHELL_OPERATORS:
-                        break
-                    args.append(word)
-                value = parse_ray_start(args).value("--num-gpus")
-                return _number(value) if value else None
-    return None
+def _first_ray_start(commands: list[str], key: str) -> tuple[RayStartLine | None, str]:
+    """The first `ray start` in a list of shell commands (doctor.parsers.ray_start), and where it is."""
+    for i, cmd in enumerate(commands):
+        calls = find_ray_starts(cmd)
+        if calls:
+            return calls[0].line, f"{key}[{i}]"
+    return None, ""
 
 
 def _commands(value: Any, where: str, key: str) -> list[str]:

@@ -6,7 +6,14 @@ container exists. Compose's own rules are followed where they change what we
 see: variables are interpolated from the environment and a ``.env`` file
 beside the file, per string value of the parsed YAML (so YAML quoting is
 respected); ``command:`` may be a string or a list; ``bash -c "..."``
-wrappers are looked through so that the ``ray start`` inside is found.
+wrappers are looked through so that the ``ray start`` inside is found
+(``doctor.parsers.shell``), and its options are read by the one `ray start`
+parser (``doctor.parsers.ray_start``). The YAML loader refuses alias bombs
+(``doctor.parsers.yaml_load``), and bad values are described by kind, never
+with ``str()`` of a whole structure.
+
+``ComposeProject.secret_values()`` gives what must never be shown (secret
+flag values, secret-named ``environment:`` values) to the run's masking pass.
 
 Every problem with the file becomes a one-line ``UsageError`` naming the file
 (and the service, where there is one): nothing else may escape.
@@ -18,7 +25,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,20 @@ from typing import Any
 import yaml
 
 from doctor.errors import DoctorError, UsageError
+from doctor.parsers.ray_start import (
+    VALUELESS,
+    RayStartCall,
+    RayStartLine,
+    RayStartOption,
+    find_ray_starts,
+    first_ray_start,
+    is_secret_name,
+    parse_ray_start,
+)
+from doctor.parsers.shell import SHELL_OPERATORS, split_shell
+from doctor.parsers.shell import unwrap_shells as _unwrap
+from doctor.parsers.yaml_load import AliasBomb, BoundedLoader, describe
+from doctor.parsers.yaml_load import kind as yaml_kind
 
 __all__ = [
     "DEFAULT_GCS_PORT",
@@ -33,44 +54,26 @@ __all__ = [
     "SHELL_OPERATORS",
     "ComposeProject",
     "ComposeService",
+    "MIN_SECRET_LEN",
     "PublishedPort",
+    "RayStartCall",
     "RayStartLine",
     "RayStartOption",
     "interpolate",
     "load_compose",
     "parse_ray_start",
     "parse_size",
+    "reserved_gpu_count",
     "split_shell",
+    "yaml_kind",
 ]
 
 DEFAULT_GCS_PORT = 6379
 
-# `ray start` options that take no value (click ``is_flag``/``count``) in Ray
-# 2.49 (python/ray/scripts/scripts.py). Needed to read `--x v` correctly:
-# the word after one of these is not its value. Kept in step with the option
-# table in doctor.checks.compose_lint (a test checks that).
-RAY_START_VALUELESS_FLAGS = frozenset(
-    {
-        "--head",
-        "--block",
-        "--no-redirect-output",
-        "--enable-object-reconstruction",
-        "--no-monitor",
-        "--ray-debugger-external",
-        "--disable-usage-stats",
-        "--enable-resource-isolation",
-        "--verbose",
-        "-v",
-    }
-)
+MIN_SECRET_LEN = 4
+RAY_START_VALUELESS_FLAGS = VALUELESS  # the one option table: doctor.parsers.ray_start.OPTIONS
 
-# Words a shell treats as the end of a simple command: `ray start`'s own
-# arguments stop at the first of these.
-SHELL_OPERATORS = frozenset({"&&", "||", ";", ";;", "|", "&", "\n", "(", ")", "<", ">", ">>", "<<"})
-
-_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MAX_UNWRAP = 5
 _MAX_RANGE = 65536
 
 
@@ -111,15 +114,50 @@ class ComposeService:
     argv: list[str] = field(default_factory=list)
 
     @property
+    def ray_start(self) -> RayStartCall | None:
+        """The first `ray start` the container runs (doctor.parsers.ray_start), or None."""
+        return first_ray_start(self.argv or self.command)
+
+    @property
     def ray_start_args(self) -> list[str] | None:
         """The words after `ray start`, up to the end of that shell command."""
-        return _ray_start_args(self.argv or self.command)
+        call = self.ray_start
+        return call.args if call is not None else None
+
+    @property
+    def ray_start_line(self) -> RayStartLine | None:
+        """The `ray start` options, parsed against the one option table."""
+        call = self.ray_start
+        return call.line if call is not None else None
 
     @property
     def is_head(self) -> bool:
         """True when the service runs `ray start --head`."""
-        args = self.ray_start_args
-        return args is not None and "--head" in parse_ray_start(args).names()
+        line = self.ray_start_line
+        return line is not None and line.has("--head")
+
+    def environment(self) -> dict[str, str]:
+        """The service's ``environment:`` (a mapping or a list of ``KEY=VALUE``), as strings."""
+        raw = self.raw.get("environment")
+        out: dict[str, str] = {}
+        if isinstance(raw, dict):
+            for key, value in raw.items():
+                if value is not None and not isinstance(value, (dict, list)):
+                    out[str(key)] = str(value)
+        elif isinstance(raw, list):
+            for item in raw:
+                if isinstance(item, str) and "=" in item:
+                    key, _, value = item.partition("=")
+                    out[key] = value
+        return out
+
+    def secret_values(self) -> set[str]:
+        """Values of secret-looking `ray start` flags and ``environment:`` keys (see ``ComposeProject``)."""
+        values: set[str] = set()
+        for call in find_ray_starts(self.argv or self.command):
+            values |= call.line.secret_values()
+        values |= {v for k, v in self.environment().items() if is_secret_name(k)}
+        return {v for v in values if len(v) >= MIN_SECRET_LEN}
 
 
 @dataclass
@@ -146,10 +184,19 @@ class ComposeProject:
 
     def flag(self, service: ComposeService, name: str) -> str | None:
         """Value of a `ray start` flag (``--x=v`` or ``--x v``); "" for a bare flag."""
-        args = service.ray_start_args
-        if args is None:
-            return None
-        return parse_ray_start(args).value(name)
+        line = service.ray_start_line
+        return None if line is None else line.value(name)
+
+    def secret_values(self) -> set[str]:
+        """What must never be shown: values of `ray start` flags named like a password, token, secret
+        or key (``--redis-password=…``, in either form, interpolated or not) and of ``environment:``
+        keys named so, in every service. Values shorter than ``MIN_SECRET_LEN`` are left out: masking
+        ``1`` or ``on`` everywhere would garble the output and protect nothing.
+        """
+        values: set[str] = set()
+        for svc in self.services.values():
+            values |= svc.secret_values()
+        return values
 
     def gcs_port(self) -> int:
         """The head's GCS port (`--port`, default 6379)."""
@@ -158,78 +205,6 @@ class ComposeProject:
             return int(value) if value else DEFAULT_GCS_PORT
         except ValueError:
             return DEFAULT_GCS_PORT
-
-
-@dataclass(frozen=True)
-class RayStartOption:
-    """One option word of a `ray start` command line, as written."""
-
-    word: str  # what was written, e.g. "--port=6379" or "--port"
-    name: str  # "--port"
-    value: str | None  # None when no value was given
-    inline: bool  # True for the `--x=v` form
-
-
-@dataclass
-class RayStartLine:
-    """`ray start` arguments split into options and stray positional words."""
-
-    options: list[RayStartOption]
-    positionals: list[str]
-
-    def names(self) -> list[str]:
-        return [o.name for o in self.options]
-
-    def value(self, name: str) -> str | None:
-        """The last value given for ``name`` (click keeps the last)."""
-        found: str | None = None
-        for opt in self.options:
-            if opt.name == name:
-                found = opt.value if opt.value is not None else ""
-        return found
-
-
-def parse_ray_start(args: Iterable[str]) -> RayStartLine:
-    """Split `ray start` arguments the way click would (without knowing every option).
-
-    A word after a valueless flag is never its value; after any other
-    option, the next word is its value unless it looks like an option itself.
-    """
-    words = list(args)
-    options: list[RayStartOption] = []
-    positionals: list[str] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        i += 1
-        if word.startswith("-") and len(word) > 1 and word != "--":
-            if "=" in word:
-                name, value = word.split("=", 1)
-                options.append(RayStartOption(word, name, value, True))
-                continue
-            if word in RAY_START_VALUELESS_FLAGS or re.fullmatch(r"-v+", word):
-                options.append(RayStartOption(word, word, None, False))
-                continue
-            if i < len(words) and not (words[i].startswith("-") and len(words[i]) > 1):
-                options.append(RayStartOption(word, word, words[i], False))
-                i += 1
-            else:
-                options.append(RayStartOption(word, word, None, False))
-        else:
-            positionals.append(word)
-    return RayStartLine(options, positionals)
-
-
-def _ray_start_args(argv: list[str]) -> list[str] | None:
-    for i in range(len(argv) - 1):
-        if argv[i + 1] == "start" and argv[i].rsplit("/", 1)[-1] == "ray":
-            rest: list[str] = []
-            for word in argv[i + 2 :]:
-                if word in SHELL_OPERATORS:
-                    break
-                rest.append(word)
-            return rest
-    return None
 
 
 # --------------------------------------------------------------------------
@@ -458,130 +433,6 @@ def parse_size(text: str | int) -> int:
 
 
 # --------------------------------------------------------------------------
-# shell words
-
-
-def split_shell(text: str, *, operators: bool = True) -> list[str]:
-    """Split a shell command line into words, POSIX style.
-
-    With ``operators`` (a ``sh -c`` script), ``&&``, ``;``, ``|``, newlines
-    and redirections become words of their own and ``#`` at a word's start
-    begins a comment; without, it splits like Compose splits a string
-    ``command:`` (quotes only). Raises ValueError on an unclosed quote.
-    """
-    words: list[str] = []
-    cur: list[str] = []
-    in_word = False
-    i, n = 0, len(text)
-
-    def flush() -> None:
-        nonlocal in_word
-        if in_word:
-            words.append("".join(cur))
-            cur.clear()
-            in_word = False
-
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 < n and text[i + 1] == "\n":
-                i += 2  # line continuation
-                continue
-            if i + 1 < n:
-                cur.append(text[i + 1])
-            in_word = True
-            i += 2
-            continue
-        if ch == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise ValueError("no closing quotation")
-            cur.append(text[i + 1 : end])
-            in_word = True
-            i = end + 1
-            continue
-        if ch == '"':
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise ValueError("no closing quotation")
-                c = text[j]
-                if c == "\\" and j + 1 < n and text[j + 1] in '"\\$`\n':
-                    if text[j + 1] != "\n":
-                        cur.append(text[j + 1])
-                    j += 2
-                    continue
-                if c == '"':
-                    break
-                cur.append(c)
-                j += 1
-            in_word = True
-            i = j + 1
-            continue
-        if ch in " \t\r" or (ch == "\n" and not operators):
-            flush()
-            i += 1
-            continue
-        if operators:
-            if ch == "#" and not in_word:
-                end = text.find("\n", i)
-                i = n if end < 0 else end
-                continue
-            if ch in "\n;&|()<>":
-                flush()
-                two = text[i : i + 2]
-                op = two if two in ("&&", "||", ";;", ">>", "<<") else ch
-                words.append(op)
-                i += len(op)
-                continue
-        cur.append(ch)
-        in_word = True
-        i += 1
-    flush()
-    return words
-
-
-def _unwrap(words: list[str], depth: int = 0) -> list[str]:
-    """Replace ``sh -c SCRIPT`` by ``sh -c`` followed by the script's words.
-
-    Words after the script (its ``$0``, ``$1``...) are dropped.
-    """
-    if depth >= _MAX_UNWRAP:
-        return words
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        out.append(word)
-        i += 1
-        if word.rsplit("/", 1)[-1] not in _SHELLS:
-            continue
-        j = i
-        script_at = -1
-        while j < len(words):
-            opt = words[j]
-            if re.fullmatch(r"-[a-zA-Z]+", opt) and "c" in opt:
-                script_at = j + 1
-                break
-            if opt in ("-o", "+o", "-O", "+O"):
-                j += 2
-            elif re.fullmatch(r"[-+][a-zA-Z]+|--[a-z][a-z-]*", opt):
-                j += 1
-            else:
-                break  # a script file or the end: nothing to look into
-        if 0 < script_at < len(words):
-            out.extend(words[i:script_at])
-            script = words[script_at]
-            try:
-                inner = split_shell(script, operators=True)
-            except ValueError:
-                inner = [script]
-            out.extend(_unwrap(inner, depth + 1))
-            break  # the words after the script are its $0, $1...: not commands
-    return out
-
-
-# --------------------------------------------------------------------------
 # loading
 
 
@@ -613,8 +464,9 @@ def load_compose(path: Path, environ: Mapping[str, str] | None = None) -> Compos
         ) from None
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    """SafeLoader reading ints as YAML 1.2 does, as Compose's Go parser does.
+class _ComposeLoader(BoundedLoader):
+    """A bounded SafeLoader (aliases capped, see doctor.parsers.yaml_load) reading ints as YAML 1.2 does,
+    as Compose's Go parser does.
 
     PyYAML's YAML 1.1 reads an unquoted ``22:22`` as the base-60 int 1342,
     which would turn a short port mapping into garbage.
@@ -648,6 +500,8 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
         raise UsageError(f"{path}: not UTF-8 text", hint="save the compose file as UTF-8") from None
     try:
         tree = yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass: safe
+    except AliasBomb as exc:
+        raise UsageError(f"{path}: {exc}", hint="write the values out instead of nesting aliases") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -705,17 +559,6 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
     return ComposeProject(path, services, networks, head, workers)
 
 
-def yaml_kind(value: Any) -> str:
-    """A value's YAML kind, for messages: never ``str()`` of a structure (an alias bomb prints forever)."""
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
-    return f"scalar ({type(value).__name__})"
-
-
 def _service(path: Path, name: str, raw: Any) -> ComposeService:
     where = f"{path}: service {name}"
     if raw is None:
@@ -756,7 +599,7 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         for item in nets_raw:
             if isinstance(item, (dict, list)):
                 raise UsageError(
-                    f"{where}: network entry {_clip(str(item))!r} is not a name",
+                    f"{where}: network entry {describe(item)} is not a name",
                     hint="list network names",
                 )
             networks[str(item)] = {}
@@ -876,7 +719,7 @@ def _port_number(where: str, text: str, spec: Any) -> int:
     text = text.strip()
     if not text.isdigit() or not 0 < int(text) <= 65535:
         raise UsageError(
-            f"{where}: port {_clip(str(spec))!r}: {text!r} is not a port number",
+            f"{where}: port {describe(spec)}: {text!r} is not a port number",
             hint="ports are 1-65535",
         )
     return int(text)
@@ -888,7 +731,7 @@ def _port_range(where: str, text: str, spec: Any) -> list[int]:
         lo, hi = _port_number(where, lo_s, spec), _port_number(where, hi_s, spec)
         if hi < lo:
             raise UsageError(
-                f"{where}: port range {_clip(str(spec))!r} runs backwards",
+                f"{where}: port range {describe(spec)} runs backwards",
                 hint="write LOW-HIGH",
             )
         return list(range(lo, hi + 1))
@@ -912,7 +755,7 @@ def _ports(where: str, spec: Any) -> list[PublishedPort]:
         return _long_port(where, spec)
     if not isinstance(spec, str):
         raise UsageError(
-            f"{where}: port entry {_clip(str(spec))!r} is not a port",
+            f"{where}: port entry {describe(spec)} is not a port",
             hint="write e.g. '127.0.0.1:8265:8265'",
         )
     text, protocol = spec.strip(), "tcp"
@@ -978,7 +821,7 @@ def _check_ip(where: str, host_ip: str, spec: Any) -> None:
         ipaddress.ip_address(host_ip)
     except ValueError:
         raise UsageError(
-            f"{where}: port {_clip(str(spec))!r}: {host_ip!r} is not an IP address",
+            f"{where}: port {describe(spec)}: {host_ip!r} is not an IP address",
             hint="write '127.0.0.1:8265:8265'",
         ) from None
 
@@ -987,12 +830,12 @@ def _long_port(where: str, spec: dict) -> list[PublishedPort]:
     target = spec.get("target")
     if target is None:
         raise UsageError(
-            f"{where}: port {_clip(str(spec))!r} has no 'target'",
+            f"{where}: port {describe(spec)} has no 'target'",
             hint="add target: CONTAINER_PORT",
         )
     if isinstance(target, (bool, dict, list)):
         raise UsageError(
-            f"{where}: port target {_clip(str(target))!r} is not a port number",
+            f"{where}: port target {describe(target)} is not a port number",
             hint="ports are 1-65535",
         )
     container = _port_number(where, str(target), spec)
@@ -1001,7 +844,7 @@ def _long_port(where: str, spec: dict) -> list[PublishedPort]:
     host_ip = spec.get("host_ip")
     if isinstance(host_ip, (dict, list)):
         raise UsageError(
-            f"{where}: port host_ip {_clip(str(host_ip))!r} is not an address",
+            f"{where}: port host_ip {describe(host_ip)} is not an address",
             hint="write host_ip: 127.0.0.1",
         )
     host_ip = None if host_ip in (None, "") else str(host_ip)
@@ -1011,7 +854,7 @@ def _long_port(where: str, spec: dict) -> list[PublishedPort]:
         return [PublishedPort(host_ip, None, container, protocol)]
     if isinstance(published, (bool, dict, list)):
         raise UsageError(
-            f"{where}: port published {_clip(str(published))!r} is not a port",
+            f"{where}: port published {describe(published)} is not a port",
             hint="ports are 1-65535",
         )
     hosts = _port_range(where, str(published), spec)

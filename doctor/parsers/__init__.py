@@ -1,0 +1,1 @@
+"""One parser per format: shell command lines, `ray start` options, bounded YAML."""

@@ -1,0 +1,99 @@
+"""YAML from files a user just cloned: safe, bounded, and described without ``str()``.
+
+PyYAML shares the object an alias points to, so loading an alias bomb (a
+500-byte file whose aliases nest to a billion elements) is cheap; what is not
+is anything that walks the expanded tree afterwards: ``str()`` of it in an
+error message ran past 15 s. ``BoundedLoader`` counts alias events and the
+size they expand to while composing, and refuses a file past the bounds with
+``AliasBomb``; ``describe`` names a bad value by its kind with a capped
+``reprlib`` rendering, never ``str()`` of a whole structure.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+__all__ = ["MAX_ALIASES", "MAX_EXPANDED", "AliasBomb", "BoundedLoader", "describe", "kind"]
+
+# Real compose files and Helm values use a few anchors (`x-common: &common`,
+# `<<: *common`) a few dozen times; these bounds are far above that and far
+# below what slows anything down.
+MAX_ALIASES = 1000
+MAX_EXPANDED = 100_000  # nodes the aliases of one document stand for, expanded
+
+
+class AliasBomb(yaml.YAMLError):
+    """The aliases of a document expand past the bounds."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that counts aliases and the nodes they expand to, refusing past the bounds."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._weights: dict[int, int] = {}
+        self._aliases = 0
+        self._expanded = 0
+
+    def compose_document(self) -> Node | None:
+        self._weights, self._aliases, self._expanded = {}, 0, 0
+        return super().compose_document()  # type: ignore[no-any-return]
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        alias = self.check_event(AliasEvent)
+        node = super().compose_node(parent, index)
+        if node is None:
+            return node
+        if alias:
+            self._aliases += 1
+            self._expanded += self._weights.get(id(node), 1)  # an alias of a node still open counts 1
+            if self._aliases > MAX_ALIASES or self._expanded > MAX_EXPANDED:
+                raise AliasBomb(
+                    f"its aliases expand past {MAX_EXPANDED:,} values ({self._aliases} aliases): "
+                    "an alias bomb, or a file raydoctor will not expand"
+                )
+            return node
+        weight = 1
+        if isinstance(node, SequenceNode):
+            weight += sum(self._weights.get(id(child), 1) for child in node.value)
+        elif isinstance(node, MappingNode):
+            weight += sum(self._weights.get(id(k), 1) + self._weights.get(id(v), 1) for k, v in node.value)
+        self._weights[id(node)] = weight
+        return node
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+_REPR.maxstring = _REPR.maxother = 40
+
+
+def kind(value: Any) -> str:
+    """A value's YAML kind, for messages: never ``str()`` of a structure."""
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return f"scalar ({type(value).__name__})"
+
+
+def describe(value: Any, limit: int = 60) -> str:
+    """A bad value for a message: a short ``repr`` of a scalar, or its kind and a capped preview.
+
+    Bounded in time and length whatever the value: ``reprlib`` stops at two
+    levels and four items, so an aliased structure of a billion elements is
+    shown as ``a list [[...], [...], ...]``.
+    """
+    if isinstance(value, (dict, list)):
+        text = f"a {kind(value)} {_REPR.repr(value)}"
+    else:
+        text = _REPR.repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
