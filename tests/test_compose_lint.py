@@ -791,7 +791,7 @@ def test_secret_values_of_a_compose_project(tmp_path: Path) -> None:
 
 
 def test_check_text_and_json_never_show_the_password(tmp_path: Path, clean_env: dict[str, str]) -> None:
-    from doctor.check import run_check
+    from doctor.app import run_check
     from doctor.options import TargetOptions
     from doctor.render import render_json, text_lines
 
