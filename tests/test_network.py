@@ -127,8 +127,8 @@ def test_http_server_that_is_not_ray(answer, clean_env, tmp_path):
         report = check(tmp_path, clean_env, address=fake.url, gcs_port=closed_port(), client_port=closed_port())
     dash = by_id(report, "network.dashboard")
     assert dash.status is Status.FAIL
-    assert "answers but is not Ray" in dash.summary
-    assert dash.data["kind"] == "not_ray"
+    assert "answers, but not as a Ray dashboard" in dash.summary  # one wording (doctor.tcp.describe)
+    assert dash.data["kind"] == "not_ray" and dash.code == "network.dashboard.not_ray"
     assert dash.remediation and "8265" in dash.remediation.text
     assert ports(by_id(report, "network.ports"))["dashboard"]["state"] == "open"
 
