@@ -30,7 +30,10 @@ GARBAGE_JSON = (200, "application/json", json.dumps({"status": "ok", "service": 
 BROKEN_JSON = (200, "application/json", "{not json")
 UNAUTHORIZED = (401, "text/plain", "Unauthorized: Missing authentication token")
 FORBIDDEN = (403, "text/plain", "Forbidden: Invalid authentication token")
-PUBLIC_PATHS = ("/api/gcs_healthz", "/api/authentication_mode")  # answer without a token (REFERENCE §2)
+PUBLIC_PATHS = (
+    "/api/gcs_healthz",
+    "/api/authentication_mode",
+)  # answer without a token (ray/dashboard/http_server_head.py)
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:

@@ -1,13 +1,12 @@
 """Read the head through the dashboard's HTTP API, without importing Ray.
 
 The endpoints are Ray's own: ``/api/v0/cluster_metadata`` (rayVersion,
-pythonVersion; ``dashboard/modules/usage_stats`` and
-``ray/_private/usage/usage_lib.py::get_cluster_metadata``), ``/api/version``
-(``dashboard/modules/version/version_head.py``), ``/api/gcs_healthz``
-(``dashboard/modules/healthz/healthz_head.py``), ``/api/authentication_mode``
-and the 401/403 of token auth (``dashboard/http_server_head.py``,
+pythonVersion; ``ray/dashboard/modules/reporter/reporter_head.py::ReportHead.get_cluster_metadata``),
+``/api/version`` (``ray/dashboard/modules/job/job_head.py::JobHead.get_version``),
+``/api/gcs_healthz`` (``ray/dashboard/modules/healthz/healthz_head.py``), ``/api/authentication_mode``
+and the 401/403 of token auth (``ray/dashboard/http_server_head.py``,
 ``ray/_private/authentication/http_token_authentication.py``), and the state
-API's ``/api/v0/nodes`` (``dashboard/state_api_utils.py``).
+API's ``/api/v0/nodes`` (``ray/dashboard/modules/state/state_head.py``).
 
 A dashboard may be anything that listens on the port, so every answer is read
 as untrusted: each request has a wall-clock deadline that ``--timeout`` governs
@@ -43,8 +42,8 @@ from doctor.target import HeadAddress
 from doctor.tcp import describe, probe_port
 from doctor.text import sanitize
 
-# The dashboard refuses browser-like clients anything but GET (``dashboard/http_server_head.py::
-# browsers_no_post_put_middleware`` looks at the User-Agent): send a plain agent.
+# The dashboard refuses browser-like clients anything but GET (a middleware in
+# ``ray/dashboard/http_server_head.py`` looks at the User-Agent): send a plain agent.
 USER_AGENT = f"raydoctor/{__version__}"
 MAX_BODY = 4 * 1024 * 1024  # bytes of one answer; Ray's own answers to what raydoctor asks are kilobytes
 MAX_DEPTH = 64  # JSON nesting; Ray's answers nest a handful of levels

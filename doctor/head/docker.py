@@ -58,7 +58,7 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
+IMAGE_REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
 NAME_MAX = 255  # distribution/reference: NameTotalLengthMax
 
 
@@ -70,9 +70,9 @@ def image_problem(image: str) -> str | None:
         return "it starts with '-', so Docker would read it as an option"
     if any(ch.isspace() or ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F for ch in image):
         return "it holds whitespace or control characters"
-    match = REFERENCE.fullmatch(image)
+    match = IMAGE_REFERENCE.fullmatch(image)
     if match is None:
-        if image != image.lower() and REFERENCE.fullmatch(image.lower()):
+        if image != image.lower() and IMAGE_REFERENCE.fullmatch(image.lower()):
             return "repository names are lowercase"
         return "it is not [registry[:port]/]name[:tag][@digest]"
     name = match.group("name")

@@ -1,7 +1,7 @@
 """Run a small probe job through the Jobs API over plain HTTP, without importing Ray.
 
 The Jobs REST API (``POST /api/jobs/``, ``GET /api/jobs/{id}``, ``.../logs``,
-``.../stop``, ``DELETE``: ``dashboard/modules/job/job_head.py``, the client in
+``.../stop``, ``DELETE``: ``ray/dashboard/modules/job/job_head.py``, the client in
 ``ray/dashboard/modules/job/sdk.py::JobSubmissionClient``) works whatever the
 local Ray version is, so it is how raydoctor asks the cluster what a task
 really sees. A probe job is bounded: it is stopped when it outlives its time,
@@ -30,7 +30,7 @@ MARKER = "RAYDOCTOR_PROBE "
 
 
 # What Ray's job and submission ids are made of: ``raysubmit_`` + letters and digits
-# (``ray/dashboard/modules/job/common.py::generate_job_id``), or the id the submitter chose
+# (``ray/dashboard/modules/job/job_manager.py::generate_job_id``), or the id the submitter chose
 # (raydoctor's: ``new_submission_id``). Anything else is refused before it reaches a URL or a command.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -79,7 +79,7 @@ def delete_command(submission_id: str) -> str:
 def python_entrypoint(script: str) -> str:
     """``python -c '<script>'``: the head runs the entrypoint in a shell, ``python`` through its PATH
 
-    (``ray/dashboard/modules/job/job_supervisor.py::JobSupervisor._exec_entrypoint`` uses ``shell=True``).
+    (``ray/dashboard/modules/job/job_supervisor.py::JobSupervisor._exec_entrypoint`` runs it with ``shell=True``).
     """
     return "python -c " + shlex.quote(script)
 
