@@ -202,6 +202,10 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
                 )
     project = None
     image, image_from = options.image, "--image" if options.image else None
+    if image is not None:
+        from doctor.head.docker import validate_image  # a name Docker would read as an option is a usage error
+
+        validate_image(image, "--image")
     cluster = None
     if cluster_file is not None:
         from doctor.head.cluster_files import load_cluster_file

@@ -6,6 +6,9 @@
 * ``GrpcLookalike``: answers the HTTP/2 preface with a SETTINGS frame, like a
   gRPC server, then never completes anything (a Ray Client server that hangs).
 * ``closed_port()``: a port where nothing listens.
+* ``RawHTTP``: hands each connection, once its request has come, to a function
+  that writes whatever it likes; ``dribble`` (one byte every so often) and
+  ``huge`` (a body of any size, made as it is sent) are the hostile ones.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit
@@ -26,7 +30,10 @@ GARBAGE_JSON = (200, "application/json", json.dumps({"status": "ok", "service": 
 BROKEN_JSON = (200, "application/json", "{not json")
 UNAUTHORIZED = (401, "text/plain", "Unauthorized: Missing authentication token")
 FORBIDDEN = (403, "text/plain", "Forbidden: Invalid authentication token")
-PUBLIC_PATHS = ("/api/gcs_healthz", "/api/authentication_mode")  # answer without a token (REFERENCE §2)
+PUBLIC_PATHS = (
+    "/api/gcs_healthz",
+    "/api/authentication_mode",
+)  # answer without a token (ray/dashboard/http_server_head.py)
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:
@@ -162,3 +169,98 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- hostile servers
+
+Serve = Callable[[socket.socket, bytes], None]  # fn(connection, the request's head and what came with it)
+
+
+class RawHTTP:
+    """A TCP server on 127.0.0.1 that reads each request's head and lets ``serve`` answer, one thread a connection."""
+
+    def __init__(self, serve: Serve) -> None:
+        self.serve = serve
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            self.requests.append(head)
+            self.serve(conn, head)
+        except OSError:
+            pass  # the client went away: what a bounded client does
+        finally:
+            conn.close()
+
+    def __enter__(self) -> RawHTTP:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def http_answer(body: bytes, status: str = "200 OK", content_type: str = "application/json") -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+def dribble(answer: bytes, every_s: float = 0.9, *, headers_at_once: bool = False) -> Serve:
+    """Send ``answer`` one byte every ``every_s`` seconds (after its headers at once, if asked)."""
+
+    def serve(conn: socket.socket, request: bytes) -> None:
+        rest = answer
+        if headers_at_once:
+            head, sep, rest = answer.partition(b"\r\n\r\n")
+            conn.sendall(head + sep)
+        for i in range(len(rest)):
+            conn.sendall(rest[i : i + 1])
+            time.sleep(every_s)
+
+    return serve
+
+
+def huge(size: int, *, content_length: bool = False, block: int = 1 << 20) -> Serve:
+    """A 200 answer of ``size`` bytes of JSON-looking text, made while it is sent (never held whole)."""
+
+    def serve(conn: socket.socket, request: bytes) -> None:
+        length = f"Content-Length: {size}\r\n" if content_length else ""
+        conn.sendall(f"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n{length}\r\n".encode())
+        chunk = b"[" + b"0," * (block // 2 - 1) + b"0"
+        sent = 0
+        while sent < size:
+            piece = chunk[: size - sent]
+            conn.sendall(piece)
+            sent += len(piece)
+
+    return serve

@@ -7,15 +7,25 @@ No engine runs on the test machines, so the "engine present" path drives a fake
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from doctor.errors import UsageError
 from doctor.head import docker
+
+REPO = Path(__file__).resolve().parent.parent
 
 FAKE_DOCKER = r"""#!/usr/bin/env python3
 import json, os, sys
 log = os.environ["FAKE_DOCKER_LOG"]
 with open(log, "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\n")
+if os.environ.get("FAKE_DOCKER_ENV_LOG"):
+    with open(os.environ["FAKE_DOCKER_ENV_LOG"], "a") as f:
+        f.write(json.dumps(sorted(k for k in os.environ if k.startswith("RAY_AUTH"))) + "\n")
 args = sys.argv[1:]
 if args[:1] == ["version"]:
     print("28.2.2"); sys.exit(0)
@@ -66,3 +76,95 @@ def test_never_pulls_an_image_that_is_not_local(monkeypatch, tmp_path):
     log = install_fake(tmp_path, monkeypatch)
     assert docker.image_facts("rayproject/ray:2.40.0-py311-cpu", cache=tmp_path / "cache") is None
     assert not any(c[0] in {"run", "pull"} for c in calls(log))
+
+
+# ---------------------------------------------------------------- image names that are not image names
+
+BAD_IMAGES = [
+    "-v=/:/host",  # an option to docker
+    "--privileged",
+    "rayproject/ray:2.49.2 --privileged",  # whitespace
+    "rayproject/ray\x1b[2J",  # a control character
+    "RayProject/ray:2.49.2",  # uppercase path component
+    "rayproject/ray:-tag",
+    "",
+]
+
+
+@pytest.mark.parametrize("image", BAD_IMAGES)
+def test_a_bad_image_name_never_reaches_docker(image, monkeypatch, tmp_path):
+    log = install_fake(tmp_path, monkeypatch)
+    assert docker.image_problem(image)
+    assert docker.image_facts(image, cache=tmp_path / "cache") is None
+    assert not [c for c in calls(log) if image in c]
+    with pytest.raises(UsageError) as info:
+        docker.validate_image(image, "--image")
+    assert "--image" in info.value.message and repr(image)[1:-1][:20] in info.value.message
+    assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "rayproject/ray:2.49.2-py312-cpu",
+        "ray",
+        "docker.io/rayproject/ray:2.49.2",
+        "localhost:5000/team/ray:dev",
+        "[::1]:5000/ray",
+        "registry.Example.com/ray/ray",  # the registry may have capitals
+        "rayproject/ray@sha256:" + "ab" * 32,
+        "rayproject/ray:2.49.2-py312-cpu@sha256:" + "ab" * 32,
+        "my_org/ray__x.y-z:1.0_rc1",
+    ],
+)
+def test_real_image_references_are_accepted(image):
+    assert docker.image_problem(image) is None
+    assert docker.validate_image(image) == image
+
+
+def test_check_refuses_an_option_as_image_in_one_line(monkeypatch, tmp_path, clean_env):
+    """Before: `--image=-v=/:/host` went into `docker run ... -v=/:/host -c ...` as a bind mount of /."""
+    log = install_fake(tmp_path, monkeypatch)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor", "check", "--image=-v=/:/host", "--no-roundtrip"],
+        capture_output=True,
+        text=True,
+        env={
+            **clean_env,
+            "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+            "FAKE_DOCKER_LOG": str(log),
+            "PYTHONPATH": str(REPO),
+        },
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "-v=/:/host" in lines[0] and "Traceback" not in proc.stderr
+    assert not any("-v=/:/host" in arg for c in calls(log) for arg in c)
+
+
+def test_docker_runs_through_proc_without_the_token(monkeypatch, tmp_path):
+    log = install_fake(tmp_path, monkeypatch)
+    env_log = tmp_path / "env.log"
+    monkeypatch.setenv("FAKE_DOCKER_ENV_LOG", str(env_log))
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "rdt-secret")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    facts = docker.image_facts("rayproject/ray:2.49.2-py312-cpu", cache=tmp_path / "cache")
+    assert facts is not None
+    seen = [json.loads(line) for line in env_log.read_text().splitlines()]
+    assert seen and all(names == [] for names in seen)  # docker never sees the cluster's token
+    run = next(c for c in calls(log) if c[0] == "run")
+    image_at = run.index("rayproject/ray:2.49.2-py312-cpu")
+    assert all(arg.startswith("-") or run[i - 1].startswith("--") for i, arg in enumerate(run[1:image_at], 1))
+    assert run[image_at + 1 :][:1] == ["-c"]  # every option before the image, the command after it
+
+
+def test_a_damaged_answer_from_docker_is_no_facts(monkeypatch, tmp_path):
+    log = install_fake(tmp_path, monkeypatch)
+    exe = tmp_path / "bin" / "docker"
+    exe.write_text(
+        exe.read_text().replace('print(json.dumps({"python": "3.12.9", "ray": "2.49.2"}))', 'print("[" * 100000)')
+    )
+    assert docker.image_facts("rayproject/ray:2.49.2-py312-cpu", cache=tmp_path / "cache") is None
+    assert [c for c in calls(log) if c[0] == "run"]

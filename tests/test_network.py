@@ -127,8 +127,8 @@ def test_http_server_that_is_not_ray(answer, clean_env, tmp_path):
         report = check(tmp_path, clean_env, address=fake.url, gcs_port=closed_port(), client_port=closed_port())
     dash = by_id(report, "network.dashboard")
     assert dash.status is Status.FAIL
-    assert "answers but is not Ray" in dash.summary
-    assert dash.data["kind"] == "not_ray"
+    assert "answers, but not as a Ray dashboard" in dash.summary  # one wording (doctor.tcp.describe)
+    assert dash.data["kind"] == "not_ray" and dash.code == "network.dashboard.not_ray"
     assert dash.remediation and "8265" in dash.remediation.text
     assert ports(by_id(report, "network.ports"))["dashboard"]["state"] == "open"
 
@@ -207,6 +207,7 @@ def test_silent_dashboard_port_finishes_within_5s(clean_env, tmp_path):
     results = {r["id"]: r for r in doc["results"]}
     dash = results["network.dashboard"]
     assert dash["status"] == "fail" and "never answers" in dash["summary"]
+    assert dash["code"] == "network.dashboard.silent"
     states = {p["role"]: p["state"] for p in results["network.ports"]["data"]["ports"]}
     assert states == {"gcs": "refused", "dashboard": "silent", "client": "refused"}
     assert results["roundtrip.client"]["status"] == "skip"
@@ -222,7 +223,9 @@ def test_closed_port_finishes_within_5s(clean_env, tmp_path):
     assert elapsed < 5.0, f"took {elapsed:.2f} s"
     results = {r["id"]: r for r in doc["results"]}
     assert results["network.ports"]["status"] == "fail"
+    assert results["network.ports"]["code"] == "network.ports.refused"
     assert results["network.dashboard"]["status"] == "fail"
+    assert results["network.dashboard"]["code"] == "network.dashboard.refused"
     assert results["network.dashboard"]["data"]["kind"] == "refused"
     assert "refused" in results["network.dashboard"]["summary"]
     assert all(r["status"] in {"skip", "ok"} for k, r in results.items() if k.startswith("gpu."))
@@ -234,7 +237,8 @@ def test_unresolvable_host(clean_env, tmp_path):
     assert time.perf_counter() - start < 6
     res = by_id(report, "network.resolve")
     assert res.status is Status.FAIL and "does not resolve" in res.summary
-    assert res.remediation and res.remediation.commands
+    assert res.code == "network.resolve.unresolvable"
+    assert res.remediation and (res.remediation.commands or not shutil.which("getent"))
     assert {p["state"] for p in res_ports(report)} == {"unresolvable"}
 
 
@@ -274,6 +278,7 @@ def test_compose_cluster_not_running_warns(clean_env, tmp_path):
     report = check(tmp_path, clean_env, compose=path)
     res = by_id(report, "network.ports")
     assert res.status is Status.WARN and "not running" in res.summary
+    assert res.code == "network.ports.compose_not_running"
     assert ports(res)["metrics"]["port"] == metrics  # named by the compose file's flag and publication
     assert res.remediation and res.remediation.commands == (f"docker compose -f {path} up -d",)
     assert by_id(report, "network.dashboard").status is Status.WARN

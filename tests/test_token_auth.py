@@ -1,4 +1,4 @@
-"""Token authentication against a real head of a Ray that has it (Ray ≥ 2.52; REFERENCE §2).
+"""Token authentication against a real head of a Ray that has it (Ray ≥ 2.52).
 
 The head is started with ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN``:
 ``ray start`` does not make a token up for an existing cluster (it calls
@@ -82,7 +82,7 @@ def _head_source(report):
 
 
 # --------------------------------------------------------------------------
-# the dashboard itself, as REFERENCE §2 describes it
+# the dashboard itself, as ray/dashboard/http_server_head.py answers
 
 
 def _get(url: str, token: str | None) -> tuple[int, str]:

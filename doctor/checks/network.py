@@ -5,13 +5,19 @@ host costs one timeout, not one per port. A TCP connect alone cannot tell a
 Ray port from another service, so each open port is also asked one question
 in its own protocol: the GCS and the Ray Client server speak gRPC (HTTP/2),
 the dashboard and the metrics exporter speak HTTP. That tells apart refused,
-timed out, unresolvable, "accepts but never answers" and "answers but is not
-Ray".
+timed out, unresolvable, "accepts but never answers", "answers too slowly"
+and "answers, but not as Ray".
+
+Every failure is worded once, by ``doctor.tcp.describe``, and every finding
+carries a stable code: ``network.<check>.<cause>`` (``network.ports.refused``,
+``network.dashboard.not_ray``, ``network.resolve.unresolvable``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import shlex
+import shutil
 import socket
 import threading
 import time
@@ -20,16 +26,23 @@ from typing import Any, Callable
 
 from doctor.context import CheckContext
 from doctor.head.dashboard import DashboardError
-from doctor.model import Remediation, Result, Status, result
-from doctor.net import ResolveError, resolve
+from doctor.model import Remediation, Result, Status, finding
 from doctor.options import DEFAULT_METRICS_PORT
 from doctor.runner import Check
 from doctor.target import HeadAddress
+from doctor.tcp import DEAD, ResolveError, connect, describe, label, resolve
+from doctor.text import sanitize
 
 # An HTTP/2 client preface and an empty SETTINGS frame: a gRPC server answers with its SETTINGS frame.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 H2_SETTINGS = 0x04
-DEAD = {"refused", "timeout", "unreachable", "unresolvable"}
+# What each role's port should answer as, for "answers, but not as ...".
+SERVICE = {
+    "gcs": "Ray's GCS",
+    "dashboard": "a Ray dashboard",
+    "client": "a Ray Client server",
+    "metrics": "Ray's metrics exporter",
+}
 
 
 @dataclass(frozen=True)
@@ -46,25 +59,37 @@ class PortState:
 
     spec: PortSpec
     host: str
-    state: str  # open | refused | timeout | unreachable | unresolvable | silent | not_ray
+    state: str  # open | refused | timeout | unreachable | unresolvable | silent | too_slow | not_ray
     connect_s: float
-    detail: str = ""
+    detail: str = ""  # the particular reason: the resolver's words, what spoke instead
     speaks: str = ""  # what answered: "gRPC", "HTTP", "Prometheus metrics", ...
+    timeout: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.state == "open"
 
+    @property
+    def where(self) -> str:
+        return f"{self.spec.role} {self.host}:{self.spec.port}"
+
+    def message(self) -> str:
+        """This port's state in the words every check uses (``doctor.tcp.describe``)."""
+        if self.state == "open":
+            return f"{self.where}: open ({self.speaks})" if self.speaks else f"{self.where}: open"
+        return describe(
+            self.state,
+            self.where,
+            port=self.spec.port,
+            timeout=self.timeout,
+            detail=self.detail,
+            what=SERVICE.get(self.spec.role, "Ray"),
+        )
+
     def line(self) -> str:
-        where = f"{self.spec.role} {self.host}:{self.spec.port}"
-        lat = f", connect {self.connect_s * 1000:.1f} ms" if self.state in {"open", "silent", "not_ray"} else ""
-        what = {
-            "open": f"open ({self.speaks})" if self.speaks else "open",
-            "silent": "accepts connections but never answers",
-            "not_ray": f"answers but is not Ray ({self.detail})",
-        }.get(self.state, f"{self.state}: {self.detail}")
+        lat = f", connect {self.connect_s * 1000:.1f} ms" if self.state not in DEAD else ""
         origin = "default port" if self.spec.source == "default" else f"port from {self.spec.source}"
-        return f"{where}: {what}{lat} [{origin}]"
+        return f"{self.message()}{lat} [{origin}]"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +100,7 @@ class PortState:
             "connect_ms": round(self.connect_s * 1000, 2),
             "speaks": self.speaks,
             "detail": self.detail,
+            "message": self.message(),
             "source": self.spec.source,
         }
 
@@ -82,58 +108,29 @@ class PortState:
 # ---------------------------------------------------------------- probes
 
 
-def connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None, str, float, str]:
-    """(socket or None, state, seconds, detail); bounded by ``timeout`` including name resolution."""
-    start = time.perf_counter()
-    try:
-        addrs = resolve(host, timeout)
-    except ResolveError as exc:
-        return None, "unresolvable", time.perf_counter() - start, exc.reason
-    remaining = max(0.05, timeout - (time.perf_counter() - start))
-    family = socket.AF_INET6 if ":" in addrs[0] else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(remaining)
-    t0 = time.perf_counter()
-    try:
-        sock.connect((addrs[0], port))
-        return sock, "open", time.perf_counter() - t0, ""
-    except socket.timeout:
-        sock.close()
-        why = f"no answer to the connection within {timeout:g} s (dropped by a firewall, or the host is down)"
-        return None, "timeout", time.perf_counter() - t0, why
-    except ConnectionRefusedError:
-        sock.close()
-        return (
-            None,
-            "refused",
-            time.perf_counter() - t0,
-            "connection refused (the host is up but nothing listens there)",
-        )
-    except OSError as exc:
-        sock.close()
-        return None, "unreachable", time.perf_counter() - t0, exc.strerror or str(exc)
+def _read_some(sock: socket.socket, deadline: float, want: int, enough: Callable[[bytes], bool]) -> tuple[bytes, str]:
+    """Up to ``want`` bytes before ``deadline``, stopping once ``enough``.
 
-
-def _read_some(sock: socket.socket, deadline: float, want: int, enough: Callable[[bytes], bool]) -> bytes | None:
-    """Up to ``want`` bytes before ``deadline``, stopping once ``enough``; None when nothing came, b"" when closed."""
+    Returns the bytes and why reading stopped: ``enough``, ``closed``, ``deadline`` or ``error``.
+    """
     data = b""
     while len(data) < want:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
-            break
+            return data, "deadline"
         sock.settimeout(remaining)
         try:
             chunk = sock.recv(want - len(data))
         except socket.timeout:
-            break
+            return data, "deadline"
         except OSError:
-            return data
+            return data, "error"
         if not chunk:
-            return data
+            return data, "closed"
         data += chunk
         if enough(data):
-            break
-    return data or None
+            return data, "enough"
+    return data, "enough"
 
 
 def protocol_known(data: bytes) -> bool:
@@ -163,11 +160,12 @@ def identify(data: bytes) -> str:
 
 
 def probe(spec: PortSpec, host: str, timeout: float) -> PortState:
-    """Connect, then ask one question in the port's protocol, all within ``timeout``."""
+    """Connect (``doctor.tcp.connect``), then ask one question in the port's protocol, all within ``timeout``."""
     start = time.perf_counter()
-    sock, state, took, detail = connect(host, spec.port, timeout)
+    sock, tcp = connect(host, spec.port, timeout)
+    took = tcp.latency_s
     if sock is None:
-        return PortState(spec, host, state, took, detail)
+        return PortState(spec, host, tcp.state, took, tcp.detail, timeout=timeout)
     deadline = start + timeout
     try:
         if spec.protocol == "grpc":
@@ -176,29 +174,32 @@ def probe(spec: PortSpec, host: str, timeout: float) -> PortState:
             path = "/metrics" if spec.protocol == "metrics" else "/"
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: raydoctor\r\n\r\n".encode())
         if spec.protocol == "metrics":
-            data = _read_some(sock, deadline, 8192, metrics_known)
+            data, why = _read_some(sock, deadline, 8192, metrics_known)
         else:
-            data = _read_some(sock, deadline, 64, protocol_known)
+            data, why = _read_some(sock, deadline, 64, protocol_known)
     except OSError as exc:
-        return PortState(spec, host, "not_ray", took, f"reset the connection ({exc.strerror or exc})")
+        return PortState(spec, host, "not_ray", took, f"it reset the connection ({exc.strerror or exc})")
     finally:
         sock.close()
-    if data is None:
-        return PortState(spec, host, "silent", took, f"no answer within {timeout:g} s")
-    if data == b"":
-        return PortState(spec, host, "not_ray", took, "closed the connection without answering")
+    if not data and why == "deadline":
+        return PortState(spec, host, "silent", took, timeout=timeout)
+    if not data:
+        return PortState(spec, host, "not_ray", took, "it closed the connection without answering")
+    if why == "deadline":  # it began to answer, but not enough to tell what it is within the timeout
+        return PortState(spec, host, "too_slow", took, f"{len(data)} bytes", timeout=timeout)
     speaks = identify(data)
     if spec.protocol == "grpc":
         if speaks == "gRPC":
             return PortState(spec, host, "open", took, speaks="gRPC")
-        return PortState(spec, host, "not_ray", took, f"speaks {speaks}, not gRPC", speaks)
+        return PortState(spec, host, "not_ray", took, f"it speaks {speaks}, not gRPC", speaks)
     if speaks != "HTTP":
-        return PortState(spec, host, "not_ray", took, f"speaks {speaks}, not HTTP", speaks)
+        return PortState(spec, host, "not_ray", took, f"it speaks {speaks}, not HTTP", speaks)
     if spec.protocol == "metrics":
         body = data.split(b"\r\n\r\n", 1)[-1]
         if b"# HELP" in body or b"# TYPE" in body:
             return PortState(spec, host, "open", took, speaks="Prometheus metrics")
         status_line = data.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+        status_line = sanitize(status_line)[:80]
         return PortState(spec, host, "not_ray", took, f"HTTP but not Prometheus metrics ({status_line})", "HTTP")
     return PortState(spec, host, "open", took, speaks="HTTP")
 
@@ -217,7 +218,7 @@ def probe_all(specs: list[PortSpec], host: str, timeout: float) -> list[PortStat
         t.start()
     for t in threads:
         t.join(timeout + 1.0)
-    return [s or PortState(specs[i], host, "timeout", timeout, "probe did not finish") for i, s in enumerate(states)]
+    return [s or PortState(specs[i], host, "timeout", timeout, timeout=timeout) for i, s in enumerate(states)]
 
 
 # ---------------------------------------------------------------- which ports
@@ -259,10 +260,9 @@ def _reported_metrics_port(ctx: CheckContext) -> PortSpec | None:
         return None
     for row in rows if isinstance(rows, list) else []:
         raylet = row.get("raylet") if isinstance(row, dict) else None
-        if isinstance(raylet, dict) and raylet.get("isHeadNode") and raylet.get("metricsExportPort"):
-            return PortSpec(
-                "metrics", int(raylet["metricsExportPort"]), "metrics", "the head's own report (/nodes?view=summary)"
-            )
+        port = raylet.get("metricsExportPort") if isinstance(raylet, dict) and raylet.get("isHeadNode") else None
+        if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+            return PortSpec("metrics", port, "metrics", "the head's own report (/nodes?view=summary)")
     return None
 
 
@@ -318,16 +318,13 @@ def _compose_up(ctx: CheckContext) -> str:
 def check_resolve(ctx: CheckContext) -> Result:
     """Name resolution alone: a typo in the host is the cheapest thing to rule out."""
     address = _address(ctx)
-    title = "Name resolution"
     start = time.perf_counter()
     try:
         ipaddress.ip_address(address.host)
-        return result(
-            "network.resolve",
-            "network",
-            title,
+        return finding(
             Status.OK,
             f"{address.host} is an IP address (nothing to resolve)",
+            code="network.resolve.ip_address",
             data={"host": address.host, "addresses": [address.host]},
         )
     except ValueError:
@@ -335,26 +332,20 @@ def check_resolve(ctx: CheckContext) -> Result:
     try:
         addrs = resolve(address.host, ctx.options.timeout)
     except ResolveError as exc:
-        return result(
-            "network.resolve",
-            "network",
-            title,
+        commands = (shlex.join(["getent", "hosts", address.host]),) if shutil.which("getent") else ()
+        return finding(
             Status.FAIL,
-            str(exc),
+            describe("unresolvable", address.host, detail=exc.reason),
+            code="network.resolve.unresolvable",
             details=[f"from {ctx.target.address_from or 'the target'}: {address.given or address.host}"],
-            fix=Remediation(
-                "Fix the host name, add it to /etc/hosts, or use the head's IP address.",
-                (f"getent hosts {address.host}",),
-            ),
+            fix=Remediation("Fix the host name, add it to /etc/hosts, or use the head's IP address.", commands),
             data={"host": address.host, "reason": exc.reason},
         )
     took = time.perf_counter() - start
-    return result(
-        "network.resolve",
-        "network",
-        title,
+    return finding(
         Status.OK,
         f"{address.host} → {', '.join(addrs[:4])}",
+        code="network.resolve.ok",
         details=[f"resolved in {took * 1000:.1f} ms"],
         data={"host": address.host, "addresses": addrs, "resolve_ms": round(took * 1000, 2)},
     )
@@ -391,18 +382,15 @@ def check_ports(ctx: CheckContext) -> Result:
         details.append(
             f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})"
         )
-    title = "Ports"
     summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in states)
     bad = [s for s in states if not s.ok]
     if not bad:
-        return result("network.ports", "network", title, Status.OK, summary, details=details, data=data)
+        return finding(Status.OK, summary, code="network.ports.ok", details=details, data=data)
     if _compose_not_running(ctx, states):
-        return result(
-            "network.ports",
-            "network",
-            title,
+        return finding(
             Status.WARN,
             f"the compose cluster is not running ({summary})",
+            code="network.ports.compose_not_running",
             details=details,
             fix=Remediation("Start the cluster to check its network live.", (_compose_up(ctx),)),
             data=data,
@@ -413,12 +401,14 @@ def check_ports(ctx: CheckContext) -> Result:
     optional = [s for s in bad if s.spec.role not in needed]
     details += [f"{s.spec.role}: not needed in {ctx.options.mode} mode ({_NOT_NEEDED[s.spec.role]})" for s in optional]
     status = Status.FAIL if len(optional) < len(bad) else Status.WARN
-    return result(
-        "network.ports",
-        "network",
-        title,
+    # The cause of what matters most: the needed ports' when any failed, else the optional ones'.
+    judged = [s for s in bad if s.spec.role in needed] or bad
+    causes = {s.state for s in judged}
+    cause = causes.pop() if len(causes) == 1 else "mixed"
+    return finding(
         status,
         summary,
+        code=f"network.ports.{cause}",
         details=details,
         fix=_ports_fix(ctx, bad),
         data={**data, "needed": sorted(needed)},
@@ -440,21 +430,24 @@ def needed_roles(mode: str) -> set[str]:
 def _word(state: PortState) -> str:
     if state.state == "open":
         return f"open ({state.connect_s * 1000:.1f} ms)"
-    return {"silent": "accepts but never answers", "not_ray": "is not Ray"}.get(state.state, state.state)
+    return label(state.state)
 
 
 def _ports_fix(ctx: CheckContext, bad: list[PortState]) -> Remediation:
     kinds = {s.state for s in bad}
     roles = ", ".join(_PORT_FIX[s.spec.role] for s in bad)
     host = ctx.target.address.host if ctx.target.address else "HEAD"
-    commands = tuple(f"nc -vz -w 2 {host} {s.spec.port}" for s in bad)
+    dead = [s for s in bad if s.state in DEAD and s.state != "unresolvable"]
+    commands: tuple[str, ...] = ()
+    if dead and shutil.which("nc"):  # suggested only where it runs
+        commands = tuple(shlex.join(["nc", "-vz", "-w", "2", host, str(s.spec.port)]) for s in dead)
     if kinds <= {"refused"}:
         text = f"Nothing listens on {roles}: start the head, or point raydoctor at the ports it really uses (--gcs-port, --client-port)."
     elif kinds <= {"timeout", "unreachable"}:
         text = f"Packets to {roles} are dropped or cannot be routed: check that the host is up, the firewall/security group, and the VPN."
     elif kinds <= {"unresolvable"}:
         text = "The host name does not resolve: fix it or use the head's IP address."
-    elif kinds <= {"silent", "not_ray"}:
+    elif kinds <= {"silent", "not_ray", "too_slow"}:
         text = f"Another service, or a proxy that does not forward, holds {roles}: point raydoctor at the head's real ports."
     else:
         text = f"Fix the reachability of {roles}: start the head, open the firewall, or correct the ports."
@@ -463,7 +456,6 @@ def _ports_fix(ctx: CheckContext, bad: list[PortState]) -> Remediation:
 
 def check_dashboard(ctx: CheckContext) -> Result:
     """The dashboard's own health endpoint, and its auth mode: the Jobs API and deep checks need it."""
-    title = "Dashboard health"
     dashboard = ctx.dashboard
     address = _address(ctx)
     assert dashboard is not None
@@ -471,9 +463,12 @@ def check_dashboard(ctx: CheckContext) -> Result:
     spec = PortSpec("dashboard", address.dashboard_port, "http", ctx.target.address_from or "defaults")
     # One bounded probe first: a port that never answers must cost one timeout, not the HTTP client's two.
     pre = probe(spec, address.host, ctx.options.timeout)
-    if pre.state in DEAD | {"silent"}:
-        what = "accepts connections but never answers" if pre.state == "silent" else pre.detail
-        return _dashboard_dead(ctx, pre.state, f"{url}: {what}")
+    if pre.state in DEAD | {"silent", "too_slow"}:
+        where = address.host if pre.state == "unresolvable" else url
+        message = describe(
+            pre.state, where, port=address.dashboard_port, timeout=ctx.options.timeout, detail=pre.detail
+        )
+        return _dashboard_dead(ctx, pre.state, message)
     start = time.perf_counter()
     try:
         health = dashboard.healthz()
@@ -488,95 +483,93 @@ def check_dashboard(ctx: CheckContext) -> Result:
     details = [f"GET /api/gcs_healthz → {health} in {latency * 1000:.1f} ms", auth]
     data = {"healthz": health, "auth_mode": mode, "healthz_ms": round(latency * 1000, 2)}
     if mode == "token" and ctx.token is None:
-        return result(
-            "network.dashboard",
-            "network",
-            title,
+        return finding(
             Status.FAIL,
             f"{url} is healthy but requires a token (auth mode token) and none was found",
+            code="network.dashboard.token_missing",
             details=details,
             fix=Remediation(
                 "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.", ()
             ),
             data=data,
         )
-    return result(
-        "network.dashboard",
-        "network",
-        title,
+    return finding(
         Status.OK,
         f"{url} healthy (GCS {health}), {auth}",
+        code="network.dashboard.ok",
         details=details,
         data=data,
     )
 
 
+_DEAD_FIX = {
+    "refused": Remediation(
+        "Start the head, or pass the dashboard port it really uses (--address HOST:PORT); "
+        "on the head, `ray status` tells whether Ray runs."
+    ),
+    "timeout": Remediation("The host drops the dashboard port: check that it is up, the firewall, and the VPN."),
+    "unreachable": Remediation("There is no route to the head: check the network, VPN and the address."),
+    "unresolvable": Remediation("Fix the host name or use the head's IP address."),
+    "silent": Remediation(
+        "Something accepts connections on the dashboard port but never answers: a stuck dashboard or a "
+        "proxy that does not forward; restart the head or point --address at the real dashboard."
+    ),
+    "too_slow": Remediation(
+        "The dashboard port answers, but too slowly to be read within --timeout: a dashboard under heavy load, "
+        "a slow link, or another service; raise --timeout, or point --address at the real dashboard."
+    ),
+    "too_large": Remediation(
+        "The dashboard port sends far more than a Ray dashboard answers: another service holds it; "
+        "point --address at the Ray dashboard port (default 8265)."
+    ),
+}
+
+
 def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
-    title = "Dashboard health"
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
-        return result(
-            "network.dashboard",
-            "network",
-            title,
+        return finding(
             Status.WARN,
             f"the compose cluster is not running ({message})",
+            code="network.dashboard.compose_not_running",
             fix=Remediation("Start the cluster to check it live.", (_compose_up(ctx),)),
             data={"kind": kind},
         )
-    fixes = {
-        "refused": Remediation(
-            "Start the head, or pass the dashboard port it really uses (--address HOST:PORT).", ("ray status",)
-        ),
-        "timeout": Remediation(
-            "The host drops the dashboard port: check that it is up, the firewall, and the VPN.", ()
-        ),
-        "unreachable": Remediation("There is no route to the head: check the network, VPN and the address.", ()),
-        "unresolvable": Remediation("Fix the host name or use the head's IP address.", ()),
-        "silent": Remediation(
-            "Something accepts connections on the dashboard port but never answers: a stuck dashboard or a "
-            "proxy that does not forward; restart the head or point --address at the real dashboard.",
-            (),
-        ),
-    }
-    return result(
-        "network.dashboard",
-        "network",
-        title,
+    cause = kind if kind in _DEAD_FIX else "unreachable"
+    return finding(
         Status.FAIL,
         message,
-        fix=fixes.get(kind, fixes["refused"]),
+        code=f"network.dashboard.{cause}",
+        fix=_DEAD_FIX[cause],
         data={"kind": kind},
     )
 
 
 def _dashboard_error(ctx: CheckContext, exc: DashboardError) -> Result:
-    title = "Dashboard health"
     kind = exc.kind
     if kind == "unhealthy":
         facts = ctx.head()
-        if facts.live_error_kind == "not_ray" or (exc.status in {404, 405} and not facts.live):
-            return _not_ray(ctx, facts.live_error or exc.message)
-        return result(
-            "network.dashboard",
-            "network",
-            title,
+        if facts.live_error_kind == "not_ray" and facts.live_error:
+            return _not_ray(ctx, facts.live_error)
+        if exc.status in {404, 405} and not facts.live:
+            url = _address(ctx).dashboard_url
+            return _not_ray(ctx, describe("not_ray", url, detail=exc.message, what=SERVICE["dashboard"]))
+        return finding(
             Status.FAIL,
             f"{_address(ctx).dashboard_url} answers but the GCS is unhealthy ({exc.message})",
+            code="network.dashboard.unhealthy",
             fix=Remediation(
-                "The head's GCS is down or overloaded: look at the head's gcs_server.err and restart the head.",
-                ("ray status",),
+                "The head's GCS is down or overloaded: look at the head's gcs_server.err "
+                "(/tmp/ray/session_latest/logs on the head) and restart the head."
             ),
             data={"kind": kind, "status": exc.status},
         )
     if kind == "not_ray":
         return _not_ray(ctx, exc.message)
     if kind in {"unauthorized", "forbidden"}:
-        return result(
-            "network.dashboard",
-            "network",
-            title,
+        return finding(
             Status.FAIL,
             exc.message,
+            code=f"network.dashboard.{kind}",
             fix=Remediation("Set RAY_AUTH_TOKEN to the cluster's current token.", ()),
             data={"kind": kind},
         )
@@ -584,16 +577,15 @@ def _dashboard_error(ctx: CheckContext, exc: DashboardError) -> Result:
 
 
 def _not_ray(ctx: CheckContext, message: str) -> Result:
+    """``message`` is ``describe("not_ray", ...)``'s sentence, from the dashboard client or the probe."""
     address = _address(ctx)
-    return result(
-        "network.dashboard",
-        "network",
-        "Dashboard health",
+    return finding(
         Status.FAIL,
-        f"{address.dashboard_url} answers but is not Ray: {message}",
+        message,
+        code="network.dashboard.not_ray",
         fix=Remediation(
             "Point --address at the Ray dashboard port (default 8265); another service holds this one.",
-            (f"raydoctor check --address {address.host_for_url}:8265",),
+            (shlex.join(["raydoctor", "check", "--address", f"{address.host_for_url}:8265"]),),
         ),
         data={"kind": "not_ray"},
     )

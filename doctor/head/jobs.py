@@ -1,31 +1,45 @@
 """Run a small probe job through the Jobs API over plain HTTP, without importing Ray.
 
-The Jobs REST API (REFERENCE §2) works whatever the local Ray version is, so
-it is how raydoctor asks the cluster what a task really sees. A probe job is
-bounded: it is stopped when it outlives its time, and deleted afterwards, so
-that raydoctor leaves nothing behind in the cluster's job list.
+The Jobs REST API (``POST /api/jobs/``, ``GET /api/jobs/{id}``, ``.../logs``,
+``.../stop``, ``DELETE``: ``ray/dashboard/modules/job/job_head.py``, the client in
+``ray/dashboard/modules/job/sdk.py::JobSubmissionClient``) works whatever the
+local Ray version is, so it is how raydoctor asks the cluster what a task
+really sees. A probe job is bounded: it is stopped when it outlives its time,
+and deleted afterwards, so that raydoctor leaves nothing behind in the
+cluster's job list. Every read goes through ``DashboardClient.request``
+(deadline, byte cap, sanitised text); a job id the server gives back is
+checked before it is used in a URL or shown in a command.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from doctor.head.dashboard import DashboardClient, DashboardError
+from doctor.head.dashboard import Answer, DashboardClient, DashboardError
+from doctor.text import sanitize
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 # A probe prints one line that starts with this marker and carries its JSON.
 MARKER = "RAYDOCTOR_PROBE "
 
 
+# What Ray's job and submission ids are made of: ``raysubmit_`` + letters and digits
+# (``ray/dashboard/modules/job/job_manager.py::generate_job_id``), or the id the submitter chose
+# (raydoctor's: ``new_submission_id``). Anything else is refused before it reaches a URL or a command.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
 class JobError(Exception):
     """The job could not be submitted or followed; ``kind`` is a DashboardError kind or ``jobs``."""
 
     def __init__(self, kind: str, message: str) -> None:
+        message = sanitize(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -53,8 +67,20 @@ class JobOutcome:
         return [line for line in self.logs.strip().splitlines() if not line.startswith(MARKER)][-lines:]
 
 
+def valid_job_id(value: object) -> bool:
+    return isinstance(value, str) and JOB_ID.fullmatch(value) is not None
+
+
+def delete_command(submission_id: str) -> str:
+    """The command that removes a job, safe to paste whatever the id."""
+    return f"ray job delete {shlex.quote(submission_id)}"
+
+
 def python_entrypoint(script: str) -> str:
-    """``python -c '<script>'``: the head resolves ``python`` through its PATH (REFERENCE §8)."""
+    """``python -c '<script>'``: the head runs the entrypoint in a shell, ``python`` through its PATH
+
+    (``ray/dashboard/modules/job/job_supervisor.py::JobSupervisor._exec_entrypoint`` runs it with ``shell=True``).
+    """
     return "python -c " + shlex.quote(script)
 
 
@@ -69,11 +95,13 @@ def parse_payload(logs: str) -> Any:
     return None
 
 
-def _json(resp: Any, what: str) -> Any:
+def _json(resp: Answer, what: str) -> Any:
     try:
         return resp.json()
-    except ValueError:
-        raise JobError("not_ray", f"{what} answered something that is not JSON (HTTP {resp.status_code})") from None
+    except DashboardError:
+        raise JobError(
+            "not_ray", f"{what} answered something that is not Ray's JSON (HTTP {resp.status_code})"
+        ) from None
 
 
 def for_jobs(dashboard: DashboardClient, min_timeout: float = 10.0) -> DashboardClient:
@@ -99,14 +127,26 @@ def submit(dashboard: DashboardClient, entrypoint: str, *, submission_id: str, *
     if resp.status_code >= 400:
         raise JobError("jobs", f"the Jobs API refused the probe job: HTTP {resp.status_code} {_short(resp.text)}")
     data = _json(resp, "POST /api/jobs/")
-    return (
-        str(data.get("submission_id") or data.get("job_id") or submission_id)
-        if isinstance(data, dict)
-        else submission_id
-    )
+    given = (data.get("submission_id") or data.get("job_id") or submission_id) if isinstance(data, dict) else None
+    if given is None:
+        return submission_id
+    if not valid_job_id(given):
+        shown = str(given) if len(str(given)) <= 60 else str(given)[:59] + "…"
+        raise JobError(
+            "not_ray",
+            f"{dashboard.base_url}/api/jobs/ answered a job id that no Ray gives ({shown!r}): not Ray's Jobs API",
+        )
+    return str(given)
+
+
+def _checked(submission_id: str) -> str:
+    if not valid_job_id(submission_id):
+        raise JobError("jobs", f"{submission_id!r} is not a Ray job id (letters, digits, '_' and '-')")
+    return submission_id
 
 
 def status(dashboard: DashboardClient, submission_id: str) -> dict[str, Any]:
+    _checked(submission_id)
     resp = dashboard.request("GET", f"/api/jobs/{submission_id}")
     if resp.status_code >= 400:
         raise JobError("jobs", f"GET /api/jobs/{submission_id}: HTTP {resp.status_code}")
@@ -115,6 +155,7 @@ def status(dashboard: DashboardClient, submission_id: str) -> dict[str, Any]:
 
 
 def logs(dashboard: DashboardClient, submission_id: str) -> str:
+    _checked(submission_id)
     resp = dashboard.request("GET", f"/api/jobs/{submission_id}/logs")
     if resp.status_code >= 400:
         return ""
@@ -123,10 +164,11 @@ def logs(dashboard: DashboardClient, submission_id: str) -> str:
 
 
 def stop(dashboard: DashboardClient, submission_id: str) -> None:
-    dashboard.request("POST", f"/api/jobs/{submission_id}/stop")
+    dashboard.request("POST", f"/api/jobs/{_checked(submission_id)}/stop")
 
 
 def delete(dashboard: DashboardClient, submission_id: str) -> bool:
+    _checked(submission_id)
     resp = dashboard.request("DELETE", f"/api/jobs/{submission_id}")
     return resp.status_code < 400
 
@@ -152,11 +194,16 @@ def run_probe_job(
     try:
         submission_id = submit(dashboard, python_entrypoint(script), submission_id=submission_id, **fields)
     except DashboardError as exc:
-        if exc.kind == "timeout":  # the head may have accepted it all the same: leave nothing behind
+        if exc.kind in {"timeout", "too_slow"}:  # the head may have accepted it all the same: leave nothing behind
             notes: list[str] = []
             _stop_quietly(dashboard, submission_id, notes)
             _delete_quietly(dashboard, submission_id, notes, wait_s=1.0)
         raise JobError(exc.kind, exc.message) from None
+    except JobError as exc:
+        if exc.kind == "not_ray":  # it answered with an id of its own making: remove the one raydoctor chose
+            _stop_quietly(dashboard, submission_id, [])
+            _delete_quietly(dashboard, submission_id, [], wait_s=0.0)
+        raise
     info: dict[str, Any] = {}
     state = "PENDING"
     notes = []
@@ -164,7 +211,7 @@ def run_probe_job(
         while True:
             try:
                 info = status(dashboard, submission_id)
-                state = str(info.get("status") or state)
+                state = sanitize(str(info.get("status") or state))[:40]
             except (DashboardError, JobError) as exc:
                 notes.append(f"status: {getattr(exc, 'message', exc)}")
             if state in TERMINAL or time.perf_counter() >= deadline:
@@ -211,15 +258,15 @@ def _delete_quietly(dashboard: DashboardClient, submission_id: str, notes: list[
         try:
             if delete(dashboard, submission_id):
                 return True
-        except DashboardError as exc:
+        except (DashboardError, JobError) as exc:
             notes.append(f"delete: {exc.message}")
             return False
         if time.perf_counter() >= deadline:
-            notes.append(f"job {submission_id} could not be deleted; remove it with: ray job delete {submission_id}")
+            notes.append(f"job {submission_id} could not be deleted; remove it with: {delete_command(submission_id)}")
             return False
         time.sleep(0.2)
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(sanitize(str(text)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
