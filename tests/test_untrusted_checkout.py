@@ -10,6 +10,7 @@ import importlib
 import io
 import json
 import os
+import shutil
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -236,3 +237,266 @@ def test_version_file_is_read_as_pyenv_reads_it(pyenv):
     (repo / ".python-version").write_text("3.12.1" + " " * (1 << 20) + "\n")
     assert resolve_pyenv_shim(str(shim), env, repo) == str(real)  # a huge file is never read whole
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- the env lock and partial files
+
+
+def test_a_planted_lock_symlink_is_not_followed(tmp_path):
+    from doctor.errors import DoctorError, FixError
+    from doctor.fix.venv import EnvLock
+
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (envs / ".ray2.49.2-py3.12.9.lock").symlink_to(victim)
+    with pytest.raises(DoctorError) as info:
+        EnvLock(envs / "ray2.49.2-py3.12.9", timeout=0).acquire()
+    assert victim.read_text() == "precious\n"
+    assert "is a symbolic link" in str(info.value) and ".ray2.49.2-py3.12.9.lock" in str(info.value)
+    assert not isinstance(info.value, FixError) and info.value.exit_code == 1  # not "held": fix must not wait
+    assert "\n" not in str(info.value)
+    assert (envs / ".ray2.49.2-py3.12.9.lock").is_symlink()  # not removed either: the user decides
+
+
+@pytest.mark.parametrize("kind", ["hardlink", "directory", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_of_ours_is_refused(tmp_path, kind):
+    from doctor.errors import DoctorError
+    from doctor.fix.venv import EnvLock
+
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    lock = envs / ".e.lock"
+    if kind == "hardlink":
+        os.link(victim, lock)
+    elif kind == "directory":
+        lock.mkdir()
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(DoctorError, match="lock file"):
+        EnvLock(envs / "e", timeout=0).acquire()
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_marker_partial_file_is_never_a_planted_name(tmp_path):
+    from doctor.fix.venv import MARKER, write_marker
+
+    env = tmp_path / "env"
+    env.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (env / (MARKER + ".partial")).symlink_to(victim)  # the old fixed name of the partial file
+    write_marker(env, ray_version="2.49.2", python_version="3.12.1", requirements_hash="sha256:x")
+    assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in env.iterdir()) == [MARKER, MARKER + ".partial"]
+
+
+def test_stale_temps_report_only_what_was_removed(tmp_path, monkeypatch):
+    from doctor.fix import venv
+
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("x")
+    link = envs / ".e.tmp-999999999"
+    link.symlink_to(target, target_is_directory=True)
+    stuck = envs / ".e.old-999999998"
+    stuck.mkdir()
+    real_rmtree = shutil.rmtree
+
+    def failing_rmtree(path, *args, **kwargs):
+        if Path(path) == stuck:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(venv.shutil, "rmtree", failing_rmtree)
+    assert venv.remove_stale_temps(envs / "e") == [link]
+    assert (target / "keep.txt").exists() and stuck.exists() and not os.path.lexists(link)
+
+
+# ---------------------------------------------------------------- the env marker cannot be forged
+
+
+def fake_env(path: Path, *, python: Path | None = None, cfg: str = "home = /usr/bin\n") -> Path:
+    (path / "bin").mkdir(parents=True)
+    (path / "pyvenv.cfg").write_text(cfg)
+    (path / "bin" / "python").symlink_to(python or sys.executable)
+    return path
+
+
+def seal_with_another_key(data: dict) -> str:
+    import hashlib
+    import hmac
+
+    body = {k: v for k, v in data.items() if k != "seal"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "hmac-sha256:" + hmac.new(b"k" * 32, text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_a_genuine_marker_is_trusted_after_the_rename(tmp_path):
+    from doctor.fix.venv import commit_venv, env_matches, read_marker, temp_path, trusted_marker, write_marker
+
+    dest = tmp_path / "envs" / "e"
+    tmp = temp_path(dest)
+    fake_env(tmp, cfg=f"home = /usr/bin\ncommand = python -m virtualenv {tmp}\n")
+    write_marker(tmp, ray_version="2.49.2", python_version="3.12.1", requirements_hash="h", interpreter="/py")
+    commit_venv(tmp, dest)
+    marker = trusted_marker(dest)
+    assert marker is not None and marker.interpreter == "/py" and marker.ray_version == "2.49.2"
+    assert marker.data["env"]["path"] == str(dest)
+    assert read_marker(dest) == marker.data
+    assert env_matches(dest, ray_version="2.49.2", python_version="3.12.1", requirements_hash="h")
+
+
+def forge(env: Path, how: str, tmp_path: Path) -> None:
+    from doctor.fix.venv import MARKER, write_marker
+
+    wanted = {"ray_version": "2.49.2", "python_version": "3.12.1", "requirements_hash": "h"}
+    if how == "unsealed":  # what raydoctor wrote before markers were sealed
+        data = {"schema": "raydoctor.env/1", "created_by": "raydoctor", **wanted}
+    elif how == "another key":  # sealed, but not with this user's key
+        data = {"schema": "raydoctor.env/2", "created_by": "raydoctor", **wanted, "env": {"path": str(env)}}
+        data["seal"] = seal_with_another_key(data)
+    elif how == "copied":  # a genuine marker of another env of this user
+        other = fake_env(tmp_path / "other")
+        data = write_marker(other, **wanted)
+    elif how in ("pyvenv.cfg changed", "bin/python changed"):
+        write_marker(env, **wanted)
+        if how == "pyvenv.cfg changed":
+            (env / "pyvenv.cfg").write_text("home = /somewhere/else\n")
+        else:
+            (env / "bin" / "python").unlink()
+            make_exe(env / "bin" / "python", "#!/bin/sh\n")
+        return
+    (env / MARKER).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("how", ["unsealed", "another key", "copied", "pyvenv.cfg changed", "bin/python changed"])
+def test_a_forged_or_changed_marker_is_not_trusted(tmp_path, how):
+    from doctor.errors import FixError
+    from doctor.fix.venv import commit_venv, env_matches, marker_problem, read_marker, temp_path, trusted_marker
+
+    env = fake_env(tmp_path / "envs" / "e")
+    forge(env, how, tmp_path)
+    assert trusted_marker(env) is None and read_marker(env) is None
+    assert not env_matches(env, ray_version="2.49.2", python_version="3.12.1", requirements_hash="h")
+    problem = marker_problem(env)
+    assert problem and "\n" not in problem
+    tmp = fake_env(temp_path(env))
+    with pytest.raises(FixError, match="raydoctor did not create it"):
+        commit_venv(tmp, env, replace=True)  # never replaced, so never deleted
+    assert (env / "pyvenv.cfg").exists() and tmp.exists()
+
+
+def test_the_seal_key_is_private_and_outside_the_checkout(tmp_path, monkeypatch):
+    from doctor.errors import FixError
+    from doctor.fix.venv import SEAL_KEY, state_dir, trusted_marker, write_marker
+
+    monkeypatch.setenv("RAYDOCTOR_STATE_DIR", str(tmp_path / "state"))
+    env = fake_env(tmp_path / "env")
+    write_marker(env, ray_version="2.49.2", python_version="3.12.1", requirements_hash="h")
+    key = state_dir() / SEAL_KEY
+    assert key.stat().st_mode & 0o777 == 0o600 and key.stat().st_size == 32
+    assert trusted_marker(env) is not None
+    key.chmod(0o644)  # readable by others: a seal anyone could make proves nothing
+    assert trusted_marker(env) is None
+    with pytest.raises(FixError, match="seal key"):
+        write_marker(env, ray_version="2.49.2", python_version="3.12.1", requirements_hash="h")
+
+
+PY312 = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions" / "3.12.1" / "bin" / "python"
+
+
+@pytest.mark.skipif(not PY312.exists(), reason="needs pyenv's 3.12.1 (the plan looks for an interpreter)")
+@pytest.mark.parametrize("flags", [{}, {"rebuild": True}, {"export": "req.txt"}])
+def test_a_forged_env_folder_is_not_up_to_date_not_run_not_deleted(tmp_path, flags):
+    from doctor.errors import FixError
+    from doctor.fix.plan import FixOptions, make_plan
+    from doctor.fix.venv import MARKER
+    from doctor.model import Report
+    from doctor.options import TargetOptions
+
+    fact = {"value": None, "source": "running cluster (http://h:8265/api/v0/cluster_metadata)", "exact": True}
+    report = Report(
+        "check",
+        target={"kind": "address"},
+        head={"ray": {**fact, "value": "2.49.2"}, "python": {**fact, "value": "3.12.1"}, "problems": []},
+        local={"executable": "/usr/bin/python3", "python": "3.11.7", "ray": None, "chosen_by": "python3 on PATH"},
+    )
+    extra = {k: (tmp_path / v if k == "export" else v) for k, v in flags.items()}
+    opts = FixOptions(
+        target=TargetOptions(address="127.0.0.1:8265"),
+        env_dir=tmp_path / "envs",
+        search_dirs=[PY312.parent.parent.parent],
+        use_conda=False,
+        **extra,
+    )
+    first = make_plan(opts, report, environ={}, cwd=tmp_path)
+    assert first.install is not None
+    ran = tmp_path / "evil-python-ran"
+    env = first.env_path
+    make_exe(env / "bin" / "python", f"#!/bin/sh\ntouch {ran}\n")
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    forged = {
+        "schema": "raydoctor.env/2",
+        "created_by": "raydoctor",
+        "ray_version": "2.49.2",
+        "python_version": "3.12.1",
+        "interpreter_version": "3.12.1",
+        "requirements_hash": first.install.hash,
+        "env": {"path": str(env)},
+    }
+    forged["seal"] = seal_with_another_key(forged)
+    (env / MARKER).write_text(json.dumps(forged))
+    with pytest.raises(FixError, match="raydoctor did not create it"):
+        make_plan(opts, report, environ={}, cwd=tmp_path)
+    assert not ran.exists() and (env / "bin" / "python").exists() and (env / MARKER).exists()
+
+
+@pytest.mark.skipif(not PY312.exists(), reason="needs pyenv's 3.12.1 (the plan looks for an interpreter)")
+def test_fix_says_one_line_about_a_planted_lock_and_a_forged_env(tmp_path):
+    """The CLI end to end: `raydoctor fix` in a checkout that planted both (no cluster: an image target)."""
+    import subprocess
+
+    (tmp_path / "packages.txt").write_text("six\n")
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (envs / ".ray2.49.2-py3.12.9.lock").symlink_to(victim)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env.update({"NO_COLOR": "1", "PYENV_ROOT": str(PY312.parent.parent.parent.parent)})
+    argv = [sys.executable, "-m", "doctor", "fix", "--image", "rayproject/ray:2.49.2-py312-cpu", "--no-conda", "--yes"]
+
+    def fix(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*argv, *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    locked = fix()
+    assert locked.returncode == 1, locked.stderr
+    assert "the lock file envs/.ray2.49.2-py3.12.9.lock is a symbolic link" in locked.stderr
+    assert "waiting" not in locked.stderr and "Traceback" not in locked.stderr
+    assert victim.read_text() == "precious\n"
+
+    (envs / ".ray2.49.2-py3.12.9.lock").unlink()
+    ran = tmp_path / "evil-python-ran"
+    make_exe(envs / "ray2.49.2-py3.12.9" / "bin" / "python", f"#!/bin/sh\ntouch {ran}\n")
+    forged = {"created_by": "raydoctor", "ray_version": "2.49.2", "python_version": "3.12.9"}
+    (envs / "ray2.49.2-py3.12.9" / "raydoctor-env.json").write_text(json.dumps(forged))
+    refused = fix("--rebuild", "--export", "out.txt")
+    assert refused.returncode != 0
+    lines = [line for line in refused.stderr.splitlines() if "raydoctor did not create it" in line]
+    assert len(lines) == 1 and "Traceback" not in refused.stderr
+    assert not ran.exists() and (envs / "ray2.49.2-py3.12.9" / "bin" / "python").exists()
+    assert not (tmp_path / "out.txt").exists()
