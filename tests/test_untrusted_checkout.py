@@ -500,3 +500,18 @@ def test_fix_says_one_line_about_a_planted_lock_and_a_forged_env(tmp_path):
     assert len(lines) == 1 and "Traceback" not in refused.stderr
     assert not ran.exists() and (envs / "ray2.49.2-py3.12.9" / "bin" / "python").exists()
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_marker_that_is_a_fifo_does_not_hang_fix(tmp_path):
+    import threading
+
+    from doctor.fix.venv import MARKER, check_marker
+
+    env = fake_env(tmp_path / "envs" / "e")
+    os.mkfifo(env / MARKER)
+    answer: list = []
+    reader = threading.Thread(target=lambda: answer.append(check_marker(env)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a FIFO marker blocked"
+    assert answer[0][0] is None and "cannot be read" in answer[0][1]

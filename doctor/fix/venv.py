@@ -61,6 +61,7 @@ _TMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 _BIN = "Scripts" if os.name == "nt" else "bin"
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted at the name must not hang the open
 _SYMLINK_ERRNOS = {errno.ELOOP, getattr(errno, "EMLINK", errno.ELOOP), getattr(errno, "EFTYPE", errno.ELOOP)}
 
 
@@ -254,7 +255,7 @@ def commit_venv(tmp: Path, dest: Path, *, replace: bool = False) -> None:
 
     Paths inside the venv are rewritten first (see the module docstring).
     Fails with FixError if ``dest`` exists, unless ``replace`` is true and
-    ``dest`` is an env raydoctor made (its marker says so): then the old env
+    ``dest`` is an env raydoctor made (``trusted_marker``): then the old env
     is moved aside, the new one renamed in, and the old one deleted; if the
     second rename fails the old env is put back.
     """
@@ -322,7 +323,7 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 def _read_private(path: Path, cap: int) -> bytes:
     """Read a regular file without following a symlink at ``path``; OSError otherwise."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -387,7 +388,7 @@ def _env_facts(env: Path, at: Path | None = None) -> dict[str, Any]:
     if records:
         digest = hashlib.sha256()
         for record in records:
-            digest.update(record.parent.name.encode() + b"\0" + record.read_bytes() + b"\0")
+            digest.update(f"{record.parent.name}\0{_sha256_file(record)}\0".encode())
         ray_record = "sha256:" + digest.hexdigest()
     return {
         "path": str(Path(at or env).absolute()),
@@ -471,7 +472,7 @@ def _reseal(tmp: Path, dest: Path) -> None:
     except (OSError, ValueError):
         data = None
     key = _seal_key(create=False)
-    if not isinstance(data, dict) or not _sealed(key, data):
+    if not isinstance(data, dict) or not _sealed(key, data) or (data.get("env") or {}).get("path") != str(tmp):
         os.unlink(tmp / MARKER)
         return
     assert key is not None
@@ -481,7 +482,8 @@ def _reseal(tmp: Path, dest: Path) -> None:
 
 
 def _read_private_marker(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    """Read at most ``MARKER_CAP + 1`` bytes of a regular file, never through a symlink at ``path``."""
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -629,7 +631,7 @@ class EnvLock:
     def _open(self, extra: int = 0) -> int:
         """Open (or create) the lock file itself, never what a symlink or hard link at its name reaches."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | extra, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK | extra, 0o644)
         except IsADirectoryError:
             raise self._refuse("is not a regular file") from None
         except OSError as exc:
