@@ -294,7 +294,9 @@ class CheckContext:
         return gather_head_facts(self.dashboard, self.target.image, token_withheld=self.token_withheld)
 
     def _gather_local(self) -> LocalFacts:
-        return inspect_interpreter(self.interpreter_path, self.interpreter_chosen_by)
+        return inspect_interpreter(
+            self.interpreter_path, self.interpreter_chosen_by, environ=self.environ, cwd=self.cwd
+        )
 
     def head(self) -> HeadFacts:
         return self._head.get()

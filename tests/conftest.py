@@ -16,6 +16,14 @@ from tests.ray_cluster import RayNode, ensure_ray_venv
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def raydoctor_state(tmp_path_factory) -> Path:
+    """raydoctor's per-user state (the key that seals env markers) in a temporary folder, not in ~."""
+    folder = tmp_path_factory.mktemp("raydoctor-state")
+    os.environ["RAYDOCTOR_STATE_DIR"] = str(folder)  # subprocesses (the CLI) inherit it
+    return folder
+
+
 @pytest.fixture(scope="session")
 def head_python() -> Path:
     """The head env's interpreter: Python 3.12 with ray[default]==2.49.2."""

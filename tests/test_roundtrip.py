@@ -10,6 +10,7 @@ import pytest
 
 from doctor.app import run_check
 from doctor.checks import roundtrip
+from doctor.checks.roundtrip import ProbeRun
 from doctor.context import Lazy
 from doctor.local.interpreter import LocalFacts
 from doctor.model import Status
@@ -46,6 +47,7 @@ def test_round_trip_reports_the_worker(ray_head, head_python, clean_env, tmp_pat
     elapsed = time.perf_counter() - start
     res = by_id(report, "roundtrip.client")
     assert res.status is Status.OK, (res.summary, res.details)
+    assert res.code == "roundtrip.client.ok"
     assert "worker Python 3.12" in res.summary and "Ray 2.49.2" in res.summary
     worker = res.data["worker"]
     assert worker["ray"] == "2.49.2" and worker["node_id"]
@@ -83,6 +85,7 @@ def test_versions_that_cannot_work_skip_before_connecting(ray_head, head_python,
     res = roundtrip.roundtrip(ctx)
     assert time.perf_counter() - start < 5
     assert res.status is Status.SKIP and res.data["reason"] == "versions"
+    assert res.code == "roundtrip.client.versions_refused"
     assert "Ray 2.40.0 locally ≠ Ray 2.49.2" in res.summary
 
 
@@ -95,6 +98,7 @@ def test_no_roundtrip_flag(clean_env, tmp_path):
     )
     res = by_id(report, "roundtrip.client")
     assert res.status is Status.SKIP and "--no-roundtrip" in res.summary
+    assert res.code == "roundtrip.client.disabled"
 
 
 @pytest.mark.parametrize("kind", ["closed", "silent", "http"])
@@ -111,6 +115,7 @@ def test_client_port_that_cannot_answer_skips_fast(kind, clean_env, tmp_path, he
         elapsed = time.perf_counter() - start
     res = by_id(report, "roundtrip.client")
     assert res.status is Status.SKIP and res.data["reason"] == "client_port"
+    assert res.code == "roundtrip.client.port_unusable"
     assert "30 s" in res.summary
     assert elapsed < 5, f"{elapsed:.2f} s"
 
@@ -137,6 +142,7 @@ def test_missing_client_extra_is_recognised(ray_head, head_python, clean_env, tm
     res = by_id(report, "roundtrip.client")
     assert res.status is Status.FAIL
     assert res.data["cause"] == "client_extra_local"
+    assert res.code == "roundtrip.client.client_extra_local"
     assert any("ray[client]==2.49.2" in c for c in res.remediation.commands)
 
 
@@ -204,6 +210,7 @@ def test_fork_crash_on_the_head_is_named(head_python, clean_env, tmp_path, monke
     assert res.status is Status.FAIL, res.summary
     assert res.data["killed"] is True
     assert res.data["cause"] == "grpc_fork"
+    assert res.code == "roundtrip.client.fork_crash"
     assert "fork" in res.summary
     assert "GRPC_ENABLE_FORK_SUPPORT=0" in res.remediation.text
     assert any("GRPC_ENABLE_FORK_SUPPORT=0" in c for c in res.remediation.commands)
@@ -254,3 +261,34 @@ def test_probe_output_is_parsed_after_a_kill(tmp_path):
     assert time.perf_counter() - start < 3
     assert run.killed and run.phase == "init" and run.result is None
     assert json.dumps(run.__dict__, default=str)
+
+
+@pytest.mark.parametrize(
+    "run, code",
+    [
+        (ProbeRun(None, True, 20.0, phase="init"), "roundtrip.client.timed_out"),
+        (
+            ProbeRun(3, False, 1.0, error={"phase": "init", "type": "RuntimeError", "message": "Version mismatch: x"}),
+            "roundtrip.client.version_mismatch",
+        ),
+        (
+            ProbeRun(3, False, 1.0, error={"phase": "task", "type": "RuntimeError", "message": "boom"}),
+            "roundtrip.client.failed",
+        ),
+        (ProbeRun(None, True, 20.0, stderr_tail=["Fork support is only compatible"]), "roundtrip.client.timed_out"),
+    ],
+)
+def test_failure_codes_are_stable(run, code):
+    """fix and scripts key on the code, never on the summary."""
+    from doctor.target import parse_address
+
+    ctx = SimpleNamespace(
+        dashboard=None,
+        head=lambda: SimpleNamespace(ray_version="2.49.2", live=False),
+        local_or_none=lambda: None,
+        local=lambda: SimpleNamespace(executable="/venv/bin/python"),
+        options=TargetOptions(address="h:8265"),
+        target=SimpleNamespace(address=parse_address("h:8265")),
+    )
+    res = roundtrip._failure(ctx, run)
+    assert res.status is Status.FAIL and res.code == code

@@ -42,6 +42,7 @@ from doctor.fix.venv import (
     remove_stale_temps,
     requirements_hash,
     temp_path,
+    trusted_marker,
     venv_python,
     write_marker,
 )
@@ -116,6 +117,8 @@ def test_uv_build_commit_and_rerun_match(tmp_path: Path, envs: Path) -> None:
     assert version == "1.16.0"
     marker = read_marker(dest)
     assert marker is not None and marker["created_by"] == "raydoctor" and marker["ray_version"] == "2.49.2"
+    sealed = trusted_marker(dest)  # sealed for the final path after the rename, not for the temporary one
+    assert sealed is not None and sealed.data["env"]["path"] == str(dest)
     assert env_matches(dest, ray_version="2.49.2", python_version="3.12.1", requirements_hash=requirements_hash([req]))
     req.write_text("six\nidna\n")
     assert not env_matches(
@@ -134,6 +137,8 @@ def test_virtualenv_and_pip_with_an_overridden_pin(tmp_path: Path, envs: Path) -
         [str(venv_python(dest)), "-c", "import six; print(six.__version__)"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert version == "1.17.0" and req.read_bytes() == before
+    # virtualenv writes the temporary path into pyvenv.cfg ("command = ..."): rewritten, then sealed again
+    assert trusted_marker(dest) is not None and ".tmp-" not in (dest / "pyvenv.cfg").read_text()
 
 
 def test_uv_overrides_a_conflicting_pin_keeping_extras(tmp_path: Path, envs: Path) -> None:

@@ -2,7 +2,8 @@
 
 ``ray.init("ray://host:client-port")`` and one remote task, in a subprocess
 under a hard time limit (its process group is killed): Ray's own client waits
-~30 s before it gives up (REFERENCE §8), raydoctor does not. It is skipped,
+~30 s before it gives up (``ray/util/client/worker.py::Worker._connect_channel``
+retries with a growing timeout), raydoctor does not. It is skipped,
 with the reason, when Ray's version rules already say it cannot work or when
 the client port does not speak gRPC. When it fails, the tail of the head's Ray
 Client server logs (dashboard log API) is read and known causes are named.
@@ -13,24 +14,26 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doctor import remedies
+from doctor import proc, remedies
 from doctor.checks.network import PortSpec, probe
 from doctor.context import CheckContext
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.local.interpreter import InterpreterError
-from doctor.model import Remediation, Result, Status, result
+from doctor.model import Remediation, Result, Status, finding
 from doctor.rules import judge_python, judge_ray
 from doctor.runner import Check
 
 PROBE_SCRIPT = Path(__file__).with_name("roundtrip_probe.py").read_text(encoding="utf-8")
-# A healthy round trip takes ~4.5 s (import 0.6 + init 3.3 + task 0.2, REFERENCE §8); twice that
+# A healthy round trip takes ~4.5 s (import 0.6 + init 3.3 + task 0.2, measured against Ray 2.49.2 on loopback;
+# tests/test_roundtrip.py::test_round_trip_reports_the_worker records the timings); twice that
 # on a loaded laptop. Past this, the connection is not going to work: kill it.
 LIMIT_S = 20.0
 TITLE = "Round trip (ray.init + one task)"
@@ -55,46 +58,77 @@ class ProbeRun:
 class Cause:
     """A known reason for a failed round trip and what fixes it."""
 
-    key: str
+    key: str  # data["cause"]
     summary: str
     remediation: Remediation
+    code: str = ""  # the finding's code after "roundtrip.client."; the key when empty
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            object.__setattr__(self, "code", self.key)
 
 
 # ---------------------------------------------------------------- the subprocess
 
 
-def probe_env(environ: dict[str, str]) -> dict[str, str]:
-    """The user's environment without RAY_ADDRESS: the probe names its address explicitly."""
-    env = {k: v for k, v in environ.items() if k != "RAY_ADDRESS"}
+def probe_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The user's environment without RAY_ADDRESS: the probe names its address explicitly.
+
+    The Ray token stays (``proc.child_env(with_token=True)``): the probe must ``ray.init`` a
+    cluster that asks for it, like the user's own script. ``PYTHONPATH`` stays too (what the
+    user's scripts import); ``PYTHONSAFEPATH`` keeps ``''`` off ``sys.path`` on Python 3.11+.
+    """
+    env = proc.child_env(environ, with_token=True)
+    env.pop("RAY_ADDRESS", None)
     env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONSAFEPATH"] = "1"
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     return env
 
 
-def start_probe(python: str, client_url: str, environ: dict[str, str]) -> tuple[subprocess.Popen, float]:
-    """Start the probe in its own process group (so that killing it kills everything it started)."""
-    proc = subprocess.Popen(
-        [python, "-c", PROBE_SCRIPT, client_url],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=probe_env(environ),
-        start_new_session=True,
-    )
-    return proc, time.perf_counter()
+@dataclass
+class Started:
+    """A running probe: its process (own process group), its empty working folder, when it started."""
+
+    popen: subprocess.Popen[bytes]
+    started: float
+    folder: tempfile.TemporaryDirectory[str]
+    argv: list[str]
+
+    def close(self) -> None:
+        self.folder.cleanup()
 
 
-def finish_probe(proc: subprocess.Popen, started: float, limit_s: float = LIMIT_S) -> ProbeRun:
-    """Wait until ``started + limit_s`` at most; then kill the process group."""
+def start_probe(python: str, client_url: str, environ: Mapping[str, str]) -> Started:
+    """Start the probe in its own process group, from an empty temporary folder.
+
+    Not the current folder: a cloned repo's ``ray/`` or ``json.py`` there would run inside the
+    probe (the script also drops the folder from ``sys.path`` first thing: see roundtrip_probe.py).
+    Raises ``InterpreterError`` when ``python`` cannot be started.
+    """
+    exe = os.path.abspath(python) if os.sep in python else python
+    argv = [exe, "-c", PROBE_SCRIPT, client_url]
+    folder = tempfile.TemporaryDirectory(prefix="raydoctor-roundtrip-")
+    try:
+        popen = proc.spawn(argv, env=probe_env(environ), cwd=folder.name)
+    except OSError as exc:
+        folder.cleanup()
+        raise InterpreterError(f"{python} cannot run: {exc.strerror or exc}") from None
+    return Started(popen, time.perf_counter(), folder, argv)
+
+
+def finish_probe(run: Started, limit_s: float = LIMIT_S) -> ProbeRun:
+    """Wait until ``started + limit_s`` at most; then stop the process group (``proc.wait``)."""
     killed = False
     try:
-        out, err = proc.communicate(timeout=max(0.0, started + limit_s - time.perf_counter()))
-    except subprocess.TimeoutExpired:
+        done = proc.wait(run.popen, timeout=max(0.0, run.started + limit_s - time.perf_counter()), argv=run.argv)
+        out, err, code = done.stdout, done.stderr, done.returncode
+    except proc.ProcTimeout as exc:
         killed = True
-        _kill_group(proc)
-        out, err = proc.communicate()
-    run = ProbeRun(None if killed else proc.returncode, killed, time.perf_counter() - started)
+        out, err, code = exc.stdout, exc.stderr, None
+    finally:
+        run.close()
+    probe_run = ProbeRun(None if killed else code, killed, time.perf_counter() - run.started)
     for line in out.splitlines():
         kind, _, payload = line.partition(" ")
         if not kind.startswith("RAYDOCTOR_"):
@@ -106,37 +140,27 @@ def finish_probe(proc: subprocess.Popen, started: float, limit_s: float = LIMIT_
         if not isinstance(data, dict):
             continue
         if kind == "RAYDOCTOR_PHASE":
-            run.phase = data.get("phase")
+            probe_run.phase = data.get("phase")
         elif kind == "RAYDOCTOR_RESULT":
-            run.result = data
+            probe_run.result = data
         elif kind == "RAYDOCTOR_ERROR":
-            run.error = data
-    run.stderr_tail = [line for line in err.strip().splitlines() if line.strip()][-20:]
-    return run
+            probe_run.error = data
+    probe_run.stderr_tail = [line for line in err.strip().splitlines() if line.strip()][-20:]
+    return probe_run
 
 
-def run_probe(python: str, client_url: str, environ: dict[str, str], limit_s: float = LIMIT_S) -> ProbeRun:
-    """Run the probe; kill its whole process group at ``limit_s``."""
-    proc, started = start_probe(python, client_url, environ)
-    return finish_probe(proc, started, limit_s)
+def run_probe(python: str, client_url: str, environ: Mapping[str, str], limit_s: float = LIMIT_S) -> ProbeRun:
+    """Run the probe; stop its whole process group at ``limit_s``."""
+    return finish_probe(start_probe(python, client_url, environ), limit_s)
 
 
-def cancel_probe(proc: subprocess.Popen) -> None:
-    _kill_group(proc)
-    proc.communicate()
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    killpg = getattr(os, "killpg", None)  # POSIX; elsewhere the process alone
-    try:
-        if killpg is None:
-            raise PermissionError
-        killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.kill()
-        except OSError:
-            pass
+def cancel_probe(run: Started) -> None:
+    """Stop a probe that is no longer wanted, and everything it started."""
+    proc.stop_group(run.popen)
+    for stream in (run.popen.stdout, run.popen.stderr):
+        if stream is not None:
+            stream.close()
+    run.close()
 
 
 # ---------------------------------------------------------------- server-side logs
@@ -229,16 +253,18 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
             ),
         )
     if _FORK.search(server_text) or (_SERVER_START_FAILED.search(both) and "Check failed" in server_text):
+        # Ray's proxier (ray/util/client/server/proxier.py) forks a SpecificServer per client; gRPC's
+        # fork handlers (grpc's doc/fork_support.md, GRPC_ENABLE_FORK_SUPPORT) can abort it there.
         return Cause(
             "grpc_fork",
-            "the head's Ray Client server crashed when it forked the per-client server "
-            "(a gRPC fork-support crash, REFERENCE §8)",
+            "the head's Ray Client server crashed when it forked the per-client server (a gRPC fork-support crash)",
             Remediation(
                 "Restart the head with GRPC_ENABLE_FORK_SUPPORT=0 in its environment (compose: "
                 "`environment: [GRPC_ENABLE_FORK_SUPPORT=0]` on the head service), or pin the head's "
                 "grpcio to a release without the fork crash.",
                 ("GRPC_ENABLE_FORK_SUPPORT=0 ray start --head ...",),
             ),
+            code="fork_crash",
         )
     if _SERVER_START_FAILED.search(both):
         return Cause(
@@ -256,8 +282,8 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
 # ---------------------------------------------------------------- the check
 
 
-def _skip(summary: str, **data: Any) -> Result:
-    return result("roundtrip.client", "roundtrip", TITLE, Status.SKIP, summary, data=data)
+def _skip(summary: str, code: str, **data: Any) -> Result:
+    return finding(Status.SKIP, summary, code=f"roundtrip.client.{code}", data=data)
 
 
 def _versions_block(ctx: CheckContext) -> str | None:
@@ -281,7 +307,7 @@ def roundtrip(ctx: CheckContext) -> Result:
     address = ctx.target.address
     assert address is not None, "registered only for targets with an address"
     if not ctx.options.roundtrip:
-        return _skip("skipped (--no-roundtrip)")
+        return _skip("skipped (--no-roundtrip)", "disabled")
     # The client port first: a closed or silent port would keep Ray waiting ~30 s.
     spec = PortSpec("client", address.client_port, "grpc", "target")
     port = probe(spec, address.host, ctx.options.timeout)
@@ -293,30 +319,38 @@ def roundtrip(ctx: CheckContext) -> Result:
         return _skip(
             f"the client port {address.host}:{address.client_port} {what.get(port.state, port.state)}; "
             "ray.init would only wait for Ray's 30 s time-out (see network.ports)",
+            "port_unusable",
             reason="client_port",
             port=port.state,
         )
     # Start at once, while the facts that may veto it are still being gathered: the round trip is the
     # slowest check, and a vetoed probe is killed long before it has even imported Ray.
-    proc, started = start_probe(ctx.interpreter_path, address.client_url, ctx.child_environ())
+    try:
+        running = start_probe(ctx.interpreter_path, address.client_url, ctx.child_environ())
+    except InterpreterError as exc:
+        return _skip(f"the local interpreter could not be started: {exc}", "no_interpreter", reason="no_interpreter")
     try:
         local = ctx.local()
         reason = None
         if local.ray is None:
-            reason = (f"Ray is not installed in {local.executable}", "no_ray")
+            reason = (f"Ray is not installed in {local.executable}", "no_ray", "no_local_ray")
         else:
             blocked = _versions_block(ctx)
             if blocked:
-                reason = (f"Ray Client would refuse this connection: {blocked} (see versions.*)", "versions")
+                reason = (
+                    f"Ray Client would refuse this connection: {blocked} (see versions.*)",
+                    "versions",
+                    "versions_refused",
+                )
     except InterpreterError as exc:
-        reason = (f"the local interpreter could not be inspected: {exc}", "no_interpreter")
+        reason = (f"the local interpreter could not be inspected: {exc}", "no_interpreter", "no_interpreter")
     except BaseException:
-        cancel_probe(proc)
+        cancel_probe(running)
         raise
     if reason is not None:
-        cancel_probe(proc)
-        return _skip(reason[0], reason=reason[1])
-    run = finish_probe(proc, started, LIMIT_S)
+        cancel_probe(running)
+        return _skip(reason[0], reason[2], reason=reason[1])
+    run = finish_probe(running, LIMIT_S)
     if run.result is not None:
         return _success(ctx, run)
     return _failure(ctx, run)
@@ -341,12 +375,10 @@ def _success(ctx: CheckContext, run: ProbeRun) -> Result:
         f"client: Python {data.get('client_python')}, Ray {data.get('client_ray')} ({ctx.local().executable})",
         f"worker host {worker.get('hostname')}, node {node}",
     ]
-    return result(
-        "roundtrip.client",
-        "roundtrip",
-        TITLE,
+    return finding(
         Status.OK,
         summary,
+        code="roundtrip.client.ok",
         details=details,
         data={"elapsed_s": round(run.elapsed_s, 3), "worker": worker, "timings": t},
     )
@@ -391,12 +423,16 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
             "ray[client] and that nothing between here and the head cuts long-lived gRPC streams.",
             ("ray status",),
         )
-    return result(
-        "roundtrip.client",
-        "roundtrip",
-        TITLE,
+    if cause is not None:
+        code = cause.code
+    elif run.killed:
+        code = "timed_out"
+    else:
+        code = "failed"
+    return finding(
         Status.FAIL,
         summary,
+        code=f"roundtrip.client.{code}",
         details=details,
         fix=fix,
         data={

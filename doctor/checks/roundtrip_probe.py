@@ -1,9 +1,23 @@
-# Runs INSIDE the interpreter being judged (python -c THIS ray://host:port), never imported by raydoctor.
-# It does what a user's script does: import Ray, ray.init("ray://..."), one remote task, and prints
-# one line per phase so that raydoctor can tell where a hang or a failure happened.
-import json
+# Runs INSIDE the interpreter being judged: doctor/checks/roundtrip.py passes this file's text to
+# `python -c THIS ray://host:port`, from an empty temporary folder. Importing it runs nothing (main() runs
+# only as __main__). It does what a user's script does: import Ray, ray.init("ray://..."), one remote
+# task, and prints one line per phase so that raydoctor can tell where a hang or a failure happened.
+#
+# Nothing from the current folder may run here: `python -c` puts '' (the current folder) first on
+# sys.path, and a ray/ or json.py in a cloned repository would replace what is imported below. So, first
+# thing, before any other import, '' and the current folder leave sys.path (see probe_interpreter.py).
 import sys
-import time
+
+if __name__ == "__main__":  # imported (by a test), it leaves the importer's sys.path alone
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", ".")]
+
+import os  # noqa: E402  (already loaded by the interpreter's start-up: sys.modules answers)
+
+if __name__ == "__main__":
+    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry) != os.getcwd()]
+
+import json  # noqa: E402
+import time  # noqa: E402
 
 
 def say(kind, **data):
@@ -62,4 +76,5 @@ def main():
         sys.exit(3)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -20,30 +20,49 @@ works there regardless.
 ``raydoctor-env.json`` inside the env records what it holds; a rerun compares
 it with what is wanted and does nothing when it matches. ``EnvLock`` keeps
 two fixes off the same env.
+
+A marker is trusted only when it is sealed: an HMAC, under a key kept in this
+user's raydoctor state folder (never in the checkout), over the marker and the
+env's own facts (its path, ``pyvenv.cfg``, where ``bin/python`` points, the
+pinned Ray's installed ``RECORD``). A cloned repo can ship an env folder with any
+files in it, so a hash of those files alone would prove nothing; without the key
+it cannot make a seal. An env whose marker is not trusted is never called up to
+date, never run, never replaced or deleted (``trusted_marker``, ``marker_problem``).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from doctor.errors import FixError
+from doctor.errors import EXIT_FINDINGS, DoctorError, FixError
 from doctor.fix.install import find_uv, requirement_files, run_streaming, tool_env
 
 MARKER = "raydoctor-env.json"
-MARKER_SCHEMA = "raydoctor.env/1"
+MARKER_SCHEMA = "raydoctor.env/2"  # /2: sealed (``seal``) and bound to the env (``env``)
+MARKER_CAP = 1024 * 1024  # a marker is a few hundred bytes; a bigger one is not ours
+SEAL_KEY = "env-seal.key"
 DEFAULT_LOCK_WAIT_S = 5.0
 _TMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 _BIN = "Scripts" if os.name == "nt" else "bin"
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted at the name must not hang the open
+_SYMLINK_ERRNOS = {errno.ELOOP, getattr(errno, "EMLINK", errno.ELOOP), getattr(errno, "EFTYPE", errno.ELOOP)}
 
 
 def env_dir_name(ray_version: str, python_version: str) -> str:
@@ -88,7 +107,8 @@ def remove_stale_temps(dest: Path) -> list[Path]:
     """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` left by fixes that died (SIGKILL, power loss).
 
     Call it while holding the EnvLock: then no live fix is building ``dest``;
-    a folder whose pid is still alive is kept anyway.
+    a folder whose pid is still alive is kept anyway. A symlink of that name is
+    removed as a link (its target is never touched). Returns only what is gone.
     """
     dest = Path(dest).absolute()
     removed: list[Path] = []
@@ -96,8 +116,16 @@ def remove_stale_temps(dest: Path) -> list[Path]:
         return removed
     for path in dest.parent.iterdir():
         match = _TMP.match(path.name)
-        if match and match.group("name") == dest.name and not _pid_alive(int(match.group("pid"))):
-            shutil.rmtree(path, ignore_errors=True)
+        if not (match and match.group("name") == dest.name and not _pid_alive(int(match.group("pid")))):
+            continue
+        try:
+            if path.is_symlink() or not path.is_dir():
+                path.unlink()
+            else:
+                shutil.rmtree(path)
+        except OSError:
+            pass  # what is left stays unreported: it was not removed
+        if not os.path.lexists(path):
             removed.append(path)
     return removed
 
@@ -125,11 +153,17 @@ def create_venv(python: Path, dest: Path, *, installer: str) -> Path:
     dest = Path(dest).absolute()
     tmp = temp_path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if tmp.exists() or tmp.is_symlink():
-        discard_venv(tmp)  # our own pid's name: a leftover of a dead process that had it
     uv = find_uv() if installer in ("uv", "auto") else None
     if installer == "uv" and uv is None:
         raise FixError("--installer uv: uv is not installed", hint="`pip install uv`, or use --installer pip")
+    if tmp.exists() or tmp.is_symlink():
+        discard_venv(tmp)  # our own pid's name: a leftover of a dead process that had it
+    try:
+        # Made here, empty and ours (mkdir never follows a symlink planted at the name), so the
+        # venv tool fills a folder this process created rather than whatever the name points to.
+        os.mkdir(tmp, 0o755)
+    except FileExistsError:
+        raise FixError(f"{tmp} reappeared while this fix was starting; leaving it alone") from None
     try:
         if uv is not None:
             _uv_venv(uv, Path(python), tmp, dest.name)
@@ -221,7 +255,7 @@ def commit_venv(tmp: Path, dest: Path, *, replace: bool = False) -> None:
 
     Paths inside the venv are rewritten first (see the module docstring).
     Fails with FixError if ``dest`` exists, unless ``replace`` is true and
-    ``dest`` is an env raydoctor made (its marker says so): then the old env
+    ``dest`` is an env raydoctor made (``trusted_marker``): then the old env
     is moved aside, the new one renamed in, and the old one deleted; if the
     second rename fails the old env is put back.
     """
@@ -234,9 +268,13 @@ def commit_venv(tmp: Path, dest: Path, *, replace: bool = False) -> None:
     if dest.exists() or dest.is_symlink():
         if not replace:
             raise FixError(f"{dest} appeared while this env was being built; leaving it alone")
-        if (read_marker(dest) or {}).get("created_by") != "raydoctor":
-            raise FixError(f"{dest} exists and raydoctor did not create it; not replacing it")
+        if trusted_marker(dest) is None:
+            why = marker_problem(dest)
+            raise FixError(
+                f"{dest} exists and raydoctor did not create it{f' ({why})' if why else ''}; not replacing it"
+            )
     _relocate(tmp, dest)
+    _reseal(tmp, dest)
     if dest.exists() and replace:
         old = dest.parent / f".{dest.name}.old-{os.getpid()}"
         os.rename(dest, old)
@@ -269,6 +307,126 @@ def requirements_hash(requirements: Sequence[Path], extra: Sequence[str] = ()) -
     return "sha256:" + digest.hexdigest()
 
 
+# -- the seal ------------------------------------------------------------------
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """raydoctor's per-user state: ``$RAYDOCTOR_STATE_DIR``, else ``$XDG_STATE_HOME/raydoctor``,
+    else ``~/.local/state/raydoctor`` (``%LOCALAPPDATA%/raydoctor`` on Windows). Never the checkout."""
+    env = os.environ if environ is None else environ
+    if env.get("RAYDOCTOR_STATE_DIR"):
+        return Path(env["RAYDOCTOR_STATE_DIR"]).expanduser()
+    if os.name == "nt":
+        return Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "raydoctor"
+    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "raydoctor"
+
+
+def _read_private(path: Path, cap: int) -> bytes:
+    """Read a regular file without following a symlink at ``path``; OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if os.name != "nt" and (info.st_uid != os.getuid() or info.st_mode & 0o077):
+            raise PermissionError(errno.EPERM, "not private to this user", str(path))
+        return os.read(fd, cap)
+    finally:
+        os.close(fd)
+
+
+def _seal_key(*, create: bool) -> bytes | None:
+    """The key that seals markers; made (32 random bytes, mode 0600) on the first build."""
+    path = state_dir() / SEAL_KEY
+    try:
+        key = _read_private(path, 64)
+        return key if len(key) == 32 else None
+    except FileNotFoundError:
+        if not create:
+            return None
+    except OSError as exc:
+        if create:
+            raise FixError(
+                f"raydoctor's seal key {path} is unusable ({exc.strerror or exc})",
+                hint="remove it; the next fix makes a new one",
+            ) from None
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, partial = tempfile.mkstemp(prefix=f".{SEAL_KEY}.", dir=path.parent)
+    try:
+        os.write(fd, secrets.token_bytes(32))
+        os.close(fd)
+        try:
+            os.link(partial, path)  # never replaces: a key another fix made first wins
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(partial)
+    return _seal_key(create=False)
+
+
+def _sha256_file(path: Path) -> str | None:
+    if path.is_symlink() or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _env_facts(env: Path, at: Path | None = None) -> dict[str, Any]:
+    """What binds a marker to its env: the path, ``pyvenv.cfg``, ``bin/python``, the pinned Ray's RECORD."""
+    python = venv_python(env)
+    if python.is_symlink():
+        interpreter: str | None = "link:" + os.readlink(python)
+    else:
+        interpreter = _sha256_file(python)
+    records = sorted(env.glob("lib/python*/site-packages/ray-*.dist-info/RECORD"))
+    records += sorted(env.glob("Lib/site-packages/ray-*.dist-info/RECORD"))
+    ray_record = None
+    if records:
+        digest = hashlib.sha256()
+        for record in records:
+            digest.update(f"{record.parent.name}\0{_sha256_file(record)}\0".encode())
+        ray_record = "sha256:" + digest.hexdigest()
+    return {
+        "path": str(Path(at or env).absolute()),
+        "pyvenv_cfg": _sha256_file(env / "pyvenv.cfg"),
+        "python": interpreter,
+        "ray_record": ray_record,
+    }
+
+
+def _seal(key: bytes, data: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k != "seal"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "hmac-sha256:" + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _sealed(key: bytes | None, data: Mapping[str, Any]) -> bool:
+    """Whether ``data`` carries a seal made with ``key`` (constant-time comparison)."""
+    if key is None:
+        return False
+    return hmac.compare_digest(str(data.get("seal", "")).encode("utf-8"), _seal(key, data).encode("utf-8"))
+
+
+def _write_json(target: Path, data: Mapping[str, Any]) -> None:
+    """Write ``target`` whole or not at all: a private temporary file in its folder, then one rename."""
+    fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    except BaseException:
+        try:
+            os.unlink(partial)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def write_marker(
     env: Path,
     *,
@@ -277,9 +435,11 @@ def write_marker(
     requirements_hash: str,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Write ``raydoctor-env.json`` (call it on the temporary venv, before ``commit_venv``)."""
+    """Write ``raydoctor-env.json``, sealed for ``env`` (call it on the temporary venv, before ``commit_venv``,
+    which seals it again for the final path). Pass the interpreter the env was made from as ``interpreter=``."""
     from doctor import __version__
 
+    env = Path(env)
     data: dict[str, Any] = {
         "schema": MARKER_SCHEMA,
         "created_by": "raydoctor",
@@ -289,21 +449,128 @@ def write_marker(
         "python_version": python_version,
         "requirements_hash": requirements_hash,
         **extra,
+        "build_id": secrets.token_hex(16),
+        "env": _env_facts(env),
     }
-    target = Path(env) / MARKER
-    partial = target.with_name(MARKER + ".partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(partial, target)
+    key = _seal_key(create=True)
+    assert key is not None
+    data["seal"] = _seal(key, data)
+    _write_json(env / MARKER, data)
     return data
 
 
-def read_marker(env: Path) -> dict[str, Any] | None:
-    """The marker of the env at ``env``, or None when there is none or it is unreadable."""
+def _reseal(tmp: Path, dest: Path) -> None:
+    """After ``_relocate``: seal ``tmp``'s marker again for ``dest``, where it is about to be renamed.
+
+    Only a marker this user's raydoctor sealed for ``tmp`` is carried over; any other is removed,
+    so that nothing unsealed is ever moved into place looking like raydoctor's.
+    """
+    if not os.path.lexists(tmp / MARKER):
+        return
     try:
-        data = json.loads((Path(env) / MARKER).read_text(encoding="utf-8"))
+        data = json.loads(_read_private_marker(tmp / MARKER))
     except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        data = None
+    key = _seal_key(create=False)
+    if not isinstance(data, dict) or not _sealed(key, data) or (data.get("env") or {}).get("path") != str(tmp):
+        os.unlink(tmp / MARKER)
+        return
+    assert key is not None
+    data["env"] = _env_facts(tmp, at=dest)
+    data["seal"] = _seal(key, data)
+    _write_json(tmp / MARKER, data)
+
+
+def _read_private_marker(path: Path) -> bytes:
+    """Read at most ``MARKER_CAP + 1`` bytes of a regular file, never through a symlink at ``path``."""
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.read(fd, MARKER_CAP + 1)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A marker raydoctor wrote for this very env (see ``trusted_marker``); ``data`` is the JSON."""
+
+    data: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @property
+    def ray_version(self) -> str | None:
+        return self.data.get("ray_version")
+
+    @property
+    def python_version(self) -> str | None:
+        return self.data.get("python_version")
+
+    @property
+    def requirements_hash(self) -> str | None:
+        return self.data.get("requirements_hash")
+
+    @property
+    def interpreter(self) -> str | None:
+        """The interpreter the env was made from, as the build recorded it."""
+        return self.data.get("interpreter")
+
+
+def check_marker(env: Path) -> tuple[Marker | None, str | None]:
+    """(the trusted marker, None) or (None, why not); (None, None) when there is no marker at all."""
+    env = Path(env)
+    path = env / MARKER
+    if not os.path.lexists(path):
+        return None, None
+    if env.is_symlink():
+        return None, f"{env.name} is a symbolic link, which raydoctor never makes"
+    try:
+        raw = _read_private_marker(path)
+    except OSError as exc:
+        return None, f"its {MARKER} cannot be read ({exc.strerror or exc})"
+    if len(raw) > MARKER_CAP:
+        return None, f"its {MARKER} is larger than any raydoctor writes"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None, f"its {MARKER} is not JSON"
+    if not isinstance(data, dict) or data.get("created_by") != "raydoctor":
+        return None, f"its {MARKER} does not say raydoctor made it"
+    if not _sealed(_seal_key(create=False), data):
+        return None, (
+            f"its {MARKER} was not sealed by raydoctor for this user (copied from elsewhere, forged, "
+            "or written by an older raydoctor)"
+        )
+    recorded: dict[str, Any] = data["env"] if isinstance(data.get("env"), dict) else {}
+    actual = _env_facts(env)
+    for name, what in (
+        ("path", "it was built at another path"),
+        ("pyvenv_cfg", "its pyvenv.cfg changed since raydoctor built it"),
+        ("python", f"its {_BIN}/python changed since raydoctor built it"),
+        ("ray_record", "its Ray installation changed since raydoctor built it"),
+    ):
+        if recorded.get(name) != actual[name]:
+            return None, what + (f" ({recorded.get('path')})" if name == "path" else "")
+    return Marker(data), None
+
+
+def trusted_marker(env: Path) -> Marker | None:
+    """The marker of the env at ``env`` if this user's raydoctor wrote it for exactly this env, else None."""
+    return check_marker(env)[0]
+
+
+def marker_problem(env: Path) -> str | None:
+    """Why the env at ``env`` has a marker that is not trusted (one clause), or None."""
+    return check_marker(env)[1]
+
+
+def read_marker(env: Path) -> dict[str, Any] | None:
+    """The trusted marker's data (see ``trusted_marker``), or None: absent, unreadable, or not trusted."""
+    marker = trusted_marker(env)
+    return dict(marker.data) if marker is not None else None
 
 
 def env_matches(env: Path, *, ray_version: str, python_version: str, requirements_hash: str) -> bool:
@@ -311,7 +578,6 @@ def env_matches(env: Path, *, ray_version: str, python_version: str, requirement
     data = read_marker(env)
     return (
         data is not None
-        and data.get("created_by") == "raydoctor"
         and data.get("ray_version") == ray_version
         and data.get("python_version") == python_version
         and data.get("requirements_hash") == requirements_hash
@@ -320,6 +586,15 @@ def env_matches(env: Path, *, ray_version: str, python_version: str, requirement
 
 
 # -- the lock ------------------------------------------------------------------
+
+
+class UnsafeLockFile(DoctorError):
+    """The lock's name holds something raydoctor will not write through (a symlink, a hard link, a folder).
+
+    Not a ``FixError``: that one means "another fix holds the lock", and waiting would not help here.
+    """
+
+    exit_code = EXIT_FINDINGS
 
 
 def _shown(path: Path) -> str:
@@ -348,35 +623,64 @@ class EnvLock:
 
     def _holder(self) -> str:
         try:
-            text = self.path.read_text(encoding="utf-8").strip()
+            text = _read_private_marker(self.path)[:32].decode("ascii", errors="replace").strip()
         except OSError:
             text = ""
         return f"pid {text}" if text.isdigit() else "pid unknown"
 
+    def _open(self, extra: int = 0) -> int:
+        """Open (or create) the lock file itself, never what a symlink or hard link at its name reaches."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK | extra, 0o644)
+        except IsADirectoryError:
+            raise self._refuse("is not a regular file") from None
+        except OSError as exc:
+            if exc.errno in _SYMLINK_ERRNOS or self.path.is_symlink():
+                raise self._refuse("is a symbolic link") from None
+            raise
+        info = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file"
+        elif info.st_nlink != 1:
+            problem = "has other names (a hard link)"
+        elif os.name != "nt" and info.st_uid != os.getuid():
+            problem = "belongs to another user"
+        if problem is not None:
+            os.close(fd)
+            raise self._refuse(problem)
+        return fd
+
+    def _refuse(self, problem: str) -> UnsafeLockFile:
+        return UnsafeLockFile(
+            f"the lock file {_shown(self.path)} {problem}: raydoctor does not write through it",
+            hint="remove it if no fix is running, then run fix again",
+        )
+
     def _try_flock(self) -> bool:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             return False
         try:
-            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
         except FileNotFoundError:
             same = False
-        if not same:  # released and unlinked between our open and our lock
+        if not same:  # released and unlinked (or replaced) between our open and our lock
             os.close(fd)
             return False
-        os.ftruncate(fd, 0)
+        os.ftruncate(fd, 0)  # the file checked above: regular, ours, one name
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
         return True
 
     def _try_excl(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._open(os.O_EXCL)
         except FileExistsError:
             return False
         os.write(fd, str(os.getpid()).encode())

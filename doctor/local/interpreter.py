@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from packaging.utils import canonicalize_name
 
+from doctor import proc
 from doctor.errors import UsageError
 
+# The probe is data: its text is read from the module file (importing that module runs nothing).
 PROBE_SCRIPT = (Path(__file__).with_name("probe_interpreter.py")).read_text(encoding="utf-8")
 
 
@@ -62,51 +64,108 @@ def _env_python(prefix: str) -> Path:
     return Path(prefix) / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+# What pyenv reads of a version file: the first word of each line, each line cut at 1024 bytes, and never
+# the whole of a file that may hold "something crazy" (pyenv's libexec/pyenv-version-file-read).
+_VERSION_FILE_CAP = 64 * 1024
+_LINE_CAP = 1024
+
+
+def safe_version_name(name: str) -> bool:
+    """Whether ``name`` may name a folder of ``$PYENV_ROOT/versions``.
+
+    pyenv builds a path from the name, so a ``.python-version`` in a cloned repo holding
+    ``../../repo/evil`` once made pyenv run the repo's executable (CVE-2022-35861). pyenv's fix
+    (``libexec/pyenv-version-file-read``: a name that is ``..`` or holds ``/`` is skipped, since
+    2.3.4 unless it stays inside ``$PYENV_ROOT/versions``) is applied strictly here: a name with a
+    path separator, ``.``/``..``, a NUL or a ``:`` is never a version. A name raydoctor does not
+    accept keeps the shim, and real pyenv then applies its own rule.
+    """
+    return bool(name) and name not in (".", "..") and not any(c in name for c in ("/", "\\", "\0", ":"))
+
+
+def _read_versions(path: Path) -> list[str]:
+    """The version names in a pyenv version file, as ``pyenv-version-file-read`` reads them."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_VERSION_FILE_CAP)
+    except OSError:
+        return []
+    names = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        words = line[:_LINE_CAP].split()
+        if not words or words[0].startswith("#"):
+            continue  # empty lines and comments
+        if safe_version_name(words[0]):
+            names.append(words[0])
+    return names
+
+
+def _version_file(start: Path) -> Path | None:
+    """The nearest ``.python-version`` from ``start`` upwards (pyenv's ``pyenv-version-file``)."""
+    for folder in (start, *start.parents):
+        candidate = folder / ".python-version"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def resolve_pyenv_shim(path: str, environ: Mapping[str, str], cwd: Path | None = None) -> str:
     """The interpreter a pyenv shim would run, without running the shim (~0.1 s of bash).
 
-    pyenv's order: ``PYENV_VERSION``, a ``.python-version`` in the current folder or
-    its parents, then ``$PYENV_ROOT/version``. Anything unclear keeps the shim.
+    pyenv's order (``pyenv-version-name``): ``PYENV_VERSION``, else the nearest
+    ``.python-version`` from the current folder up, else ``$PYENV_ROOT/version``; of the
+    names found, the first whose ``bin/`` has the command (``pyenv-which``). Names that could
+    leave ``$PYENV_ROOT/versions`` are ignored (see ``safe_version_name``) and the path found
+    must lie inside that folder. Anything unclear keeps the shim.
     """
     shim = Path(path)
-    if shim.parent.name != "shims":
+    if shim.parent.name != "shims" or not safe_version_name(shim.name):
         return path
-    root = Path(environ.get("PYENV_ROOT") or shim.parent.parent)
-    version = environ.get("PYENV_VERSION", "").split(":")[0].strip()
-    if not version:
-        here = (cwd or Path.cwd()).resolve()
-        for folder in (here, *here.parents):
-            candidate = folder / ".python-version"
-            if candidate.is_file():
-                version = _first_word(candidate)
-                break
-    if not version and (root / "version").is_file():
-        version = _first_word(root / "version")
-    target = root / "versions" / version / "bin" / shim.name
-    return str(target) if version and version != "system" and target.exists() else path
+    root = Path(environ.get("PYENV_ROOT") or shim.parent.parent).absolute()
+    versions = root / "versions"
+    if environ.get("PYENV_VERSION", "").strip():
+        names = [n.strip() for n in environ["PYENV_VERSION"].split(":") if safe_version_name(n.strip())]
+    else:
+        here = Path(environ.get("PYENV_DIR") or cwd or Path.cwd()).absolute()
+        found = _version_file(here)
+        if found is None and (root / "version").is_file():
+            found = root / "version"
+        names = _read_versions(found) if found is not None else []
+    for name in names:
+        if name == "system":
+            return path  # pyenv runs the next python on PATH: the shim knows how
+        target = versions / name / "bin" / shim.name
+        inside = os.path.normpath(target).startswith(os.path.normpath(versions) + os.sep)
+        if inside and target.is_file() and os.access(target, os.X_OK):
+            return str(target)
+    return path
 
 
-def _first_word(path: Path) -> str:
-    try:
-        words = path.read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError):
-        return ""
-    return words[0] if words else ""
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or bool(os.altsep and os.altsep in spec) or spec.startswith("~")
 
 
 def choose_interpreter(spec: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(path, why): ``--python`` first, then the active venv, conda env, ``python3`` on PATH."""
+    """(path, why): ``--python`` first, then the active venv, conda env, ``python3`` on PATH.
+
+    ``--python NAME`` without a path separator is a command on PATH, as in a shell: a file of
+    that name in the current folder (a cloned repo) is not run unless written ``./NAME``. A
+    folder of that name is taken as an env folder, since only a path can name one.
+    """
     env = os.environ if environ is None else environ
     if spec:
         path = Path(spec).expanduser()
-        if path.is_dir():
-            path = _env_python(str(path))
-        if path.exists():
-            return str(path), "--python"
+        if _looks_like_path(spec) or path.is_dir():
+            if path.is_dir():
+                path = _env_python(str(path))
+            if path.exists():
+                return str(path.absolute()), "--python"
+            raise UsageError(f"--python {spec!r}: no such file")
         found = shutil.which(spec, path=env.get("PATH"))
         if found:
             return found, "--python"
-        raise UsageError(f"--python {spec!r}: no such file, and no command of that name on PATH")
+        here = f"; to use the file in this folder write --python ./{spec}" if path.is_file() else ""
+        raise UsageError(f"--python {spec!r}: no command of that name on PATH{here}")
     for var, why in (("VIRTUAL_ENV", "active venv"), ("CONDA_PREFIX", "active conda env")):
         if env.get(var) and _env_python(env[var]).exists():
             return str(_env_python(env[var])), why
@@ -121,30 +180,57 @@ class InterpreterError(Exception):
     """The interpreter could not be run or did not answer."""
 
 
-def inspect_interpreter(path: str, chosen_by: str, *, timeout: float = 20.0) -> LocalFacts:
-    """Run the probe inside ``path``; raise ``InterpreterError`` with a one-line reason."""
-    try:
-        proc = subprocess.run(
-            [path, "-c", PROBE_SCRIPT],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-        )
-    except subprocess.TimeoutExpired:
-        raise InterpreterError(f"{path} did not answer within {timeout:g} s") from None
-    except OSError as exc:
-        raise InterpreterError(f"{path} cannot run: {exc.strerror or exc}") from None
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+def probe_env(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
+    """The environment of the interpreter probe: the user's, less the Ray token (it talks to no cluster).
+
+    ``PYTHONPATH`` and the user's site-packages stay: they are part of what the user's own scripts
+    import, so part of what is judged. ``PYENV_DIR`` keeps a pyenv shim choosing the version of the
+    user's folder although the probe runs from an empty one (pyenv's ``pyenv-version-file`` starts
+    there). ``PYTHONSAFEPATH`` (Python 3.11+; older ones ignore it) keeps ``''`` off ``sys.path``.
+    """
+    env = proc.child_env(environ, with_token=False)
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONSAFEPATH"] = "1"
+    env.setdefault("PYENV_DIR", str(cwd or Path.cwd()))
+    return env
+
+
+def inspect_interpreter(
+    path: str,
+    chosen_by: str,
+    *,
+    timeout: float = 20.0,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> LocalFacts:
+    """Run the probe inside ``path``; raise ``InterpreterError`` with a one-line reason.
+
+    The probe runs from an empty temporary folder, and drops the current folder from
+    ``sys.path`` before its first import (see ``probe_interpreter.py``): nothing in the folder
+    raydoctor was started from (a cloned repo's ``json.py``) can run inside it.
+    """
+    exe = os.path.abspath(path) if _looks_like_path(path) else path
+    with tempfile.TemporaryDirectory(prefix="raydoctor-probe-") as empty:
+        try:
+            done = proc.run([exe, "-c", PROBE_SCRIPT], timeout=timeout, env=probe_env(environ, cwd), cwd=empty)
+        except proc.ProcTimeout:
+            raise InterpreterError(f"{path} did not answer within {timeout:g} s") from None
+        except OSError as exc:
+            raise InterpreterError(f"{path} cannot run: {exc.strerror or exc}") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        err = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InterpreterError(f"{path} failed to report about itself: {err}")
     try:
         data = json.loads(lines[-1])
     except ValueError:
         raise InterpreterError(f"{path} printed something that is not the probe's JSON") from None
-    dists = {canonicalize_name(str(k)): str(v) for k, v in (data.get("distributions") or {}).items()}
+    if not isinstance(data, dict) or not isinstance(data.get("python"), str):
+        raise InterpreterError(f"{path} printed something that is not the probe's JSON")
+    raw = data.get("distributions")
+    dists: dict[str, str] = {
+        canonicalize_name(str(k)): str(v) for k, v in (raw.items() if isinstance(raw, dict) else ())
+    }
     return LocalFacts(
         executable=str(data.get("executable") or path),
         python=str(data["python"]),
