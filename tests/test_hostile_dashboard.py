@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from doctor.check import run_check
+from doctor.app import run_check
 
 from doctor.checks import network
 from doctor.head import dashboard as dashboard_module
