@@ -1,26 +1,35 @@
-"""Part 1 of check: what the head is, what the local side is, and Ray's verdict on both."""
+"""Part 1 of check: what the head is, what the local side is, and Ray's verdict on both.
+
+Each finding carries a stable ``code`` (``versions.python.minor_mismatch``, ...): ``fix``
+and scripts key on it, never on the wording. The verdicts come from ``doctor.rules``.
+"""
 
 from __future__ import annotations
+
+import shlex
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from doctor import remedies
 from doctor.context import CheckContext
-from doctor.local.interpreter import InterpreterError
-from doctor.model import Remediation, Result, Status, result
-from doctor.rules import judge_python, judge_ray
+from doctor.local.interpreter import InterpreterError, LocalFacts
+from doctor.model import Edit, Remediation, Result, Status, finding, result
+from doctor.rules import Verdict, judge_python, judge_ray
 from doctor.runner import Check
+from doctor.versions import VersionSpec
 
-# Ray Client needs these on the client side (ray's `client` extra, REFERENCE §3).
+# Ray Client needs these on the client side: ray's `client` extra
+# (python/setup.py in ray-project/ray: setup_spec.extras["client"] holds grpcio).
 CLIENT_EXTRA = ("grpcio",)
+# Dashboard errors that mean nothing answered at the address (doctor.head.dashboard.DashboardError.kind).
+UNREACHABLE_KINDS = {"refused", "timeout", "unreachable", "unresolvable"}
 
 
 def head_source(ctx: CheckContext) -> Result:
     """Say what is known about the head and where it came from; a dead target is a finding."""
     facts = ctx.head()
     target = ctx.target
-    title = "Ray head"
     known = ", ".join(
         f"{name} {fact.value} ({fact.source})" if fact else f"{name} ?"
         for name, fact in (("Ray", facts.ray), ("Python", facts.python))
@@ -33,12 +42,11 @@ def head_source(ctx: CheckContext) -> Result:
     details += [f"note: {p}" for p in facts.problems]
     if facts.live:
         auth = f", auth {facts.auth_mode}" if facts.auth_mode else ""
-        return result(
-            "head.source",
-            "head",
-            title,
+        where = target.address.dashboard_url if target.address else "the head"
+        return finding(
             Status.OK,
-            f"Ray {facts.ray_version}, Python {facts.python_version} from the running cluster at {target.address.dashboard_url}{auth}",
+            f"Ray {facts.ray_version}, Python {facts.python_version} from the running cluster at {where}{auth}",
+            code="head.source.live",
             details=details,
         )
     if target.kind == "address":
@@ -47,31 +55,37 @@ def head_source(ctx: CheckContext) -> Result:
         how = (
             "point raydoctor at the running cluster with --address HOST:8265, or pull the image so Docker can be asked"
         )
-        return result(
-            "head.source",
-            "head",
-            title,
+        return finding(
             Status.WARN,
             f"the head's versions are unknown ({'; '.join(facts.problems) or 'no source had them'})",
+            code="head.source.versions_unknown",
             details=details,
             fix=Remediation(how.capitalize() + ".", ("raydoctor check --address 127.0.0.1:8265",)),
         )
     if target.kind == "compose" and target.address is not None:
-        if facts.live_error_kind in {"refused", "timeout", "unreachable", "unresolvable"}:
+        if facts.live_error_kind in UNREACHABLE_KINDS:
             summary = f"{known}; the cluster is not running ({target.address.dashboard_url}: {facts.live_error_kind})"
             up = f"docker compose -f {target.compose_path} up -d"
-            return result(
-                "head.source",
-                "head",
-                title,
+            return finding(
                 Status.WARN,
                 summary,
+                code="head.source.cluster_down",
                 details=details,
                 fix=Remediation("Start the cluster to check it live.", (up,)),
             )
         if facts.live_error:
             return _dead_target(ctx, known, details)
-    return result("head.source", "head", title, Status.OK, known, details=details)
+    return finding(Status.OK, known, code="head.source.known", details=details)
+
+
+def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
+    """``ray status`` against the head, with the judged env's own ``ray``; nothing when that env has none."""
+    local = ctx.local_or_none()
+    ray = remedies.env_ray(local.executable) if local is not None and local.ray else None
+    address = ctx.target.address
+    if ray is None or address is None:
+        return ()
+    return (shlex.join([str(ray), "status", "--address", f"{address.host_for_url}:{address.gcs_port}"]),)
 
 
 def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
@@ -81,7 +95,8 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
     fixes = {
         "unresolvable": Remediation("Check the host name, or use the head's IP address.", ()),
         "refused": Remediation(
-            "Start the cluster, or check the dashboard port (--dashboard-port on `ray start --head`).", ("ray status",)
+            "Start the cluster, or check the dashboard port (--dashboard-port on `ray start --head`).",
+            _ray_status(ctx),
         ),
         "timeout": Remediation("Check that the host is up and that a firewall does not drop the dashboard port.", ()),
         "unreachable": Remediation("Check the network route to the head.", ()),
@@ -97,15 +112,14 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
             "The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.", ()
         ),
     }
-    summary = facts.live_error or f"{address.dashboard_url} did not answer"
+    summary = facts.live_error or (f"{address.dashboard_url} did not answer" if address else "the head did not answer")
     if facts.ray or facts.python:
         details.append(f"fell back to: {known}")
-    return result(
-        "head.source",
-        "head",
-        "Ray head",
+    cause = "unreachable" if kind in UNREACHABLE_KINDS else kind
+    return finding(
         Status.FAIL,
         summary,
+        code=f"head.source.{cause}",
         details=details,
         fix=fixes.get(kind, Remediation("Check the address and that the cluster is up.", ())),
         data={"kind": kind},
@@ -113,53 +127,81 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
 
 
 def local_interpreter(ctx: CheckContext) -> Result:
-    title = "Local interpreter"
     try:
         local = ctx.local()
     except InterpreterError as exc:
-        return result(
-            "local.interpreter",
-            "local",
-            title,
+        return finding(
             Status.FAIL,
             str(exc),
+            code="local.interpreter.unusable",
             fix=Remediation("Pass a working interpreter with --python PATH.", ()),
         )
     env = " (venv)" if local.in_venv else ""
     summary = f"Python {local.python} ({local.implementation}, {local.machine}){env} at {local.executable}, chosen by {local.chosen_by}"
-    status = Status.OK
-    details = []
     if local.implementation != "CPython":
-        status = Status.WARN
-        details.append("Ray supports CPython only.")
-    return result("local.interpreter", "local", title, status, summary, details=details, data={"ray": local.ray})
+        return finding(
+            Status.WARN,
+            summary,
+            code="local.interpreter.not_cpython",
+            details=["Ray supports CPython only."],
+            data={"ray": local.ray},
+        )
+    return finding(Status.OK, summary, code="local.interpreter.ok", data={"ray": local.ray})
+
+
+def _skipped(code: str, why: str, title: str = "") -> Result:
+    return finding(Status.SKIP, why, code=code, title=title)
 
 
 def _skip(check_id: str, category: str, title: str, why: str) -> Result:
+    """The old spelling, kept for ``requirement_pins`` (converted to ``finding`` by its owner)."""
     return result(check_id, category, title, Status.SKIP, why)
 
 
+def _python_verdict(ctx: CheckContext, local: LocalFacts) -> Verdict | None:
+    """Ray's Python rule for the judged interpreter; None when the head's Python is unknown."""
+    head = ctx.head()
+    if head.python is None:
+        return None
+    return judge_python(
+        head.python_version or "", head.python.exact, local.python, ctx.options.mode, head.ray_version, ctx.environ
+    )
+
+
+def python_passes(ctx: CheckContext, local: LocalFacts) -> bool:
+    """Whether ``pip install`` into ``local`` can help: its Python does not fail Ray's rule (unknown: it may)."""
+    verdict = _python_verdict(ctx, local)
+    return verdict is None or verdict.status is not Status.FAIL
+
+
+def fix_commands(ctx: CheckContext) -> tuple[str, ...]:
+    """``raydoctor fix`` when fix knows what to build (the head's Ray and Python are known), else nothing."""
+    head = ctx.head()
+    if not remedies.fix_knows_what_to_build(head.ray_version, head.python_version):
+        return ()
+    return (remedies.raydoctor_fix(ctx.options),)
+
+
 def ray_version(ctx: CheckContext) -> Result:
-    title = "Ray version"
     head = ctx.head()
     local = ctx.local_or_none()
     if head.ray is None:
-        return _skip("versions.ray", "versions", title, "the head's Ray version is unknown")
+        return _skipped("versions.ray.head_unknown", "the head's Ray version is unknown")
     if local is None:
-        return _skip("versions.ray", "versions", title, "the local interpreter could not be inspected")
+        return _skipped("versions.ray.local_unknown", "the local interpreter could not be inspected")
     verdict = judge_ray(head.ray_version or "", local.ray, ctx.options.mode, ctx.environ)
     fix = None
     if verdict.status is not Status.OK:
+        commands = fix_commands(ctx)
+        if python_passes(ctx, local):  # never pip into an interpreter that cannot pass the Python rule
+            commands += (remedies.pip_install_ray(head.ray_version or "", local.executable),)
         fix = Remediation(
-            f"Install Ray {head.ray_version} in an env with the head's Python (raydoctor fix does both).",
-            (remedies.raydoctor_fix(ctx.options), remedies.pip_install_ray(head.ray_version or "", local.executable)),
+            f"Install Ray {head.ray_version} in an env with the head's Python (raydoctor fix does both).", commands
         )
-    return result(
-        "versions.ray",
-        "versions",
-        title,
+    return finding(
         verdict.status,
         verdict.summary,
+        code=f"versions.ray.{verdict.cause}",
         details=list(verdict.details),
         fix=fix,
         data={"head": head.ray_version, "local": local.ray},
@@ -171,27 +213,28 @@ def python_version(ctx: CheckContext) -> Result:
     head = ctx.head()
     local = ctx.local_or_none()
     if head.python is None:
-        return _skip("versions.python", "versions", title, "the head's Python version is unknown")
+        return _skipped("versions.python.head_unknown", "the head's Python version is unknown", title)
     if local is None:
-        return _skip("versions.python", "versions", title, "the local interpreter could not be inspected")
-    verdict = judge_python(
-        head.python_version or "", head.python.exact, local.python, ctx.options.mode, head.ray_version, ctx.environ
-    )
+        return _skipped("versions.python.local_unknown", "the local interpreter could not be inspected", title)
+    verdict = _python_verdict(ctx, local)
+    assert verdict is not None
     fix = None
     if verdict.status is not Status.OK:
         want = head.python_version or ""
-        commands = [remedies.raydoctor_fix(ctx.options)]
-        if head.ray_version and want.count(".") == 2:
-            commands.append(remedies.conda_create(head.ray_version, want))
+        commands = fix_commands(ctx)
+        spec = VersionSpec.read(want)
+        conda = remedies.conda_program(ctx.environ)
+        if head.ray_version and spec is not None and spec.exact and conda is not None:
+            commands += (remedies.conda_create(head.ray_version, str(spec), conda),)
         fix = Remediation(
-            f"Use Python {want} locally: raydoctor fix builds a matching conda env and venv.", tuple(commands)
+            f"Use Python {want} locally: raydoctor fix builds a matching venv (from conda when the patch is not here).",
+            commands,
         )
-    return result(
-        "versions.python",
-        "versions",
-        title,
+    return finding(
         verdict.status,
         verdict.summary,
+        code=f"versions.python.{verdict.cause}",
+        title=title,
         details=list(verdict.details),
         fix=fix,
         data={
@@ -204,30 +247,25 @@ def python_version(ctx: CheckContext) -> Result:
 
 
 def client_extras(ctx: CheckContext) -> Result:
-    title = "Ray Client extras"
     if ctx.options.mode != "client":
-        return _skip("packages.client_extras", "packages", title, "not needed in driver mode")
+        return _skipped("packages.client_extras.not_needed", "not needed in driver mode")
     local = ctx.local_or_none()
     if local is None or local.ray is None:
-        return _skip("packages.client_extras", "packages", title, "Ray is not installed locally")
+        return _skipped("packages.client_extras.no_ray", "Ray is not installed locally")
     missing = [name for name in CLIENT_EXTRA if canonicalize_name(name) not in local.distributions]
     if not missing:
-        return result(
-            "packages.client_extras",
-            "packages",
-            title,
+        return finding(
             Status.OK,
             f"{', '.join(f'{n} {local.distributions[n]}' for n in CLIENT_EXTRA)} installed (ray[client])",
+            code="packages.client_extras.ok",
         )
-    return result(
-        "packages.client_extras",
-        "packages",
-        title,
+    pip = shlex.join([local.executable, "-m", "pip", "install", f"ray[client]=={local.ray}"])
+    commands = (pip,) if python_passes(ctx, local) else fix_commands(ctx)
+    return finding(
         Status.FAIL,
         f"{', '.join(missing)} missing: Ray Client (ray://) cannot connect without ray[client]",
-        fix=Remediation(
-            "Install Ray with the client extra.", (f"{local.executable} -m pip install 'ray[client]=={local.ray}'",)
-        ),
+        code="packages.client_extras.missing",
+        fix=Remediation("Install Ray with the client extra.", commands),
     )
 
 
@@ -255,6 +293,7 @@ def requirement_pins(ctx: CheckContext) -> Result:
     env = {"python_version": ".".join(local.python.split(".")[:2]), "python_full_version": local.python}
     missing, wrong, head_conflict = [], [], []
     head_ray = ctx.head().ray_version
+    overridden: list[tuple[str, str]] = []  # (the pin, what it conflicts with): fix's --ray-override, judged below
     for req in reqs.requirements:
         if req.marker is not None and not req.marker.evaluate(env):
             continue
@@ -262,12 +301,17 @@ def requirement_pins(ctx: CheckContext) -> Result:
         have = local.distributions.get(name)
         if have is None:
             missing.append(str(req))
+        elif _overridden(ctx, name, req.specifier, have):
+            overridden.append((str(req), req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else "")))
+            continue
         elif req.specifier and not _satisfies(req.specifier, have):
             wrong.append(f"{req} (installed {have})")
         if name == "ray" and head_ray and req.specifier and not _satisfies(req.specifier, head_ray):
             head_conflict.append(f"{reqs.path.name} pins {req} but the cluster runs Ray {head_ray}")
     problems = head_conflict + [f"missing: {m}" for m in missing] + [f"wrong version: {w}" for w in wrong]
     n = len(reqs.requirements)
+    if not problems and overridden:
+        return _pin_overridden(ctx, reqs.path, overridden, reqs.notes)
     if not problems:
         return result(
             "packages.requirements",
@@ -278,7 +322,8 @@ def requirement_pins(ctx: CheckContext) -> Result:
             details=reqs.notes,
         )
     summary = f"{len(problems)} of {n} requirements of {reqs.path.name} not met: " + "; ".join(problems[:3])
-    commands = [remedies.raydoctor_fix(ctx.options), f"{local.executable} -m pip install -r {reqs.path}"]
+    pip = (f"{local.executable} -m pip install -r {reqs.path}",) if python_passes(ctx, local) else ()
+    commands = [*fix_commands(ctx), *pip]
     text = "Install the project's requirements in an env that matches the head."
     if head_conflict:
         text = f"Pin ray=={head_ray} in {reqs.path.name} (raydoctor fix overrides a wrong pin with a constraint, without editing the file)."
@@ -294,8 +339,43 @@ def requirement_pins(ctx: CheckContext) -> Result:
     )
 
 
+def _overridden(ctx: CheckContext, name: str, specifier: object, have: str) -> bool:
+    """Whether fix installed Ray over this pin on purpose (``TargetOptions.ray_override``) and it is what is here."""
+    override = ctx.options.ray_override
+    if name != "ray" or override is None or not specifier or _satisfies(specifier, override):
+        return False
+    return Version(have) == Version(override) if _valid(have) and _valid(override) else have == override
+
+
+def _valid(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _pin_overridden(ctx: CheckContext, path: object, pins: list[tuple[str, str]], notes: list[str]) -> Result:
+    """A file that pins another Ray, which fix overrode with a constraint: the env is right, the file is not."""
+    override = ctx.options.ray_override
+    name = getattr(path, "name", str(path))
+    conflict = "; ".join(pin for pin, _ in pins)
+    return finding(
+        Status.WARN,
+        f"{name} pins {conflict} but the cluster runs Ray {override}: fix installed Ray {override} anyway "
+        "(a constraint overrode the pin; the file is unchanged). Edit the pin so that others get the right Ray too",
+        code="packages.requirements.ray_pin_overridden",
+        details=list(notes),
+        fix=Remediation(
+            f"Pin Ray {override} in {name}.",
+            (),
+            tuple(Edit(str(path), f"the requirement {pin}", f"{base}=={override}") for pin, base in pins),
+        ),
+        data={"overridden": [pin for pin, _ in pins], "ray_override": override},
+    )
+
+
 def head_packages(ctx: CheckContext) -> Result:
-    title = "Requirements on the head"
     head = ctx.head()
     reqs = ctx.requirements
     if head.packages is None and ctx.options.deep and reqs is not None:
@@ -304,9 +384,9 @@ def head_packages(ctx: CheckContext) -> Result:
         except Exception:
             pass  # reported by deep.probe
     if head.packages is None:
-        return _skip("packages.head", "packages", title, "the head's packages are known only with --deep (a probe job)")
+        return _skipped("packages.head.not_probed", "the head's packages are known only with --deep (a probe job)")
     if reqs is None:
-        return _skip("packages.head", "packages", title, "no requirements file")
+        return _skipped("packages.head.no_requirements", "no requirements file")
     problems = []
     for req in reqs.requirements:
         have = head.packages.get(canonicalize_name(req.name))
@@ -315,19 +395,15 @@ def head_packages(ctx: CheckContext) -> Result:
         elif req.specifier and not _satisfies(req.specifier, have):
             problems.append(f"{req} but the head has {have}")
     if not problems:
-        return result(
-            "packages.head",
-            "packages",
-            title,
+        return finding(
             Status.OK,
             f"the head satisfies all {len(reqs.requirements)} requirements",
+            code="packages.head.ok",
         )
-    return result(
-        "packages.head",
-        "packages",
-        title,
+    return finding(
         Status.WARN,
         "; ".join(problems[:3]),
+        code="packages.head.mismatch",
         details=problems,
         fix=Remediation("Install them on the cluster too (a runtime_env with pip, or a custom image).", ()),
     )
@@ -337,7 +413,7 @@ CHECKS = [
     Check("head.source", "head", "Ray head", head_source, timeout=15),
     Check("local.interpreter", "local", "Local interpreter", local_interpreter, timeout=25),
     Check("versions.ray", "versions", "Ray version", ray_version, timeout=25),
-    Check("versions.python", "versions", "Python version", python_version, timeout=25),
+    Check("versions.python", "versions", "Python version", python_version, timeout=25),  # titled per mode
     Check("packages.client_extras", "packages", "Ray Client extras", client_extras, timeout=25),
     Check("packages.requirements", "packages", "Requirements", requirement_pins, timeout=25),
     Check(
