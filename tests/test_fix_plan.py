@@ -73,7 +73,9 @@ def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=UNSET, res
 
 
 def res(check_id: str, status: Status, summary: str = "", code: str = "") -> Result:
-    return Result(check_id, check_id.split(".")[0], check_id, status, summary, code=code or f"{check_id}.{status.value}")
+    return Result(
+        check_id, check_id.split(".")[0], check_id, status, summary, code=code or f"{check_id}.{status.value}"
+    )
 
 
 def options(tmp_path: Path, **kw) -> FixOptions:
@@ -383,3 +385,73 @@ def test_bad_options_are_usage_errors(tmp_path: Path, clean_env) -> None:
     assert proc.returncode == 2
     proc = fix_cli(["--image", IMAGE, "--requirements", "nope.txt", "--dry-run"], tmp_path, clean_env)
     assert proc.returncode == 2 and "nope.txt" in proc.stderr
+
+
+# -- fix as a library call, and dry runs that cannot create --------------------------------
+
+
+def test_dry_run_with_conda_on_path_never_runs_conda_create(tmp_path: Path, clean_env) -> None:
+    """The plan holds discovery results and a provider's description: a dry run cannot reach `conda create`."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "conda").symlink_to(Path(__file__).parent / "fake_conda" / "conda")
+    log = tmp_path / "conda.log"
+    env = {
+        **clean_env,
+        "PATH": f"{bindir}{os.pathsep}{clean_env.get('PATH', '')}",
+        "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
+        "FAKE_CONDA_LOG": str(log),
+    }
+    env.pop("CONDA_EXE", None)
+    env.pop("MAMBA_EXE", None)
+    proc = fix_cli(["--image", IMAGE, "--dry-run", "--json"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["plan"]["interpreter"]["how"] == "conda"  # conda would be asked: but not in a dry run
+    assert doc["plan"]["interpreter"]["conda_env"] == "raydoctor-ray2.49.2-py3.12.9"
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert not [c for c in calls if c[:1] == ["create"]] and calls == []  # not even a query
+    assert not (tmp_path / "conda").exists() and not (tmp_path / "envs").exists()
+
+
+def test_planning_cannot_import_anything_that_creates() -> None:
+    """By construction: plan and discovery import no provider, no conda driver, no executor."""
+    code = (
+        "import sys, doctor.fix.plan, doctor.fix.discover, doctor.commands.fix; "
+        "print(sorted(m for m in sys.modules if m in "
+        "('doctor.fix.conda', 'doctor.fix.providers', 'doctor.fix.execute')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+@needs_pyenv
+def test_fix_returns_one_report(tmp_path: Path, clean_env) -> None:
+    """fix is a Report (command "fix"): plan, steps and outcome in extra, one error, one exit-code rule."""
+    from doctor.fix.execute import run_fix
+    from doctor.fix.progress import Steps
+
+    asked: list[str] = []
+    target = TargetOptions(image=IMAGE)
+    dry = run_fix(
+        options(tmp_path, target=target, dry_run=True),
+        Steps(),
+        confirm=lambda plan: asked.append(plan.action) or True,
+        environ=clean_env,
+        cwd=tmp_path,
+    )
+    assert isinstance(dry, Report) and dry.command == "fix" and dry.exit_code == 0 and dry.error is None
+    assert set(dry.extra) == {"plan", "steps", "outcome"} and dry.extra["plan"]["action"] == BUILD
+    assert asked == [] and not (tmp_path / "envs").exists()  # a dry run never asks, never builds
+    no = run_fix(options(tmp_path, target=target), Steps(), confirm=lambda plan: False, environ=clean_env, cwd=tmp_path)
+    assert no.exit_code == 1 and no.extra["outcome"]["declined"] and "no" in (no.error or "")
+    assert no.to_dict()["exit_code"] == 1 and not (tmp_path / "envs").exists()
+    unknown = run_fix(
+        options(tmp_path, target=TargetOptions(image="rayproject/ray:latest")),
+        Steps(),
+        confirm=lambda plan: True,
+        environ=clean_env,
+        cwd=tmp_path,
+    )
+    assert unknown.exit_code == 2 and unknown.extra["plan"] is None and "unknown" in (unknown.error or "")
+    assert "FixOutcome" not in vars(__import__("doctor.fix.execute", fromlist=["x"]))
