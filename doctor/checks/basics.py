@@ -195,9 +195,10 @@ def ray_version(ctx: CheckContext) -> Result:
         commands = fix_commands(ctx)
         if python_passes(ctx, local):  # never pip into an interpreter that cannot pass the Python rule
             commands += (remedies.pip_install_ray(head.ray_version or "", local.executable),)
-        fix = Remediation(
-            f"Install Ray {head.ray_version} in an env with the head's Python (raydoctor fix does both).", commands
+        text = f"Install Ray {head.ray_version} in an env with the head's Python" + (
+            " (raydoctor fix does both)." if fix_commands(ctx) else "."
         )
+        fix = Remediation(text, commands)
     return finding(
         verdict.status,
         verdict.summary,
@@ -226,10 +227,12 @@ def python_version(ctx: CheckContext) -> Result:
         conda = remedies.conda_program(ctx.environ)
         if head.ray_version and spec is not None and spec.exact and conda is not None:
             commands += (remedies.conda_create(head.ray_version, str(spec), conda),)
-        fix = Remediation(
-            f"Use Python {want} locally: raydoctor fix builds a matching venv (from conda when the patch is not here).",
-            commands,
+        how = (
+            "raydoctor fix builds a matching venv (from conda when the patch is not here)"
+            if fix_commands(ctx)
+            else f"an env made from it (`uv python install {want}`, pyenv or conda)"
         )
+        fix = Remediation(f"Use Python {want} locally: {how}.", commands)
     return finding(
         verdict.status,
         verdict.summary,
