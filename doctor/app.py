@@ -61,13 +61,20 @@ def run_check(
     on_done: Callable[[Check, list[Result]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     verbose: bool = False,
+    on_context: Callable[[CheckContext], None] | None = None,
 ) -> Report:
-    """Run every applicable check; a usage problem becomes a Report with ``error`` set (exit 2)."""
+    """Run every applicable check; a usage problem becomes a Report with ``error`` set (exit 2).
+
+    ``on_context`` receives the run's context, so a caller (``fix``) can read the typed
+    facts the checks judged instead of the Report's serialized form.
+    """
     started = time.perf_counter()
     try:
         ctx = CheckContext(options, environ=environ, cwd=cwd)
     except DoctorError as exc:
         return error_report("check", exc, started)
+    if on_context is not None:
+        on_context(ctx)
     ctx.prefetch()
     checks = build_checks(ctx)
     if on_start:

@@ -38,3 +38,6 @@ class TargetOptions:
     # --cluster-file: a compose file, Ray cluster launcher YAML, KubeRay resource or
     # Helm values (doctor.head.cluster_files); --compose reads compose files only.
     cluster_file: Path | None = None
+    # Set by fix's final check: fix installed this Ray with a constraint over any Ray pin in the
+    # requirements file, so packages.requirements judges such a pin as overridden (a warning).
+    ray_override: str | None = None

@@ -15,51 +15,40 @@ error into a warning and does nothing for drivers and workers. Before Ray
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from doctor.model import Status
+from doctor.versions import VersionSpec, parts, release, release_equal
 
 CLIENT_SOURCE = "ray/util/client/__init__.py::_check_versions (python_version_match_level='minor')"
 DRIVER_SOURCE = "ray/_private/node.py::Node.check_version_info (python_version_match_level='patch')"
 IGNORE_ENV = "RAY_IGNORE_VERSION_MISMATCH"
 MATCH_LEVEL_ENV = "RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL"
-_LEADING_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """Ray's verdict: a status, a sentence, why, and a stable ``cause`` (the tail of a finding's code)."""
+
     status: Status
     summary: str
     details: tuple[str, ...] = ()
-
-
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except (InvalidVersion, TypeError, ValueError):  # ValueError: a number over Python's 4300-digit int limit
-        return None
+    cause: str = ""
 
 
 def python_parts(text: str) -> tuple[int, ...]:
-    """``"3.12.9"`` → (3, 12, 9); ``"3.12"`` → (3, 12); tolerant of ``3.12.9+`` builds."""
-    parts: list[int] = []
-    for piece in str(text).split(".")[:3]:
-        match = _LEADING_DIGITS.match(piece)
-        if not match or len(match.group()) > 18:  # no real version part is that long; int() refuses > 4300 digits
-            break
-        parts.append(int(match.group()))
-    return tuple(parts)
+    """``"3.12.9"`` → (3, 12, 9); ``"3.12"`` → (3, 12); tolerant of ``3.12.9+`` builds (``doctor.versions.parts``)."""
+    return parts(text)
 
 
 def python_level(mode: str, ray_version: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
     """How much of Python must match, and where Ray says so."""
     if mode == "client":
         return "minor", CLIENT_SOURCE
-    ray = _version(ray_version or "")
+    ray = release(ray_version)
     if ray is not None and ray >= Version("2.51") and environ.get(MATCH_LEVEL_ENV, "").lower() == "minor":
         return "minor", f"{DRIVER_SOURCE}, relaxed by {MATCH_LEVEL_ENV}=minor"
     return "patch", DRIVER_SOURCE
@@ -68,10 +57,10 @@ def python_level(mode: str, ray_version: str | None, environ: Mapping[str, str])
 def judge_ray(head: str, local: str | None, mode: str, environ: Mapping[str, str]) -> Verdict:
     """Ray must be equal for Ray Client and for drivers/workers."""
     if local is None:
-        return Verdict(Status.FAIL, f"Ray is not installed locally; the cluster runs Ray {head}")
-    head_v = _version(head)
-    if head == local or (head_v is not None and head_v == _version(local)):
-        return Verdict(Status.OK, f"Ray {local} locally = Ray {head} on the head")
+        return Verdict(Status.FAIL, f"Ray is not installed locally; the cluster runs Ray {head}", cause="not_installed")
+    head_v = release(head)
+    if release_equal(head, local):
+        return Verdict(Status.OK, f"Ray {local} locally = Ray {head} on the head", cause="match")
     summary = f"Ray {local} locally ≠ Ray {head} on the head"
     why = "Ray requires the same Ray version on both sides: " + (CLIENT_SOURCE if mode == "client" else DRIVER_SOURCE)
     if mode == "client" and IGNORE_ENV in environ:
@@ -82,6 +71,7 @@ def judge_ray(head: str, local: str | None, mode: str, environ: Mapping[str, str
                 why,
                 "Ignoring the mismatch lets the connection start; objects pickled by different Ray versions still break.",
             ),
+            cause="mismatch_ignored",
         )
     old = head_v is not None and head_v < Version("2.10") and mode == "client"
     details = [why]
@@ -89,26 +79,35 @@ def judge_ray(head: str, local: str | None, mode: str, environ: Mapping[str, str
         details.append(
             "Before Ray 2.10 the client compared a protocol date; equal Ray versions are the only safe choice."
         )
-    return Verdict(Status.FAIL, summary, tuple(details))
+    return Verdict(Status.FAIL, summary, tuple(details), cause="mismatch")
 
 
 def judge_python(
-    head: str,
+    head: str | VersionSpec,
     head_exact: bool,
-    local: str,
+    local: str | VersionSpec,
     mode: str,
     ray_version: str | None,
     environ: Mapping[str, str],
 ) -> Verdict:
-    """Judge Python by the connection's match level; say why a patch difference matters."""
+    """Judge Python by the connection's match level; say why a patch difference matters.
+
+    ``head_exact`` is False when the head's patch is a guess (a table of known image builds).
+    """
     level, source = python_level(mode, ray_version, environ)
-    h, loc = python_parts(head), python_parts(local)
-    if h[:2] != loc[:2]:
+    want = head if isinstance(head, VersionSpec) else VersionSpec.read(head)
+    have = local if isinstance(local, VersionSpec) else VersionSpec.read(local)
+    if want is None or have is None or not want.same_minor(have):
         summary = f"Python {local} locally ≠ Python {head} on the head (major.minor must match)"
         if mode == "client" and IGNORE_ENV in environ:
-            return Verdict(Status.WARN, summary + f" ({IGNORE_ENV} is set, so Ray only warns)", (source,))
-        return Verdict(Status.FAIL, summary, (f"Ray enforces it in {source}",))
-    if len(h) < 3:
+            return Verdict(
+                Status.WARN,
+                summary + f" ({IGNORE_ENV} is set, so Ray only warns)",
+                (source,),
+                cause="minor_mismatch_ignored",
+            )
+        return Verdict(Status.FAIL, summary, (f"Ray enforces it in {source}",), cause="minor_mismatch")
+    if not want.exact:
         note = f"the head's Python patch is unknown (only {head} is known)"
         if level == "patch":
             return Verdict(
@@ -118,11 +117,19 @@ def judge_python(
                     f"A driver or worker joining the cluster needs the exact patch ({source}).",
                     "Point raydoctor at the running cluster (--address) or at a local image (Docker) to learn it.",
                 ),
+                cause="patch_unknown",
             )
-        return Verdict(Status.OK, f"Python {local} locally, {head}.x on the head (minor matches; {note})", (source,))
+        return Verdict(
+            Status.OK,
+            f"Python {local} locally, {head}.x on the head (minor matches; {note})",
+            (source,),
+            cause="minor_match",
+        )
     guess = "" if head_exact else " (patch from the table of known image builds, not read from the head)"
-    if h[:3] == loc[:3]:
-        return Verdict(Status.OK, f"Python {local} locally = Python {head} on the head{guess}", (source,))
+    if want.satisfies(have):
+        return Verdict(
+            Status.OK, f"Python {local} locally = Python {head} on the head{guess}", (source,), cause="match"
+        )
     summary = f"Python {local} locally, Python {head} on the head{guess}: the patch differs"
     if level == "minor":
         return Verdict(
@@ -133,7 +140,11 @@ def judge_python(
                 f"but a driver or worker that joins the cluster (ray.init('host:6379'), ray start --address) needs Python {head} exactly ({DRIVER_SOURCE}).",
                 "Objects pickled by different patch releases can also differ in rare cases.",
             ),
+            cause="patch_mismatch",
         )
     return Verdict(
-        Status.FAIL, summary + " (drivers and workers need major.minor.patch equal)", (f"Ray enforces it in {source}",)
+        Status.FAIL,
+        summary + " (drivers and workers need major.minor.patch equal)",
+        (f"Ray enforces it in {source}",),
+        cause="patch_mismatch",
     )

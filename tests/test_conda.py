@@ -1,4 +1,5 @@
-"""doctor.fix.conda against the fake conda in tests/fake_conda (REFERENCE §6)."""
+"""doctor.fix.conda against the fake conda in tests/fake_conda (conda's ``--json`` contract:
+errors as JSON on stdout with exit 1, ``conda/exceptions.py``; argparse errors with exit 2)."""
 
 from __future__ import annotations
 
@@ -321,3 +322,31 @@ def test_parse_json_output_takes_the_last_object() -> None:
 def test_fake_is_only_in_tests() -> None:
     assert FAKE_CONDA.is_file() and os.access(FAKE_CONDA, os.X_OK)
     assert FAKE_CONDA.read_text().startswith("#!/usr/bin/env python3")
+
+
+def _token_spy(tmp_path: Path, name: str, stdout: str) -> tuple[Path, Path]:
+    """A program that records whether it saw the Ray token, then answers like the real one."""
+    seen = tmp_path / f"{name}.seen"
+    exe = tmp_path / "spy" / name
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s|%s" "${{RAY_AUTH_TOKEN-unset}}" "${{RAY_AUTH_TOKEN_PATH-unset}}" > {seen}\n'
+        f"echo '{stdout}'\n"
+    )
+    exe.chmod(0o755)
+    return exe, seen
+
+
+def test_conda_and_interpreter_probes_never_see_the_ray_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conda and the interpreters fix probes are not the cluster: they do not inherit RAY_AUTH_TOKEN (proc.child_env)."""
+    from doctor.fix.discover import probe
+
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "s3cr3t")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "/tmp/tok")
+    exe, seen = _token_spy(tmp_path, "conda", "conda 25.7.0")
+    assert Conda(exe, "conda").version() == "25.7.0"
+    assert seen.read_text() == "unset|unset"
+    python, seen_py = _token_spy(tmp_path, "python3.12", "3.12.9 cpython 0 0")
+    assert probe(python) == "3.12.9"
+    assert seen_py.read_text() == "unset|unset"

@@ -74,9 +74,10 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0, (
         doc["error"],
-        doc["check"] and [r for r in doc["check"]["results"] if r["status"] in ("fail", "error")],
+        [r for r in doc["results"] if r["status"] in ("fail", "error")],
         proc.stderr,
     )
+    assert doc["command"] == "fix" and doc["exit_code"] == 0 and doc["error"] is None
     plan = doc["plan"]
     head_py = plan["head"]["python"]
     assert head_py.startswith("3.12.") and plan["head"]["python_basis"] == "exact"
@@ -86,7 +87,8 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
     assert all(s["status"] == "ok" for s in doc["steps"]), doc["steps"]
 
     dest = tmp_path / "envs" / f"ray2.49.2-py{head_py}"
-    assert doc["env"]["path"] == str(dest) and dest.is_dir()
+    env_doc = doc["outcome"]["env"]
+    assert env_doc["path"] == str(dest) and env_doc["built"] and dest.is_dir()
     assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [dest.name]  # no temp, no lock left
     python = dest / "bin" / "python"
     versions = subprocess.run(
@@ -103,8 +105,8 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
     marker = read_marker(dest)
     assert marker and marker["created_by"] == "raydoctor" and marker["python_version"] == head_py
 
-    results = {r["id"]: r for r in doc["check"]["results"]}
-    assert doc["check"]["local"]["executable"] == str(python)
+    results = {r["id"]: r for r in doc["results"]}  # the final check's findings are fix's results
+    assert doc["local"]["executable"] == str(python)
     for check_id in (
         "head.source",
         "versions.ray",
@@ -120,7 +122,7 @@ def test_wrong_interpreter_to_a_matching_env_round_trip_included(ray_head, local
 
     # activation really puts the env first, at its final path (the venv was built elsewhere and renamed)
     shell = subprocess.run(
-        ["bash", "-c", f"{doc['env']['activate']['bash/zsh']} && python -c 'import sys; print(sys.prefix)'"],
+        ["bash", "-c", f"{env_doc['activate']['bash/zsh']} && python -c 'import sys; print(sys.prefix)'"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -1,8 +1,8 @@
 """fix under failure: what it created is removed, and only that.
 
 Real parts throughout: the raydoctor CLI in a subprocess, pyenv's
-interpreters, uv, virtualenv and pip, the fake conda (REFERENCE §6) for the
-conda env a run may create. The target is an image tag, so no cluster is
+interpreters, uv, virtualenv and pip, the fake conda (tests/fake_conda, which
+follows conda's ``--json`` contract) for the conda env a run may create. The target is an image tag, so no cluster is
 needed: ``rayproject/ray:2.49.2-py312-cpu`` asks for Python 3.12.9, which
 this machine lacks, so the fake conda is asked for it (and, having only
 3.12.1, falls back to python=3.12 as real conda-forge would for a missing
@@ -102,9 +102,9 @@ def test_missing_package_with_pip_leaves_nothing_and_names_it(tmp_path: Path, en
     doc = json.loads(proc.stdout)
     assert proc.returncode == 1 and doc["exit_code"] == 1
     assert MISSING in doc["error"] and doc["error"].startswith("pip could not install")
-    assert doc["error_details"]  # the installer's last lines, in short
+    assert doc["steps"][-1]["details"]  # the installer's last lines, in short, on the step that failed
     assert [s["status"] for s in doc["steps"]] == ["ok", "ok", "fail"]
-    assert any("unfinished venv" in r for r in doc["removed"]) and doc["env"] is None
+    assert any("unfinished venv" in r for r in doc["outcome"]["removed"]) and doc["outcome"]["env"] is None
     assert envs_listing(tmp_path) == []  # the stale temp went too (no live pid owns it)
     text = fix_cli(["--no-conda", "--installer", "pip"], tmp_path, env)
     assert text.returncode == 1
@@ -124,7 +124,7 @@ def test_missing_package_with_conda_removes_the_conda_env_it_made(tmp_path: Path
     creates = [c for c in calls if c[:1] == ["create"]]
     assert [c[3] for c in creates] == ["python=3.12.9", "python=3.12"]  # no such patch, then the minor
     assert any(c[:1] == ["remove"] and "--all" in c for c in calls)
-    assert any(f"conda env {CONDA_ENV}" in r for r in doc["removed"])
+    assert any(f"conda env {CONDA_ENV}" in r for r in doc["outcome"]["removed"])
     assert conda_envs(tmp_path) == [] and envs_listing(tmp_path) == []
     assert not (tmp_path / "envs").exists()  # this run made the folder, and took it away again
 
@@ -136,7 +136,7 @@ def test_a_users_conda_env_of_that_name_is_never_touched(tmp_path: Path, env: di
     proc = fix_cli(["--installer", "uv", "--json"], tmp_path, env)
     doc = json.loads(proc.stdout)
     assert proc.returncode == 1 and MISSING in doc["error"]
-    assert any("raydoctor did not create it" in w for w in doc["plan"]["warnings"] + doc["warnings"])
+    assert any("raydoctor did not create it" in w for w in doc["plan"]["warnings"] + doc["outcome"]["warnings"])
     assert theirs.is_dir() and not [c for c in conda_calls(tmp_path) if c[:1] in (["create"], ["remove"])]
 
 
@@ -217,11 +217,11 @@ def test_two_concurrent_fixes_build_once(tmp_path: Path, env: dict[str, str]) ->
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         docs.append(json.loads(out))
-    builders = [d for d in docs if d["env"]["built"]]
-    assert len(builders) == 1 and builders[0]["action"] == "build"
-    (other,) = [d for d in docs if not d["env"]["built"]]
+    builders = [d for d in docs if d["outcome"]["env"]["built"]]
+    assert len(builders) == 1 and builders[0]["outcome"]["action"] == "build"
+    (other,) = [d for d in docs if not d["outcome"]["env"]["built"]]
     # it waited for the lock and found the env built, or (if it planned late) saw it already there
-    assert other["env"]["built_by_other_run"] or other["action"] == "up-to-date"
+    assert other["outcome"]["env"]["built_by_other_run"] or other["outcome"]["action"] == "up-to-date"
     assert envs_listing(tmp_path) == [ENV_NAME]
 
 

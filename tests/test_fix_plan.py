@@ -1,7 +1,8 @@
 """fix's plan: from check's facts to what will be built, and the CLI up to the point of acting.
 
-Nothing here builds an env: plans are made from hand-written reports (the
-same shape ``run_check`` returns) and from ``--image`` targets, which need
+Nothing here builds an env: plans are made from hand-written typed facts (the
+``Checked`` that ``doctor.fix.plan.gather`` makes of a check run: ``HeadFacts``,
+``LocalFacts`` and findings read by code) and from ``--image`` targets, which need
 no cluster.
 """
 
@@ -24,6 +25,7 @@ from doctor.fix.plan import (
     NOTHING,
     REBUILD,
     UP_TO_DATE,
+    Checked,
     FixOptions,
     activation_commands,
     conda_env_name,
@@ -33,7 +35,9 @@ from doctor.fix.plan import (
     plan_install,
 )
 from doctor.fix.venv import MARKER, env_dir_name, venv_python, write_marker
-from doctor.model import Report, Result, Status
+from doctor.head.facts import HeadFacts
+from doctor.local.interpreter import LocalFacts
+from doctor.model import Fact, Report, Result, Status
 from doctor.options import TargetOptions
 from doctor.remedies import env_name
 
@@ -44,26 +48,34 @@ needs_pyenv = pytest.mark.skipif(not PY312.exists(), reason="needs /root/.pyenv/
 
 
 def fact(value: str, source: str = "running cluster (http://h:8265/api/v0/cluster_metadata)", exact: bool = True):
-    return {"value": value, "source": source, "exact": exact}
+    return Fact(value, source, exact)
 
 
-def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=None, results=()) -> Report:
-    local = (
-        local
-        if local is not None
-        else {"executable": "/usr/bin/python3", "python": "3.11.7", "ray": None, "chosen_by": "python3 on PATH"}
-    )
-    return Report(
-        "check",
-        results=list(results),
+def local_facts(executable: str, python: str, ray: str | None = None, chosen_by: str = "python3 on PATH") -> LocalFacts:
+    dists = {"ray": ray} if ray else {}
+    return LocalFacts(executable, python, "CPython", "x86_64", "Linux", "/p", "/p", chosen_by, dists)
+
+
+LOCAL311 = local_facts("/usr/bin/python3", "3.11.7")
+UNSET = object()
+
+
+def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=UNSET, results=()) -> Checked:
+    """What check judged, typed (named ``report`` for history: it is a ``Checked``)."""
+    return Checked(
+        HeadFacts(ray=head_ray, python=head_python, sources_tried=["dashboard"]),
+        LOCAL311 if local is UNSET else local,
+        interpreter="/usr/bin/python3",
+        chosen_by="python3 on PATH",
+        findings=tuple(results),
         target={"kind": "address"},
-        head={"ray": head_ray, "python": head_python, "problems": [], "sources_tried": ["dashboard"]},
-        local=local,
     )
 
 
-def res(check_id: str, status: Status, summary: str = "") -> Result:
-    return Result(check_id, check_id.split(".")[0], check_id, status, summary)
+def res(check_id: str, status: Status, summary: str = "", code: str = "") -> Result:
+    return Result(
+        check_id, check_id.split(".")[0], check_id, status, summary, code=code or f"{check_id}.{status.value}"
+    )
 
 
 def options(tmp_path: Path, **kw) -> FixOptions:
@@ -77,11 +89,11 @@ def options(tmp_path: Path, **kw) -> FixOptions:
 
 
 def test_head_python_basis_is_exact_guess_or_minor() -> None:
-    assert head_target(report()).basis == "exact"
-    guess = head_target(report(head_python=fact("3.12.9", "table of known builds of 2.49.2-py312-cpu", False)))
+    assert head_target(report().head).basis == "exact"
+    guess = head_target(report(head_python=fact("3.12.9", "table of known builds of 2.49.2-py312-cpu", False)).head)
     assert guess.basis == "guess" and guess.python == "3.12.9"
     assert "a guess" in guess.describe() and "--address" in guess.describe()
-    minor = head_target(report(head_python=fact("3.12", "image tag 2.49.2-py312", False)))
+    minor = head_target(report(head_python=fact("3.12", "image tag 2.49.2-py312", False)).head)
     assert minor.basis == "minor" and "minor only" in minor.describe()
 
 
@@ -91,9 +103,9 @@ def test_unknown_head_version_refuses_with_how_to_learn_it(missing: str) -> None
         head_ray=None if missing in ("ray", "both") else fact("2.49.2"),
         head_python=None if missing in ("python", "both") else fact("3.12.1"),
     )
-    rep.head["problems"] = ["the tag latest names no version"]
+    rep.head.problems.append("the tag latest names no version")
     with pytest.raises(UsageError) as info:
-        head_target(rep)
+        head_target(rep.head)
     text = str(info.value)
     assert info.value.exit_code == 2
     assert "unknown" in text and "the tag latest names no version" in text and "--address" in text
@@ -109,22 +121,27 @@ def test_env_names_are_one_rule() -> None:
 
 
 def test_judged_interpreter_matches_only_when_everything_does() -> None:
-    head = head_target(report())
-    good = {"executable": "/e/bin/python", "python": "3.12.1", "ray": "2.49.2", "chosen_by": "active venv"}
+    head = head_target(report().head)
+    good = local_facts("/e/bin/python", "3.12.1", "2.49.2", "active venv")
     ok = [res("packages.client_extras", Status.OK), res("packages.requirements", Status.OK)]
     assert judge_local(report(local=good, results=ok), head, "client").matches
-    patch = judge_local(report(local={**good, "python": "3.12.0"}, results=ok), head, "client")
+    patch = judge_local(report(local=local_facts("/e/bin/python", "3.12.0", "2.49.2"), results=ok), head, "client")
     assert not patch.matches and patch.reasons == ["Python 3.12.0 ≠ 3.12.1"]
-    ray = judge_local(report(local={**good, "ray": "2.40.0"}, results=ok), head, "client")
+    ray = judge_local(report(local=local_facts("/e/bin/python", "3.12.1", "2.40.0"), results=ok), head, "client")
     assert ray.reasons == ["Ray 2.40.0 ≠ 2.49.2"]
-    bad = [res("packages.client_extras", Status.FAIL), res("packages.requirements", Status.FAIL, "x")]
+    bad = [
+        res("packages.client_extras", Status.FAIL, code="packages.client_extras.missing"),
+        res("packages.requirements", Status.FAIL, "x"),
+    ]
     both = judge_local(report(local=good, results=bad), head, "client")
     assert len(both.reasons) == 2 and "ray[client]" in both.reasons[0]
-    assert not judge_local(report(local={"executable": "/x"}), head, "client").matches
+    unusable = judge_local(report(local=None), head, "client")
+    assert not unusable.matches and unusable.executable == "/usr/bin/python3"
+    assert unusable.reasons == ["it could not be inspected"]
 
 
 def test_nothing_to_do_when_the_judged_interpreter_matches(tmp_path: Path) -> None:
-    local = {"executable": "/e/bin/python", "python": "3.12.1", "ray": "2.49.2", "chosen_by": "active venv"}
+    local = local_facts("/e/bin/python", "3.12.1", "2.49.2", "active venv")
     plan = make_plan(options(tmp_path), report(local=local), environ={}, cwd=tmp_path)
     assert plan.action == NOTHING and not plan.acts
     assert "/e/bin/python already has Ray 2.49.2 and Python 3.12.1" in plan.reason
@@ -312,8 +329,11 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path: Path, clean_env) 
     assert "--dry-run: nothing was created" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "packages.txt"]
     doc = json.loads(fix_cli(["--image", IMAGE, "--dry-run", "--json", "--no-conda"], tmp_path, clean_env).stdout)
-    assert doc["schema"] == "raydoctor.fix/1" and doc["exit_code"] == 0 and doc["dry_run"] is True
-    assert doc["plan"]["action"] == "build" and doc["steps"] == [] and doc["env"] is None
+    # one document type: fix's is a Report (command "fix") with the plan, the steps and the outcome
+    assert doc["schema"] == "raydoctor.report/1" and doc["command"] == "fix" and doc["exit_code"] == 0
+    assert doc["error"] is None and doc["results"] == [] and doc["outcome"]["dry_run"] is True
+    assert doc["plan"]["action"] == "build" and doc["steps"] == [] and doc["outcome"]["env"] is None
+    assert doc["outcome"]["action"] == "build" and doc["head"]["python"]["value"] == "3.12.9"
 
 
 @needs_pyenv
@@ -342,7 +362,8 @@ def test_unknown_head_version_exits_2_with_one_json_document(tmp_path: Path, cle
     proc = fix_cli(["--image", "rayproject/ray:latest", "--json", "--yes"], tmp_path, clean_env)
     assert proc.returncode == 2, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["schema"] == "raydoctor.fix/1" and doc["exit_code"] == 2 and doc["plan"] is None
+    assert doc["schema"] == "raydoctor.report/1" and doc["command"] == "fix"
+    assert doc["exit_code"] == 2 and doc["plan"] is None and doc["outcome"]["action"] is None
     assert "unknown" in doc["error"] and "--address" in doc["error"]
     text = fix_cli(["--image", "rayproject/ray:latest", "--yes"], tmp_path, clean_env)
     assert text.returncode == 2 and text.stderr.count("\n") == 1 and "raydoctor: error:" in text.stderr
@@ -364,3 +385,73 @@ def test_bad_options_are_usage_errors(tmp_path: Path, clean_env) -> None:
     assert proc.returncode == 2
     proc = fix_cli(["--image", IMAGE, "--requirements", "nope.txt", "--dry-run"], tmp_path, clean_env)
     assert proc.returncode == 2 and "nope.txt" in proc.stderr
+
+
+# -- fix as a library call, and dry runs that cannot create --------------------------------
+
+
+def test_dry_run_with_conda_on_path_never_runs_conda_create(tmp_path: Path, clean_env) -> None:
+    """The plan holds discovery results and a provider's description: a dry run cannot reach `conda create`."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "conda").symlink_to(Path(__file__).parent / "fake_conda" / "conda")
+    log = tmp_path / "conda.log"
+    env = {
+        **clean_env,
+        "PATH": f"{bindir}{os.pathsep}{clean_env.get('PATH', '')}",
+        "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
+        "FAKE_CONDA_LOG": str(log),
+    }
+    env.pop("CONDA_EXE", None)
+    env.pop("MAMBA_EXE", None)
+    proc = fix_cli(["--image", IMAGE, "--dry-run", "--json"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["plan"]["interpreter"]["how"] == "conda"  # conda would be asked: but not in a dry run
+    assert doc["plan"]["interpreter"]["conda_env"] == "raydoctor-ray2.49.2-py3.12.9"
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert not [c for c in calls if c[:1] == ["create"]] and calls == []  # not even a query
+    assert not (tmp_path / "conda").exists() and not (tmp_path / "envs").exists()
+
+
+def test_planning_cannot_import_anything_that_creates() -> None:
+    """By construction: plan and discovery import no provider, no conda driver, no executor."""
+    code = (
+        "import sys, doctor.fix.plan, doctor.fix.discover, doctor.commands.fix; "
+        "print(sorted(m for m in sys.modules if m in "
+        "('doctor.fix.conda', 'doctor.fix.providers', 'doctor.fix.execute')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+@needs_pyenv
+def test_fix_returns_one_report(tmp_path: Path, clean_env) -> None:
+    """fix is a Report (command "fix"): plan, steps and outcome in extra, one error, one exit-code rule."""
+    from doctor.fix.execute import run_fix
+    from doctor.fix.progress import Steps
+
+    asked: list[str] = []
+    target = TargetOptions(image=IMAGE)
+    dry = run_fix(
+        options(tmp_path, target=target, dry_run=True),
+        Steps(),
+        confirm=lambda plan: asked.append(plan.action) or True,
+        environ=clean_env,
+        cwd=tmp_path,
+    )
+    assert isinstance(dry, Report) and dry.command == "fix" and dry.exit_code == 0 and dry.error is None
+    assert set(dry.extra) == {"plan", "steps", "outcome"} and dry.extra["plan"]["action"] == BUILD
+    assert asked == [] and not (tmp_path / "envs").exists()  # a dry run never asks, never builds
+    no = run_fix(options(tmp_path, target=target), Steps(), confirm=lambda plan: False, environ=clean_env, cwd=tmp_path)
+    assert no.exit_code == 1 and no.extra["outcome"]["declined"] and "no" in (no.error or "")
+    assert no.to_dict()["exit_code"] == 1 and not (tmp_path / "envs").exists()
+    unknown = run_fix(
+        options(tmp_path, target=TargetOptions(image="rayproject/ray:latest")),
+        Steps(),
+        confirm=lambda plan: True,
+        environ=clean_env,
+        cwd=tmp_path,
+    )
+    assert unknown.exit_code == 2 and unknown.extra["plan"] is None and "unknown" in (unknown.error or "")
+    assert "FixOutcome" not in vars(__import__("doctor.fix.execute", fromlist=["x"]))

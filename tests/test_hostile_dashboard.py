@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from doctor.app import run_check
 
+from doctor.app import run_check
 from doctor.checks import network
 from doctor.head import dashboard as dashboard_module
 from doctor.head import jobs

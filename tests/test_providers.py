@@ -10,8 +10,10 @@ import pytest
 
 from doctor.errors import FixError, UsageError
 from doctor.fix.conda import Conda, CondaNetworkError
+from doctor.fix.discover import discover
 from doctor.fix.install import find_uv
-from doctor.fix.providers import default_search_dirs, find_interpreter, probe
+from doctor.fix.providers import CondaProvider, default_search_dirs, find_interpreter, probe
+from doctor.versions import VersionSpec
 
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
 PYENV = Path("/root/.pyenv/versions")
@@ -167,3 +169,27 @@ def test_default_search_dirs(tmp_path: Path) -> None:
 def test_bad_version_is_a_usage_error(bad: str) -> None:
     with pytest.raises(UsageError):
         find_interpreter(bad, conda=None, env_name="x", search_dirs=[])
+
+
+def test_discovery_is_read_only(tmp_path: Path, conda: Conda) -> None:
+    """discover() finds what is here (conda only located) and creates nothing, even without an exact patch."""
+    found = discover(VersionSpec.parse("3.12.9"), search_dirs=[PYENV], environ={"CONDA_EXE": str(FAKE_CONDA)})
+    assert found.exact is None and found.closest is not None and found.closest.version == "3.12.1"
+    assert found.conda is not None and found.conda.exe == FAKE_CONDA
+    assert not (tmp_path / "conda.log").exists()  # conda was not run at all
+    exact = discover(VersionSpec.parse("3.12.1"), search_dirs=[PYENV], environ={"CONDA_EXE": str(FAKE_CONDA)})
+    assert exact.exact is not None and exact.exact.path == PY312 and exact.conda is None
+
+
+def test_conda_provider_undoes_only_what_it_created(tmp_path: Path, conda: Conda) -> None:
+    provider = CondaProvider(conda, "rd-undo", VersionSpec.parse("3.11.7"))
+    interp = provider.provide()
+    assert interp.created is not None and interp.path.exists() and interp.conda_env == "rd-undo"
+    (removed,) = provider.undo()
+    assert "rd-undo" in removed and "created by this run" in removed and not interp.path.parent.parent.exists()
+    assert provider.undo() == []  # nothing left to undo
+    again = CondaProvider(conda, "rd-keep", VersionSpec.parse("3.11.7"))
+    again.provide()
+    reused = CondaProvider(conda, "rd-keep", VersionSpec.parse("3.11.7"))
+    assert reused.provide().created is None and reused.undo() == []  # an earlier run's env is kept
+    assert (tmp_path / "conda" / "envs" / "rd-keep").is_dir()

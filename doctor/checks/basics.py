@@ -1,4 +1,8 @@
-"""Part 1 of check: what the head is, what the local side is, and Ray's verdict on both."""
+"""Part 1 of check: what the head is, what the local side is, and Ray's verdict on both.
+
+Each finding carries a stable ``code`` (``versions.python.minor_mismatch``, ...): ``fix``
+and scripts key on it, never on the wording. The verdicts come from ``doctor.rules``.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,24 @@ from packaging.version import InvalidVersion, Version
 
 from doctor import remedies
 from doctor.context import CheckContext
-from doctor.local.interpreter import InterpreterError
+from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
-from doctor.model import Remediation, Result, Status, finding, result
-from doctor.rules import judge_python, judge_ray
+from doctor.model import Edit, Remediation, Result, Status, finding
+from doctor.rules import Verdict, judge_python, judge_ray
 from doctor.runner import Check
+from doctor.versions import VersionSpec
 
-# Ray Client needs these on the client side (ray's `client` extra, REFERENCE §3).
+# Ray Client needs these on the client side: ray's `client` extra
+# (python/setup.py in ray-project/ray: setup_spec.extras["client"] holds grpcio).
 CLIENT_EXTRA = ("grpcio",)
+# Dashboard errors that mean nothing answered at the address (doctor.head.dashboard.DashboardError.kind).
+UNREACHABLE_KINDS = {"refused", "timeout", "unreachable", "unresolvable"}
 
 
 def head_source(ctx: CheckContext) -> Result:
     """Say what is known about the head and where it came from; a dead target is a finding."""
     facts = ctx.head()
     target = ctx.target
-    title = "Ray head"
     known = ", ".join(
         f"{name} {fact.describe()}" if fact else f"{name} ?"
         for name, fact in (("Ray", facts.ray), ("Python", facts.python))
@@ -38,12 +45,11 @@ def head_source(ctx: CheckContext) -> Result:
     details += [f"note: {p}" for p in facts.problems]
     if facts.live:
         auth = f", auth {facts.auth_mode}" if facts.auth_mode else ""
-        return result(
-            "head.source",
-            "head",
-            title,
+        where = target.address.dashboard_url if target.address else "the head"
+        return finding(
             Status.OK,
-            f"Ray {facts.ray_version}, Python {facts.python_version} from the running cluster at {target.address.dashboard_url}{auth}",
+            f"Ray {facts.ray_version}, Python {facts.python_version} from the running cluster at {where}{auth}",
+            code="head.source.live",
             details=details,
         )
     if target.kind == "address":
@@ -52,31 +58,37 @@ def head_source(ctx: CheckContext) -> Result:
         how = (
             "point raydoctor at the running cluster with --address HOST:8265, or pull the image so Docker can be asked"
         )
-        return result(
-            "head.source",
-            "head",
-            title,
+        return finding(
             Status.WARN,
             f"the head's versions are unknown ({'; '.join(facts.problems) or 'no source had them'})",
+            code="head.source.versions_unknown",
             details=details,
             fix=Remediation(how.capitalize() + ".", ("raydoctor check --address 127.0.0.1:8265",)),
         )
     if target.kind == "compose" and target.address is not None:
-        if facts.live_error_kind in {"refused", "timeout", "unreachable", "unresolvable"}:
+        if facts.live_error_kind in UNREACHABLE_KINDS:
             summary = f"{known}; the cluster is not running ({target.address.dashboard_url}: {facts.live_error_kind})"
             up = f"docker compose -f {target.compose_path} up -d"
-            return result(
-                "head.source",
-                "head",
-                title,
+            return finding(
                 Status.WARN,
                 summary,
+                code="head.source.cluster_down",
                 details=details,
                 fix=Remediation("Start the cluster to check it live.", (up,)),
             )
         if facts.live_error:
             return _dead_target(ctx, known, details)
-    return result("head.source", "head", title, Status.OK, known, details=details)
+    return finding(Status.OK, known, code="head.source.known", details=details)
+
+
+def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
+    """``ray status`` against the head, with the judged env's own ``ray``; nothing when that env has none."""
+    local = ctx.local_or_none()
+    ray = remedies.env_ray(local.executable) if local is not None and local.ray else None
+    address = ctx.target.address
+    if ray is None or address is None:
+        return ()
+    return (shlex.join([str(ray), "status", "--address", f"{address.host_for_url}:{address.gcs_port}"]),)
 
 
 def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
@@ -86,7 +98,8 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
     fixes = {
         "unresolvable": Remediation("Check the host name, or use the head's IP address.", ()),
         "refused": Remediation(
-            "Start the cluster, or check the dashboard port (--dashboard-port on `ray start --head`).", ("ray status",)
+            "Start the cluster, or check the dashboard port (--dashboard-port on `ray start --head`).",
+            _ray_status(ctx),
         ),
         "timeout": Remediation("Check that the host is up and that a firewall does not drop the dashboard port.", ()),
         "unreachable": Remediation("Check the network route to the head.", ()),
@@ -106,15 +119,14 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
             (f"raydoctor check --address {address.host_for_url}:{address.dashboard_port}",) if address else (),
         ),
     }
-    summary = facts.live_error or f"{address.dashboard_url} did not answer"
+    summary = facts.live_error or (f"{address.dashboard_url} did not answer" if address else "the head did not answer")
     if facts.ray or facts.python:
         details.append(f"fell back to: {known}")
-    return result(
-        "head.source",
-        "head",
-        "Ray head",
+    cause = "unreachable" if kind in UNREACHABLE_KINDS else kind
+    return finding(
         Status.FAIL,
         summary,
+        code=f"head.source.{cause}",
         details=details,
         fix=fixes.get(kind, Remediation("Check the address and that the cluster is up.", ())),
         data={"kind": kind},
@@ -122,53 +134,77 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
 
 
 def local_interpreter(ctx: CheckContext) -> Result:
-    title = "Local interpreter"
     try:
         local = ctx.local()
     except InterpreterError as exc:
-        return result(
-            "local.interpreter",
-            "local",
-            title,
+        return finding(
             Status.FAIL,
             str(exc),
+            code="local.interpreter.unusable",
             fix=Remediation("Pass a working interpreter with --python PATH.", ()),
         )
     env = " (venv)" if local.in_venv else ""
     summary = f"Python {local.python} ({local.implementation}, {local.machine}){env} at {local.executable}, chosen by {local.chosen_by}"
-    status = Status.OK
-    details = []
     if local.implementation != "CPython":
-        status = Status.WARN
-        details.append("Ray supports CPython only.")
-    return result("local.interpreter", "local", title, status, summary, details=details, data={"ray": local.ray})
+        return finding(
+            Status.WARN,
+            summary,
+            code="local.interpreter.not_cpython",
+            details=["Ray supports CPython only."],
+            data={"ray": local.ray},
+        )
+    return finding(Status.OK, summary, code="local.interpreter.ok", data={"ray": local.ray})
 
 
-def _skip(check_id: str, category: str, title: str, why: str) -> Result:
-    return result(check_id, category, title, Status.SKIP, why)
+def _skipped(code: str, why: str, title: str = "") -> Result:
+    return finding(Status.SKIP, why, code=code, title=title)
+
+
+def _python_verdict(ctx: CheckContext, local: LocalFacts) -> Verdict | None:
+    """Ray's Python rule for the judged interpreter; None when the head's Python is unknown."""
+    head = ctx.head()
+    if head.python is None:
+        return None
+    return judge_python(
+        head.python_version or "", head.python.exact, local.python, ctx.options.mode, head.ray_version, ctx.environ
+    )
+
+
+def python_passes(ctx: CheckContext, local: LocalFacts) -> bool:
+    """Whether ``pip install`` into ``local`` can help: its Python does not fail Ray's rule (unknown: it may)."""
+    verdict = _python_verdict(ctx, local)
+    return verdict is None or verdict.status is not Status.FAIL
+
+
+def fix_commands(ctx: CheckContext) -> tuple[str, ...]:
+    """``raydoctor fix`` when fix knows what to build (the head's Ray and Python are known), else nothing."""
+    head = ctx.head()
+    if not remedies.fix_knows_what_to_build(head.ray_version, head.python_version):
+        return ()
+    return (remedies.raydoctor_fix(ctx.options),)
 
 
 def ray_version(ctx: CheckContext) -> Result:
-    title = "Ray version"
     head = ctx.head()
     local = ctx.local_or_none()
     if head.ray is None:
-        return _skip("versions.ray", "versions", title, "the head's Ray version is unknown")
+        return _skipped("versions.ray.head_unknown", "the head's Ray version is unknown")
     if local is None:
-        return _skip("versions.ray", "versions", title, "the local interpreter could not be inspected")
+        return _skipped("versions.ray.local_unknown", "the local interpreter could not be inspected")
     verdict = judge_ray(head.ray_version or "", local.ray, ctx.options.mode, ctx.environ)
     fix = None
     if verdict.status is not Status.OK:
-        fix = Remediation(
-            f"Install Ray {head.ray_version} in an env with the head's Python (raydoctor fix does both).",
-            (remedies.raydoctor_fix(ctx.options), remedies.pip_install_ray(head.ray_version or "", local.executable)),
+        commands = fix_commands(ctx)
+        if python_passes(ctx, local):  # never pip into an interpreter that cannot pass the Python rule
+            commands += (remedies.pip_install_ray(head.ray_version or "", local.executable),)
+        text = f"Install Ray {head.ray_version} in an env with the head's Python" + (
+            " (raydoctor fix does both)." if fix_commands(ctx) else "."
         )
-    return result(
-        "versions.ray",
-        "versions",
-        title,
+        fix = Remediation(text, commands)
+    return finding(
         verdict.status,
         verdict.summary,
+        code=f"versions.ray.{verdict.cause}",
         details=list(verdict.details),
         fix=fix,
         data={"head": head.ray_version, "local": local.ray},
@@ -180,27 +216,30 @@ def python_version(ctx: CheckContext) -> Result:
     head = ctx.head()
     local = ctx.local_or_none()
     if head.python is None:
-        return _skip("versions.python", "versions", title, "the head's Python version is unknown")
+        return _skipped("versions.python.head_unknown", "the head's Python version is unknown", title)
     if local is None:
-        return _skip("versions.python", "versions", title, "the local interpreter could not be inspected")
-    verdict = judge_python(
-        head.python_version or "", head.python.exact, local.python, ctx.options.mode, head.ray_version, ctx.environ
-    )
+        return _skipped("versions.python.local_unknown", "the local interpreter could not be inspected", title)
+    verdict = _python_verdict(ctx, local)
+    assert verdict is not None
     fix = None
     if verdict.status is not Status.OK:
         want = head.python_version or ""
-        commands = [remedies.raydoctor_fix(ctx.options)]
-        if head.ray_version and want.count(".") == 2:
-            commands.append(remedies.conda_create(head.ray_version, want))
-        fix = Remediation(
-            f"Use Python {want} locally: raydoctor fix builds a matching conda env and venv.", tuple(commands)
+        commands = fix_commands(ctx)
+        spec = VersionSpec.read(want)
+        conda = remedies.conda_program(ctx.environ)
+        if head.ray_version and spec is not None and spec.exact and conda is not None:
+            commands += (remedies.conda_create(head.ray_version, str(spec), conda),)
+        how = (
+            "raydoctor fix builds a matching venv (from conda when the patch is not here)"
+            if fix_commands(ctx)
+            else f"an env made from it (`uv python install {want}`, pyenv or conda)"
         )
-    return result(
-        "versions.python",
-        "versions",
-        title,
+        fix = Remediation(f"Use Python {want} locally: {how}.", commands)
+    return finding(
         verdict.status,
         verdict.summary,
+        code=f"versions.python.{verdict.cause}",
+        title=title,
         details=list(verdict.details),
         fix=fix,
         data={
@@ -213,30 +252,25 @@ def python_version(ctx: CheckContext) -> Result:
 
 
 def client_extras(ctx: CheckContext) -> Result:
-    title = "Ray Client extras"
     if ctx.options.mode != "client":
-        return _skip("packages.client_extras", "packages", title, "not needed in driver mode")
+        return _skipped("packages.client_extras.not_needed", "not needed in driver mode")
     local = ctx.local_or_none()
     if local is None or local.ray is None:
-        return _skip("packages.client_extras", "packages", title, "Ray is not installed locally")
+        return _skipped("packages.client_extras.no_ray", "Ray is not installed locally")
     missing = [name for name in CLIENT_EXTRA if canonicalize_name(name) not in local.distributions]
     if not missing:
-        return result(
-            "packages.client_extras",
-            "packages",
-            title,
+        return finding(
             Status.OK,
             f"{', '.join(f'{n} {local.distributions[n]}' for n in CLIENT_EXTRA)} installed (ray[client])",
+            code="packages.client_extras.ok",
         )
-    return result(
-        "packages.client_extras",
-        "packages",
-        title,
+    pip = shlex.join([local.executable, "-m", "pip", "install", f"ray[client]=={local.ray}"])
+    commands = (pip,) if python_passes(ctx, local) else fix_commands(ctx)
+    return finding(
         Status.FAIL,
         f"{', '.join(missing)} missing: Ray Client (ray://) cannot connect without ray[client]",
-        fix=Remediation(
-            "Install Ray with the client extra.", (f"{local.executable} -m pip install 'ray[client]=={local.ray}'",)
-        ),
+        code="packages.client_extras.missing",
+        fix=Remediation("Install Ray with the client extra.", commands),
     )
 
 
@@ -292,6 +326,7 @@ def requirement_pins(ctx: CheckContext) -> Result:
     skipped: list[str] = []
     head_ray = ctx.head().ray_version
     file = reqs.path.name
+    overridden: list[tuple[str, str]] = []  # (the pin, what it conflicts with): fix's --ray-override, judged below
     for req in reqs.requirements:
         if not _applies(req, env):
             skipped.append(f"{display(req)}: its marker excludes Python {local.python}, not judged")
@@ -302,6 +337,9 @@ def requirement_pins(ctx: CheckContext) -> Result:
         if have is None:
             missing.append(display(req))
             state = "not installed"
+        elif _overridden(ctx, name, req.specifier, have):
+            overridden.append((display(req), req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else "")))
+            continue
         elif req.specifier and not _satisfies(req.specifier, have):
             wrong.append(f"{display(req)} (installed {have})")
             state = f"installed {have}"
@@ -320,6 +358,8 @@ def requirement_pins(ctx: CheckContext) -> Result:
             items.append(f"wrong version: {display(req)} ({state})")
     n = len(reqs.requirements)
     notes = skipped + list(reqs.notes)
+    if not items and overridden:
+        return _pin_overridden(ctx, reqs.path, overridden, notes)
     if not items:
         unjudged = f"; {len(notes)} line{'s' if len(notes) != 1 else ''} not judged" if notes else ""
         return finding(
@@ -346,10 +386,8 @@ def requirement_pins(ctx: CheckContext) -> Result:
         code = "packages.requirements.not_installed" if missing else "packages.requirements.wrong_version"
         summary = f"{len(items)} of {n} requirements of {file} not met ({counts})"
         details = items
-    commands = [
-        remedies.raydoctor_fix(ctx.options),
-        shlex.join([str(local.executable), "-m", "pip", "install", "-r", str(reqs.path)]),
-    ]
+    pip = (shlex.join([str(local.executable), "-m", "pip", "install", "-r", str(reqs.path)]),)
+    commands = [*fix_commands(ctx), *(pip if python_passes(ctx, local) else ())]
     text = "Install the project's requirements in an env that matches the head."
     if head_conflict:
         text = f"Pin ray=={head_ray} in {file} (raydoctor fix overrides a wrong pin with a constraint, without editing the file)."
@@ -363,14 +401,49 @@ def requirement_pins(ctx: CheckContext) -> Result:
     )
 
 
+def _overridden(ctx: CheckContext, name: str, specifier: object, have: str) -> bool:
+    """Whether fix installed Ray over this pin on purpose (``TargetOptions.ray_override``) and it is what is here."""
+    override = ctx.options.ray_override
+    if name != "ray" or override is None or not specifier or _satisfies(specifier, override):
+        return False
+    return Version(have) == Version(override) if _valid(have) and _valid(override) else have == override
+
+
+def _valid(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _pin_overridden(ctx: CheckContext, path: object, pins: list[tuple[str, str]], notes: list[str]) -> Result:
+    """A file that pins another Ray, which fix overrode with a constraint: the env is right, the file is not."""
+    override = ctx.options.ray_override
+    name = getattr(path, "name", str(path))
+    conflict = "; ".join(pin for pin, _ in pins)
+    return finding(
+        Status.WARN,
+        f"{name} pins {conflict} but the cluster runs Ray {override}: fix installed Ray {override} anyway "
+        "(a constraint overrode the pin; the file is unchanged). Edit the pin so that others get the right Ray too",
+        code="packages.requirements.ray_pin_overridden",
+        details=list(notes),
+        fix=Remediation(
+            f"Pin Ray {override} in {name}.",
+            (),
+            tuple(Edit(str(path), f"the requirement {pin}", f"{base}=={override}") for pin, base in pins),
+        ),
+        data={"overridden": [pin for pin, _ in pins], "ray_override": override},
+    )
+
+
 def head_packages(ctx: CheckContext) -> Result:
-    title = "Requirements on the head"
     reqs = ctx.requirements
     packages = ctx.head_packages()  # from the --deep probe job (doctor.facts.cluster), else None
     if packages is None:
-        return _skip("packages.head", "packages", title, "the head's packages are known only with --deep (a probe job)")
+        return _skipped("packages.head.not_probed", "the head's packages are known only with --deep (a probe job)")
     if reqs is None:
-        return _skip("packages.head", "packages", title, "no requirements file")
+        return _skipped("packages.head.no_requirements", "no requirements file")
     problems = []
     for req in reqs.requirements:
         have = packages.get(canonicalize_name(req.name))
@@ -379,19 +452,15 @@ def head_packages(ctx: CheckContext) -> Result:
         elif req.specifier and not _satisfies(req.specifier, have):
             problems.append(f"{req} but the head has {have}")
     if not problems:
-        return result(
-            "packages.head",
-            "packages",
-            title,
+        return finding(
             Status.OK,
             f"the head satisfies all {len(reqs.requirements)} requirements",
+            code="packages.head.ok",
         )
-    return result(
-        "packages.head",
-        "packages",
-        title,
+    return finding(
         Status.WARN,
         "; ".join(problems[:3]),
+        code="packages.head.mismatch",
         details=problems,
         fix=Remediation("Install them on the cluster too (a runtime_env with pip, or a custom image).", ()),
     )
@@ -401,7 +470,7 @@ CHECKS = [
     Check("head.source", "head", "Ray head", head_source, timeout=15),
     Check("local.interpreter", "local", "Local interpreter", local_interpreter, timeout=25),
     Check("versions.ray", "versions", "Ray version", ray_version, timeout=25),
-    Check("versions.python", "versions", "Python version", python_version, timeout=25),
+    Check("versions.python", "versions", "Python version", python_version, timeout=25),  # titled per mode
     Check("packages.client_extras", "packages", "Ray Client extras", client_extras, timeout=25),
     Check("packages.requirements", "packages", "Requirements", requirement_pins, timeout=25),
     Check(

@@ -1,10 +1,10 @@
 """``raydoctor fix``: build an env that matches the cluster, after showing the plan.
 
-The command is a thin shell: ``run_check`` gives the facts, ``make_plan``
-turns them into a plan, the plan is shown (and ``--dry-run`` stops), the
-user confirms (or ``--yes``), ``execute`` builds, verifies and exports, and
-the outcome is rendered once: text on stdout (progress on stderr), or one
-JSON document with ``--json``.
+The command is a thin shell over ``doctor.fix.execute.run_fix``: check gives the
+facts, ``make_plan`` turns them into a plan, the plan is shown here (and
+``--dry-run`` stops), the user confirms here (or ``--yes``), the executor builds,
+verifies and exports, and the one ``Report`` (command ``"fix"``) is rendered once:
+text on stdout (progress on stderr), or one JSON document with ``--json``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from doctor.commands.common import add_target_options, options_from
 
 if TYPE_CHECKING:  # the fix modules load only when fix runs: `raydoctor check` never pays for them
     from doctor.fix.plan import FixOptions, Plan
-    from doctor.fix.run import FixOutcome
+    from doctor.model import Report
 
 EPILOG = """\
 exit codes: 0 the env matches (the final check has no failures), or nothing to do, or --dry-run
@@ -172,85 +172,87 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     return lines
 
 
-def outcome_lines(outcome: FixOutcome, verbose: bool) -> list[tuple[str, str]]:
-    """After acting: the verify report, where the env is, how to activate it; or what was removed."""
+def outcome_lines(report: Report, plan: Plan | None, verbose: bool) -> list[tuple[str, str]]:
+    """After acting: the final check, where the env is, how to activate it; or what was removed.
+
+    Read from the document (``report.extra["outcome"]``), as the JSON shows it.
+    """
     from doctor.fix.plan import shown
     from doctor.render import text_lines
 
-    plan = outcome.plan
+    outcome: dict[str, Any] = report.extra.get("outcome") or {}
+    steps: list[dict[str, Any]] = report.extra.get("steps") or []
+    env: dict[str, Any] | None = outcome.get("env")
+    built = bool(env and env.get("built"))
     lines: list[tuple[str, str]] = []
-    if outcome.error:
-        lines.append(("red", f"raydoctor fix: {outcome.error}"))
-        if not any(step.details for step in outcome.steps):  # else the failed step showed them already
-            lines += [("dim", f"    {d}") for d in outcome.error_details]
-        if outcome.removed:
-            lines.append(("", "Removed what this run created: " + "; ".join(outcome.removed) + "."))
-        elif not outcome.built and plan is not None and plan.acts:
+    if report.error:
+        lines.append(("red", f"raydoctor fix: {report.error}"))
+        if outcome.get("removed"):
+            lines.append(("", "Removed what this run created: " + "; ".join(outcome["removed"]) + "."))
+        elif not built and plan is not None and plan.acts:
             lines.append(("", "Nothing was left behind."))
-        lines += [("yellow", f"warning: {w}") for w in outcome.warnings if w.startswith("could not remove")]
-        if outcome.env is None or not outcome.built:
+        lines += [("yellow", f"warning: {w}") for w in outcome.get("warnings", []) if w.startswith("could not remove")]
+        if env is None or not built:
             return lines
         lines.append(("", ""))
-    if outcome.check is not None:
+    if any(step["name"] == "verify" for step in steps) and report.results:
         lines.append(("bold", "Check with the new interpreter"))
-        lines += text_lines(outcome.check, verbose)
+        lines += text_lines(_without_error(report), verbose)
         lines.append(("", ""))
-    if outcome.env is not None and plan is not None:
-        where = shown(outcome.env, plan.cwd)
-        interp = outcome.interpreter or {}
-        if outcome.built:
+    if env is not None and plan is not None:
+        where = shown(Path(env["path"]), plan.cwd)
+        interp = env.get("interpreter") or {}
+        if built:
             head = f"Built {where}: Ray {plan.head.ray} on Python {interp.get('version') or plan.head.python}"
-        elif outcome.built_by_other:
+        elif env.get("built_by_other_run"):
             head = f"{where} was just built by another raydoctor fix and matches the cluster"
         else:
             head = f"{where} matches the cluster"
-        lines.append(("bold green" if outcome.exit_code == 0 else "bold", head + "."))
-        if outcome.conda_env and outcome.conda_env.get("created"):
+        lines.append(("bold green" if report.exit_code == 0 else "bold", head + "."))
+        conda = env.get("conda_env") or {}
+        if conda.get("created"):
             lines.append(
                 (
                     "",
-                    f"Its interpreter lives in the conda env {outcome.conda_env['name']} "
-                    f"({outcome.conda_env['prefix']}): keep it while you use the venv.",
+                    f"Its interpreter lives in the conda env {conda['name']} ({conda['prefix']}): "
+                    "keep it while you use the venv.",
                 )
             )
-        if outcome.check is not None and outcome.check.exit_code != 0:
+        if report.results and report.exit_code != 0:
             lines.append(("yellow", "The env is built, but the check above still finds problems."))
-        lines.append(("", "Activate it:"))
-        width = max(len(k) for k in outcome.activation())
-        lines += [("", f"  {shell:<{width}}  {cmd}") for shell, cmd in outcome.activation().items()]
-    if outcome.export:
-        path = shown(Path(outcome.export["path"]), plan.cwd) if plan else outcome.export["path"]
-        lines.append(
-            ("", f"{path} {outcome.export['state']}: conda users recreate the env with `conda env create -f {path}`")
-        )
+        activate: dict[str, str] = env.get("activate") or {}
+        if activate:
+            lines.append(("", "Activate it:"))
+            width = max(len(k) for k in activate)
+            lines += [("", f"  {shell:<{width}}  {cmd}") for shell, cmd in activate.items()]
+    export = outcome.get("export")
+    if export:
+        path = shown(Path(export["path"]), plan.cwd) if plan else export["path"]
+        lines.append(("", f"{path} {export['state']}: conda users recreate the env with `conda env create -f {path}`"))
     return lines
 
 
+def _without_error(report: Report) -> Report:
+    """The final check's part of the document, for ``text_lines`` (which shows only the error of one with an error)."""
+    from dataclasses import replace
+
+    return replace(report, error=None, error_exit_code=None)
+
+
 def emit(lines: list[tuple[str, str]], stream: IO[str]) -> None:
-    """Write (style, text) lines: rich on a colour terminal, plain otherwise; secrets scrubbed."""
-    from doctor.commands.common import mask_line as scrub
-    from doctor.render import use_color
+    """Write (style, text) lines that come from the masked report (see ``_finish``)."""
+    from doctor.render.text import write_lines
 
-    if not lines:
-        return
-    if not use_color(stream):
-        stream.write("\n".join(scrub(text) for _, text in lines) + "\n")
+    if lines:
+        write_lines(lines, stream)
         stream.flush()
-        return
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(file=stream, highlight=False, soft_wrap=True)
-    for style, text in lines:
-        console.print(Text(scrub(text), style=style or ""))
 
 
-def print_json(outcome: FixOutcome) -> None:
-    import json
+def emit_plan(plan: Plan) -> None:
+    """The plan, before anything is done: not yet a report, so each line is masked here."""
+    from doctor.commands.common import mask_line
 
-    from doctor.commands.common import mask_line as scrub
-
-    print(scrub(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False, default=str)))
+    emit([(style, mask_line(text)) for style, text in plan_lines(plan)], sys.stdout)
 
 
 # -- asking --------------------------------------------------------------------------
@@ -283,70 +285,63 @@ def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from doctor.app import run_check
     from doctor.errors import DoctorError
-    from doctor.fix.plan import make_plan
+    from doctor.fix.execute import Outcome, fix_report, run_fix
     from doctor.fix.progress import make_steps
-    from doctor.fix.run import FixOutcome, execute
 
     started = time.perf_counter()
     as_json = bool(args.json)
-    outcome = FixOutcome()
     steps = make_steps(json_output=as_json)
     try:
         options = fix_options(args)
-        outcome.dry_run = options.dry_run
-        plan_target = options_from(args)
-        plan_target.roundtrip = False  # the plan needs facts; the round trip is for the final check
-        with steps.waiting("Reading the cluster and this machine…"):
-            report = run_check(plan_target, verbose=args.verbose)
-            plan = make_plan(options, report, environ=os.environ, cwd=Path.cwd())
-        outcome.plan = plan
-        if not as_json:
-            emit(plan_lines(plan), sys.stdout)
-        if plan.acts and not options.dry_run:
-            if not confirm(plan, yes=options.yes, as_json=as_json):
-                outcome.declined = True
-                if not as_json:
-                    emit([("", "Nothing done.")], sys.stdout)
-                steps.close()
-                outcome.duration_s = time.perf_counter() - started
-                if as_json:
-                    print_json(outcome)
-                return outcome.exit_code
-            if not as_json:
-                sys.stdout.write("\n")
-                sys.stdout.flush()
     except DoctorError as exc:
         steps.close()
-        outcome.fail(exc)
-        outcome.duration_s = time.perf_counter() - started
-        if as_json:
-            print_json(outcome)
-        else:
-            from doctor.commands.common import mask_line as scrub
+        report = fix_report(None, Outcome(Path.cwd()), error=exc, duration_s=time.perf_counter() - started)
+        return _finish(report, None, as_json, args.verbose)
+    shown_plan: list[Plan] = []
 
-            print(f"raydoctor: error: {scrub(str(exc))}", file=sys.stderr)
-        return outcome.exit_code
-    if options.dry_run:
-        steps.close()
-        outcome.duration_s = time.perf_counter() - started
-        if as_json:
-            print_json(outcome)
-        elif plan.acts:
-            emit([("", ""), ("", "--dry-run: nothing was created.")], sys.stdout)
-        return outcome.exit_code
-    outcome = execute(plan, options, steps)
-    outcome.dry_run = False
-    outcome.duration_s = time.perf_counter() - started
+    def on_plan(plan: Plan) -> None:
+        shown_plan.append(plan)
+        if not as_json:
+            emit_plan(plan)
+
+    def ask(plan: Plan) -> bool:
+        answer = confirm(plan, yes=options.yes, as_json=as_json)
+        if answer and not as_json:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        return answer
+
+    report = run_fix(options, steps, confirm=ask, on_plan=on_plan, environ=os.environ, cwd=Path.cwd())
+    return _finish(report, shown_plan[0] if shown_plan else None, as_json, args.verbose)
+
+
+def _finish(report: Report, plan: Plan | None, as_json: bool, verbose: bool) -> int:
+    """Render the one document: JSON, or the text for what happened; masked once, first."""
+    from doctor.commands.common import emit as emit_report
+    from doctor.commands.common import run_secrets
+    from doctor.render.mask import mask_report
+
     if as_json:
-        print_json(outcome)
+        return emit_report(report, form="json")
+    report = mask_report(report, secrets=run_secrets(os.environ), environ=os.environ)
+    outcome: dict[str, Any] = report.extra.get("outcome") or {}
+    if outcome.get("declined"):
+        emit([("", "Nothing done.")], sys.stdout)
+    elif plan is None and report.error:  # fix could not start: one line, as for any usage error
+        print(f"raydoctor: error: {report.error}", file=sys.stderr)
+    elif outcome.get("dry_run") and not report.error:
+        if plan is not None and plan.acts:
+            emit([("", ""), ("", "--dry-run: nothing was created.")], sys.stdout)
+    elif report.error and not report.extra.get("steps"):  # refused before acting (no terminal, a lock...)
+        print(f"raydoctor: error: {report.error}", file=sys.stderr)
     else:
-        lines = outcome_lines(outcome, args.verbose)
-        if outcome.error and not outcome.built:
+        lines = outcome_lines(report, plan, verbose)
+        env = outcome.get("env") or {}
+        if report.error and not env.get("built"):
             emit(lines, sys.stderr)
         else:
-            if outcome.steps:
+            if report.extra.get("steps"):
                 sys.stdout.write("\n")
             emit(lines, sys.stdout)
-    return outcome.exit_code
+    return report.exit_code

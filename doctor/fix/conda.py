@@ -1,6 +1,9 @@
-"""conda, mamba and micromamba, driven as a subprocess (REFERENCE §6).
+"""conda, mamba and micromamba, driven as a subprocess with ``--json``.
 
-raydoctor never imports conda: it runs the executable with ``--json`` and
+The contract followed is conda's own: errors as JSON on stdout with exit code 1
+(``conda/exceptions.py``, ``conda/cli/main.py::main`` printing ``CondaError.dump_map``),
+argparse errors with exit code 2, and name rules from
+``conda/base/context.py::validate_prefix_name``. raydoctor never imports conda: it runs the executable with ``--json`` and
 reads what comes back. Three things make that less simple than it sounds,
 and this module exists to get them right once:
 
@@ -19,17 +22,17 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from doctor import proc
 from doctor.errors import FixError
+from doctor.fix.discover import FLAVORS, CondaLocation, locate_conda
 
-FLAVORS = ("conda", "mamba", "micromamba")
+__all__ = ["FLAVORS", "Conda", "CondaEnv", "CondaError", "CondaNetworkError", "CondaPackagesNotFound"]
 # conda's own rule (conda.base.context.validate_prefix_name): these may not appear in a name.
 BAD_NAME_CHARS = ("/", " ", ":", "#")
 # Written into the prefix of every env raydoctor creates, so a later run can
@@ -125,34 +128,6 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """End a child and everything it started (conda spawns solvers and downloaders)."""
-    if proc.poll() is not None:
-        return
-    try:
-        if os.name == "nt":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _flavor_of(exe: Path) -> str:
-    stem = exe.name.lower()
-    for suffix in (".exe", ".bat", ".cmd"):
-        stem = stem.removesuffix(suffix)
-    if stem.startswith("micromamba"):
-        return "micromamba"
-    if stem.startswith("mamba"):
-        return "mamba"
-    return "conda"
-
-
 class Conda:
     """One conda-like executable.
 
@@ -161,12 +136,15 @@ class Conda:
     named on the command line when none is configured.
     """
 
-    def __init__(self, exe: Path, flavor: str, timeout: float = 600.0) -> None:
+    def __init__(
+        self, exe: Path, flavor: str, timeout: float = 600.0, *, environ: Mapping[str, str] | None = None
+    ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
         self.exe = Path(exe)
         self.flavor = flavor
         self.timeout = timeout
+        self._environ = environ  # None: os.environ at the time of each run
         self._envs_dirs: list[Path] | None = None
 
     def __repr__(self) -> str:
@@ -176,22 +154,14 @@ class Conda:
 
     @classmethod
     def locate(cls, environ: Mapping[str, str] | None = None) -> Conda | None:
-        """``$CONDA_EXE`` (set by ``conda activate``), ``$MAMBA_EXE``, then PATH.
+        """The conda ``doctor.fix.discover.locate_conda`` finds, or None: conda is optional."""
+        found = locate_conda(environ)
+        return cls.at(found) if found is not None else None
 
-        PATH is searched for ``conda``, ``mamba`` and ``micromamba`` in that
-        order. Returns None when there is none: conda is optional.
-        """
-        env = os.environ if environ is None else environ
-        for var in ("CONDA_EXE", "MAMBA_EXE"):
-            value = env.get(var)
-            if value and Path(value).is_file() and os.access(value, os.X_OK):
-                return cls(Path(value), _flavor_of(Path(value)))
-        path = env.get("PATH", os.defpath)
-        for name in FLAVORS:
-            found = shutil.which(name, path=path)
-            if found:
-                return cls(Path(found), name)
-        return None
+    @classmethod
+    def at(cls, location: CondaLocation, *, environ: Mapping[str, str] | None = None) -> Conda:
+        """The conda a discovery found, ready to run."""
+        return cls(location.exe, location.flavor, environ=environ)
 
     # -- running -----------------------------------------------------------
 
@@ -199,31 +169,21 @@ class Conda:
         return [str(self.exe), *args]
 
     def _run(self, args: Sequence[str], timeout: float) -> tuple[int, str, str]:
-        """Run conda with a deadline; on timeout or Ctrl-C its process group dies too."""
+        """Run conda with a deadline (``doctor.proc.run``: on timeout or Ctrl-C its process group dies too).
+
+        conda never needs the cluster's token, so it does not inherit it (``proc.child_env``).
+        """
         cmd = self._command(args)
-        kwargs: dict[str, Any] = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        else:
-            kwargs["start_new_session"] = True
         try:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
-            )
-        except OSError as exc:
-            raise CondaError(f"could not run {self.exe}: {exc.strerror or exc}") from exc
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            done = proc.run(cmd, timeout=timeout, env=proc.child_env(self._environ))
+        except proc.ProcTimeout:
             raise CondaError(
                 f"`{' '.join(cmd)}` timed out after {timeout:g} s and was stopped",
                 hint="is the network slow, or is conda waiting on a lock held by another conda?",
             ) from None
-        except BaseException:
-            _kill_group(proc)
-            raise
-        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        except OSError as exc:
+            raise CondaError(f"could not run {self.exe}: {exc.strerror or exc}") from exc
+        return done.returncode, done.stdout, done.stderr
 
     def _json(self, args: Sequence[str], *, timeout: float, what: str, spec: str | None = None) -> dict[str, Any]:
         """Run a ``--json`` command and return its answer, or raise a typed CondaError."""

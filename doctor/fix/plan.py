@@ -2,14 +2,16 @@
 
 Why a plan first: fix creates things (a conda env, a venv, hundreds of MB of
 packages) and a user should see exactly what, and why, before saying yes.
-The plan is plain data built from ``check``'s own findings (the head's Ray
-and Python, the judged interpreter, the requirements file) plus a look at
-what already exists (an exact interpreter on this machine, an env from an
-earlier run). It is rendered once, as text or inside the JSON document, and
-``--dry-run`` stops after it.
+The plan is plain data built from what ``check`` judged, typed (``Checked``: the
+head's ``HeadFacts``, the judged interpreter's ``LocalFacts``, and the stable
+``code`` of each finding; never a summary, a detail or a serialized dict), plus a
+look at what already exists (``doctor.fix.discover``: an exact interpreter on this
+machine, conda's location, an env from an earlier run). It is rendered once, as text
+or inside the JSON document, and ``--dry-run`` stops after it.
 
-Nothing here creates anything: the interpreter lookup only runs existing
-interpreters, and conda is only located, never called.
+Nothing here creates anything, by construction: this module imports discovery
+(read-only) and no provider; the plan holds discovery results and a description of
+the provider (``InterpreterPlan``), which only the executor turns into one.
 """
 
 from __future__ import annotations
@@ -21,23 +23,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Any
 
 from doctor.errors import FixError, UsageError
-from doctor.fix.conda import Conda
+from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
 from doctor.fix.install import choose_installer, ray_client_requirement, ray_constraint
-from doctor.fix.providers import Interpreter, find_interpreter
 from doctor.fix.venv import env_dir_name, env_matches, read_marker, requirements_hash, venv_python
-from doctor.model import Report, Status
+from doctor.head.facts import HeadFacts
+from doctor.local.interpreter import LocalFacts
+from doctor.model import Report, Result, Status
 from doctor.options import TargetOptions
+from doctor.remedies import conda_env_name
+from doctor.versions import VersionSpec, release_equal
 
-FIX_SCHEMA = "raydoctor.fix/1"
+if TYPE_CHECKING:
+    from doctor.context import CheckContext
+
 DEFAULT_ENV_DIR = Path("envs")
 DEFAULT_REQUIREMENTS = "packages.txt"
 DEFAULT_LOCK_TIMEOUT_S = 600.0
-CONDA_PREFIX_NAME = "raydoctor-"
+# Finding codes the plan keys on (doctor.checks.basics writes them).
+CLIENT_EXTRAS_MISSING = "packages.client_extras.missing"
+REQUIREMENTS_CHECK = "packages.requirements"
 
 # Actions a plan can end in.
 NOTHING = "nothing"  # the judged interpreter already matches the head
@@ -65,14 +72,64 @@ class FixOptions:
 
 
 @dataclass(frozen=True)
+class Checked:
+    """What ``check`` judged, typed: the facts it gathered and its findings (read by ``code`` and status).
+
+    Made from the check run's ``CheckContext`` (``from_run``); fix never reads a
+    summary, a detail or a serialized dict to decide anything.
+    """
+
+    head: HeadFacts
+    local: LocalFacts | None = None
+    interpreter: str | None = None  # the judged interpreter's path, even when it could not be inspected
+    chosen_by: str | None = None
+    findings: tuple[Result, ...] = ()
+    target: Mapping[str, Any] = field(default_factory=dict)
+    requirements: Path | None = None  # the requirements file check judged
+    error: str | None = None  # check could not run (a usage problem): fix cannot either
+    error_exit_code: int | None = None
+
+    @classmethod
+    def from_run(cls, report: Report, ctx: CheckContext | None) -> Checked:
+        """The facts of a finished ``run_check`` (``ctx`` from its ``on_context``; None when check could not start)."""
+        if ctx is None or report.error:
+            return cls(HeadFacts(), error=report.error or "check could not run", error_exit_code=report.error_exit_code)
+        try:
+            head = ctx.head()
+        except Exception as exc:  # already a finding of head.source; fix only needs to know it is unknown
+            head = HeadFacts(problems=(f"{type(exc).__name__}: {exc}",))
+        return cls(
+            head,
+            ctx.local_or_none(),
+            ctx.interpreter_path,
+            ctx.interpreter_chosen_by,
+            tuple(report.results),
+            dict(report.target),
+            ctx.requirements_path,
+        )
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return frozenset(r.code for r in self.findings)
+
+    def failed(self, check_id: str) -> bool:
+        """Whether check ``check_id`` failed (or crashed)."""
+        return any(r.id == check_id and r.status in (Status.FAIL, Status.ERROR) for r in self.findings)
+
+
+@dataclass(frozen=True)
 class HeadTarget:
     """The versions the env must match, and how sure we are of the Python patch."""
 
     ray: str
-    python: str  # "3.12.9", or "3.12" when only the minor is known
+    want: VersionSpec  # 3.12.9, or 3.12 when only the minor is known
     basis: str  # "exact" | "guess" (table of known image builds) | "minor"
     ray_source: str
     python_source: str
+
+    @property
+    def python(self) -> str:
+        return str(self.want)
 
     def describe(self) -> str:
         """One line that says which of exact / guess / minor-only the Python is."""
@@ -80,7 +137,7 @@ class HeadTarget:
             how = f"exact, from {self.python_source}"
         elif self.basis == "guess":
             how = (
-                f"a guess from the {self.python_source}: the tag names only {_minor(self.python)}; "
+                f"a guess from the {self.python_source}: the tag names only {self.want.minor}; "
                 "--address on the running cluster reads the real patch"
             )
         else:
@@ -122,24 +179,47 @@ class Judged:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class InterpreterPlan:
-    """Where the env's interpreter will come from.
+    """Where the env's interpreter will come from: discovery's results and a provider's description.
 
     ``how``: "existing" (this exact patch is already here: used as is),
     "conda" (conda creates ``conda_env``; its channels may only have the
-    minor, then a warning), "closest" (same minor, another patch, warned).
+    minor, then a warning; ``found`` is the fallback), "closest" (same minor,
+    another patch, warned). Only the executor makes a provider of it
+    (``doctor.fix.execute.provider_for``).
     """
 
     how: str
-    want: str
-    path: Path | None = None
-    version: str | None = None
-    source: str | None = None
-    exact: bool = False
+    want: VersionSpec
+    found: Interpreter | None = None  # existing/closest: the interpreter; conda: the fallback
     conda_env: str | None = None
     conda_exe: Path | None = None
-    fallback: str | None = None  # what conda's failure would fall back to
+    conda_flavor: str | None = None
+    warnings: tuple[str, ...] = ()  # what the executor repeats when it uses ``found``
+
+    @property
+    def path(self) -> Path | None:
+        return self.found.path if self.found and self.how != "conda" else None
+
+    @property
+    def version(self) -> str | None:
+        return self.found.version if self.found and self.how != "conda" else None
+
+    @property
+    def source(self) -> str | None:
+        return self.found.source if self.found and self.how != "conda" else None
+
+    @property
+    def exact(self) -> bool:
+        return self.how == "existing"
+
+    @property
+    def fallback(self) -> str | None:
+        """What conda's failure would fall back to."""
+        if self.how != "conda" or self.found is None:
+            return None
+        return f"Python {self.found.version} from {self.found.source} ({self.found.path})"
 
     def describe(self) -> str:
         if self.how == "existing":
@@ -148,23 +228,17 @@ class InterpreterPlan:
             text = (
                 f"conda env {self.conda_env} with python={self.want} "
                 f"(created by {self.conda_exe}, or reused if an earlier raydoctor run made it; "
-                f"if the channels lack that patch, python={_minor(self.want)} with a warning)"
+                f"if the channels lack that patch, python={self.want.minor} with a warning)"
             )
             if self.fallback:
                 text += f"; if conda fails: {self.fallback}"
             return text
         return f"Python {self.version} from {self.source}: {self.path} (not {self.want}: see the warning)"
 
-    def interpreter(self) -> Interpreter | None:
-        """The interpreter to build from when no further lookup is needed."""
-        if self.how == "existing" and self.path is not None and self.version is not None:
-            return Interpreter(self.path, self.version, self.source or "existing", True)
-        return None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "how": self.how,
-            "want": self.want,
+            "want": str(self.want),
             "path": _s(self.path),
             "version": self.version,
             "source": self.source,
@@ -237,8 +311,8 @@ class Plan:
     roundtrip: bool = True
     warnings: list[str] = field(default_factory=list)
     findings: list[dict[str, str]] = field(default_factory=list)  # check's failures and warnings, before
-    target: dict[str, Any] = field(default_factory=dict)
-    check: Report | None = None  # the check the plan was made from (not serialized: findings are)
+    target: Mapping[str, Any] = field(default_factory=dict)
+    checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
 
     @property
     def acts(self) -> bool:
@@ -261,7 +335,7 @@ class Plan:
             "verify": {"check": self.verify, "roundtrip": self.roundtrip},
             "warnings": list(self.warnings),
             "findings": list(self.findings),
-            "target": self.target,
+            "target": dict(self.target),
         }
 
 
@@ -272,10 +346,6 @@ def _s(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
 def shown(path: Path | None, cwd: Path) -> str:
     """``path`` relative to ``cwd`` when it is inside it (what a user would type), else absolute."""
     if path is None:
@@ -284,11 +354,6 @@ def shown(path: Path | None, cwd: Path) -> str:
         return str(Path(path).absolute().relative_to(cwd.absolute()))
     except ValueError:
         return str(path)
-
-
-def conda_env_name(ray: str, python: str) -> str:
-    """The conda env fix may create: ``raydoctor-ray2.49.2-py3.12.9`` (the prefix marks it as ours)."""
-    return CONDA_PREFIX_NAME + env_dir_name(ray, python)
 
 
 def activation_commands(env: Path, cwd: Path) -> dict[str, str]:
@@ -315,88 +380,88 @@ def activation_commands(env: Path, cwd: Path) -> dict[str, str]:
     }
 
 
-def _version_equal(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return False
-    if a == b:
-        return True
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return False
+# -- from what check judged -----------------------------------------------------------
 
 
-def _result(report: Report, check_id: str) -> Any:
-    return next((r for r in report.results if r.id == check_id), None)
+def gather(
+    target: TargetOptions,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    verbose: bool = False,
+) -> tuple[Report, Checked]:
+    """Run ``check`` on ``target`` and keep its typed facts (read-only: checks create nothing)."""
+    from doctor.check import run_check
+
+    contexts: list[CheckContext] = []
+    report = run_check(target, environ=environ, cwd=cwd, verbose=verbose, on_context=contexts.append)
+    return report, Checked.from_run(report, contexts[0] if contexts else None)
 
 
-# -- from check's report -------------------------------------------------------------
-
-
-def head_target(report: Report) -> HeadTarget:
+def head_target(head: HeadFacts) -> HeadTarget:
     """The head's Ray and Python from check's facts; UsageError (exit 2) when either is unknown.
 
     fix cannot guess what to build without both, so it refuses in one line
     that says what was tried and how to learn the missing version.
     """
-    head = report.head or {}
-    ray, python = head.get("ray"), head.get("python")
-    missing = [name for name, fact in (("Ray", ray), ("Python", python)) if not fact or not fact.get("value")]
+    want = VersionSpec.read(head.python.value) if head.python is not None else None
+    missing = [name for name, known in (("Ray", bool(head.ray_version)), ("Python", want is not None)) if not known]
     if missing:
-        problems = "; ".join(str(p) for p in head.get("problems") or []) or "no source had it"
-        tried = ", ".join(head.get("sources_tried") or []) or "nothing"
+        problems = "; ".join(str(p) for p in head.problems) or "no source had it"
+        tried = ", ".join(head.sources_tried) or "nothing"
         raise UsageError(
             f"the head's {' and '.join(missing)} version{'s are' if len(missing) > 1 else ' is'} unknown "
             f"(tried: {tried}; {problems}), so fix does not know what to build",
             hint="start the cluster and pass --address HOST:8265, or name the image with "
             "--image rayproject/ray:VERSION-pyXY; `raydoctor check` shows what is known",
         )
-    assert ray is not None and python is not None
-    version = str(python["value"])
-    if version.count(".") >= 2:
-        basis = "exact" if python.get("exact", True) else "guess"
-        version = ".".join(version.split(".")[:3])
-    else:
-        basis = "minor"
-    return HeadTarget(str(ray["value"]), version, basis, str(ray.get("source")), str(python.get("source")))
+    assert want is not None and head.ray is not None and head.python is not None
+    basis = ("exact" if head.python.exact else "guess") if want.exact else "minor"
+    return HeadTarget(str(head.ray.value), want, basis, head.ray.source, head.python.source)
 
 
-def judge_local(report: Report, head: HeadTarget, mode: str) -> Judged:
+def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
     """Whether the judged interpreter already is what fix would build.
 
     Stricter than check's verdict on purpose: Ray equal, Python equal to the
     patch (when the head's patch is known), the Ray Client extras present
-    (client mode) and the requirements file satisfied.
+    (client mode: no ``packages.client_extras.missing`` finding) and the
+    requirements file satisfied (``packages.requirements`` did not fail).
     """
-    local = report.local or {}
-    py, ray = local.get("python"), local.get("ray")
+    local = checked.local
     reasons: list[str] = []
-    if not py:
+    if local is None:
         reasons.append("it could not be inspected")
-    elif head.basis == "minor":
-        if _minor(str(py)) != head.python:
-            reasons.append(f"Python {py} ≠ {head.python}")
-    elif str(py) != head.python:
-        reasons.append(f"Python {py} ≠ {head.python}")
-    if py:
-        if ray is None:
+    else:
+        if not head.want.satisfies(local.python):
+            reasons.append(f"Python {local.python} ≠ {head.python}")
+        if local.ray is None:
             reasons.append("Ray is not installed")
-        elif not _version_equal(str(ray), head.ray):
-            reasons.append(f"Ray {ray} ≠ {head.ray}")
-    extras = _result(report, "packages.client_extras")
-    if mode == "client" and extras is not None and extras.status is Status.FAIL:
+        elif not release_equal(local.ray, head.ray):
+            reasons.append(f"Ray {local.ray} ≠ {head.ray}")
+    if mode == "client" and CLIENT_EXTRAS_MISSING in checked.codes:
         reasons.append("the Ray Client extras (ray[client]) are missing")
-    reqs = _result(report, "packages.requirements")
-    if reqs is not None and reqs.status in (Status.FAIL, Status.ERROR):
-        name = Path(str((report.local or {}).get("requirements") or "the requirements file")).name
+    if checked.failed(REQUIREMENTS_CHECK):
+        name = checked.requirements.name if checked.requirements else "the requirements file"
         reasons.append(f"the requirements of {name} are not met")
-    return Judged(local.get("executable"), py, ray, local.get("chosen_by"), not reasons, reasons)
+    return Judged(
+        local.executable if local else checked.interpreter,
+        local.python if local else None,
+        local.ray if local else None,
+        local.chosen_by if local else checked.chosen_by,
+        not reasons,
+        reasons,
+    )
 
 
-def findings(report: Report) -> list[dict[str, str]]:
-    """check's failures and warnings, for the plan's "why"."""
+def findings(checked: Checked) -> list[dict[str, str]]:
+    """check's failures and warnings, for the plan's "why" (shown, never read back)."""
     bad = (Status.FAIL, Status.ERROR, Status.WARN)
-    return [{"id": r.id, "status": r.status.value, "summary": r.summary} for r in report.results if r.status in bad]
+    return [
+        {"id": r.id, "code": r.code, "status": r.status.value, "summary": r.summary}
+        for r in checked.findings
+        if r.status in bad
+    ]
 
 
 # -- requirements -------------------------------------------------------------------
@@ -464,7 +529,7 @@ def plan_install(requirements: Path | None, ray: str, installer: str) -> tuple[I
 
 
 def plan_interpreter(
-    want: str,
+    want: VersionSpec,
     conda_name: str,
     *,
     use_conda: bool,
@@ -473,45 +538,47 @@ def plan_interpreter(
 ) -> tuple[InterpreterPlan, list[str]]:
     """Where the interpreter will come from, decided without creating anything.
 
-    Same order as ``providers.find_interpreter``: the exact patch already
+    The providers' order (``doctor.fix.providers``): the exact patch already
     here, then conda, then the same minor. Only existing interpreters are
-    run; conda is located but not called.
+    run (``doctor.fix.discover``); conda is located but not called.
     """
-    try:
-        found: Interpreter | None = find_interpreter(
-            want, conda=None, allow_conda=False, env_name=conda_name, search_dirs=search_dirs, environ=environ
+    found = discover(want, use_conda=use_conda, search_dirs=search_dirs, environ=environ)
+    if found.exact is not None:
+        return InterpreterPlan("existing", want, found.exact), []
+    if found.conda is not None:
+        return (
+            InterpreterPlan(
+                "conda",
+                want,
+                found.closest,
+                conda_env=conda_name,
+                conda_exe=found.conda.exe,
+                conda_flavor=found.conda.flavor,
+            ),
+            [],
         )
-        missing: FixError | None = None
-    except FixError as exc:
-        found, missing = None, exc
-    if found is not None and found.exact:
-        return InterpreterPlan("existing", want, found.path, found.version, found.source, True), []
-    conda = Conda.locate(environ) if use_conda else None
-    if conda is not None:
-        fallback = f"Python {found.version} from {found.source} ({found.path})" if found else None
-        return InterpreterPlan("conda", want, conda_env=conda_name, conda_exe=conda.exe, fallback=fallback), []
-    if found is not None:
-        plan = InterpreterPlan("closest", want, found.path, found.version, found.source, False)
+    if found.closest is not None:
+        warning = closest_warning(want, found.closest)
+        plan = InterpreterPlan("closest", want, found.closest, warnings=(warning,))
         hint = "" if use_conda else " (--no-conda)"
-        return plan, [f"no conda here{hint}: " + w for w in found.warnings]
-    assert missing is not None
-    raise FixError(missing.message, hint=missing.hint)
+        return plan, [f"no conda here{hint}: {warning}"]
+    raise no_interpreter(want, conda_name)
 
 
 def make_plan(
     options: FixOptions,
-    report: Report,
+    checked: Checked,
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Plan:
-    """Turn check's report into a plan. Raises UsageError/FixError when fix cannot go on."""
+    """Turn what check judged into a plan. Raises UsageError/FixError when fix cannot go on."""
     environ = dict(os.environ if environ is None else environ)
     cwd = (cwd or Path.cwd()).absolute()
-    if report.error:
-        raise UsageError(report.error)
-    head = head_target(report)
-    judged = judge_local(report, head, options.target.mode)
+    if checked.error:
+        raise UsageError(checked.error)
+    head = head_target(checked.head)
+    judged = judge_local(checked, head, options.target.mode)
     name = env_dir_name(head.ray, head.python)
     env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
     dest = env_dir / name
@@ -525,9 +592,9 @@ def make_plan(
         cwd=cwd,
         verify=True,
         roundtrip=options.target.roundtrip,
-        findings=findings(report),
-        target=report.target,
-        check=report,
+        findings=findings(checked),
+        target=checked.target,
+        checked=checked,
     )
     if options.export is not None:
         from doctor.fix.export import check_export_target
@@ -549,7 +616,7 @@ def make_plan(
     plan.install, install_warnings = plan_install(requirements, head.ray, options.installer)
     plan.warnings += install_warnings
     plan.interpreter, interp_warnings = plan_interpreter(
-        head.python,
+        head.want,
         conda_env_name(head.ray, head.python),
         use_conda=options.use_conda,
         environ=environ,

@@ -1,4 +1,8 @@
-"""Carry out a fix plan: interpreter, venv, install, verify, export.
+"""Carry out a fix plan: interpreter, venv, install, verify, export; the one place fix creates things.
+
+``run_fix`` is ``raydoctor fix`` as a library call: options in, a ``doctor.model.Report``
+(command ``"fix"``) out, with the plan, the steps and the outcome in ``Report.extra``,
+one ``error`` and one exit-code rule (``Report.exit_code``).
 
 The order of operations is what makes fix safe to interrupt:
 
@@ -7,15 +11,17 @@ The order of operations is what makes fix safe to interrupt:
    (0: refuse at once). After the wait it looks again: the other run has
    usually just built the very env it wanted, and then there is nothing to do.
 2. ``remove_stale_temps``: leftovers of a fix that was SIGKILLed.
-3. The interpreter (an existing one, or a conda env this run may create),
-   ``create_venv`` in a temporary sibling, the install, ``write_marker``,
-   ``commit_venv`` (one rename).
+3. The interpreter (``provider_for(plan.interpreter)``: an existing one, or a
+   conda env this run may create), ``create_venv`` in a temporary sibling, the
+   install, ``write_marker``, ``commit_venv`` (one rename).
 4. On any exception (Ctrl-C and SIGTERM included) before the rename:
-   delete the temporary venv and the conda env *this run* created, with
-   Ctrl-C ignored while doing so, then re-raise. Nothing else is touched:
-   an older env at ``dest`` stays as it was, a reused conda env stays.
-5. After the rename, verify with ``run_check`` using the new interpreter
-   (an interruption there leaves the finished env in place, as it should).
+   delete the temporary venv and undo the provider (the conda env *this run*
+   created), with Ctrl-C ignored while doing so, then re-raise. Nothing else is
+   touched: an older env at ``dest`` stays as it was, a reused conda env stays.
+5. After the rename, verify with ``run_check`` using the new interpreter and told
+   that fix installed the head's Ray over any pin in the requirements file
+   (``TargetOptions.ray_override``), so the check judges that pin itself (an
+   interruption there leaves the finished env in place, as it should).
 """
 
 from __future__ import annotations
@@ -24,18 +30,31 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from doctor.errors import EXIT_INTERRUPTED, DoctorError, FixError
-from doctor.fix.conda import Conda, CondaEnv, CondaError
+from doctor.fix.conda import CondaError
+from doctor.fix.discover import CondaLocation
 from doctor.fix.install import InstallError, choose_installer
-from doctor.fix.plan import BUILD, FIX_SCHEMA, REBUILD, FixOptions, Plan, conda_env_name, shown, up_to_date
+from doctor.fix.plan import (
+    BUILD,
+    REBUILD,
+    UP_TO_DATE,
+    FixOptions,
+    InterpreterPlan,
+    Plan,
+    activation_commands,
+    gather,
+    make_plan,
+    shown,
+    up_to_date,
+)
 from doctor.fix.progress import Steps
-from doctor.fix.providers import Interpreter, find_interpreter
+from doctor.fix.providers import CondaProvider, Existing, Interpreter, Provider
 from doctor.fix.venv import (
     EnvLock,
     commit_venv,
@@ -47,9 +66,10 @@ from doctor.fix.venv import (
     venv_python,
     write_marker,
 )
-from doctor.model import Report, Result, Status
+from doctor.model import Report
 
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_DECLINED = 1
 
 
 class Terminated(KeyboardInterrupt):
@@ -77,47 +97,28 @@ class StepRecord:
 
 
 @dataclass
-class FixOutcome:
-    """Everything one ``raydoctor fix`` did; rendered once, as text or JSON."""
+class Outcome:
+    """What one ``raydoctor fix`` did, gathered while it works.
 
-    plan: Plan | None = None
+    No error and no exit code here: those are the Report's (``fix_report``).
+    """
+
+    cwd: Path
     dry_run: bool = False
     declined: bool = False
+    interrupted: bool = False
     steps: list[StepRecord] = field(default_factory=list)
     env: Path | None = None
     interpreter: dict[str, Any] | None = None
     conda_env: dict[str, Any] | None = None
     built: bool = False
     built_by_other: bool = False  # another fix built it while this one waited for the lock
-    check: Report | None = None
     export: dict[str, Any] | None = None
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    error_details: list[str] = field(default_factory=list)
-    error_exit_code: int | None = None
-    interrupted: bool = False
-    duration_s: float = 0.0
+    check: Report | None = None  # the final check (its findings become the fix Report's results)
 
-    @property
-    def exit_code(self) -> int:
-        """0 when the final check has no failures; 1 otherwise or on a failure; 2 usage; 130 Ctrl-C."""
-        if self.error_exit_code is not None:
-            return self.error_exit_code
-        if self.check is not None:
-            return self.check.exit_code
-        return 1 if self.declined else 0
-
-    def activation(self) -> dict[str, str]:
-        from doctor.fix.plan import activation_commands
-
-        if self.env is None or self.plan is None:
-            return {}
-        return activation_commands(self.env, self.plan.cwd)
-
-    def to_dict(self) -> dict[str, Any]:
-        from doctor import __version__
-
+    def to_dict(self, plan: Plan | None) -> dict[str, Any]:
         env = None
         if self.env is not None:
             env = {
@@ -127,40 +128,65 @@ class FixOutcome:
                 "built_by_other_run": self.built_by_other,
                 "interpreter": self.interpreter,
                 "conda_env": self.conda_env,
-                "activate": self.activation(),
+                "activate": activation_commands(self.env, self.cwd),
             }
         return {
-            "schema": FIX_SCHEMA,
-            "raydoctor_version": __version__,
-            "command": "fix",
-            "exit_code": self.exit_code,
-            "error": self.error,
-            "error_details": list(self.error_details),
+            "action": plan.action if plan else None,
             "dry_run": self.dry_run,
             "declined": self.declined,
             "interrupted": self.interrupted,
-            "action": self.plan.action if self.plan else None,
-            "plan": self.plan.to_dict() if self.plan else None,
-            "steps": [s.to_dict() for s in self.steps],
             "env": env,
             "export": self.export,
-            "check": self.check.to_dict() if self.check else None,
             "removed": list(self.removed),
             "warnings": list(self.warnings),
-            "duration_s": round(self.duration_s, 3),
         }
 
-    def fail(self, exc: BaseException) -> None:
-        """Record why fix stopped."""
-        if isinstance(exc, KeyboardInterrupt):
-            self.interrupted = True
-            self.error = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-            self.error_exit_code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-        elif isinstance(exc, DoctorError):
-            self.error = str(exc)
-            self.error_exit_code = exc.exit_code
-            if isinstance(exc, InstallError):
-                self.error_details = list(exc.details)
+
+def fix_report(
+    plan: Plan | None,
+    outcome: Outcome,
+    *,
+    before: Report | None = None,
+    after: Report | None = None,
+    error: BaseException | None = None,
+    duration_s: float = 0.0,
+) -> Report:
+    """The one document of ``raydoctor fix``.
+
+    ``results`` are the final check's (with the new interpreter), so the exit code
+    follows the one rule: ``error_exit_code`` when fix stopped (2 usage, 1 failure or
+    a "no" at the prompt, 130 Ctrl-C, 143 SIGTERM), else 1 when a finding fails, else 0.
+    ``target``/``head``/``local`` are the final check's, else those of the check the
+    plan was made from. The plan, the steps and the outcome are in ``extra``.
+    """
+    shown_by = after if after is not None and not after.error else before
+    report = Report(
+        "fix",
+        results=list(after.results) if after is not None else [],
+        target=dict(shown_by.target) if shown_by else {},
+        head=dict(shown_by.head) if shown_by else {},
+        local=dict(shown_by.local) if shown_by else {},
+        duration_s=duration_s,
+    )
+    if isinstance(error, KeyboardInterrupt):
+        outcome.interrupted = True
+        report.error = "terminated (SIGTERM)" if isinstance(error, Terminated) else "interrupted (Ctrl-C)"
+        report.error_exit_code = EXIT_TERMINATED if isinstance(error, Terminated) else EXIT_INTERRUPTED
+    elif isinstance(error, DoctorError):
+        report.error = str(error)
+        report.error_exit_code = error.exit_code
+    elif outcome.declined:
+        report.error = "you answered no at the prompt: nothing was done"
+        report.error_exit_code = EXIT_DECLINED
+    elif after is not None and after.error:
+        report.error = f"the final check could not run: {after.error}"
+        report.error_exit_code = after.exit_code
+    report.extra = {
+        "plan": plan.to_dict() if plan else None,
+        "steps": [s.to_dict() for s in outcome.steps],
+        "outcome": outcome.to_dict(plan),
+    }
+    return report
 
 
 # -- signals -----------------------------------------------------------------------
@@ -215,7 +241,7 @@ class _Step:
 
 
 @contextmanager
-def _step(outcome: FixOutcome, steps: Steps, name: str, text: str) -> Iterator[_Step]:
+def _step(outcome: Outcome, steps: Steps, name: str, text: str) -> Iterator[_Step]:
     state = _Step()
     started = time.perf_counter()
     steps.begin(name, text)
@@ -238,6 +264,41 @@ def _step(outcome: FixOutcome, steps: Steps, name: str, text: str) -> Iterator[_
         )
 
 
+# -- the interpreter -------------------------------------------------------------------
+
+
+def provider_for(ip: InterpreterPlan, environ: Mapping[str, str] | None = None) -> Provider:
+    """The provider the plan described: the only way from a plan to something that may create."""
+    if ip.how == "conda":
+        assert ip.conda_exe is not None and ip.conda_env is not None
+        location = CondaLocation(ip.conda_exe, ip.conda_flavor or "conda")
+        return CondaProvider.at(location, ip.conda_env, ip.want, ip.found, environ=environ)
+    assert ip.found is not None
+    return Existing(ip.found.with_warnings(*ip.warnings) if ip.warnings else ip.found)
+
+
+def _get_interpreter(provider: Provider, plan: Plan, outcome: Outcome, steps: Steps) -> Interpreter:
+    """The planned interpreter: as is, or made by conda (``provider.undo`` removes what that created)."""
+    if isinstance(provider, CondaProvider):
+        text = provider.describe()
+    elif plan.interpreter is not None and plan.interpreter.how == "closest":
+        text = f"Python {plan.head.python}: the closest here, {provider.describe()}"
+    else:
+        text = provider.describe()
+    with _step(outcome, steps, provider.step, text) as st:
+        interp = provider.provide()
+        st.summary = f"Python {interp.version} from {interp.source} ({interp.path})"
+        if interp.created is not None:
+            st.summary += " (created by this run)"
+        elif interp.conda_env is not None:
+            st.summary += " (reused: an earlier raydoctor run made it)"
+    for warning in interp.warnings:
+        outcome.warnings.append(warning)
+        if not any(warning in w for w in plan.warnings):  # the plan already said it
+            steps.note(warning)
+    return interp
+
+
 # -- building ------------------------------------------------------------------------
 
 
@@ -257,76 +318,28 @@ def _take_lock(dest: Path, timeout: float, steps: Steps, cwd: Path) -> EnvLock:
     return lock
 
 
-def _get_interpreter(
-    plan: Plan,
-    options: FixOptions,
-    outcome: FixOutcome,
-    steps: Steps,
-    environ: Mapping[str, str],
-    created: list[tuple[Conda, CondaEnv]],
-) -> Interpreter:
-    """The planned interpreter as is, or the real lookup (which may create a conda env)."""
-    ip = plan.interpreter
-    assert ip is not None
-    ready = ip.interpreter()
-    if ready is not None:
-        with _step(outcome, steps, "interpreter", f"Python {ready.version} from {ready.source}") as st:
-            st.summary = f"Python {ready.version} from {ready.source} ({ready.path})"
-        return ready
-    name = "conda" if ip.how == "conda" else "interpreter"
-    text = (
-        f"conda env {ip.conda_env} with python={ip.want}"
-        if ip.how == "conda"
-        else f"Python {ip.want}: looking for the closest interpreter"
-    )
-    with _step(outcome, steps, name, text) as st:
-        conda = Conda.locate(environ) if options.use_conda else None
-        interp = find_interpreter(
-            plan.head.python,
-            conda=conda,
-            env_name=ip.conda_env or conda_env_name(plan.head.ray, plan.head.python),
-            allow_conda=options.use_conda,
-            search_dirs=options.search_dirs,
-            environ=environ,
-        )
-        if interp.created is not None and conda is not None:
-            created.append((conda, interp.created))
-        st.summary = f"Python {interp.version} from {interp.source} ({interp.path})"
-        if interp.created is not None:
-            st.summary += " (created by this run)"
-        elif interp.source.startswith("conda env"):
-            st.summary += " (reused: an earlier raydoctor run made it)"
-    for warning in interp.warnings:
-        outcome.warnings.append(warning)
-        if not any(warning in w for w in plan.warnings):  # the plan already said it
-            steps.note(warning)
-    return interp
-
-
-def _cleanup(
-    outcome: FixOutcome, dest: Path, venv_started: bool, created: list[tuple[Conda, CondaEnv]], cwd: Path
-) -> None:
-    """Remove exactly what this run created: the temporary venv and a conda env it made."""
+def _cleanup(outcome: Outcome, dest: Path, venv_started: bool, provider: Provider | None, cwd: Path) -> None:
+    """Remove exactly what this run created: the temporary venv and what the provider made."""
     tmp = temp_path(dest)
     if tmp.exists() or tmp.is_symlink():
         discard_venv(tmp)
     if venv_started and not tmp.exists():
         outcome.removed.append(f"the unfinished venv {shown(tmp, cwd)}")
-    for conda, env in created:
-        try:
-            conda.remove(env)
-            outcome.removed.append(f"conda env {env.name} ({env.prefix}), created by this run")
-        except CondaError as exc:
-            outcome.warnings.append(f"could not remove conda env {env.name} that this run created: {exc}")
+    if provider is None:
+        return
+    try:
+        outcome.removed += provider.undo()
+    except CondaError as exc:
+        outcome.warnings.append(f"could not remove what this run created ({provider.describe()}): {exc}")
 
 
-def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, environ: Mapping[str, str]) -> None:
+def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> None:
     """Build the env atomically under its lock; on any failure remove what this run created, re-raise."""
     assert plan.install is not None and plan.interpreter is not None
     dest, cwd = plan.env_path, plan.cwd
     made_dir = not dest.parent.exists()
     lock = _take_lock(dest, options.lock_timeout, steps, cwd)
-    created: list[tuple[Conda, CondaEnv]] = []
+    provider: Provider | None = None
     venv_started = False
     ok = False
     try:
@@ -345,7 +358,8 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, en
                 )
                 ok = True
                 return
-        interp = _get_interpreter(plan, options, outcome, steps, environ, created)
+        provider = provider_for(plan.interpreter, environ)
+        interp = _get_interpreter(provider, plan, outcome, steps)
         venv_started = True
         with _step(
             outcome, steps, "venv", f"a virtualenv from Python {interp.version} ({plan.install.installer})"
@@ -364,7 +378,6 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, en
                     verbose=options.verbose,
                     on_output=steps.output if options.verbose else None,
                 )
-            conda_name = interp.source[len("conda env ") :] if interp.source.startswith("conda env ") else None
             write_marker(
                 tmp,
                 ray_version=plan.head.ray,
@@ -373,7 +386,7 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, en
                 interpreter=str(interp.path),
                 interpreter_version=interp.version,
                 interpreter_source=interp.source,
-                conda_env=conda_name,
+                conda_env=interp.conda_env,
                 installer=install.installer,
                 requirements=str(install.requirements or ""),
             )
@@ -381,18 +394,17 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, en
             st.summary = f"{shown(dest, cwd)}: Ray {plan.head.ray} on Python {interp.version}"
         outcome.env, outcome.built = dest, True
         _record_interpreter(outcome, read_marker(dest) or {})
-        if created:
-            conda, env = created[0]
+        if interp.created is not None:
             outcome.conda_env = {
-                "name": env.name,
-                "prefix": str(env.prefix),
+                "name": interp.created.name,
+                "prefix": str(interp.created.prefix),
                 "created": True,
                 "note": "the venv's interpreter lives there: keep it while you use the venv",
             }
         ok = True
     except BaseException:
         with uninterruptible():
-            _cleanup(outcome, dest, venv_started, created, cwd)
+            _cleanup(outcome, dest, venv_started, provider, cwd)
         raise
     finally:
         lock.release()
@@ -404,7 +416,7 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, en
                 pass
 
 
-def _record_interpreter(outcome: FixOutcome, marker: Mapping[str, Any]) -> None:
+def _record_interpreter(outcome: Outcome, marker: Mapping[str, Any]) -> None:
     outcome.interpreter = {
         "path": marker.get("interpreter"),
         "version": marker.get("interpreter_version"),
@@ -417,47 +429,12 @@ def _record_interpreter(outcome: FixOutcome, marker: Mapping[str, Any]) -> None:
 # -- proving it ----------------------------------------------------------------------
 
 
-def _explain_override(report: Report, plan: Plan) -> None:
-    """A file that pins another Ray fails check's requirements test although the env is right.
+def verify(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> Report:
+    """``check`` with the new interpreter and the same target (the round trip too, unless --no-roundtrip).
 
-    fix overrode that pin on purpose (and said so in the plan); when the pin
-    is the only problem, the failure becomes a warning that says to edit the
-    file, so fix's exit code reflects the env it built.
+    The check is told that fix installed the head's Ray over any Ray pin in the
+    requirements file (``ray_override``): it judges that pin knowing so.
     """
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    for index, res in enumerate(report.results):
-        if res.id != "packages.requirements" or res.status is not Status.FAIL:
-            continue
-        data = res.data or {}
-        if data.get("missing") or not data.get("head_conflict"):
-            continue
-        names = []
-        for wrong in data.get("wrong") or []:
-            try:
-                names.append(canonicalize_name(Requirement(str(wrong).split(" (installed")[0]).name))
-            except InvalidRequirement:
-                names.append("?")
-        if any(n != "ray" for n in names):
-            continue
-        conflict = "; ".join(data["head_conflict"])
-        report.results[index] = Result(
-            res.id,
-            res.category,
-            res.title,
-            Status.WARN,
-            f"{conflict}: fix installed Ray {plan.head.ray} anyway (a constraint overrode the pin; the file is "
-            "unchanged). Edit the pin so that others get the right Ray too",
-            res.details,
-            res.remediation,
-            res.duration_s,
-            {**data, "overridden_by_fix": True},
-        )
-
-
-def verify(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, environ: Mapping[str, str]) -> Report:
-    """``check`` with the new interpreter and the same target (the round trip too, unless --no-roundtrip)."""
     from doctor.app import run_check
     from doctor.render import summary_line
 
@@ -468,19 +445,18 @@ def verify(plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, e
         python=str(python),
         roundtrip=plan.roundtrip,
         requirements=plan.install.requirements if plan.install else options.target.requirements,
+        ray_override=plan.head.ray,
     )
     trip = "round trip included" if plan.roundtrip else "no round trip"
     with _step(outcome, steps, "verify", f"raydoctor check with {shown(python, plan.cwd)} ({trip})") as st:
         report = run_check(target, environ=environ, cwd=plan.cwd, verbose=options.verbose)
-        _explain_override(report, plan)
-        outcome.check = report
         st.summary = summary_line(report) if not report.error else f"check could not run: {report.error}"
         st.status = "ok" if report.exit_code == 0 else "fail"
     return report
 
 
 def export(
-    plan: Plan, options: FixOptions, steps: Steps, outcome: FixOutcome, python: Path, interpreter_version: str | None
+    plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, python: Path, interpreter_version: str | None
 ) -> None:
     """``--export``: the env's packages as an environment.yml."""
     from doctor.fix.export import export_env
@@ -505,40 +481,74 @@ def export(
         }
 
 
-def execute(plan: Plan, options: FixOptions, steps: Steps, *, environ: Mapping[str, str] | None = None) -> FixOutcome:
-    """Carry out ``plan`` (build or rebuild, verify, export); never raises a DoctorError or Ctrl-C.
+def execute(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> None:
+    """Carry out ``plan`` (build or rebuild, verify, export); the final check goes to ``outcome.check``.
 
-    Ctrl-C and SIGTERM are caught after the cleanup and recorded in the
-    outcome (exit 130 / 143), so the caller can still render one document.
+    Raises what stopped it (a DoctorError, Ctrl-C, SIGTERM as ``Terminated``) after the
+    cleanup; an unwritable env folder becomes a FixError.
     """
-    environ = dict(os.environ if environ is None else environ)
-    outcome = FixOutcome(plan=plan)
+    try:
+        if plan.action in (BUILD, REBUILD):
+            build(plan, options, steps, outcome, environ)
+        elif plan.action == UP_TO_DATE:
+            outcome.env = plan.env_path
+            _record_interpreter(outcome, read_marker(plan.env_path) or {})
+        if outcome.env is not None and outcome.built:
+            outcome.check = verify(plan, options, steps, outcome, environ)
+        if plan.export is not None:
+            if outcome.env is not None:
+                version = (outcome.interpreter or {}).get("version")
+                export(plan, options, steps, outcome, venv_python(outcome.env), version)
+            elif plan.judged.executable:
+                export(plan, options, steps, outcome, Path(plan.judged.executable), plan.judged.python)
+    except OSError as exc:  # a read-only or full env dir: build() has cleaned up; one line, no traceback
+        where = exc.filename or plan.env_path
+        raise FixError(
+            f"cannot write {where}: {exc.strerror or exc}", hint="choose another --env-dir, or free space there"
+        ) from None
+
+
+def run_fix(
+    options: FixOptions,
+    steps: Steps,
+    *,
+    confirm: Callable[[Plan], bool],
+    on_plan: Callable[[Plan], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Report:
+    """``raydoctor fix`` as a library call; never raises a DoctorError or Ctrl-C.
+
+    check (no round trip: the plan needs facts) → ``make_plan`` → ``on_plan`` (show it)
+    → stop for ``--dry-run`` → ``confirm`` (prompting and ``--yes`` live in the caller,
+    as conda's fixers take a ``confirm`` callback) → ``execute``. Ctrl-C and SIGTERM
+    are caught after the cleanup and recorded (exit 130 / 143).
+    """
     started = time.perf_counter()
+    environ = dict(os.environ if environ is None else environ)
+    cwd = (cwd or Path.cwd()).absolute()
+    outcome = Outcome(cwd, dry_run=options.dry_run)
+    plan: Plan | None = None
+    before: Report | None = None
+    error: BaseException | None = None
     with sigterm_as_interrupt():
         try:
-            if plan.action in (BUILD, REBUILD):
-                build(plan, options, steps, outcome, environ)
-            elif plan.action == "up-to-date":
-                outcome.env = plan.env_path
-                _record_interpreter(outcome, read_marker(plan.env_path) or {})
-            if outcome.env is not None and outcome.built:
-                verify(plan, options, steps, outcome, environ)
-            if plan.export is not None:
-                if outcome.env is not None:
-                    version = (outcome.interpreter or {}).get("version")
-                    export(plan, options, steps, outcome, venv_python(outcome.env), version)
-                elif plan.judged.executable:
-                    export(plan, options, steps, outcome, Path(plan.judged.executable), plan.judged.python)
-        except (DoctorError, KeyboardInterrupt) as exc:
-            outcome.fail(exc)
-        except OSError as exc:  # a read-only or full env dir: build() has cleaned up; one line, no traceback
-            where = exc.filename or plan.env_path
-            outcome.fail(
-                FixError(
-                    f"cannot write {where}: {exc.strerror or exc}", hint="choose another --env-dir, or free space there"
+            with steps.waiting("Reading the cluster and this machine…"):
+                before, checked = gather(
+                    replace(options.target, roundtrip=False), environ=environ, cwd=cwd, verbose=options.verbose
                 )
-            )
+                plan = make_plan(options, checked, environ=environ, cwd=cwd)
+            if on_plan is not None:
+                on_plan(plan)
+            if not options.dry_run:
+                if plan.acts and not confirm(plan):
+                    outcome.declined = True
+                else:
+                    execute(plan, options, steps, outcome, environ)
+        except (DoctorError, KeyboardInterrupt) as exc:
+            error = exc
         finally:
             steps.close()
-    outcome.duration_s = time.perf_counter() - started
-    return outcome
+    return fix_report(
+        plan, outcome, before=before, after=outcome.check, error=error, duration_s=time.perf_counter() - started
+    )
