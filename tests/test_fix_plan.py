@@ -60,10 +60,10 @@ LOCAL311 = local_facts("/usr/bin/python3", "3.11.7")
 UNSET = object()
 
 
-def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=UNSET, results=()) -> Checked:
+def report(head_python=fact("3.12.1"), head_ray=fact("2.49.2"), local=UNSET, results=(), problems=()) -> Checked:
     """What check judged, typed (named ``report`` for history: it is a ``Checked``)."""
     return Checked(
-        HeadFacts(ray=head_ray, python=head_python, sources_tried=["dashboard"]),
+        HeadFacts(ray=head_ray, python=head_python, sources_tried=("dashboard",), problems=tuple(problems)),
         LOCAL311 if local is UNSET else local,
         interpreter="/usr/bin/python3",
         chosen_by="python3 on PATH",
@@ -102,8 +102,8 @@ def test_unknown_head_version_refuses_with_how_to_learn_it(missing: str) -> None
     rep = report(
         head_ray=None if missing in ("ray", "both") else fact("2.49.2"),
         head_python=None if missing in ("python", "both") else fact("3.12.1"),
+        problems=["the tag latest names no version"],
     )
-    rep.head.problems.append("the tag latest names no version")
     with pytest.raises(UsageError) as info:
         head_target(rep.head)
     text = str(info.value)

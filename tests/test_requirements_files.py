@@ -17,6 +17,7 @@ import pytest
 from doctor.checks.basics import requirement_pins
 from doctor.cli import main
 from doctor.errors import UsageError
+from doctor.head.facts import HeadFacts
 from doctor.local.requirements import (
     MAX_DEPTH,
     conda_requirement,
@@ -24,7 +25,7 @@ from doctor.local.requirements import (
     load_requirements,
     mask_credentials,
 )
-from doctor.model import Status
+from doctor.model import Fact, Status
 from doctor.options import TargetOptions
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"  # a target known from its tag alone: no cluster, no Docker needed
@@ -346,7 +347,10 @@ def fake_ctx(reqs, distributions: dict[str, str], head_ray: str | None = "2.49.2
     return SimpleNamespace(
         requirements=reqs,
         local_or_none=lambda: local,
-        head=lambda: SimpleNamespace(ray_version=head_ray),
+        head=lambda: HeadFacts(
+            ray=Fact(head_ray, "test") if head_ray else None, python=Fact("3.12.1", "test"), sources_tried=("test",)
+        ),
+        environ={},
         options=TargetOptions(),
     )
 

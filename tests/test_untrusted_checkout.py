@@ -415,17 +415,20 @@ PY312 = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions" 
 @pytest.mark.parametrize("flags", [{}, {"rebuild": True}, {"export": "req.txt"}])
 def test_a_forged_env_folder_is_not_up_to_date_not_run_not_deleted(tmp_path, flags):
     from doctor.errors import FixError
-    from doctor.fix.plan import FixOptions, make_plan
+    from doctor.fix.plan import Checked, FixOptions, make_plan
     from doctor.fix.venv import MARKER
-    from doctor.model import Report
+    from doctor.head.facts import HeadFacts
+    from doctor.local.interpreter import LocalFacts
+    from doctor.model import Fact
     from doctor.options import TargetOptions
 
-    fact = {"value": None, "source": "running cluster (http://h:8265/api/v0/cluster_metadata)", "exact": True}
-    report = Report(
-        "check",
+    source = "running cluster (http://h:8265/api/v0/cluster_metadata)"
+    report = Checked(
+        HeadFacts(ray=Fact("2.49.2", source), python=Fact("3.12.1", source), sources_tried=("dashboard",)),
+        LocalFacts("/usr/bin/python3", "3.11.7", "CPython", "x86_64", "Linux", "/p", "/p", "python3 on PATH", {}),
+        interpreter="/usr/bin/python3",
+        chosen_by="python3 on PATH",
         target={"kind": "address"},
-        head={"ray": {**fact, "value": "2.49.2"}, "python": {**fact, "value": "3.12.1"}, "problems": []},
-        local={"executable": "/usr/bin/python3", "python": "3.11.7", "ray": None, "chosen_by": "python3 on PATH"},
     )
     extra = {k: (tmp_path / v if k == "export" else v) for k, v in flags.items()}
     opts = FixOptions(

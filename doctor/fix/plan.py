@@ -391,7 +391,7 @@ def gather(
     verbose: bool = False,
 ) -> tuple[Report, Checked]:
     """Run ``check`` on ``target`` and keep its typed facts (read-only: checks create nothing)."""
-    from doctor.check import run_check
+    from doctor.app import run_check
 
     contexts: list[CheckContext] = []
     report = run_check(target, environ=environ, cwd=cwd, verbose=verbose, on_context=contexts.append)
