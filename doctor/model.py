@@ -122,22 +122,6 @@ def finding(
     return Result(check_id, "", title, status, summary, details or [], fix, 0.0, data or {}, code)
 
 
-def result(
-    check_id: str,
-    category: str,
-    title: str,
-    status: Status,
-    summary: str,
-    *,
-    details: list[str] | None = None,
-    fix: Remediation | None = None,
-    data: dict[str, Any] | None = None,
-    code: str = "",
-) -> Result:
-    """The old spelling with the identity written out (being replaced by ``finding``)."""
-    return Result(check_id, category, title, status, summary, details or [], fix, 0.0, data or {}, code)
-
-
 @dataclass
 class Report:
     """Everything one run of a command found: the one document type of ``check``, ``report`` and ``fix``.

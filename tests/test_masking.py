@@ -55,8 +55,8 @@ def test_known_values_masked_longest_first():
 
 
 def test_control_characters_are_stripped():
-    assert sanitize(f"Ray {ESC}2.49.2\r\x00") == "Ray 2.49.2"
-    assert sanitize("two\nlines\tand a tab") == "two\nlines\tand a tab"
+    assert sanitize(f"Ray {ESC}2.49.2\r\x00", multiline=True) == "Ray 2.49.2"
+    assert sanitize("two\nlines\tand a tab", multiline=True) == "two\nlines\tand a tab"
     assert sanitize("\x1b[31mred\x1b[0m") == "red"
 
 

@@ -1,6 +1,6 @@
 """What a ``rayproject/ray`` image tag says about Ray, Python and CUDA.
 
-Tag grammar (REFERENCE §4)::
+Tag grammar (documented in ray-project/ray `docker/ray/README.md`, "Tags", plus the `.sha` build suffix)::
 
     {version}[.{sha6}][-pyXY][-cpu|-gpu|-cuXYZ|-tpu][-aarch64]
 

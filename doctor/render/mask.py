@@ -31,6 +31,7 @@ from pathlib import PurePath
 from typing import Any, Iterable, Mapping
 
 from doctor.model import Edit, Remediation, Report, Result
+from doctor.text import sanitize
 
 __all__ = ["MASK", "mask_report", "mask_text", "sanitize", "secret_env_values"]
 
@@ -61,16 +62,6 @@ _SECRET_PAIR = re.compile(
 _BEARER = re.compile(r"(\bBearer\s+)" + _NOT_MASKED + r"([^\s'\"`|]+)", re.I)
 # scheme://user:pass@host → scheme://user:***@host
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s@:'\"`]*:)" + _NOT_MASKED + r"[^/\s@'\"`]+@", re.I)
-# CSI and OSC sequences as a whole, then any C0/C1 control character left except tab and newline.
-_ESCAPE_SEQ = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def sanitize(text: str) -> str:
-    """``text`` without terminal escape sequences and C0/C1 control characters (tab and newline stay)."""
-    if not _CONTROL.search(text):
-        return text
-    return _CONTROL.sub("", _ESCAPE_SEQ.sub("", text))
 
 
 def secret_env_values(environ: Mapping[str, str] | None) -> frozenset[str]:
@@ -92,7 +83,7 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def _mask(text: str, ordered: list[str]) -> str:
-    text = sanitize(text)
+    text = sanitize(text, multiline=True)
     for secret in ordered:
         if secret in text:
             text = text.replace(secret, MASK)
