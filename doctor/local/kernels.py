@@ -109,12 +109,14 @@ def jupyter_path(environ: Mapping[str, str]) -> list[Path]:
     if environ.get("JUPYTER_PATH"):
         paths += [Path(p.rstrip(os.sep)) for p in environ["JUPYTER_PATH"].split(os.pathsep) if p]
     user = [jupyter_data_dir(environ)]
+    prefixes = _jupyter_prefixes(environ)
+    # site.ENABLE_USER_SITE of Jupyter's Python: off in a venv (pyvenv.cfg) and with PYTHONNOUSERSITE
+    user_site = not (prefixes and (prefixes[0][0] / "pyvenv.cfg").is_file()) and not environ.get("PYTHONNOUSERSITE")
     userbase = environ.get("PYTHONUSERBASE") or (str(_home(environ) / ".local") if os.name != "nt" else "")
-    if userbase and sys.platform != "darwin" and environ.get("PYTHONNOUSERSITE", "") == "":
+    if user_site and userbase and sys.platform != "darwin":
         user_dir = Path(userbase, "share", "jupyter")
         if user_dir not in user:
             user.append(user_dir)
-    prefixes = _jupyter_prefixes(environ)
     env = [p / "share" / "jupyter" for p, _ in prefixes if str(p / "share" / "jupyter") not in SYSTEM_JUPYTER_PATH]
     if "JUPYTER_PREFER_ENV_PATH" in environ:
         prefer_env = not _falsy(environ["JUPYTER_PREFER_ENV_PATH"])
