@@ -185,6 +185,12 @@ def test_fix_registers_updates_and_undoes_only_its_own(tmp_path: Path, jenv: dic
     mine_bytes = (mine / "kernel.json").read_bytes()
     base = ["fix", "--image", IMAGE, "--yes", "--no-conda", "--installer", "uv", "--no-roundtrip"]
 
+    dry = cli([*base, "--kernel", "--json", "--dry-run"], tmp_path, env)
+    planned = json.loads(dry.stdout)["plan"]["kernel"]
+    assert dry.returncode == 0 and planned["name"] == DEFAULT_KERNEL and not planned["exists"]
+    assert planned["display_name"] == f"Ray 2.49.2 · Python 3.12.1 ({IMAGE})"  # the env's Python, not the head's
+    assert not (kernels / DEFAULT_KERNEL).exists() and not (tmp_path / "envs").exists()
+
     first = cli([*base, "--kernel", "--json"], tmp_path, env)
     doc = json.loads(first.stdout)
     assert first.returncode == 0, (doc["error"], doc["steps"])

@@ -185,7 +185,9 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     if plan.export is not None:
         lines.append(("", f"  export        {shown(plan.export, cwd)} (conda's environment.yml)"))
     if plan.kernel is not None:
-        lines.append(("", f"  kernel        {plan.kernel.describe()}"))
+        from doctor.fix.kernel import kernel_python
+
+        lines.append(("", f"  kernel        {plan.kernel.describe(kernel_python(plan))}"))
     lines += [("yellow", f"  warning: {w}") for w in plan.warnings]
     return lines
 

@@ -339,11 +339,17 @@ class Plan:
             "warnings": list(self.warnings),
             "findings": list(self.findings),
             "target": dict(self.target),
-            "kernel": self.kernel.to_dict() if self.kernel is not None else None,
+            "kernel": self.kernel.to_dict(_kernel_python(self)) if self.kernel is not None else None,
         }
 
 
 # -- small helpers -----------------------------------------------------------------
+
+
+def _kernel_python(plan: Plan) -> str | None:
+    from doctor.fix.kernel import kernel_python
+
+    return kernel_python(plan)
 
 
 def _s(path: Path | None) -> str | None:
