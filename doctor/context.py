@@ -244,7 +244,9 @@ class CheckContext:
         self.token_withheld: str | None = (
             token_withheld(self.target.address, self.target.address_from, self.token.source) if self.token else None
         )
-        self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(options.python, self.environ)
+        self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
+            options.python, self.environ, kernel=options.kernel
+        )
         self.requirements_path = self._requirements_path()
         self.requirements: Requirements | None = (
             load_requirements(self.requirements_path) if self.requirements_path else None

@@ -41,3 +41,5 @@ class TargetOptions:
     # Set by fix's final check: fix installed this Ray with a constraint over any Ray pin in the
     # requirements file, so packages.requirements judges such a pin as overridden (a warning).
     ray_override: str | None = None
+    # --kernel NAME (check): judge the interpreter that Jupyter kernel runs (doctor.local.kernels).
+    kernel: str | None = None

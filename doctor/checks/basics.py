@@ -211,6 +211,14 @@ def ray_version(ctx: CheckContext) -> Result:
     )
 
 
+def _in_kernel(summary: str, local: LocalFacts) -> str:
+    """With ``--kernel NAME`` the judged Python is the kernel's: the finding says so instead of "locally"."""
+    if not local.chosen_by.startswith("kernel "):
+        return summary
+    name = local.chosen_by.split(" ", 2)[1]
+    return summary.replace(" locally", f" in the Jupyter kernel {name}", 1)
+
+
 def python_version(ctx: CheckContext) -> Result:
     title = f"Python version ({ctx.options.mode} mode)"
     head = ctx.head()
@@ -237,7 +245,7 @@ def python_version(ctx: CheckContext) -> Result:
         fix = Remediation(f"Use Python {want} locally: {how}.", commands)
     return finding(
         verdict.status,
-        verdict.summary,
+        _in_kernel(verdict.summary, local),
         code=f"versions.python.{verdict.cause}",
         title=title,
         details=list(verdict.details),

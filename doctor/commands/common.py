@@ -105,6 +105,12 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
         "--deep", action="store_true", help="also submit probe jobs that list the head's and every node's packages"
     )
     parser.add_argument("--no-roundtrip", dest="roundtrip", action="store_false", help="skip the ray.init round trip")
+    parser.add_argument(
+        "--kernel",
+        dest="check_kernel",
+        metavar="NAME",
+        help="judge the Python a Jupyter kernel runs (its kernel.json), not the shell's (see jupyter kernelspec list)",
+    )
 
 
 def options_from(args: argparse.Namespace) -> TargetOptions:
@@ -121,6 +127,7 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         deep=getattr(args, "deep", False),
         roundtrip=getattr(args, "roundtrip", True),
         cluster_file=getattr(args, "cluster_file", None),
+        kernel=getattr(args, "check_kernel", None),
     )
 
 

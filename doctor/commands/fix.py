@@ -105,6 +105,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--no-roundtrip", dest="roundtrip", action="store_false", help="skip the ray.init round trip in the final check"
     )
+    g.add_argument(
+        "--kernel",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="also register the env as a Jupyter kernel NAME (default: raydoctor-<env name>), with ipykernel, "
+        "in Jupyter's user data folder ($JUPYTER_DATA_DIR honoured); run again to update it",
+    )
+    g.add_argument(
+        "--kernel-prefix",
+        type=Path,
+        metavar="DIR",
+        help="register the kernel in DIR/share/jupyter/kernels instead (ipykernel install --prefix)",
+    )
 
 
 def fix_options(args: argparse.Namespace) -> FixOptions:
@@ -123,6 +137,8 @@ def fix_options(args: argparse.Namespace) -> FixOptions:
         yes=args.yes,
         verbose=args.verbose,
         lock_timeout=args.lock_timeout,
+        kernel=args.kernel if args.kernel is not None or args.kernel_prefix is None else "",
+        kernel_prefix=args.kernel_prefix,
     )
 
 
@@ -168,6 +184,10 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         ]
     if plan.export is not None:
         lines.append(("", f"  export        {shown(plan.export, cwd)} (conda's environment.yml)"))
+    if plan.kernel is not None:
+        from doctor.fix.kernel import kernel_python
+
+        lines.append(("", f"  kernel        {plan.kernel.describe(kernel_python(plan))}"))
     lines += [("yellow", f"  warning: {w}") for w in plan.warnings]
     return lines
 
@@ -225,6 +245,9 @@ def outcome_lines(report: Report, plan: Plan | None, verbose: bool) -> list[tupl
             lines.append(("", "Activate it:"))
             width = max(len(k) for k in activate)
             lines += [("", f"  {shell:<{width}}  {cmd}") for shell, cmd in activate.items()]
+    kernel = outcome.get("kernel")
+    if kernel:
+        lines.append(("", f"Jupyter kernel {kernel['name']} ({kernel['display_name']}): {kernel['folder']}"))
     export = outcome.get("export")
     if export:
         path = shown(Path(export["path"]), plan.cwd) if plan else export["path"]
@@ -272,7 +295,10 @@ def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
         )
     out = sys.stderr if as_json else sys.stdout
     verb = "Replace" if plan.action == "rebuild" else "Build"
-    out.write(f"{verb} {shown(plan.env_path, plan.cwd)} now? [y/N] ")
+    if plan.action in ("build", "rebuild"):
+        out.write(f"{verb} {shown(plan.env_path, plan.cwd)} now? [y/N] ")
+    else:  # only the kernel step acts
+        out.write(f"Register the Jupyter kernel {plan.kernel.name} now? [y/N] ")
     out.flush()
     try:
         answer = sys.stdin.readline()

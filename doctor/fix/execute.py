@@ -117,6 +117,7 @@ class Outcome:
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     check: Report | None = None  # the final check (its findings become the fix Report's results)
+    kernel: dict[str, Any] | None = None  # --kernel: the kernelspec registered (doctor.fix.kernel)
 
     def to_dict(self, plan: Plan | None) -> dict[str, Any]:
         env = None
@@ -139,6 +140,7 @@ class Outcome:
             "export": self.export,
             "removed": list(self.removed),
             "warnings": list(self.warnings),
+            "kernel": self.kernel,
         }
 
 
@@ -481,6 +483,53 @@ def export(
         }
 
 
+def register_kernel(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> Any:
+    """``--kernel``: ipykernel into the env (or the judged interpreter that already matches) and the
+    kernelspec; returns the ``doctor.fix.kernel.KernelRegistration`` (its ``undo`` runs if a later step fails)."""
+    from doctor.fix.kernel import KernelRegistration
+
+    kp = plan.kernel
+    if outcome.env is not None:
+        python = venv_python(outcome.env)
+        version = (outcome.interpreter or {}).get("version") or plan.head.python
+    elif plan.judged.executable:
+        python, version = Path(plan.judged.executable), plan.judged.python or plan.head.python
+    else:
+        raise FixError("no interpreter to register as a Jupyter kernel")
+    reg = KernelRegistration(kp, environ)
+
+    def install(target: Path, packages: Any) -> None:
+        installer = choose_installer(plan.install.installer if plan.install else options.installer)
+        installer.install(
+            target,
+            [],
+            plan.install.constraints if plan.install else [],
+            list(packages),
+            verbose=options.verbose,
+            on_output=steps.output if options.verbose else None,
+        )
+
+    try:
+        with _step(outcome, steps, "kernel", kp.describe()) as st:
+            spec = reg.register(python, str(version), install=install)
+            st.summary = f"{spec.name}: {spec.display_name!r} in {spec.folder}" + (
+                " (ipykernel installed)" if reg.installed_ipykernel else ""
+            )
+    except BaseException:
+        with uninterruptible():
+            outcome.removed += reg.undo()
+        raise
+    outcome.kernel = {
+        "name": spec.name,
+        "folder": str(spec.folder),
+        "display_name": spec.display_name,
+        "argv": list(spec.argv),
+        "updated": kp.exists,
+        "ipykernel_installed": reg.installed_ipykernel,
+    }
+    return reg
+
+
 def execute(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> None:
     """Carry out ``plan`` (build or rebuild, verify, export); the final check goes to ``outcome.check``.
 
@@ -493,14 +542,23 @@ def execute(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, env
         elif plan.action == UP_TO_DATE:
             outcome.env = plan.env_path
             _record_interpreter(outcome, read_marker(plan.env_path) or {})
-        if outcome.env is not None and outcome.built:
-            outcome.check = verify(plan, options, steps, outcome, environ)
-        if plan.export is not None:
-            if outcome.env is not None:
-                version = (outcome.interpreter or {}).get("version")
-                export(plan, options, steps, outcome, venv_python(outcome.env), version)
-            elif plan.judged.executable:
-                export(plan, options, steps, outcome, Path(plan.judged.executable), plan.judged.python)
+        kernel = register_kernel(plan, options, steps, outcome, environ) if plan.kernel is not None else None
+        try:
+            if outcome.env is not None and outcome.built:
+                outcome.check = verify(plan, options, steps, outcome, environ)
+            if plan.export is not None:
+                if outcome.env is not None:
+                    version = (outcome.interpreter or {}).get("version")
+                    export(plan, options, steps, outcome, venv_python(outcome.env), version)
+                elif plan.judged.executable:
+                    export(plan, options, steps, outcome, Path(plan.judged.executable), plan.judged.python)
+        except BaseException:  # a later step failed: the kernelspec this run made goes (one from before comes back)
+            if kernel is not None:
+                with uninterruptible():
+                    outcome.removed += kernel.undo()
+            raise
+        if kernel is not None:
+            kernel.commit()
     except OSError as exc:  # a read-only or full env dir: build() has cleaned up; one line, no traceback
         where = exc.filename or plan.env_path
         raise FixError(

@@ -69,6 +69,8 @@ class FixOptions:
     verbose: bool = False
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
     search_dirs: Sequence[Path] | None = None  # interpreters' folders (tests); None: pyenv, uv, PATH
+    kernel: str | None = None  # --kernel [NAME]: register a Jupyter kernel ("" = the default name)
+    kernel_prefix: Path | None = None  # --kernel-prefix DIR: DIR/share/jupyter/kernels, not the user's folder
 
 
 @dataclass(frozen=True)
@@ -313,11 +315,12 @@ class Plan:
     findings: list[dict[str, str]] = field(default_factory=list)  # check's failures and warnings, before
     target: Mapping[str, Any] = field(default_factory=dict)
     checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
+    kernel: Any = None  # doctor.fix.kernel.KernelPlan with --kernel
 
     @property
     def acts(self) -> bool:
         """Whether carrying out the plan creates or changes anything."""
-        return self.action in (BUILD, REBUILD)
+        return self.action in (BUILD, REBUILD) or self.kernel is not None
 
     def activation(self) -> dict[str, str]:
         return activation_commands(self.env_path, self.cwd)
@@ -336,10 +339,17 @@ class Plan:
             "warnings": list(self.warnings),
             "findings": list(self.findings),
             "target": dict(self.target),
+            "kernel": self.kernel.to_dict(_kernel_python(self)) if self.kernel is not None else None,
         }
 
 
 # -- small helpers -----------------------------------------------------------------
+
+
+def _kernel_python(plan: Plan) -> str | None:
+    from doctor.fix.kernel import kernel_python
+
+    return kernel_python(plan)
 
 
 def _s(path: Path | None) -> str | None:
@@ -601,6 +611,19 @@ def make_plan(
 
         plan.export = options.export if options.export.is_absolute() else cwd / options.export
         check_export_target(plan.export, force=options.force)
+    if options.kernel is not None:
+        from doctor.fix.kernel import plan_kernel
+
+        plan.kernel = plan_kernel(
+            options.kernel,
+            env_name=name,
+            prefix=options.kernel_prefix,
+            ray=head.ray,
+            python=head.python,
+            target=checked.target,
+            environ=environ,
+            cwd=cwd,
+        )
     if judged.matches and not options.rebuild:
         plan.reason = (
             f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "

@@ -145,14 +145,23 @@ def _looks_like_path(spec: str) -> bool:
     return os.sep in spec or bool(os.altsep and os.altsep in spec) or spec.startswith("~")
 
 
-def choose_interpreter(spec: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(path, why): ``--python`` first, then the active venv, conda env, ``python3`` on PATH.
+def choose_interpreter(
+    spec: str | None, environ: Mapping[str, str] | None = None, *, kernel: str | None = None
+) -> tuple[str, str]:
+    """(path, why): ``--python`` (or ``--kernel NAME``: the Python that Jupyter kernel runs) first,
+    then the active venv, conda env, ``python3`` on PATH.
 
     ``--python NAME`` without a path separator is a command on PATH, as in a shell: a file of
     that name in the current folder (a cloned repo) is not run unless written ``./NAME``. A
     folder of that name is taken as an env folder, since only a path can name one.
     """
     env = os.environ if environ is None else environ
+    if kernel is not None:
+        if spec:
+            raise UsageError("give --python or --kernel, not both", hint="--kernel judges the Python the kernel runs")
+        from doctor.local.kernels import kernel_choice
+
+        return kernel_choice(kernel, env)
     if spec:
         path = Path(spec).expanduser()
         if _looks_like_path(spec) or path.is_dir():
