@@ -63,18 +63,18 @@ def head_source(ctx: CheckContext) -> Result:
             f"the head's versions are unknown ({'; '.join(facts.problems) or 'no source had them'})",
             code="head.source.versions_unknown",
             details=details,
-            fix=Remediation(how.capitalize() + ".", ("raydoctor check --address 127.0.0.1:8265",)),
+            fix=Remediation(how.capitalize() + ".", (remedies.raydoctor_check("127.0.0.1:8265", ctx.environ),)),
         )
     if target.kind == "compose" and target.address is not None:
         if facts.live_error_kind in UNREACHABLE_KINDS:
             summary = f"{known}; the cluster is not running ({target.address.dashboard_url}: {facts.live_error_kind})"
-            up = f"docker compose -f {target.compose_path} up -d"
+            # The one place that says how to start it (network.ports and network.dashboard point here).
             return finding(
                 Status.WARN,
                 summary,
                 code="head.source.cluster_down",
                 details=details,
-                fix=Remediation("Start the cluster to check it live.", (up,)),
+                fix=remedies.start_compose(target.compose_path or "", ctx.docker_cli()),
             )
         if facts.live_error:
             return _dead_target(ctx, known, details)
@@ -84,11 +84,7 @@ def head_source(ctx: CheckContext) -> Result:
 def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
     """``ray status`` against the head, with the judged env's own ``ray``; nothing when that env has none."""
     local = ctx.local_or_none()
-    ray = remedies.env_ray(local.executable) if local is not None and local.ray else None
-    address = ctx.target.address
-    if ray is None or address is None:
-        return ()
-    return (shlex.join([str(ray), "status", "--address", f"{address.host_for_url}:{address.gcs_port}"]),)
+    return remedies.ray_status(local.executable if local is not None and local.ray else None, ctx.target.address)
 
 
 def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
@@ -116,7 +112,9 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
         ),
         "token_withheld": Remediation(
             "The token goes only to a target you name: pass the address yourself if you trust it.",
-            (f"raydoctor check --address {address.host_for_url}:{address.dashboard_port}",) if address else (),
+            (remedies.raydoctor_check(f"{address.host_for_url}:{address.dashboard_port}", ctx.environ),)
+            if address
+            else (),
         ),
     }
     summary = facts.live_error or (f"{address.dashboard_url} did not answer" if address else "the head did not answer")
@@ -181,7 +179,7 @@ def fix_commands(ctx: CheckContext) -> tuple[str, ...]:
     head = ctx.head()
     if not remedies.fix_knows_what_to_build(head.ray_version, head.python_version):
         return ()
-    return (remedies.raydoctor_fix(ctx.options),)
+    return (remedies.raydoctor_fix(ctx.options, ctx.environ),)
 
 
 def ray_version(ctx: CheckContext) -> Result:
