@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from doctor import remedies
 from doctor.app import run_check
 from doctor.cli import _command_modules, build_parser, hoist_options
 from doctor.errors import DoctorError
@@ -88,7 +90,8 @@ def judge_command(walk: Walk, where: str, command: str, environ: dict[str, str],
         bad(f"{argv[0]} does not resolve here")
         return
     if argv[:2] == ["docker", "compose"] or (os.path.isabs(argv[0]) and argv[1:2] == ["compose"]):
-        answered = subprocess.run([argv[0], "compose", "version"], capture_output=True, timeout=30)
+        program = shutil.which(argv[0], path=environ.get("PATH", os.defpath)) or argv[0]
+        answered = subprocess.run([program, "compose", "version"], capture_output=True, env=environ, timeout=30)
         if answered.returncode != 0:
             bad("the docker compose plugin does not answer here")
     n = own_prefix(argv)
@@ -195,3 +198,123 @@ def test_walk_every_suggestion_against_a_live_head(ray_head: Any, tmp_path: Path
     print(walk.summary())
     assert walk.commands, walk.summary()
     assert not walk.problems, walk.summary() + "\n" + "\n".join(walk.problems)
+
+
+# ----------------------------------------------------------------------------- how raydoctor names itself
+
+VENV_SCRIPT = Path(sys.executable).parent / "raydoctor"  # the console script of the interpreter running the tests
+
+
+def without(environ: dict[str, str], folder: Path) -> dict[str, str]:
+    """``environ`` with ``folder`` taken off PATH (the README's install never puts .venv/bin there)."""
+    keep = [p for p in environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != folder.resolve()]
+    return {**environ, "PATH": os.pathsep.join(keep)}
+
+
+def test_self_command_in_process_is_this_interpreter() -> None:
+    """Under pytest raydoctor was not started as a console script: ``<sys.executable> -m doctor``, which runs."""
+    argv = remedies.self_command({"PATH": ""})
+    assert argv == [sys.executable, "-m", "doctor"]
+    done = subprocess.run([*argv, "--version"], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("raydoctor ")
+
+
+def test_self_command_bare_only_for_this_install(tmp_path: Path) -> None:
+    if not VENV_SCRIPT.is_file():
+        pytest.skip("this interpreter has no raydoctor console script (not an installed venv)")
+    assert remedies.self_command({"PATH": str(VENV_SCRIPT.parent)}) == ["raydoctor"]
+    link = tmp_path / "links"
+    link.mkdir()
+    (link / "raydoctor").symlink_to(VENV_SCRIPT)  # pipx's ~/.local/bin/raydoctor is such a link
+    assert remedies.self_command({"PATH": str(link)}) == ["raydoctor"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "raydoctor").write_text("#!/usr/bin/python3\nprint('another raydoctor')\n")
+    (other / "raydoctor").chmod(0o755)
+    # Another install first on PATH: never the bare name.
+    assert remedies.self_command({"PATH": os.pathsep.join([str(other), str(VENV_SCRIPT.parent)])})[0] != "raydoctor"
+
+
+def cli_suggestions(environ: dict[str, str], cwd: Path, *args: str) -> list[str]:
+    done = subprocess.run(
+        [str(VENV_SCRIPT), "check", "--json", *args], capture_output=True, text=True, env=environ, cwd=cwd, timeout=240
+    )
+    assert done.returncode in (0, 1), done.stderr
+    doc = json.loads(done.stdout)
+    return [c for r in doc["results"] if r.get("remediation") for c in r["remediation"]["commands"]]
+
+
+def test_the_cli_names_itself_as_it_was_started(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """The console script off PATH: its absolute path; on PATH (this same install): bare ``raydoctor``."""
+    if not VENV_SCRIPT.is_file():
+        pytest.skip("this interpreter has no raydoctor console script (not an installed venv)")
+    off = without(clean_env, VENV_SCRIPT.parent)
+    fixes = [c for c in cli_suggestions(off, tmp_path, "--image", IMAGE) if " fix " in f" {c} "]
+    assert fixes and all(shlex.split(c)[:2] == [str(VENV_SCRIPT), "fix"] for c in fixes), fixes
+    walk = Walk()
+    for command in fixes:
+        judge_command(walk, "cli off PATH", command, off, tmp_path, set())
+    assert not walk.problems, walk.problems
+    on = {**off, "PATH": os.pathsep.join([str(VENV_SCRIPT.parent), off["PATH"]])}
+    fixes = [c for c in cli_suggestions(on, tmp_path, "--image", IMAGE) if " fix " in f" {c} "]
+    assert fixes and all(shlex.split(c)[:2] == ["raydoctor", "fix"] for c in fixes), fixes
+
+
+# ----------------------------------------------------------------------------- docker compose only where it answers
+
+FAKE_DOCKER = Path(__file__).resolve().parent / "fake_docker"
+
+
+def docker_env(environ: dict[str, str], tmp_path: Path, *, compose: bool, engine: bool) -> dict[str, str]:
+    return {
+        **environ,
+        "PATH": os.pathsep.join([str(FAKE_DOCKER), environ.get("PATH", "")]),
+        "FAKE_DOCKER_COMPOSE": "1" if compose else "0",
+        "FAKE_DOCKER_ENGINE": "1" if engine else "0",
+        "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+    }
+
+
+def start_fixes(report: Report) -> dict[str, Any]:
+    return {r.id: r.remediation for r in report.results if r.code.endswith(("cluster_down", "compose_not_running"))}
+
+
+def test_compose_up_is_suggested_once_where_plugin_and_engine_answer(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    env = docker_env(clean_env, tmp_path, compose=True, engine=True)
+    report = run_check(TargetOptions(compose=SHIPPED, roundtrip=False), environ=env, cwd=tmp_path)
+    fixes = start_fixes(report)
+    assert fixes["head.source"].commands == (f"docker compose -f {SHIPPED} up -d",)
+    # The stopped cluster's network findings point to head.source instead of repeating it.
+    assert {"network.ports", "network.dashboard"} <= set(fixes)
+    assert all(not fixes[i].commands and "head.source" in fixes[i].text for i in ("network.ports", "network.dashboard"))
+    calls = (tmp_path / "docker.log").read_text().splitlines()
+    assert calls.count("compose version") == 1  # asked once per run
+    walk = Walk()
+    walk_report(walk, "compose, plugin answers", report, env, tmp_path)
+    assert walk.commands and not walk.problems, walk.problems
+
+
+@pytest.mark.parametrize(
+    "compose, engine, words",
+    [
+        (False, True, "docker compose plugin does not answer"),
+        (True, False, "No Docker engine answers here"),
+        (False, False, "No Docker engine answers here"),
+    ],
+)
+def test_no_compose_up_where_it_cannot_run(
+    tmp_path: Path, clean_env: dict[str, str], compose: bool, engine: bool, words: str
+) -> None:
+    env = docker_env(clean_env, tmp_path, compose=compose, engine=engine)
+    report = run_check(TargetOptions(compose=SHIPPED, roundtrip=False), environ=env, cwd=tmp_path)
+    fixes = start_fixes(report)
+    assert not fixes["head.source"].commands and words in fixes["head.source"].text
+    said = [r.id for r in report.results if r.remediation and words in r.remediation.text]
+    assert said == ["head.source"]  # said once
+
+
+def test_no_docker_at_all_says_what_to_install(tmp_path: Path) -> None:
+    from doctor.local.docker_cli import DockerCli
+
+    fix = remedies.start_compose(SHIPPED, DockerCli(None))
+    assert not fix.commands and "install Docker with its compose plugin" in fix.text
