@@ -18,7 +18,7 @@ from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
 from doctor.model import Edit, Remediation, Result, Status, finding
-from doctor.rules import Verdict, judge_python, judge_ray
+from doctor.rules import GUESSED_PATCH, Verdict, judge_python, judge_ray
 from doctor.runner import Check
 from doctor.versions import VersionSpec
 
@@ -67,7 +67,9 @@ def head_source(ctx: CheckContext) -> Result:
         )
     if target.kind == "compose" and target.address is not None:
         if facts.live_error_kind in UNREACHABLE_KINDS:
-            summary = f"{known}; the cluster is not running ({target.address.dashboard_url}: {facts.live_error_kind})"
+            # The cause in tcp.describe's one wording, as network.dashboard says it.
+            cause = facts.live_error or f"{target.address.dashboard_url}: {facts.live_error_kind}"
+            summary = f"{known}; the cluster is not running: {cause}"
             # The one place that says how to start it (network.ports and network.dashboard point here).
             return finding(
                 Status.WARN,
@@ -210,7 +212,7 @@ def ray_version(ctx: CheckContext) -> Result:
 
 
 def python_version(ctx: CheckContext) -> Result:
-    title = f"Python version ({ctx.options.mode} mode)"
+    title = f"Python matches the head ({ctx.options.mode} mode)"
     head = ctx.head()
     local = ctx.local_or_none()
     if head.python is None:
@@ -232,7 +234,8 @@ def python_version(ctx: CheckContext) -> Result:
             if fix_commands(ctx)
             else f"an env made from it (`uv python install {want}`, pyenv or conda)"
         )
-        fix = Remediation(f"Use Python {want} locally: {how}.", commands)
+        guess = "" if head.python.exact or spec is None or not spec.exact else f" ({want} is {GUESSED_PATCH})"
+        fix = Remediation(f"Use Python {want} locally{guess}: {how}.", commands)
     return finding(
         verdict.status,
         verdict.summary,
@@ -465,13 +468,13 @@ def head_packages(ctx: CheckContext) -> Result:
 
 
 CHECKS = [
-    Check("head.source", "head", "Ray head", head_source, timeout=15),
-    Check("local.interpreter", "local", "Local interpreter", local_interpreter, timeout=25),
-    Check("versions.ray", "versions", "Ray version", ray_version, timeout=25),
-    Check("versions.python", "versions", "Python version", python_version, timeout=25),  # titled per mode
-    Check("packages.client_extras", "packages", "Ray Client extras", client_extras, timeout=25),
-    Check("packages.requirements", "packages", "Requirements", requirement_pins, timeout=25),
+    Check("head.source", "head", "Head's Ray and Python known", head_source, timeout=15),
+    Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=25),
+    Check("versions.ray", "versions", "Ray matches the head", ray_version, timeout=25),
+    Check("versions.python", "versions", "Python matches the head", python_version, timeout=25),  # titled per mode
+    Check("packages.client_extras", "packages", "Ray Client extras installed", client_extras, timeout=25),
+    Check("packages.requirements", "packages", "Requirements met locally", requirement_pins, timeout=25),
     Check(
-        "packages.head", "packages", "Requirements on the head", head_packages, timeout=45
+        "packages.head", "packages", "Requirements met on the head", head_packages, timeout=45
     ),  # --deep: waits for the probe job
 ]

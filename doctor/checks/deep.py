@@ -39,7 +39,7 @@ def _pairs(diffs: list[tuple[str, str, str]], left: str, right: str) -> list[str
     return [f"{name}: {va} {left}, {vb} {right}" for name, va, vb in diffs]
 
 
-PROBE_TITLE = "Deep probe job"
+PROBE_TITLE = "Probe job answered on every node"
 
 
 def _probe_result(ctx: CheckContext) -> tuple[DeepProbe | None, Result | None]:
@@ -281,6 +281,6 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     limit = JOB_LIMIT_S + 20
     return [
         Check("deep.probe", "deep", PROBE_TITLE, judge_probe_job, timeout=limit),
-        Check("deep.local", "deep", "Local env vs the head", judge_local_vs_head, timeout=limit),
-        Check("deep.nodes", "deep", "Nodes alike", judge_nodes_alike, timeout=limit),
+        Check("deep.local", "deep", "Local env matches the head's", judge_local_vs_head, timeout=limit),
+        Check("deep.nodes", "deep", "Nodes run the same env", judge_nodes_alike, timeout=limit),
     ]

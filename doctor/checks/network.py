@@ -311,7 +311,7 @@ def _compose_not_running(ctx: CheckContext, states: list[PortState]) -> bool:
 
 # How to start a compose cluster is said once, by head.source (doctor.remedies.start_compose):
 # the network findings of the same stopped cluster point there instead of repeating it.
-START_SEE_HEAD = Remediation("Start the cluster: the Ray head finding (head.source) says how on this machine.")
+START_SEE_HEAD = Remediation("Start the cluster: the head finding (head.source) says how on this machine.")
 
 
 # ---------------------------------------------------------------- checks
@@ -531,7 +531,7 @@ def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
         return finding(
             Status.WARN,
-            f"the compose cluster is not running ({message})",
+            f"the compose cluster is not running: {message}",
             code="network.dashboard.compose_not_running",
             fix=START_SEE_HEAD,
             data={"kind": kind},
@@ -607,7 +607,7 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     # Each is bounded by --timeout per connection; the runner's limit is a safety net.
     limit = ctx.options.timeout * 4 + 5
     return [
-        Check("network.resolve", "network", "Name resolution", check_resolve, timeout=limit),
-        Check("network.ports", "network", "Ports", check_ports, timeout=limit),
-        Check("network.dashboard", "network", "Dashboard health", check_dashboard, timeout=limit),
+        Check("network.resolve", "network", "Head's host name resolves", check_resolve, timeout=limit),
+        Check("network.ports", "network", "Head's ports answer", check_ports, timeout=limit),
+        Check("network.dashboard", "network", "Dashboard healthy", check_dashboard, timeout=limit),
     ]

@@ -37,7 +37,7 @@ PROBE_SCRIPT = Path(__file__).with_name("roundtrip_probe.py").read_text(encoding
 # tests/test_roundtrip.py::test_round_trip_reports_the_worker records the timings); twice that
 # on a loaded laptop. Past this, the connection is not going to work: kill it.
 LIMIT_S = 20.0
-TITLE = "Round trip (ray.init + one task)"
+TITLE = "Round trip works (ray.init + one task)"
 CLIENT_LOGS = "ray_client_server*"
 LOG_LINES = 50
 
