@@ -126,7 +126,22 @@ def walk_report(walk: Walk, scenario: str, report: Report, environ: dict[str, st
     assert report.error is None, f"{scenario}: {report.error}"
     assert report.results, scenario
     tried: set[str] = set()
+    titles = [r.title for r in report.results]
+    for title in {t for t in titles if titles.count(t) > 1}:
+        walk.problems.append(f"{scenario}: the title {title!r} names two findings")
     for result in report.results:
+        lines = [result.summary, *result.details]
+        twice = {line for line in lines if lines.count(line) > 1}
+        if twice:
+            walk.problems.append(f"{scenario} {result.id}: listed twice: {sorted(twice)}")
+        head = report.head.get("python") if report.head else None
+        if (
+            head
+            and not head.get("exact")
+            and str(head.get("value")) in result.summary
+            and "guess" not in result.summary
+        ):
+            walk.problems.append(f"{scenario} {result.id}: the guessed Python {head['value']} is not labelled a guess")
         fix = result.remediation
         if fix is None:
             continue
@@ -311,6 +326,17 @@ def test_no_compose_up_where_it_cannot_run(
     assert not fixes["head.source"].commands and words in fixes["head.source"].text
     said = [r.id for r in report.results if r.remediation and words in r.remediation.text]
     assert said == ["head.source"]  # said once
+
+
+def test_a_guessed_patch_says_so_in_summary_and_remedy(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """``--image …-py312-cpu``: 3.12.9 comes from the table of known builds, and every place showing it says so."""
+    report = run_check(TargetOptions(image=IMAGE, roundtrip=False), environ=clean_env, cwd=tmp_path)
+    assert report.head["python"]["exact"] is False
+    python = next(r for r in report.results if r.id == "versions.python")
+    assert python.status.value == "fail" and "3.12.9 is a guess" in python.summary
+    assert python.remediation is not None and "3.12.9 is a guess" in python.remediation.text
+    source = next(r for r in report.results if r.id == "head.source")
+    assert "a guess" in source.summary
 
 
 def test_no_docker_at_all_says_what_to_install(tmp_path: Path) -> None:
