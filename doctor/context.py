@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
-from doctor import proc
+from doctor import proc, remedies
 from doctor.errors import UsageError
 from doctor.facts.cluster import DeepProbe, node_counts, read_nodes, run_deep_probe
 from doctor.head.dashboard import DashboardClient
 from doctor.head.facts import HeadFacts
 from doctor.head.resolve import gather_head_facts
+from doctor.local.docker_cli import DockerCli
+from doctor.local.docker_cli import probe as probe_docker_cli
 from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
@@ -198,7 +200,7 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
             if compose_path is None:
                 raise UsageError(
                     "no target: no --address, --compose or --image, no RAY_ADDRESS, and no compose/cpu-ray-cluster.yaml here",
-                    hint="e.g. raydoctor check --address 127.0.0.1:8265",
+                    hint=f"e.g. {remedies.raydoctor_check('127.0.0.1:8265', environ)}",
                 )
     project = None
     image, image_from = options.image, "--image" if options.image else None
@@ -256,6 +258,7 @@ class CheckContext:
         self._local = Lazy(self._gather_local)
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
+        self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -302,6 +305,10 @@ class CheckContext:
 
     def head(self) -> HeadFacts:
         return self._head.get()
+
+    def docker_cli(self) -> DockerCli:
+        """What this machine's Docker CLI can do (compose plugin, engine), asked once per run, when first needed."""
+        return self._docker_cli.get()
 
     def local(self) -> LocalFacts:
         """Raises ``InterpreterError`` when the interpreter cannot be inspected."""

@@ -5,17 +5,30 @@ exists (``doctor.fix.discover.locate_conda``), ``pip install`` only into an
 interpreter that passes Ray's Python rule (else ``raydoctor fix``, which builds one),
 ``raydoctor fix`` only when the head's Ray and Python are both known (else fix
 refuses: it does not know what to build), ``ray status`` only with the judged env's
-own ``ray``.
+own ``ray``. raydoctor names itself the way it was started (``self_command``), and
+``docker compose … up -d`` is suggested only where the compose plugin and an engine answer
+(``start_compose``).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping
+import shutil
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from doctor.model import Remediation
 from doctor.options import TargetOptions
+
+if TYPE_CHECKING:
+    from doctor.local.docker_cli import DockerCli
+    from doctor.target import HeadAddress
+
+SCRIPT = "raydoctor.exe" if os.name == "nt" else "raydoctor"
 
 CONDA_PREFIX = "raydoctor-"  # marks a conda env as fix's own
 
@@ -46,8 +59,87 @@ def target_flags(options: TargetOptions) -> list[str]:
     return flags
 
 
-def raydoctor_fix(options: TargetOptions) -> str:
-    return shlex.join(["raydoctor", "fix", *target_flags(options)])
+def _own_scripts() -> list[Path]:
+    """Where this install's console script lives: the scripts folder of this interpreter's prefix
+    (a venv, pipx's venv, the system) and of its per-user scheme (``pip install --user``)."""
+    folders: list[str] = []
+    schemes: list[str | None] = [None]
+    try:
+        schemes.append(sysconfig.get_preferred_scheme("user"))
+    except (AttributeError, KeyError):  # Python < 3.10: no preferred schemes
+        schemes.append(f"{os.name}_user")
+    for scheme in schemes:
+        try:
+            folder = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
+        except KeyError:
+            continue
+        if folder and folder not in folders:
+            folders.append(folder)
+    return [Path(folder) / SCRIPT for folder in folders]
+
+
+def _running_script() -> Path | None:
+    """The console script this process was started as (``sys.argv[0]`` named raydoctor), absolute; else None."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if not argv0 or Path(argv0).name not in {SCRIPT, "raydoctor"}:
+        return None
+    path = Path(os.path.abspath(argv0))
+    return path if path.is_file() else None
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _runs_this_interpreter(script: str) -> bool:
+    """The script's ``#!`` names this interpreter's folder (a console script pip wrote for this env)."""
+    try:
+        with open(script, "rb") as handle:
+            first = handle.read(512).split(b"\n", 1)[0]
+    except OSError:
+        return False
+    if not first.startswith(b"#!"):
+        return False
+    words = first[2:].decode(errors="replace").split()
+    if not words:
+        return False
+    # Folders compared unresolved: two venvs of one base Python resolve to the same binary.
+    return os.path.dirname(os.path.abspath(words[0])) == os.path.dirname(os.path.abspath(sys.executable))
+
+
+def self_command(environ: Mapping[str, str] | None = None) -> list[str]:
+    """How a pasted suggestion reaches this same raydoctor, as argv.
+
+    ``raydoctor`` only when PATH finds this install's own console script (the one beside this
+    interpreter, or the one this process was started as); else the absolute path of the console
+    script this process runs as; else ``<this interpreter> -m doctor`` (``doctor/__main__.py``).
+    """
+    env = os.environ if environ is None else environ
+    found = shutil.which("raydoctor", path=env.get("PATH", os.defpath))
+    running = _running_script()
+    if found is not None:
+        mine = [*_own_scripts(), *([running] if running else [])]
+        if any(_same_file(found, script) for script in mine) or _runs_this_interpreter(found):
+            return ["raydoctor"]
+    if running is not None:
+        return [str(running)]
+    return [sys.executable, "-m", "doctor"]
+
+
+def raydoctor(args: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    """A raydoctor command line to paste: ``raydoctor check --address …``, named as ``self_command`` says."""
+    return shlex.join([*self_command(environ), *args])
+
+
+def raydoctor_fix(options: TargetOptions, environ: Mapping[str, str] | None = None) -> str:
+    return raydoctor(["fix", *target_flags(options)], environ)
+
+
+def raydoctor_check(address: str, environ: Mapping[str, str] | None = None) -> str:
+    return raydoctor(["check", "--address", address], environ)
 
 
 def fix_knows_what_to_build(head_ray: str | None, head_python: str | None) -> bool:
@@ -87,6 +179,14 @@ def pip_install_ray(ray: str, python_exe: str | None = None) -> str:
     return shlex.join([*pip, "install", f"ray[default]=={ray}"])
 
 
+def ray_status(python_exe: str | None, address: HeadAddress | None) -> tuple[str, ...]:
+    """``<env>/bin/ray status --address HOST:GCS`` with the judged env's own ``ray``; nothing without one."""
+    ray = env_ray(python_exe)
+    if ray is None or address is None:
+        return ()
+    return (shlex.join([str(ray), "status", "--address", f"{address.host_for_url}:{address.gcs_port}"]),)
+
+
 def env_ray(python_exe: str | None) -> Path | None:
     """The judged env's own ``ray`` script (next to its interpreter), or None."""
     if not python_exe:
@@ -96,3 +196,33 @@ def env_ray(python_exe: str | None) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+def start_compose(compose_path: Path | str, cli: DockerCli) -> Remediation:
+    """How to start a compose cluster here: ``docker compose -f FILE up -d`` only where the compose
+    plugin answers (``docker compose version``) and so does the engine; else what to install or start."""
+    path = str(compose_path)
+    if cli.docker is None and cli.legacy_compose is None:
+        return Remediation(
+            "No docker command here: install Docker with its compose plugin (Docker Desktop, or Docker Engine "
+            "and the docker-compose-plugin package), then start the cluster from " + path + "."
+        )
+    if not cli.engine:
+        return Remediation(
+            "No Docker engine answers here: start Docker (Docker Desktop, or `systemctl start docker`), "
+            "then start the cluster from " + path + "."
+        )
+    if cli.compose:
+        return Remediation(
+            "Start the cluster to check it live.", (shlex.join([cli.program, "compose", "-f", path, "up", "-d"]),)
+        )
+    if cli.legacy_compose is not None:
+        return Remediation(
+            "Start the cluster to check it live (with the standalone docker-compose: the docker compose plugin "
+            "does not answer here).",
+            (shlex.join([cli.legacy_compose, "-f", path, "up", "-d"]),),
+        )
+    return Remediation(
+        "The docker compose plugin does not answer here (`docker compose version` failed): install Docker "
+        "Compose v2 (the docker-compose-plugin package, or Docker Desktop), then start the cluster from " + path + "."
+    )

@@ -82,6 +82,9 @@ def judge_ray(head: str, local: str | None, mode: str, environ: Mapping[str, str
     return Verdict(Status.FAIL, summary, tuple(details), cause="mismatch")
 
 
+GUESSED_PATCH = "a guess from the table of known image builds"
+
+
 def judge_python(
     head: str | VersionSpec,
     head_exact: bool,
@@ -97,8 +100,12 @@ def judge_python(
     level, source = python_level(mode, ray_version, environ)
     want = head if isinstance(head, VersionSpec) else VersionSpec.read(head)
     have = local if isinstance(local, VersionSpec) else VersionSpec.read(local)
+    # A patch from the table of known image builds is a guess, and says so wherever it is shown.
+    guessed = not head_exact and want is not None and want.exact
+    guess = f" ({GUESSED_PATCH})" if guessed else ""
     if want is None or have is None or not want.same_minor(have):
-        summary = f"Python {local} locally ≠ Python {head} on the head (major.minor must match)"
+        why = f"major.minor must match; {head} is {GUESSED_PATCH}" if guessed else "major.minor must match"
+        summary = f"Python {local} locally ≠ Python {head} on the head ({why})"
         if mode == "client" and IGNORE_ENV in environ:
             return Verdict(
                 Status.WARN,
@@ -125,7 +132,6 @@ def judge_python(
             (source,),
             cause="minor_match",
         )
-    guess = "" if head_exact else " (patch from the table of known image builds, not read from the head)"
     if want.satisfies(have):
         return Verdict(
             Status.OK, f"Python {local} locally = Python {head} on the head{guess}", (source,), cause="match"

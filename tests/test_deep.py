@@ -9,7 +9,8 @@ import pytest
 from doctor.app import run_check
 from doctor.checks import deep
 from doctor.facts.cluster import DeepProbe, NodeEnv
-from doctor.model import Status
+from doctor.head.facts import HeadFacts
+from doctor.model import Fact, Status
 from doctor.options import TargetOptions
 from tests.fake_servers import closed_port
 
@@ -90,8 +91,14 @@ def env(node_id, head, python="3.12.9", ray="2.49.2", exe="/home/ray/anaconda3/b
 
 
 def fake_ctx(probe, local=None):
+    head = HeadFacts(ray=Fact("2.49.2", "dashboard"), python=Fact("3.12.9", "dashboard"))
     return SimpleNamespace(
-        deep_probe=lambda: probe, local_or_none=lambda: local, options=TargetOptions(address="h:8265")
+        deep_probe=lambda: probe,
+        local_or_none=lambda: local,
+        head=lambda: head,
+        options=TargetOptions(address="h:8265"),
+        environ={"PATH": ""},
+        target=SimpleNamespace(address=None),
     )
 
 

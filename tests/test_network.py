@@ -280,8 +280,10 @@ def test_compose_cluster_not_running_warns(clean_env, tmp_path):
     assert res.status is Status.WARN and "not running" in res.summary
     assert res.code == "network.ports.compose_not_running"
     assert ports(res)["metrics"]["port"] == metrics  # named by the compose file's flag and publication
-    assert res.remediation and res.remediation.commands == (f"docker compose -f {path} up -d",)
+    # How to start it is said once, by head.source (issue 12); the network findings point there.
+    assert res.remediation and res.remediation.commands == () and "head.source" in res.remediation.text
     assert by_id(report, "network.dashboard").status is Status.WARN
+    assert by_id(report, "head.source").code == "head.source.cluster_down"
 
 
 # ---------------------------------------------------------------- a host in a network namespace

@@ -222,10 +222,14 @@ def test_conda_env_name_in_suggestions_is_fixs() -> None:
     assert cmd[3] == "raydoctor-ray2.49.2-py3.12.9"
 
 
+# raydoctor names itself as it was started (remedies.self_command): here, without it on PATH.
+FIX = remedies.raydoctor(["fix"], {"PATH": ""})
+
+
 def test_conda_create_is_suggested_only_where_conda_exists(tmp_path: Path) -> None:
     bare = basics.python_version(Ctx(head(), local("3.11.7")))
     assert not [c for c in commands(bare) if "conda" in c]
-    assert any(c.startswith("raydoctor fix") for c in commands(bare))
+    assert any(c.startswith(FIX) for c in commands(bare))
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "conda").symlink_to(FAKE_CONDA)
@@ -239,11 +243,11 @@ def test_no_pip_into_an_interpreter_that_fails_the_python_rule() -> None:
     """Issue 12: `<global 3.11>/bin/python3 -m pip install 'ray[default]==2.49.2'` can never pass."""
     wrong = basics.ray_version(Ctx(head(), local("3.11.7", ray=None, exe="/usr/bin/python3")))
     assert not [c for c in commands(wrong) if "pip" in c]
-    assert commands(wrong) == ["raydoctor fix --address 10.0.0.5:8265"]
+    assert commands(wrong) == [f"{FIX} --address 10.0.0.5:8265"]
     right = basics.ray_version(Ctx(head(), local("3.12.9", ray="2.40.0")))
     assert "/env/bin/python -m pip install 'ray[default]==2.49.2'" in commands(right)
     extras = basics.client_extras(Ctx(head(), local("3.11.7", ray="2.49.2")))
-    assert not [c for c in commands(extras) if "pip" in c] and commands(extras)[0].startswith("raydoctor fix")
+    assert not [c for c in commands(extras) if "pip" in c] and commands(extras)[0].startswith(FIX)
 
 
 def test_requirements_remedy_neither_pips_into_a_failing_interpreter_nor_fixes_an_unknown_head(tmp_path: Path) -> None:
@@ -251,7 +255,7 @@ def test_requirements_remedy_neither_pips_into_a_failing_interpreter_nor_fixes_a
     res = basics.requirement_pins(Ctx(head(), local("3.11.7"), requirements=reqs))
     assert res.status is Status.FAIL and not [c for c in commands(res) if "pip" in c]
     unknown = basics.requirement_pins(Ctx(head(None, None), local("3.11.7"), requirements=reqs))
-    assert not [c for c in commands(unknown) if "raydoctor fix" in c]
+    assert not [c for c in commands(unknown) if FIX in c]
     assert any("-m pip install -r" in c for c in commands(unknown))  # nothing says this Python is wrong
 
 
@@ -271,8 +275,8 @@ def test_dead_address_suggests_ray_status_only_with_the_envs_own_ray(tmp_path: P
 def test_no_raydoctor_fix_when_the_heads_versions_are_unknown() -> None:
     unknown = HeadFacts(ray=Fact("2.49.2", "image tag"), live_error_kind="refused", live_error="refused")
     res = basics.ray_version(Ctx(unknown, local(ray="2.40.0")))
-    assert res.status is Status.FAIL and not [c for c in commands(res) if "raydoctor fix" in c]
-    assert basics.fix_commands(Ctx(head(), local())) == ("raydoctor fix --address 10.0.0.5:8265",)
+    assert res.status is Status.FAIL and not [c for c in commands(res) if FIX in c]
+    assert basics.fix_commands(Ctx(head(), local())) == (f"{FIX} --address 10.0.0.5:8265",)
 
 
 def test_the_final_check_judges_a_ray_pin_fix_overrode(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
 from doctor.model import Edit, Remediation, Result, Status, finding
-from doctor.rules import Verdict, judge_python, judge_ray
+from doctor.rules import GUESSED_PATCH, Verdict, judge_python, judge_ray
 from doctor.runner import Check
 from doctor.versions import VersionSpec
 
@@ -63,18 +63,20 @@ def head_source(ctx: CheckContext) -> Result:
             f"the head's versions are unknown ({'; '.join(facts.problems) or 'no source had them'})",
             code="head.source.versions_unknown",
             details=details,
-            fix=Remediation(how.capitalize() + ".", ("raydoctor check --address 127.0.0.1:8265",)),
+            fix=Remediation(how.capitalize() + ".", (remedies.raydoctor_check("127.0.0.1:8265", ctx.environ),)),
         )
     if target.kind == "compose" and target.address is not None:
         if facts.live_error_kind in UNREACHABLE_KINDS:
-            summary = f"{known}; the cluster is not running ({target.address.dashboard_url}: {facts.live_error_kind})"
-            up = f"docker compose -f {target.compose_path} up -d"
+            # The cause in tcp.describe's one wording, as network.dashboard says it.
+            cause = facts.live_error or f"{target.address.dashboard_url}: {facts.live_error_kind}"
+            summary = f"{known}; the cluster is not running: {cause}"
+            # The one place that says how to start it (network.ports and network.dashboard point here).
             return finding(
                 Status.WARN,
                 summary,
                 code="head.source.cluster_down",
                 details=details,
-                fix=Remediation("Start the cluster to check it live.", (up,)),
+                fix=remedies.start_compose(target.compose_path or "", ctx.docker_cli()),
             )
         if facts.live_error:
             return _dead_target(ctx, known, details)
@@ -84,11 +86,7 @@ def head_source(ctx: CheckContext) -> Result:
 def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
     """``ray status`` against the head, with the judged env's own ``ray``; nothing when that env has none."""
     local = ctx.local_or_none()
-    ray = remedies.env_ray(local.executable) if local is not None and local.ray else None
-    address = ctx.target.address
-    if ray is None or address is None:
-        return ()
-    return (shlex.join([str(ray), "status", "--address", f"{address.host_for_url}:{address.gcs_port}"]),)
+    return remedies.ray_status(local.executable if local is not None and local.ray else None, ctx.target.address)
 
 
 def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
@@ -116,7 +114,9 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
         ),
         "token_withheld": Remediation(
             "The token goes only to a target you name: pass the address yourself if you trust it.",
-            (f"raydoctor check --address {address.host_for_url}:{address.dashboard_port}",) if address else (),
+            (remedies.raydoctor_check(f"{address.host_for_url}:{address.dashboard_port}", ctx.environ),)
+            if address
+            else (),
         ),
     }
     summary = facts.live_error or (f"{address.dashboard_url} did not answer" if address else "the head did not answer")
@@ -181,7 +181,7 @@ def fix_commands(ctx: CheckContext) -> tuple[str, ...]:
     head = ctx.head()
     if not remedies.fix_knows_what_to_build(head.ray_version, head.python_version):
         return ()
-    return (remedies.raydoctor_fix(ctx.options),)
+    return (remedies.raydoctor_fix(ctx.options, ctx.environ),)
 
 
 def ray_version(ctx: CheckContext) -> Result:
@@ -220,7 +220,7 @@ def _in_kernel(summary: str, local: LocalFacts) -> str:
 
 
 def python_version(ctx: CheckContext) -> Result:
-    title = f"Python version ({ctx.options.mode} mode)"
+    title = f"Python matches the head ({ctx.options.mode} mode)"
     head = ctx.head()
     local = ctx.local_or_none()
     if head.python is None:
@@ -242,7 +242,8 @@ def python_version(ctx: CheckContext) -> Result:
             if fix_commands(ctx)
             else f"an env made from it (`uv python install {want}`, pyenv or conda)"
         )
-        fix = Remediation(f"Use Python {want} locally: {how}.", commands)
+        guess = "" if head.python.exact or spec is None or not spec.exact else f" ({want} is {GUESSED_PATCH})"
+        fix = Remediation(f"Use Python {want} locally{guess}: {how}.", commands)
     return finding(
         verdict.status,
         _in_kernel(verdict.summary, local),
@@ -475,13 +476,13 @@ def head_packages(ctx: CheckContext) -> Result:
 
 
 CHECKS = [
-    Check("head.source", "head", "Ray head", head_source, timeout=15),
-    Check("local.interpreter", "local", "Local interpreter", local_interpreter, timeout=25),
-    Check("versions.ray", "versions", "Ray version", ray_version, timeout=25),
-    Check("versions.python", "versions", "Python version", python_version, timeout=25),  # titled per mode
-    Check("packages.client_extras", "packages", "Ray Client extras", client_extras, timeout=25),
-    Check("packages.requirements", "packages", "Requirements", requirement_pins, timeout=25),
+    Check("head.source", "head", "Head's Ray and Python known", head_source, timeout=15),
+    Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=25),
+    Check("versions.ray", "versions", "Ray matches the head", ray_version, timeout=25),
+    Check("versions.python", "versions", "Python matches the head", python_version, timeout=25),  # titled per mode
+    Check("packages.client_extras", "packages", "Ray Client extras installed", client_extras, timeout=25),
+    Check("packages.requirements", "packages", "Requirements met locally", requirement_pins, timeout=25),
     Check(
-        "packages.head", "packages", "Requirements on the head", head_packages, timeout=45
+        "packages.head", "packages", "Requirements met on the head", head_packages, timeout=45
     ),  # --deep: waits for the probe job
 ]

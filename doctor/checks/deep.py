@@ -9,11 +9,12 @@ user bugs.
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
+from doctor import remedies
 from doctor.facts.cluster import JOB_LIMIT_S, DeepProbe, NodeEnv
 from doctor.model import Remediation, Result, Status, finding
-from doctor.remedies import raydoctor_fix
 from doctor.runner import Check
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def _pairs(diffs: list[tuple[str, str, str]], left: str, right: str) -> list[str
     return [f"{name}: {va} {left}, {vb} {right}" for name, va, vb in diffs]
 
 
-PROBE_TITLE = "Deep probe job"
+PROBE_TITLE = "Probe job answered on every node"
 
 
 def _probe_result(ctx: CheckContext) -> tuple[DeepProbe | None, Result | None]:
@@ -117,10 +118,15 @@ def judge_probe_job(ctx: CheckContext) -> Result:
         details=details,
         fix=Remediation(
             "A node did not run the probe task in time: look at it with `ray status` and its raylet logs.",
-            ("ray status",),
+            _ray_status(ctx),
         ),
         data=data,
     )
+
+
+def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
+    local = ctx.local_or_none()
+    return remedies.ray_status(local.executable if local is not None and local.ray else None, ctx.target.address)
 
 
 def judge_local_vs_head(ctx: CheckContext) -> Result:
@@ -162,7 +168,12 @@ def judge_local_vs_head(ctx: CheckContext) -> Result:
     more = len(problems) + len(diffs) - len(shown)
     summary = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
     pins = " ".join(f"{n}=={b}" for n, _, b in diffs[:SHOW])
-    commands = [f"{local.executable} -m pip install {pins}"] if pins else []
+    pins_list = [f"{n}=={b}" for n, _, b in diffs[:SHOW]]
+    from doctor.checks.basics import fix_commands, python_passes
+
+    # pip only into an interpreter that can pass Ray's Python rule; fix only where it knows what to build.
+    pip = pins and python_passes(ctx, local)
+    commands = [shlex.join([local.executable, "-m", "pip", "install", *pins_list])] if pip else []
     return finding(
         Status.WARN,
         f"{len(problems) + len(diffs)} difference(s) from the head: {summary}",
@@ -172,7 +183,7 @@ def judge_local_vs_head(ctx: CheckContext) -> Result:
         fix=Remediation(
             "Install the head's versions locally (objects pickled by one version and loaded by another "
             "break); raydoctor fix builds an env that matches the head.",
-            tuple(commands + [raydoctor_fix(ctx.options)]),
+            tuple(commands + list(fix_commands(ctx))),
         ),
     )
 
@@ -270,6 +281,6 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     limit = JOB_LIMIT_S + 20
     return [
         Check("deep.probe", "deep", PROBE_TITLE, judge_probe_job, timeout=limit),
-        Check("deep.local", "deep", "Local env vs the head", judge_local_vs_head, timeout=limit),
-        Check("deep.nodes", "deep", "Nodes alike", judge_nodes_alike, timeout=limit),
+        Check("deep.local", "deep", "Local env matches the head's", judge_local_vs_head, timeout=limit),
+        Check("deep.nodes", "deep", "Nodes run the same env", judge_nodes_alike, timeout=limit),
     ]

@@ -468,10 +468,10 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     head (ray up, KubeRay, Helm) runs elsewhere, and this laptop's driver says nothing about it."""
     checks = []
     if ctx.target.head_is_here:
-        checks.append(Check("gpu.host", "gpu", "GPU driver (this host)", check_host, timeout=20))
+        checks.append(Check("gpu.host", "gpu", "GPU driver fits the image's CUDA (this host)", check_host, timeout=20))
     if ctx.target.head_is_here and ctx.target.kind in {"compose", "image"}:
-        checks.append(Check("gpu.docker", "gpu", "Docker NVIDIA runtime", check_docker, timeout=15))
+        checks.append(Check("gpu.docker", "gpu", "Docker has the NVIDIA runtime", check_docker, timeout=15))
     if ctx.target.address is not None:
-        checks.append(Check("gpu.nodes", "gpu", "GPUs per node", judge_gpus_per_node, timeout=25))
-        checks.append(Check("gpu.probe", "gpu", "GPU seen by a Ray task", check_probe, timeout=PROBE_LIMIT_S + 25))
+        checks.append(Check("gpu.nodes", "gpu", "Nodes advertise the GPUs asked for", judge_gpus_per_node, timeout=25))
+        checks.append(Check("gpu.probe", "gpu", "A Ray task sees its GPU", check_probe, timeout=PROBE_LIMIT_S + 25))
     return checks

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from doctor import remedies
 from doctor.context import CheckContext
 from doctor.head.dashboard import DashboardError
 from doctor.model import Remediation, Result, Status, finding
@@ -308,8 +309,9 @@ def _compose_not_running(ctx: CheckContext, states: list[PortState]) -> bool:
     return loopback and all(s.state == "refused" for s in states)
 
 
-def _compose_up(ctx: CheckContext) -> str:
-    return f"docker compose -f {ctx.target.compose_path} up -d"
+# How to start a compose cluster is said once, by head.source (doctor.remedies.start_compose):
+# the network findings of the same stopped cluster point there instead of repeating it.
+START_SEE_HEAD = Remediation("Start the cluster: the head finding (head.source) says how on this machine.")
 
 
 # ---------------------------------------------------------------- checks
@@ -392,7 +394,7 @@ def check_ports(ctx: CheckContext) -> Result:
             f"the compose cluster is not running ({summary})",
             code="network.ports.compose_not_running",
             details=details,
-            fix=Remediation("Start the cluster to check its network live.", (_compose_up(ctx),)),
+            fix=START_SEE_HEAD,
             data=data,
         )
     # What the connection mode needs: ray:// needs the client port, a driver or worker the GCS;
@@ -529,9 +531,9 @@ def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
         return finding(
             Status.WARN,
-            f"the compose cluster is not running ({message})",
+            f"the compose cluster is not running: {message}",
             code="network.dashboard.compose_not_running",
-            fix=Remediation("Start the cluster to check it live.", (_compose_up(ctx),)),
+            fix=START_SEE_HEAD,
             data={"kind": kind},
         )
     cause = kind if kind in _DEAD_FIX else "unreachable"
@@ -585,7 +587,7 @@ def _not_ray(ctx: CheckContext, message: str) -> Result:
         code="network.dashboard.not_ray",
         fix=Remediation(
             "Point --address at the Ray dashboard port (default 8265); another service holds this one.",
-            (shlex.join(["raydoctor", "check", "--address", f"{address.host_for_url}:8265"]),),
+            (remedies.raydoctor_check(f"{address.host_for_url}:8265", ctx.environ),),
         ),
         data={"kind": "not_ray"},
     )
@@ -605,7 +607,7 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     # Each is bounded by --timeout per connection; the runner's limit is a safety net.
     limit = ctx.options.timeout * 4 + 5
     return [
-        Check("network.resolve", "network", "Name resolution", check_resolve, timeout=limit),
-        Check("network.ports", "network", "Ports", check_ports, timeout=limit),
-        Check("network.dashboard", "network", "Dashboard health", check_dashboard, timeout=limit),
+        Check("network.resolve", "network", "Head's host name resolves", check_resolve, timeout=limit),
+        Check("network.ports", "network", "Head's ports answer", check_ports, timeout=limit),
+        Check("network.dashboard", "network", "Dashboard healthy", check_dashboard, timeout=limit),
     ]

@@ -13,7 +13,7 @@ from doctor.head.dashboard import DashboardError
 from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
-TITLE = "Cluster nodes"
+TITLE = "Cluster nodes alive"
 
 __all__ = ["TITLE", "checks_for", "describe_node", "judge_node_list"]
 
@@ -31,7 +31,7 @@ def _total(nodes: list[dict[str, Any]], resource: str) -> float:
 def judge_node_list(ctx: Any) -> Result:
     """Alive and dead nodes, and whether an alive head is among them."""
     if not ctx.head().live:
-        return finding(Status.SKIP, "the cluster did not answer (see Ray head)", code="head.nodes.unreachable")
+        return finding(Status.SKIP, "the cluster did not answer (see head.source)", code="head.nodes.unreachable")
     try:
         nodes = ctx.nodes()
     except DashboardError as exc:

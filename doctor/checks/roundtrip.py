@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 import time
@@ -36,7 +37,7 @@ PROBE_SCRIPT = Path(__file__).with_name("roundtrip_probe.py").read_text(encoding
 # tests/test_roundtrip.py::test_round_trip_reports_the_worker records the timings); twice that
 # on a loaded laptop. Past this, the connection is not going to work: kill it.
 LIMIT_S = 20.0
-TITLE = "Round trip (ray.init + one task)"
+TITLE = "Round trip works (ray.init + one task)"
 CLIENT_LOGS = "ray_client_server*"
 LOG_LINES = 50
 
@@ -220,6 +221,20 @@ _VERSION = re.compile(r"Version mismatch|Python minor versions differ|Client Ray
 _NO_GRPC = re.compile(r"No module named '?grpc|ray\[client\]|requires pip package .*client", re.I)
 
 
+def _env_with_ray(ctx: CheckContext) -> str | None:
+    local = ctx.local_or_none()
+    return local.executable if local is not None and local.ray else None
+
+
+def _version_fix(ctx: CheckContext, head_ray: str, exe: str) -> tuple[str, ...]:
+    """``raydoctor fix`` where fix knows what to build; pip only into an interpreter that can pass Ray's Python rule."""
+    from doctor.checks.basics import fix_commands, python_passes
+
+    local = ctx.local_or_none()
+    pip = (remedies.pip_install_ray(head_ray, exe),) if local is not None and python_passes(ctx, local) else ()
+    return fix_commands(ctx) + pip
+
+
 def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | None:
     """Name the cause from what the client said and what the head's client server logged."""
     head_ray = ctx.head().ray_version or "<head's Ray>"
@@ -232,7 +247,7 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
             "Ray Client refused the connection: the versions differ (Ray must be equal, Python major.minor too)",
             Remediation(
                 f"Use Ray {head_ray} and the head's Python locally.",
-                (remedies.raydoctor_fix(ctx.options), remedies.pip_install_ray(head_ray, exe)),
+                _version_fix(ctx, head_ray, exe),
             ),
         )
     if _NO_GRPC.search(client_text):
@@ -240,7 +255,8 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
             "client_extra_local",
             "this interpreter lacks Ray's client extra (grpcio): ray:// cannot connect",
             Remediation(
-                "Install Ray with the client extra in this env.", (f"{exe} -m pip install 'ray[client]=={head_ray}'",)
+                "Install Ray with the client extra in this env.",
+                (shlex.join([exe, "-m", "pip", "install", f"ray[client]=={head_ray}"]),),
             ),
         )
     if _NO_GRPC.search(server_text):
@@ -248,8 +264,10 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
             "client_extra_head",
             "the head lacks Ray's client extra: its Ray Client server cannot start",
             Remediation(
-                "Install ray[client] (or ray[default]) on the head, or use a rayproject/ray image.",
-                (f"pip install 'ray[client]=={head_ray}'",),
+                # A command for the head, not for here: in the sentence, never pasted on this machine.
+                f"On the head, install ray[client] (or ray[default]): pip install 'ray[client]=={head_ray}'; "
+                "or use a rayproject/ray image.",
+                (),
             ),
         )
     if _FORK.search(server_text) or (_SERVER_START_FAILED.search(both) and "Check failed" in server_text):
@@ -262,7 +280,7 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
                 "Restart the head with GRPC_ENABLE_FORK_SUPPORT=0 in its environment (compose: "
                 "`environment: [GRPC_ENABLE_FORK_SUPPORT=0]` on the head service), or pin the head's "
                 "grpcio to a release without the fork crash.",
-                ("GRPC_ENABLE_FORK_SUPPORT=0 ray start --head ...",),
+                (),  # the restart runs on the head (GRPC_ENABLE_FORK_SUPPORT=0 ray start --head …), not here
             ),
             code="fork_crash",
         )
@@ -273,7 +291,7 @@ def diagnose(ctx: CheckContext, client_text: str, server_text: str) -> Cause | N
             Remediation(
                 "Look at the head's ray_client_server_*.err; restart the head with GRPC_ENABLE_FORK_SUPPORT=0 "
                 "if it shows a crash.",
-                ("ray status",),
+                remedies.ray_status(exe if local and local.ray else None, ctx.target.address),
             ),
         )
     return None
@@ -421,7 +439,7 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
         fix = Remediation(
             "Read the client error and the head's ray_client_server*.err above; check that the head runs "
             "ray[client] and that nothing between here and the head cuts long-lived gRPC streams.",
-            ("ray status",),
+            remedies.ray_status(_env_with_ray(ctx), ctx.target.address),
         )
     if cause is not None:
         code = cause.code

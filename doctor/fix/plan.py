@@ -33,7 +33,7 @@ from doctor.head.facts import HeadFacts
 from doctor.local.interpreter import LocalFacts
 from doctor.model import Report, Result, Status
 from doctor.options import TargetOptions
-from doctor.remedies import conda_env_name
+from doctor.remedies import conda_env_name, raydoctor
 from doctor.versions import VersionSpec, release_equal
 
 if TYPE_CHECKING:
@@ -423,7 +423,7 @@ def head_target(head: HeadFacts) -> HeadTarget:
             f"the head's {' and '.join(missing)} version{'s are' if len(missing) > 1 else ' is'} unknown "
             f"(tried: {tried}; {problems}), so fix does not know what to build",
             hint="start the cluster and pass --address HOST:8265, or name the image with "
-            "--image rayproject/ray:VERSION-pyXY; `raydoctor check` shows what is known",
+            f"--image rayproject/ray:VERSION-pyXY; `{raydoctor(['check'])}` shows what is known",
         )
     assert want is not None and head.ray is not None and head.python is not None
     basis = ("exact" if head.python.exact else "guess") if want.exact else "minor"

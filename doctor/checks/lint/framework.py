@@ -150,9 +150,11 @@ def combine(rule_id: str, title: str, items: list[Item], ok_summary: str) -> Res
         )
     bad = sorted((f for f in bad if f.status != Status.SKIP), key=lambda f: -_SEVERITY[f.status])
     details: list[str] = []
+    explained: set[str] = set()  # an explanation several items share is given once, under the first
     for f in bad:
         details.append(f"{f.status.value}: {f.summary}")
-        details.extend(f"  {d}" for d in f.details)
+        details.extend(f"  {d}" for d in f.details if d not in explained)
+        explained.update(f.details)
     texts = list(dict.fromkeys(f.fix for f in bad if f.fix))
     edits = list(dict.fromkeys(e for f in bad for e in f.edits))
     fix = Remediation(" ".join(texts), (), tuple(edits)) if texts or edits else None
