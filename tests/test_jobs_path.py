@@ -269,3 +269,50 @@ def test_working_dir_over_the_heads_lowered_limit(head_python, tmp_path, clean_e
         assert env.code == "jobs.runtime_env.too_large"
     finally:
         node.stop()
+
+
+# -- fix --mode jobs ---------------------------------------------------------------------------
+
+
+def _checked(local_python: str, version: str, codes: tuple[str, ...] = ()):
+    from doctor.fix.plan import Checked
+    from doctor.head.facts import HeadFacts
+    from doctor.local.interpreter import LocalFacts
+    from doctor.model import Fact, Result
+
+    src = "running cluster (http://h:8265/api/v0/cluster_metadata)"
+    local = LocalFacts(local_python, version, "CPython", "x86_64", "Linux", "/p", "/p", "--python", {})
+    results = tuple(Result(c.rsplit(".", 1)[0], "jobs", "t", Status.OK, "", code=c) for c in codes)
+    return Checked(
+        HeadFacts(ray=Fact("2.49.2", src, True), python=Fact("3.12.1", src, True), sources_tried=("dashboard",)),
+        local,
+        interpreter=local_python,
+        chosen_by="--python",
+        findings=results,
+        target={"kind": "address"},
+    )
+
+
+def test_fix_jobs_mode_builds_ray_default_on_the_python_here(tmp_path):
+    from doctor.fix.plan import BUILD, NOTHING, FixOptions, make_plan
+    from tests.ray_cluster import find_python
+
+    found = find_python("3.11")
+    if found is None:
+        pytest.skip("no Python 3.11 here")
+    version = subprocess.run(
+        [str(found), "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True
+    ).stdout.strip()
+    (tmp_path / "packages.txt").write_text("requests\n")  # goes to the cluster, not into the local env
+    target = TargetOptions(address="127.0.0.1:8265", mode="jobs")
+    opts = FixOptions(
+        target=target, env_dir=tmp_path / "envs", use_conda=False, search_dirs=[found.parent.parent.parent]
+    )
+    plan = make_plan(opts, _checked(str(found), version), environ={}, cwd=tmp_path)
+    assert plan.action == BUILD
+    assert plan.env_name.endswith("-jobs") and f"py{version}" in plan.env_name  # the head's 3.12 is not required
+    assert plan.install is not None and plan.install.extra == ["ray[default]==2.49.2"]
+    assert plan.install.requirements is None
+    assert "job client" in plan.reason
+    ok = make_plan(opts, _checked(str(found), version, ("jobs.client.ok",)), environ={}, cwd=tmp_path)
+    assert ok.action == NOTHING and "no env matching" in ok.reason
