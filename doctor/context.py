@@ -253,6 +253,12 @@ class CheckContext:
         self.requirements: Requirements | None = (
             load_requirements(self.requirements_path) if self.requirements_path else None
         )
+        # --runtime-env FILE, read once (a bad file is a UsageError): judged by doctor.checks.jobs.
+        self.runtime_env: Any = None
+        if getattr(options, "runtime_env", None) is not None:
+            from doctor.head.runtime_env import load_runtime_env
+
+            self.runtime_env = load_runtime_env(Path(options.runtime_env), self.cwd)  # type: ignore[arg-type]
         self._dashboard: DashboardClient | None = None
         self._head = Lazy(self._gather_head)
         self._local = Lazy(self._gather_local)

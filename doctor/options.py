@@ -11,7 +11,7 @@ DEFAULT_GCS_PORT = 6379
 DEFAULT_METRICS_PORT = 8500
 DEFAULT_TIMEOUT_S = 2.0
 
-MODES = ("client", "driver")
+MODES = ("client", "driver", "jobs")
 
 
 @dataclass
@@ -43,3 +43,7 @@ class TargetOptions:
     ray_override: str | None = None
     # --kernel NAME (check): judge the interpreter that Jupyter kernel runs (doctor.local.kernels).
     kernel: str | None = None
+    # --runtime-env FILE (doctor.head.runtime_env, judged by jobs.runtime_env); --jobs submits one real
+    # job with it (jobs.submit, also part of --deep).
+    runtime_env: Path | None = None
+    jobs: bool = False

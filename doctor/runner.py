@@ -16,7 +16,19 @@ from typing import Callable, Iterable, List, Sequence, Union
 from doctor.errors import DoctorError
 from doctor.model import Result, Status
 
-CATEGORY_ORDER = ("head", "local", "versions", "packages", "network", "roundtrip", "gpu", "compose", "cluster", "deep")
+CATEGORY_ORDER = (
+    "head",
+    "local",
+    "versions",
+    "packages",
+    "network",
+    "roundtrip",
+    "jobs",
+    "gpu",
+    "compose",
+    "cluster",
+    "deep",
+)
 
 CheckOutput = Union[Result, List[Result]]
 

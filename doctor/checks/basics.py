@@ -160,6 +160,13 @@ def _skipped(code: str, why: str, title: str = "") -> Result:
     return finding(Status.SKIP, why, code=code, title=title)
 
 
+# --mode jobs: Ray's Jobs API runs the entrypoint on the cluster, in its Python and Ray
+# (ray/dashboard/modules/job/sdk.py::JobSubmissionClient is plain HTTP), so nothing local must match.
+JOBS_MODE = (
+    "not needed in jobs mode: the Jobs API runs the entrypoint in the cluster's own Python and Ray (see jobs.client)"
+)
+
+
 def _python_verdict(ctx: CheckContext, local: LocalFacts) -> Verdict | None:
     """Ray's Python rule for the judged interpreter; None when the head's Python is unknown."""
     head = ctx.head()
@@ -185,6 +192,8 @@ def fix_commands(ctx: CheckContext) -> tuple[str, ...]:
 
 
 def ray_version(ctx: CheckContext) -> Result:
+    if ctx.options.mode == "jobs":
+        return _skipped("versions.ray.jobs_mode", JOBS_MODE)
     head = ctx.head()
     local = ctx.local_or_none()
     if head.ray is None:
@@ -221,6 +230,8 @@ def _in_kernel(summary: str, local: LocalFacts) -> str:
 
 def python_version(ctx: CheckContext) -> Result:
     title = f"Python matches the head ({ctx.options.mode} mode)"
+    if ctx.options.mode == "jobs":
+        return _skipped("versions.python.jobs_mode", JOBS_MODE, title)
     head = ctx.head()
     local = ctx.local_or_none()
     if head.python is None:
@@ -262,7 +273,7 @@ def python_version(ctx: CheckContext) -> Result:
 
 def client_extras(ctx: CheckContext) -> Result:
     if ctx.options.mode != "client":
-        return _skipped("packages.client_extras.not_needed", "not needed in driver mode")
+        return _skipped("packages.client_extras.not_needed", f"not needed in {ctx.options.mode} mode")
     local = ctx.local_or_none()
     if local is None or local.ray is None:
         return _skipped("packages.client_extras.no_ray", "Ray is not installed locally")
@@ -307,6 +318,12 @@ def requirement_pins(ctx: CheckContext) -> Result:
     constraints (``-c`` files) are judged for the packages a requirement names, as pip applies them.
     """
     reqs = ctx.requirements
+    if ctx.options.mode == "jobs" and reqs is not None:
+        return _skipped(
+            "packages.requirements.jobs_mode",
+            "not judged locally in jobs mode: the requirements go to the cluster as the runtime_env's pip list "
+            "(see jobs.runtime_env)",
+        )
     if reqs is None:
         return finding(
             Status.SKIP,

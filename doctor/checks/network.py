@@ -426,6 +426,8 @@ _NOT_NEEDED = {
 
 
 def needed_roles(mode: str) -> set[str]:
+    if mode == "jobs":  # the Jobs API is HTTP on the dashboard port only (ray/dashboard/modules/job/sdk.py)
+        return {"dashboard"}
     return {"dashboard", "client"} if mode == "client" else {"dashboard", "gcs"}
 
 

@@ -326,6 +326,10 @@ def roundtrip(ctx: CheckContext) -> Result:
     assert address is not None, "registered only for targets with an address"
     if not ctx.options.roundtrip:
         return _skip("skipped (--no-roundtrip)", "disabled")
+    if ctx.options.mode == "jobs":  # the Jobs API never opens a Ray Client connection
+        return _skip(
+            "not needed in jobs mode: the Jobs API runs the entrypoint on the cluster (see jobs.submit)", "jobs_mode"
+        )
     # The client port first: a closed or silent port would keep Ray waiting ~30 s.
     spec = PortSpec("client", address.client_port, "grpc", "target")
     port = probe(spec, address.host, ctx.options.timeout)

@@ -85,7 +85,15 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         choices=MODES,
         default="client",
         help="how you connect: client = Ray Client (ray://, Python major.minor must match); "
-        "driver = joining the cluster (Python patch must match too). Default: client",
+        "driver = joining the cluster (Python patch must match too); "
+        "jobs = the Jobs API (ray job submit: no env matching, only a job client). Default: client",
+    )
+    g.add_argument(
+        "--runtime-env",
+        type=Path,
+        metavar="FILE",
+        help="the project's runtime_env (YAML/JSON, as `ray job submit --runtime-env` takes it), judged "
+        "before upload (default in --mode jobs: working_dir . and the requirements as its pip list)",
     )
     g = parser.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print one JSON document (schema in the README) instead of text")
@@ -111,6 +119,11 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="judge the Python a Jupyter kernel runs (its kernel.json), not the shell's (see jupyter kernelspec list)",
     )
+    parser.add_argument(
+        "--jobs",
+        action="store_true",
+        help="also submit one real job with the project's runtime_env through the Jobs API (part of --deep)",
+    )
 
 
 def options_from(args: argparse.Namespace) -> TargetOptions:
@@ -128,6 +141,8 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         roundtrip=getattr(args, "roundtrip", True),
         cluster_file=getattr(args, "cluster_file", None),
         kernel=getattr(args, "check_kernel", None),
+        runtime_env=getattr(args, "runtime_env", None),
+        jobs=getattr(args, "jobs", False),
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -430,6 +431,28 @@ def head_target(head: HeadFacts) -> HeadTarget:
     return HeadTarget(str(head.ray.value), want, basis, head.ray.source, head.python.source)
 
 
+JOBS_CLIENT_OK = "jobs.client.ok"
+
+
+def jobs_head_target(checked: Checked) -> HeadTarget:
+    """``--mode jobs``: the head's Ray for the job client; the Python is whichever is here, since the Jobs
+    API runs the entrypoint in the cluster's own Python (``ray/dashboard/modules/job/sdk.py`` is HTTP)."""
+    head = checked.head
+    if not head.ray_version or head.ray is None:
+        raise UsageError(
+            "the head's Ray version is unknown, so fix does not know which job client to install",
+            hint="start the cluster and pass --address HOST:8265; `raydoctor check --mode jobs` shows what is known",
+        )
+    local = checked.local.python if checked.local is not None else None
+    want = VersionSpec.read(local) if local else None
+    if want is None:
+        want = VersionSpec.read(f"{sys.version_info.major}.{sys.version_info.minor}")
+    assert want is not None
+    return HeadTarget(
+        head.ray_version, want, "exact" if want.exact else "minor", head.ray.source, "any Python (jobs mode)"
+    )
+
+
 def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
     """Whether the judged interpreter already is what fix would build.
 
@@ -440,7 +463,10 @@ def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
     """
     local = checked.local
     reasons: list[str] = []
-    if local is None:
+    if mode == "jobs":  # only the job client matters (jobs.client): any Python, any Ray the Jobs API accepts
+        if JOBS_CLIENT_OK not in checked.codes:
+            reasons.append("Ray's job client (ray[default]) does not import")
+    elif local is None:
         reasons.append("it could not be inspected")
     else:
         if not head.want.satisfies(local.python):
@@ -511,10 +537,13 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
     return "\n".join(lines) + "\n", len(reqs.requirements), notes + list(reqs.notes)
 
 
-def plan_install(requirements: Path | None, ray: str, installer: str) -> tuple[InstallPlan, list[str]]:
-    """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``."""
+def plan_install(
+    requirements: Path | None, ray: str, installer: str, extra_requirement: str | None = None
+) -> tuple[InstallPlan, list[str]]:
+    """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``
+    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client)."""
     resolved = choose_installer(installer).name
-    extra = [ray_client_requirement(ray)]
+    extra = [extra_requirement or ray_client_requirement(ray)]
     warnings: list[str] = []
     converted: str | None = None
     count = 0
@@ -587,9 +616,10 @@ def make_plan(
     cwd = (cwd or Path.cwd()).absolute()
     if checked.error:
         raise UsageError(checked.error)
-    head = head_target(checked.head)
+    jobs_mode = options.target.mode == "jobs"
+    head = jobs_head_target(checked) if jobs_mode else head_target(checked.head)
     judged = judge_local(checked, head, options.target.mode)
-    name = env_dir_name(head.ray, head.python)
+    name = env_dir_name(head.ray, head.python) + ("-jobs" if jobs_mode else "")
     env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
     dest = env_dir / name
     plan = Plan(
@@ -624,6 +654,9 @@ def make_plan(
             environ=environ,
             cwd=cwd,
         )
+    if judged.matches and not options.rebuild and jobs_mode:
+        plan.reason = f"{judged.executable} already has a working job client (ray[default]); jobs need no env matching"
+        return plan
     if judged.matches and not options.rebuild:
         plan.reason = (
             f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
@@ -635,8 +668,11 @@ def make_plan(
             f"the head's Python patch {head.python} is a guess from a table of known image builds; "
             "run fix with --address on the running cluster to build for the real patch"
         )
-    requirements = requirements_path(options.target, cwd)
-    plan.install, install_warnings = plan_install(requirements, head.ray, options.installer)
+    # jobs mode: the requirements go to the cluster (the runtime_env's pip list), not into the local env.
+    requirements = None if jobs_mode else requirements_path(options.target, cwd)
+    plan.install, install_warnings = plan_install(
+        requirements, head.ray, options.installer, f"ray[default]=={head.ray}" if jobs_mode else None
+    )
     plan.warnings += install_warnings
     plan.interpreter, interp_warnings = plan_interpreter(
         head.want,

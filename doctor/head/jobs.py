@@ -19,7 +19,8 @@ import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from doctor.head.dashboard import Answer, DashboardClient, DashboardError
 from doctor.text import sanitize
@@ -180,12 +181,14 @@ def run_probe_job(
     limit_s: float,
     name: str = "probe",
     poll_s: float = 0.25,
+    on_status: Callable[[str, float], None] | None = None,
     **fields: Any,
 ) -> JobOutcome:
     """Submit ``python -c script``, wait at most ``limit_s``, read its logs, delete it.
 
     Raises ``JobError`` only when the job could not be submitted; once it
     exists, every outcome (failed, stopped for time, vanished) is a JobOutcome.
+    ``on_status(status, seconds since submission)`` is told each status the first time it is seen.
     """
     start = time.perf_counter()
     deadline = start + limit_s
@@ -207,6 +210,7 @@ def run_probe_job(
     info: dict[str, Any] = {}
     state = "PENDING"
     notes = []
+    seen: set[str] = set()
     try:
         while True:
             try:
@@ -214,6 +218,9 @@ def run_probe_job(
                 state = sanitize(str(info.get("status") or state))[:40]
             except (DashboardError, JobError) as exc:
                 notes.append(f"status: {getattr(exc, 'message', exc)}")
+            if on_status is not None and state not in seen:
+                seen.add(state)
+                on_status(state, time.perf_counter() - start)
             if state in TERMINAL or time.perf_counter() >= deadline:
                 break
             time.sleep(min(poll_s, max(0.0, deadline - time.perf_counter())))
@@ -270,3 +277,85 @@ def _delete_quietly(dashboard: DashboardClient, submission_id: str, notes: list[
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(sanitize(str(text)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- packages (working_dir uploads) and the log API --------------------------------------
+
+# What Ray names a working_dir package: ``_ray_pkg_`` + hex (``ray/_private/runtime_env/packaging.py::
+# get_uri_for_directory``); ``gcs`` is the only protocol the dashboard stores (``Protocol.GCS``).
+PACKAGE_NAME = re.compile(r"_ray_pkg_[0-9a-f]{1,64}\.zip")
+# ``packaging.py::_store_package_in_gcs``: "Package size (X MiB) exceeds the maximum size of Y MiB".
+_TOO_LARGE = re.compile(r"Package size \(([0-9.]+) ?MiB\) exceeds the maximum size of ([0-9.]+) ?MiB")
+
+
+def _package_path(uri: str) -> str:
+    """``ray/dashboard/modules/job/common.py::uri_to_http_components`` for a ``gcs://`` package."""
+    protocol, _, name = uri.partition("://")
+    if protocol != "gcs" or not PACKAGE_NAME.fullmatch(name):
+        raise JobError("jobs", f"{uri!r} is not a package URI raydoctor uploads (gcs://_ray_pkg_<hex>.zip)")
+    return f"/api/packages/{protocol}/{name}"
+
+
+def package_exists(dashboard: DashboardClient, uri: str) -> bool:
+    """``GET /api/packages/gcs/NAME``: 200 when the head has it, 404 when not
+    (``ray/dashboard/modules/job/job_head.py::get_package``; the SDK's ``_package_exists``)."""
+    resp = dashboard.request("GET", _package_path(uri))
+    if resp.status_code == 200:
+        return True
+    if resp.status_code == 404:
+        return False
+    raise JobError("jobs", f"GET {_package_path(uri)}: HTTP {resp.status_code} {_short(resp.text)}")
+
+
+def upload_package(dashboard: DashboardClient, uri: str, zip_path: Path) -> None:
+    """``PUT /api/packages/gcs/NAME`` with the zip's bytes, as the SDK's ``_upload_package`` sends them
+    (streamed from the file). A package over the head's limit comes back as HTTP 500 with Ray's
+    ``ValueError`` text: ``JobError("too_large", ...)`` naming the head's own limit."""
+    with open(zip_path, "rb") as handle:
+        resp = dashboard.request("PUT", _package_path(uri), data=handle)
+    if resp.status_code == 200:
+        return
+    match = _TOO_LARGE.search(resp.text)
+    if match:
+        raise JobError(
+            "too_large",
+            f"the head refused the working_dir package: {match.group(1)} MiB is over its limit of "
+            f"{match.group(2)} MiB (GCS_STORAGE_MAX_SIZE, RAY_max_grpc_message_size on the head)",
+        )
+    raise JobError("jobs", f"PUT {_package_path(uri)}: HTTP {resp.status_code} {_short(resp.text)}")
+
+
+def log_files(dashboard: DashboardClient, node_id: str, glob: str) -> list[str]:
+    """``GET /api/v0/logs?node_id=&glob=``: the names of the node's log files that match
+    (``ray/dashboard/modules/log/log_manager.py::list_logs``; the answer groups them by component)."""
+    if not valid_job_id(node_id.replace("-", "")):
+        return []
+    resp = dashboard.request("GET", "/api/v0/logs", params={"node_id": node_id, "glob": glob})
+    if resp.status_code >= 400:
+        return []
+    try:
+        data = resp.json()
+    except DashboardError:
+        return []
+    found: list[str] = []
+
+    def gather(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, list):
+            for item in value:
+                gather(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                gather(item)
+
+    result = data.get("data", {}).get("result") if isinstance(data, dict) else None
+    gather(result)
+    return [sanitize(name) for name in found if name.endswith(".log") and "/" not in name.lstrip("/")]
+
+
+def read_log(dashboard: DashboardClient, node_id: str, filename: str, lines: int = 400) -> str:
+    """``GET /api/v0/logs/file?node_id=&filename=&lines=``: the last lines of one log file, sanitised."""
+    params = {"node_id": node_id, "filename": filename, "lines": str(lines)}
+    resp = dashboard.request("GET", "/api/v0/logs/file", params=params)
+    return resp.text if resp.status_code < 400 else ""

@@ -1,0 +1,557 @@
+"""The Jobs API path (category ``jobs``): the path that needs no env matching at all.
+
+Ray's Jobs API runs the entrypoint on the cluster, in the cluster's Python and Ray (Ray's job-submission
+docs; the client is ``ray/dashboard/modules/job/sdk.py::JobSubmissionClient``, talking HTTP to
+``ray/dashboard/modules/job/job_head.py``), so the local side only needs a working job client. What can go
+wrong is on the way there: the Jobs API, the runtime_env's ``working_dir`` as Ray packs it
+(``doctor.head.runtime_env``), and its ``pip`` list, which the head installs.
+
+* ``jobs.client`` (``--mode jobs``): ``ray.job_submission.JobSubmissionClient`` imports in the judged interpreter;
+* ``jobs.api``: ``GET /api/jobs/`` answers as Ray's Jobs API does;
+* ``jobs.runtime_env`` (``--mode jobs`` or ``--runtime-env``): judged before upload, nothing is sent;
+* ``jobs.submit`` (``--jobs``, also ``--deep``): one real job with that runtime_env, followed to its end.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from doctor import proc
+from doctor.context import CheckContext
+from doctor.head import jobs as jobs_api
+from doctor.head.dashboard import DashboardError
+from doctor.head.runtime_env import (
+    FILE_SIZE_WARNING,
+    MIB,
+    Package,
+    PackError,
+    RuntimeEnv,
+    default_runtime_env,
+    mib,
+    pack,
+    package_limit,
+)
+from doctor.model import Remediation, Result, Status, finding
+from doctor.runner import Check
+from doctor.text import sanitize
+
+NO_MATCHING = "this path needs no env matching: the Jobs API runs the entrypoint in the cluster's own Python and Ray"
+POLL_S = 0.1  # how often the job's status is read: the resolution of the times reported
+SUBMIT_LIMIT_S = 240.0  # a pip runtime_env builds a virtualenv on the head: tens of seconds
+CLIENT_PROBE = (
+    "import json, sys\n"
+    "from ray.job_submission import JobSubmissionClient\n"
+    "import ray\n"
+    "print(json.dumps({'ray': ray.__version__, 'python': sys.version.split()[0]}))\n"
+)
+# The job raydoctor submits: a constant, never user text. It proves the working_dir arrived (its cwd).
+JOB_PROBE = (
+    "import json, os, sys\n"
+    "print('" + jobs_api.MARKER + "' + json.dumps({'python': sys.version.split()[0], "
+    "'files': len(os.listdir('.'))}))\n"
+)
+
+
+def jobs_enabled(ctx: CheckContext) -> bool:
+    return bool(getattr(ctx.options, "jobs", False) or ctx.options.deep)
+
+
+def runtime_env_judged(ctx: CheckContext) -> bool:
+    return ctx.options.mode == "jobs" or getattr(ctx, "runtime_env", None) is not None or jobs_enabled(ctx)
+
+
+# -- jobs.client ---------------------------------------------------------------------------
+
+
+def job_client(ctx: CheckContext) -> Result:
+    """``ray[default]`` in the judged interpreter: any Ray whose job client the cluster's Jobs API accepts."""
+    python = ctx.interpreter_path
+    with tempfile.TemporaryDirectory(prefix="raydoctor-jobs-") as empty:  # never import from the cwd
+        try:
+            done = proc.run([python, "-c", CLIENT_PROBE], timeout=60, env=proc.child_env(ctx.environ), cwd=empty)
+        except proc.ProcTimeout:
+            return finding(Status.ERROR, f"{python} took over 60 s to import Ray's job client", code="jobs.client.slow")
+        except OSError as exc:
+            return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
+    if done.returncode == 0:
+        import json
+
+        try:
+            info = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            info = {}
+        head = _head_ray(ctx)
+        versions = f"Ray {info.get('ray', '?')} on Python {info.get('python', '?')}"
+        note = f"; the cluster runs Ray {head}, which need not match" if head else ""
+        return finding(
+            Status.OK,
+            f"the job client works ({versions}){note}: {NO_MATCHING}",
+            code="jobs.client.ok",
+            data=info,
+        )
+    tail = (done.stderr or done.stdout).strip().splitlines()
+    last = sanitize(tail[-1] if tail else "")[:200]
+    # "No module named 'ray'": no Ray at all; another missing module: ray without the default extra.
+    missing_extra = "No module named" in last and "'ray'" not in last
+    pip = shlex.join(
+        [str(python), "-m", "pip", "install", "ray[default]" + (f"=={_head_ray(ctx)}" if _head_ray(ctx) else "")]
+    )
+    what = "ray[default]'s extras are missing" if missing_extra else "Ray is not installed"
+    return finding(
+        Status.FAIL,
+        f"{what} in {python}: ray.job_submission.JobSubmissionClient does not import ({last})",
+        code="jobs.client.missing",
+        details=[f"{NO_MATCHING}; any Python works, and Ray's version need not match the cluster's."],
+        fix=Remediation(
+            "Install ray[default] (raydoctor fix --mode jobs builds a small env with it).",
+            (pip, "raydoctor fix --mode jobs"),
+        ),
+    )
+
+
+def _head_ray(ctx: CheckContext) -> str | None:
+    try:
+        return ctx.head().ray_version
+    except Exception:
+        return None
+
+
+# -- jobs.api ------------------------------------------------------------------------------
+
+
+def jobs_api_answers(ctx: CheckContext) -> Result:
+    dashboard = ctx.dashboard
+    if dashboard is None:
+        return finding(Status.SKIP, "no dashboard address to ask", code="jobs.api.no_address")
+    url = f"{dashboard.base_url}/api/jobs/"
+    try:
+        resp = dashboard.request("GET", "/api/jobs/")
+    except DashboardError as exc:
+        fixes = {
+            "unauthorized": "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.",
+            "forbidden": "The token is wrong or expired: get the current one from the cluster's admin.",
+        }
+        return finding(
+            Status.FAIL,
+            f"the Jobs API did not answer: {exc.message}",
+            code=f"jobs.api.{exc.kind}",
+            fix=Remediation(fixes.get(exc.kind, "Check that the dashboard is up (see network.dashboard)."), ()),
+        )
+    if resp.status_code == 404:
+        return finding(
+            Status.FAIL,
+            f"{url} answered 404: no Jobs API there (Ray older than 1.9, or the port is not Ray's dashboard)",
+            code="jobs.api.not_found",
+            fix=Remediation("Point --address at the Ray dashboard (default port 8265) of a Ray >= 1.9 cluster.", ()),
+        )
+    try:
+        data = resp.json() if resp.status_code < 400 else None
+    except DashboardError:
+        data = None
+    if resp.status_code >= 400:
+        return finding(
+            Status.FAIL,
+            f"{url} answered HTTP {resp.status_code}",
+            code="jobs.api.http_error",
+            fix=Remediation("Read dashboard.log on the head (/tmp/ray/session_latest/logs).", ()),
+        )
+    if not isinstance(data, list) or not all(isinstance(job, dict) for job in data):
+        return finding(
+            Status.FAIL,
+            f"{url} answered HTTP {resp.status_code}, but not with Ray's job list (a JSON list of jobs): not Ray's Jobs API",
+            code="jobs.api.not_ray",
+            fix=Remediation("Point --address at the Ray dashboard port (default 8265), not another service.", ()),
+        )
+    return finding(
+        Status.OK,
+        f"the Jobs API answers at {url} ({len(data)} job{'s' if len(data) != 1 else ''} listed)",
+        code="jobs.api.ok",
+        data={"jobs": len(data)},
+    )
+
+
+# -- jobs.runtime_env ------------------------------------------------------------------------
+
+
+@dataclass
+class Judged:
+    """The runtime_env judged before upload."""
+
+    env: RuntimeEnv
+    package: Package | None = None
+    limit: int = 0
+    limit_from: str = ""
+    errors: list[str] = field(default_factory=list)  # the job would fail: never submitted
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    ray_pins: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+
+
+def project_runtime_env(ctx: CheckContext) -> RuntimeEnv:
+    given = getattr(ctx, "runtime_env", None)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    reqs = ctx.requirements
+    lines = [e.text for e in reqs.entries if not e.constraint] if reqs is not None else None
+    return default_runtime_env(ctx.cwd, lines)
+
+
+def judge_runtime_env(ctx: CheckContext) -> Judged:
+    env = project_runtime_env(ctx)
+    limit, limit_from = package_limit(ctx.environ)
+    out = Judged(env, limit=limit, limit_from=limit_from)
+    _judge_pip(ctx, out)
+    root = env.working_dir
+    if root is None:
+        out.notes.append(
+            f"working_dir {env.remote_working_dir} is a remote URI: nothing to pack"
+            if env.remote_working_dir
+            else "no working_dir: nothing is uploaded"
+        )
+        return out
+    try:
+        package = pack(root, env.excludes, ctx.environ)
+    except PackError as exc:
+        out.errors.append(str(exc))
+        out.codes.append("unpackable")
+        return out
+    out.package = package
+    size = package.zip_size
+    if size >= limit:
+        out.errors.append(
+            f"working_dir packs to {_size(size)}, over Ray's limit of {_size(limit)} ({limit_from}): "
+            "the upload would be refused"
+        )
+        out.codes.append("too_large")
+    big = package.over_warning()
+    if big:
+        out.warnings.append(
+            f"{len(big)} file{'s' if len(big) != 1 else ''} of {_size(FILE_SIZE_WARNING)} or more "
+            f"(Ray warns for each): {', '.join(f'{m.name} ({_size(m.size)})' for m in big[:5])}"
+        )
+        out.codes.append("large_files")
+    out.secrets = package.secret_like()
+    if out.secrets:
+        out.warnings.append(
+            "files that look like secrets would be uploaded to the cluster: " + ", ".join(out.secrets[:8])
+        )
+        out.codes.append("secrets")
+    return out
+
+
+def _judge_pip(ctx: CheckContext, out: Judged) -> None:
+    """The ``pip`` list, each line read by the one requirements parser; ``ray`` there is an error."""
+    from doctor.errors import UsageError
+    from doctor.local.requirements import parse_text
+
+    try:
+        lines = out.env.pip_lines()
+    except UsageError as exc:
+        out.errors.append(str(exc))
+        out.codes.append("pip_unreadable")
+        return
+    if not lines:
+        return
+    try:
+        parsed = parse_text("\n".join(lines), Path(out.env.source.replace("--runtime-env ", "") or "runtime_env"))
+    except UsageError as exc:
+        out.errors.append(f"pip list: {exc}")
+        out.codes.append("pip_unparsable")
+        return
+    head_python = None
+    try:
+        head_python = ctx.head().python_version
+    except Exception:
+        pass
+    env = (
+        {"python_version": ".".join(head_python.split(".")[:2]), "python_full_version": head_python}
+        if head_python
+        else None
+    )
+    for line in parsed:
+        entry = line.entry
+        req = entry.requirement if entry is not None else None
+        if req is None:
+            continue
+        if canonicalize_name(req.name) == "ray":
+            shown = entry.display if entry is not None else req.name
+            if req.specifier or req.url:
+                out.ray_pins.append(shown)
+            else:
+                out.warnings.append(
+                    f"pip lists {shown}: the cluster has Ray already; the line does nothing but slow setup"
+                )
+        elif env is not None and req.marker is not None:
+            try:
+                applies = req.marker.evaluate(env)
+            except Exception:
+                applies = True
+            if not applies:
+                out.notes.append(
+                    f"{entry.display if entry else req}: its marker excludes the head's Python {head_python}"
+                )
+    if out.ray_pins:
+        out.errors.append(
+            f"the pip list pins {', '.join(out.ray_pins)}: a job must not reinstall Ray (the cluster's Ray runs it)"
+        )
+        out.codes.append("pins_ray")
+
+
+def runtime_env_check(ctx: CheckContext) -> Result:
+    judged = judge_runtime_env(ctx)
+    env, package = judged.env, judged.package
+    details = [f"runtime_env from {env.source}"]
+    data: dict[str, Any] = {"source": env.source, "limit": judged.limit, "limit_from": judged.limit_from}
+    if package is not None:
+        files = package.files
+        data.update(
+            zip_bytes=package.zip_size,
+            files=len(files),
+            largest=[{"name": m.name, "bytes": m.size} for m in package.largest()],
+            secret_like=judged.secrets,
+            gitignore=package.gitignore,
+        )
+        details.append(
+            f"working_dir {package.root}: {len(files)} files, packs to {_size(package.zip_size)} "
+            f"(limit {_size(judged.limit)}: {judged.limit_from}; the head's own RAY_max_grpc_message_size is not "
+            "exposed by its dashboard, so an upload over a lower limit there is found by --jobs)"
+        )
+        details.append(
+            ".gitignore files honoured"
+            if package.gitignore
+            else ".gitignore files ignored (RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1)"
+        )
+        if package.excludes:
+            details.append(f"excludes: {', '.join(package.excludes)}")
+        details += [f"largest: {m.name} ({_size(m.size)})" for m in package.largest(3)]
+    details += judged.notes
+    if judged.errors:
+        fix_text = (
+            "Remove ray from the runtime_env's pip list."
+            if "pins_ray" in judged.codes
+            else (
+                "Add the bulk to the runtime_env's 'excludes' (or .gitignore), or use a remote working_dir URI (s3://, https://)."
+            )
+        )
+        return finding(
+            Status.FAIL,
+            "; ".join(judged.errors),
+            code=f"jobs.runtime_env.{judged.codes[0]}",
+            details=details + judged.warnings,
+            fix=Remediation(fix_text, ()),
+            data=data,
+        )
+    if judged.warnings:
+        fix_text = (
+            "Add them to the runtime_env's 'excludes' or to .gitignore so that they stay here."
+            if judged.secrets
+            else "Add large files to 'excludes' (or .gitignore) unless the job needs them."
+        )
+        return finding(
+            Status.WARN,
+            "; ".join(judged.warnings),
+            code=f"jobs.runtime_env.{judged.codes[0] if judged.codes else 'warned'}",
+            details=details,
+            fix=Remediation(fix_text, ()),
+            data=data,
+        )
+    size = f"working_dir packs to {_size(package.zip_size)} of {_size(judged.limit)}" if package else "nothing to pack"
+    pins = env.pip_lines() or []
+    return finding(
+        Status.OK,
+        f"{size}; {len(pins)} pip line{'s' if len(pins) != 1 else ''}, none pins Ray (judged before upload; nothing was sent)",
+        code="jobs.runtime_env.ok",
+        details=details,
+        data=data,
+    )
+
+
+# -- jobs.submit -----------------------------------------------------------------------------
+
+_PIP_MISSING = (
+    re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-\[\]]+)"),
+    re.compile(r"Could not find a version that satisfies the requirement ([A-Za-z0-9_.\-\[\]]+)"),
+    re.compile(r"Because ([A-Za-z0-9_.\-]+) was not found in the package registry"),  # uv
+)
+_INDEX_DOWN = re.compile(
+    r"(Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|"
+    r"Network is unreachable|Connection refused|ConnectTimeoutError|Could not fetch URL|Max retries exceeded)"
+)
+
+
+def name_cause(text: str) -> tuple[str, str] | None:
+    """What a failed job's message and logs say went wrong: (code, sentence), or None."""
+    for pattern in _PIP_MISSING:
+        match = pattern.search(text)
+        if match:
+            name = match.group(1).rstrip(".")
+            return "pip_package", f"pip on the head cannot install {name}: no such package (or version) on its index"
+    match = _INDEX_DOWN.search(text)
+    if match:
+        return "index_unreachable", f"the head cannot reach its package index ({match.group(1)})"
+    if "exceeds the maximum size" in text:
+        return "too_large", "the working_dir is over the head's package limit"
+    return None
+
+
+def _setup_logs(ctx: CheckContext, dashboard: Any) -> list[tuple[str, str]]:
+    """The head's ``runtime_env_setup-*.log`` files (name, last lines), through the log API (``/api/v0/logs``)."""
+    try:
+        nodes = ctx.nodes()
+    except Exception:
+        return []
+    head = next((n for n in nodes if n.get("is_head_node")), nodes[0] if nodes else None)
+    node_id = str(head.get("node_id") or "") if head else ""
+    if not node_id:
+        return []
+    texts: list[tuple[str, str]] = []
+    try:
+        for name in jobs_api.log_files(dashboard, node_id, "runtime_env_setup-*.log")[:8]:
+            texts.append((name, jobs_api.read_log(dashboard, node_id, name)))
+    except (DashboardError, jobs_api.JobError):
+        pass
+    return texts
+
+
+def _evidence(logs: list[tuple[str, str]]) -> tuple[tuple[str, str] | None, str]:
+    """The cause the setup logs name, and the line that names it (``file: line``)."""
+    for name, text in logs:
+        for line in text.splitlines():
+            cause = name_cause(line)
+            if cause is not None:
+                return cause, f"{name}: {' '.join(sanitize(line).split())[:200]}"
+    return None, ""
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else (f"{n / 1024:.1f} KiB" if n < MIB else mib(n).replace("MiB", " MiB"))
+
+
+def submit_check(ctx: CheckContext) -> Result:
+    if ctx.dashboard is None:
+        return finding(Status.SKIP, "no dashboard address to submit to", code="jobs.submit.no_address")
+    judged = judge_runtime_env(ctx)
+    if judged.errors:
+        return finding(
+            Status.SKIP,
+            f"not submitted: the runtime_env would fail ({judged.errors[0]}; see jobs.runtime_env)",
+            code="jobs.submit.runtime_env_refused",
+        )
+    runtime_env = dict(judged.env.data)
+    dashboard = jobs_api.for_jobs(ctx.dashboard)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    package = judged.package
+    if package is not None:
+        uri = package.uri()
+        budget = 30.0 + package.zip_size / (2 * 1024 * 1024)  # 2 MiB/s at worst
+        uploader = jobs_api.for_jobs(dashboard, min_timeout=budget)
+        try:
+            with tempfile.TemporaryDirectory(prefix="raydoctor-pkg-") as tmp:
+                from doctor.head.runtime_env import write_zip
+
+                zip_path = Path(tmp) / uri.rsplit("/", 1)[-1]
+                if not jobs_api.package_exists(uploader, uri):
+                    write_zip(package, zip_path)
+                    jobs_api.upload_package(uploader, uri, zip_path)
+        except (DashboardError, jobs_api.JobError) as exc:
+            kind = getattr(exc, "kind", "jobs")
+            code = "too_large" if kind == "too_large" else "upload_failed"
+            return finding(
+                Status.FAIL,
+                f"the working_dir upload failed: {exc.message}",
+                code=f"jobs.submit.{code}",
+                details=[f"package {uri}, {_size(package.zip_size)}"],
+                fix=Remediation(
+                    "Shrink the working_dir ('excludes', .gitignore) below the head's limit, or raise "
+                    "RAY_max_grpc_message_size on the head.",
+                    (),
+                )
+                if code == "too_large"
+                else None,
+                data={"uri": uri, "zip_bytes": package.zip_size},
+            )
+        runtime_env["working_dir"] = uri
+    timings["upload_s"] = time.perf_counter() - start
+    seen: dict[str, float] = {}
+
+    def on_status(state: str, at: float) -> None:
+        seen.setdefault(state, at)
+
+    try:
+        outcome = jobs_api.run_probe_job(
+            dashboard,
+            JOB_PROBE,
+            limit_s=SUBMIT_LIMIT_S,
+            name="jobs",
+            poll_s=POLL_S,
+            runtime_env=runtime_env,
+            on_status=on_status,
+        )
+    except jobs_api.JobError as exc:
+        return finding(Status.FAIL, f"the job was not accepted: {exc.message}", code=f"jobs.submit.{exc.kind}")
+    end = outcome.duration_s
+    running = seen.get("RUNNING")  # PENDING while the head builds the runtime_env, RUNNING once it runs
+    timings["env_setup_s"] = running if running is not None else end
+    timings["run_s"] = end - running if running is not None else 0.0
+    run_text = (
+        f"run {timings['run_s']:.2f} s" if running is not None else f"run under {POLL_S:g} s (never seen RUNNING)"
+    )
+    timings["total_s"] = time.perf_counter() - start
+    data = {**{k: round(v, 3) for k, v in timings.items()}, "status": outcome.status, "deleted": outcome.deleted}
+    figures = f"upload {timings['upload_s']:.2f} s, env setup {timings['env_setup_s']:.2f} s, {run_text}"
+    details = [f"job {outcome.submission_id}: {outcome.status}", *outcome.notes]
+    if outcome.ok:
+        return finding(
+            Status.OK,
+            f"a job with the project's runtime_env ran on the cluster: {figures}",
+            code="jobs.submit.ok",
+            details=details,
+            data=data,
+        )
+    # The head's own account first: its runtime_env setup logs (the job's message repeats part of them).
+    cause, line = _evidence(_setup_logs(ctx, dashboard))
+    cause = cause or name_cause("\n".join([outcome.message, outcome.logs]))
+    message = " ".join(sanitize(outcome.message).split())[:300]
+    details += [f"the head's setup log, {line}"] if line else []
+    details += [f"message: {message}"] if message else []
+    details += [f"log: {line}" for line in outcome.log_tail(8)]
+    code, why = cause if cause else ("timed_out" if outcome.status == "TIMEOUT" else "failed", "")
+    summary = f"the job {outcome.status.lower()}" + (f": {why}" if why else (f": {message[:160]}" if message else ""))
+    fixes = {
+        "pip_package": "Correct or remove that line of the runtime_env's pip list.",
+        "index_unreachable": "Give the head a reachable index (pip's index_url in the runtime_env, or a proxy), or bake the packages into the image.",
+        "too_large": "Shrink the working_dir with 'excludes' or .gitignore.",
+    }
+    return finding(
+        Status.FAIL,
+        summary,
+        code=f"jobs.submit.{code}",
+        details=details,
+        fix=Remediation(fixes.get(code, "Read the job's logs: ray job logs <id> (raydoctor deleted the job)."), ()),
+        data=data,
+    )
+
+
+def checks_for(ctx: CheckContext) -> list[Check]:
+    checks: list[Check] = []
+    jobs_mode = ctx.options.mode == "jobs"
+    if jobs_mode:
+        checks.append(Check("jobs.client", "jobs", "Job client", job_client, timeout=70))
+    if ctx.target.address is not None and (jobs_mode or jobs_enabled(ctx)):
+        checks.append(Check("jobs.api", "jobs", "Jobs API", jobs_api_answers, timeout=20))
+    if runtime_env_judged(ctx):
+        checks.append(Check("jobs.runtime_env", "jobs", "Job runtime_env", runtime_env_check, timeout=60))
+    if ctx.target.address is not None and jobs_enabled(ctx):
+        checks.append(Check("jobs.submit", "jobs", "Job submission", submit_check, timeout=SUBMIT_LIMIT_S + 120))
+    return checks

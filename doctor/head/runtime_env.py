@@ -1,0 +1,373 @@
+"""A project's runtime_env, read as ``ray job submit --runtime-env`` reads it, and its ``working_dir``
+packed as Ray packs it, without importing Ray.
+
+The packing mirrors ``ray/_private/runtime_env/packaging.py``:
+
+* ``_dir_travel``: a depth-first walk from the folder; at every path, a ``.gitignore`` in it (unless
+  ``RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1``, ``_get_gitignore``) is pushed onto the exclude list, the path
+  is skipped when any exclude matches it, and its children are walked otherwise;
+* ``_get_excludes`` / ``_get_gitignore``: patterns matched with pathspec's ``gitwildmatch`` (Ray
+  vendors pathspec 0.8.1 in ``ray/_private/thirdparty/pathspec``) against the path relative to the
+  folder the patterns belong to;
+* ``_zip_files``: an uncompressed zip (``ZipFile(..., "w", strict_timestamps=False)``: ZIP_STORED) of
+  every file and every empty folder, named relative to the working_dir;
+* ``get_uri_for_directory`` / ``_hash_directory``: ``gcs://_ray_pkg_<hex>.zip``, the hex an 8-byte xor
+  of the SHA-1 of every path's relative name and, for a file, its content (``_xor_bytes`` keeps the
+  shorter operand's length, and the seed is ``b"0" * 8``);
+* ``GCS_STORAGE_MAX_SIZE`` (``RAY_max_grpc_message_size``, else ``GRPC_CPP_MAX_MESSAGE_SIZE`` = 512 MiB in
+  ``ray/_private/ray_constants.py``): a package of that size or more is refused
+  (``_store_package_in_gcs``); ``FILE_SIZE_WARNING`` (10 MiB): Ray warns per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from doctor.errors import UsageError
+
+MIB = 1024 * 1024
+GCS_STORAGE_MAX_SIZE_DEFAULT = 512 * MIB  # ray/_private/ray_constants.py::GRPC_CPP_MAX_MESSAGE_SIZE
+FILE_SIZE_WARNING = 10 * MIB  # ray/_private/runtime_env/packaging.py::FILE_SIZE_WARNING
+LIMIT_ENV = "RAY_max_grpc_message_size"
+IGNORE_GITIGNORE_ENV = "RAY_RUNTIME_ENV_IGNORE_GITIGNORE"
+RAY_PKG_PREFIX = "_ray_pkg_"
+MAX_RUNTIME_ENV_BYTES = 1 * MIB  # a --runtime-env file; Ray's own are a few lines
+MAX_ENTRIES = 200_000  # paths walked before raydoctor gives up on a folder (Ray itself has no bound)
+
+# Names that look like secrets: a warning names them (never their content) when they would be uploaded.
+_SECRET_NAMES = (
+    re.compile(r"\.env(\..+)?"),
+    re.compile(r".*\.pem"),
+    re.compile(r".*\.key"),
+    re.compile(r"id_(rsa|dsa|ecdsa|ed25519)(\..*)?"),
+    re.compile(r".*credentials.*", re.IGNORECASE),
+    re.compile(r"\.netrc|\.pypirc|\.npmrc"),
+)
+
+
+# -- the runtime_env ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeEnv:
+    """A runtime_env dict and where it came from; relative paths resolve from ``base`` (the cwd, as Ray's
+    ``upload_working_dir_if_needed`` resolves them from the submitting process's folder)."""
+
+    data: dict[str, Any]
+    source: str
+    base: Path
+
+    @property
+    def working_dir(self) -> Path | None:
+        value = self.data.get("working_dir")
+        if not isinstance(value, str) or "://" in value:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    @property
+    def remote_working_dir(self) -> str | None:
+        value = self.data.get("working_dir")
+        return value if isinstance(value, str) and "://" in value else None
+
+    @property
+    def excludes(self) -> list[str]:
+        value = self.data.get("excludes") or []
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def pip_lines(self) -> list[str] | None:
+        """The ``pip`` field as requirement lines: a list, ``{"packages": [...]}``, or a requirements file."""
+        pip = self.data.get("pip")
+        if pip is None:
+            return None
+        if isinstance(pip, dict):
+            pip = pip.get("packages") or []
+        if isinstance(pip, str):  # a requirements file, read by the one parser
+            from doctor.local.requirements import read_text
+
+            path = Path(pip).expanduser()
+            path = path if path.is_absolute() else self.base / path
+            return read_text(path, "runtime_env pip file").splitlines()
+        return [str(item) for item in pip] if isinstance(pip, list) else []
+
+
+def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
+    """``--runtime-env FILE``: YAML or JSON (``ray job submit --runtime-env`` reads YAML, JSON being YAML);
+    a bad file is one ``UsageError``."""
+    from doctor.parsers.yaml_load import BoundedLoader, describe
+
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RUNTIME_ENV_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--runtime-env {path}: cannot read it: {exc.strerror or exc}") from None
+    if len(raw) > MAX_RUNTIME_ENV_BYTES:
+        raise UsageError(f"--runtime-env {path}: larger than 1 MiB; a runtime_env is a few lines")
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else None
+    except ValueError as exc:
+        raise UsageError(f"--runtime-env {path}: not valid JSON: {exc}") from None
+    if data is None:
+        import yaml
+
+        try:
+            data = yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - a SafeLoader with bounds
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--runtime-env {path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--runtime-env {path}: a runtime_env is a mapping, not {describe(data)}")
+    for key, kind in (("working_dir", str), ("excludes", list), ("pip", (list, dict, str))):
+        if key in data and data[key] is not None and not isinstance(data[key], kind):  # type: ignore[arg-type]
+            raise UsageError(f"--runtime-env {path}: {key} must be a {getattr(kind, '__name__', 'list')}")
+    return RuntimeEnv(data, f"--runtime-env {path}", base)
+
+
+def default_runtime_env(base: Path, requirement_lines: list[str] | None) -> RuntimeEnv:
+    """``{"working_dir": ".", "pip": <requirements>}``: what a project without a runtime_env file submits."""
+    data: dict[str, Any] = {"working_dir": "."}
+    if requirement_lines:
+        data["pip"] = requirement_lines
+    return RuntimeEnv(data, "default (working_dir . and the requirements file)", base)
+
+
+def package_limit(environ: Mapping[str, str]) -> tuple[int, str]:
+    """Ray's package limit as this process's environment sets it, and where that came from."""
+    value = environ.get(LIMIT_ENV, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value), f"{LIMIT_ENV}={value} in this environment"
+    return GCS_STORAGE_MAX_SIZE_DEFAULT, f"Ray's default (GCS_STORAGE_MAX_SIZE; {LIMIT_ENV} not set here)"
+
+
+# -- the walk -----------------------------------------------------------------------------
+
+
+def _spec(lines: list[str]) -> Any:
+    import pathspec
+
+    with warnings.catch_warnings():  # pathspec >= 1 names gitwildmatch deprecated; Ray still uses it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+
+
+def _matcher(root: Path, lines: list[str]) -> Callable[[Path], bool]:
+    spec = _spec(lines)
+
+    def match(p: Path) -> bool:
+        return bool(spec.match_file(str(p.absolute().relative_to(root))))
+
+    return match
+
+
+def _gitignore(path: Path, environ: Mapping[str, str]) -> Callable[[Path], bool] | None:
+    """``packaging.py::_get_gitignore``: the ``.gitignore`` directly in ``path``, unless turned off."""
+    if environ.get(IGNORE_GITIGNORE_ENV, "0") == "1":
+        return None
+    path = path.absolute()
+    ignore_file = path / ".gitignore"
+    if not ignore_file.is_file():
+        return None
+    with ignore_file.open("r", errors="replace") as handle:
+        return _matcher(path, handle.readlines())
+
+
+class PackError(Exception):
+    """The folder cannot be walked the way Ray walks it (a loop, too many paths, unreadable)."""
+
+
+def walk(root: Path, excludes: list[str], environ: Mapping[str, str]) -> Iterator[Path]:
+    """Every path Ray's ``_dir_travel`` hands its handler, in its order (folders before their contents)."""
+    root = root.absolute()
+    stack_excludes: list[Callable[[Path], bool]] = [_matcher(root, excludes)]
+    seen_dirs: set[tuple[int, int]] = set()
+    count = 0
+
+    def travel(path: Path) -> Iterator[Path]:
+        nonlocal count
+        count += 1
+        if count > MAX_ENTRIES:
+            raise PackError(f"more than {MAX_ENTRIES:,} paths under {root}: exclude the bulk with 'excludes'")
+        ignore = _gitignore(path, environ)
+        if ignore is not None:
+            stack_excludes.append(ignore)
+        try:
+            if not any(match(path) for match in stack_excludes):
+                yield path
+                if path.is_dir():
+                    st = path.stat()
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen_dirs:  # Ray would recurse until RecursionError
+                        raise PackError(f"{path} links back to a folder above it: Ray cannot pack a loop")
+                    seen_dirs.add(key)
+                    for sub in path.iterdir():
+                        yield from travel(sub)
+                    seen_dirs.discard(key)
+        finally:
+            if ignore is not None:
+                stack_excludes.pop()
+
+    try:
+        yield from travel(root)
+    except OSError as exc:
+        raise PackError(f"cannot read {exc.filename or root}: {exc.strerror or exc}") from None
+
+
+# -- the package --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """One zip member: its name in the zip, its size, whether it is an (empty) folder."""
+
+    path: Path
+    name: str
+    size: int
+    is_dir: bool
+
+
+@dataclass
+class Package:
+    """A working_dir as Ray would pack it."""
+
+    root: Path
+    paths: list[Path]  # every path walked, folders too (what the hash covers)
+    members: list[Member]  # what the zip holds
+    gitignore: bool  # .gitignore files were honoured
+    excludes: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Member]:
+        return [m for m in self.members if not m.is_dir]
+
+    @property
+    def content_size(self) -> int:
+        return sum(m.size for m in self.members)
+
+    @property
+    def zip_size(self) -> int:
+        return stored_zip_size(self.members)
+
+    def largest(self, n: int = 5) -> list[Member]:
+        return sorted(self.files, key=lambda m: (-m.size, m.name))[:n]
+
+    def over_warning(self) -> list[Member]:
+        return [m for m in self.largest(len(self.files)) if m.size >= FILE_SIZE_WARNING]
+
+    def secret_like(self) -> list[str]:
+        """Names (never contents) of members that look like secrets; a ``.git/`` folder counted as one."""
+        found: list[str] = []
+        git = 0
+        for m in self.members:
+            parts = m.name.rstrip("/").split("/")
+            if ".git" in parts[:-1] or (parts[-1] == ".git" and m.is_dir):
+                git += 1
+                continue
+            if not m.is_dir and any(p.fullmatch(parts[-1]) for p in _SECRET_NAMES):
+                found.append(m.name)
+        if git:
+            found.append(f".git/ ({git} file{'s' if git != 1 else ''}: the repository's history and config)")
+        return found
+
+    def uri(self) -> str:
+        return f"gcs://{RAY_PKG_PREFIX}{directory_hash(self.root, self.paths).hex()}.zip"
+
+
+def pack(root: Path, excludes: list[str], environ: Mapping[str, str]) -> Package:
+    """Walk ``root`` as Ray's ``_zip_files`` does; nothing is read but names and sizes. Raises PackError."""
+    root = root.absolute()
+    if not root.is_dir():
+        raise PackError(f"working_dir {root} is not a folder")
+    paths = list(walk(root, list(excludes), environ))
+    members: list[Member] = []
+    for path in paths:
+        try:
+            if path.is_file():
+                members.append(Member(path, _arcname(path.relative_to(root)), path.stat().st_size, False))
+            elif path.is_dir() and next(path.iterdir(), None) is None:
+                members.append(Member(path, _arcname(path.relative_to(root)) + "/", 0, True))
+        except OSError as exc:
+            raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
+    gitignore = environ.get(IGNORE_GITIGNORE_ENV, "0") != "1"
+    return Package(root, paths, members, gitignore, list(excludes))
+
+
+def _arcname(rel: Path) -> str:
+    """``ZipInfo.from_file``'s name: os separators as ``/``, no leading slash."""
+    name = os.path.normpath(str(rel)).replace(os.sep, "/")
+    return name.lstrip("/")
+
+
+_LOCAL_HEADER = 30  # zipfile.sizeFileHeader
+_CENTRAL_HEADER = 46  # zipfile.sizeCentralDir
+_END_RECORD = 22  # zipfile.sizeEndCentDir
+_ZIP64_END = 56 + 20  # zipfile.sizeEndCentDir64 + sizeEndCentDir64Locator
+_ZIP64_LIMIT = (1 << 31) - 1  # zipfile.ZIP64_LIMIT
+
+
+def stored_zip_size(members: list[Member]) -> int:
+    """The size of the uncompressed zip Ray writes for these members, to the byte (members under 2 GiB).
+
+    Each member costs a local header and a central directory entry, both carrying its name, plus its
+    bytes; the archive ends with the end-of-central-directory record (``zipfile.ZipFile._write_end_record``).
+    """
+    total = _END_RECORD
+    for m in members:
+        name = len(m.name.encode("utf-8", errors="surrogateescape"))
+        extra = 20 if m.size * 1.05 > _ZIP64_LIMIT else 0  # zipfile's zip64 extra for a large member
+        total += _LOCAL_HEADER + name + extra + m.size + _CENTRAL_HEADER + name + extra
+    if len(members) > 0xFFFF or total > _ZIP64_LIMIT:
+        total += _ZIP64_END
+    return total
+
+
+def write_zip(package: Package, dest: Path) -> int:
+    """The package as Ray's ``_zip_files`` writes it; returns its size."""
+    with zipfile.ZipFile(dest, "w", strict_timestamps=False) as handle:
+        for m in package.members:
+            handle.write(m.path, m.name)
+    return dest.stat().st_size
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    """``packaging.py::_xor_bytes``: the shorter length wins (``zip``), an empty side gives the other."""
+    if left and right:
+        return bytes(a ^ b for a, b in zip(left, right))
+    return left or right
+
+
+def directory_hash(root: Path, paths: list[Path]) -> bytes:
+    """``packaging.py::_hash_directory`` over the walked paths: names relative to ``root``, file contents."""
+    value = b"0" * 8
+    for path in paths:
+        sha1 = hashlib.sha1()
+        sha1.update(str(path.relative_to(root)).encode())
+        if not path.is_dir():
+            try:
+                with path.open("rb") as handle:
+                    for chunk in iter(lambda: handle.read(4096 * 1024), b""):
+                        sha1.update(chunk)
+            except OSError:
+                pass  # Ray skips the contents of a file it cannot open
+        value = _xor(value, sha1.digest())
+    return value
+
+
+def mib(n: float) -> str:
+    """``packaging.py::_mib_string``."""
+    return f"{n / MIB:.2f}MiB"
+
+
+def is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
