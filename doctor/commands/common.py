@@ -21,7 +21,9 @@ FORMS = ("text", "json", "markdown")
 
 EPILOG = """\
 exit codes: 0 no failures (warnings allowed) · 1 at least one failure · 2 the command could not run
-target: --address, else --compose/--cluster-file/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml"""
+target: --address, else --compose/--cluster-file/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml
+settings: [tool.raydoctor] in pyproject.toml or raydoctor.toml (found walking up from here) fills in
+          what no flag gives; keys are the long option names, e.g. address = '10.0.0.5:8265'"""
 
 
 def port(text: str) -> int:
@@ -107,8 +109,15 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-roundtrip", dest="roundtrip", action="store_false", help="skip the ray.init round trip")
 
 
-def options_from(args: argparse.Namespace) -> TargetOptions:
-    return TargetOptions(
+def options_from(
+    args: argparse.Namespace, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> TargetOptions:
+    """The target options of a parsed command line, with the settings file (``doctor.settings``) filling in
+    what no flag gave: flags, then the environment, then the file, then defaults."""
+    from doctor.settings import apply_settings
+
+    applied = apply_settings(args, environ=environ, cwd=cwd)
+    options = TargetOptions(
         address=args.address,
         client_port=args.client_port,
         gcs_port=args.gcs_port,
@@ -121,7 +130,13 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         deep=getattr(args, "deep", False),
         roundtrip=getattr(args, "roundtrip", True),
         cluster_file=getattr(args, "cluster_file", None),
+        address_from=applied.address_from,
+        settings=dict(applied.sources),
     )
+    for key in ("kernel", "python_source", "runtime_env"):  # options other parts add: passed on when known
+        if hasattr(options, key) and hasattr(args, key):
+            setattr(options, key, getattr(args, key))
+    return options
 
 
 # -- the one way out -------------------------------------------------------------------
