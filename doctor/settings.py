@@ -243,7 +243,8 @@ def _typed(key: Key, value: object, path: Path, where: str) -> Any:
     if kind == "path" or (kind == "python" and isinstance(value, str) and _looks_like_path(value)):
         assert isinstance(value, str)
         p = Path(value).expanduser()
-        return p if p.is_absolute() else path.parent / p
+        p = p if p.is_absolute() else path.parent / p
+        return str(p) if kind == "python" else p  # --python takes a string (a path or a command name)
     return value
 
 
