@@ -189,7 +189,7 @@ def test_json_and_verbose_say_where_each_setting_came_from(tmp_path, monkeypatch
 BAD = [
     ("raydoctor.toml", "mode = \n", "not valid TOML"),
     ("raydoctor.toml", 'adress = "10.0.0.5"\n', "unknown key 'adress'"),
-    ("raydoctor.toml", 'client_port = 10001\n', "did you mean 'client-port'"),
+    ("raydoctor.toml", "client_port = 10001\n", "did you mean 'client-port'"),
     ("raydoctor.toml", 'client-port = "10001"\n', "key 'client-port' must be an integer, not a string"),
     ("raydoctor.toml", "client-port = 70000\n", "key 'client-port'"),
     ("raydoctor.toml", 'mode = "sideways"\n', "key 'mode' is 'sideways', not one of"),
