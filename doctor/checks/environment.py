@@ -144,7 +144,7 @@ def judge_proxy(ctx: Any) -> Result:
     if not problems:
         return finding(
             Status.OK,
-            f"proxy variables set, but {host} is exempt ({shown_no})",
+            f"proxy variables set, but none carries traffic to {host} ({shown_no})",
             code="local.proxy.bypassed",
             details=details,
         )
