@@ -18,10 +18,21 @@ def build_checks(ctx: CheckContext) -> list[Check]:
 
     ``basics`` always applies; each other module decides per target with ``checks_for(ctx)``.
     """
-    from doctor.checks import basics, cluster_lint, compose_checks, deep, gpu, jobs, network, nodes, roundtrip
+    from doctor.checks import (
+        basics,
+        cluster_lint,
+        compose_checks,
+        deep,
+        environment,
+        gpu,
+        jobs,
+        network,
+        nodes,
+        roundtrip,
+    )
 
     checks: list[Check] = list(basics.CHECKS)
-    for module in (nodes, network, roundtrip, jobs, gpu, compose_checks, cluster_lint, deep):
+    for module in (nodes, network, roundtrip, jobs, gpu, compose_checks, cluster_lint, deep, environment):
         checks.extend(module.checks_for(ctx))
     return checks
 
@@ -90,4 +101,6 @@ def run_check(
     )
     if ctx.requirements is not None:
         report.local["requirements"] = str(ctx.requirements.path)
+    if options.settings is not None:  # where each option came from (doctor.settings)
+        report.extra["settings"] = options.settings
     return report

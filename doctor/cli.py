@@ -19,7 +19,7 @@ from doctor.errors import EXIT_INTERRUPTED, EXIT_USAGE, DoctorError
 from doctor.model import Report
 
 # Subcommand modules under doctor/commands/, in --help order.
-COMMANDS = ("check", "fix", "report")
+COMMANDS = ("check", "fix", "report", "run")
 # Options of the top-level parser itself: never moved behind a subcommand.
 _TOP_LEVEL = {"-h", "--help", "--version", "-V"}
 
@@ -112,6 +112,9 @@ def _main(argv: list[str]) -> int:
         if not args.command:
             parser.print_help()
             return EXIT_USAGE
+        from doctor.settings import record_given
+
+        record_given(args, parser, argv)  # which options were given, so a settings file fills only the rest
         return int(modules[args.command].run(args))  # type: ignore[attr-defined]
     except DoctorError as exc:
         return print_error(exc, as_json, command)

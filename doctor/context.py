@@ -29,7 +29,7 @@ from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interp
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
 from doctor.secrets import Token, load_token
-from doctor.target import NAMED_BY_USER, HeadAddress, is_loopback, parse_address, token_withheld
+from doctor.target import HeadAddress, is_loopback, named_by_user, parse_address, token_withheld
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ class Target:
 
     @property
     def kind(self) -> str:
-        if self.address_from in {"--address", "RAY_ADDRESS"}:
+        if named_by_user(self.address_from):
             return "address"
         if self.compose is not None:
             return "compose"
@@ -107,8 +107,8 @@ class Target:
 
     @property
     def named_by_user(self) -> bool:
-        """The address came from the user (``--address``, ``RAY_ADDRESS``), not from a file."""
-        return self.address_from in NAMED_BY_USER
+        """The address came from the user (``--address``, ``RAY_ADDRESS``, a settings file), not from a cluster file."""
+        return named_by_user(self.address_from)
 
     @property
     def head_is_here(self) -> bool:
@@ -185,7 +185,7 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
     if options.address:
         address, address_from = (
             parse_address(options.address, client_port=options.client_port, gcs_port=options.gcs_port),
-            "--address",
+            options.address_from or "--address",
         )
     compose_path = options.compose
     cluster_file = options.cluster_file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DASHBOARD_PORT = 8265
 DEFAULT_CLIENT_PORT = 10001
@@ -47,3 +48,9 @@ class TargetOptions:
     # job with it (jobs.submit, also part of --deep).
     runtime_env: Path | None = None
     jobs: bool = False
+    # Where ``address`` came from when not ``--address``: a settings file (doctor.settings), which
+    # counts as named by the user (doctor.target.named_by_user).
+    address_from: str | None = None
+    # Where each option came from ({key: {"value", "from"}}, doctor.settings.apply_settings): the report's
+    # ``settings`` section. None when the options were not made by the CLI.
+    settings: dict[str, Any] | None = None

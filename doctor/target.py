@@ -135,6 +135,14 @@ DEFAULT_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # Places where the user names the target; an address from anywhere else (a compose file's published
 # host_ip) is the file's choice, not the user's.
 NAMED_BY_USER = frozenset({"--address", "RAY_ADDRESS"})
+# An address from a settings file (doctor/settings.py) is named by the user too: the team wrote it in its
+# own repository's pyproject.toml or raydoctor.toml. Its ``address_from`` is this prefix and the file.
+SETTINGS_SOURCE = "settings file "
+
+
+def named_by_user(address_from: str | None) -> bool:
+    """``--address``, ``RAY_ADDRESS`` or a settings file's ``address`` key: where the user names the target."""
+    return address_from in NAMED_BY_USER or bool(address_from and address_from.startswith(SETTINGS_SOURCE))
 
 
 def is_loopback(host: str) -> bool:
@@ -154,11 +162,12 @@ def token_withheld(address: HeadAddress | None, address_from: str | None, token_
     loopback address Docker publishes on by default; a compose file can publish its dashboard on any
     ``host_ip``, and a cloned repository's compose file must not pick where the token goes.
     """
-    if address is None or address_from in NAMED_BY_USER or address.host.lower() in DEFAULT_LOOPBACK:
+    if address is None or named_by_user(address_from) or address.host.lower() in DEFAULT_LOOPBACK:
         return None
     where = address_from or "the target"
     return (
         f"raydoctor has one (from {token_source}) but did not send it to {address.host}: that address comes "
-        f"from {where} ({address.given or address.dashboard_url}), not from --address or RAY_ADDRESS; "
+        f"from {where} ({address.given or address.dashboard_url}), not from --address, RAY_ADDRESS or a "
+        f"settings file; "
         f"to send it, name the target yourself: --address {address.host_for_url}:{address.dashboard_port}"
     )

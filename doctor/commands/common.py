@@ -21,7 +21,9 @@ FORMS = ("text", "json", "markdown")
 
 EPILOG = """\
 exit codes: 0 no failures (warnings allowed) · 1 at least one failure · 2 the command could not run
-target: --address, else --compose/--cluster-file/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml"""
+target: --address, else --compose/--cluster-file/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml
+settings: [tool.raydoctor] in pyproject.toml or raydoctor.toml (found walking up from here) fills in
+          what no flag gives; keys are the long option names, e.g. address = '10.0.0.5:8265'"""
 
 
 def port(text: str) -> int:
@@ -126,8 +128,15 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def options_from(args: argparse.Namespace) -> TargetOptions:
-    return TargetOptions(
+def options_from(
+    args: argparse.Namespace, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> TargetOptions:
+    """The target options of a parsed command line, with the settings file (``doctor.settings``) filling in
+    what no flag gave: flags, then the environment, then the file, then defaults."""
+    from doctor.settings import apply_settings
+
+    applied = apply_settings(args, environ=environ, cwd=cwd)
+    options = TargetOptions(
         address=args.address,
         client_port=args.client_port,
         gcs_port=args.gcs_port,
@@ -143,7 +152,10 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         kernel=getattr(args, "check_kernel", None),
         runtime_env=getattr(args, "runtime_env", None),
         jobs=getattr(args, "jobs", False),
+        address_from=applied.address_from,
+        settings=dict(applied.sources),
     )
+    return options
 
 
 # -- the one way out -------------------------------------------------------------------

@@ -339,6 +339,8 @@ def run(args: argparse.Namespace) -> int:
         return answer
 
     report = run_fix(options, steps, confirm=ask, on_plan=on_plan, environ=os.environ, cwd=Path.cwd())
+    if options.target.settings is not None:  # where each option came from (doctor.settings)
+        report.extra.setdefault("settings", options.target.settings)
     return _finish(report, shown_plan[0] if shown_plan else None, as_json, args.verbose)
 
 

@@ -73,6 +73,10 @@ def text_lines(report: Report, verbose: bool = False) -> list[tuple[str, str]]:
     if report.error:
         return [("red", f"raydoctor: error: {report.error}")]
     seen: list[str] = []
+    if verbose and isinstance(report.extra.get("settings"), dict):  # where each option came from
+        from doctor.settings import settings_line
+
+        out += [("", ""), ("dim", settings_line(report.extra["settings"]))]
     for res in report.results:
         if res.category not in seen:
             seen.append(res.category)

@@ -1,0 +1,290 @@
+"""The team's settings in its repo (doctor/settings.py): discovery, precedence, paths, sources, errors, the token."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doctor.cli import build_parser, hoist_options, main
+from doctor.commands.common import options_from
+from doctor.errors import UsageError
+from doctor.options import TargetOptions
+from doctor.settings import KEYS, find_settings, record_given
+from doctor.target import SETTINGS_SOURCE, parse_address, token_withheld
+
+IMAGE = "rayproject/ray:2.49.2-py312-cpu"
+
+
+def parse(argv: list[str], cwd: Path, environ: dict[str, str]) -> tuple[TargetOptions, Any]:
+    """What the CLI does with argv: parse, note the given flags, then options_from with the settings file."""
+    import importlib
+
+    from doctor.cli import COMMANDS
+
+    parser = build_parser({n: importlib.import_module(f"doctor.commands.{n}") for n in COMMANDS})
+    argv = hoist_options(argv, parser)
+    args = parser.parse_args(argv)
+    record_given(args, parser, argv)
+    return options_from(args, environ=environ, cwd=cwd), args
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+# -- discovery -------------------------------------------------------------------------
+
+
+def test_walks_up_past_a_pyproject_without_the_table(home: Path) -> None:
+    top = home / "repo"
+    (top / "pkg" / "deep").mkdir(parents=True)
+    (top / "pyproject.toml").write_text('[tool.raydoctor]\nmode = "driver"\n')
+    (top / "pkg" / "pyproject.toml").write_text('[project]\nname = "pkg"\n[tool.ruff]\nline-length = 100\n')
+    found = find_settings(top / "pkg" / "deep", {"HOME": str(home)})
+    assert found is not None and found.path == top / "pyproject.toml"
+    assert found.values == {"mode": "driver"} and found.table == "tool.raydoctor"
+
+
+def test_the_closest_file_wins_and_files_are_not_merged(home: Path) -> None:
+    top = home / "repo"
+    (top / "sub").mkdir(parents=True)
+    (top / "raydoctor.toml").write_text('mode = "driver"\ntimeout = 9\n')
+    (top / "sub" / "raydoctor.toml").write_text("timeout = 4\n")
+    found = find_settings(top / "sub", {"HOME": str(home)})
+    assert found is not None and found.values == {"timeout": 4}  # no mode from the file above
+
+
+def test_raydoctor_toml_wins_over_pyproject_in_the_same_folder(home: Path) -> None:
+    """As ruff.toml wins over pyproject.toml's [tool.ruff] (ruff_workspace/src/pyproject.rs::settings_toml)."""
+    repo = home / "repo"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text('[tool.raydoctor]\nmode = "driver"\n')
+    (repo / "raydoctor.toml").write_text('mode = "client"\n')
+    found = find_settings(repo, {"HOME": str(home)})
+    assert found is not None and found.path == repo / "raydoctor.toml" and found.values == {"mode": "client"}
+    assert found.shadows == repo / "pyproject.toml"
+
+
+def test_the_walk_stops_at_home(tmp_path: Path, home: Path) -> None:
+    (tmp_path / "raydoctor.toml").write_text('mode = "driver"\n')  # above home: never read
+    (home / "proj").mkdir()
+    assert find_settings(home / "proj", {"HOME": str(home)}) is None
+    (home / "raydoctor.toml").write_text('mode = "driver"\n')  # home itself is the last folder looked at
+    found = find_settings(home / "proj", {"HOME": str(home)})
+    assert found is not None and found.path == home / "raydoctor.toml"
+
+
+def test_someone_elses_broken_pyproject_is_not_ours(home: Path) -> None:
+    (home / "pyproject.toml").write_text("[project\nname = \n")
+    assert find_settings(home, {"HOME": str(home)}) is None
+
+
+# -- precedence ------------------------------------------------------------------------
+
+# (file, flags, environment) -> (key, value, where it came from); "FILE" stands for the file's path.
+PRECEDENCE = [
+    ('mode = "driver"', [], {}, "mode", "driver", "FILE"),
+    ('mode = "driver"', ["--mode", "client"], {}, "mode", "client", "--mode"),  # a flag equal to the default
+    ("", [], {}, "mode", "client", "default"),
+    ("timeout = 5", ["--timeout", "3"], {}, "timeout", 3.0, "--timeout"),
+    ("timeout = 5", [], {}, "timeout", 5.0, "FILE"),
+    ('address = "10.0.0.5:8265"', [], {}, "address", "10.0.0.5:8265", "FILE"),
+    ('address = "10.0.0.5:8265"', [], {"RAY_ADDRESS": "10.0.0.6:8265"}, "address", "10.0.0.6:8265", "RAY_ADDRESS"),
+    ('address = "10.0.0.5:8265"', ["--address", "10.0.0.7"], {"RAY_ADDRESS": "x"}, "address", "10.0.0.7", "--address"),
+    ('address = "10.0.0.5:8265"', ["--image", IMAGE], {}, "address", None, "default"),  # a flag names the target
+    (f'image = "{IMAGE}"', [], {"RAY_ADDRESS": "10.0.0.6"}, "image", None, "default"),  # so does RAY_ADDRESS
+    ("client-port = 10002", [], {}, "client-port", 10002, "FILE"),
+]
+
+
+@pytest.mark.parametrize(("text", "flags", "env", "key", "value", "source"), PRECEDENCE)
+def test_precedence(home: Path, text: str, flags: list[str], env: dict[str, str], key: str, value: Any, source: str):
+    (home / "raydoctor.toml").write_text(text + "\n")
+    options, _ = parse(["check", *flags], home, {"HOME": str(home), **env})
+    assert options.settings is not None
+    expected_from = str(home / "raydoctor.toml") if source == "FILE" else source
+    assert options.settings[key] == {"value": value, "from": expected_from}
+    if key != "address" or source != "RAY_ADDRESS":  # RAY_ADDRESS itself is read later, by resolve_target
+        assert getattr(options, KEYS[key].dest) == value
+
+
+def test_a_settings_address_is_the_target_and_named_by_the_user(home: Path) -> None:
+    (home / "raydoctor.toml").write_text('address = "10.0.0.5:8265"\n')
+    options, _ = parse(["check"], home, {"HOME": str(home)})
+    assert options.address == "10.0.0.5:8265"
+    assert options.address_from == f"{SETTINGS_SOURCE}{home / 'raydoctor.toml'}"
+    from doctor.context import resolve_target
+
+    target = resolve_target(options, {}, home)
+    assert target.kind == "address" and target.named_by_user
+    assert token_withheld(target.address, target.address_from, "RAY_AUTH_TOKEN") is None
+    # The same host from a compose file's published ports keeps the token back.
+    assert token_withheld(parse_address("10.0.0.5:8265"), "compose published ports", "RAY_AUTH_TOKEN")
+
+
+def test_paths_are_relative_to_the_file(home: Path) -> None:
+    repo = home / "repo"
+    (repo / "src" / "pkg").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text(
+        "[tool.raydoctor]\n"
+        'requirements = "deploy/packages.txt"\n'
+        'compose = "deploy/ray.yaml"\n'
+        'env-dir = ".envs"\n'
+        'python = "tools/py"\n'
+        'installer = "pip"\n'
+    )
+    options, args = parse(["check"], repo / "src" / "pkg", {"HOME": str(home)})
+    assert options.requirements == repo / "deploy" / "packages.txt"
+    assert options.compose == repo / "deploy" / "ray.yaml"
+    assert options.python == str(repo / "tools" / "py")
+    assert "env-dir" not in options.settings  # check has no --env-dir: the key is for fix
+
+    from doctor.commands.fix import fix_options
+
+    _, fix_args = parse(["fix"], repo / "src" / "pkg", {"HOME": str(home)})
+    fix = fix_options(fix_args)  # fix_options reads what options_from already filled in
+    assert fix.env_dir == repo / ".envs" and fix.installer == "pip"
+    assert fix.target.settings["env-dir"] == {"value": str(repo / ".envs"), "from": str(repo / "pyproject.toml")}
+
+
+def test_a_python_name_stays_a_name(home: Path) -> None:
+    (home / "raydoctor.toml").write_text('python = "python3.12"\n')
+    options, _ = parse(["check"], home, {"HOME": str(home)})
+    assert options.python == "python3.12"
+
+
+# -- what the user sees ----------------------------------------------------------------
+
+
+def test_json_and_verbose_say_where_each_setting_came_from(tmp_path, monkeypatch, capsys, clean_env) -> None:
+    repo = tmp_path / "home" / "repo"
+    repo.mkdir()
+    (repo / "raydoctor.toml").write_text(f'image = "{IMAGE}"\ntimeout = 3\n')
+    monkeypatch.chdir(repo)
+    code = main(["check", "--json", "--no-roundtrip", "--mode", "client"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == doc["exit_code"]
+    assert doc["target"]["kind"] == "image" and doc["target"]["image"] == IMAGE
+    settings = doc["settings"]
+    assert settings["image"] == {"value": IMAGE, "from": str(repo / "raydoctor.toml")}
+    assert settings["timeout"] == {"value": 3.0, "from": str(repo / "raydoctor.toml")}
+    assert settings["mode"] == {"value": "client", "from": "--mode"}
+    assert settings["gcs-port"] == {"value": None, "from": "default"}
+    main(["check", "-v", "--no-roundtrip"])
+    lines = capsys.readouterr().out.splitlines()
+    line = next(ln for ln in lines if ln.startswith("settings:"))
+    assert f"from {repo / 'raydoctor.toml'}" in line and f"image={IMAGE}" in line and "timeout=3.0" in line
+    main(["check", "--no-roundtrip"])
+    assert not any(ln.startswith("settings:") for ln in capsys.readouterr().out.splitlines())
+
+
+BAD = [
+    ("raydoctor.toml", "mode = \n", "not valid TOML"),
+    ("raydoctor.toml", 'adress = "10.0.0.5"\n', "unknown key 'adress'"),
+    ("raydoctor.toml", "client_port = 10001\n", "did you mean 'client-port'"),
+    ("raydoctor.toml", 'client-port = "10001"\n', "key 'client-port' must be an integer, not a string"),
+    ("raydoctor.toml", "client-port = 70000\n", "key 'client-port'"),
+    ("raydoctor.toml", 'mode = "sideways"\n', "key 'mode' is 'sideways', not one of"),
+    ("raydoctor.toml", "timeout = true\n", "key 'timeout' must be a number, not a boolean"),
+    ("pyproject.toml", "[tool.raydoctor]\nmode = \n", "not valid TOML"),
+    ("pyproject.toml", '[tool]\nraydoctor = "x"\n', "[tool.raydoctor] must be a table"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "says"), BAD)
+@pytest.mark.parametrize("command", ["check", "fix"])
+def test_a_bad_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, clean_env, name, text, says, command):
+    repo = tmp_path / "home" / "repo"
+    repo.mkdir()
+    (repo / name).write_text(text)
+    monkeypatch.chdir(repo)
+    code = main([command, "--dry-run"] if command == "fix" else [command])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(repo / name) in lines[0] and says in lines[0]
+    assert "Traceback" not in err
+
+
+def test_a_bad_file_in_json_is_one_document(tmp_path, monkeypatch, capsys, clean_env) -> None:
+    repo = tmp_path / "home" / "repo"
+    repo.mkdir()
+    (repo / "raydoctor.toml").write_text("gcs-port = [1]\n")
+    monkeypatch.chdir(repo)
+    assert main(["check", "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 2 and "gcs-port" in doc["error"] and "raydoctor.toml" in doc["error"]
+
+
+def test_load_error_names_the_file() -> None:
+    from doctor.settings import load_settings
+
+    with pytest.raises(UsageError, match="no such settings file"):
+        load_settings(Path("/nonexistent/raydoctor.toml"))
+
+
+# -- the token goes to a settings address ------------------------------------------------
+
+
+class Recorder:
+    """A dashboard on 127.0.0.2 (not an address the token rule calls loopback) that records Authorization."""
+
+    def __init__(self) -> None:
+        self.auth: list[str | None] = []
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                rec.auth.append(self.headers.get("Authorization"))
+                body = b"{}"
+                if self.path.startswith("/api/v0/cluster_metadata"):
+                    data = {"rayVersion": "2.49.2", "pythonVersion": "3.12.9"}
+                    body = json.dumps({"result": True, "msg": "", "data": data}).encode()
+                elif self.path.startswith("/api/version"):
+                    body = json.dumps({"version": "4", "ray_version": "2.49.2"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_settings_address_gets_the_token(tmp_path, monkeypatch, capsys, clean_env) -> None:
+    token = "rdt-settings-0123456789abcdef"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    repo = tmp_path / "home" / "repo"
+    repo.mkdir()
+    rec = Recorder()
+    try:
+        (repo / "raydoctor.toml").write_text(f'address = "127.0.0.2:{rec.port}"\ntimeout = 2\n')
+        monkeypatch.chdir(repo)
+        main(["check", "--json", "--no-roundtrip"])
+        out = capsys.readouterr().out
+    finally:
+        rec.close()
+    doc = json.loads(out)
+    assert doc["target"]["kind"] == "address"
+    assert doc["target"]["token"]["sent"] is True and doc["target"]["token"]["why_not"] is None
+    assert f"Bearer {token}" in rec.auth
+    assert token not in out  # sent, never shown
