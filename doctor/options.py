@@ -41,3 +41,6 @@ class TargetOptions:
     # Set by fix's final check: fix installed this Ray with a constraint over any Ray pin in the
     # requirements file, so packages.requirements judges such a pin as overridden (a warning).
     ray_override: str | None = None
+    # --head-packages: a constraints file (name==version lines) with the head's versions, as
+    # `raydoctor lock` writes it; packages.skew judges against it when --deep is not given.
+    head_packages: Path | None = None

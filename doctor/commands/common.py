@@ -81,6 +81,13 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         help="the project's pins: a requirements file or environment.yml (default: ./packages.txt if present)",
     )
     g.add_argument(
+        "--head-packages",
+        type=Path,
+        metavar="FILE",
+        help="the cluster's package versions as name==version lines (what `raydoctor lock` writes), "
+        "for packages.skew when --deep is not given",
+    )
+    g.add_argument(
         "--mode",
         choices=MODES,
         default="client",
@@ -121,6 +128,7 @@ def options_from(args: argparse.Namespace) -> TargetOptions:
         deep=getattr(args, "deep", False),
         roundtrip=getattr(args, "roundtrip", True),
         cluster_file=getattr(args, "cluster_file", None),
+        head_packages=getattr(args, "head_packages", None),
     )
 
 
