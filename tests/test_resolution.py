@@ -191,3 +191,15 @@ def test_fix_refuses_a_build_the_resolution_says_will_fail(tmp_path):
         make_plan(options, checked, environ={}, cwd=tmp_path)
     assert "packages.txt cannot be installed for Python 3.12.9: change numpy==1.24.4 → numpy==1.26.0" in str(err.value)
     assert not (tmp_path / "envs").exists()
+
+
+def test_a_package_uvs_index_does_not_know_is_a_warning_and_the_files_index_is_not_followed(tmp_path):
+    from doctor.facts.resolution import NOT_FOUND
+
+    port = closed_port()
+    reqs = _reqs(tmp_path, f"--index-url http://127.0.0.1:{port}/simple/\nraydoctor-no-such-package-zz9\nsix\n")
+    res = resolve(reqs, python="3.12.9", ray=None, uv=UV, environ=_env(tmp_path))
+    assert res.skipped is None  # the closed index named by the file was never asked
+    assert any(f"127.0.0.1:{port}" in item for item in res.left_out)
+    [unmet] = res.unmet
+    assert unmet.reason == NOT_FOUND and not unmet.fails and "UV_INDEX_URL" in unmet.why

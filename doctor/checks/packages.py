@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 UNSATISFIABLE = "packages.resolution.unsatisfiable"
 SOURCE_ONLY = "packages.resolution.source_only"
+UNKNOWN_PACKAGE = "packages.resolution.unknown_package"
 SKEW_BREAKS = "packages.skew.breaks"
 
 
@@ -55,9 +56,8 @@ def judge_resolution(ctx: CheckContext) -> Result:
         lines = [f"{u.requirement}: {u.why}" for u in res.source_only]
         return finding(
             Status.WARN,
-            f"{len(lines)} pin(s) of {name} install for {where} only by building from source: "
-            + "; ".join(u.requirement for u in res.source_only),
-            code=SOURCE_ONLY,
+            f"{len(lines)} pin(s) of {name} for {where}: " + "; ".join(lines[:3]),
+            code=SOURCE_ONLY if all(u.reason == "source_only" for u in res.source_only) else UNKNOWN_PACKAGE,
             details=lines + notes,
             data=data,
         )

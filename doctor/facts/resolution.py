@@ -55,8 +55,9 @@ MAX_ASKED = 6  # unmet pins asked about alone
 PLATFORMS = {"x86_64": "x86_64-manylinux_2_28", "aarch64": "aarch64-manylinux_2_28"}
 # Settings of uv that change what an index answers: part of the cache key.
 _INDEX_ENV = ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_DEFAULT_INDEX", "UV_FIND_LINKS", "UV_OFFLINE")
-# File options passed on to uv (``doctor.local.requirements`` names them by their long form).
-_PASSED_OPTIONS = {"--index-url", "--extra-index-url", "--no-index", "--find-links", "--pre"}
+# File options that name where packages come from are not followed: a cloned checkout's file must
+# not pick the hosts check talks to (uv would send them credentials from ~/.netrc or a keyring).
+_INDEX_OPTIONS = {"--index-url", "--extra-index-url", "--no-index", "--find-links"}
 
 # uv's wording (crates/uv-resolver/src/pubgrub/report.rs): "Because numpy==1.24.4 has no usable wheels",
 # "there is no version of numpy==9.9.9", "nosuch was not found in the package registry",
@@ -78,7 +79,9 @@ NO_SUCH_VERSION = "no_such_version"
 NOT_FOUND = "not_found"
 SOURCE_ONLY = "source_only"
 CONFLICT = "conflict"
-FAILING = (NO_WHEEL, REQUIRES_PYTHON, NO_SUCH_VERSION, NOT_FOUND, CONFLICT)
+# NOT_FOUND is not among them: uv does not read pip's configuration, so a package from a private
+# index that pip is configured for looks unknown to uv (a warning, and fix still builds).
+FAILING = (NO_WHEEL, REQUIRES_PYTHON, NO_SUCH_VERSION, CONFLICT)
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,10 @@ def inputs_for(reqs: Requirements | None, ray: str | None, *, client_extras: boo
     out = Inputs()
     if reqs is not None:
         for opt in reqs.options:
-            if opt.name in _PASSED_OPTIONS:
-                out.requirements.append(opt.name if opt.value is None else f"{opt.name} {opt.value}")
+            if opt.name == "--pre":
+                out.requirements.append("--pre")
+            elif opt.name in _INDEX_OPTIONS:
+                out.left_out.append(f"{opt.display} (resolved against uv's own index settings: UV_INDEX_URL)")
         for entry in reqs.entries:
             req = entry.requirement
             if req is None or req.url:
@@ -330,7 +335,12 @@ def _alone(runner: UvRunner, requirement: str, base: Inputs) -> Unmet:
     if _NO_VERSION.search(source.text):
         return Unmet(requirement, name, NO_SUCH_VERSION, "no such release on the index", nearest)
     if _NOT_FOUND.search(source.text):
-        return Unmet(requirement, name, NOT_FOUND, "the index has no package of that name")
+        return Unmet(
+            requirement,
+            name,
+            NOT_FOUND,
+            "uv's index has no package of that name (from a private index? give uv it too: UV_INDEX_URL)",
+        )
     if source.ok and nearest is None:
         return Unmet(
             requirement,
@@ -388,7 +398,9 @@ def _resolve_rounds(runner: UvRunner, inputs: Inputs, base: Resolution) -> Resol
     conflict: list[str] = []
     answer = Answer(False, "")
     for _ in range(MAX_ROUNDS):
-        trial = Inputs(inputs.requirements, inputs.constraints, [*inputs.overrides, *relaxed])
+        # a relaxed pin: out of the direct requirements, and any version wherever else it is required
+        direct = [r for r in inputs.requirements if r.startswith("-") or _name(r) not in relaxed]
+        trial = Inputs(direct, inputs.constraints, [*inputs.overrides, *relaxed])
         answer = runner.compile(trial)
         if answer.ok:
             break
