@@ -28,11 +28,12 @@ def build_checks(ctx: CheckContext) -> list[Check]:
         jobs,
         network,
         nodes,
+        packages,
         roundtrip,
     )
 
     checks: list[Check] = list(basics.CHECKS)
-    for module in (nodes, network, roundtrip, jobs, gpu, compose_checks, cluster_lint, deep, environment):
+    for module in (nodes, packages, network, roundtrip, jobs, gpu, compose_checks, cluster_lint, deep, environment):
         checks.extend(module.checks_for(ctx))
     return checks
 

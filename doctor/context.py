@@ -265,6 +265,7 @@ class CheckContext:
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
+        self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -355,6 +356,42 @@ class CheckContext:
         """The deep probe's answer if it has come, without waiting: for the report."""
         return self._deep.peek()
 
+    def _resolve(self) -> Any:
+        from doctor.facts.resolution import Resolution, platform_of, resolve
+        from doctor.fix.install import find_uv
+
+        head = self.head()
+        python = head.python_version
+        platform, _ = platform_of(head.image or self.target.image)
+        if not python:
+            return Resolution("", platform, head.ray_version, skipped="the head's Python is unknown (see head.source)")
+        return resolve(
+            self.requirements,
+            python=python,
+            platform=platform,
+            ray=head.ray_version,
+            uv=find_uv(self.environ),
+            environ=self.environ,
+            client_extras=self.options.mode == "client",
+        )
+
+    def resolution(self) -> Any:
+        """The project's pins resolved for the head's Python and platform
+        (``doctor.facts.resolution.Resolution``), once per run; never raises for an index problem."""
+        return self._resolution.get()
+
+    def resolution_if_done(self) -> Any:
+        return self._resolution.peek()
+
+    def head_packages_from_file(self) -> dict[str, str] | None:
+        """``--head-packages FILE``: the head's versions as a team keeps them (``name==version`` lines)."""
+        path = self.options.head_packages
+        if path is None:
+            return None
+        from doctor.package_skew import read_pins
+
+        return read_pins(Path(path))
+
     def local_or_none(self) -> LocalFacts | None:
         try:
             return self.local()
@@ -367,3 +404,5 @@ class CheckContext:
         if self.options.deep and self.target.address is not None:
             # packages.head and deep.* all wait for this one job: start it now.
             self._deep.start()
+        if self.requirements is not None:
+            self._resolution.start()  # packages.resolution: uv's resolver runs beside the other checks

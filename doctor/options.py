@@ -54,3 +54,6 @@ class TargetOptions:
     # Where each option came from ({key: {"value", "from"}}, doctor.settings.apply_settings): the report's
     # ``settings`` section. None when the options were not made by the CLI.
     settings: dict[str, Any] | None = None
+    # --head-packages: a constraints file (name==version lines) with the head's versions, as
+    # `raydoctor lock` writes it; packages.skew judges against it when --deep is not given.
+    head_packages: Path | None = None

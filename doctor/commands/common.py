@@ -83,6 +83,13 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         help="the project's pins: a requirements file or environment.yml (default: ./packages.txt if present)",
     )
     g.add_argument(
+        "--head-packages",
+        type=Path,
+        metavar="FILE",
+        help="the cluster's package versions as name==version lines (what `raydoctor lock` writes), "
+        "for packages.skew when --deep is not given",
+    )
+    g.add_argument(
         "--mode",
         choices=MODES,
         default="client",
@@ -154,6 +161,7 @@ def options_from(
         jobs=getattr(args, "jobs", False),
         address_from=applied.address_from,
         settings=dict(applied.sources),
+        head_packages=getattr(args, "head_packages", None),
     )
     return options
 

@@ -96,6 +96,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="build again even when the env (or the judged interpreter) already matches",
     )
     g.add_argument(
+        "--match-head",
+        action="store_true",
+        help="pin the packages whose difference breaks object exchange (numpy, pyarrow, pandas, attrs, "
+        "pydantic, torch) to the cluster's versions: asks the running cluster with a probe job, or reads "
+        "--head-packages FILE; your requirements file is not edited",
+    )
+    g.add_argument(
+        "--constraints",
+        type=Path,
+        metavar="FILE",
+        help="also pin the env to FILE's name==version lines (what `raydoctor lock` writes)",
+    )
+    g.add_argument(
         "--lock-timeout",
         type=lock_seconds,
         default=600.0,
@@ -125,6 +138,8 @@ def fix_options(args: argparse.Namespace) -> FixOptions:
     from doctor.fix.plan import FixOptions
 
     target = options_from(args)
+    if args.match_head and target.head_packages is None:
+        target.deep = True  # the head's packages come from the probe job (doctor.facts.cluster)
     return FixOptions(
         target=target,
         env_dir=args.env_dir,
@@ -139,6 +154,8 @@ def fix_options(args: argparse.Namespace) -> FixOptions:
         lock_timeout=args.lock_timeout,
         kernel=args.kernel if args.kernel is not None or args.kernel_prefix is None else "",
         kernel_prefix=args.kernel_prefix,
+        match_head=args.match_head,
+        constraints=args.constraints,
     )
 
 

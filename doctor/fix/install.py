@@ -265,6 +265,25 @@ def ray_constraint(requirements: Sequence[Path], ray_version: str) -> tuple[list
     return [f"ray=={version}"], warnings
 
 
+def pin_constraints(requirements: Sequence[Path], pins: Sequence[str], why: str) -> tuple[list[str], list[str]]:
+    """(constraint lines, warnings) for more exact pins (``fix --match-head``, ``fix --constraints``).
+
+    They travel with Ray's in the one temporary constraints file; a requirement that contradicts one
+    is overridden as Ray's is (uv ``--override``, pip a patched copy), with a warning, and the user's
+    file is never edited.
+    """
+    parsed = _pins(pins)
+    warnings = []
+    for entry in _entries(requirements):
+        if entry.requirement is not None and _conflicts(entry.requirement, parsed) is not None:
+            name = canonicalize_name(entry.requirement.name)
+            warnings.append(
+                f"{entry.path} pins {entry.display}; {why} has {parsed[name][1]}: "
+                "overriding with a constraint (the file is not edited)"
+            )
+    return [f"{req.name}=={version}" for req, version in parsed.values()], warnings
+
+
 # -- failures ------------------------------------------------------------------
 
 _NAME = r"`?([A-Za-z0-9][A-Za-z0-9._\-]*(?:\[[^\]]*\])?(?:[<>=!~]=?[^\s,;`']+)?)`?"

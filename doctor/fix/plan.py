@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from doctor.errors import FixError, UsageError
 from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
-from doctor.fix.install import choose_installer, ray_client_requirement, ray_constraint
+from doctor.fix.install import choose_installer, pin_constraints, ray_client_requirement, ray_constraint
 from doctor.fix.venv import env_dir_name, env_matches, read_marker, requirements_hash, venv_python
 from doctor.head.facts import HeadFacts
 from doctor.local.interpreter import LocalFacts
@@ -46,6 +46,7 @@ DEFAULT_LOCK_TIMEOUT_S = 600.0
 # Finding codes the plan keys on (doctor.checks.basics writes them).
 CLIENT_EXTRAS_MISSING = "packages.client_extras.missing"
 REQUIREMENTS_CHECK = "packages.requirements"
+RESOLUTION_UNSATISFIABLE = "packages.resolution.unsatisfiable"  # doctor.checks.packages writes it
 
 # Actions a plan can end in.
 NOTHING = "nothing"  # the judged interpreter already matches the head
@@ -72,6 +73,8 @@ class FixOptions:
     search_dirs: Sequence[Path] | None = None  # interpreters' folders (tests); None: pyenv, uv, PATH
     kernel: str | None = None  # --kernel [NAME]: register a Jupyter kernel ("" = the default name)
     kernel_prefix: Path | None = None  # --kernel-prefix DIR: DIR/share/jupyter/kernels, not the user's folder
+    match_head: bool = False  # pin the packages of doctor.package_skew's breaking rows to the head's
+    constraints: Path | None = None  # a team's constraints file (raydoctor lock), added to Ray's pin
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class Checked:
     requirements: Path | None = None  # the requirements file check judged
     error: str | None = None  # check could not run (a usage problem): fix cannot either
     error_exit_code: int | None = None
+    resolution: Any = None  # doctor.facts.resolution.Resolution, when packages.resolution ran
+    head_packages: Mapping[str, str] | None = None  # from --deep's probe or --head-packages
 
     @classmethod
     def from_run(cls, report: Report, ctx: CheckContext | None) -> Checked:
@@ -109,6 +114,8 @@ class Checked:
             tuple(report.results),
             dict(report.target),
             ctx.requirements_path,
+            resolution=ctx.resolution_if_done(),
+            head_packages=_head_packages(ctx),
         )
 
     @property
@@ -118,6 +125,13 @@ class Checked:
     def failed(self, check_id: str) -> bool:
         """Whether check ``check_id`` failed (or crashed)."""
         return any(r.id == check_id and r.status in (Status.FAIL, Status.ERROR) for r in self.findings)
+
+
+def _head_packages(ctx: CheckContext) -> Mapping[str, str] | None:
+    try:
+        return ctx.head_packages() or ctx.head_packages_from_file()
+    except Exception:  # a bad --head-packages file is packages.skew's finding
+        return None
 
 
 @dataclass(frozen=True)
@@ -537,11 +551,37 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
     return "\n".join(lines) + "\n", len(reqs.requirements), notes + list(reqs.notes)
 
 
+def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[str, str]]:
+    """(pin, where from) beyond Ray's: ``--constraints FILE`` and ``--match-head`` (the head's wins)."""
+    from doctor.package_skew import matched_pins, read_pins
+
+    out: dict[str, tuple[str, str]] = {}
+    if options.constraints is not None:
+        path = options.constraints if options.constraints.is_absolute() else cwd / options.constraints
+        for name, version in read_pins(path).items():
+            if name != "ray":  # Ray follows the head
+                out[name] = (f"{name}=={version}", str(options.constraints))
+    if options.match_head:
+        if checked.head_packages is None:
+            raise UsageError(
+                "--match-head: the cluster's packages are unknown",
+                hint="the cluster must be running (fix asks it with a probe job), or give --head-packages FILE",
+            )
+        for pin in matched_pins(checked.head_packages):
+            out[pin.split("==")[0]] = (pin, "the cluster")
+    return list(out.values())
+
+
 def plan_install(
-    requirements: Path | None, ray: str, installer: str, extra_requirement: str | None = None
+    requirements: Path | None,
+    ray: str,
+    installer: str,
+    extra_requirement: str | None = None,
+    *,
+    extra_pins: Sequence[tuple[str, str]] = (),
 ) -> tuple[InstallPlan, list[str]]:
     """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``
-    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client)."""
+    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), and ``extra_pins``."""
     resolved = choose_installer(installer).name
     extra = [extra_requirement or ray_client_requirement(ray)]
     warnings: list[str] = []
@@ -557,6 +597,9 @@ def plan_install(
     plan = InstallPlan(resolved, requirements, count, [], extra, "", converted)
     with plan.files() as files:
         constraints, pin_warnings = ray_constraint(files, ray)
+        for source in dict.fromkeys(where for _, where in extra_pins):
+            more, more_warnings = pin_constraints(files, [p for p, w in extra_pins if w == source], source)
+            constraints, pin_warnings = [*constraints, *more], [*pin_warnings, *more_warnings]
         plan.constraints = constraints
         plan.hash = requirements_hash(files, [*constraints, *extra])
     if converted is not None:  # name the user's file, not the temporary copy
@@ -670,8 +713,13 @@ def make_plan(
         )
     # jobs mode: the requirements go to the cluster (the runtime_env's pip list), not into the local env.
     requirements = None if jobs_mode else requirements_path(options.target, cwd)
+    refuse_unresolvable(checked, head, requirements)
     plan.install, install_warnings = plan_install(
-        requirements, head.ray, options.installer, f"ray[default]=={head.ray}" if jobs_mode else None
+        requirements,
+        head.ray,
+        options.installer,
+        f"ray[default]=={head.ray}" if jobs_mode else None,
+        extra_pins=extra_pins(options, checked, head, cwd),
     )
     plan.warnings += install_warnings
     plan.interpreter, interp_warnings = plan_interpreter(
@@ -710,6 +758,22 @@ def make_plan(
     why = "; ".join(judged.reasons) or "--rebuild"
     plan.reason = f"{judged.executable or 'the judged interpreter'} does not match the head: {why}"
     return plan
+
+
+def refuse_unresolvable(checked: Checked, head: HeadTarget, requirements: Path | None) -> None:
+    """No build that uv's resolver already says will fail (``packages.resolution.unsatisfiable``):
+    one line naming each pin to change and the nearest release that fits."""
+    if RESOLUTION_UNSATISFIABLE not in checked.codes:
+        return
+    from doctor.facts.resolution import changes
+
+    res = checked.resolution
+    pins = "; ".join(changes(res.failing)) if res is not None and res.failing else "see packages.resolution"
+    name = requirements.name if requirements else "the requirements file"
+    raise FixError(
+        f"{name} cannot be installed for Python {head.python}: change {pins}",
+        hint="edit those pins and run fix again; `raydoctor check` says why each one does not fit",
+    )
 
 
 def _marker_summary(marker: Mapping[str, Any]) -> str:

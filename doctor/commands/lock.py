@@ -1,0 +1,130 @@
+"""``raydoctor lock [-o FILE]``: the cluster's versions of the project's packages, as a constraints file.
+
+A team commits the file; ``raydoctor fix --constraints FILE`` builds envs pinned to it and
+``raydoctor check --head-packages FILE`` judges against it without a probe job. The versions come
+from the running cluster (the ``--deep`` probe job, ``doctor.facts.cluster``): Ray, every package the
+requirements file names, and the packages whose difference breaks object exchange
+(``doctor.package_skew``), where the head has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from doctor.commands.common import EPILOG, add_target_options, emit, options_from
+from doctor.errors import DoctorError, UsageError
+from doctor.model import Report
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "lock",
+        help="write the cluster's versions of your packages as a constraints file (for fix --constraints)",
+        description="Ask the running cluster (a probe job) which versions of the project's packages it has, "
+        "and write them as name==version lines: Ray, the requirements file's packages, and those whose "
+        "difference breaks object exchange (numpy, pyarrow, pandas, attrs, pydantic, torch).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_options(parser)
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: standard output)")
+
+
+def lock_lines(
+    head: dict[str, str], names: list[str], *, ray: str | None, python: str | None, where: str
+) -> tuple[list[str], list[str]]:
+    """(file lines, names the head lacks): comments first, then ``name==version`` sorted."""
+    from doctor.package_skew import TABLE
+
+    wanted: dict[str, None] = dict.fromkeys(str(canonicalize_name(n)) for n in ["ray", *names])
+    wanted.update(dict.fromkeys(r.name for r in TABLE if r.breaks and r.name in head))
+    missing = [n for n in wanted if n not in head]
+    pins = sorted(f"{n}=={head[n]}" for n in wanted if n in head)
+    header = [
+        f"# raydoctor lock: the versions on the cluster ({where}), Ray {ray or '?'}, Python {python or '?'}",
+        f"# written {time.strftime('%Y-%m-%d')}; use: raydoctor fix --constraints FILE, raydoctor check --head-packages FILE",
+    ]
+    return header + pins, missing
+
+
+def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
+    from doctor.context import CheckContext
+
+    started = time.perf_counter()
+    options = replace(options_from(args), deep=True, roundtrip=False)
+    ctx = CheckContext(options)
+    probe = ctx.deep_probe()
+    if probe.skipped or probe.error:
+        raise UsageError(
+            f"the cluster's packages are unknown: {probe.skipped or probe.error}",
+            hint="lock asks the running cluster: pass --address HOST:8265 of a live head",
+        )
+    head = probe.head_packages or {}
+    names = [r.name for r in ctx.requirements.requirements] if ctx.requirements else []
+    from doctor.local.requirements import mask_credentials
+
+    where = mask_credentials(ctx.target.address.dashboard_url) if ctx.target.address else ctx.target.kind
+    node = probe.head
+    lines, missing = lock_lines(
+        head, names, ray=node.ray if node else None, python=node.python if node else None, where=str(where)
+    )
+    report = Report(
+        "lock",
+        duration_s=time.perf_counter() - started,
+        extra={
+            "lock": {
+                "output": str(args.output) if args.output else None,
+                "pins": [ln for ln in lines if not ln.startswith("#")],
+                "lines": lines,
+                "not_on_cluster": missing,
+            }
+        },
+    )
+    report.secret_values = ctx.secret_values()
+    return report, lines
+
+
+def write_atomically(path: Path, text: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        report, lines = build(args)
+    except DoctorError as exc:
+        report = Report("lock", error=str(exc), error_exit_code=exc.exit_code)
+        return emit(report, form="json" if args.json else "text")
+    text = "\n".join(lines) + "\n"
+    if args.output is not None:
+        write_atomically(args.output, text)
+    if args.json:
+        return emit(report, form="json")
+    missing = report.extra["lock"]["not_on_cluster"]
+
+    def view(masked: Report, verbose: bool) -> list[tuple[str, str]]:
+        pins = masked.extra["lock"]["pins"]
+        out = [("", ln) for ln in masked.extra["lock"]["lines"]] if args.output is None else []
+        if args.output is not None:
+            out.append(("green", f"wrote {args.output}: {len(pins)} pin(s) from the cluster"))
+        if missing:
+            out.append(("yellow", "# not on the cluster: " + ", ".join(missing)))
+        return out
+
+    code = emit(report, form="text", lines=view)
+    sys.stdout.flush()
+    return code

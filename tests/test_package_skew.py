@@ -1,0 +1,213 @@
+"""packages.skew, its table, fix --match-head / --constraints, and raydoctor lock.
+
+The table's judgement is tested with made-up versions; the check with the real interpreter of the
+cached Ray venv (attrs 26.1, msgpack 1.2 and pydantic 2 are installed there) against a head file.
+Not done here: a real numpy 1 / numpy 2 pickle exchange (it needs a second env with numpy 1, which
+no cached env holds; building one costs a minute of downloads).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from doctor.errors import UsageError
+from doctor.package_skew import RULES, TABLE, judge, matched_pins, read_pins, same_at
+
+
+def by_name(skews):
+    return {s.name: s for s in skews}
+
+
+def test_numpy_major_breaks_with_its_symptom_and_minor_does_not():
+    got = by_name(judge({"numpy": "1.26.4"}, {"numpy": "2.1.3"}))
+    assert got["numpy"].breaks
+    assert "ArrowInvalid" in got["numpy"].describe() and "numpy._core" in got["numpy"].describe()
+    assert not by_name(judge({"numpy": "2.0.1"}, {"numpy": "2.1.3"}))["numpy"].breaks
+
+
+@pytest.mark.parametrize(
+    "name,local,head,breaks",
+    [
+        ("pyarrow", "17.0.0", "18.1.0", True),
+        ("pyarrow", "18.0.0", "18.1.0", False),
+        ("pandas", "2.1.4", "2.2.3", True),
+        ("pandas", "2.2.2", "2.2.3", False),
+        ("attrs", "23.2.0", "24.2.0", True),
+        ("pydantic", "1.10.13", "2.9.2", True),
+        ("pydantic", "2.8.0", "2.9.2", False),
+        ("torch", "2.4.1", "2.5.1", True),
+        ("msgpack", "1.0.0", "1.1.0", False),
+        ("cloudpickle", "2.2.1", "3.1.0", False),
+    ],
+)
+def test_table_levels(name, local, head, breaks):
+    [skew] = judge({name: local}, {name: head})
+    assert skew.breaks is breaks
+    assert skew.rule is RULES[name]
+
+
+def test_unknown_packages_and_ray_are_not_judged_here():
+    skews = judge(
+        {"ray": "2.48.0", "leftpad": "1.0", "numpy": "2.0.0"}, {"ray": "2.49.2", "leftpad": "2.0", "numpy": "2.0.0"}
+    )
+    assert [s.name for s in skews] == ["leftpad"] and skews[0].rule is None and not skews[0].breaks
+
+
+def test_every_row_says_why_and_what_the_user_sees():
+    for rule in TABLE:
+        assert rule.why and rule.symptom and rule.level in {"major", "minor", "exact", "none"}
+        assert rule.breaks == (rule.level != "none")
+    assert "msgpack" in RULES and "Variation is ok" in RULES["msgpack"].why
+
+
+def test_same_at():
+    assert same_at("2.1.0", "2.9.9", "major") and not same_at("1.9", "2.0", "major")
+    assert same_at("2.2.1", "2.2.3", "minor") and not same_at("2.1.0", "2.2.0", "minor")
+    assert same_at("weird", "weird", "exact") and not same_at("weird", "other", "minor")
+
+
+def test_read_pins_and_matched_pins(tmp_path):
+    (tmp_path / "head.txt").write_text("# a lock\nnumpy==2.1.3\nPyArrow==18.1.0\nrequests>=2\nmsgpack==1.1.0\n")
+    pins = read_pins(tmp_path / "head.txt")
+    assert pins == {"numpy": "2.1.3", "pyarrow": "18.1.0", "msgpack": "1.1.0"}
+    assert matched_pins(pins) == ["numpy==2.1.3", "pyarrow==18.1.0"]  # msgpack's variation is harmless
+    with pytest.raises(UsageError):
+        read_pins(tmp_path / "missing.txt")
+
+
+def test_check_fails_on_a_breaking_difference_with_the_real_local_interpreter(tmp_path, head_python):
+    from doctor.app import run_check
+    from doctor.options import TargetOptions
+
+    head = tmp_path / "head.txt"
+    head.write_text("attrs==25.1.0\nmsgpack==1.0.0\n")  # the Ray venv has attrs 26.1.0, msgpack 1.2.4
+    options = TargetOptions(
+        image="rayproject/ray:2.49.2-py312-cpu", python=str(head_python), head_packages=head, roundtrip=False
+    )
+    report = run_check(options, environ={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=tmp_path)
+    [res] = [r for r in report.results if r.id == "packages.skew"]
+    assert res.code == "packages.skew.breaks", res.summary
+    assert "attrs 26.1.0 here, 25.1.0 on the cluster" in res.summary and "Enum.__new__" in res.summary
+    assert any("msgpack" in d and "harmless" in d for d in res.details)
+    assert res.remediation is not None and any("attrs==25.1.0" in c for c in res.remediation.commands)
+
+
+def test_check_skips_without_the_clusters_packages(tmp_path):
+    from doctor.app import run_check
+    from doctor.options import TargetOptions
+
+    report = run_check(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", roundtrip=False),
+        environ={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    [res] = [r for r in report.results if r.id == "packages.skew"]
+    assert res.code == "packages.skew.unknown" and "--deep" in res.summary
+
+
+def test_match_head_and_constraints_become_constraints_of_the_install(tmp_path):
+    from doctor.fix.plan import Checked, FixOptions, HeadTarget, extra_pins, plan_install
+    from doctor.head.facts import HeadFacts
+    from doctor.options import TargetOptions
+    from doctor.versions import VersionSpec
+
+    (tmp_path / "packages.txt").write_text("numpy==1.26.4\nrequests\n")
+    (tmp_path / "team.txt").write_text("requests==2.32.3\nray==2.40.0\n")
+    head = HeadTarget("2.49.2", VersionSpec.read("3.12.9"), "exact", "t", "t")
+    checked = Checked(HeadFacts(), head_packages={"numpy": "2.1.3", "msgpack": "1.1.0", "ray": "2.49.2"})
+    options = FixOptions(TargetOptions(), match_head=True, constraints=Path("team.txt"))
+    pins = extra_pins(options, checked, head, tmp_path)
+    assert ("numpy==2.1.3", "the cluster") in pins and ("requests==2.32.3", "team.txt") in pins
+    assert not any(p.startswith(("ray", "msgpack")) for p, _ in pins)  # Ray follows the head; msgpack harmless
+    plan, warnings = plan_install(tmp_path / "packages.txt", "2.49.2", "pip", extra_pins=pins)
+    assert plan.constraints == ["ray==2.49.2", "requests==2.32.3", "numpy==2.1.3"]
+    assert any("numpy==1.26.4" in w and "the cluster has 2.1.3" in w and "not edited" in w for w in warnings)
+    assert (tmp_path / "packages.txt").read_text() == "numpy==1.26.4\nrequests\n"
+    bare, _ = plan_install(tmp_path / "packages.txt", "2.49.2", "pip")
+    assert bare.hash != plan.hash  # an env built with other pins is not up to date
+
+
+def test_match_head_without_the_clusters_packages_is_a_usage_error(tmp_path):
+    from doctor.fix.plan import Checked, FixOptions, HeadTarget, extra_pins
+    from doctor.head.facts import HeadFacts
+    from doctor.options import TargetOptions
+    from doctor.versions import VersionSpec
+
+    head = HeadTarget("2.49.2", VersionSpec.read("3.12.9"), "exact", "t", "t")
+    with pytest.raises(UsageError, match="cluster's packages are unknown"):
+        extra_pins(FixOptions(TargetOptions(), match_head=True), Checked(HeadFacts()), head, tmp_path)
+
+
+def test_lock_lines():
+    from doctor.commands.lock import lock_lines
+
+    lines, missing = lock_lines(
+        {"ray": "2.49.2", "numpy": "2.1.3", "requests": "2.32.3", "msgpack": "1.1.0"},
+        ["Requests", "leftpad"],
+        ray="2.49.2",
+        python="3.12.9",
+        where="http://h:8265",
+    )
+    assert [ln for ln in lines if not ln.startswith("#")] == ["numpy==2.1.3", "ray==2.49.2", "requests==2.32.3"]
+    assert missing == ["leftpad"]
+    assert read_pins_text(lines) == {"numpy": "2.1.3", "ray": "2.49.2", "requests": "2.32.3"}
+
+
+def read_pins_text(lines):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lock.txt"
+        path.write_text("\n".join(lines) + "\n")
+        return read_pins(path)
+
+
+def test_lock_against_a_dead_address_is_one_line_and_exit_2(tmp_path):
+    from tests.fake_servers import closed_port
+
+    done = subprocess.run(
+        [sys.executable, "-m", "doctor", "lock", "--address", f"127.0.0.1:{closed_port()}", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    doc = json.loads(done.stdout)
+    assert doc["command"] == "lock" and "packages are unknown" in doc["error"]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.cluster
+def test_lock_writes_the_heads_versions_and_check_reads_them_back(tmp_path, ray_head, head_python):
+    (tmp_path / "packages.txt").write_text("msgpack\npydantic>=2\n")
+    out = tmp_path / "ray-lock.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "doctor", "lock", "--address", ray_head.dashboard_url, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    pins = read_pins(out)
+    assert pins["ray"] == "2.49.2" and pins["msgpack"] == "1.2.4" and pins["pydantic"].startswith("2.")
+    assert pins.get("attrs") == "26.1.0"  # a breaking row the head has, though the project does not name it
+    # the file is what packages.skew judges against: the head's own interpreter matches it
+    from doctor.app import run_check
+    from doctor.options import TargetOptions
+
+    report = run_check(
+        TargetOptions(
+            image="rayproject/ray:2.49.2-py312-cpu", python=str(head_python), head_packages=out, roundtrip=False
+        ),
+        environ={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    [res] = [r for r in report.results if r.id == "packages.skew"]
+    assert res.code == "packages.skew.same", res.summary
