@@ -28,7 +28,7 @@ from tests.test_fix_e2e import tool_env
 PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
-ENV_NAME = "ray2.49.2-py3.12.9"
+ENV_NAME = "ray2.49.2-py3.12.1"  # named after the Python it really has (the closest here), not the head's 3.12.9
 CONDA_ENV = "raydoctor-ray2.49.2-py3.12.9"
 MISSING = "raydoctor-no-such-package-zz9"
 pytestmark = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv")
@@ -44,6 +44,7 @@ def env(tmp_path: Path, clean_env: dict[str, str]) -> dict[str, str]:
             "CONDA_EXE": str(FAKE_CONDA),
             "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
             "FAKE_CONDA_LOG": str(tmp_path / "conda.log"),
+            "UV_PYTHON_DOWNLOADS": "never",  # uv's own setting: fix's auto order skips uv's managed Pythons
         }
     )
     for var in ("FAKE_CONDA_FAULT", "FAKE_CONDA_FAULT_ON", "FAKE_CONDA_ENV_LIST", "FAKE_CONDA_PYTHONS"):

@@ -76,6 +76,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="never create a conda env for the interpreter; use the interpreters already here",
     )
+    g.add_argument(
+        "--python-source",
+        choices=("auto", "existing", "uv", "conda"),
+        default="auto",
+        help="where the head's Python comes from: auto = an exact one already here, else uv's managed "
+        "Pythons (uv python install X.Y.Z --no-bin; honours UV_PYTHON_INSTALL_DIR, UV_PYTHON_INSTALL_MIRROR, "
+        "UV_PYTHON_DOWNLOADS_JSON_URL, UV_OFFLINE), else conda, else the same minor with a warning "
+        "(default: auto)",
+    )
     g.add_argument("--dry-run", action="store_true", help="print the plan and stop: create nothing")
     g.add_argument(
         "-y", "--yes", action="store_true", help="do not ask before building (needed when stdin is not a terminal)"
@@ -145,6 +154,7 @@ def fix_options(args: argparse.Namespace) -> FixOptions:
         env_dir=args.env_dir,
         installer=args.installer,
         use_conda=args.use_conda,
+        python_source=args.python_source,
         export=args.export,
         force=args.force,
         rebuild=args.rebuild,
@@ -187,6 +197,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
             lines.append(("", f"  why           {plan.reason}"))
         lines += [
             ("", f"  interpreter   {plan.interpreter.describe()}"),
+            *([("", f"  because       {plan.interpreter.why}")] if plan.interpreter.why else []),
             (
                 "",
                 f"  env           {verb} {shown(plan.env_path, cwd)}: a virtualenv with pip, built in a "
@@ -254,6 +265,11 @@ def outcome_lines(report: Report, plan: Plan | None, verbose: bool) -> list[tupl
                     f"Its interpreter lives in the conda env {conda['name']} ({conda['prefix']}): "
                     "keep it while you use the venv.",
                 )
+            )
+        uv_python = env.get("uv_python") or {}
+        if uv_python.get("created"):
+            lines.append(
+                ("", f"Its interpreter is uv's managed Python {uv_python['key']}: keep it while you use the venv.")
             )
         if report.results and report.exit_code != 0:
             lines.append(("yellow", "The env is built, but the check above still finds problems."))

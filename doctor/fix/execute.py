@@ -11,12 +11,14 @@ The order of operations is what makes fix safe to interrupt:
    (0: refuse at once). After the wait it looks again: the other run has
    usually just built the very env it wanted, and then there is nothing to do.
 2. ``remove_stale_temps``: leftovers of a fix that was SIGKILLed.
-3. The interpreter (``provider_for(plan.interpreter)``: an existing one, or a
-   conda env this run may create), ``create_venv`` in a temporary sibling, the
+3. The interpreter (``provider_for(plan.interpreter)``: an existing one, uv's
+   managed Python or a conda env this run may create; when it is another patch than
+   planned, the env's folder follows the Python it really has, under its own lock),
+   ``create_venv`` in a temporary sibling, the
    install, ``write_marker``, ``commit_venv`` (one rename).
 4. On any exception (Ctrl-C and SIGTERM included) before the rename:
-   delete the temporary venv and undo the provider (the conda env *this run*
-   created), with Ctrl-C ignored while doing so, then re-raise. Nothing else is
+   delete the temporary venv and undo the provider (the conda env or uv's managed
+   Python *this run* created), with Ctrl-C ignored while doing so, then re-raise. Nothing else is
    touched: an older env at ``dest`` stays as it was, a reused conda env stays.
 5. After the rename, verify with ``run_check`` using the new interpreter and told
    that fix installed the head's Ray over any pin in the requirements file
@@ -38,7 +40,7 @@ from typing import Any
 
 from doctor.errors import EXIT_INTERRUPTED, DoctorError, FixError
 from doctor.fix.conda import CondaError
-from doctor.fix.discover import CondaLocation
+from doctor.fix.discover import CondaLocation, closest_warning
 from doctor.fix.install import InstallError, choose_installer
 from doctor.fix.plan import (
     BUILD,
@@ -54,12 +56,14 @@ from doctor.fix.plan import (
     up_to_date,
 )
 from doctor.fix.progress import Steps
-from doctor.fix.providers import CondaProvider, Existing, Interpreter, Provider
+from doctor.fix.providers import CondaProvider, Existing, Interpreter, Provider, UvProvider
+from doctor.fix.uv_python import UvPython
 from doctor.fix.venv import (
     EnvLock,
     commit_venv,
     create_venv,
     discard_venv,
+    env_dir_name,
     read_marker,
     remove_stale_temps,
     temp_path,
@@ -111,6 +115,7 @@ class Outcome:
     env: Path | None = None
     interpreter: dict[str, Any] | None = None
     conda_env: dict[str, Any] | None = None
+    uv_python: dict[str, Any] | None = None  # uv's managed Python the env's interpreter is
     built: bool = False
     built_by_other: bool = False  # another fix built it while this one waited for the lock
     export: dict[str, Any] | None = None
@@ -129,6 +134,7 @@ class Outcome:
                 "built_by_other_run": self.built_by_other,
                 "interpreter": self.interpreter,
                 "conda_env": self.conda_env,
+                "uv_python": self.uv_python,
                 "activate": activation_commands(self.env, self.cwd),
             }
         return {
@@ -269,8 +275,16 @@ def _step(outcome: Outcome, steps: Steps, name: str, text: str) -> Iterator[_Ste
 # -- the interpreter -------------------------------------------------------------------
 
 
-def provider_for(ip: InterpreterPlan, environ: Mapping[str, str] | None = None) -> Provider:
+def provider_for(ip: InterpreterPlan, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Provider:
     """The provider the plan described: the only way from a plan to something that may create."""
+    if ip.how == "uv":
+        assert ip.uv is not None and ip.uv.uv is not None and ip.uv.python is not None
+        planned = ip.uv.python
+        python = UvPython(planned.key, planned.version, planned.path, planned.url)
+        warning = closest_warning(ip.want, ip.found) if ip.found is not None else None
+        return UvProvider(
+            ip.uv.uv, ip.want, python, environ=environ, cwd=cwd, fallback=ip.found, fallback_warning=warning
+        )
     if ip.how == "conda":
         assert ip.conda_exe is not None and ip.conda_env is not None
         location = CondaLocation(ip.conda_exe, ip.conda_flavor or "conda")
@@ -290,7 +304,7 @@ def _get_interpreter(provider: Provider, plan: Plan, outcome: Outcome, steps: St
     with _step(outcome, steps, provider.step, text) as st:
         interp = provider.provide()
         st.summary = f"Python {interp.version} from {interp.source} ({interp.path})"
-        if interp.created is not None:
+        if interp.created is not None or (isinstance(provider, UvProvider) and provider.installed_key):
             st.summary += " (created by this run)"
         elif interp.conda_env is not None:
             st.summary += " (reused: an earlier raydoctor run made it)"
@@ -360,8 +374,25 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, envir
                 )
                 ok = True
                 return
-        provider = provider_for(plan.interpreter, environ)
+        provider = provider_for(plan.interpreter, environ, cwd)
         interp = _get_interpreter(provider, plan, outcome, steps)
+        real = dest.parent / env_dir_name(plan.head.ray, interp.version)
+        if real != dest:  # another patch than planned (a fallback): the folder names what it holds
+            steps.note(f"Python {interp.version}, not {plan.interpreter.expected_version}: building {shown(real, cwd)}")
+            second = _take_lock(real, options.lock_timeout, steps, cwd)
+            lock.release()
+            lock, dest = second, real
+            plan.env_path, plan.env_name = real, real.name
+            for stale in remove_stale_temps(dest):
+                steps.note(f"removed {shown(stale, cwd)}, left by a fix that did not finish")
+            if (dest.exists() or dest.is_symlink()) and (read_marker(dest) or {}).get("created_by") != "raydoctor":
+                raise FixError(f"{shown(dest, cwd)} exists and raydoctor did not create it: leaving it alone")
+            if (dest.exists() or dest.is_symlink()) and not options.rebuild and up_to_date(dest, plan):
+                outcome.env, outcome.built_by_other = dest, True
+                _record_interpreter(outcome, read_marker(dest) or {})
+                steps.note(f"{shown(dest, cwd)} already matches: nothing to build")
+                ok = True
+                return
         venv_started = True
         with _step(
             outcome, steps, "venv", f"a virtualenv from Python {interp.version} ({plan.install.installer})"
@@ -396,6 +427,13 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, envir
             st.summary = f"{shown(dest, cwd)}: Ray {plan.head.ray} on Python {interp.version}"
         outcome.env, outcome.built = dest, True
         _record_interpreter(outcome, read_marker(dest) or {})
+        if isinstance(provider, UvProvider) and interp.source.startswith("uv"):
+            outcome.uv_python = {
+                "key": provider.python.key,
+                "path": str(interp.path),
+                "created": provider.installed_key is not None,
+                "note": "the venv's interpreter lives there: keep it while you use the venv",
+            }
         if interp.created is not None:
             outcome.conda_env = {
                 "name": interp.created.name,

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from doctor.errors import FixError, UsageError
 from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
 from doctor.fix.install import choose_installer, pin_constraints, ray_client_requirement, ray_constraint
+from doctor.fix.uv_python import UvLookup, describe_lookup, downloads_refused
+from doctor.fix.uv_python import lookup as uv_lookup
 from doctor.fix.venv import env_dir_name, env_matches, read_marker, requirements_hash, venv_python
 from doctor.head.facts import HeadFacts
 from doctor.local.interpreter import LocalFacts
@@ -52,6 +54,9 @@ RESOLUTION_UNSATISFIABLE = "packages.resolution.unsatisfiable"  # doctor.checks.
 NOTHING = "nothing"  # the judged interpreter already matches the head
 UP_TO_DATE = "up-to-date"  # the env fix would build exists and matches
 BUILD = "build"
+# Where the env's interpreter may come from (--python-source); auto tries them in this order:
+# an exact one already here, uv's managed Pythons, conda, the same minor already here.
+PYTHON_SOURCES = ("auto", "existing", "uv", "conda")
 REBUILD = "rebuild"  # an earlier raydoctor env of that name holds something else: replaced atomically
 
 
@@ -75,6 +80,7 @@ class FixOptions:
     kernel_prefix: Path | None = None  # --kernel-prefix DIR: DIR/share/jupyter/kernels, not the user's folder
     match_head: bool = False  # pin the packages of doctor.package_skew's breaking rows to the head's
     constraints: Path | None = None  # a team's constraints file (raydoctor lock), added to Ray's pin
+    python_source: str = "auto"  # one of PYTHON_SOURCES
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,8 @@ class InterpreterPlan:
     """Where the env's interpreter will come from: discovery's results and a provider's description.
 
     ``how``: "existing" (this exact patch is already here: used as is),
+    "uv" (uv's managed Python ``uv_key``: installed already, or downloaded from
+    ``uv_url``; ``found`` is the fallback when uv fails, in auto mode only),
     "conda" (conda creates ``conda_env``; its channels may only have the
     minor, then a warning; ``found`` is the fallback), "closest" (same minor,
     another patch, warned). Only the executor makes a provider of it
@@ -214,33 +222,55 @@ class InterpreterPlan:
     conda_exe: Path | None = None
     conda_flavor: str | None = None
     warnings: tuple[str, ...] = ()  # what the executor repeats when it uses ``found``
+    why: str = ""  # why this source (--python-source, and what the ones before it lacked)
+    uv: UvLookup | None = None  # how == "uv": what uv has (key, url, install folder)
+
+    @property
+    def _creates(self) -> bool:
+        return self.how in ("conda", "uv")
 
     @property
     def path(self) -> Path | None:
-        return self.found.path if self.found and self.how != "conda" else None
+        return self.found.path if self.found and not self._creates else None
 
     @property
     def version(self) -> str | None:
-        return self.found.version if self.found and self.how != "conda" else None
+        return self.found.version if self.found and not self._creates else None
 
     @property
     def source(self) -> str | None:
-        return self.found.source if self.found and self.how != "conda" else None
+        return self.found.source if self.found and not self._creates else None
 
     @property
     def exact(self) -> bool:
-        return self.how == "existing"
+        return self.how in ("existing", "uv")
+
+    @property
+    def expected_version(self) -> str:
+        """The Python the env will have, as far as the plan knows (the env's folder is named after it)."""
+        return self.version or str(self.want)
+
+    @property
+    def downloads(self) -> str | None:
+        """What carrying out the plan would download (uv's url), None when nothing."""
+        py = self.uv.python if self.uv is not None else None
+        return py.url if self.how == "uv" and py is not None and not py.installed else None
 
     @property
     def fallback(self) -> str | None:
-        """What conda's failure would fall back to."""
-        if self.how != "conda" or self.found is None:
+        """What conda's or uv's failure would fall back to."""
+        if not self._creates or self.found is None:
             return None
         return f"Python {self.found.version} from {self.found.source} ({self.found.path})"
 
     def describe(self) -> str:
         if self.how == "existing":
             return f"Python {self.version} from {self.source}: {self.path}"
+        if self.how == "uv" and self.uv is not None:
+            text = describe_lookup(self.uv)
+            if self.fallback:
+                text += f"; if uv fails: {self.fallback}"
+            return text
         if self.how == "conda":
             text = (
                 f"conda env {self.conda_env} with python={self.want} "
@@ -263,6 +293,23 @@ class InterpreterPlan:
             "conda_env": self.conda_env,
             "conda_exe": _s(self.conda_exe),
             "fallback": self.fallback,
+            "why": self.why,
+            "uv": self._uv_dict(),
+            "downloads": self.downloads,
+        }
+
+    def _uv_dict(self) -> dict[str, Any] | None:
+        if self.how != "uv" or self.uv is None or self.uv.python is None:
+            return None
+        py = self.uv.python
+        return {
+            "uv": _s(self.uv.uv),
+            "key": py.key,
+            "installed": py.installed,
+            "path": _s(py.path),
+            "url": py.url,
+            "install_dir": _s(self.uv.install_dir),
+            "offline": self.uv.offline,
         }
 
 
@@ -617,34 +664,64 @@ def plan_interpreter(
     use_conda: bool,
     environ: Mapping[str, str],
     search_dirs: Sequence[Path] | None,
+    source: str = "auto",
+    cwd: Path | None = None,
 ) -> tuple[InterpreterPlan, list[str]]:
     """Where the interpreter will come from, decided without creating anything.
 
-    The providers' order (``doctor.fix.providers``): the exact patch already
-    here, then conda, then the same minor. Only existing interpreters are
-    run (``doctor.fix.discover``); conda is located but not called.
+    ``source`` (``--python-source``): "auto" tries, in order, the exact patch already
+    here, uv's managed Pythons (installed, or downloadable: ``uv python list``, which
+    creates nothing), conda (located, not called), then the same minor already here with
+    the patch rule's warning; "existing", "uv" and "conda" use only that source and
+    fail in one line when it cannot help. ``--no-conda`` drops conda from auto.
     """
+    if source not in PYTHON_SOURCES:
+        raise UsageError(f"--python-source {source}: expected one of {', '.join(PYTHON_SOURCES)}")
+    use_conda = use_conda and source in ("auto", "conda")
     found = discover(want, use_conda=use_conda, search_dirs=search_dirs, environ=environ)
-    if found.exact is not None:
-        return InterpreterPlan("existing", want, found.exact), []
+    if found.exact is not None and source in ("auto", "existing"):
+        why = f"Python {found.exact.version} is already here ({found.exact.source}): nothing to download or create"
+        return InterpreterPlan("existing", want, found.exact, why=why), []
+    missing = f"no Python {want} on this machine" if want.exact else f"no Python {want.minor} on this machine"
+    notes: list[str] = []
+    if source in ("auto", "uv"):
+        uv = uv_lookup(want, environ=environ, cwd=cwd)
+        reason = uv.reason
+        if uv.python is not None and not uv.python.installed:
+            reason = downloads_refused(environ) or ""
+        if uv.python is not None and not reason:
+            fallback = found.closest if source == "auto" else None
+            how = "already installed" if uv.python.installed else "can install it"
+            why = (
+                "--python-source uv" if source == "uv" else f"{missing} (pyenv, uv's folder, PATH)"
+            ) + f"; uv's managed Pythons {how} ({uv.python.key})"
+            return InterpreterPlan("uv", want, fallback, uv=uv, why=why), []
+        if source == "uv":
+            raise FixError(f"--python-source uv: {reason}")
+        notes.append(f"uv: {reason}")
     if found.conda is not None:
-        return (
-            InterpreterPlan(
-                "conda",
-                want,
-                found.closest,
-                conda_env=conda_name,
-                conda_exe=found.conda.exe,
-                conda_flavor=found.conda.flavor,
-            ),
-            [],
+        fallback = found.closest if source == "auto" else None
+        why = "--python-source conda" if source == "conda" else "; ".join([missing, *notes, "conda is here"])
+        plan = InterpreterPlan(
+            "conda",
+            want,
+            fallback,
+            conda_env=conda_name,
+            conda_exe=found.conda.exe,
+            conda_flavor=found.conda.flavor,
+            why=why,
         )
+        return plan, []
+    if source == "conda":
+        why = "--no-conda" if not use_conda else "no conda, mamba or micromamba ($CONDA_EXE, $MAMBA_EXE, PATH)"
+        raise FixError(f"--python-source conda: {why}")
     if found.closest is not None:
         warning = closest_warning(want, found.closest)
-        plan = InterpreterPlan("closest", want, found.closest, warnings=(warning,))
-        hint = "" if use_conda else " (--no-conda)"
+        why = "; ".join([missing, *notes, "no conda" + ("" if use_conda or source != "auto" else " (--no-conda)")])
+        plan = InterpreterPlan("closest", want, found.closest, warnings=(warning,), why=why)
+        hint = "" if use_conda or source == "existing" else " (--no-conda)"
         return plan, [f"no conda here{hint}: {warning}"]
-    raise no_interpreter(want, conda_name)
+    raise no_interpreter(want, conda_name, notes)
 
 
 def make_plan(
@@ -728,7 +805,12 @@ def make_plan(
         use_conda=options.use_conda,
         environ=environ,
         search_dirs=options.search_dirs,
+        source=options.python_source,
+        cwd=cwd,
     )
+    # Named after the Python the env will really have (3.12.1 when that is the closest here).
+    plan.env_name = env_dir_name(head.ray, plan.interpreter.expected_version)
+    dest = plan.env_path = env_dir / plan.env_name
     marker = read_marker(dest)
     if dest.exists() or dest.is_symlink():
         if (marker or {}).get("created_by") != "raydoctor":

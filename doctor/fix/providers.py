@@ -1,4 +1,4 @@
-"""What gives fix its interpreter: an existing one, or conda creating one; each knows how to undo itself.
+"""What gives fix its interpreter: an existing one, uv or conda creating one; each knows how to undo itself.
 
 ``doctor.fix.discover`` looks (read-only); a provider here acts, and only the executor
 (``doctor.fix.execute``) calls ``provide``. The plan holds discovery results and a
@@ -9,21 +9,29 @@ The order, and why:
 
 1. An interpreter already on this machine with the exact patch: instant, and exactly
    as correct as a fresh conda env, so it wins over creating one (``Existing``).
-2. conda (or mamba/micromamba) creating ``python=X.Y.Z``; when its channels lack that
+2. uv's managed Pythons (``UvProvider``): ``uv python install KEY --no-bin``, the
+   exact patch in seconds on any machine, with the user's uv settings (install dir,
+   mirror, downloads list, offline); ``undo`` runs ``uv python uninstall KEY`` only
+   for a key this run installed (``doctor.fix.uv_python`` says why uninstall and not
+   removing the folder). A managed Python that was already there is used, never touched.
+3. conda (or mamba/micromamba) creating ``python=X.Y.Z``; when its channels lack that
    patch, ``python=X.Y`` with a warning. An env of the same name is reused only if
    raydoctor made it; a user's env is never touched (``CondaProvider``; ``undo``
    removes the env only if this run created it).
-3. An interpreter already here with the same major.minor, with a warning.
-4. Nothing: a FixError that says how to install one.
+4. An interpreter already here with the same major.minor, with a warning.
+5. Nothing: a FixError that says how to install one.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from doctor.errors import UsageError
+from doctor import proc
+from doctor.errors import FixError, UsageError
 from doctor.fix.conda import Conda, CondaEnv, CondaError, CondaPackagesNotFound
 from doctor.fix.discover import (
     CondaLocation,
@@ -35,6 +43,19 @@ from doctor.fix.discover import (
     patch_rule,
     probe,
 )
+from doctor.fix.uv_python import (
+    BOOKKEEPING,
+    INSTALL_TIMEOUT_S,
+    TMPDIR,
+    UNINSTALL_TIMEOUT_S,
+    UvPython,
+    downloads_refused,
+    exe_in,
+    one_line_error,
+    uv_env,
+    uv_run,
+)
+from doctor.fix.uv_python import install_dir as uv_install_dir
 from doctor.versions import VersionSpec
 
 __all__ = [
@@ -42,6 +63,7 @@ __all__ = [
     "Existing",
     "Interpreter",
     "Provider",
+    "UvProvider",
     "closest_warning",
     "default_search_dirs",
     "find_interpreter",
@@ -184,6 +206,134 @@ class CondaProvider(Provider):
         if not want.satisfies(version) and not any(patch_rule(want) in w for w in warnings):
             warnings.append(f"conda gave Python {version}, not {want}. {patch_rule(want)}")
         return Interpreter(env.python, version, source, want.satisfies(version), env, tuple(warnings), name)
+
+
+class UvProvider(Provider):
+    """Installs (or reuses) uv's managed Python ``python.key``; ``undo`` uninstalls only what it installed.
+
+    ``fallback`` (the nearest patch here) is
+    used with a warning when uv cannot install; without one the failure is raised.
+    """
+
+    kind = "uv"
+    step = "uv-python"
+
+    def __init__(
+        self,
+        uv: Path,
+        want: VersionSpec,
+        python: UvPython,
+        *,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        fallback: Interpreter | None = None,
+        fallback_warning: str | None = None,
+    ) -> None:
+        self.uv = uv
+        self.want = want
+        self.python = python
+        self.environ = dict(os.environ if environ is None else environ)
+        self.cwd = (cwd or Path.cwd()).absolute()
+        self.fallback = fallback
+        self.fallback_warning = fallback_warning
+        self.installed_key: str | None = None  # set once this run started installing a key that was not there
+        self.install_dir: Path | None = None
+        self.dir_existed = True
+
+    def describe(self) -> str:
+        if self.python.installed:
+            return f"uv's managed Python {self.python.key} (already installed)"
+        return f"uv python install {self.python.key} --no-bin"
+
+    def provide(self) -> Interpreter:
+        try:
+            return self._provide()
+        except FixError as exc:
+            if self.fallback is None:
+                raise
+            self.undo()
+            warning = f"uv could not provide Python {self.want}: {exc.message}"
+            extra = (self.fallback_warning,) if self.fallback_warning else ()
+            return self.fallback.with_warnings(warning, *extra)
+
+    def _provide(self) -> Interpreter:
+        refused = downloads_refused(self.environ)
+        folder = uv_install_dir(self.uv, self.environ, self.cwd)
+        if folder is None:
+            raise FixError("`uv python dir` did not name uv's managed-Python folder")
+        self.install_dir = folder
+        prefix = folder / self.python.key
+        if prefix.is_dir():  # there before this run: used, never removed
+            return self._checked(exe_in(prefix, self.want), created=False)
+        if refused:
+            raise FixError(f"uv cannot install Python {self.want}: {refused}")
+        self.dir_existed = folder.exists()
+        self.installed_key = self.python.key  # from here on, undo() may have something to remove
+        args = [str(self.uv), "python", "install", self.python.key, "--no-bin", "--color", "never"]
+        try:
+            rc, lines = proc.stream(
+                args, timeout=INSTALL_TIMEOUT_S, env=uv_env(self.environ), cwd=self.cwd, first_signal=signal.SIGINT
+            )
+        except proc.ProcTimeout:
+            raise FixError(f"`uv python install {self.python.key}` ran past {INSTALL_TIMEOUT_S:g} s") from None
+        if rc != 0:
+            raise FixError(f"uv could not install Python {self.want}: {one_line_error(lines, f'exit {rc}')}")
+        if not prefix.is_dir():
+            raise FixError(f"`uv python install {self.python.key}` succeeded but {prefix} is not there")
+        return self._checked(exe_in(prefix, self.want), created=True)
+
+    def _checked(self, exe: Path, *, created: bool) -> Interpreter:
+        version = probe(exe, environ=self.environ)
+        if version is None:
+            raise FixError(f"uv's Python {self.python.key} does not run ({exe})")
+        if not self.want.satisfies(version):
+            raise FixError(
+                f"uv's download {self.python.key} holds Python {version}, not {self.want} "
+                "(its downloads list names the wrong file)"
+            )
+        source = "uv (installed by this run)" if created else "uv"
+        return Interpreter(exe, version, source, True)
+
+    def undo(self) -> list[str]:
+        """``uv python uninstall KEY`` for the key this run installed; a FixError when uv cannot."""
+        key, self.installed_key = self.installed_key, None
+        folder = self.install_dir
+        if key is None or folder is None:
+            return []
+        removed: list[str] = []
+        if (folder / key).exists() or (folder / key).is_symlink():
+            args = ["python", "uninstall", key]
+            try:
+                done = uv_run(self.uv, args, self.environ, UNINSTALL_TIMEOUT_S, self.cwd)
+            except (OSError, proc.ProcTimeout) as exc:
+                raise FixError(f"`uv python uninstall {key}` did not finish: {exc}") from None
+            if done.returncode != 0 or (folder / key).exists():
+                why = one_line_error(done.stderr.splitlines(), f"exit {done.returncode}")
+                raise FixError(f"`uv python uninstall {key}` failed: {why}")
+            removed.append(f"uv's managed Python {key} ({folder / key}), installed by this run")
+        if not self.dir_existed:
+            removed += _remove_fresh_folder(folder)
+        return removed
+
+
+def _remove_fresh_folder(folder: Path) -> list[str]:
+    """uv's bookkeeping in an install folder this run made, then the folder if nothing else is in it."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        return []
+    if not names <= {*BOOKKEEPING, TMPDIR}:
+        return []  # something else arrived meanwhile (another uv run): leave the folder
+    try:
+        if TMPDIR in names:
+            (folder / TMPDIR).rmdir()  # only when empty
+        for name in BOOKKEEPING:
+            if name in names:
+                (folder / name).unlink()
+        folder.rmdir()
+    except OSError:
+        return []
+    return [f"the folder {folder}, made by this run"]
 
 
 def parse_want(want: str) -> VersionSpec:

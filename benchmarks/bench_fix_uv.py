@@ -1,0 +1,159 @@
+"""Speed of ``raydoctor fix`` where no interpreter of the head's minor exists: uv installs it (issue 9).
+
+Measured: ``raydoctor fix --address HEAD --python-source uv --yes`` with every other
+Python 3.12 hidden from discovery (``PYENV_ROOT`` elsewhere, PATH without one), a fresh
+``UV_PYTHON_INSTALL_DIR`` and ``--env-dir`` each run, the head's Python served from a
+local mirror (this machine's 3.12 packed in python-build-standalone's install-only
+layout, listed in ``UV_PYTHON_DOWNLOADS_JSON_URL`` with a file:// url): end to end,
+reading the head, the plan, ``uv python install``, the venv, the install of packages.txt
+with Ray pinned and the client extras, and the final check **with the ray.init round
+trip** against a live head (``tests.ray_cluster.RayNode`` on loopback, started once,
+untimed).
+
+Baseline: the tutorial's manual flow with an interpreter that already exists (which
+this machine would not have): ``python3.12 -m venv DIR && DIR/bin/pip install -r
+packages.txt``. Caches (uv's, pip's) are warm: one untimed run of each first; runs are
+interleaved. Target: ratio ≤ 0.5 (fetching the Python included).
+
+Run: ``python benchmarks/bench_fix_uv.py [--repeats N]`` or via ``python benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import summarize  # noqa: E402
+
+REQUIREMENTS = ROOT / "packages.txt"
+BASELINE = "python -m venv + pip install -r packages.txt (an interpreter already here)"
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}… exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
+
+
+def _timed(make: Callable[[Path], None]) -> float:
+    work = Path(tempfile.mkdtemp(prefix="bench-fix-uv-"))
+    try:
+        start = time.perf_counter()
+        make(work)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pack(python: Path, folder: Path) -> tuple[Path, str]:
+    """(downloads JSON, version): ``python``'s prefix as an install-only tarball, listed for uv."""
+    version = subprocess.run(
+        [str(python), "-I", "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    prefix = python.parent.parent
+    tarball = folder / f"cpython-{version}-install_only.tar.gz"
+
+    def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = info.name.split("/")
+        return None if "__pycache__" in parts or parts[2:4] == ["python3.12", "test"] else info
+
+    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+        for name in ("bin", "lib", "include"):
+            if (prefix / name).exists():
+                tar.add(prefix / name, arcname=f"python/{name}", filter=skip)
+    major, minor, patch = (int(x) for x in version.split("."))
+    entry = {
+        "name": "cpython",
+        "arch": {"family": "x86_64", "variant": None},
+        "os": "linux",
+        "libc": "gnu",
+        "major": major,
+        "minor": minor,
+        "patch": patch,
+        "prerelease": "",
+        "url": tarball.as_uri(),
+        "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
+        "variant": None,
+        "build": "20240107",
+    }
+    listing = folder / "downloads.json"
+    listing.write_text(json.dumps({f"cpython-{version}-linux-x86_64-gnu": entry}))
+    return listing, version
+
+
+def main(repeats: int = 3) -> list[dict]:
+    from tests.ray_cluster import RayNode, ensure_ray_venv, find_python
+
+    python = find_python("3.12")
+    if python is None:
+        raise RuntimeError("no Python 3.12 on this machine to pack")
+    mirror = Path(tempfile.mkdtemp(prefix="bench-uv-mirror-"))
+    head = RayNode(ensure_ray_venv(), num_cpus=2).start()
+    try:
+        listing, _version = _pack(python, mirror)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "VIRTUAL_ENV", "CONDA", "UV_PYTHON"))}
+        base["NO_COLOR"] = "1"
+
+        def manual(work: Path) -> None:
+            _run([str(python), "-m", "venv", str(work / "venv")], work, base)
+            _run([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, base)
+
+        def fix(work: Path) -> None:
+            env = dict(base)
+            env.update(
+                {
+                    "UV_PYTHON_INSTALL_DIR": str(work / "uv-pythons"),
+                    "UV_PYTHON_DOWNLOADS_JSON_URL": str(listing),
+                    "PYENV_ROOT": str(work / "no-pyenv"),
+                    "PATH": os.pathsep.join(p for p in ("/usr/bin", "/bin") if Path(p).is_dir()),
+                }
+            )
+            target = ["--address", head.dashboard_url, "--client-port", str(head.ports["client"])]
+            target += ["--gcs-port", str(head.ports["gcs"])]
+            args = [sys.executable, "-m", "doctor", "fix", *target, "--python-source", "uv", "--yes"]
+            _run([*args, "--env-dir", str(work / "envs"), "--requirements", str(REQUIREMENTS)], work, env)
+
+        run = {"manual": manual, "uv": fix}
+        for name in run:  # warm caches
+            _timed(run[name])
+        times: dict[str, list[float]] = {name: [] for name in run}
+        for _ in range(repeats):
+            for name in run:
+                times[name].append(_timed(run[name]))
+    finally:
+        head.stop()
+        shutil.rmtree(mirror, ignore_errors=True)
+    return [
+        summarize(
+            "fix --python-source uv, no local 3.12 (uv installs it from a local mirror; round trip included)",
+            times["uv"],
+            BASELINE,
+            times["manual"],
+            "ratio ≤ 0.5",
+        )
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    for row in main(parser.parse_args().repeats):
+        print(json.dumps(row))
