@@ -249,7 +249,7 @@ def python_version(ctx: CheckContext) -> Result:
         if head.ray_version and spec is not None and spec.exact and conda is not None:
             commands += (remedies.conda_create(head.ray_version, str(spec), conda),)
         how = (
-            "raydoctor fix builds a matching venv (from conda when the patch is not here)"
+            "raydoctor fix builds a matching venv (uv or conda fetch the exact Python when it is not here)"
             if fix_commands(ctx)
             else f"an env made from it (`uv python install {want}`, pyenv or conda)"
         )
