@@ -19,6 +19,8 @@ from doctor.runner import Check
 if TYPE_CHECKING:
     from doctor.context import CheckContext
 
+from doctor.rules import GUESSED_PATCH
+
 UNSATISFIABLE = "packages.resolution.unsatisfiable"
 SOURCE_ONLY = "packages.resolution.source_only"
 UNKNOWN_PACKAGE = "packages.resolution.unknown_package"
@@ -30,6 +32,9 @@ def judge_resolution(ctx: CheckContext) -> Result:
         return finding(Status.SKIP, "no requirements file", code="packages.resolution.no_file")
     res = ctx.resolution()
     where = f"Python {res.python} on Linux {res.platform}" + (f" with Ray {res.ray}" if res.ray else "")
+    head_python = ctx.head().python
+    if head_python is not None and not head_python.exact and res.python == head_python.value:
+        where += f" ({res.python} is {GUESSED_PATCH})"
     data = res.to_dict()
     notes = [f"not resolved (built from the checkout or a URL): {item}" for item in res.left_out]
     notes += ["from the cache (no uv call)"] if res.cached else [f"{res.uv_calls} uv call(s), {res.duration_s:.1f} s"]
