@@ -18,10 +18,10 @@ def build_checks(ctx: CheckContext) -> list[Check]:
 
     ``basics`` always applies; each other module decides per target with ``checks_for(ctx)``.
     """
-    from doctor.checks import basics, cluster_lint, compose_checks, deep, gpu, network, nodes, roundtrip
+    from doctor.checks import auth_token, basics, cluster_lint, compose_checks, deep, gpu, network, nodes, roundtrip
 
     checks: list[Check] = list(basics.CHECKS)
-    for module in (nodes, network, roundtrip, gpu, compose_checks, cluster_lint, deep):
+    for module in (nodes, network, auth_token, roundtrip, gpu, compose_checks, cluster_lint, deep):
         checks.extend(module.checks_for(ctx))
     return checks
 

@@ -20,9 +20,10 @@ from typing import Any, Callable, Generic, Mapping, TypeVar
 from doctor import proc
 from doctor.errors import UsageError
 from doctor.facts.cluster import DeepProbe, node_counts, read_nodes, run_deep_probe
-from doctor.head.dashboard import DashboardClient
+from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import HeadFacts
 from doctor.head.resolve import gather_head_facts
+from doctor.head.token_sources import TokenSearch, find_cluster_token
 from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
@@ -239,11 +240,10 @@ class CheckContext:
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
         self.target = resolve_target(options, self.environ, self.cwd)
-        # The token raydoctor found; it is sent only where ``doctor.target.token_withheld`` allows.
-        self.token: Token | None = load_token(self.environ)
-        self.token_withheld: str | None = (
-            token_withheld(self.target.address, self.target.address_from, self.token.source) if self.token else None
-        )
+        # The token raydoctor found on this machine; one from the cluster's side is looked for lazily
+        # (``token``). It is sent only where ``doctor.target.token_withheld`` allows.
+        self.local_token: Token | None = load_token(self.environ)
+        self._token: Lazy[TokenSearch] = Lazy(self._resolve_token)
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(options.python, self.environ)
         self.requirements_path = self._requirements_path()
         self.requirements: Requirements | None = (
@@ -261,14 +261,63 @@ class CheckContext:
         default = self.cwd / "packages.txt"
         return default if default.is_file() else None
 
+    def _resolve_token(self) -> TokenSearch:
+        """This machine's token, else the cluster's own (``doctor.head.token_sources``): asked only when the
+        token may go to the target and its dashboard says auth mode ``token`` (a public path, read bare)."""
+        if self.local_token is not None:
+            return TokenSearch(self.local_token)
+        address = self.target.address
+        if address is None or (self.target.compose is None and self.target.cluster is None):
+            return TokenSearch()
+        if token_withheld(address, self.target.address_from, "the cluster") is not None:
+            return TokenSearch()
+        try:
+            mode = DashboardClient(address, timeout=self.options.timeout).auth_mode()
+        except DashboardError:
+            return TokenSearch()
+        if mode != "token":
+            return TokenSearch()
+        return find_cluster_token(
+            self.target.compose, self.target.cluster, self.environ, timeout=max(2.0, min(5.0, self.options.timeout * 2))
+        )
+
+    def token_search(self) -> TokenSearch:
+        """Where the token was looked for and what each place said; never raises."""
+        try:
+            return self._token.get()
+        except Exception:
+            return TokenSearch(self.local_token)
+
+    @property
+    def token(self) -> Token | None:
+        """The token raydoctor found (this machine's first, then the cluster's own), or None."""
+        return self.token_search().token
+
+    @property
+    def token_withheld(self) -> str | None:
+        """Why the token found does not go to this target, or None (see ``doctor.target.token_withheld``)."""
+        token = self.token
+        return token_withheld(self.target.address, self.target.address_from, token.source) if token else None
+
     @property
     def target_token(self) -> Token | None:
         """The token to send to the target: None when there is none or it is withheld (see ``token_withheld``)."""
         return None if self.token_withheld else self.token
 
     def child_environ(self) -> dict[str, str]:
-        """The environment for a child that talks to the target (the round trip): the token only if it may go there."""
-        return proc.child_env(self.environ, with_token=self.target_token is not None)
+        """The environment for a child that talks to the target (the round trip): the token only if it may go there.
+
+        A token from the cluster's side (docker exec, kubectl) goes in as ``RAY_AUTH_TOKEN``, for this child
+        only; with it ``RAY_AUTH_MODE=token`` unless the user set a mode, since Ray's client loads a token only
+        in token mode (``AuthenticationTokenLoader``, ``src/ray/rpc/authentication/``).
+        """
+        token = self.target_token
+        env = proc.child_env(self.environ, with_token=token is not None)
+        if token is not None and token.from_cluster:
+            env.pop("RAY_AUTH_TOKEN_PATH", None)
+            env["RAY_AUTH_TOKEN"] = token.value
+            env.setdefault("RAY_AUTH_MODE", "token")
+        return env
 
     def secret_values(self) -> frozenset[str]:
         """Every value of this run that must never be shown: the token, the compose file's, the cluster
