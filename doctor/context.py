@@ -20,6 +20,8 @@ from typing import Any, Callable, Generic, Mapping, TypeVar
 from doctor import proc
 from doctor.errors import UsageError
 from doctor.facts.cluster import DeepProbe, node_counts, read_nodes, run_deep_probe
+from doctor.facts.roundtrip import LIMIT_S as ROUNDTRIP_LIMIT_S
+from doctor.facts.roundtrip import ProbeRun, Started, cancel_probe, finish_probe, start_probe
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import HeadFacts
 from doctor.head.resolve import gather_head_facts
@@ -254,6 +256,13 @@ class CheckContext:
         self._local = Lazy(self._gather_local)
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
+        # The round trip, run once: judged by roundtrip.client, and a head-facts source for a ray:// target.
+        self._rt_started: Lazy[Started] = Lazy(self._start_roundtrip)
+        self._rt_limit = ROUNDTRIP_LIMIT_S
+        self._rt_run: Lazy[ProbeRun] = Lazy(self._finish_roundtrip)
+        self._rt_lock = threading.Lock()
+        self._rt_requested = False
+        self._rt_cancelled = False
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -340,7 +349,57 @@ class CheckContext:
         return self._dashboard
 
     def _gather_head(self) -> HeadFacts:
-        return gather_head_facts(self.dashboard, self.target.image, token_withheld=self.token_withheld)
+        address = self.target.address
+        client_only = address is not None and (address.given or "").strip().lower().startswith("ray://")
+        use_roundtrip = client_only and self.options.roundtrip
+        return gather_head_facts(
+            self.dashboard,
+            self.target.image,
+            token_withheld=self.token_withheld,
+            roundtrip=self._roundtrip_or_none if use_roundtrip else None,
+            client_url=address.client_url if address is not None else None,
+        )
+
+    # ---- the round trip (doctor.facts.roundtrip), run once
+
+    def _start_roundtrip(self) -> Started:
+        address = self.target.address
+        assert address is not None, "the round trip needs an address"
+        return start_probe(self.interpreter_path, address.client_url, self.child_environ())
+
+    def _finish_roundtrip(self) -> ProbeRun:
+        with self._rt_lock:
+            self._rt_requested = True
+            if self._rt_cancelled:
+                return ProbeRun(None, True, 0.0)
+        return finish_probe(self._rt_started.get(), self._rt_limit)
+
+    def start_roundtrip(self) -> Started:
+        """Start the round trip now (once); raises ``InterpreterError`` when the interpreter cannot run."""
+        return self._rt_started.get()
+
+    def roundtrip(self, limit_s: float | None = None) -> ProbeRun:
+        """The round trip's outcome, waited for (once, whoever asks first; ``limit_s`` from the first asker).
+        Raises ``InterpreterError`` when the interpreter cannot run."""
+        if limit_s is not None and self._rt_run.peek() is None:
+            self._rt_limit = limit_s
+        return self._rt_run.get()
+
+    def _roundtrip_or_none(self) -> ProbeRun | None:
+        try:
+            return self.roundtrip()
+        except InterpreterError:
+            return None
+
+    def cancel_roundtrip(self) -> None:
+        """Stop a started round trip that nothing waits for yet (a check found it cannot work)."""
+        with self._rt_lock:
+            if self._rt_requested:
+                return
+            self._rt_cancelled = True
+        started = self._rt_started.peek()
+        if started is not None:
+            cancel_probe(started)
 
     def _gather_local(self) -> LocalFacts:
         return inspect_interpreter(

@@ -398,6 +398,8 @@ def check_ports(ctx: CheckContext) -> Result:
     # What the connection mode needs: ray:// needs the client port, a driver or worker the GCS;
     # raydoctor, the Jobs API and the dashboard UI need the dashboard. The rest only warn.
     needed = needed_roles(ctx.options.mode)
+    if _head_known_by_roundtrip(ctx):
+        needed.discard("dashboard")  # Ray Client works without it; network.dashboard says how to name it
     optional = [s for s in bad if s.spec.role not in needed]
     details += [f"{s.spec.role}: not needed in {ctx.options.mode} mode ({_NOT_NEEDED[s.spec.role]})" for s in optional]
     status = Status.FAIL if len(optional) < len(bad) else Status.WARN
@@ -419,8 +421,19 @@ _NOT_NEEDED = {
     "gcs": "only drivers and workers that join the cluster connect to the GCS",
     "client": "only Ray Client (ray://) uses it",
     "metrics": "Prometheus scrapes it; a client never does",
-    "dashboard": "",
+    "dashboard": "Ray Client answered without it; raydoctor guessed its port",
 }
+
+
+def _head_known_by_roundtrip(ctx: CheckContext) -> bool:
+    """Only ray:// was given and the head's facts came from the round trip (``HeadFacts.from_roundtrip``)."""
+    address = ctx.target.address
+    if address is None or not (address.given or "").strip().lower().startswith("ray://"):
+        return False  # never wait for the round trip otherwise
+    try:
+        return bool(ctx.head().from_roundtrip)
+    except Exception:
+        return False
 
 
 def needed_roles(mode: str) -> set[str]:
@@ -525,7 +538,32 @@ _DEAD_FIX = {
 }
 
 
+def _dashboard_elsewhere(ctx: CheckContext, kind: str, message: str) -> Result | None:
+    """The user named only the Ray Client address and the round trip answered: a dashboard that is not
+    where it was guessed is a warning that says how to name it, not a failure of a connection that works."""
+    try:
+        facts = ctx.head()
+    except Exception:
+        return None
+    if not facts.from_roundtrip:
+        return None
+    host = ctx.target.address.host_for_url if ctx.target.address else "HEAD"
+    return finding(
+        Status.WARN,
+        f"{message}; Ray Client at {facts.from_roundtrip} works, and raydoctor guessed the dashboard's port",
+        code="network.dashboard.not_where_guessed",
+        fix=Remediation(
+            "Name the dashboard: --address HOST:DASHBOARD_PORT (`--dashboard-port` on `ray start --head`, default 8265).",
+            (shlex.join(["raydoctor", "check", "--address", f"{host}:8265"]),),
+        ),
+        data={"kind": kind, "from_roundtrip": facts.from_roundtrip},
+    )
+
+
 def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
+    elsewhere = _dashboard_elsewhere(ctx, kind, message)
+    if elsewhere is not None:
+        return elsewhere
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
         return finding(
             Status.WARN,
@@ -604,6 +642,8 @@ def checks_for(ctx: CheckContext) -> list[Check]:
         return []
     # Each is bounded by --timeout per connection; the runner's limit is a safety net.
     limit = ctx.options.timeout * 4 + 5
+    if (ctx.target.address.given or "").strip().lower().startswith("ray://"):
+        limit += 40  # ports and dashboard may wait for head facts from the round trip (doctor.facts.roundtrip)
     return [
         Check("network.resolve", "network", "Name resolution", check_resolve, timeout=limit),
         Check("network.ports", "network", "Ports", check_ports, timeout=limit),
