@@ -382,8 +382,18 @@ def check_ports(ctx: CheckContext) -> Result:
         details.append(
             f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})"
         )
-    summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in states)
-    bad = [s for s in states if not s.ok]
+    guessed = _unused_guesses(ctx, states, dashboard_up)
+    if guessed:
+        # The live dashboard answered for the cluster; a default this mode never uses is not the cluster's port.
+        details += [
+            f"{s.spec.role}: {s.spec.port} is only raydoctor's default and {ctx.options.mode} mode does not use it "
+            f"({_NOT_NEEDED[s.spec.role]}); not judged (name it with --{s.spec.role}-port to check it)"
+            for s in guessed
+        ]
+        data["not_judged"] = [s.spec.role for s in guessed]
+    judged_states = [s for s in states if s not in guessed]
+    summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in judged_states)
+    bad = [s for s in judged_states if not s.ok]
     if not bad:
         return finding(Status.OK, summary, code="network.ports.ok", details=details, data=data)
     if _compose_not_running(ctx, states):
@@ -423,6 +433,27 @@ _NOT_NEEDED = {
     "metrics": "Prometheus scrapes it; a client never does",
     "dashboard": "Ray Client answered without it; raydoctor guessed its port",
 }
+
+
+def _unused_guesses(ctx: CheckContext, states: list[PortState], dashboard_up: bool) -> list[PortState]:
+    """Ports that failed but are only raydoctor's defaults, for roles this mode never uses, on a head whose
+    dashboard answered as Ray: a healthy cluster on other ports must not be warned about them.
+
+    The dashboard does not report the GCS or Ray Client port (Ray 2.49: ``/api/v0/cluster_metadata`` holds
+    versions only, ``/nodes?view=summary`` the raylet's ports and ``metricsExportPort``); so a guess is judged
+    only when the mode needs that role.
+    """
+    if not dashboard_up:
+        return []
+    needed = needed_roles(ctx.options.mode)
+    candidates = [s for s in states if not s.ok and s.spec.source == "default" and s.spec.role not in needed]
+    if not candidates:
+        return []
+    try:
+        live = ctx.head().live
+    except Exception:
+        return []
+    return candidates if live else []
 
 
 def _head_known_by_roundtrip(ctx: CheckContext) -> bool:
