@@ -125,3 +125,42 @@ def test_a_head_checked_by_its_dashboard_has_no_port_warnings(ray_head, head_pyt
     assert network and all(r.status is Status.OK for r in network), [(r.id, r.summary) for r in network]
     ports = {p["role"]: p for p in _by_id(report)["network.ports"].data["ports"]}
     assert ports["metrics"]["port"] == ray_head.ports["metrics"] and ports["metrics"]["state"] == "open"
+
+
+# --------------------------------------------------------------------------- head and worker images
+
+IMAGES = """\
+services:
+  ray-head:
+    image: {head}
+    command: bash -c "ray start --head --port=6379 --dashboard-host=0.0.0.0 --block"
+  ray-worker:
+    image: {worker}
+    command: bash -c "ray start --address=ray-head:6379 --block"
+"""
+
+
+@pytest.mark.parametrize(
+    "head, worker, status, cause",
+    [
+        # Ray refuses on join: another Ray, another Python (ray/_private/utils.py::check_version_info).
+        ("rayproject/ray:2.49.2-py312-cpu", "rayproject/ray:2.48.0-py312-cpu", Status.FAIL, "join_refused"),
+        ("rayproject/ray:2.49.2-py312-cpu", "rayproject/ray:2.49.2-py311-cpu", Status.FAIL, "join_refused"),
+        # Ray tolerates it: same Ray and Python, another platform.
+        ("rayproject/ray:2.49.2-py312-cpu", "rayproject/ray:2.49.2-py312-gpu", Status.OK, ""),
+        # The tags do not tell: a warning, not a failure.
+        ("rayproject/ray:2.49.2-py312-cpu", "example.com/team/ray-custom:7", Status.WARN, "differs"),
+    ],
+    ids=["other-ray", "other-python", "other-platform", "untold"],
+)
+def test_image_differences_ray_refuses_fail_and_others_warn(tmp_path, head, worker, status, cause):
+    from tests.test_cluster_files import lint_cluster_file_results
+
+    results = lint_cluster_file_results(tmp_path / "c", IMAGES.format(head=head, worker=worker))
+    rule = next(r for r in results if r.id == "compose.same_image")
+    assert rule.status is status, rule.summary
+    if cause:
+        assert rule.code == f"compose.same_image.{cause}"
+    if status is Status.FAIL:
+        assert "Ray refuses such a worker when it joins" in rule.summary
+        assert any("check_version_info" in d and "Version mismatch" in d for d in rule.details)
