@@ -301,6 +301,21 @@ def test_real_head_token_only_from_docker_exec(token_head, token_python, env, tm
 
 
 @pytest.mark.cluster
+def test_real_head_probe_job_carries_the_token_from_docker(token_head, token_python, env, tmp_path):
+    """--deep submits a probe job through the Jobs API: with the token from docker exec, as the round trip."""
+    _containers(tmp_path, env, {"mycluster-ray-head-1": {"labels": _head_labels(), "auth_token": TOKEN_AUTH}})
+    compose = _compose(tmp_path, token_head.ports["dashboard"])
+    options = TargetOptions(
+        address=token_head.dashboard_url, compose=compose, python=str(token_python), roundtrip=False, deep=True
+    )
+    report = run_check(options, environ=env, cwd=tmp_path)
+    probe = _result(report, "deep.probe")[0]
+    assert probe.status is not Status.FAIL and probe.status is not Status.ERROR, (probe.summary, probe.details)
+    assert report.head["packages"], report.head  # the job answered: the head's packages were listed
+    assert TOKEN_AUTH not in json.dumps(report.to_dict())
+
+
+@pytest.mark.cluster
 def test_real_head_token_only_from_kubectl(token_head, token_python, env, tmp_path):
     path = tmp_path / "cluster.yaml"
     path.write_text(KUBERAY.format(name="ray-auth"))
