@@ -213,6 +213,16 @@ def test_kuberay_plugin_then_the_secret(env, tmp_path):
     assert by_secret.tried == ('kubectl ray get token ray-auth: error: unknown command "ray" for "kubectl"',)
     by_plugin = token_sources.from_kuberay(cluster, {**env, "FAKE_KUBECTL_PLUGIN": "1"})
     assert by_plugin.token.value == TOKEN and by_plugin.token.source == "kubectl ray get token ray-auth"
+    log = tmp_path / "kubectl.jsonl"
+    path.write_text(
+        KUBERAY.format(name="ray-auth").replace("  name: ray-auth\n", "  name: ray-auth\n  namespace: ml\n")
+    )
+    token_sources.from_kuberay(load_cluster_file(path, env), {**env, "FAKE_KUBECTL_LOG": str(log)})
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls == [
+        ["ray", "get", "token", "ray-auth", "-n", "ml"],
+        ["get", "secret", "ray-auth", "-n", "ml", "-o", "jsonpath={.data.auth_token}"],
+    ]
     _k8s_secrets(tmp_path, env, {})
     missing = token_sources.from_kuberay(cluster, env)
     assert missing.token is None

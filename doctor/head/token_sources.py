@@ -125,14 +125,16 @@ def from_kuberay(cluster: Any, environ: Mapping[str, str], timeout: float = LIMI
     if getattr(cluster, "kind", None) != "RayCluster" or not (isinstance(name, str) and _NAME_OK.match(name)):
         return TokenSearch(tried=("kubectl: the cluster file names no RayCluster whose secret could be read",))
     tried: list[str] = []
+    namespace = getattr(cluster, "namespace", None)
+    ns = ["-n", namespace] if isinstance(namespace, str) and _NAME_OK.match(namespace) else []
     shown = f"kubectl ray get token {name}"
-    code, out, err = _run([kubectl, "ray", "get", "token", name], environ, timeout)
+    code, out, err = _run([kubectl, "ray", "get", "token", name, *ns], environ, timeout)
     value = _token_text(out) if code == 0 else None
     if value is not None:
         return TokenSearch(Token(value, shown, from_cluster=True))
     tried.append(f"{shown}: {_first_line(err) or f'exit {code}'}")
     shown = f"kubectl get secret {name} (key auth_token)"
-    code, out, err = _run([kubectl, "get", "secret", name, "-o", "jsonpath={.data.auth_token}"], environ, timeout)
+    code, out, err = _run([kubectl, "get", "secret", name, *ns, "-o", "jsonpath={.data.auth_token}"], environ, timeout)
     if code == 0 and out.strip():
         try:
             value = _token_text(base64.b64decode(out.strip(), validate=True).decode("utf-8"))
