@@ -48,7 +48,8 @@ def check_token(ctx: CheckContext) -> list[Result]:
         return results
     withheld = ctx.token_withheld
     where = ctx.target.address.dashboard_url if ctx.target.address else "the target"
-    sent = "not sent: " + withheld if withheld else f"sent to {where} and to the round trip"
+    also = " and to the round trip" if ctx.options.roundtrip else ""
+    sent = "not sent: " + withheld if withheld else f"sent to {where}{also}"
     results.append(
         finding(
             Status.OK,
