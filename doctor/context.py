@@ -11,6 +11,7 @@ what they are given here. Every fact is frozen once gathered.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any, Callable, Generic, Mapping, TypeVar
 from doctor import proc
 from doctor.errors import UsageError
 from doctor.facts.cluster import DeepProbe, node_counts, read_nodes, run_deep_probe
+from doctor.facts.ports import LearnedPorts, read_head_ports
 from doctor.facts.roundtrip import LIMIT_S as ROUNDTRIP_LIMIT_S
 from doctor.facts.roundtrip import ProbeRun, Started, cancel_probe, finish_probe, start_probe
 from doctor.head.dashboard import DashboardClient, DashboardError
@@ -263,6 +265,7 @@ class CheckContext:
         self._rt_lock = threading.Lock()
         self._rt_requested = False
         self._rt_cancelled = False
+        self._ports: Lazy[LearnedPorts | None] = Lazy(self._learn_ports)
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -362,8 +365,37 @@ class CheckContext:
 
     # ---- the round trip (doctor.facts.roundtrip), run once
 
-    def _start_roundtrip(self) -> Started:
+    def _learn_ports(self) -> LearnedPorts | None:
+        if self.dashboard is None or not self.head().live:
+            return None
+        return read_head_ports(self.dashboard, self.nodes())
+
+    def learned_ports(self) -> LearnedPorts | None:
+        """The head's GCS and Ray Client ports as the head says (``doctor.facts.ports``), asked only when the
+        user named neither (so a port the user or the compose file gave is never second-guessed); never raises."""
+        kind = self.target.kind
+        given = (self.target.address.given or "") if self.target.address is not None else ""
+        if kind != "address" or given.strip().lower().startswith("ray://"):
+            return None
+        if self.options.client_port is not None and self.options.gcs_port is not None:
+            return None
+        try:
+            return self._ports.get()
+        except Exception:
+            return None
+
+    def client_address(self) -> HeadAddress | None:
+        """The target's address with the Ray Client port the head reports, where the user named none."""
         address = self.target.address
+        if address is None or self.options.client_port is not None:
+            return address
+        learned = self.learned_ports()
+        if learned is None or not learned.client or learned.client == address.client_port:
+            return address
+        return dataclasses.replace(address, client_port=learned.client)
+
+    def _start_roundtrip(self) -> Started:
+        address = self.client_address()
         assert address is not None, "the round trip needs an address"
         return start_probe(self.interpreter_path, address.client_url, self.child_environ())
 

@@ -17,6 +17,7 @@ import pytest
 
 from doctor.app import run_check
 from doctor.context import CheckContext
+from doctor.facts.ports import parse_start_line
 from doctor.facts.roundtrip import ProbeRun
 from doctor.head.resolve import gather_head_facts
 from doctor.model import Status
@@ -115,16 +116,31 @@ def test_a_live_head_is_not_warned_about_a_default_port_its_mode_does_not_use(cl
     assert _by_id(named)["network.ports"].status is Status.FAIL  # named ports, no live dashboard: judged
 
 
+def test_the_client_servers_start_line_gives_the_ports():
+    line = (
+        "2026-12-03 07:00:51,123\tINFO server.py:901 -- Starting Ray Client server on 127.0.0.2:41234, args "
+        "Namespace(host='127.0.0.2', port=41234, mode='proxy', address='127.0.0.2:52345', redis_username=None, "
+        "redis_password=None, runtime_env_agent_address='http://127.0.0.2:1')"
+    )
+    specific = line.replace("port=41234, mode='proxy'", "port=23000, mode='specific-server'")
+    learned = parse_start_line("other line\n" + specific + "\n" + line + "\n")
+    assert learned is not None and (learned.gcs, learned.client) == (52345, 41234)
+    assert parse_start_line(specific) is None and parse_start_line("Starting nothing") is None
+
+
 @pytest.mark.cluster
 def test_a_head_checked_by_its_dashboard_has_no_port_warnings(ray_head, head_python, clean_env, tmp_path):
-    options = TargetOptions(
-        address=ray_head.dashboard_url, client_port=ray_head.ports["client"], python=str(head_python), roundtrip=False
-    )
+    """Only the dashboard's address is given: the head's GCS and client ports (not 6379/10001 here) are learned."""
+    options = TargetOptions(address=ray_head.dashboard_url, python=str(head_python))
     report = run_check(options, environ=clean_env, cwd=tmp_path)
-    network = [r for r in report.results if r.category == "network"]
-    assert network and all(r.status is Status.OK for r in network), [(r.id, r.summary) for r in network]
+    network = [r for r in report.results if r.category == "network" and r.id != "network.token"]
+    assert network and all(r.status is Status.OK for r in network), [(r.id, r.summary, r.details) for r in network]
     ports = {p["role"]: p for p in _by_id(report)["network.ports"].data["ports"]}
+    assert ports["gcs"]["port"] == ray_head.ports["gcs"] and ports["client"]["port"] == ray_head.ports["client"]
+    assert "ray_client_server.err" in ports["client"]["source"]
     assert ports["metrics"]["port"] == ray_head.ports["metrics"] and ports["metrics"]["state"] == "open"
+    trip = _by_id(report)["roundtrip.client"]
+    assert trip.status is Status.OK and f":{ray_head.ports['client']}" in trip.summary, trip.summary
 
 
 # --------------------------------------------------------------------------- head and worker images

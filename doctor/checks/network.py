@@ -285,6 +285,12 @@ def port_specs(ctx: CheckContext) -> list[PortSpec]:
             src if (address.given or "").startswith("ray://") else origin("--client-port", ctx.options.client_port),
         ),
     ]
+    learned = ctx.learned_ports()  # the live head's own ports, for those only guessed (doctor.facts.ports)
+    if learned is not None:
+        for i, spec in enumerate(specs):
+            port = {"gcs": learned.gcs, "client": learned.client}.get(spec.role)
+            if spec.source == "default" and port:
+                specs[i] = PortSpec(spec.role, port, spec.protocol, learned.source)
     metrics = _metrics_port(ctx)
     if metrics is not None:
         specs.append(metrics)

@@ -195,7 +195,7 @@ def _versions_block(ctx: CheckContext) -> str | None:
 
 
 def roundtrip(ctx: CheckContext) -> Result:
-    address = ctx.target.address
+    address = ctx.client_address()  # the client port the head reports, where the user named none
     assert address is not None, "registered only for targets with an address"
     if not ctx.options.roundtrip:
         return _skip("skipped (--no-roundtrip)", "disabled")
@@ -250,7 +250,10 @@ def roundtrip(ctx: CheckContext) -> Result:
     return _failure(ctx, run)
 
 
-def _client_url(ctx: CheckContext) -> str:
+def _client_url(ctx: CheckContext, run: ProbeRun) -> str:
+    """The address the probe dialled (the client port the head reports, where the user named none)."""
+    if run.url:
+        return run.url
     return ctx.target.address.client_url if ctx.target.address else "ray://?"
 
 
@@ -260,7 +263,7 @@ def _success(ctx: CheckContext, run: ProbeRun) -> Result:
     t = data.get("timings") or {}
     node = str(worker.get("node_id") or "?")
     summary = (
-        f"{_client_url(ctx)} answered in {run.elapsed_s:.1f} s: worker Python {worker.get('python')}, "
+        f"{_client_url(ctx, run)} answered in {run.elapsed_s:.1f} s: worker Python {worker.get('python')}, "
         f"Ray {worker.get('ray')} on node {node[:12]}"
     )
     details = [
@@ -291,7 +294,7 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
             notes.append(f"the head's client server logs could not be read: {exc.message}")
     server_text = "\n".join(server.values())
     cause = diagnose(ctx, client_text, server_text)
-    url = _client_url(ctx)
+    url = _client_url(ctx, run)
     if run.killed:
         what = f"{url}: no answer within {LIMIT_S:g} s (stuck in {run.phase or 'start-up'}); raydoctor stopped it"
     else:

@@ -42,6 +42,7 @@ class ProbeRun:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     stderr_tail: list[str] = field(default_factory=list)
+    url: str = ""  # the ray:// address it dialled
 
 
 # ---------------------------------------------------------------- the subprocess
@@ -104,7 +105,7 @@ def finish_probe(run: Started, limit_s: float = LIMIT_S) -> ProbeRun:
         out, err, code = exc.stdout, exc.stderr, None
     finally:
         run.close()
-    probe_run = ProbeRun(None if killed else code, killed, time.perf_counter() - run.started)
+    probe_run = ProbeRun(None if killed else code, killed, time.perf_counter() - run.started, url=run.argv[-1])
     for line in out.splitlines():
         kind, _, payload = line.partition(" ")
         if not kind.startswith("RAYDOCTOR_"):
