@@ -19,6 +19,7 @@ def build_checks(ctx: CheckContext) -> list[Check]:
     ``basics`` always applies; each other module decides per target with ``checks_for(ctx)``.
     """
     from doctor.checks import (
+        auth_token,
         basics,
         cluster_lint,
         compose_checks,
@@ -33,7 +34,19 @@ def build_checks(ctx: CheckContext) -> list[Check]:
     )
 
     checks: list[Check] = list(basics.CHECKS)
-    for module in (nodes, packages, network, roundtrip, jobs, gpu, compose_checks, cluster_lint, deep, environment):
+    for module in (
+        nodes,
+        packages,
+        network,
+        auth_token,
+        roundtrip,
+        jobs,
+        gpu,
+        compose_checks,
+        cluster_lint,
+        deep,
+        environment,
+    ):
         checks.extend(module.checks_for(ctx))
     return checks
 

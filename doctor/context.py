@@ -11,6 +11,7 @@ what they are given here. Every fact is frozen once gathered.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass
@@ -20,9 +21,13 @@ from typing import Any, Callable, Generic, Mapping, TypeVar
 from doctor import proc, remedies
 from doctor.errors import UsageError
 from doctor.facts.cluster import DeepProbe, node_counts, read_nodes, run_deep_probe
-from doctor.head.dashboard import DashboardClient
+from doctor.facts.ports import LearnedPorts, read_head_ports
+from doctor.facts.roundtrip import LIMIT_S as ROUNDTRIP_LIMIT_S
+from doctor.facts.roundtrip import ProbeRun, Started, cancel_probe, finish_probe, start_probe
+from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import HeadFacts
 from doctor.head.resolve import gather_head_facts
+from doctor.head.token_sources import TokenSearch, find_cluster_token
 from doctor.local.docker_cli import DockerCli
 from doctor.local.docker_cli import probe as probe_docker_cli
 from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
@@ -241,11 +246,10 @@ class CheckContext:
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
         self.target = resolve_target(options, self.environ, self.cwd)
-        # The token raydoctor found; it is sent only where ``doctor.target.token_withheld`` allows.
-        self.token: Token | None = load_token(self.environ)
-        self.token_withheld: str | None = (
-            token_withheld(self.target.address, self.target.address_from, self.token.source) if self.token else None
-        )
+        # The token raydoctor found on this machine; one from the cluster's side is looked for lazily
+        # (``token``). It is sent only where ``doctor.target.token_withheld`` allows.
+        self.local_token: Token | None = load_token(self.environ)
+        self._token: Lazy[TokenSearch] = Lazy(self._resolve_token)
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
             options.python, self.environ, kernel=options.kernel
         )
@@ -266,6 +270,14 @@ class CheckContext:
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
+        # The round trip, run once: judged by roundtrip.client, and a head-facts source for a ray:// target.
+        self._rt_started: Lazy[Started] = Lazy(self._start_roundtrip)
+        self._rt_limit = ROUNDTRIP_LIMIT_S
+        self._rt_run: Lazy[ProbeRun] = Lazy(self._finish_roundtrip)
+        self._rt_lock = threading.Lock()
+        self._rt_requested = False
+        self._rt_cancelled = False
+        self._ports: Lazy[LearnedPorts | None] = Lazy(self._learn_ports)
 
     def _requirements_path(self) -> Path | None:
         if self.options.requirements is not None:
@@ -273,14 +285,63 @@ class CheckContext:
         default = self.cwd / "packages.txt"
         return default if default.is_file() else None
 
+    def _resolve_token(self) -> TokenSearch:
+        """This machine's token, else the cluster's own (``doctor.head.token_sources``): asked only when the
+        token may go to the target and its dashboard says auth mode ``token`` (a public path, read bare)."""
+        if self.local_token is not None:
+            return TokenSearch(self.local_token)
+        address = self.target.address
+        if address is None or (self.target.compose is None and self.target.cluster is None):
+            return TokenSearch()
+        if token_withheld(address, self.target.address_from, "the cluster") is not None:
+            return TokenSearch()
+        try:
+            mode = DashboardClient(address, timeout=self.options.timeout).auth_mode()
+        except DashboardError:
+            return TokenSearch()
+        if mode != "token":
+            return TokenSearch()
+        return find_cluster_token(
+            self.target.compose, self.target.cluster, self.environ, timeout=max(2.0, min(5.0, self.options.timeout * 2))
+        )
+
+    def token_search(self) -> TokenSearch:
+        """Where the token was looked for and what each place said; never raises."""
+        try:
+            return self._token.get()
+        except Exception:
+            return TokenSearch(self.local_token)
+
+    @property
+    def token(self) -> Token | None:
+        """The token raydoctor found (this machine's first, then the cluster's own), or None."""
+        return self.token_search().token
+
+    @property
+    def token_withheld(self) -> str | None:
+        """Why the token found does not go to this target, or None (see ``doctor.target.token_withheld``)."""
+        token = self.token
+        return token_withheld(self.target.address, self.target.address_from, token.source) if token else None
+
     @property
     def target_token(self) -> Token | None:
         """The token to send to the target: None when there is none or it is withheld (see ``token_withheld``)."""
         return None if self.token_withheld else self.token
 
     def child_environ(self) -> dict[str, str]:
-        """The environment for a child that talks to the target (the round trip): the token only if it may go there."""
-        return proc.child_env(self.environ, with_token=self.target_token is not None)
+        """The environment for a child that talks to the target (the round trip): the token only if it may go there.
+
+        A token from the cluster's side (docker exec, kubectl) goes in as ``RAY_AUTH_TOKEN``, for this child
+        only; with it ``RAY_AUTH_MODE=token`` unless the user set a mode, since Ray's client loads a token only
+        in token mode (``AuthenticationTokenLoader``, ``src/ray/rpc/authentication/``).
+        """
+        token = self.target_token
+        env = proc.child_env(self.environ, with_token=token is not None)
+        if token is not None and token.from_cluster:
+            env.pop("RAY_AUTH_TOKEN_PATH", None)
+            env["RAY_AUTH_TOKEN"] = token.value
+            env.setdefault("RAY_AUTH_MODE", "token")
+        return env
 
     def secret_values(self) -> frozenset[str]:
         """Every value of this run that must never be shown: the token, the compose file's, the cluster
@@ -303,7 +364,86 @@ class CheckContext:
         return self._dashboard
 
     def _gather_head(self) -> HeadFacts:
-        return gather_head_facts(self.dashboard, self.target.image, token_withheld=self.token_withheld)
+        address = self.target.address
+        client_only = address is not None and (address.given or "").strip().lower().startswith("ray://")
+        use_roundtrip = client_only and self.options.roundtrip
+        return gather_head_facts(
+            self.dashboard,
+            self.target.image,
+            token_withheld=self.token_withheld,
+            roundtrip=self._roundtrip_or_none if use_roundtrip else None,
+            client_url=address.client_url if address is not None else None,
+        )
+
+    # ---- the round trip (doctor.facts.roundtrip), run once
+
+    def _learn_ports(self) -> LearnedPorts | None:
+        if self.dashboard is None or not self.head().live:
+            return None
+        return read_head_ports(self.dashboard, self.nodes())
+
+    def learned_ports(self) -> LearnedPorts | None:
+        """The head's GCS and Ray Client ports as the head says (``doctor.facts.ports``), asked only when the
+        user named neither (so a port the user or the compose file gave is never second-guessed); never raises."""
+        kind = self.target.kind
+        given = (self.target.address.given or "") if self.target.address is not None else ""
+        if kind != "address" or given.strip().lower().startswith("ray://"):
+            return None
+        if self.options.client_port is not None and self.options.gcs_port is not None:
+            return None
+        try:
+            return self._ports.get()
+        except Exception:
+            return None
+
+    def client_address(self) -> HeadAddress | None:
+        """The target's address with the Ray Client port the head reports, where the user named none."""
+        address = self.target.address
+        if address is None or self.options.client_port is not None:
+            return address
+        learned = self.learned_ports()
+        if learned is None or not learned.client or learned.client == address.client_port:
+            return address
+        return dataclasses.replace(address, client_port=learned.client)
+
+    def _start_roundtrip(self) -> Started:
+        address = self.client_address()
+        assert address is not None, "the round trip needs an address"
+        return start_probe(self.interpreter_path, address.client_url, self.child_environ())
+
+    def _finish_roundtrip(self) -> ProbeRun:
+        with self._rt_lock:
+            self._rt_requested = True
+            if self._rt_cancelled:
+                return ProbeRun(None, True, 0.0)
+        return finish_probe(self._rt_started.get(), self._rt_limit)
+
+    def start_roundtrip(self) -> Started:
+        """Start the round trip now (once); raises ``InterpreterError`` when the interpreter cannot run."""
+        return self._rt_started.get()
+
+    def roundtrip(self, limit_s: float | None = None) -> ProbeRun:
+        """The round trip's outcome, waited for (once, whoever asks first; ``limit_s`` from the first asker).
+        Raises ``InterpreterError`` when the interpreter cannot run."""
+        if limit_s is not None and self._rt_run.peek() is None:
+            self._rt_limit = limit_s
+        return self._rt_run.get()
+
+    def _roundtrip_or_none(self) -> ProbeRun | None:
+        try:
+            return self.roundtrip()
+        except InterpreterError:
+            return None
+
+    def cancel_roundtrip(self) -> None:
+        """Stop a started round trip that nothing waits for yet (a check found it cannot work)."""
+        with self._rt_lock:
+            if self._rt_requested:
+                return
+            self._rt_cancelled = True
+        started = self._rt_started.peek()
+        if started is not None:
+            cancel_probe(started)
 
     def _gather_local(self) -> LocalFacts:
         return inspect_interpreter(

@@ -536,8 +536,8 @@ def test_cpu_head_gpu_workers_of_one_release_are_fine(tmp_path):
                 "image: rayproject/ray:2.45.0\n          resources:\n            limits: {cpu: 1, memory: 1G}",
             ),
             "cluster.same_image",
-            Status.WARN,
-            ["rayproject/ray:2.45.0", "rayproject/ray:2.46.0"],
+            Status.FAIL,  # Ray refuses a worker of another Ray when it joins (ray/_private/utils.py::check_version_info)
+            ["rayproject/ray:2.45.0", "rayproject/ray:2.46.0", "Ray 2.45.0 ≠ 2.46.0", "Ray refuses"],
         ),
         # another Python minor in the worker's tag
         (
@@ -546,8 +546,8 @@ def test_cpu_head_gpu_workers_of_one_release_are_fine(tmp_path):
                 "image: rayproject/ray:2.41.0-py310\n    workerGroupSpecs",
             ),
             "cluster.same_image",
-            Status.WARN,
-            ["2.41.0-py310", "2.41.0-py311"],
+            Status.FAIL,  # and one of another Python
+            ["2.41.0-py310", "2.41.0-py311", "Python 3.11 ≠ 3.10"],
         ),
         # declared rayVersion is not the image's Ray
         (
@@ -750,8 +750,8 @@ def test_one_rule_judges_a_compose_file_and_a_kuberay_file(tmp_path):
         assert flags.status is Status.FAIL and "did you mean --num-cpus" in flags.summary, flags
         assert flags.code == f"{family}.ray_start_flags.unknown"
         image = by_id(results, f"{family}.same_image")
-        assert image.status is Status.WARN and "rayproject/ray:2.48.0" in image.summary
-        assert image.code == f"{family}.same_image.differs"
+        assert image.status is Status.FAIL and "rayproject/ray:2.48.0" in image.summary
+        assert image.code == f"{family}.same_image.join_refused"
         assert all(r.category == family for r in results if r.id != "cluster.file")
     # Each in the file's own words: the compose command line, KubeRay's rayStartParams key.
     (compose_edit,) = by_id(compose_results, "compose.ray_start_flags").remediation.edits

@@ -132,7 +132,7 @@ ROWS = [
         "other-image",
         set_key(worker, "image", "rayproject/ray:2.48.0-py311-cpu"),
         "compose.same_image",
-        Status.WARN,
+        Status.FAIL,  # another Ray and Python: Ray refuses the worker when it joins
         ["ray-worker", "rayproject/ray:2.48.0-py311-cpu", IMAGE],
         IMAGE,
     ),

@@ -302,7 +302,7 @@ def test_compose_up_is_suggested_once_where_plugin_and_engine_answer(tmp_path: P
     # The stopped cluster's network findings point to head.source instead of repeating it.
     assert {"network.ports", "network.dashboard"} <= set(fixes)
     assert all(not fixes[i].commands and "head.source" in fixes[i].text for i in ("network.ports", "network.dashboard"))
-    calls = (tmp_path / "docker.log").read_text().splitlines()
+    calls = [" ".join(json.loads(line)) for line in (tmp_path / "docker.log").read_text().splitlines()]
     assert calls.count("compose version") == 1  # asked once per run
     walk = Walk()
     walk_report(walk, "compose, plugin answers", report, env, tmp_path)

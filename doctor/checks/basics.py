@@ -52,6 +52,8 @@ def head_source(ctx: CheckContext) -> Result:
             code="head.source.live",
             details=details,
         )
+    if facts.from_roundtrip and facts.ray and facts.python:
+        return _known_by_roundtrip(ctx, facts.from_roundtrip, details)
     if target.kind == "address":
         return _dead_target(ctx, known, details)
     if facts.ray is None or facts.python is None:
@@ -81,6 +83,37 @@ def head_source(ctx: CheckContext) -> Result:
         if facts.live_error:
             return _dead_target(ctx, known, details)
     return finding(Status.OK, known, code="head.source.known", details=details)
+
+
+def dashboard_hint(ctx: CheckContext) -> tuple[str, str]:
+    """How to point raydoctor at the dashboard: the sentence and the command (``--address host:8265``)."""
+    address = ctx.target.address
+    host = address.host_for_url if address is not None else "HEAD"
+    command = shlex.join(["raydoctor", "check", "--address", f"{host}:8265"])
+    text = (
+        "Point raydoctor at the dashboard to check the cluster itself: --address HOST:DASHBOARD_PORT "
+        "(`--dashboard-port` on `ray start --head`, default 8265; published or forwarded to this machine)."
+    )
+    return text, command
+
+
+def _known_by_roundtrip(ctx: CheckContext, client_url: str, details: list[str]) -> Result:
+    """Only the Ray Client address was given and the dashboard is not where it was guessed, but the round
+    trip answered: its task's Ray and Python are the head's. A connection that works is not a failure."""
+    facts = ctx.head()
+    address = ctx.target.address
+    guessed = address.dashboard_url if address is not None else "the dashboard"
+    text, command = dashboard_hint(ctx)
+    return finding(
+        Status.WARN,
+        f"Ray {facts.ray_version}, Python {facts.python_version} from the round trip through {client_url}; "
+        f"the dashboard is not at {guessed} ({facts.live_error_kind or 'no answer'}), so the checks that need it "
+        "are skipped",
+        code="head.source.roundtrip",
+        details=details + ([f"dashboard: {facts.live_error}"] if facts.live_error else []),
+        fix=Remediation(text, (command,)),
+        data={"kind": facts.live_error_kind, "from_roundtrip": client_url},
+    )
 
 
 def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
@@ -493,12 +526,13 @@ def head_packages(ctx: CheckContext) -> Result:
 
 
 CHECKS = [
-    Check("head.source", "head", "Head's Ray and Python known", head_source, timeout=15),
+    # 45 s: a ray:// target's facts may wait for the round trip (doctor.facts.roundtrip.LIMIT_S, 20 s).
+    Check("head.source", "head", "Head's Ray and Python known", head_source, timeout=45),
     Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=25),
-    Check("versions.ray", "versions", "Ray matches the head", ray_version, timeout=25),
-    Check("versions.python", "versions", "Python matches the head", python_version, timeout=25),  # titled per mode
-    Check("packages.client_extras", "packages", "Ray Client extras installed", client_extras, timeout=25),
-    Check("packages.requirements", "packages", "Requirements met locally", requirement_pins, timeout=25),
+    Check("versions.ray", "versions", "Ray matches the head", ray_version, timeout=45),
+    Check("versions.python", "versions", "Python matches the head", python_version, timeout=45),  # titled per mode
+    Check("packages.client_extras", "packages", "Ray Client extras installed", client_extras, timeout=45),
+    Check("packages.requirements", "packages", "Requirements met locally", requirement_pins, timeout=45),
     Check(
         "packages.head", "packages", "Requirements met on the head", head_packages, timeout=45
     ),  # --deep: waits for the probe job

@@ -286,6 +286,12 @@ def port_specs(ctx: CheckContext) -> list[PortSpec]:
             src if (address.given or "").startswith("ray://") else origin("--client-port", ctx.options.client_port),
         ),
     ]
+    learned = ctx.learned_ports()  # the live head's own ports, for those only guessed (doctor.facts.ports)
+    if learned is not None:
+        for i, spec in enumerate(specs):
+            port = {"gcs": learned.gcs, "client": learned.client}.get(spec.role)
+            if spec.source == "default" and port:
+                specs[i] = PortSpec(spec.role, port, spec.protocol, learned.source)
     metrics = _metrics_port(ctx)
     if metrics is not None:
         specs.append(metrics)
@@ -384,8 +390,18 @@ def check_ports(ctx: CheckContext) -> Result:
         details.append(
             f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})"
         )
-    summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in states)
-    bad = [s for s in states if not s.ok]
+    guessed = _unused_guesses(ctx, states, dashboard_up)
+    if guessed:
+        # The live dashboard answered for the cluster; a default this mode never uses is not the cluster's port.
+        details += [
+            f"{s.spec.role}: {s.spec.port} is only raydoctor's default and {ctx.options.mode} mode does not use it "
+            f"({_NOT_NEEDED[s.spec.role]}); not judged (name it with --{s.spec.role}-port to check it)"
+            for s in guessed
+        ]
+        data["not_judged"] = [s.spec.role for s in guessed]
+    judged_states = [s for s in states if s not in guessed]
+    summary = ", ".join(f"{s.spec.role} {s.spec.port} {_word(s)}" for s in judged_states)
+    bad = [s for s in judged_states if not s.ok]
     if not bad:
         return finding(Status.OK, summary, code="network.ports.ok", details=details, data=data)
     if _compose_not_running(ctx, states):
@@ -400,6 +416,8 @@ def check_ports(ctx: CheckContext) -> Result:
     # What the connection mode needs: ray:// needs the client port, a driver or worker the GCS;
     # raydoctor, the Jobs API and the dashboard UI need the dashboard. The rest only warn.
     needed = needed_roles(ctx.options.mode)
+    if _head_known_by_roundtrip(ctx):
+        needed.discard("dashboard")  # Ray Client works without it; network.dashboard says how to name it
     optional = [s for s in bad if s.spec.role not in needed]
     details += [f"{s.spec.role}: not needed in {ctx.options.mode} mode ({_NOT_NEEDED[s.spec.role]})" for s in optional]
     status = Status.FAIL if len(optional) < len(bad) else Status.WARN
@@ -421,8 +439,40 @@ _NOT_NEEDED = {
     "gcs": "only drivers and workers that join the cluster connect to the GCS",
     "client": "only Ray Client (ray://) uses it",
     "metrics": "Prometheus scrapes it; a client never does",
-    "dashboard": "",
+    "dashboard": "Ray Client answered without it; raydoctor guessed its port",
 }
+
+
+def _unused_guesses(ctx: CheckContext, states: list[PortState], dashboard_up: bool) -> list[PortState]:
+    """Ports that failed but are only raydoctor's defaults, for roles this mode never uses, on a head whose
+    dashboard answered as Ray: a healthy cluster on other ports must not be warned about them.
+
+    The dashboard does not report the GCS or Ray Client port (Ray 2.49: ``/api/v0/cluster_metadata`` holds
+    versions only, ``/nodes?view=summary`` the raylet's ports and ``metricsExportPort``); so a guess is judged
+    only when the mode needs that role.
+    """
+    if not dashboard_up:
+        return []
+    needed = needed_roles(ctx.options.mode)
+    candidates = [s for s in states if not s.ok and s.spec.source == "default" and s.spec.role not in needed]
+    if not candidates:
+        return []
+    try:
+        live = ctx.head().live
+    except Exception:
+        return []
+    return candidates if live else []
+
+
+def _head_known_by_roundtrip(ctx: CheckContext) -> bool:
+    """Only ray:// was given and the head's facts came from the round trip (``HeadFacts.from_roundtrip``)."""
+    address = ctx.target.address
+    if address is None or not (address.given or "").strip().lower().startswith("ray://"):
+        return False  # never wait for the round trip otherwise
+    try:
+        return bool(ctx.head().from_roundtrip)
+    except Exception:
+        return False
 
 
 def needed_roles(mode: str) -> set[str]:
@@ -529,7 +579,32 @@ _DEAD_FIX = {
 }
 
 
+def _dashboard_elsewhere(ctx: CheckContext, kind: str, message: str) -> Result | None:
+    """The user named only the Ray Client address and the round trip answered: a dashboard that is not
+    where it was guessed is a warning that says how to name it, not a failure of a connection that works."""
+    try:
+        facts = ctx.head()
+    except Exception:
+        return None
+    if not facts.from_roundtrip:
+        return None
+    host = ctx.target.address.host_for_url if ctx.target.address else "HEAD"
+    return finding(
+        Status.WARN,
+        f"{message}; Ray Client at {facts.from_roundtrip} works, and raydoctor guessed the dashboard's port",
+        code="network.dashboard.not_where_guessed",
+        fix=Remediation(
+            "Name the dashboard: --address HOST:DASHBOARD_PORT (`--dashboard-port` on `ray start --head`, default 8265).",
+            (shlex.join(["raydoctor", "check", "--address", f"{host}:8265"]),),
+        ),
+        data={"kind": kind, "from_roundtrip": facts.from_roundtrip},
+    )
+
+
 def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
+    elsewhere = _dashboard_elsewhere(ctx, kind, message)
+    if elsewhere is not None:
+        return elsewhere
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
         return finding(
             Status.WARN,
@@ -608,6 +683,8 @@ def checks_for(ctx: CheckContext) -> list[Check]:
         return []
     # Each is bounded by --timeout per connection; the runner's limit is a safety net.
     limit = ctx.options.timeout * 4 + 5
+    if (ctx.target.address.given or "").strip().lower().startswith("ray://"):
+        limit += 40  # ports and dashboard may wait for head facts from the round trip (doctor.facts.roundtrip)
     return [
         Check("network.resolve", "network", "Head's host name resolves", check_resolve, timeout=limit),
         Check("network.ports", "network", "Head's ports answer", check_ports, timeout=limit),

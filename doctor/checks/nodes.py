@@ -78,4 +78,6 @@ def judge_node_list(ctx: Any) -> Result:
 def checks_for(ctx: Any) -> list[Check]:
     if ctx.target.address is None:
         return []
-    return [Check("head.nodes", "head", TITLE, judge_node_list, timeout=15)]
+    return [
+        Check("head.nodes", "head", TITLE, judge_node_list, timeout=45)
+    ]  # waits for head facts (a ray:// target: the round trip)

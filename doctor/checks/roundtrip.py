@@ -11,48 +11,34 @@ Client server logs (dashboard log API) is read and known causes are named.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
-import subprocess
-import tempfile
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from doctor import proc, remedies
+from doctor import remedies
 from doctor.checks.network import PortSpec, probe
 from doctor.context import CheckContext
+from doctor.facts.roundtrip import (  # noqa: F401  (re-exported: tests and callers use them from here)
+    LIMIT_S,
+    PROBE_SCRIPT,
+    ProbeRun,
+    Started,
+    cancel_probe,
+    finish_probe,
+    probe_env,
+    run_probe,
+    start_probe,
+)
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.local.interpreter import InterpreterError
 from doctor.model import Remediation, Result, Status, finding
 from doctor.rules import judge_python, judge_ray
 from doctor.runner import Check
 
-PROBE_SCRIPT = Path(__file__).with_name("roundtrip_probe.py").read_text(encoding="utf-8")
-# A healthy round trip takes ~4.5 s (import 0.6 + init 3.3 + task 0.2, measured against Ray 2.49.2 on loopback;
-# tests/test_roundtrip.py::test_round_trip_reports_the_worker records the timings); twice that
-# on a loaded laptop. Past this, the connection is not going to work: kill it.
-LIMIT_S = 20.0
 TITLE = "Round trip works (ray.init + one task)"
 CLIENT_LOGS = "ray_client_server*"
 LOG_LINES = 50
-
-
-@dataclass
-class ProbeRun:
-    """What the subprocess printed and how it ended."""
-
-    returncode: int | None
-    killed: bool
-    elapsed_s: float
-    phase: str | None = None
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    stderr_tail: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,101 +53,6 @@ class Cause:
     def __post_init__(self) -> None:
         if not self.code:
             object.__setattr__(self, "code", self.key)
-
-
-# ---------------------------------------------------------------- the subprocess
-
-
-def probe_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The user's environment without RAY_ADDRESS: the probe names its address explicitly.
-
-    The Ray token stays (``proc.child_env(with_token=True)``): the probe must ``ray.init`` a
-    cluster that asks for it, like the user's own script. ``PYTHONPATH`` stays too (what the
-    user's scripts import); ``PYTHONSAFEPATH`` keeps ``''`` off ``sys.path`` on Python 3.11+.
-    """
-    env = proc.child_env(environ, with_token=True)
-    env.pop("RAY_ADDRESS", None)
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONSAFEPATH"] = "1"
-    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    return env
-
-
-@dataclass
-class Started:
-    """A running probe: its process (own process group), its empty working folder, when it started."""
-
-    popen: subprocess.Popen[bytes]
-    started: float
-    folder: tempfile.TemporaryDirectory[str]
-    argv: list[str]
-
-    def close(self) -> None:
-        self.folder.cleanup()
-
-
-def start_probe(python: str, client_url: str, environ: Mapping[str, str]) -> Started:
-    """Start the probe in its own process group, from an empty temporary folder.
-
-    Not the current folder: a cloned repo's ``ray/`` or ``json.py`` there would run inside the
-    probe (the script also drops the folder from ``sys.path`` first thing: see roundtrip_probe.py).
-    Raises ``InterpreterError`` when ``python`` cannot be started.
-    """
-    exe = os.path.abspath(python) if os.sep in python else python
-    argv = [exe, "-c", PROBE_SCRIPT, client_url]
-    folder = tempfile.TemporaryDirectory(prefix="raydoctor-roundtrip-")
-    try:
-        popen = proc.spawn(argv, env=probe_env(environ), cwd=folder.name)
-    except OSError as exc:
-        folder.cleanup()
-        raise InterpreterError(f"{python} cannot run: {exc.strerror or exc}") from None
-    return Started(popen, time.perf_counter(), folder, argv)
-
-
-def finish_probe(run: Started, limit_s: float = LIMIT_S) -> ProbeRun:
-    """Wait until ``started + limit_s`` at most; then stop the process group (``proc.wait``)."""
-    killed = False
-    try:
-        done = proc.wait(run.popen, timeout=max(0.0, run.started + limit_s - time.perf_counter()), argv=run.argv)
-        out, err, code = done.stdout, done.stderr, done.returncode
-    except proc.ProcTimeout as exc:
-        killed = True
-        out, err, code = exc.stdout, exc.stderr, None
-    finally:
-        run.close()
-    probe_run = ProbeRun(None if killed else code, killed, time.perf_counter() - run.started)
-    for line in out.splitlines():
-        kind, _, payload = line.partition(" ")
-        if not kind.startswith("RAYDOCTOR_"):
-            continue
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        if kind == "RAYDOCTOR_PHASE":
-            probe_run.phase = data.get("phase")
-        elif kind == "RAYDOCTOR_RESULT":
-            probe_run.result = data
-        elif kind == "RAYDOCTOR_ERROR":
-            probe_run.error = data
-    probe_run.stderr_tail = [line for line in err.strip().splitlines() if line.strip()][-20:]
-    return probe_run
-
-
-def run_probe(python: str, client_url: str, environ: Mapping[str, str], limit_s: float = LIMIT_S) -> ProbeRun:
-    """Run the probe; stop its whole process group at ``limit_s``."""
-    return finish_probe(start_probe(python, client_url, environ), limit_s)
-
-
-def cancel_probe(run: Started) -> None:
-    """Stop a probe that is no longer wanted, and everything it started."""
-    proc.stop_group(run.popen)
-    for stream in (run.popen.stdout, run.popen.stderr):
-        if stream is not None:
-            stream.close()
-    run.close()
 
 
 # ---------------------------------------------------------------- server-side logs
@@ -322,7 +213,7 @@ def _versions_block(ctx: CheckContext) -> str | None:
 
 
 def roundtrip(ctx: CheckContext) -> Result:
-    address = ctx.target.address
+    address = ctx.client_address()  # the client port the head reports, where the user named none
     assert address is not None, "registered only for targets with an address"
     if not ctx.options.roundtrip:
         return _skip("skipped (--no-roundtrip)", "disabled")
@@ -348,7 +239,7 @@ def roundtrip(ctx: CheckContext) -> Result:
     # Start at once, while the facts that may veto it are still being gathered: the round trip is the
     # slowest check, and a vetoed probe is killed long before it has even imported Ray.
     try:
-        running = start_probe(ctx.interpreter_path, address.client_url, ctx.child_environ())
+        ctx.start_roundtrip()  # the context's one run (doctor.facts.roundtrip): head facts may use it too
     except InterpreterError as exc:
         return _skip(f"the local interpreter could not be started: {exc}", "no_interpreter", reason="no_interpreter")
     try:
@@ -367,18 +258,24 @@ def roundtrip(ctx: CheckContext) -> Result:
     except InterpreterError as exc:
         reason = (f"the local interpreter could not be inspected: {exc}", "no_interpreter", "no_interpreter")
     except BaseException:
-        cancel_probe(running)
+        ctx.cancel_roundtrip()
         raise
     if reason is not None:
-        cancel_probe(running)
+        ctx.cancel_roundtrip()
         return _skip(reason[0], reason[2], reason=reason[1])
-    run = finish_probe(running, LIMIT_S)
+    try:
+        run = ctx.roundtrip(LIMIT_S)
+    except InterpreterError as exc:
+        return _skip(f"the local interpreter could not be started: {exc}", "no_interpreter", reason="no_interpreter")
     if run.result is not None:
         return _success(ctx, run)
     return _failure(ctx, run)
 
 
-def _client_url(ctx: CheckContext) -> str:
+def _client_url(ctx: CheckContext, run: ProbeRun) -> str:
+    """The address the probe dialled (the client port the head reports, where the user named none)."""
+    if run.url:
+        return run.url
     return ctx.target.address.client_url if ctx.target.address else "ray://?"
 
 
@@ -388,7 +285,7 @@ def _success(ctx: CheckContext, run: ProbeRun) -> Result:
     t = data.get("timings") or {}
     node = str(worker.get("node_id") or "?")
     summary = (
-        f"{_client_url(ctx)} answered in {run.elapsed_s:.1f} s: worker Python {worker.get('python')}, "
+        f"{_client_url(ctx, run)} answered in {run.elapsed_s:.1f} s: worker Python {worker.get('python')}, "
         f"Ray {worker.get('ray')} on node {node[:12]}"
     )
     details = [
@@ -419,7 +316,7 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
             notes.append(f"the head's client server logs could not be read: {exc.message}")
     server_text = "\n".join(server.values())
     cause = diagnose(ctx, client_text, server_text)
-    url = _client_url(ctx)
+    url = _client_url(ctx, run)
     if run.killed:
         what = f"{url}: no answer within {LIMIT_S:g} s (stuck in {run.phase or 'start-up'}); raydoctor stopped it"
     else:

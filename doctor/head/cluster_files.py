@@ -138,6 +138,7 @@ class ClusterSpec:
     ray_version_from: str | None = None  # where it says so
     kind: str | None = None  # KubeRay kind (RayCluster, RayJob, RayService)
     name: str | None = None  # metadata.name / cluster_name
+    namespace: str | None = None  # KubeRay metadata.namespace (where its secret lives)
     compose: Any = None  # doctor.head.compose.ComposeProject for a compose file
     # The platform hands GPUs out explicitly (Kubernetes limits, Compose
     # reservations); the launcher's Docker runner adds the NVIDIA runtime itself.
@@ -459,6 +460,9 @@ def read_kuberay(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
         ray_version_from=f"{prefix}.rayVersion" if version is not None else None,
         kind=kind,
         name=_clip(str(name)) if _is_scalar(name) and name is not None else None,
+        namespace=_clip(str(meta["namespace"]))
+        if _is_scalar(meta.get("namespace")) and meta.get("namespace")
+        else None,
     )
 
 

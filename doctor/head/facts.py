@@ -31,6 +31,9 @@ class HeadFacts:
     dashboard_endpoint: str | None = None  # which endpoint gave the versions
     problems: tuple[str, ...] = ()  # why a source gave nothing
     sources_tried: tuple[str, ...] = ()
+    # The Ray Client URL whose round trip gave the versions, when the dashboard could not
+    # (the user named only ``ray://host:port``): the head is live through Ray Client.
+    from_roundtrip: str | None = None
 
     @property
     def python_version(self) -> str | None:
@@ -51,4 +54,5 @@ class HeadFacts:
             "auth_mode": self.auth_mode,
             "problems": list(self.problems),
             "sources_tried": list(self.sources_tried),
+            "from_roundtrip": self.from_roundtrip,
         }

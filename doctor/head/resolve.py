@@ -6,11 +6,16 @@ image tag. Every fact records its source. The result is frozen: nothing changes 
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from doctor.head import docker
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import HeadFacts
 from doctor.head.image_tag import parse_image
 from doctor.model import Fact
+
+# The dashboard answered, but wants a token (or another one): not "elsewhere", so no fallback.
+AUTH_KINDS = frozenset({"unauthorized", "forbidden", "token_withheld"})
 
 
 def gather_head_facts(
@@ -19,9 +24,16 @@ def gather_head_facts(
     *,
     use_docker: bool = True,
     token_withheld: str | None = None,
+    roundtrip: Callable[[], Any] | None = None,
+    client_url: str | None = None,
 ) -> HeadFacts:
     """``token_withheld``: why raydoctor has a token but does not send it to this dashboard (then a
-    dashboard that asks for one is told apart from one that was given none)."""
+    dashboard that asks for one is told apart from one that was given none).
+
+    ``roundtrip``: when the user named only the Ray Client address, the round trip's result
+    (``doctor.facts.roundtrip.ProbeRun``, run once by the context); asked only when the dashboard did not
+    answer (other than for want of a token). Its task's Python and Ray are the head's: Ray refuses a
+    worker of another Python or Ray (``ray/_private/utils.py::check_version_info`` on join)."""
     ray: Fact | None = None
     python: Fact | None = None
     cuda: str | None = None
@@ -53,6 +65,20 @@ def gather_head_facts(
                 auth_mode = dashboard.auth_mode()
             except DashboardError:
                 pass
+    from_roundtrip: str | None = None
+    if roundtrip is not None and not live and error_kind not in AUTH_KINDS and (ray is None or python is None):
+        tried.append("round trip")
+        run = roundtrip()
+        result = getattr(run, "result", None)
+        worker = result.get("worker") if isinstance(result, dict) else None
+        if isinstance(worker, dict) and isinstance(worker.get("python"), str) and isinstance(worker.get("ray"), str):
+            node = str(worker.get("node_id") or "?")[:12]
+            source = f"round trip ({client_url or 'ray://'}: a task on node {node})"
+            ray = ray or Fact(worker["ray"], source)
+            python = python or Fact(worker["python"], source)
+            from_roundtrip = client_url or "ray://"
+        else:
+            problems.append("the round trip did not answer either (see roundtrip.client)")
     if image:
         info = parse_image(image)
         cuda = info.cuda
@@ -87,4 +113,5 @@ def gather_head_facts(
         dashboard_endpoint=endpoint,
         problems=tuple(problems),
         sources_tried=tuple(tried),
+        from_roundtrip=from_roundtrip,
     )

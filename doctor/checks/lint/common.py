@@ -78,6 +78,20 @@ def same_image(ctx: LintContext) -> tuple[list[Item], str]:
             )
             continue
         versions = _versions_note(head_info, info)
+        refused = _join_refused(head_info, info)
+        if refused:
+            items.append(
+                Item(
+                    Status.FAIL,
+                    f"{worker.name} runs {worker.image} but the head runs {head.image}: {refused}; Ray refuses "
+                    "such a worker when it joins, so it never does",
+                    (versions, JOIN_REFUSAL),
+                    "Run the head's image in every group.",
+                    (_image_edit(ctx, worker, head.image),),
+                    cause="join_refused",
+                )
+            )
+            continue
         items.append(
             Item(
                 Status.WARN,
@@ -115,6 +129,28 @@ def _same_ray_and_python(a: ImageInfo, b: ImageInfo) -> bool:
         and a.python_minor == b.python_minor
         and a.repository == b.repository
     )
+
+
+# What Ray does with a worker of another Ray or Python (read in Ray 2.49.2): `ray start` on the worker calls
+# ray/_private/node.py::Node.check_version_info, which compares its versions with the cluster's metadata in
+# ray/_private/utils.py::check_version_info (python_version_match_level="patch" by default) and raises.
+JOIN_REFUSAL = (
+    "When the worker's `ray start` joins, Ray compares its Ray and Python with the head's "
+    "(ray/_private/node.py::Node.check_version_info, then ray/_private/utils.py::check_version_info, "
+    'Python to the patch) and raises RuntimeError "Version mismatch: The cluster was started with ...": '
+    "`ray start` fails and the container exits or restarts."
+)
+
+
+def _join_refused(head: ImageInfo, worker: ImageInfo) -> str:
+    """What the tags say differs that Ray refuses on join (another Ray, another Python), or "" when they
+    do not tell (an image that is not rayproject's, a tag without versions): then it stays a warning."""
+    parts = []
+    if head.ray and worker.ray and head.ray != worker.ray:
+        parts.append(f"Ray {worker.ray} ≠ {head.ray}")
+    if head.python_minor and worker.python_minor and head.python_minor != worker.python_minor:
+        parts.append(f"Python {worker.python_minor} ≠ {head.python_minor}")
+    return ", ".join(parts)
 
 
 def _versions_note(head: ImageInfo, worker: ImageInfo) -> str:
