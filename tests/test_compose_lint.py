@@ -13,14 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from doctor.checks.compose_lint import (
-    RAY_START_OPTIONS,
-    RULES,
-    HostRoute,
-    host_routes,
-    lint_compose,
-)
-from doctor.head.compose import RAY_START_VALUELESS_FLAGS, load_compose
+from doctor.checks.compose_lint import RULES, lint_compose
+from doctor.checks.lint import HostRoute, host_routes
+from doctor.head.compose import load_compose
 from doctor.model import Edit, Result, Status
 from doctor.parsers.ray_start import OPTIONS, VALUELESS
 
@@ -752,9 +747,13 @@ def test_default_route_source_runs_here(tmp_path: Path) -> None:
 def test_one_option_table_serves_the_parser_and_the_lint() -> None:
     # There used to be two tables kept in step by a test; now the compose loader, the
     # cluster-file readers and the lint all read doctor.parsers.ray_start.OPTIONS.
-    table = {name for name, opt in RAY_START_OPTIONS.items() if opt.kind in ("flag", "count")}
-    assert table == set(RAY_START_VALUELESS_FLAGS) == set(VALUELESS)
-    assert RAY_START_OPTIONS is OPTIONS
+    import doctor.checks.lint.common as lint_common
+    import doctor.head.compose as compose
+
+    table = {name for name, opt in OPTIONS.items() if opt.kind in ("flag", "count")}
+    assert table == set(VALUELESS)
+    assert lint_common.OPTIONS is OPTIONS
+    assert not hasattr(compose, "RAY_START_VALUELESS_FLAGS")  # no second name for the table
 
 
 # --------------------------------------------------------------------------

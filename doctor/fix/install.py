@@ -35,7 +35,6 @@ from packaging.version import InvalidVersion, Version
 from doctor import proc
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
-from doctor.local.requirements import requirement_files as requirement_files
 
 INSTALLERS = ("auto", "uv", "pip")
 DETAIL_LINES = 8
@@ -59,24 +58,6 @@ class InstallError(FixError):
 
 
 # -- running a tool ------------------------------------------------------------
-
-
-def run_streaming(
-    args: Sequence[str | os.PathLike[str]],
-    *,
-    timeout: float,
-    on_line: Callable[[str], None] | None = None,
-    env: Mapping[str, str] | None = None,
-    tail: int = _TAIL_LINES,
-) -> tuple[int, list[str]]:
-    """``doctor.proc.stream`` with SIGINT first, raising TimeoutError on a timeout.
-
-    Kept for ``doctor.fix.venv`` (``uv venv``); new code calls ``doctor.proc.stream``.
-    """
-    try:
-        return proc.stream(args, timeout=timeout, on_line=on_line, env=env, tail=tail, first_signal=signal.SIGINT)
-    except proc.ProcTimeout:
-        raise TimeoutError(f"`{Path(os.fspath(args[0])).name}` ran past {timeout:g} s") from None
 
 
 def find_uv(environ: Mapping[str, str] | None = None) -> Path | None:

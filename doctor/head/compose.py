@@ -34,44 +34,32 @@ import yaml
 
 from doctor.errors import DoctorError, UsageError
 from doctor.parsers.ray_start import (
-    VALUELESS,
     RayStartCall,
     RayStartLine,
-    RayStartOption,
     find_ray_starts,
     first_ray_start,
     is_secret_name,
-    parse_ray_start,
 )
-from doctor.parsers.shell import SHELL_OPERATORS, split_shell
+from doctor.parsers.shell import split_shell
 from doctor.parsers.shell import unwrap_shells as _unwrap
 from doctor.parsers.yaml_load import AliasBomb, BoundedLoader, describe
 from doctor.parsers.yaml_load import kind as yaml_kind
 
 __all__ = [
     "DEFAULT_GCS_PORT",
-    "RAY_START_VALUELESS_FLAGS",
-    "SHELL_OPERATORS",
     "ComposeProject",
     "ComposeService",
     "MIN_SECRET_LEN",
     "PublishedPort",
-    "RayStartCall",
-    "RayStartLine",
-    "RayStartOption",
     "interpolate",
     "load_compose",
-    "parse_ray_start",
     "parse_size",
     "reserved_gpu_count",
-    "split_shell",
-    "yaml_kind",
 ]
 
 DEFAULT_GCS_PORT = 6379
 
 MIN_SECRET_LEN = 4
-RAY_START_VALUELESS_FLAGS = VALUELESS  # the one option table: doctor.parsers.ray_start.OPTIONS
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_RANGE = 65536
