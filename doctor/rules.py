@@ -21,7 +21,7 @@ from typing import Mapping
 from packaging.version import Version
 
 from doctor.model import Status
-from doctor.versions import VersionSpec, parts, release, release_equal
+from doctor.versions import VersionSpec, release, release_equal
 
 CLIENT_SOURCE = "ray/util/client/__init__.py::_check_versions (python_version_match_level='minor')"
 DRIVER_SOURCE = "ray/_private/node.py::Node.check_version_info (python_version_match_level='patch')"
@@ -37,11 +37,6 @@ class Verdict:
     summary: str
     details: tuple[str, ...] = ()
     cause: str = ""
-
-
-def python_parts(text: str) -> tuple[int, ...]:
-    """``"3.12.9"`` → (3, 12, 9); ``"3.12"`` → (3, 12); tolerant of ``3.12.9+`` builds (``doctor.versions.parts``)."""
-    return parts(text)
 
 
 def python_level(mode: str, ray_version: str | None, environ: Mapping[str, str]) -> tuple[str, str]:

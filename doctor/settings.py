@@ -258,7 +258,6 @@ def _looks_like_path(text: str) -> bool:
 GIVEN_ATTR = "_given_options"
 ACTIONS_ATTR = "_option_actions"
 SOURCES_ATTR = "_settings_sources"
-ADDRESS_FROM_ATTR = "_address_from"
 
 
 def _subparser_for(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:

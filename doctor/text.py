@@ -37,3 +37,9 @@ def sanitize(text: str, *, multiline: bool = False) -> str:
     if multiline:
         return _CONTROLS_MULTILINE.sub("", text.replace("\r\n", "\n"))
     return _CONTROLS.sub("", _BLANKS.sub(" ", text))
+
+
+def clip(text: object, limit: int = 60) -> str:
+    """``text`` on one line (white space folded), cut to ``limit`` characters ending in ``...``."""
+    one = " ".join(str(text).split())
+    return one if len(one) <= limit else one[: limit - 3] + "..."

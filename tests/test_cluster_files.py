@@ -397,8 +397,8 @@ def test_detect_format(doc, fmt):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("services: [\n", "not YAML at line"),
-        ("key: value: other\n", "not YAML"),
+        ("services: [\n", "invalid YAML at line"),
+        ("key: value: other\n", "invalid YAML"),
         ("", "not a cluster file raydoctor knows (it is empty)"),
         ("- a\n- b\n", "not a cluster file raydoctor knows (it holds a list)"),
         ("just text\n", "not a cluster file"),

@@ -14,10 +14,10 @@ from doctor.head.compose import (
     PublishedPort,
     interpolate,
     load_compose,
-    parse_ray_start,
     parse_size,
-    split_shell,
 )
+from doctor.parsers.ray_start import parse_ray_start
+from doctor.parsers.shell import split_shell
 from doctor.parsers.yaml_load import describe
 
 REPO = Path(__file__).resolve().parent.parent

@@ -27,9 +27,9 @@ from doctor.head.compose import (
     interpolate,
     load_compose,
     parse_size,
-    split_shell,
 )
 from doctor.model import Status
+from doctor.parsers.shell import split_shell
 
 # RAYDOCTOR_FUZZ_EXAMPLES=5000 for a long hunt; the default keeps the suite fast.
 EXAMPLES = int(os.environ.get("RAYDOCTOR_FUZZ_EXAMPLES", "100"))

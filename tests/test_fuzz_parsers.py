@@ -31,8 +31,9 @@ from doctor.head.cluster_files import detect_format, load_cluster_file
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.image_tag import parse_image
 from doctor.local.requirements import load_requirements
-from doctor.rules import judge_python, judge_ray, python_parts
+from doctor.rules import judge_python, judge_ray
 from doctor.target import parse_address
+from doctor.versions import parts as python_parts
 
 EXAMPLES = int(os.environ.get("RAYDOCTOR_FUZZ_EXAMPLES", "200"))
 SETTINGS = settings(

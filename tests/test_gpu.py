@@ -84,7 +84,10 @@ def test_dead_target_gpu_checks_skip(clean_env, tmp_path, no_gpu_tools):
     report = run_check(
         TargetOptions(address=f"127.0.0.1:{closed_port()}", roundtrip=False), environ=clean_env, cwd=tmp_path
     )
-    assert all(r.status is Status.SKIP for r in ids(report, "gpu.").values())
+    found = ids(report, "gpu.")
+    assert all(r.status is Status.SKIP for r in found.values())
+    # the one guard both node checks share names each check in its code
+    assert found["gpu.nodes"].code == "gpu.nodes.unreachable" and found["gpu.probe"].code == "gpu.probe.unreachable"
 
 
 # ---------------------------------------------------------------- what the task saw

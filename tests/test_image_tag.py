@@ -1,4 +1,4 @@
-"""A table of real rayproject/ray tags, read offline (REFERENCE §4)."""
+"""A table of real rayproject/ray tags, read offline (the tag scheme of ray-project/ray ``docker/ray/README.md``, "Tags")."""
 
 import pytest
 

@@ -328,7 +328,7 @@ def test_environment_yml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     bomb = "\n".join(levels) + "\ndependencies:\n  - pip: [*j]\n"
     path = write(tmp_path, "environment.yml", bomb)
     started = time.monotonic()
-    with pytest.raises(UsageError, match="YAML aliases"):
+    with pytest.raises(UsageError, match="aliases expand past"):  # doctor.parsers.yaml_load.BoundedLoader
         load_requirements(path)
     assert time.monotonic() - started < 2
 

@@ -20,9 +20,10 @@ from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import Requirements
 from doctor.model import Fact, Status
 from doctor.options import TargetOptions
-from doctor.rules import judge_python, judge_ray, python_level, python_parts
+from doctor.rules import judge_python, judge_ray, python_level
 from doctor.target import HeadAddress
 from doctor.versions import VersionSpec, release_equal
+from doctor.versions import parts as python_parts
 
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
 

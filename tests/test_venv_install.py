@@ -380,10 +380,11 @@ def test_pip_command_uses_a_copy_only_where_a_pin_conflicts(tmp_path: Path) -> N
     req = reqs(tmp_path, "-r base.txt\n-r plain.txt\nmatplotlib\n")
     work = tmp_path / "work"
     work.mkdir()
-    from doctor.fix.install import _pins  # the parsing the command line is built from
+    from doctor.fix.install import _Job, _pins  # the parsing the command line is built from
 
+    pins = _pins(["ray==2.49.2"])
     args = PipInstaller()._command(
-        Path("python"), [req, plain], None, [ray_client_requirement("2.49.2")], _pins(["ray==2.49.2"]), work, False
+        _Job(Path("python"), (req, plain), None, (ray_client_requirement("2.49.2"),), pins, work, False)
     )
     copy = Path(args[args.index("-r") + 1])
     assert copy.parent == work
@@ -392,9 +393,7 @@ def test_pip_command_uses_a_copy_only_where_a_pin_conflicts(tmp_path: Path) -> N
     nested = Path(text.split("\n")[0].split(" ", 1)[1])
     assert "ray[default]==2.49.2" in nested.read_text()
     assert args[-1] == "ray[client]==2.49.2" and str(plain) in args
-    overrides = UvInstaller()._command(
-        Path("python"), [req], None, ["ray[client]==2.49.2"], _pins(["ray==2.49.2"]), work, False
-    )
+    overrides = UvInstaller()._command(_Job(Path("python"), (req,), None, ("ray[client]==2.49.2",), pins, work, False))
     assert (work / "overrides.txt").read_text() == "ray[client,default]==2.49.2\n"
     assert "--override" in overrides
 

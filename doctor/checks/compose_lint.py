@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from doctor.checks.lint import HostRoute, host_routes, lint_spec, rules_for
+from doctor.checks.lint import HostRoute, lint_spec, rules_for
 from doctor.head.cluster_files import spec_from_compose
 from doctor.head.compose import ComposeProject
 from doctor.model import Result
-from doctor.parsers.ray_start import OPTIONS as RAY_START_OPTIONS
 
-__all__ = ["RAY_START_OPTIONS", "RULES", "HostRoute", "host_routes", "lint_compose"]
+__all__ = ["RULES", "lint_compose"]
 
 CATEGORY = "compose"
 RULES = rules_for("compose")

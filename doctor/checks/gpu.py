@@ -288,9 +288,15 @@ def check_docker(ctx: CheckContext) -> Result:
     )
 
 
-def _alive_nodes(ctx: CheckContext) -> list[dict[str, Any]]:
-    assert ctx.dashboard is not None
-    return [n for n in ctx.nodes() if str(n.get("state", "ALIVE")).upper() == "ALIVE"]
+def _alive_nodes(ctx: CheckContext, check: str) -> list[dict[str, Any]] | Result:
+    """The alive nodes, or the skip ``gpu.<check>`` gives when the cluster or its node list is out of reach."""
+    if ctx.dashboard is None or not ctx.head().live:
+        return finding(Status.SKIP, "the cluster is not reachable (see head.source)", code=f"gpu.{check}.unreachable")
+    try:
+        nodes = ctx.nodes()
+    except DashboardError as exc:
+        return finding(Status.SKIP, f"the node list could not be read: {exc.message}", code=f"gpu.{check}.unreadable")
+    return [n for n in nodes if str(n.get("state", "ALIVE")).upper() == "ALIVE"]
 
 
 def _gpus(node: dict[str, Any]) -> float:
@@ -302,12 +308,9 @@ def _gpus(node: dict[str, Any]) -> float:
 
 def judge_gpus_per_node(ctx: CheckContext) -> Result:
     """The GPUs each alive node advertises to Ray, against what the target wants."""
-    if ctx.dashboard is None or not ctx.head().live:
-        return finding(Status.SKIP, "the cluster is not reachable (see head.source)", code="gpu.nodes.unreachable")
-    try:
-        nodes = _alive_nodes(ctx)
-    except DashboardError as exc:
-        return finding(Status.SKIP, f"the node list could not be read: {exc.message}", code="gpu.nodes.unreadable")
+    nodes = _alive_nodes(ctx, "nodes")
+    if isinstance(nodes, Result):
+        return nodes
     per_node = [(n, _gpus(n)) for n in nodes]
     total = sum(g for _, g in per_node)
     details = [f"{describe_node(n)}: {g:g} GPU" for n, g in per_node]
@@ -345,12 +348,10 @@ def judge_gpus_per_node(ctx: CheckContext) -> Result:
 
 def check_probe(ctx: CheckContext) -> Result:
     """Ask for a GPU through the Jobs API and report what the process Ray gave it to sees."""
-    if ctx.dashboard is None or not ctx.head().live:
-        return finding(Status.SKIP, "the cluster is not reachable (see head.source)", code="gpu.probe.unreachable")
-    try:
-        nodes = _alive_nodes(ctx)
-    except DashboardError as exc:
-        return finding(Status.SKIP, f"the node list could not be read: {exc.message}", code="gpu.probe.unreadable")
+    nodes = _alive_nodes(ctx, "probe")
+    if isinstance(nodes, Result):
+        return nodes
+    assert ctx.dashboard is not None  # _alive_nodes answered: the dashboard is there
     if not any(_gpus(n) for n in nodes):
         return finding(
             Status.SKIP, "no node advertises a GPU, so no GPU job can be placed", code="gpu.probe.no_gpu_node"

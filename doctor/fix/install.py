@@ -26,6 +26,7 @@ import signal
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -35,7 +36,6 @@ from packaging.version import InvalidVersion, Version
 from doctor import proc
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
-from doctor.local.requirements import requirement_files as requirement_files
 
 INSTALLERS = ("auto", "uv", "pip")
 DETAIL_LINES = 8
@@ -59,24 +59,6 @@ class InstallError(FixError):
 
 
 # -- running a tool ------------------------------------------------------------
-
-
-def run_streaming(
-    args: Sequence[str | os.PathLike[str]],
-    *,
-    timeout: float,
-    on_line: Callable[[str], None] | None = None,
-    env: Mapping[str, str] | None = None,
-    tail: int = _TAIL_LINES,
-) -> tuple[int, list[str]]:
-    """``doctor.proc.stream`` with SIGINT first, raising TimeoutError on a timeout.
-
-    Kept for ``doctor.fix.venv`` (``uv venv``); new code calls ``doctor.proc.stream``.
-    """
-    try:
-        return proc.stream(args, timeout=timeout, on_line=on_line, env=env, tail=tail, first_signal=signal.SIGINT)
-    except proc.ProcTimeout:
-        raise TimeoutError(f"`{Path(os.fspath(args[0])).name}` ran past {timeout:g} s") from None
 
 
 def find_uv(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -366,6 +348,19 @@ def describe_failure(tool: str, rc: int, lines: Sequence[str]) -> InstallError:
 # -- installers --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One install, as both installers' command lines need it."""
+
+    python: Path  # the venv's interpreter
+    requirements: tuple[Path, ...]
+    constraint_file: Path | None
+    extra: tuple[str, ...]  # requirement strings besides the files
+    pins: Mapping[str, tuple[Requirement, Version]]  # the exact constraints, by canonical name
+    workdir: Path  # a temporary folder for patched copies and override files
+    verbose: bool
+
+
 class Installer(ABC):
     """Installs requirements into the venv whose interpreter is ``python``."""
 
@@ -397,7 +392,8 @@ class Installer(ABC):
             if constraints:
                 constraint_file = workdir / "constraints.txt"
                 constraint_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
-            args = self._command(Path(python), requirements, constraint_file, extra, pins, workdir, verbose)
+            job = _Job(Path(python), tuple(requirements), constraint_file, tuple(extra), pins, workdir, verbose)
+            args = self._command(job)
             try:
                 rc, lines = proc.stream(
                     args,
@@ -418,16 +414,7 @@ class Installer(ABC):
             raise describe_failure(self.name, rc, lines)
 
     @abstractmethod
-    def _command(
-        self,
-        python: Path,
-        requirements: Sequence[Path],
-        constraint_file: Path | None,
-        extra: Sequence[str],
-        pins: Mapping[str, tuple[Requirement, Version]],
-        workdir: Path,
-        verbose: bool,
-    ) -> list[str]:
+    def _command(self, job: _Job) -> list[str]:
         """The installer's command line."""
 
 
@@ -436,25 +423,16 @@ class PipInstaller(Installer):
 
     name = "pip"
 
-    def _command(
-        self,
-        python: Path,
-        requirements: Sequence[Path],
-        constraint_file: Path | None,
-        extra: Sequence[str],
-        pins: Mapping[str, tuple[Requirement, Version]],
-        workdir: Path,
-        verbose: bool,
-    ) -> list[str]:
-        args = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        if not verbose:
+    def _command(self, job: _Job) -> list[str]:
+        args = [str(job.python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        if not job.verbose:
             args.append("-q")
         memo: dict[Path, Path] = {}
-        for req in requirements:
-            args += ["-r", str(_materialize(Path(req), pins, workdir, memo))]
-        if constraint_file is not None:
-            args += ["-c", str(constraint_file)]
-        return args + [_replacement_if_conflicting(e, pins) for e in extra]
+        for req in job.requirements:
+            args += ["-r", str(_materialize(Path(req), job.pins, job.workdir, memo))]
+        if job.constraint_file is not None:
+            args += ["-c", str(job.constraint_file)]
+        return args + [_replacement_if_conflicting(e, job.pins) for e in job.extra]
 
 
 class UvInstaller(Installer):
@@ -468,27 +446,18 @@ class UvInstaller(Installer):
             raise FixError("uv is not installed", hint="`pip install uv`, or use --installer pip")
         self.uv = Path(found)
 
-    def _command(
-        self,
-        python: Path,
-        requirements: Sequence[Path],
-        constraint_file: Path | None,
-        extra: Sequence[str],
-        pins: Mapping[str, tuple[Requirement, Version]],
-        workdir: Path,
-        verbose: bool,
-    ) -> list[str]:
-        args = [str(self.uv), "pip", "install", "--python", str(python), "--color", "never"]
-        for req in requirements:
+    def _command(self, job: _Job) -> list[str]:
+        args = [str(self.uv), "pip", "install", "--python", str(job.python), "--color", "never"]
+        for req in job.requirements:
             args += ["-r", str(req)]
-        if constraint_file is not None:
-            args += ["--constraint", str(constraint_file)]
-        overrides = _overrides(requirements, extra, pins)
+        if job.constraint_file is not None:
+            args += ["--constraint", str(job.constraint_file)]
+        overrides = _overrides(job.requirements, job.extra, job.pins)
         if overrides:
-            override_file = workdir / "overrides.txt"
+            override_file = job.workdir / "overrides.txt"
             override_file.write_text("\n".join(overrides) + "\n", encoding="utf-8")
             args += ["--override", str(override_file)]
-        return args + list(extra)
+        return args + list(job.extra)
 
 
 def _replacement_if_conflicting(text: str, pins: Mapping[str, tuple[Requirement, Version]]) -> str:

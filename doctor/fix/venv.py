@@ -49,8 +49,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from doctor import proc
 from doctor.errors import EXIT_FINDINGS, DoctorError, FixError
-from doctor.fix.install import find_uv, requirement_files, run_streaming, tool_env
+from doctor.fix.install import find_uv, tool_env
+from doctor.local.requirements import requirement_files
 
 MARKER = "raydoctor-env.json"
 MARKER_SCHEMA = "raydoctor.env/2"  # /2: sealed (``seal``) and bound to the env (``env``)
@@ -183,8 +185,8 @@ def create_venv(python: Path, dest: Path, *, installer: str) -> Path:
 def _uv_venv(uv: Path, python: Path, tmp: Path, prompt: str) -> None:
     args = [str(uv), "venv", "--seed", "--python", str(python), "--prompt", prompt, "--color", "never", str(tmp)]
     try:
-        rc, lines = run_streaming(args, timeout=300, env=tool_env())
-    except TimeoutError:
+        rc, lines = proc.stream(args, timeout=300, env=tool_env())  # SIGINT first: uv removes its temp files
+    except proc.ProcTimeout:
         raise FixError(f"`uv venv` from {python} timed out after 300 s") from None
     if rc != 0:
         errors = [ln.strip() for ln in lines if ln.strip()]

@@ -37,8 +37,9 @@ import yaml
 
 from doctor.errors import DoctorError, UsageError
 from doctor.parsers.ray_start import RayStartLine, find_ray_starts, from_params, is_secret_name
-from doctor.parsers.yaml_load import AliasBomb, BoundedLoader
+from doctor.parsers.yaml_load import BoundedLoader, read_text, yaml_error
 from doctor.parsers.yaml_load import kind as yaml_kind
+from doctor.text import clip
 
 __all__ = [
     "FORMATS",
@@ -226,7 +227,7 @@ def load_cluster_file(path: Path, environ: Mapping[str, str] | None = None) -> C
         raise UsageError(f"{path}: nested too deeply to read") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         # Defence in depth: a shape the readers missed is the file's fault, not a crash.
-        raise UsageError(f"{path}: unexpected structure ({type(exc).__name__}: {_clip(str(exc))})") from None
+        raise UsageError(f"{path}: unexpected structure ({type(exc).__name__}: {clip(str(exc))})") from None
 
 
 def detect_format(doc: Any) -> str | None:
@@ -356,9 +357,9 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
             )
         if not isinstance(head_type, str) or head_type not in node_types:
             raise UsageError(
-                f"{where}head_node_type {_clip(str(head_type)) if _is_scalar(head_type) else yaml_kind(head_type)!r} "
+                f"{where}head_node_type {clip(str(head_type)) if _is_scalar(head_type) else yaml_kind(head_type)!r} "
                 "is not one of available_node_types",
-                hint=f"one of: {', '.join(_clip(str(k)) for k in list(node_types)[:8])}",
+                hint=f"one of: {', '.join(clip(str(k)) for k in list(node_types)[:8])}",
             )
         head = group(head_type, "head", node_types[head_type])
         workers = [group(str(name), "worker", node) for name, node in node_types.items() if name != head_type]
@@ -401,7 +402,7 @@ def read_ray_launcher(doc: Any, path: Path, environ: Mapping[str, str] | None = 
         workers,
         ray_version=ray_version,
         ray_version_from=ray_from,
-        name=_clip(str(name)) if _is_scalar(name) and name is not None else None,
+        name=clip(str(name)) if _is_scalar(name) and name is not None else None,
         explicit_gpus=False,
         setup_commands=setup,
     )
@@ -447,7 +448,7 @@ def read_kuberay(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
         at = f"{prefix}.workerGroupSpecs[{i}]"
         group_name = raw.get("groupName") if isinstance(raw, dict) else None
         label = (
-            _clip(str(group_name)) if _is_scalar(group_name) and group_name not in (None, "") else f"worker group {i}"
+            clip(str(group_name)) if _is_scalar(group_name) and group_name not in (None, "") else f"worker group {i}"
         )
         workers.append(_kuberay_group(raw, "worker", label, at, where))
     version = spec.get("rayVersion")
@@ -459,10 +460,8 @@ def read_kuberay(doc: Any, path: Path, environ: Mapping[str, str] | None = None)
         ray_version=_scalar_text(version, where, f"{prefix}.rayVersion") if version is not None else None,
         ray_version_from=f"{prefix}.rayVersion" if version is not None else None,
         kind=kind,
-        name=_clip(str(name)) if _is_scalar(name) and name is not None else None,
-        namespace=_clip(str(meta["namespace"]))
-        if _is_scalar(meta.get("namespace")) and meta.get("namespace")
-        else None,
+        name=clip(str(name)) if _is_scalar(name) and name is not None else None,
+        namespace=clip(str(meta["namespace"])) if _is_scalar(meta.get("namespace")) and meta.get("namespace") else None,
     )
 
 
@@ -517,12 +516,12 @@ def read_helm_values(doc: Any, path: Path, environ: Mapping[str, str] | None = N
         values = _mapping(values, where, f"additionalWorkerGroups.{key}")
         if values.get("disabled") is True:
             continue
-        workers.append(group(values, "worker", _clip(str(key)), f"additionalWorkerGroups.{key}"))
+        workers.append(group(values, "worker", clip(str(key)), f"additionalWorkerGroups.{key}"))
     worker = doc.get("worker")
     worker = _mapping({} if worker is None else worker, where, "worker")
     if worker.get("disabled") is not True:
         name = worker.get("groupName")
-        label = _clip(str(name)) if _is_scalar(name) and name not in (None, "") else "workergroup"
+        label = clip(str(name)) if _is_scalar(name) and name not in (None, "") else "workergroup"
         workers.append(group(worker, "worker", label, "worker"))
     version = head_values.get("rayVersion")
     return ClusterSpec(
@@ -548,35 +547,15 @@ READERS: dict[str, Callable[[Any, Path, Mapping[str, str] | None], ClusterSpec]]
 
 
 def _read_yaml(path: Path) -> list[Any]:
-    hint = "pass the file the cluster is started from with --cluster-file PATH"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such cluster file", hint=hint) from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a cluster file", hint=hint) from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {_clip(str(exc.strerror or exc))}", hint=hint) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text", hint="save the cluster file as UTF-8") from None
+    text = read_text(path, "cluster file", "pass the file the cluster is started from with --cluster-file PATH")
     docs: list[Any] = []
     try:
         for doc in yaml.load_all(text, Loader=BoundedLoader):  # a SafeLoader subclass: safe
             docs.append(doc)
             if len(docs) >= _MAX_DOCS:
                 break
-    except AliasBomb as exc:
-        raise UsageError(f"{path}: {exc}", hint="write the values out instead of nesting aliases") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UsageError(
-            f"{path}: not YAML{at}: {_clip(str(exc.problem or exc.context or 'parse error'))}", hint="fix the YAML"
-        ) from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not YAML: {_clip(str(exc))}", hint="fix the YAML") from None
+        raise yaml_error(path, exc) from None
     return docs
 
 
@@ -586,9 +565,9 @@ def _describe_docs(docs: list[Any]) -> str:
     kinds = []
     for doc in docs[:3]:
         if isinstance(doc, dict) and _is_scalar(doc.get("kind")) and doc.get("kind") is not None:
-            kinds.append(f"a {_clip(str(doc.get('kind')), 40)}")
+            kinds.append(f"a {clip(str(doc.get('kind')), 40)}")
         elif isinstance(doc, dict):
-            keys = [_clip(str(k), 30) for k in list(doc)[:4] if _is_scalar(k)]
+            keys = [clip(str(k), 30) for k in list(doc)[:4] if _is_scalar(k)]
             kinds.append("a mapping with " + (", ".join(keys) or "no keys"))
         else:
             kinds.append(f"a {yaml_kind(doc)}")
@@ -715,7 +694,7 @@ def _image(value: Any, where: str, at: str) -> str:
     text = _scalar_text(value, where, at).strip()
     if not text or any(c.isspace() for c in text):
         raise UsageError(
-            f"{where}{at} {_clip(text)!r} is not an image reference", hint="e.g. rayproject/ray:2.49.2-py312-cpu"
+            f"{where}{at} {clip(text)!r} is not an image reference", hint="e.g. rayproject/ray:2.49.2-py312-cpu"
         )
     return text
 
@@ -743,19 +722,14 @@ def _number(value: Any, where: str = "", at: str = "") -> float | None:
         number = float(str(value).strip())
     except ValueError:
         if at:
-            raise UsageError(f"{where}{at} {_clip(str(value))!r} is not a number") from None
+            raise UsageError(f"{where}{at} {clip(str(value))!r} is not a number") from None
         return None
     if not math.isfinite(number) or number < 0:
         if at:
-            raise UsageError(f"{where}{at} {_clip(str(value))!r} is not a count")
+            raise UsageError(f"{where}{at} {clip(str(value))!r} is not a count")
         return None
     return number
 
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

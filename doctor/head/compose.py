@@ -34,47 +34,35 @@ import yaml
 
 from doctor.errors import DoctorError, UsageError
 from doctor.parsers.ray_start import (
-    VALUELESS,
     RayStartCall,
     RayStartLine,
-    RayStartOption,
     find_ray_starts,
     first_ray_start,
     is_secret_name,
-    parse_ray_start,
 )
-from doctor.parsers.shell import SHELL_OPERATORS, split_shell
+from doctor.parsers.shell import split_shell
 from doctor.parsers.shell import unwrap_shells as _unwrap
-from doctor.parsers.yaml_load import AliasBomb, BoundedLoader, describe
+from doctor.parsers.yaml_load import BoundedLoader, describe, read_text, yaml_error
 from doctor.parsers.yaml_load import kind as yaml_kind
+from doctor.text import clip
 
 __all__ = [
     "DEFAULT_GCS_PORT",
-    "RAY_START_VALUELESS_FLAGS",
-    "SHELL_OPERATORS",
     "ComposeProject",
     "ComposeService",
     "MIN_SECRET_LEN",
     "PublishedPort",
-    "RayStartCall",
-    "RayStartLine",
-    "RayStartOption",
     "interpolate",
     "load_compose",
-    "parse_ray_start",
     "parse_size",
     "reserved_gpu_count",
-    "split_shell",
-    "yaml_kind",
 ]
 
 DEFAULT_GCS_PORT = 6379
 
 MIN_SECRET_LEN = 4
-RAY_START_VALUELESS_FLAGS = VALUELESS  # the one option table: doctor.parsers.ray_start.OPTIONS
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MAX_RANGE = 65536
 
 
 # --------------------------------------------------------------------------
@@ -237,7 +225,7 @@ def interpolate(text: str, variables: Mapping[str, str], *, where: str = "") -> 
             end = _closing_brace(text, i + 2)
             if end < 0:
                 raise UsageError(
-                    f"{where}unclosed '${{' in {_clip(text)!r}",
+                    f"{where}unclosed '${{' in {clip(text)!r}",
                     hint="close it with '}' or write '$$' for a literal '$'",
                 )
             out.append(_expand(text[i + 2 : end], variables, where, text))
@@ -275,7 +263,7 @@ def _expand(body: str, variables: Mapping[str, str], where: str, text: str) -> s
     match = _NAME.match(body)
     if not match:
         raise UsageError(
-            f"{where}invalid interpolation '${{{_clip(body)}}}' in {_clip(text)!r}",
+            f"{where}invalid interpolation '${{{clip(body)}}}' in {clip(text)!r}",
             hint="use ${NAME}, ${NAME:-default} or '$$' for a literal '$'",
         )
     name, rest = match.group(), body[match.end() :]
@@ -288,7 +276,7 @@ def _expand(body: str, variables: Mapping[str, str], where: str, text: str) -> s
             break
     else:
         raise UsageError(
-            f"{where}invalid interpolation '${{{_clip(body)}}}' in {_clip(text)!r}",
+            f"{where}invalid interpolation '${{{clip(body)}}}' in {clip(text)!r}",
             hint="use ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}",
         )
     is_set = value is not None
@@ -306,11 +294,6 @@ def _expand(body: str, variables: Mapping[str, str], where: str, text: str) -> s
         f"{where}${{{name}}} is {'empty' if is_set else 'unset'}: {msg}",
         hint=f"set {name} in the environment or in the .env file beside the compose file",
     )
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    text = _one_line(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _one_line(text: object) -> str:
@@ -339,7 +322,7 @@ def _read_dotenv(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
         key = key.strip()
         if not _NAME.fullmatch(key):
             raise UsageError(
-                f"{path}:{lineno}: not a KEY=VALUE line: {_clip(line)!r}",
+                f"{path}:{lineno}: not a KEY=VALUE line: {clip(line)!r}",
                 hint="write one NAME=value per line, or '#' for a comment",
             )
         if not sep:
@@ -427,7 +410,7 @@ def parse_size(text: str | int) -> int:
         return int(text)
     match = _SIZE.fullmatch(text.strip())
     if not match:
-        raise UsageError(f"not a size: {_clip(text)!r}", hint="write a size such as '2gb' or '512m'")
+        raise UsageError(f"not a size: {clip(text)!r}", hint="write a size such as '2gb' or '512m'")
     number = float(match.group(1)) if "." in match.group(1) else int(match.group(1))
     return int(number * _UNITS[match.group(2).lower()])
 
@@ -459,7 +442,7 @@ def load_compose(path: Path, environ: Mapping[str, str] | None = None) -> Compos
         # Defence in depth: a shape the checks below missed is still the
         # user's file's fault, not a crash.
         raise UsageError(
-            f"{path}: unexpected structure: {_clip(str(exc) or type(exc).__name__)}",
+            f"{path}: unexpected structure: {clip(str(exc) or type(exc).__name__)}",
             hint="check it with `docker compose -f FILE config`",
         ) from None
 
@@ -485,32 +468,11 @@ _ComposeLoader.add_implicit_resolver(
 
 
 def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
-    hint_path = "pass the compose file with --compose PATH"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such compose file", hint=hint_path) from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a compose file", hint=hint_path) from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {_one_line(exc.strerror or exc)}", hint=hint_path) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text", hint="save the compose file as UTF-8") from None
+    text = read_text(path, "compose file", "pass the compose file with --compose PATH")
     try:
         tree = yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass: safe
-    except AliasBomb as exc:
-        raise UsageError(f"{path}: {exc}", hint="write the values out instead of nesting aliases") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UsageError(
-            f"{path}: invalid YAML{where}: {_clip(exc.problem or exc.context or 'parse error', 80)}",
-            hint="fix the YAML; `docker compose -f FILE config` shows the same error",
-        ) from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML: {_clip(str(exc), 80)}", hint="fix the YAML") from None
+        raise yaml_error(path, exc, "fix the YAML; `docker compose -f FILE config` shows the same error") from None
     if not isinstance(tree, dict):
         kind = "empty" if tree is None else f"a {yaml_kind(tree)}"
         raise UsageError(
@@ -695,7 +657,7 @@ def _argv(where: str, key: str, value: Any) -> list[str]:
             words = split_shell(value, operators=False)
         except ValueError:
             raise UsageError(
-                f"{where}: '{key}' has an unclosed quote: {_clip(value)!r}",
+                f"{where}: '{key}' has an unclosed quote: {clip(value)!r}",
                 hint="close the quote",
             ) from None
     elif isinstance(value, list):

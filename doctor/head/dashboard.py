@@ -225,25 +225,23 @@ def _adapter_class() -> Any:
         from urllib3.connection import HTTPConnection, HTTPSConnection
         from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-        class WatchedHTTP(HTTPConnection):
+        class Watched:
+            """Hands a new or reused connection's socket to the request's deadline (before the base class)."""
+
             def _new_conn(self) -> Any:
-                sock = super()._new_conn()
+                sock = super()._new_conn()  # type: ignore[misc]
                 _watch_socket(sock)
                 return sock
 
             def request(self, *args: Any, **kwargs: Any) -> Any:
                 _watch_socket(getattr(self, "sock", None))
-                return super().request(*args, **kwargs)
+                return super().request(*args, **kwargs)  # type: ignore[misc]
 
-        class WatchedHTTPS(HTTPSConnection):
-            def _new_conn(self) -> Any:
-                sock = super()._new_conn()
-                _watch_socket(sock)
-                return sock
+        class WatchedHTTP(Watched, HTTPConnection):
+            pass
 
-            def request(self, *args: Any, **kwargs: Any) -> Any:
-                _watch_socket(getattr(self, "sock", None))
-                return super().request(*args, **kwargs)
+        class WatchedHTTPS(Watched, HTTPSConnection):
+            pass
 
         class Pool(HTTPConnectionPool):
             ConnectionCls = WatchedHTTP

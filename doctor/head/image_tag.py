@@ -141,6 +141,12 @@ def parse_image(image: str) -> ImageInfo:
     common: dict[str, Any] = dict(platform=platform, cuda=cuda, arch=arch)
     if not match or match.end() != len(head) or bad_suffix:
         what = f"suffix {bad_suffix!r}" if bad_suffix else f"{head!r}"
+        reason = f"tag {tag!r} does not follow rayproject/ray's tag scheme ({what})"
+    elif match.group("channel"):
+        reason = f"tag {tag!r} moves with every release: it names no Ray version"
+    else:
+        reason = None
+    if reason is not None or match is None:  # no Ray version in the tag
         return ImageInfo(
             **base,
             ray=None,
@@ -148,17 +154,7 @@ def parse_image(image: str) -> ImageInfo:
             python_patch=None,
             python_from_default=False,
             **common,
-            unknown_reason=f"tag {tag!r} does not follow rayproject/ray's tag scheme ({what})",
-        )
-    if match.group("channel"):
-        return ImageInfo(
-            **base,
-            ray=None,
-            python_minor=python_minor,
-            python_patch=None,
-            python_from_default=False,
-            **common,
-            unknown_reason=f"tag {tag!r} moves with every release: it names no Ray version",
+            unknown_reason=reason or f"tag {tag!r} does not follow rayproject/ray's tag scheme",
         )
     ray = match.group("release")
     from_default = python_minor is None

@@ -42,7 +42,6 @@ from doctor.errors import UsageError
 MAX_DEPTH = 16  # -r/-c includes nested deeper than this are refused
 MAX_FILES = 256  # files one load may read
 MAX_BYTES = 8 * 1024 * 1024  # a requirements file larger than this is not a requirements file
-YAML_ALIAS_CAP = 64  # an environment.yml needs none; a billion-laughs document uses a few dozen
 
 # -- URL credentials -------------------------------------------------------------------------
 
@@ -525,43 +524,16 @@ def describe(value: Any) -> str:
     return kind if value is None else f"{kind} ({mask_credentials(_SHOW.repr(value))})"
 
 
-class _TooManyAliases(Exception):
-    pass
-
-
-def _yaml_loader() -> type:
-    import yaml
-
-    class CappedLoader(yaml.SafeLoader):
-        """PyYAML's safe loader with the number of ``*alias`` uses capped (an alias bomb ends here)."""
-
-        aliases = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                self.aliases += 1
-                if self.aliases > YAML_ALIAS_CAP:
-                    raise _TooManyAliases
-            return super().compose_node(parent, index)
-
-    return CappedLoader
-
-
 def _load_yaml(path: Path) -> Any:
     import yaml
 
+    from doctor.parsers.yaml_load import BoundedLoader, yaml_error
+
     text = read_text(path, "environment file")
     try:
-        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: safe
-    except _TooManyAliases:
-        raise UsageError(
-            f"{path}: more than {YAML_ALIAS_CAP} YAML aliases (*name); not an environment.yml raydoctor reads",
-            hint="write the dependencies out",
-        ) from None
+        return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader subclass, aliases bounded: safe
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}: invalid YAML{where}") from None
+        raise yaml_error(path, exc, "fix the YAML of the environment file") from None
     except RecursionError:  # PyYAML composes recursively: thousands of nested '[' exhaust the stack
         raise UsageError(f"{path}: nested too deeply to read") from None
 

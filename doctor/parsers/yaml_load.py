@@ -6,19 +6,34 @@ is anything that walks the expanded tree afterwards: ``str()`` of it in an
 error message ran past 15 s. ``BoundedLoader`` counts alias events and the
 size they expand to while composing, and refuses a file past the bounds with
 ``AliasBomb``; ``describe`` names a bad value by its kind with a capped
-``reprlib`` rendering, never ``str()`` of a whole structure.
+``reprlib`` rendering, never ``str()`` of a whole structure. ``read_text`` and
+``yaml_error`` word a file that cannot be read or parsed the same way for every
+YAML file a user names (compose files, cluster files, environment.yml).
 """
 
 from __future__ import annotations
 
 import reprlib
+from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-__all__ = ["MAX_ALIASES", "MAX_EXPANDED", "AliasBomb", "BoundedLoader", "describe", "kind"]
+from doctor.errors import UsageError
+from doctor.text import clip
+
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_EXPANDED",
+    "AliasBomb",
+    "BoundedLoader",
+    "describe",
+    "kind",
+    "read_text",
+    "yaml_error",
+]
 
 # Real compose files and Helm values use a few anchors (`x-common: &common`,
 # `<<: *common`) a few dozen times; these bounds are far above that and far
@@ -97,3 +112,35 @@ def describe(value: Any, limit: int = 60) -> str:
         text = _REPR.repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_text(path: Path, what: str, hint: str) -> str:
+    """A YAML file the user named, as text (UTF-8, a BOM dropped), or one-line ``UsageError``.
+
+    ``what`` names the file in the message ("compose file"); ``hint`` says how to name another.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such {what}", hint=hint) from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a {what}", hint=hint) from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {clip(exc.strerror or exc, 80)}", hint=hint) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text", hint=f"save the {what} as UTF-8") from None
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError, hint: str = "fix the YAML") -> UsageError:
+    """The one-line ``UsageError`` for a file PyYAML (or ``BoundedLoader``) refused."""
+    if isinstance(exc, AliasBomb):
+        return UsageError(f"{path}: {exc}", hint="write the values out instead of nesting aliases")
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return UsageError(
+            f"{path}: invalid YAML{where}: {clip(exc.problem or exc.context or 'parse error', 80)}", hint=hint
+        )
+    return UsageError(f"{path}: invalid YAML: {clip(exc, 80)}", hint=hint)

@@ -134,7 +134,7 @@ def lint(
 
 
 def combine(rule_id: str, title: str, items: list[Item], ok_summary: str) -> Result:
-    """One finding of a rule's items: the worst status, every problem named, fixes merged."""
+    """One finding of a rule's items: the worst status, every problem named once, fixes merged."""
     bad = [f for f in items if f.status != Status.OK]
     if not bad:
         notes = [d for f in items for d in (f.summary, *f.details)]
@@ -149,19 +149,23 @@ def combine(rule_id: str, title: str, items: list[Item], ok_summary: str) -> Res
             title=title,
         )
     bad = sorted((f for f in bad if f.status != Status.SKIP), key=lambda f: -_SEVERITY[f.status])
-    details: list[str] = []
-    explained: set[str] = set()  # an explanation several items share is given once, under the first
-    for f in bad:
+    worst, rest = bad[0], bad[1:]
+    # Each item once: the worst in the summary (with the count of the rest) and its explanation
+    # first in the details; every other item as a detail line of its own, with its explanation
+    # under it unless an earlier item already gave the same one.
+    details = list(worst.details)
+    explained = set(worst.details)
+    for f in rest:
         details.append(f"{f.status.value}: {f.summary}")
         details.extend(f"  {d}" for d in f.details if d not in explained)
         explained.update(f.details)
     texts = list(dict.fromkeys(f.fix for f in bad if f.fix))
     edits = list(dict.fromkeys(e for f in bad for e in f.edits))
     fix = Remediation(" ".join(texts), (), tuple(edits)) if texts or edits else None
-    worst = bad[0]
+    summary = worst.summary + (f" (and {len(rest)} more)" if rest else "")
     return finding(
         worst.status,
-        "; ".join(f.summary for f in bad),
+        summary,
         code=f"{rule_id}.{worst.cause or worst.status.value}",
         details=details,
         fix=fix,
