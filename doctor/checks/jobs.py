@@ -127,7 +127,19 @@ def _head_ray(ctx: CheckContext) -> str | None:
 # -- jobs.api ------------------------------------------------------------------------------
 
 
+def _live_ray(ctx: CheckContext) -> str | None:
+    """The head's Ray as its dashboard itself reported it (not a guess from an image tag)."""
+    try:
+        facts = ctx.head()
+    except Exception:
+        return None
+    return facts.ray_version if facts.live else None
+
+
 def jobs_api_answers(ctx: CheckContext) -> Result:
+    """``GET /api/jobs/`` (``ray/dashboard/modules/job/job_head.py::JobHead.list_jobs``): a JSON list of
+    ``JobDetails``. Told apart: no token / a refused token (``ray/dashboard/http_server_head.py``'s auth
+    middleware answers 401 / 403), no such route (404), and an answer that is not Ray's."""
     dashboard = ctx.dashboard
     if dashboard is None:
         return finding(Status.SKIP, "no dashboard address to ask", code="jobs.api.no_address")
@@ -135,46 +147,88 @@ def jobs_api_answers(ctx: CheckContext) -> Result:
     try:
         resp = dashboard.request("GET", "/api/jobs/")
     except DashboardError as exc:
-        fixes = {
-            "unauthorized": "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.",
-            "forbidden": "The token is wrong or expired: get the current one from the cluster's admin.",
-        }
-        return finding(
-            Status.FAIL,
-            f"the Jobs API did not answer: {exc.message}",
-            code=f"jobs.api.{exc.kind}",
-            fix=Remediation(fixes.get(exc.kind, "Check that the dashboard is up (see network.dashboard)."), ()),
-        )
+        return _api_error(ctx, url, exc)
     if resp.status_code == 404:
+        ray = _live_ray(ctx)
+        if ray:  # the same port answers as Ray elsewhere: the job module is missing, or a proxy drops the path
+            why = (
+                f"the dashboard answers as Ray {ray} but has no Jobs API route: its job module did not start "
+                "(dashboard.log on the head says why), or a proxy in front of it forwards only some paths"
+            )
+            fix = Remediation(
+                "Read dashboard.log on the head (/tmp/ray/session_latest/logs) for the job module's error, "
+                "or let the proxy forward /api/jobs/ and /api/packages/ too.",
+                (),
+            )
+        else:
+            why = "nothing answers as Ray's Jobs API there: Ray older than 1.9, or the port is not Ray's dashboard"
+            fix = Remediation("Point --address at the Ray dashboard (default port 8265) of a Ray >= 1.9 cluster.", ())
         return finding(
             Status.FAIL,
-            f"{url} answered 404: no Jobs API there (Ray older than 1.9, or the port is not Ray's dashboard)",
+            f"{url} answered 404: {why}",
             code="jobs.api.not_found",
-            fix=Remediation("Point --address at the Ray dashboard (default port 8265) of a Ray >= 1.9 cluster.", ()),
+            details=[f"GET {url} → HTTP 404"],
+            fix=fix,
+            data={"status": 404, "head_ray": ray},
         )
-    try:
-        data = resp.json() if resp.status_code < 400 else None
-    except DashboardError:
-        data = None
     if resp.status_code >= 400:
         return finding(
             Status.FAIL,
-            f"{url} answered HTTP {resp.status_code}",
+            f"{url} answered HTTP {resp.status_code}: the dashboard is up but its Jobs API fails",
             code="jobs.api.http_error",
+            details=[f"GET {url} → HTTP {resp.status_code}"],
             fix=Remediation("Read dashboard.log on the head (/tmp/ray/session_latest/logs).", ()),
+            data={"status": resp.status_code},
         )
+    try:
+        data = resp.json()
+        why = "its JSON is not Ray's job list (a JSON list of jobs)"
+    except DashboardError as exc:  # describe("not_ray", ...)'s sentence: its last clause says what answered
+        data, why = None, exc.message.rsplit(": ", 1)[-1]
     if not isinstance(data, list) or not all(isinstance(job, dict) for job in data):
         return finding(
             Status.FAIL,
-            f"{url} answered HTTP {resp.status_code}, but not with Ray's job list (a JSON list of jobs): not Ray's Jobs API",
+            f"{url} answered HTTP {resp.status_code}, but not as Ray's Jobs API: {why}",
             code="jobs.api.not_ray",
+            details=[f"content type: {resp.headers.get('content-type', 'none')}"],
             fix=Remediation("Point --address at the Ray dashboard port (default 8265), not another service.", ()),
+            data={"status": resp.status_code},
         )
     return finding(
         Status.OK,
         f"the Jobs API answers at {url} ({len(data)} job{'s' if len(data) != 1 else ''} listed)",
         code="jobs.api.ok",
         data={"jobs": len(data)},
+    )
+
+
+def _api_error(ctx: CheckContext, url: str, exc: DashboardError) -> Result:
+    """The Jobs API did not answer: a token missing or refused, or the dashboard itself down."""
+    from doctor.secrets import TOKEN_PLACES
+
+    withheld = getattr(ctx, "token_withheld", None)
+    if exc.kind == "unauthorized" and withheld:
+        why = f"the cluster requires a Ray auth token; {withheld}"
+        fix = Remediation("Name the cluster's address yourself (--address or the settings file) to send the token.", ())
+    elif exc.kind == "unauthorized":
+        why = "the cluster requires a Ray auth token (token authentication) and raydoctor found none to send"
+        fix = Remediation(f"Give raydoctor the cluster's token: {TOKEN_PLACES}.", ())
+    elif exc.kind == "forbidden":
+        where = ctx.token.source if ctx.token is not None else "nowhere"
+        why = f"the cluster refused the token raydoctor sent (from {where}): it is wrong or expired"
+        fix = Remediation(
+            f"Replace the token in {where} with the cluster's current one (ray get-auth-token on the head).", ()
+        )
+    else:
+        why = exc.message
+        fix = Remediation("Check that the dashboard is up (see network.dashboard).", ())
+    return finding(
+        Status.FAIL,
+        f"the Jobs API did not answer: {why}",
+        code=f"jobs.api.{exc.kind}",
+        details=[f"GET {url}: {exc.message}"],
+        fix=fix,
+        data={"kind": exc.kind, "status": exc.status},
     )
 
 
