@@ -149,3 +149,106 @@ def test_a_closed_port_is_not_a_jobs_api_verdict(tmp_path, clean_env):
     res = jobs_mode(f"127.0.0.1:{closed_port()}", tmp_path, clean_env)
     assert res["jobs.api"].code == "jobs.api.refused"
     assert "network.dashboard" in res["jobs.api"].remediation.text
+
+
+# -- the runtime_env from the settings file -----------------------------------------------------
+
+
+def test_runtime_env_from_the_settings_file_end_to_end(tmp_path, monkeypatch, capsys, clean_env):
+    """``runtime-env = "deploy/env.yaml"`` in raydoctor.toml: the path is the file's, relative to the settings
+    file (read from a subfolder too); the working_dir in it resolves from the current folder, as Ray's."""
+    from doctor.cli import main
+    from tests.test_settings import parse
+
+    repo = tmp_path / "home" / "repo"
+    (repo / "deploy").mkdir(parents=True)
+    (repo / "sub").mkdir()
+    (repo / "main.py").write_text("print('hi')\n")
+    (repo / "model.ckpt").write_bytes(b"\0" * 4096)
+    (repo / ".env").write_text("SECRET=x\n")
+    (repo / "deploy" / "env.yaml").write_text(
+        "working_dir: .\nexcludes: ['*.ckpt', '.env']\npip: ['requests==2.32.3']\n"
+    )
+    (repo / "requirements.txt").write_text("numpy\n")  # not the pip list once a runtime_env file is named
+    (repo / "raydoctor.toml").write_text('mode = "jobs"\nruntime-env = "deploy/env.yaml"\n')
+    for cwd in (repo, repo / "sub"):
+        options, _ = parse(["check"], cwd, clean_env)
+        assert options.runtime_env == repo / "deploy" / "env.yaml"  # relative to raydoctor.toml, not the cwd
+        assert options.mode == "jobs"
+        assert options.settings is not None
+        assert options.settings["runtime-env"]["from"] == str(repo / "raydoctor.toml")
+
+    monkeypatch.chdir(repo)
+    code = main(["check", "--json", "--no-roundtrip", "--image", "rayproject/ray:2.49.2-py312-cpu"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == doc["exit_code"]
+    env = next(r for r in doc["results"] if r["id"] == "jobs.runtime_env")
+    assert env["code"] == "jobs.runtime_env.ok", env
+    assert (
+        env["data"]["source"]
+        == f"the settings file {repo / 'raydoctor.toml'} (runtime-env = {repo / 'deploy' / 'env.yaml'})"
+    )
+    names = sorted(m["name"] for m in env["data"]["largest"])  # 5 largest: every file here
+    assert names == ["deploy/env.yaml", "main.py", "raydoctor.toml", "requirements.txt"]  # excludes applied
+    assert env["data"]["files"] == 4 and env["data"]["secret_like"] == []
+    assert "1 pip line" in env["summary"]
+    assert doc["settings"]["runtime-env"] == {
+        "value": str(repo / "deploy" / "env.yaml"),
+        "from": str(repo / "raydoctor.toml"),
+    }
+    # a flag still wins over the file
+    (repo / "other.yaml").write_text("pip: ['ray==2.40.0']\n")
+    main(
+        [
+            "check",
+            "--json",
+            "--no-roundtrip",
+            "--image",
+            "rayproject/ray:2.49.2-py312-cpu",
+            "--runtime-env",
+            "other.yaml",
+        ]
+    )
+    env = next(r for r in json.loads(capsys.readouterr().out)["results"] if r["id"] == "jobs.runtime_env")
+    assert env["code"] == "jobs.runtime_env.pins_ray" and env["data"]["source"] == "--runtime-env other.yaml"
+
+
+# -- the ports --mode jobs judges ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["jobs", "client"])
+def test_jobs_mode_probes_only_the_dashboard(tmp_path, clean_env, mode):
+    from tests.fake_servers import SilentPort
+
+    with fake_ray() as server, SilentPort() as gcs, SilentPort() as client:
+        (tmp_path / "main.py").write_text("")
+        options = TargetOptions(
+            address=server.url, mode=mode, timeout=1.0, roundtrip=False, gcs_port=gcs.port, client_port=client.port
+        )
+        res = by_id(run_check(options, environ=clean_env, cwd=tmp_path))
+        touched = gcs.contacted.is_set() or client.contacted.is_set()
+    ports = res["network.ports"]
+    if mode == "client":  # the contrast: Ray Client's path probes them, and a silent client port fails it
+        assert touched and ports.status is Status.FAIL
+        assert {p["role"] for p in ports.data["ports"]} >= {"gcs", "client", "dashboard"}
+        return
+    assert not touched  # not a single connection to a port the Jobs path does not use
+    assert ports.status is Status.OK and ports.code == "network.ports.ok"
+    assert [p["role"] for p in ports.data["ports"]] == ["dashboard"]
+    assert {p["role"]: p["port"] for p in ports.data["not_probed"]} == {"gcs": gcs.port, "client": client.port}
+    line = next(d for d in ports.details if d.startswith("judged in jobs mode"))
+    assert f"dashboard {server.port}" in line and f"gcs {gcs.port}" in line and f"client {client.port}" in line
+    assert "metrics" in line and "6379" not in ports.summary
+
+
+def test_jobs_mode_verbose_says_which_ports_were_judged(tmp_path, monkeypatch, capsys, clean_env):
+    from doctor.cli import main
+
+    with fake_ray() as server:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "home").mkdir(exist_ok=True)
+        main(["check", "-v", "--no-roundtrip", "--mode", "jobs", "--address", server.url, "--timeout", "1"])
+    out = capsys.readouterr().out
+    assert f"judged in jobs mode: dashboard {server.port}" in out
+    assert "not probed: gcs 6379, client 10001, metrics" in out
+    assert "refused" not in out.split("judged in jobs mode")[0].rsplit("Head's ports", 1)[-1]

@@ -18,7 +18,7 @@ import re
 import shlex
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,8 +252,15 @@ class Judged:
 
 
 def project_runtime_env(ctx: CheckContext) -> RuntimeEnv:
+    """``--runtime-env FILE``, else the settings file's ``runtime-env`` (its path relative to that file,
+    ``doctor.settings``), else ``{"working_dir": ".", "pip": <requirements>}``. A relative ``working_dir``
+    resolves from the current folder either way, as ``ray job submit`` resolves it
+    (``ray/_private/runtime_env/working_dir.py::upload_working_dir_if_needed`` takes the submitter's cwd)."""
     given = getattr(ctx, "runtime_env", None)
     if given is not None:
+        origin = (ctx.options.settings or {}).get("runtime-env", {}).get("from", "")
+        if origin and not str(origin).startswith("--"):  # it came from the settings file, not the flag
+            return replace(given, source=f"the settings file {origin} (runtime-env = {given.path})")
         return given  # type: ignore[no-any-return]
     reqs = ctx.requirements
     lines = [e.text for e in reqs.entries if not e.constraint] if reqs is not None else None
@@ -317,7 +324,7 @@ def _judge_pip(ctx: CheckContext, out: Judged) -> None:
     if not lines:
         return
     try:
-        parsed = parse_text("\n".join(lines), Path(out.env.source.replace("--runtime-env ", "") or "runtime_env"))
+        parsed = parse_text("\n".join(lines), out.env.path or Path("runtime_env"))
     except UsageError as exc:
         out.errors.append(f"pip list: {exc}")
         out.codes.append("pip_unparsable")

@@ -65,6 +65,7 @@ class RuntimeEnv:
     data: dict[str, Any]
     source: str
     base: Path
+    path: Path | None = None  # the file it was read from; None for the default runtime_env
 
     @property
     def working_dir(self) -> Path | None:
@@ -129,7 +130,7 @@ def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
     for key, kind in (("working_dir", str), ("excludes", list), ("pip", (list, dict, str))):
         if key in data and data[key] is not None and not isinstance(data[key], kind):  # type: ignore[arg-type]
             raise UsageError(f"--runtime-env {path}: {key} must be a {getattr(kind, '__name__', 'list')}")
-    return RuntimeEnv(data, f"--runtime-env {path}", base)
+    return RuntimeEnv(data, f"--runtime-env {path}", base, Path(path))
 
 
 def default_runtime_env(base: Path, requirement_lines: list[str] | None) -> RuntimeEnv:
