@@ -252,3 +252,71 @@ def test_jobs_mode_verbose_says_which_ports_were_judged(tmp_path, monkeypatch, c
     assert f"judged in jobs mode: dashboard {server.port}" in out
     assert "not probed: gcs 6379, client 10001, metrics" in out
     assert "refused" not in out.split("judged in jobs mode")[0].rsplit("Head's ports", 1)[-1]
+
+
+# -- fix --mode jobs, end to end ------------------------------------------------------------------
+
+
+def test_fix_jobs_mode_builds_the_job_client_env_on_any_python(tmp_path, clean_env):
+    """fix --mode jobs --yes against an image target (no head): the real uv builds ray[default] at the
+    image's Ray on a Python that is not the image's, the project's requirements stay for the cluster,
+    and the final check's jobs.client finds the job client working."""
+    import subprocess
+    import sys
+
+    from doctor.fix.install import find_uv
+    from doctor.fix.venv import read_marker
+    from tests.ray_cluster import find_python
+    from tests.test_fix_e2e import tool_env
+
+    local = find_python("3.11")  # the image runs 3.12: any Python will do for the Jobs API
+    if local is None or find_uv() is None:
+        pytest.skip("needs a Python 3.11 and uv")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "requirements.txt").write_text("tabulate\n")  # for the cluster's runtime_env, not this env
+    (project / "main.py").write_text("print('hi')\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "doctor", "fix", "--image", "rayproject/ray:2.49.2-py312-cpu", "--mode", "jobs"]
+        + ["--python", str(local), "--installer", "uv", "--no-conda", "--no-roundtrip", "--yes", "--json"],
+        cwd=project,
+        env=tool_env(clean_env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    doc = json.loads(done.stdout)
+    assert done.returncode == 0 and doc["exit_code"] == 0, (doc["error"], done.stderr[-2000:])
+    plan = doc["plan"]
+    assert plan["action"] == "build" and plan["install"]["extra"] == ["ray[default]==2.49.2"]
+    assert plan["install"]["requirements"] is None
+    version = plan["judged"]["python"]
+    assert version.startswith("3.11.")
+    dest = project / "envs" / f"ray2.49.2-py{version}-jobs"
+    assert plan["env"]["path"] == str(dest) and [s["status"] for s in doc["steps"]] == ["ok"] * len(doc["steps"])
+    probe = (
+        "import json, sys, importlib.metadata as m\n"
+        "from ray.job_submission import JobSubmissionClient\n"
+        "def v(n):\n"
+        "    try: return m.version(n)\n"
+        "    except m.PackageNotFoundError: return None\n"
+        "print(json.dumps({'python': sys.version.split()[0], 'ray': v('ray'), 'aiohttp_cors': v('aiohttp-cors'),"
+        " 'colorful': v('colorful'), 'tabulate': v('tabulate')}))\n"
+    )
+    inside = subprocess.run([str(dest / "bin" / "python"), "-c", probe], capture_output=True, text=True, timeout=120)
+    assert inside.returncode == 0, inside.stderr[-1000:]
+    got = json.loads(inside.stdout)
+    assert got["python"] == version and got["ray"] == "2.49.2"
+    assert got["aiohttp_cors"] and got["colorful"]  # the default extra, which the job client needs
+    assert got["tabulate"] is None  # the requirements go to the cluster in the runtime_env
+    marker = read_marker(dest)
+    assert marker is not None and marker["ray_version"] == "2.49.2" and marker["python_version"] == version
+    results = {r["id"]: r for r in doc["results"]}  # the final check, judging the new env
+    client = results["jobs.client"]
+    assert client["status"] == "ok" and client["code"] == "jobs.client.ok", client
+    assert client["data"] == {"ray": "2.49.2", "python": version}
+    assert doc["local"]["executable"] == str(dest / "bin" / "python")
+    assert not [r for r in results.values() if r["status"] in ("fail", "error")]
+    env = results["jobs.runtime_env"]  # the env built in ./envs is not uploaded with the working_dir
+    assert env["status"] == "ok" and not any(m["name"].startswith("envs/") for m in env["data"]["largest"])
