@@ -5,6 +5,7 @@ loopback, run through ``run_check --mode jobs``), the runtime_env from the setti
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,97 @@ def test_fix_jobs_mode_builds_the_job_client_env_on_any_python(tmp_path, clean_e
     assert not [r for r in results.values() if r["status"] in ("fail", "error")]
     env = results["jobs.runtime_env"]  # the env built in ./envs is not uploaded with the working_dir
     assert env["status"] == "ok" and not any(m["name"].startswith("envs/") for m in env["data"]["largest"])
+
+
+# -- an index the head cannot reach ---------------------------------------------------------------
+
+# runtime_env_setup-01000000.log on the Ray 2.49.2 test head, pip_install_options --index-url at a closed port
+# (the first line as captured by test_an_index_the_head_cannot_reach_is_named; pip's lines that follow it).
+REAL_SETUP_LOG = (
+    "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+    "broken by 'NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=55555): Failed to establish a new "
+    "connection: [Errno 111] Connection refused\")': /simple/tabulate/\n"
+    "ERROR: Could not find a version that satisfies the requirement tabulate (from versions: none)\n"
+    "ERROR: No matching distribution found for tabulate\n"
+)
+
+
+def test_the_index_not_the_package_is_the_cause():
+    from doctor.checks.jobs import _evidence, name_cause
+
+    index = "http://127.0.0.1:55555/simple"
+    code, why = name_cause(REAL_SETUP_LOG, [index])  # type: ignore[misc]
+    assert code == "index_unreachable" and index in why and "Failed to establish a new connection" in why
+    # line by line, the package's "no matching distribution" comes too; the index outranks it
+    log = "ERROR: No matching distribution found for x\n" + REAL_SETUP_LOG
+    (code, _), line = _evidence([("runtime_env_setup-01000000.log", log)], [index])  # type: ignore[misc]
+    assert code == "index_unreachable" and line.startswith("runtime_env_setup-01000000.log: WARNING: Retrying")
+
+
+def test_only_what_this_job_added_to_the_shared_setup_log_counts():
+    from doctor.checks.jobs import _new_since
+
+    name = "runtime_env_setup-01000000.log"
+    before = [(name, "INFO setup\n" + REAL_SETUP_LOG)]  # an earlier job's failure in the same file
+    after = [(name, before[0][1] + "INFO setup\nERROR: No matching distribution found for nopkg\n")]
+    assert _new_since(before, after) == [(name, "\nINFO setup\nERROR: No matching distribution found for nopkg\n")]
+    assert _new_since(before, before) == []
+    assert _new_since([], after) == after
+
+
+def test_pip_options_and_index_urls_are_read_as_ray_reads_them(tmp_path):
+    from doctor.head.runtime_env import RuntimeEnv
+
+    env = RuntimeEnv(
+        {
+            "pip": {
+                "packages": ["six", "--extra-index-url=https://b/simple"],
+                "pip_install_options": ["-i", "https://a"],
+            }
+        },
+        "t",
+        tmp_path,
+    )
+    assert env.pip_options() == ["-i", "https://a"] and env.index_urls() == ["https://a", "https://b/simple"]
+    assert (
+        RuntimeEnv({"pip": {"packages": [], "pip_install_options": "--isolated"}}, "t", tmp_path).pip_options() is None
+    )
+
+
+def test_bad_pip_install_options_fail_before_upload(tmp_path, clean_env):
+    (tmp_path / "re.json").write_text(json.dumps({"pip": {"packages": ["six"], "pip_install_options": [1]}}))
+    res = jobs_mode(f"127.0.0.1:{closed_port()}", tmp_path, clean_env, runtime_env=tmp_path / "re.json")
+    assert res["jobs.runtime_env"].code == "jobs.runtime_env.pip_options"
+    assert "list of strings" in res["jobs.runtime_env"].remediation.text
+
+
+@pytest.mark.cluster
+def test_an_index_the_head_cannot_reach_is_named(ray_head, tmp_path, clean_env, head_python):
+    """pip_install_options (ray/_private/runtime_env/validation.py::parse_and_validate_pip; pip.py passes them
+    to ``pip install`` in place of its defaults) pointing at a closed port: the head's own setup log says
+    why, and jobs.submit names the index, not the package it could not find there."""
+    index = f"http://127.0.0.1:{closed_port()}/simple"
+    # The head's pip must know no other source: this machine's pip config and PIP_FIND_LINKS (which the head
+    # inherits) hold local wheels. --isolated sets its env vars aside, PIP_CONFIG_FILE=/dev/null its config
+    # files (pip skips them all then); Ray's pip plugin adds the runtime_env's env_vars to pip's environment.
+    runtime_env = {
+        "pip": {"packages": ["tabulate"], "pip_install_options": ["--isolated", "--index-url", index]},
+        "env_vars": {"PIP_CONFIG_FILE": os.devnull},
+    }
+    (tmp_path / "re.json").write_text(json.dumps(runtime_env))
+    res = jobs_mode(
+        ray_head.dashboard_url,
+        tmp_path,
+        clean_env,
+        python=str(head_python),
+        jobs=True,
+        runtime_env=tmp_path / "re.json",
+    )
+    env = res["jobs.runtime_env"]
+    assert env.status is Status.OK and any(index in d for d in env.details), env.details
+    sub = res["jobs.submit"]
+    print("SUBMIT", json.dumps(sub.to_dict(), indent=1))  # the head's words, for the closing note
+    assert sub.status is Status.FAIL and sub.code == "jobs.submit.index_unreachable", (sub.summary, sub.details)
+    assert "cannot reach its package index" in sub.summary and index in sub.summary
+    assert any(d.startswith("the head's setup log, runtime_env_setup-") for d in sub.details), sub.details
+    assert sub.data["deleted"] is True

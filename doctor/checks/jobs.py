@@ -321,8 +321,16 @@ def _judge_pip(ctx: CheckContext, out: Judged) -> None:
         out.errors.append(str(exc))
         out.codes.append("pip_unreadable")
         return
+    options = out.env.pip_options()
+    if options is None:
+        out.errors.append("pip.pip_install_options must be a list of strings (Ray refuses the runtime_env)")
+        out.codes.append("pip_options")
+        return
+    for url in out.env.index_urls():
+        out.notes.append(f"the head's pip installs from {url}: whether the head reaches it, only --jobs can tell")
     if not lines:
         return
+    lines = [line for line in lines if not line.lstrip().startswith("-")]  # pip options, not requirements
     try:
         parsed = parse_text("\n".join(lines), out.env.path or Path("runtime_env"))
     except UsageError as exc:
@@ -400,6 +408,8 @@ def runtime_env_check(ctx: CheckContext) -> Result:
         fix_text = (
             "Remove ray from the runtime_env's pip list."
             if "pins_ray" in judged.codes
+            else "Write pip_install_options as a list of strings, e.g. ['--index-url', 'https://…/simple']."
+            if judged.codes[0] == "pip_options"
             else (
                 "Add the bulk to the runtime_env's 'excludes' (or .gitignore), or use a remote working_dir URI (s3://, https://)."
             )
@@ -450,16 +460,21 @@ _INDEX_DOWN = re.compile(
 )
 
 
-def name_cause(text: str) -> tuple[str, str] | None:
-    """What a failed job's message and logs say went wrong: (code, sentence), or None."""
+def name_cause(text: str, index_urls: list[str] | None = None) -> tuple[str, str] | None:
+    """What a failed job's message and logs say went wrong: (code, sentence), or None.
+
+    An index the head cannot reach comes first: pip then also says "No matching distribution found"
+    for every package, which is the consequence, not the cause. ``index_urls``: the indexes the
+    runtime_env names (pip's own connection errors name only the path, ``/simple/six/``)."""
+    match = _INDEX_DOWN.search(text)
+    if match:
+        where = f" {' or '.join(index_urls)}" if index_urls else ""
+        return "index_unreachable", f"the head cannot reach its package index{where} ({match.group(1)})"
     for pattern in _PIP_MISSING:
         match = pattern.search(text)
         if match:
             name = match.group(1).rstrip(".")
             return "pip_package", f"pip on the head cannot install {name}: no such package (or version) on its index"
-    match = _INDEX_DOWN.search(text)
-    if match:
-        return "index_unreachable", f"the head cannot reach its package index ({match.group(1)})"
     if "exceeds the maximum size" in text:
         return "too_large", "the working_dir is over the head's package limit"
     return None
@@ -484,14 +499,35 @@ def _setup_logs(ctx: CheckContext, dashboard: Any) -> list[tuple[str, str]]:
     return texts
 
 
-def _evidence(logs: list[tuple[str, str]]) -> tuple[tuple[str, str] | None, str]:
-    """The cause the setup logs name, and the line that names it (``file: line``)."""
+def _new_since(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What the setup logs gained while this job ran: the files are per job id, and every submission's
+    supervisor actor runs under the same one (``runtime_env_setup-01000000.log`` on Ray 2.49's head), so
+    the same file carries earlier jobs' failures. Lines after the last ones seen before submitting."""
+    seen = dict(before)
+    out: list[tuple[str, str]] = []
+    for name, text in after:
+        old = seen.get(name, "").rstrip("\n")
+        if old:
+            anchor = "\n".join(old.splitlines()[-5:])
+            at = text.rfind(anchor)
+            text = text[at + len(anchor) :] if at >= 0 else text
+        if text.strip():
+            out.append((name, text))
+    return out
+
+
+def _evidence(logs: list[tuple[str, str]], index_urls: list[str] | None = None) -> tuple[tuple[str, str] | None, str]:
+    """The cause the setup logs name, and the line that names it (``file: line``); an unreachable index
+    anywhere in them outranks the "no matching distribution" lines that follow from it."""
+    found: list[tuple[tuple[str, str], str]] = []
     for name, text in logs:
         for line in text.splitlines():
-            cause = name_cause(line)
+            cause = name_cause(line, index_urls)
             if cause is not None:
-                return cause, f"{name}: {' '.join(sanitize(line).split())[:200]}"
-    return None, ""
+                found.append((cause, f"{name}: {' '.join(sanitize(line).split())[:200]}"))
+    if not found:
+        return None, ""
+    return next((f for f in found if f[0][0] == "index_unreachable"), found[0])
 
 
 def _size(n: int) -> str:
@@ -544,6 +580,7 @@ def submit_check(ctx: CheckContext) -> Result:
             )
         runtime_env["working_dir"] = uri
     timings["upload_s"] = time.perf_counter() - start
+    logs_before = _setup_logs(ctx, dashboard)  # read before submitting: only what this job adds is its evidence
     seen: dict[str, float] = {}
 
     def on_status(state: str, at: float) -> None:
@@ -581,8 +618,9 @@ def submit_check(ctx: CheckContext) -> Result:
             data=data,
         )
     # The head's own account first: its runtime_env setup logs (the job's message repeats part of them).
-    cause, line = _evidence(_setup_logs(ctx, dashboard))
-    cause = cause or name_cause("\n".join([outcome.message, outcome.logs]))
+    indexes = judged.env.index_urls()
+    cause, line = _evidence(_new_since(logs_before, _setup_logs(ctx, dashboard)), indexes)
+    cause = cause or name_cause("\n".join([outcome.message, outcome.logs]), indexes)
     message = " ".join(sanitize(outcome.message).split())[:300]
     details += [f"the head's setup log, {line}"] if line else []
     details += [f"message: {message}"] if message else []

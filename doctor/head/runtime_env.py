@@ -100,6 +100,35 @@ class RuntimeEnv:
             return read_text(path, "runtime_env pip file").splitlines()
         return [str(item) for item in pip] if isinstance(pip, list) else []
 
+    def pip_options(self) -> list[str] | None:
+        """``pip.pip_install_options``: what the head's ``pip install`` gets in place of Ray's defaults
+        (``ray/_private/runtime_env/pip.py``: ``--disable-pip-version-check --no-cache-dir``); None when not
+        a list of strings, which Ray refuses (``ray/_private/runtime_env/validation.py::parse_and_validate_pip``)."""
+        pip = self.data.get("pip")
+        value = pip.get("pip_install_options") if isinstance(pip, dict) else None
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+    def index_urls(self) -> list[str]:
+        """The indexes the head's pip is told to use: ``--index-url``/``-i``/``--extra-index-url`` in
+        ``pip_install_options`` or as lines of the pip list (Ray writes the list to a requirements file
+        for ``pip install -r``, and pip reads options there)."""
+        words: list[str] = []
+        for item in (self.pip_options() or []) + (self.pip_lines() or []):
+            words += item.split()
+        found: list[str] = []
+        for i, word in enumerate(words):
+            flag, eq, value = word.partition("=")
+            if flag in _INDEX_FLAGS:
+                url = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+                if url and url not in found:
+                    found.append(url)
+        return found
+
+
+_INDEX_FLAGS = ("--index-url", "-i", "--extra-index-url")
+
 
 def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
     """``--runtime-env FILE``: YAML or JSON (``ray job submit --runtime-env`` reads YAML, JSON being YAML);
