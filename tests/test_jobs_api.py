@@ -410,7 +410,6 @@ def test_an_index_the_head_cannot_reach_is_named(ray_head, tmp_path, clean_env, 
     env = res["jobs.runtime_env"]
     assert env.status is Status.OK and any(index in d for d in env.details), env.details
     sub = res["jobs.submit"]
-    print("SUBMIT", json.dumps(sub.to_dict(), indent=1))  # the head's words, for the closing note
     assert sub.status is Status.FAIL and sub.code == "jobs.submit.index_unreachable", (sub.summary, sub.details)
     assert "cannot reach its package index" in sub.summary and index in sub.summary
     assert any(d.startswith("the head's setup log, runtime_env_setup-") for d in sub.details), sub.details
