@@ -18,7 +18,7 @@ import re
 import shlex
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,19 @@ def _head_ray(ctx: CheckContext) -> str | None:
 # -- jobs.api ------------------------------------------------------------------------------
 
 
+def _live_ray(ctx: CheckContext) -> str | None:
+    """The head's Ray as its dashboard itself reported it (not a guess from an image tag)."""
+    try:
+        facts = ctx.head()
+    except Exception:
+        return None
+    return facts.ray_version if facts.live else None
+
+
 def jobs_api_answers(ctx: CheckContext) -> Result:
+    """``GET /api/jobs/`` (``ray/dashboard/modules/job/job_head.py::JobHead.list_jobs``): a JSON list of
+    ``JobDetails``. Told apart: no token / a refused token (``ray/dashboard/http_server_head.py``'s auth
+    middleware answers 401 / 403), no such route (404), and an answer that is not Ray's."""
     dashboard = ctx.dashboard
     if dashboard is None:
         return finding(Status.SKIP, "no dashboard address to ask", code="jobs.api.no_address")
@@ -135,46 +147,88 @@ def jobs_api_answers(ctx: CheckContext) -> Result:
     try:
         resp = dashboard.request("GET", "/api/jobs/")
     except DashboardError as exc:
-        fixes = {
-            "unauthorized": "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the cluster's token.",
-            "forbidden": "The token is wrong or expired: get the current one from the cluster's admin.",
-        }
-        return finding(
-            Status.FAIL,
-            f"the Jobs API did not answer: {exc.message}",
-            code=f"jobs.api.{exc.kind}",
-            fix=Remediation(fixes.get(exc.kind, "Check that the dashboard is up (see network.dashboard)."), ()),
-        )
+        return _api_error(ctx, url, exc)
     if resp.status_code == 404:
+        ray = _live_ray(ctx)
+        if ray:  # the same port answers as Ray elsewhere: the job module is missing, or a proxy drops the path
+            why = (
+                f"the dashboard answers as Ray {ray} but has no Jobs API route: its job module did not start "
+                "(dashboard.log on the head says why), or a proxy in front of it forwards only some paths"
+            )
+            fix = Remediation(
+                "Read dashboard.log on the head (/tmp/ray/session_latest/logs) for the job module's error, "
+                "or let the proxy forward /api/jobs/ and /api/packages/ too.",
+                (),
+            )
+        else:
+            why = "nothing answers as Ray's Jobs API there: Ray older than 1.9, or the port is not Ray's dashboard"
+            fix = Remediation("Point --address at the Ray dashboard (default port 8265) of a Ray >= 1.9 cluster.", ())
         return finding(
             Status.FAIL,
-            f"{url} answered 404: no Jobs API there (Ray older than 1.9, or the port is not Ray's dashboard)",
+            f"{url} answered 404: {why}",
             code="jobs.api.not_found",
-            fix=Remediation("Point --address at the Ray dashboard (default port 8265) of a Ray >= 1.9 cluster.", ()),
+            details=[f"GET {url} → HTTP 404"],
+            fix=fix,
+            data={"status": 404, "head_ray": ray},
         )
-    try:
-        data = resp.json() if resp.status_code < 400 else None
-    except DashboardError:
-        data = None
     if resp.status_code >= 400:
         return finding(
             Status.FAIL,
-            f"{url} answered HTTP {resp.status_code}",
+            f"{url} answered HTTP {resp.status_code}: the dashboard is up but its Jobs API fails",
             code="jobs.api.http_error",
+            details=[f"GET {url} → HTTP {resp.status_code}"],
             fix=Remediation("Read dashboard.log on the head (/tmp/ray/session_latest/logs).", ()),
+            data={"status": resp.status_code},
         )
+    try:
+        data = resp.json()
+        why = "its JSON is not Ray's job list (a JSON list of jobs)"
+    except DashboardError as exc:  # describe("not_ray", ...)'s sentence: its last clause says what answered
+        data, why = None, exc.message.rsplit(": ", 1)[-1]
     if not isinstance(data, list) or not all(isinstance(job, dict) for job in data):
         return finding(
             Status.FAIL,
-            f"{url} answered HTTP {resp.status_code}, but not with Ray's job list (a JSON list of jobs): not Ray's Jobs API",
+            f"{url} answered HTTP {resp.status_code}, but not as Ray's Jobs API: {why}",
             code="jobs.api.not_ray",
+            details=[f"content type: {resp.headers.get('content-type', 'none')}"],
             fix=Remediation("Point --address at the Ray dashboard port (default 8265), not another service.", ()),
+            data={"status": resp.status_code},
         )
     return finding(
         Status.OK,
         f"the Jobs API answers at {url} ({len(data)} job{'s' if len(data) != 1 else ''} listed)",
         code="jobs.api.ok",
         data={"jobs": len(data)},
+    )
+
+
+def _api_error(ctx: CheckContext, url: str, exc: DashboardError) -> Result:
+    """The Jobs API did not answer: a token missing or refused, or the dashboard itself down."""
+    from doctor.secrets import TOKEN_PLACES
+
+    withheld = getattr(ctx, "token_withheld", None)
+    if exc.kind == "unauthorized" and withheld:
+        why = f"the cluster requires a Ray auth token; {withheld}"
+        fix = Remediation("Name the cluster's address yourself (--address or the settings file) to send the token.", ())
+    elif exc.kind == "unauthorized":
+        why = "the cluster requires a Ray auth token (token authentication) and raydoctor found none to send"
+        fix = Remediation(f"Give raydoctor the cluster's token: {TOKEN_PLACES}.", ())
+    elif exc.kind == "forbidden":
+        where = ctx.token.source if ctx.token is not None else "nowhere"
+        why = f"the cluster refused the token raydoctor sent (from {where}): it is wrong or expired"
+        fix = Remediation(
+            f"Replace the token in {where} with the cluster's current one (ray get-auth-token on the head).", ()
+        )
+    else:
+        why = exc.message
+        fix = Remediation("Check that the dashboard is up (see network.dashboard).", ())
+    return finding(
+        Status.FAIL,
+        f"the Jobs API did not answer: {why}",
+        code=f"jobs.api.{exc.kind}",
+        details=[f"GET {url}: {exc.message}"],
+        fix=fix,
+        data={"kind": exc.kind, "status": exc.status},
     )
 
 
@@ -198,8 +252,15 @@ class Judged:
 
 
 def project_runtime_env(ctx: CheckContext) -> RuntimeEnv:
+    """``--runtime-env FILE``, else the settings file's ``runtime-env`` (its path relative to that file,
+    ``doctor.settings``), else ``{"working_dir": ".", "pip": <requirements>}``. A relative ``working_dir``
+    resolves from the current folder either way, as ``ray job submit`` resolves it
+    (``ray/_private/runtime_env/working_dir.py::upload_working_dir_if_needed`` takes the submitter's cwd)."""
     given = getattr(ctx, "runtime_env", None)
     if given is not None:
+        origin = (ctx.options.settings or {}).get("runtime-env", {}).get("from", "")
+        if origin and not str(origin).startswith("--"):  # it came from the settings file, not the flag
+            return replace(given, source=f"the settings file {origin} (runtime-env = {given.path})")
         return given  # type: ignore[no-any-return]
     reqs = ctx.requirements
     lines = [e.text for e in reqs.entries if not e.constraint] if reqs is not None else None
@@ -260,10 +321,18 @@ def _judge_pip(ctx: CheckContext, out: Judged) -> None:
         out.errors.append(str(exc))
         out.codes.append("pip_unreadable")
         return
+    options = out.env.pip_options()
+    if options is None:
+        out.errors.append("pip.pip_install_options must be a list of strings (Ray refuses the runtime_env)")
+        out.codes.append("pip_options")
+        return
+    for url in out.env.index_urls():
+        out.notes.append(f"the head's pip installs from {url}: whether the head reaches it, only --jobs can tell")
     if not lines:
         return
+    lines = [line for line in lines if not line.lstrip().startswith("-")]  # pip options, not requirements
     try:
-        parsed = parse_text("\n".join(lines), Path(out.env.source.replace("--runtime-env ", "") or "runtime_env"))
+        parsed = parse_text("\n".join(lines), out.env.path or Path("runtime_env"))
     except UsageError as exc:
         out.errors.append(f"pip list: {exc}")
         out.codes.append("pip_unparsable")
@@ -339,6 +408,8 @@ def runtime_env_check(ctx: CheckContext) -> Result:
         fix_text = (
             "Remove ray from the runtime_env's pip list."
             if "pins_ray" in judged.codes
+            else "Write pip_install_options as a list of strings, e.g. ['--index-url', 'https://…/simple']."
+            if judged.codes[0] == "pip_options"
             else (
                 "Add the bulk to the runtime_env's 'excludes' (or .gitignore), or use a remote working_dir URI (s3://, https://)."
             )
@@ -389,16 +460,21 @@ _INDEX_DOWN = re.compile(
 )
 
 
-def name_cause(text: str) -> tuple[str, str] | None:
-    """What a failed job's message and logs say went wrong: (code, sentence), or None."""
+def name_cause(text: str, index_urls: list[str] | None = None) -> tuple[str, str] | None:
+    """What a failed job's message and logs say went wrong: (code, sentence), or None.
+
+    An index the head cannot reach comes first: pip then also says "No matching distribution found"
+    for every package, which is the consequence, not the cause. ``index_urls``: the indexes the
+    runtime_env names (pip's own connection errors name only the path, ``/simple/six/``)."""
+    match = _INDEX_DOWN.search(text)
+    if match:
+        where = f" {' or '.join(index_urls)}" if index_urls else ""
+        return "index_unreachable", f"the head cannot reach its package index{where} ({match.group(1)})"
     for pattern in _PIP_MISSING:
         match = pattern.search(text)
         if match:
             name = match.group(1).rstrip(".")
             return "pip_package", f"pip on the head cannot install {name}: no such package (or version) on its index"
-    match = _INDEX_DOWN.search(text)
-    if match:
-        return "index_unreachable", f"the head cannot reach its package index ({match.group(1)})"
     if "exceeds the maximum size" in text:
         return "too_large", "the working_dir is over the head's package limit"
     return None
@@ -423,14 +499,35 @@ def _setup_logs(ctx: CheckContext, dashboard: Any) -> list[tuple[str, str]]:
     return texts
 
 
-def _evidence(logs: list[tuple[str, str]]) -> tuple[tuple[str, str] | None, str]:
-    """The cause the setup logs name, and the line that names it (``file: line``)."""
+def _new_since(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What the setup logs gained while this job ran: the files are per job id, and every submission's
+    supervisor actor runs under the same one (``runtime_env_setup-01000000.log`` on Ray 2.49's head), so
+    the same file carries earlier jobs' failures. Lines after the last ones seen before submitting."""
+    seen = dict(before)
+    out: list[tuple[str, str]] = []
+    for name, text in after:
+        old = seen.get(name, "").rstrip("\n")
+        if old:
+            anchor = "\n".join(old.splitlines()[-5:])
+            at = text.rfind(anchor)
+            text = text[at + len(anchor) :] if at >= 0 else text
+        if text.strip():
+            out.append((name, text))
+    return out
+
+
+def _evidence(logs: list[tuple[str, str]], index_urls: list[str] | None = None) -> tuple[tuple[str, str] | None, str]:
+    """The cause the setup logs name, and the line that names it (``file: line``); an unreachable index
+    anywhere in them outranks the "no matching distribution" lines that follow from it."""
+    found: list[tuple[tuple[str, str], str]] = []
     for name, text in logs:
         for line in text.splitlines():
-            cause = name_cause(line)
+            cause = name_cause(line, index_urls)
             if cause is not None:
-                return cause, f"{name}: {' '.join(sanitize(line).split())[:200]}"
-    return None, ""
+                found.append((cause, f"{name}: {' '.join(sanitize(line).split())[:200]}"))
+    if not found:
+        return None, ""
+    return next((f for f in found if f[0][0] == "index_unreachable"), found[0])
 
 
 def _size(n: int) -> str:
@@ -483,6 +580,7 @@ def submit_check(ctx: CheckContext) -> Result:
             )
         runtime_env["working_dir"] = uri
     timings["upload_s"] = time.perf_counter() - start
+    logs_before = _setup_logs(ctx, dashboard)  # read before submitting: only what this job adds is its evidence
     seen: dict[str, float] = {}
 
     def on_status(state: str, at: float) -> None:
@@ -520,8 +618,9 @@ def submit_check(ctx: CheckContext) -> Result:
             data=data,
         )
     # The head's own account first: its runtime_env setup logs (the job's message repeats part of them).
-    cause, line = _evidence(_setup_logs(ctx, dashboard))
-    cause = cause or name_cause("\n".join([outcome.message, outcome.logs]))
+    indexes = judged.env.index_urls()
+    cause, line = _evidence(_new_since(logs_before, _setup_logs(ctx, dashboard)), indexes)
+    cause = cause or name_cause("\n".join([outcome.message, outcome.logs]), indexes)
     message = " ".join(sanitize(outcome.message).split())[:300]
     details += [f"the head's setup log, {line}"] if line else []
     details += [f"message: {message}"] if message else []

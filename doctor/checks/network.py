@@ -371,10 +371,10 @@ def check_ports(ctx: CheckContext) -> Result:
     """TCP to every port the target names, at once, each asked one question in its protocol."""
     address = _address(ctx)
     timeout = ctx.options.timeout
-    specs = port_specs(ctx)
+    specs, unused = _ports_for_mode(ctx, port_specs(ctx))
     reported: list[PortSpec | None] = [None]
     extra = None
-    if not any(s.role == "metrics" for s in specs) and ctx.target.compose is None:
+    if not unused and not any(s.role == "metrics" for s in specs) and ctx.target.compose is None:
         # The live head knows its metrics port; ask it while the other ports are probed.
         extra = threading.Thread(target=lambda: reported.__setitem__(0, _reported_metrics_port(ctx)), daemon=True)
         extra.start()
@@ -384,9 +384,12 @@ def check_ports(ctx: CheckContext) -> Result:
         extra.join(timeout * 2)
         if reported[0] is not None:
             states += probe_all([reported[0]], address.host, timeout)
-    data = {"ports": [s.to_dict() for s in states], "timeout_s": timeout}
+    data: dict[str, Any] = {"ports": [s.to_dict() for s in states], "timeout_s": timeout}
     details = [s.line() for s in states]
-    if not any(s.spec.role == "metrics" for s in states):
+    if unused:
+        data["not_probed"] = [{"role": s.role, "port": s.port, "source": s.source} for s in unused]
+        details.append(_unused_line(ctx, states, unused))
+    elif not any(s.spec.role == "metrics" for s in states):
         details.append(
             f"metrics: not probed (no --metrics-export-port named; the tutorial uses {DEFAULT_METRICS_PORT})"
         )
@@ -432,6 +435,28 @@ def check_ports(ctx: CheckContext) -> Result:
         details=details,
         fix=_ports_fix(ctx, bad),
         data={**data, "needed": sorted(needed)},
+    )
+
+
+def _ports_for_mode(ctx: CheckContext, specs: list[PortSpec]) -> tuple[list[PortSpec], list[PortSpec]]:
+    """The ports to probe and those left alone: ``--mode jobs`` probes only what the Jobs API uses.
+
+    ``JobSubmissionClient`` (``ray/dashboard/modules/job/sdk.py``, through
+    ``ray/dashboard/modules/dashboard_sdk.py::SubmissionClient``) speaks HTTP to the dashboard alone;
+    the GCS and the Ray Client server are the head's business, never the submitter's.
+    """
+    if ctx.options.mode != "jobs":
+        return specs, []
+    needed = needed_roles("jobs")
+    return [s for s in specs if s.role in needed], [s for s in specs if s.role not in needed]
+
+
+def _unused_line(ctx: CheckContext, states: list[PortState], unused: list[PortSpec]) -> str:
+    judged = ", ".join(f"{s.spec.role} {s.spec.port}" for s in states)
+    skipped = [f"{s.role} {s.port}" for s in unused] + ([] if any(s.role == "metrics" for s in unused) else ["metrics"])
+    return (
+        f"judged in {ctx.options.mode} mode: {judged} (the Jobs API is HTTP on the dashboard port); "
+        f"not probed: {', '.join(skipped)} (a job submitter never connects to them)"
     )
 
 

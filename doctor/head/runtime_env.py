@@ -65,6 +65,7 @@ class RuntimeEnv:
     data: dict[str, Any]
     source: str
     base: Path
+    path: Path | None = None  # the file it was read from; None for the default runtime_env
 
     @property
     def working_dir(self) -> Path | None:
@@ -99,6 +100,35 @@ class RuntimeEnv:
             return read_text(path, "runtime_env pip file").splitlines()
         return [str(item) for item in pip] if isinstance(pip, list) else []
 
+    def pip_options(self) -> list[str] | None:
+        """``pip.pip_install_options``: what the head's ``pip install`` gets in place of Ray's defaults
+        (``ray/_private/runtime_env/pip.py``: ``--disable-pip-version-check --no-cache-dir``); None when not
+        a list of strings, which Ray refuses (``ray/_private/runtime_env/validation.py::parse_and_validate_pip``)."""
+        pip = self.data.get("pip")
+        value = pip.get("pip_install_options") if isinstance(pip, dict) else None
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+    def index_urls(self) -> list[str]:
+        """The indexes the head's pip is told to use: ``--index-url``/``-i``/``--extra-index-url`` in
+        ``pip_install_options`` or as lines of the pip list (Ray writes the list to a requirements file
+        for ``pip install -r``, and pip reads options there)."""
+        words: list[str] = []
+        for item in (self.pip_options() or []) + (self.pip_lines() or []):
+            words += item.split()
+        found: list[str] = []
+        for i, word in enumerate(words):
+            flag, eq, value = word.partition("=")
+            if flag in _INDEX_FLAGS:
+                url = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+                if url and url not in found:
+                    found.append(url)
+        return found
+
+
+_INDEX_FLAGS = ("--index-url", "-i", "--extra-index-url")
+
 
 def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
     """``--runtime-env FILE``: YAML or JSON (``ray job submit --runtime-env`` reads YAML, JSON being YAML);
@@ -129,7 +159,7 @@ def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
     for key, kind in (("working_dir", str), ("excludes", list), ("pip", (list, dict, str))):
         if key in data and data[key] is not None and not isinstance(data[key], kind):  # type: ignore[arg-type]
             raise UsageError(f"--runtime-env {path}: {key} must be a {getattr(kind, '__name__', 'list')}")
-    return RuntimeEnv(data, f"--runtime-env {path}", base)
+    return RuntimeEnv(data, f"--runtime-env {path}", base, Path(path))
 
 
 def default_runtime_env(base: Path, requirement_lines: list[str] | None) -> RuntimeEnv:
