@@ -186,33 +186,39 @@ def test_fix_registers_updates_and_undoes_only_its_own(tmp_path: Path, jenv: dic
     base = ["fix", "--image", IMAGE, "--yes", "--no-conda", "--installer", "uv", "--no-roundtrip"]
 
     dry = cli([*base, "--kernel", "--json", "--dry-run"], tmp_path, env)
-    planned = json.loads(dry.stdout)["plan"]["kernel"]
-    assert dry.returncode == 0 and planned["name"] == DEFAULT_KERNEL and not planned["exists"]
-    assert planned["display_name"] == f"Ray 2.49.2 · Python 3.12.1 ({IMAGE})"  # the env's Python, not the head's
-    assert not (kernels / DEFAULT_KERNEL).exists() and not (tmp_path / "envs").exists()
+    plan = json.loads(dry.stdout)["plan"]
+    planned = plan["kernel"]
+    # The env is named after the Python it will really hold (the closest 3.12 here: no exact 3.12.9).
+    env_name = plan["env"]["name"]
+    real = env_name.rsplit("-py", 1)[1]
+    assert env_name == f"ray2.49.2-py{real}" and real.startswith("3.12.")
+    default_kernel = f"raydoctor-{env_name}"
+    assert dry.returncode == 0 and planned["name"] == default_kernel and not planned["exists"]
+    assert planned["display_name"] == f"Ray 2.49.2 · Python {real} ({IMAGE})"  # the env's Python, not the head's
+    assert not (kernels / default_kernel).exists() and not (tmp_path / "envs").exists()
 
     first = cli([*base, "--kernel", "--json"], tmp_path, env)
     doc = json.loads(first.stdout)
     assert first.returncode == 0, (doc["error"], doc["steps"])
     assert [s["name"] for s in doc["steps"]] == ["interpreter", "venv", "install", "kernel", "verify"]
-    folder = kernels / DEFAULT_KERNEL
+    folder = kernels / default_kernel
     spec = kernel_json(folder)
-    python = tmp_path / "envs" / ENV_NAME / "bin" / "python"
+    python = tmp_path / "envs" / env_name / "bin" / "python"
     assert spec["argv"][0] == str(python) and "{connection_file}" in spec["argv"]
-    assert spec["display_name"] == f"Ray 2.49.2 · Python 3.12.1 ({IMAGE})"
-    assert spec["metadata"]["raydoctor"]["env"] == str(tmp_path / "envs" / ENV_NAME)
-    assert doc["outcome"]["kernel"]["name"] == DEFAULT_KERNEL and doc["outcome"]["kernel"]["ipykernel_installed"]
+    assert spec["display_name"] == f"Ray 2.49.2 · Python {real} ({IMAGE})"
+    assert spec["metadata"]["raydoctor"]["env"] == str(tmp_path / "envs" / env_name)
+    assert doc["outcome"]["kernel"]["name"] == default_kernel and doc["outcome"]["kernel"]["ipykernel_installed"]
     # check --kernel judges that env
-    judged = cli(["check", "--image", IMAGE, "--kernel", DEFAULT_KERNEL, "--no-roundtrip", "--json"], tmp_path, env)
+    judged = cli(["check", "--image", IMAGE, "--kernel", default_kernel, "--no-roundtrip", "--json"], tmp_path, env)
     assert json.loads(judged.stdout)["local"]["executable"] == str(python)
 
     # run again (an earlier run's name shown): it updates the kernelspec, nothing else is rebuilt
     spec["display_name"] = "stale name"
     (folder / "kernel.json").write_text(json.dumps(spec))
-    again = cli([*base, "--kernel", DEFAULT_KERNEL, "--json"], tmp_path, env)
+    again = cli([*base, "--kernel", default_kernel, "--json"], tmp_path, env)
     doc = json.loads(again.stdout)
     assert again.returncode == 0 and doc["plan"]["action"] == "up-to-date" and doc["plan"]["kernel"]["exists"]
-    assert kernel_json(folder)["display_name"] == f"Ray 2.49.2 · Python 3.12.1 ({IMAGE})"
+    assert kernel_json(folder)["display_name"] == f"Ray 2.49.2 · Python {real} ({IMAGE})"
     assert doc["outcome"]["kernel"]["updated"] and not doc["outcome"]["kernel"]["ipykernel_installed"]
     ours_bytes = (folder / "kernel.json").read_bytes()
 
@@ -230,11 +236,11 @@ def test_fix_registers_updates_and_undoes_only_its_own(tmp_path: Path, jenv: dic
     spec_changed = dict(kernel_json(folder), display_name="from before")
     (folder / "kernel.json").write_text(json.dumps(spec_changed))
     before = (folder / "kernel.json").read_bytes()
-    broken = cli([*base, "--kernel", DEFAULT_KERNEL, *failing], tmp_path, env)
+    broken = cli([*base, "--kernel", default_kernel, *failing], tmp_path, env)
     doc = json.loads(broken.stdout)
     assert broken.returncode == 1 and any("put back" in r for r in doc["outcome"]["removed"])
     assert (folder / "kernel.json").read_bytes() == before
-    assert sorted(p.name for p in kernels.iterdir()) == sorted([DEFAULT_KERNEL, "mine"])  # no backup left
+    assert sorted(p.name for p in kernels.iterdir()) == sorted([default_kernel, "mine"])  # no backup left
 
     # a kernelspec raydoctor did not write is never replaced
     refused = cli([*base, "--kernel", "mine"], tmp_path, env)

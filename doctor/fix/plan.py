@@ -761,19 +761,25 @@ def make_plan(
 
         plan.export = options.export if options.export.is_absolute() else cwd / options.export
         check_export_target(plan.export, force=options.force)
-    if options.kernel is not None:
+
+    def plan_kernel_for(env_name: str, python: str) -> None:
+        """The kernelspec step, named after the env and the Python it really holds."""
+        if options.kernel is None:
+            return
         from doctor.fix.kernel import plan_kernel
 
         plan.kernel = plan_kernel(
             options.kernel,
-            env_name=name,
+            env_name=env_name,
             prefix=options.kernel_prefix,
             ray=head.ray,
-            python=head.python,
+            python=python,
             target=checked.target,
             environ=environ,
             cwd=cwd,
         )
+
+    plan_kernel_for(name, head.python)
     if judged.matches and not options.rebuild and jobs_mode:
         plan.reason = f"{judged.executable} already has a working job client (ray[default]); jobs need no env matching"
         return plan
@@ -809,8 +815,9 @@ def make_plan(
         cwd=cwd,
     )
     # Named after the Python the env will really have (3.12.1 when that is the closest here).
-    plan.env_name = env_dir_name(head.ray, plan.interpreter.expected_version)
+    plan.env_name = env_dir_name(head.ray, plan.interpreter.expected_version) + ("-jobs" if jobs_mode else "")
     dest = plan.env_path = env_dir / plan.env_name
+    plan_kernel_for(plan.env_name, plan.interpreter.expected_version)
     marker = read_marker(dest)
     if dest.exists() or dest.is_symlink():
         if (marker or {}).get("created_by") != "raydoctor":
