@@ -235,33 +235,48 @@ class CheckContext:
     """Everything checks need; the slow facts are computed once and shared."""
 
     def __init__(
-        self, options: TargetOptions, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        options: TargetOptions,
+        *,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        start_probe: bool = False,
     ) -> None:
+        """``start_probe`` (``run_check``): the interpreter probe, a child Python and the slowest fact of a
+        check without a cluster, starts here, before the target's files are read, so it runs beside them."""
         self.options = options
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
-        self.target = resolve_target(options, self.environ, self.cwd)
-        # The token raydoctor found; it is sent only where ``doctor.target.token_withheld`` allows.
-        self.token: Token | None = load_token(self.environ)
-        self.token_withheld: str | None = (
-            token_withheld(self.target.address, self.target.address_from, self.token.source) if self.token else None
-        )
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
             options.python, self.environ, kernel=options.kernel
         )
-        self.requirements_path = self._requirements_path()
-        self.requirements: Requirements | None = (
-            load_requirements(self.requirements_path) if self.requirements_path else None
-        )
-        # --runtime-env FILE, read once (a bad file is a UsageError): judged by doctor.checks.jobs.
-        self.runtime_env: Any = None
-        if getattr(options, "runtime_env", None) is not None:
-            from doctor.head.runtime_env import load_runtime_env
+        self._local = Lazy(self._gather_local)
+        self._probe_started = start_probe
+        if start_probe:
+            self._local.start()
+        try:
+            self.target = resolve_target(options, self.environ, self.cwd)
+            # The token raydoctor found; it is sent only where ``doctor.target.token_withheld`` allows.
+            self.token: Token | None = load_token(self.environ)
+            self.token_withheld: str | None = (
+                token_withheld(self.target.address, self.target.address_from, self.token.source) if self.token else None
+            )
+            self.requirements_path = self._requirements_path()
+            self.requirements: Requirements | None = (
+                load_requirements(self.requirements_path) if self.requirements_path else None
+            )
+            # --runtime-env FILE, read once (a bad file is a UsageError): judged by doctor.checks.jobs.
+            self.runtime_env: Any = None
+            if getattr(options, "runtime_env", None) is not None:
+                from doctor.head.runtime_env import load_runtime_env
 
-            self.runtime_env = load_runtime_env(Path(options.runtime_env), self.cwd)  # type: ignore[arg-type]
+                self.runtime_env = load_runtime_env(Path(options.runtime_env), self.cwd)  # type: ignore[arg-type]
+        except BaseException:
+            if start_probe:  # let it end, so that its temporary folder is gone before the error is told
+                self._local._quiet_get()
+            raise
         self._dashboard: DashboardClient | None = None
         self._head = Lazy(self._gather_head)
-        self._local = Lazy(self._gather_local)
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
@@ -400,7 +415,8 @@ class CheckContext:
 
     def prefetch(self) -> None:
         self._head.start()
-        self._local.start()
+        if not self._probe_started:
+            self._local.start()
         if self.options.deep and self.target.address is not None:
             # packages.head and deep.* all wait for this one job: start it now.
             self._deep.start()
