@@ -2,7 +2,8 @@
 
 Facts are computed lazily and at most once, even when several checks ask at
 the same moment from their threads; ``prefetch`` starts the slow ones (the
-dashboard, the interpreter probe, the ``--deep`` job) before the checks are even created.
+dashboard, the interpreter probe, the ``--deep`` job) before the checks are even created,
+and ``run_check`` has the interpreter probe start earlier still, before the target's files are read.
 
 Facts flow one way: this module and the fact sources it calls (``doctor.head``,
 ``doctor.local``, ``doctor.facts``) never import a check, and checks only read
