@@ -6,12 +6,63 @@ the figure that matters is the ratio of medians, not an absolute number.
 
 from __future__ import annotations
 
+import os
+import re
 import statistics
 import subprocess
 import time
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 Runner = Callable[[], object]
+
+# A row's target, as benches write it: "<field> <op> <number>[ s]", the field being a key of the row
+# ("median" for median_s, "ratio", "extra_ms", "median_s"); "≤"/"<=" and "<" are understood.
+_TARGET = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<op>≤|<=|<|≥|>=|>)\s*(?P<limit>[0-9]+(?:\.[0-9]+)?)\s*s?\s*$")
+_FIELDS = {"median": "median_s"}
+
+
+def target_met(row: Mapping[str, object]) -> bool | None:
+    """Whether ``row`` meets its ``target`` text; None when it has none or it cannot be read."""
+    match = _TARGET.match(str(row.get("target") or ""))
+    if match is None:
+        return None
+    value = row.get(_FIELDS.get(match["field"], match["field"]))
+    if not isinstance(value, (int, float)):
+        return None
+    limit, op = float(match["limit"]), match["op"]
+    if op in ("≤", "<="):
+        return value <= limit
+    if op == "<":
+        return value < limit
+    if op in ("≥", ">="):
+        return value >= limit
+    return value > limit
+
+
+def bench_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a benchmarked command runs in: the user's, less what would change what it looks at.
+
+    ``PYTHONDONTWRITEBYTECODE`` goes too: an installed raydoctor has its bytecode (pip compiles it at
+    install time, an editable checkout writes it on first run), so the warm-up run writes it and the
+    timed runs read it, as the baseline interpreters read theirs. Left set, every run compiles each of
+    raydoctor's ~100 modules again (about half of a compose-only check on this machine).
+    """
+    env = {
+        k: v
+        for k, v in (os.environ if environ is None else environ).items()
+        if not k.startswith(("RAY_", "VIRTUAL_ENV", "CONDA_PREFIX")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min), as ``uptime`` prints them: every figure carries them."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 def time_once(fn: Runner) -> float:
@@ -52,6 +103,7 @@ def side_by_side(
     target: str = "",
 ) -> dict:
     """Median/min/max of ``fn`` and ``baseline``, interleaved; ratio = median / baseline median."""
+    before = load()
     for _ in range(warmup):
         fn()
         baseline()
@@ -63,13 +115,15 @@ def side_by_side(
             ours.append(time_once(fn))
         if i < b_repeats:
             theirs.append(time_once(baseline))
-    return summarize(name, ours, baseline_name, theirs, target)
+    row = summarize(name, ours, baseline_name, theirs, target)
+    row["load_before"], row["load_after"] = before, load()
+    return row
 
 
 def summarize(name: str, ours: Sequence[float], baseline_name: str, theirs: Sequence[float], target: str = "") -> dict:
     """One table row: our median/min/max, the baseline's, and the ratio of medians."""
     median, base = statistics.median(ours), statistics.median(theirs)
-    return {
+    row = {
         "name": name,
         "baseline": baseline_name,
         "median_s": round(median, 4),
@@ -83,3 +137,5 @@ def summarize(name: str, ours: Sequence[float], baseline_name: str, theirs: Sequ
         "baseline_runs": len(theirs),
         "target": target,
     }
+    row["met"] = target_met(row)
+    return row

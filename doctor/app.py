@@ -95,7 +95,7 @@ def run_check(
     """
     started = time.perf_counter()
     try:
-        ctx = CheckContext(options, environ=environ, cwd=cwd)
+        ctx = CheckContext(options, environ=environ, cwd=cwd, start_probe=True)
     except DoctorError as exc:
         return error_report("check", exc, started)
     if on_context is not None:

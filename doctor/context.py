@@ -2,7 +2,8 @@
 
 Facts are computed lazily and at most once, even when several checks ask at
 the same moment from their threads; ``prefetch`` starts the slow ones (the
-dashboard, the interpreter probe, the ``--deep`` job) before the checks are even created.
+dashboard, the interpreter probe, the ``--deep`` job) before the checks are even created,
+and ``run_check`` has the interpreter probe start earlier still, before the target's files are read.
 
 Facts flow one way: this module and the fact sources it calls (``doctor.head``,
 ``doctor.local``, ``doctor.facts``) never import a check, and checks only read
@@ -240,32 +241,47 @@ class CheckContext:
     """Everything checks need; the slow facts are computed once and shared."""
 
     def __init__(
-        self, options: TargetOptions, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        options: TargetOptions,
+        *,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        start_probe: bool = False,
     ) -> None:
+        """``start_probe`` (``run_check``): the interpreter probe, a child Python and the slowest fact of a
+        check without a cluster, starts here, before the target's files are read, so it runs beside them."""
         self.options = options
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
-        self.target = resolve_target(options, self.environ, self.cwd)
-        # The token raydoctor found on this machine; one from the cluster's side is looked for lazily
-        # (``token``). It is sent only where ``doctor.target.token_withheld`` allows.
-        self.local_token: Token | None = load_token(self.environ)
-        self._token: Lazy[TokenSearch] = Lazy(self._resolve_token)
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
             options.python, self.environ, kernel=options.kernel
         )
-        self.requirements_path = self._requirements_path()
-        self.requirements: Requirements | None = (
-            load_requirements(self.requirements_path) if self.requirements_path else None
-        )
-        # --runtime-env FILE, read once (a bad file is a UsageError): judged by doctor.checks.jobs.
-        self.runtime_env: Any = None
-        if getattr(options, "runtime_env", None) is not None:
-            from doctor.head.runtime_env import load_runtime_env
+        self._local = Lazy(self._gather_local)
+        self._probe_started = start_probe
+        if start_probe:
+            self._local.start()
+        try:
+            self.target = resolve_target(options, self.environ, self.cwd)
+            # The token raydoctor found on this machine; one from the cluster's side is looked for lazily
+            # (``token``). It is sent only where ``doctor.target.token_withheld`` allows.
+            self.local_token: Token | None = load_token(self.environ)
+            self._token: Lazy[TokenSearch] = Lazy(self._resolve_token)
+            self.requirements_path = self._requirements_path()
+            self.requirements: Requirements | None = (
+                load_requirements(self.requirements_path) if self.requirements_path else None
+            )
+            # --runtime-env FILE, read once (a bad file is a UsageError): judged by doctor.checks.jobs.
+            self.runtime_env: Any = None
+            if getattr(options, "runtime_env", None) is not None:
+                from doctor.head.runtime_env import load_runtime_env
 
-            self.runtime_env = load_runtime_env(Path(options.runtime_env), self.cwd)  # type: ignore[arg-type]
+                self.runtime_env = load_runtime_env(Path(options.runtime_env), self.cwd)  # type: ignore[arg-type]
+        except BaseException:
+            if start_probe:  # let it end, so that its temporary folder is gone before the error is told
+                self._local._quiet_get()
+            raise
         self._dashboard: DashboardClient | None = None
         self._head = Lazy(self._gather_head)
-        self._local = Lazy(self._gather_local)
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
@@ -540,7 +556,8 @@ class CheckContext:
 
     def prefetch(self) -> None:
         self._head.start()
-        self._local.start()
+        if not self._probe_started:
+            self._local.start()
         if self.options.deep and self.target.address is not None:
             # packages.head and deep.* all wait for this one job: start it now.
             self._deep.start()
