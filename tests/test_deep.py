@@ -167,9 +167,18 @@ if any("default_worker.py" in a for a in getattr(sys, "orig_argv", sys.argv)):
 """
 
 
+def _jobs_api_ready(url):
+    """A head that has just started, on a loaded machine, can take over 10 s to accept its first job
+    (the POST raydoctor bounds): one job first, with room, so the check's own submission is not the first."""
+    from doctor.head.jobs import run_probe_job
+
+    run_probe_job(DashboardClient(parse_address(url), timeout=30.0), "print(1)", limit_s=90, name="warmup")
+
+
 @pytest.mark.cluster
 def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_python, clean_env, tmp_path):
-    from tests.ray_cluster import SLOW_MACHINE, RayNode
+    from tests.conftest import SLOW_MACHINE
+    from tests.ray_cluster import RayNode
 
     stall = tmp_path / "stall-site"
     stall.mkdir()
@@ -185,9 +194,13 @@ def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_p
         env={**SLOW_MACHINE, "PYTHONPATH": str(stall)},
     )
     try:
+        # One at a time: workers on one host share the head's session folder (Ray ignores their
+        # --temp-dir), and two starting at once race on its node_ip_address.json.
         good.start()
+        head.wait_nodes(2, timeout=120)
         stuck.start()
         head.wait_nodes(3, timeout=120)
+        _jobs_api_ready(head.dashboard_url)
         opts = TargetOptions(
             address=head.dashboard_url,
             gcs_port=head.ports["gcs"],
