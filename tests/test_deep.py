@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -157,42 +159,45 @@ def test_local_differs_from_head():
 
 # ---------------------------------------------------------------- any cluster size
 
-# A worker whose Ray workers never start: this sitecustomize holds every `default_worker.py` process
-# (the process the raylet starts for a task) before Ray is imported, so the node stays ALIVE and
-# healthy in the GCS while a task pinned to it never runs: a node that never answers.
-STALL = """
-import sys, time
-if any("default_worker.py" in a for a in getattr(sys, "orig_argv", sys.argv)):
-    time.sleep(3600)
-"""
 
+def _stop_raylet_once_the_probe_is_submitted(url, node, stop):
+    """SIGSTOP the node's raylet as soon as raydoctor's probe job is listed: the node stays ALIVE in the
+    GCS (the head's health-check threshold is raised) while a task pinned to it never runs. Stopped
+    before submission, it would hold the Jobs API's POST itself (seen here: > 60 s)."""
+    import signal
+    import time
+    import urllib.request
 
-def _jobs_api_ready(url):
-    """A head that has just started, on a loaded machine, can take over 10 s to accept its first job
-    (the POST raydoctor bounds): one job first, with room, so the check's own submission is not the first."""
-    from doctor.head.jobs import run_probe_job
-
-    run_probe_job(DashboardClient(parse_address(url), timeout=30.0), "print(1)", limit_s=90, name="warmup")
+    raylets = [pid for pid in node.pids() if b"raylet" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]]
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(f"{url}/api/jobs/", timeout=2) as resp:
+                jobs = json.loads(resp.read())
+        except (OSError, ValueError):
+            jobs = []
+        if any(str(j.get("submission_id", "")).startswith("raydoctor-deep-") for j in jobs):
+            for pid in raylets:
+                os.kill(pid, signal.SIGSTOP)
+            stop.wait()
+            for pid in raylets:
+                os.kill(pid, signal.SIGCONT)
+            return
+        time.sleep(0.1)
 
 
 @pytest.mark.cluster
 def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_python, clean_env, tmp_path):
+    import threading
+
     from tests.conftest import SLOW_MACHINE
     from tests.ray_cluster import RayNode
 
-    stall = tmp_path / "stall-site"
-    stall.mkdir()
-    (stall / "sitecustomize.py").write_text(STALL)
-    head = RayNode(head_python, num_cpus=1, ip="127.0.0.9", env=dict(SLOW_MACHINE)).start()
+    # The GCS would mark a stopped raylet dead after ~5 missed health checks; keep it ALIVE for the test.
+    keep_alive = {**SLOW_MACHINE, "RAY_health_check_failure_threshold": "1000"}
+    head = RayNode(head_python, num_cpus=1, ip="127.0.0.9", env=keep_alive).start()
     good = RayNode(head_python, head=False, gcs_address=head.gcs, num_cpus=1, ip="127.0.0.10", env=dict(SLOW_MACHINE))
-    stuck = RayNode(
-        head_python,
-        head=False,
-        gcs_address=head.gcs,
-        num_cpus=1,
-        ip="127.0.0.11",
-        env={**SLOW_MACHINE, "PYTHONPATH": str(stall)},
-    )
+    stuck = RayNode(head_python, head=False, gcs_address=head.gcs, num_cpus=1, ip="127.0.0.11", env=dict(SLOW_MACHINE))
+    stop = threading.Event()
     try:
         # One at a time: workers on one host share the head's session folder (Ray ignores their
         # --temp-dir), and two starting at once race on its node_ip_address.json.
@@ -200,7 +205,6 @@ def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_p
         head.wait_nodes(2, timeout=120)
         stuck.start()
         head.wait_nodes(3, timeout=120)
-        _jobs_api_ready(head.dashboard_url)
         opts = TargetOptions(
             address=head.dashboard_url,
             gcs_port=head.ports["gcs"],
@@ -209,8 +213,13 @@ def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_p
             deep=True,
             roundtrip=False,
         )
+        watcher = threading.Thread(
+            target=_stop_raylet_once_the_probe_is_submitted, args=(head.dashboard_url, stuck, stop), daemon=True
+        )
+        watcher.start()
         report = run_check(opts, environ=clean_env, cwd=tmp_path)
     finally:
+        stop.set()
         stuck.stop()
         good.stop()
         head.stop()
@@ -425,8 +434,11 @@ class _Ctx:
     def get_node_id(self): return "%056x" % 0
 def get_runtime_context(): return _Ctx()
 __version__ = "2.49.2"
-import atexit
-atexit.register(lambda: print("FAKE_STATE " + json.dumps(state)))
+import sys
+_exit = os._exit
+def _report_then_exit(code):  # the probe leaves with os._exit once its answer is printed
+    print("FAKE_STATE " + json.dumps(state)); sys.stdout.flush(); _exit(code)
+os._exit = _report_then_exit
 """
 
 

@@ -88,7 +88,7 @@ PROBE_MAX_BYTES = 1536 * 1024
 MAX_ENVS = 64  # distinct (Python, Ray, executable, packages) sets sent in full
 
 DEEP_PROBE = r"""
-import collections, hashlib, json, platform, sys, time
+import collections, hashlib, json, os, platform, sys, time
 from importlib import metadata
 
 def describe():
@@ -204,6 +204,9 @@ def main():
         out["nodes"], out["envs"] = kept, used
         line = json.dumps(out)
     print("MARKER" + line, flush=True)
+    # The answer is out: leave without ray.shutdown(), which can wait on a wedged node's cancelled task.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 main()
