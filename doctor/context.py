@@ -516,6 +516,8 @@ class CheckContext:
         from doctor.facts.resolution import Resolution, platform_of, resolve
         from doctor.fix.install import find_uv
 
+        if not self.options.resolve:
+            return Resolution("", "", None, skipped="--no-resolve: the requirements were not resolved")
         head = self.head()
         python = head.python_version
         platform, _ = platform_of(head.image or self.target.image)
@@ -561,5 +563,5 @@ class CheckContext:
         if self.options.deep and self.target.address is not None:
             # packages.head and deep.* all wait for this one job: start it now.
             self._deep.start()
-        if self.requirements is not None:
+        if self.requirements is not None and self.options.resolve:
             self._resolution.start()  # packages.resolution: uv's resolver runs beside the other checks

@@ -57,3 +57,6 @@ class TargetOptions:
     # --head-packages: a constraints file (name==version lines) with the head's versions, as
     # `raydoctor lock` writes it; packages.skew judges against it when --deep is not given.
     head_packages: Path | None = None
+    # --no-resolve: skip packages.resolution (uv's resolver for the head's Python): offline, or as the
+    # baseline of benchmarks/bench_resolution.py.
+    resolve: bool = True

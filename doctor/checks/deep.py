@@ -13,7 +13,7 @@ import shlex
 from typing import TYPE_CHECKING
 
 from doctor import remedies
-from doctor.facts.cluster import JOB_LIMIT_S, DeepProbe, NodeEnv
+from doctor.facts.cluster import PROBE_MAX_BYTES, DeepProbe, NodeEnv, probe_limits
 from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
@@ -85,6 +85,12 @@ def judge_probe_job(ctx: CheckContext) -> Result:
         f"{len(answered)} of {len(probe.nodes)} node(s) answered in {probe.outcome.duration_s:.1f} s; head: Python "
         f"{head.python if head else '?'}, Ray {head.ray if head else '?'}, {len(head.packages) if head else 0} packages"
     )
+    silent = probe.silent
+    broken = [n for n in probe.nodes if n.error is not None and not n.silent]
+    if silent:
+        summary += f"; no answer within {probe.task_limit_s:g} s from " + _names(silent)
+    if broken:
+        summary += "; the probe task failed on " + _names(broken)
     details = [
         f"job {probe.outcome.submission_id}: {probe.outcome.status}"
         + ("" if probe.outcome.deleted else " (not deleted)")
@@ -94,8 +100,16 @@ def judge_probe_job(ctx: CheckContext) -> Result:
         for n in probe.nodes
     ]
     details += probe.outcome.notes
+    if probe.left_out:
+        details.append(
+            f"{probe.left_out} node record(s) left out: the probe's answer is capped at "
+            f"{PROBE_MAX_BYTES // 1024} KiB (the head, silent nodes and nodes on another env come first)"
+        )
     data = {
         "duration_s": round(probe.outcome.duration_s, 3),
+        "task_limit_s": probe.task_limit_s,
+        "silent": [n.node_id for n in silent],
+        "left_out": probe.left_out,
         "nodes": [
             {
                 "node_id": n.node_id,
@@ -105,11 +119,13 @@ def judge_probe_job(ctx: CheckContext) -> Result:
                 "ray": n.ray,
                 "packages": len(n.packages),
                 "error": n.error,
+                "silent": n.silent,
+                "answered_s": n.answered_s,
             }
             for n in probe.nodes
         ],
     }
-    if len(answered) == len(probe.nodes) and probe.nodes:
+    if len(answered) == len(probe.nodes) and probe.nodes and not probe.left_out:
         return finding(Status.OK, summary, code="deep.probe.answered", details=details, data=data)
     return finding(
         Status.WARN,
@@ -122,6 +138,12 @@ def judge_probe_job(ctx: CheckContext) -> Result:
         ),
         data=data,
     )
+
+
+def _names(nodes: tuple[NodeEnv, ...] | list[NodeEnv], show: int = 3) -> str:
+    """``worker 1a2b3c4d5e6f (10.0.0.7), …``: the nodes a summary names, and how many more."""
+    shown = ", ".join(n.name for n in nodes[:show])
+    return shown + (f" and {len(nodes) - show} more" if len(nodes) > show else "")
 
 
 def _ray_status(ctx: CheckContext) -> tuple[str, ...]:
@@ -210,6 +232,9 @@ def judge_nodes_alike(ctx: CheckContext) -> Result:
             fails.append(
                 f"{node.name} runs Python {node.python}, Ray {node.ray}; the head runs Python {head.python}, Ray {head.ray}"
             )
+        if node.packages_dropped or head.packages_dropped:
+            details.append(f"  {node.name}: packages not compared (left out of the probe's capped answer)")
+            continue
         diffs = diff_packages(head.packages, node.packages)
         missing = sorted(set(head.packages) - set(node.packages))
         extra = sorted(set(node.packages) - set(head.packages))
@@ -278,7 +303,7 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     if not ctx.options.deep or ctx.target.address is None:
         return []
     # The job itself was started by CheckContext.prefetch: these checks all wait for its one answer.
-    limit = JOB_LIMIT_S + 20
+    limit = probe_limits(ctx.options.timeout)[1] + 20
     return [
         Check("deep.probe", "deep", PROBE_TITLE, judge_probe_job, timeout=limit),
         Check("deep.local", "deep", "Local env matches the head's", judge_local_vs_head, timeout=limit),

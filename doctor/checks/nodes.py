@@ -57,10 +57,29 @@ def judge_node_list(ctx: Any) -> Result:
             data=data,
         )
     summary = f"{len(alive)} alive (head + {workers} worker{'s' if workers != 1 else ''}; {resources})"
+    # The state API says when it cut the list short (doctor.head.dashboard.node_list): then every count
+    # here, and every check that reads the list, sees only part of the cluster.
+    cut = [str(x) for x in (getattr(nodes, "truncated", None), getattr(nodes, "warning", None)) if x]
+    data["listed"] = len(nodes)
+    data["total"] = getattr(nodes, "total", None)
+    data["truncated"] = "; ".join(cut) or None
+    if cut and not dead:
+        return finding(
+            Status.WARN,
+            f"{summary} among the {len(nodes)} listed; the node list is not whole: {cut[0]}",
+            code="head.nodes.truncated",
+            details=cut,
+            fix=Remediation(
+                "Counts and per-node checks cover only the listed nodes; `ray list nodes --limit 10000` on the "
+                "head lists them all (RAY_MAX_LIMIT_FROM_API_SERVER / RAY_MAX_LIMIT_FROM_DATA_SOURCE raise Ray's caps).",
+                (),
+            ),
+            data=data,
+        )
     if not dead:
         return finding(Status.OK, summary, code="head.nodes.alive", data=data)
     names = ", ".join(describe_node(n) for n in dead[:3])
-    details = [f"{describe_node(n)}: {n.get('state_message') or 'DEAD'}" for n in dead]
+    details = [f"{describe_node(n)}: {n.get('state_message') or 'DEAD'}" for n in dead] + cut
     address = f"{ctx.target.address.host}:{ctx.target.address.gcs_port}"
     return finding(
         Status.WARN,

@@ -90,6 +90,13 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         "for packages.skew when --deep is not given",
     )
     g.add_argument(
+        "--no-resolve",
+        dest="resolve",
+        action="store_false",
+        help="do not resolve the requirements for the head's Python through uv (packages.resolution is "
+        "skipped): offline, or to time a check without it",
+    )
+    g.add_argument(
         "--mode",
         choices=MODES,
         default="client",
@@ -162,6 +169,7 @@ def options_from(
         address_from=applied.address_from,
         settings=dict(applied.sources),
         head_packages=getattr(args, "head_packages", None),
+        resolve=getattr(args, "resolve", True),
     )
     return options
 

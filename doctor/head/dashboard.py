@@ -331,6 +331,7 @@ class DashboardClient:
         dashboard that cannot answer its first request in time is judged too slow for every
         request after it. Once it has answered, slower endpoints get twice as long.
         """
+        max_body = kwargs.pop("max_body", None)  # a larger cap for one request (the node list)
         self._preflight()
         if self._too_slow is not None:
             raise self._too_slow
@@ -349,7 +350,7 @@ class DashboardClient:
                 )
                 got_headers = True
                 try:
-                    body = self._read_body(resp, deadline, url)
+                    body = self._read_body(resp, deadline, url, max_body)
                 finally:
                     resp.close()
             except DashboardError as exc:
@@ -381,9 +382,9 @@ class DashboardClient:
             )
         return answer
 
-    def _read_body(self, resp: Any, deadline: _Deadline, url: str) -> bytes:
+    def _read_body(self, resp: Any, deadline: _Deadline, url: str, max_body: int | None = None) -> bytes:
         """The body, at most ``max_body`` bytes (decoded), before the deadline."""
-        cap = self.max_body
+        cap = self.max_body if max_body is None else max(self.max_body, max_body)
         too_large = DashboardError("too_large", describe("too_large", url, detail=f"more than {_size(cap)}"))
         length = resp.headers.get("Content-Length", "")
         if length.strip().isdigit() and int(length) > cap:
@@ -513,25 +514,86 @@ class DashboardClient:
         mode = body.get("authentication_mode") if isinstance(body, dict) else None
         return _short(sanitize(str(mode)), 40) if mode is not None else None
 
-    def nodes(self) -> list[dict[str, Any]]:
-        body = self.get_json("/api/v0/nodes?limit=1000")
-        try:
-            rows = body["data"]["result"]["result"]
-        except (KeyError, TypeError):
-            raise DashboardError(
-                "not_ray",
-                describe("not_ray", f"{self.base_url}/api/v0/nodes", what=DASH, detail="its answer has another shape"),
-            ) from None
-        if not isinstance(rows, list):
-            raise DashboardError(
-                "not_ray",
-                describe("not_ray", f"{self.base_url}/api/v0/nodes", what=DASH, detail="its answer has another shape"),
-            )
-        return [row for row in rows if isinstance(row, dict)]
+    def nodes(self) -> NodeList:
+        """The state API's node list, asked with an explicit ``limit`` (``NODE_LIMIT``) and a larger
+        byte cap (``NODE_LIST_MAX_BODY``), and told whether Ray cut it short (``NodeList.truncated``).
+
+        ``/api/v0/nodes`` answers at most ``limit`` rows (default 100: ``ray/util/state/common.py::
+        DEFAULT_LIMIT``), refuses a ``limit`` above ``RAY_MAX_LIMIT_FROM_API_SERVER`` (10,000 by default,
+        ``ray/dashboard/state_api_utils.py::options_from_req`` raises, the server answers 500), and says
+        what it left out in the same fields ``ray/util/state/api.py::_print_api_warning`` reads: ``total``
+        against ``num_after_truncation`` (cut at the data source), ``num_filtered`` against the rows
+        (cut by the limit), ``partial_failure_warning``. A head whose limit was lowered is asked again
+        with the limit it names.
+        """
+        limit = NODE_LIMIT
+        resp = self.request("GET", f"/api/v0/nodes?limit={limit}", max_body=NODE_LIST_MAX_BODY)
+        lowered = _LOWER_LIMIT.search(resp.text) if resp.status_code >= 500 else None
+        if lowered and 0 < int(lowered.group(1)) < limit:
+            limit = int(lowered.group(1))
+            resp = self.request("GET", f"/api/v0/nodes?limit={limit}", max_body=NODE_LIST_MAX_BODY)
+        path = f"/api/v0/nodes?limit={limit}"
+        if resp.status_code == 404:
+            raise DashboardError("not_found", f"{self.base_url}{path}: 404", 404)
+        if resp.status_code >= 400:
+            raise DashboardError("http", f"{self.base_url}{path} answered HTTP {resp.status_code}", resp.status_code)
+        return node_list(resp.json(), f"{self.base_url}/api/v0/nodes", limit)
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
+
+
+# Ray's own ceiling on ``limit`` (``ray/util/state/common.py::RAY_MAX_LIMIT_FROM_API_SERVER``, 10,000),
+# so one request lists every node of any cluster Ray itself lists whole.
+NODE_LIMIT = 10_000
+# One node row is about 1 KB (resources, labels, death info): 10,000 rows do not fit MAX_BODY.
+NODE_LIST_MAX_BODY = 24 * 1024 * 1024
+# ``ray/dashboard/state_api_utils.py::options_from_req``: "Given limit N exceeds the supported limit M."
+_LOWER_LIMIT = re.compile(r"exceeds the supported limit (\d+)")
+
+
+class NodeList(list[dict[str, Any]]):
+    """The node rows, and what the state API said it left out."""
+
+    total: int | None = None  # nodes the cluster has, as the API counted them
+    truncated: str | None = None  # why the list is not whole, in one sentence; None when it is
+    warning: str | None = None  # the API's partial_failure_warning, sanitised
+
+
+def node_list(body: Any, where: str, limit: int = NODE_LIMIT) -> NodeList:
+    """Read ``/api/v0/nodes``'s answer (``ListApiResponse`` as ``asdict``, under ``data.result``)."""
+    shape = DashboardError("not_ray", describe("not_ray", where, what=DASH, detail="its answer has another shape"))
+    try:
+        result = body["data"]["result"]
+        rows = result["result"]
+    except (KeyError, TypeError):
+        raise shape from None
+    if not isinstance(rows, list) or not isinstance(result, dict):
+        raise shape
+    out = NodeList(row for row in rows if isinstance(row, dict))
+
+    def count(name: str) -> int | None:
+        value = result.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    total, after, filtered = count("total"), count("num_after_truncation"), count("num_filtered")
+    out.total = total
+    reasons = []
+    if total is not None and after is not None and total > after:
+        reasons.append(
+            f"the cluster has {total} nodes and Ray's state API read {after} of them "
+            "(RAY_MAX_LIMIT_FROM_DATA_SOURCE on the head)"
+        )
+    if filtered is not None and filtered > len(rows):
+        reasons.append(
+            f"the dashboard answered {len(rows)} of {filtered} nodes (limit {limit}; "
+            "RAY_MAX_LIMIT_FROM_API_SERVER on the head caps it)"
+        )
+    out.truncated = "; ".join(reasons) or None
+    warning = result.get("partial_failure_warning")
+    out.warning = _short(str(warning), 300) if warning else None
+    return out
 
 
 def _size(n: int) -> str:
