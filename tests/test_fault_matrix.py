@@ -6,7 +6,12 @@ Client server are produced on real Ray nodes started for the test.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +19,8 @@ from doctor.check import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import BROKEN_JSON, FakeHTTP, json_answer
-
-
-def by_id(report, check_id):
-    return next(r for r in report.results if r.id == check_id)
+from tests.helpers import by_id, conda_envs, envs_listing, fix_cli, wait_for
+from tests.ray_cluster import NodeStartError, RayNode
 
 
 def slow(delay: float):
@@ -61,14 +64,6 @@ def test_dashboard_faults(routes, kind, words, tmp_path, clean_env):
 
 # -- a head that dies in the middle of a check; a worker that dies --------------------------
 
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tests.ray_cluster import RayNode  # noqa: E402
-
 
 def probe_processes(marker: str) -> list[int]:
     """PIDs whose command line carries ``marker`` (our round-trip probe names the target in argv)."""
@@ -109,7 +104,14 @@ def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
             env=clean_env,
             cwd=tmp_path,
         )
-        time.sleep(1.5)  # the facts are read; the round trip is connecting
+        # Kill the head once the facts are read and the round trip is connecting (its probe runs).
+        wait_for(
+            lambda: probe_processes(head.client_url) or proc.poll() is not None,
+            timeout=90,
+            interval=0.1,
+            what="the round-trip probe to start",
+        )
+        assert proc.poll() is None, "the check ended before its round trip began"
         head.kill_hard()
         out, err = proc.communicate(timeout=120)
     finally:
@@ -137,15 +139,14 @@ def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
         worker.start()
         head.wait_nodes(2)
         worker.kill_hard()
-        deadline = time.monotonic() + 60
-        report = None
-        while time.monotonic() < deadline:
+
+        def a_report_naming_the_dead_node():
             report = run_check(
                 TargetOptions(address=head.dashboard_url, roundtrip=False), environ=clean_env, cwd=tmp_path
             )
-            if by_id(report, "head.nodes").data.get("dead"):
-                break
-            time.sleep(1)
+            return report if by_id(report, "head.nodes").data.get("dead") else None
+
+        report = wait_for(a_report_naming_the_dead_node, timeout=60, interval=1, what="the GCS to mark the worker dead")
     finally:
         worker.stop()
         head.stop()
@@ -157,10 +158,12 @@ def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
 
 # -- fix on a broken installer run, a full disk, a read-only disk ---------------------------
 
-from tests.test_fix_failures import ENV_NAME, conda_envs, env, envs_listing, fix_cli  # noqa: E402,F401,F811
+needs_fix_parts = pytest.mark.needs(python="3.12", uv=True)  # fix builds from a local 3.12 with uv
 
 
-def test_installer_failing_halfway_leaves_nothing(tmp_path, env):
+@needs_fix_parts
+def test_installer_failing_halfway_leaves_nothing(tmp_path, fix_env):
+    env = fix_env
     broken = tmp_path / "broken-pkg"
     broken.mkdir()
     (broken / "setup.py").write_text("raise SystemExit('broken-pkg cannot be built on purpose')\n")
@@ -201,7 +204,9 @@ def readonly_dir(tmp_path):
     subprocess.run(["umount", "-l", str(target)], check=False)
 
 
-def test_env_dir_on_a_full_disk(tmp_path, env, tiny_disk):
+@needs_fix_parts
+def test_env_dir_on_a_full_disk(tmp_path, fix_env, tiny_disk):
+    env = fix_env
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("six\n")
     proc = fix_cli(
@@ -217,7 +222,9 @@ def test_env_dir_on_a_full_disk(tmp_path, env, tiny_disk):
     assert conda_envs(tmp_path) == []
 
 
-def test_env_dir_on_a_read_only_disk(tmp_path, env, readonly_dir):
+@needs_fix_parts
+def test_env_dir_on_a_read_only_disk(tmp_path, fix_env, readonly_dir):
+    env = fix_env
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("six\n")
     proc = fix_cli(
@@ -241,3 +248,99 @@ def test_a_head_that_lists_no_nodes_yet_is_a_warning(tmp_path, clean_env):
     nodes = by_id(report, "head.nodes")
     assert nodes.status is Status.WARN and "no nodes yet" in nodes.summary
     assert sum(1 for method, path in server.requests if path.startswith("/api/v0/nodes")) >= 2  # it asked again
+
+
+# -- the test harness's own faults: a head whose dashboard dies fails fast, with its log ---------
+
+# A stand-in for `ray start --block` (tests/ray_cluster.py runs ``<env>/bin/ray``): it keeps running,
+# as `ray start --block` does when it misses a dead dashboard, and starts a "dashboard" (a script at
+# .../ray/dashboard/dashboard.py, in its process group, as Ray's is).
+FAKE_RAY = r"""
+import os, subprocess, sys
+opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+logs = os.path.join(opts["temp-dir"], "session_latest", "logs")
+mode = os.environ["FAKE_MODE"]
+child = subprocess.Popen([sys.executable, os.environ["FAKE_DASHBOARD"], logs, opts["dashboard-host"],
+                          opts["dashboard-port"], mode])
+if mode == "dead-on-arrival":  # the dashboard is gone before `ray start` says it is done
+    child.wait()
+print("Ray runtime started.", flush=True)
+child.wait()
+__import__("time").sleep(600)
+"""
+
+# The "dashboard": answers HTTP 503 for 2 s (none in "dead-on-arrival"), writes Ray's log files,
+# closes its port, then exits (1), or lives on ("closes", "hangs").
+FAKE_DASHBOARD = r"""
+import os, socket, sys, time
+logs, host, port, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+os.makedirs(logs, exist_ok=True)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((host, port))
+srv.listen()
+srv.settimeout(0.2)
+until = time.monotonic() + (0 if mode == "dead-on-arrival" else 2)
+while time.monotonic() < until:
+    try:
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.close()
+    except OSError:
+        pass
+with open(os.path.join(logs, "dashboard.log"), "w") as f:
+    f.write("ERROR head.py -- Module JobHead failed to start. Timeout after 30.0 seconds.\n")
+    if mode == "hangs":  # Ray's own last words (ray/dashboard/dashboard.py, `__main__`)
+        f.write("ERROR dashboard.py:308 -- The dashboard on node vm failed with the following error:\n")
+with open(os.path.join(logs, "dashboard.err"), "w") as f:
+    f.write("RuntimeError: Module JobHead failed to start.\n")
+srv.close()
+if mode in ("closes", "hangs"):
+    time.sleep(600)
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize(
+    "mode, words",
+    [
+        ("exits", "the dashboard process exited"),
+        ("dead-on-arrival", "the dashboard process exited"),
+        ("closes", "answered, then refused connections"),
+        ("hangs", "the dashboard failed to start"),
+    ],
+    ids=[
+        "dashboard-exits",
+        "dashboard-dead-before-ray-start-is-done",
+        "dashboard-stops-answering",
+        "dashboard-fails-and-lingers",
+    ],
+)
+def test_a_head_whose_dashboard_dies_fails_fast_with_its_log(tmp_path, mode, words):
+    """Before: the harness polled for the full timeout and showed only `ray start`'s "Ray runtime started".
+
+    Ray 2.49.2 with RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT=0.01 does this for real
+    ("hangs"): its dashboard logged its failure 18 s before `ray start --block` printed that line
+    and lived on, serving nothing; the old harness said "did not come up within 170 s" after 176 s.
+    """
+    bin_dir = tmp_path / "env" / "bin"
+    bin_dir.mkdir(parents=True)
+    fake = bin_dir / "ray"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_RAY}")
+    fake.chmod(0o755)
+    dashboard = tmp_path / "ray" / "dashboard" / "dashboard.py"
+    dashboard.parent.mkdir(parents=True)
+    dashboard.write_text(FAKE_DASHBOARD)
+    node = RayNode(bin_dir / "python", ip="127.0.0.8", env={"FAKE_MODE": mode, "FAKE_DASHBOARD": str(dashboard)})
+    start = time.monotonic()
+    with pytest.raises(NodeStartError) as info:
+        node.start(timeout=120)
+    elapsed = time.monotonic() - start
+    message = str(info.value)
+    assert words in message
+    assert "--- dashboard.err:" in message and "Module JobHead failed to start" in message
+    assert "--- dashboard.log:" in message and "Ray runtime started" in message
+    assert elapsed < 60, elapsed  # the fake dies after ~2 s; the old harness waited all 120 s
+    assert node.proc is None and node.pids() == []  # stopped: nothing of the node left running
+    assert node.temp_dir is not None and not node.temp_dir.exists()
