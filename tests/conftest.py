@@ -18,13 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FAKE_CONDA, missing, python_for, tool_env, why_no_python
+from tests.helpers import FAKE_CONDA, missing, on_ci, pyenv_python, python_for, tool_env, why_no_python
 from tests.ray_cluster import HEAD_PYTHON, RAY_VERSION, RayNode, ensure_ray_venv
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-# -- parts a test needs: ``@pytest.mark.needs(python="3.12", uv=True)`` -----------------------
+# -- parts a test needs: ``@pytest.mark.needs(python="3.12", pyenv="3.12.1", uv=True)`` -------
+# python: that version from pyenv or PATH; pyenv: that version in pyenv's folder (for tests that
+# judge pyenv's layout, or give the fake conda its interpreters); uv: uv installed.
 
 
 @functools.cache
@@ -37,9 +39,12 @@ def _uv() -> str | None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("needs"):
-        minor = mark.kwargs.get("python")
-        if minor and python_for(minor) is None:
-            missing(why_no_python(minor))
+        version = mark.kwargs.get("python")
+        if version and python_for(version) is None:
+            missing(why_no_python(version))
+        version = mark.kwargs.get("pyenv")
+        if version and pyenv_python(version) is None:
+            missing(why_no_python(version, pyenv_only=True))
         if mark.kwargs.get("uv") and _uv() is None:
             missing("needs uv (the `uv` package in this venv or `uv` on PATH): pip install uv")
 
@@ -60,36 +65,50 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if before is None:
         return
     left = sorted(_pymp_dirs() - before)
-    if not left:
-        return
-    # Other runs on this machine may make pymp-* folders at the same time; under CI nothing else runs.
-    message = f"multiprocessing temp folders left behind in {tempfile.gettempdir()}: {', '.join(left)}"
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"{'ERROR' if _on_ci() else 'WARNING'}: {message}", red=True)
-    if _on_ci() and session.exitstatus == 0:
+    session.config.stash[_PYMP_LEFT] = left
+    # Under CI nothing else runs beside the suite: a new folder is ours, and fails the run. Elsewhere
+    # another program may make one meanwhile, so it is only reported.
+    if left and on_ci() and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _on_ci() -> bool:
-    from tests.helpers import on_ci
-
-    return on_ci()
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    left = config.stash.get(_PYMP_LEFT, [])
+    if left:
+        terminalreporter.write_line(
+            f"{'ERROR' if on_ci() else 'WARNING'}: multiprocessing temp folders appeared in "
+            f"{tempfile.gettempdir()} during the run and are still there: {', '.join(left)}",
+            red=True,
+        )
 
 
 _PYMP_KEY = pytest.StashKey[set]()
+_PYMP_LEFT = pytest.StashKey[list]()
 
 
 # -- interpreters and the Ray head ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def head_python() -> Path:
-    """The head env's interpreter: Python 3.12 with ray[default]==2.49.2."""
+def ray_venv_python() -> Path:
+    """The Ray test venv's interpreter; skips (fails under CI) saying why it cannot be built."""
     try:
         return ensure_ray_venv()
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         missing(f"cannot build the Ray test venv (Ray {RAY_VERSION} on Python {HEAD_PYTHON}): {exc}")
+
+
+def interpreter(version: str) -> str:
+    """A local interpreter of ``version``; skips (fails under CI) saying what is missing."""
+    found = python_for(version)
+    if found is None:
+        missing(why_no_python(version))
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def head_python() -> Path:
+    """The head env's interpreter: Python 3.12 with ray[default]==2.49.2."""
+    return ray_venv_python()
 
 
 @pytest.fixture(scope="session")
@@ -103,10 +122,7 @@ def ray_head(head_python: Path):
 @pytest.fixture(scope="session")
 def local_python311() -> str:
     """The machine's python3 (3.11 here): the 'wrong' interpreter the issue judges."""
-    found = python_for("3.11")
-    if found is None:
-        missing(why_no_python("3.11"))
-    return str(found)
+    return interpreter("3.11")
 
 
 @pytest.fixture

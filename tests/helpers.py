@@ -62,20 +62,36 @@ def missing(reason: str) -> NoReturn:
 
 
 @functools.cache
-def python_for(minor: str) -> Path | None:
-    """An interpreter of Python ``minor`` on this machine (pyenv's folder, then ``pythonX.Y`` on PATH), or None."""
+def python_for(version: str) -> Path | None:
+    """An interpreter of Python ``version`` ("3.12" or "3.12.1"): pyenv's folder, then ``pythonX.Y`` on PATH."""
     from tests.ray_cluster import find_python
 
-    return find_python(minor)
+    return find_python(version)
 
 
-def why_no_python(minor: str) -> str:
+@functools.cache
+def pyenv_python(version: str) -> Path | None:
+    """pyenv's interpreter of ``version`` ("3.12" or "3.12.1"), for tests that judge pyenv's layout itself."""
+    from tests.ray_cluster import find_pyenv_python
+
+    return find_pyenv_python(version)
+
+
+def pyenv_versions() -> Path:
+    """pyenv's versions folder (``$PYENV_ROOT/versions``, else ``~/.pyenv/versions``), whether or not it exists."""
+    from tests.ray_cluster import pyenv_versions as versions
+
+    return versions()
+
+
+def why_no_python(version: str, *, pyenv_only: bool = False) -> str:
     """What is missing, for a skip reason: where it was looked for and how to get one."""
-    root = os.environ.get("PYENV_ROOT") or "~/.pyenv"
-    return (
-        f"needs a Python {minor} interpreter: none in {root}/versions/{minor}.*, no python{minor} on PATH "
-        f"(install one: `uv python install {minor}` and put it on PATH, or `pyenv install {minor}`)"
-    )
+    minor = ".".join(version.split(".")[:2])
+    folder = pyenv_versions() / (version if version.count(".") == 2 else f"{version}.*")
+    where = f"none in {folder}" + ("" if pyenv_only else f", no python{minor} of that version on PATH")
+    how = f"`pyenv install {version}`" + ("" if pyenv_only else f", or `uv python install {version}` put on PATH")
+    whose = "pyenv's" if pyenv_only else "a"
+    return f"needs {whose} Python {version}: {where} (install it: {how})"
 
 
 def version_of(python: Path) -> str:

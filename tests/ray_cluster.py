@@ -34,21 +34,42 @@ HEAD_PYTHON = os.environ.get("RAYDOCTOR_TEST_PYTHON", "3.12")
 CACHE = Path(os.environ.get("RAYDOCTOR_TEST_CACHE", Path.home() / ".cache" / "raydoctor-tests"))
 
 
-def find_python(minor: str) -> Path | None:
-    """An interpreter of ``minor`` on this machine: pyenv's folder, then PATH."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for candidate in sorted(pyenv.glob(f"{minor}.*/bin/python"), reverse=True):
-        if candidate.exists():
-            return candidate
+def pyenv_versions() -> Path:
+    """pyenv's versions folder: ``$PYENV_ROOT/versions``, else ``~/.pyenv/versions``."""
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+
+
+def _vkey(name: str) -> tuple[int, ...]:
+    return tuple(int(x) if x.isdigit() else -1 for x in name.split("."))
+
+
+def find_pyenv_python(version: str) -> Path | None:
+    """pyenv's interpreter of ``version``: a minor ("3.12", its newest patch) or an exact patch ("3.12.1")."""
+    folders = [pyenv_versions() / version] if version.count(".") == 2 else pyenv_versions().glob(f"{version}.*")
+    found = [f / "bin" / "python" for f in folders if (f / "bin" / "python").exists()]
+    return max(found, key=lambda p: _vkey(p.parent.parent.name)) if found else None
+
+
+def find_python(version: str) -> Path | None:
+    """An interpreter of ``version`` (a minor, "3.12", or a patch, "3.12.1") on this machine.
+
+    pyenv's folder first, then ``pythonX.Y`` on PATH (asked for its version, so a pyenv shim
+    of an unselected version or another patch does not count).
+    """
+    in_pyenv = find_pyenv_python(version)
+    if in_pyenv is not None:
+        return in_pyenv
+    minor = ".".join(version.split(".")[:2])
     found = shutil.which(f"python{minor}")
     if found:
         probe = subprocess.run(
-            [found, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+            [found, "-c", "import platform; print(platform.python_version())"],
             capture_output=True,
             text=True,
             check=False,
         )
-        if probe.returncode == 0 and probe.stdout.strip() == minor:
+        full = probe.stdout.strip()
+        if probe.returncode == 0 and (full == version or ".".join(full.split(".")[:2]) == version):
             return Path(found)
     return None
 

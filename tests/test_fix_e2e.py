@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from doctor.fix.install import find_uv
 from doctor.fix.venv import read_marker
+from tests.helpers import python_for
 
-PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
+PY312 = python_for("3.12.1")
 REAL_HOME = Path(os.environ.get("HOME") or Path.home())  # before clean_env points HOME elsewhere
-pytestmark = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv")
+pytestmark = pytest.mark.needs(python="3.12.1", uv=True)
 
 
 def tool_env(clean_env: dict[str, str]) -> dict[str, str]:

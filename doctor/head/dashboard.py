@@ -151,7 +151,7 @@ class DashboardClient:
             raise DashboardError("http", f"{self.base_url}{path} answered HTTP {resp.status_code}", resp.status_code)
         try:
             return resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested ~1000 deep
             kind = (
                 "HTML"
                 if "html" in resp.headers.get("content-type", "").lower() or resp.text.lstrip().startswith("<")
@@ -220,6 +220,8 @@ class DashboardClient:
             rows = body["data"]["result"]["result"]
         except (KeyError, TypeError):
             raise DashboardError("not_ray", f"{self.base_url}/api/v0/nodes: unexpected answer shape") from None
+        if not isinstance(rows, list):
+            raise DashboardError("not_ray", f"{self.base_url}/api/v0/nodes: unexpected answer shape")
         return [row for row in rows if isinstance(row, dict)]
 
     def close(self) -> None:
