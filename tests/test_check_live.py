@@ -12,12 +12,9 @@ import pytest
 from doctor.app import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
+from tests.helpers import by_id
 
 pytestmark = pytest.mark.cluster
-
-
-def by_id(report, check_id):
-    return next(r for r in report.results if r.id == check_id)
 
 
 def test_wrong_local_python_fails_naming_both_versions(ray_head, local_python311, tmp_path, clean_env):

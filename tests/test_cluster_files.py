@@ -21,6 +21,7 @@ from doctor.errors import UsageError
 from doctor.head.cluster_files import ClusterSpec, detect_format, load_cluster_file
 from doctor.model import Status
 from doctor.options import TargetOptions
+from tests.helpers import by_id
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -224,10 +225,6 @@ def write(tmp_path: Path, text: str, name: str = "cluster.yaml") -> Path:
 
 def load(tmp_path: Path, text: str) -> ClusterSpec:
     return load_cluster_file(write(tmp_path, text), environ={})
-
-
-def by_id(results, rule_id):
-    return next(r for r in results if r.id == rule_id)
 
 
 # --------------------------------------------------------------------------

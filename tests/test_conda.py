@@ -22,10 +22,10 @@ from doctor.fix.conda import (
     CondaPackagesNotFound,
     parse_json_output,
 )
+from tests.helpers import pyenv_versions
 
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
-HAVE_312 = Path("/root/.pyenv/versions/3.12.1/bin/python").exists()
-needs_312 = pytest.mark.skipif(not HAVE_312, reason="needs /root/.pyenv/versions/3.12.1")
+needs_312 = pytest.mark.needs(pyenv="3.12.1")  # the fake conda's channel is pyenv's folder
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_create_never_clobbers_an_existing_env(tmp_path: Path, fake: Conda) -> N
 
 def test_fake_itself_clobbers_with_yes(tmp_path: Path, fake: Conda) -> None:
     """Why create() checks first: real conda (and the fake) replace an env on --yes."""
-    env = {**os.environ, "FAKE_CONDA_PYTHONS": "/root/.pyenv/versions/*/bin/python"}
+    env = {**os.environ, "FAKE_CONDA_PYTHONS": str(pyenv_versions() / "*" / "bin" / "python")}
     run_fake("create", "-n", "x", "python", "--json", "--yes", env=env)
     marker = tmp_path / "conda" / "envs" / "x" / "mine.txt"
     marker.write_text("x")

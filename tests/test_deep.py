@@ -28,12 +28,7 @@ from doctor.model import Fact, Status
 from doctor.options import TargetOptions
 from doctor.target import parse_address
 from tests.fake_servers import closed_port, fake_ray, json_answer
-
-
-def by_id(report, check_id):
-    found = [r for r in report.results if r.id == check_id]
-    assert found, f"no {check_id} in {[r.id for r in report.results]}"
-    return found[0]
+from tests.helpers import by_id
 
 
 @pytest.mark.cluster

@@ -6,7 +6,12 @@ Client server are produced on real Ray nodes started for the test.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +19,8 @@ from doctor.app import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import BROKEN_JSON, FakeHTTP, json_answer
-
-
-def by_id(report, check_id):
-    return next(r for r in report.results if r.id == check_id)
+from tests.helpers import by_id, conda_envs, envs_listing, fix_cli, wait_for
+from tests.ray_cluster import RayNode
 
 
 def slow(delay: float):
@@ -61,14 +64,6 @@ def test_dashboard_faults(routes, kind, words, tmp_path, clean_env):
 
 # -- a head that dies in the middle of a check; a worker that dies --------------------------
 
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tests.ray_cluster import RayNode  # noqa: E402
-
 
 def probe_processes(marker: str) -> list[int]:
     """PIDs whose command line carries ``marker`` (our round-trip probe names the target in argv)."""
@@ -109,7 +104,14 @@ def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
             env=clean_env,
             cwd=tmp_path,
         )
-        time.sleep(1.5)  # the facts are read; the round trip is connecting
+        # Kill the head once the facts are read and the round trip is connecting (its probe runs).
+        wait_for(
+            lambda: probe_processes(head.client_url) or proc.poll() is not None,
+            timeout=90,
+            interval=0.1,
+            what="the round-trip probe to start",
+        )
+        assert proc.poll() is None, "the check ended before its round trip began"
         head.kill_hard()
         out, err = proc.communicate(timeout=120)
     finally:
@@ -137,15 +139,14 @@ def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
         worker.start()
         head.wait_nodes(2)
         worker.kill_hard()
-        deadline = time.monotonic() + 60
-        report = None
-        while time.monotonic() < deadline:
+
+        def a_report_naming_the_dead_node():
             report = run_check(
                 TargetOptions(address=head.dashboard_url, roundtrip=False), environ=clean_env, cwd=tmp_path
             )
-            if by_id(report, "head.nodes").data.get("dead"):
-                break
-            time.sleep(1)
+            return report if by_id(report, "head.nodes").data.get("dead") else None
+
+        report = wait_for(a_report_naming_the_dead_node, timeout=60, interval=1, what="the GCS to mark the worker dead")
     finally:
         worker.stop()
         head.stop()
@@ -157,10 +158,12 @@ def test_worker_that_dies_is_named(head_python, tmp_path, clean_env):
 
 # -- fix on a broken installer run, a full disk, a read-only disk ---------------------------
 
-from tests.test_fix_failures import ENV_NAME, conda_envs, env, envs_listing, fix_cli  # noqa: E402,F401,F811
+needs_fix_parts = pytest.mark.needs(python="3.12", uv=True)  # fix builds from a local 3.12 with uv
 
 
-def test_installer_failing_halfway_leaves_nothing(tmp_path, env):
+@needs_fix_parts
+def test_installer_failing_halfway_leaves_nothing(tmp_path, fix_env):
+    env = fix_env
     broken = tmp_path / "broken-pkg"
     broken.mkdir()
     (broken / "setup.py").write_text("raise SystemExit('broken-pkg cannot be built on purpose')\n")
@@ -201,7 +204,9 @@ def readonly_dir(tmp_path):
     subprocess.run(["umount", "-l", str(target)], check=False)
 
 
-def test_env_dir_on_a_full_disk(tmp_path, env, tiny_disk):
+@needs_fix_parts
+def test_env_dir_on_a_full_disk(tmp_path, fix_env, tiny_disk):
+    env = fix_env
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("six\n")
     proc = fix_cli(
@@ -217,7 +222,9 @@ def test_env_dir_on_a_full_disk(tmp_path, env, tiny_disk):
     assert conda_envs(tmp_path) == []
 
 
-def test_env_dir_on_a_read_only_disk(tmp_path, env, readonly_dir):
+@needs_fix_parts
+def test_env_dir_on_a_read_only_disk(tmp_path, fix_env, readonly_dir):
+    env = fix_env
     reqs = tmp_path / "reqs.txt"
     reqs.write_text("six\n")
     proc = fix_cli(

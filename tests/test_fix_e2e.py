@@ -17,24 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from doctor.fix.install import find_uv
 from doctor.fix.venv import read_marker
+from tests.helpers import python_for, tool_env
 
-PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
+PY312 = python_for("3.12.1")
 REAL_HOME = Path(os.environ.get("HOME") or Path.home())  # before clean_env points HOME elsewhere
-pytestmark = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv")
-
-
-def tool_env(clean_env: dict[str, str]) -> dict[str, str]:
-    """clean_env with the real caches (warm) and pyenv's folder, so installs take seconds."""
-    env = dict(clean_env)
-    env.setdefault("PYENV_ROOT", str(REAL_HOME / ".pyenv"))
-    env["UV_CACHE_DIR"] = os.environ.get("UV_CACHE_DIR", str(REAL_HOME / ".cache" / "uv"))
-    env["PIP_CACHE_DIR"] = os.environ.get("PIP_CACHE_DIR", str(REAL_HOME / ".cache" / "pip"))
-    env["VIRTUALENV_OVERRIDE_APP_DATA"] = str(REAL_HOME / ".local" / "share" / "virtualenv")
-    env.pop("CONDA_EXE", None)
-    env.pop("MAMBA_EXE", None)
-    return env
+pytestmark = pytest.mark.needs(python="3.12.1", uv=True)
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:

@@ -21,17 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from doctor.fix.install import find_uv
 from doctor.fix.venv import EnvLock, read_marker
-from tests.test_fix_e2e import tool_env
+from tests.helpers import pyenv_python, tool_env
 
-PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
+PY312 = pyenv_python("3.12.1")  # the fake conda's channel is pyenv's folder (tests/fake_conda/conda)
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
 ENV_NAME = "ray2.49.2-py3.12.1"  # named after the Python it really has (the closest here), not the head's 3.12.9
 CONDA_ENV = "raydoctor-ray2.49.2-py3.12.9"
 MISSING = "raydoctor-no-such-package-zz9"
-pytestmark = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv")
+pytestmark = pytest.mark.needs(pyenv="3.12.1", uv=True)
 
 
 @pytest.fixture

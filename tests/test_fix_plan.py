@@ -40,11 +40,12 @@ from doctor.local.interpreter import LocalFacts
 from doctor.model import Fact, Report, Result, Status
 from doctor.options import TargetOptions
 from doctor.remedies import env_name
+from tests.helpers import pyenv_versions
 
-PYENV = Path("/root/.pyenv/versions")
+PYENV = pyenv_versions()
 PY312 = PYENV / "3.12.1" / "bin" / "python"
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
-needs_pyenv = pytest.mark.skipif(not PY312.exists(), reason="needs /root/.pyenv/versions/3.12.1")
+needs_pyenv = pytest.mark.needs(pyenv="3.12.1")
 
 
 def fact(value: str, source: str = "running cluster (http://h:8265/api/v0/cluster_metadata)", exact: bool = True):

@@ -21,11 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doctor.errors import DoctorError, UsageError
+from doctor.errors import UsageError
 from doctor.fix.conda import parse_json_output
 from doctor.head.cluster_files import detect_format, load_cluster_file
 from doctor.head.dashboard import DashboardClient, DashboardError
@@ -289,8 +290,9 @@ def test_requirements_file_raises_only_doctor_errors(text, other):
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
             reqs = load_requirements(path)
-        except UsageError as exc:  # the parser's one documented error
-            assert "\n" not in str(exc) and not any(s in str(exc) for s in FUZZ_SECRETS)
+        except UsageError as exc:  # the one error a requirements file may cause: exit 2, naming the file
+            assert type(exc) is UsageError and "\n" not in str(exc) and not any(s in str(exc) for s in FUZZ_SECRETS)
+            assert str(folder) in str(exc), exc  # packages.txt or the other.txt it includes
             return
         shown = [*reqs.notes, *(e.display for e in reqs.entries), *(o.display for o in reqs.options)]
         assert not [line for line in shown if any(s in line for s in FUZZ_SECRETS)]
@@ -362,8 +364,8 @@ def test_environment_yml_raises_only_doctor_errors(text):
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
             load_requirements(path)
-        except UsageError as exc:  # the parser's one documented error
-            assert "\n" not in str(exc)
+        except UsageError as exc:  # naming environment.yml, or a file its pip list includes
+            assert type(exc) is UsageError and "\n" not in str(exc) and str(folder) in str(exc), exc
 
 
 # Cluster files shaped like each format, with any part replaced by noise.
@@ -552,7 +554,10 @@ def test_cluster_files_raise_only_usage_error(text):
         try:
             spec = load_cluster_file(path, environ={})
         except UsageError as exc:
-            assert "\n" not in str(exc) and str(path) in str(exc)
+            assert type(exc) is UsageError and "\n" not in str(exc) and str(path) in str(exc)
+            # doctor/head/cluster_files.py turns a KeyError/TypeError/... of a reader into this
+            # catch-all: a reader that missed a shape, i.e. a bug, not a message for the user.
+            assert "unexpected structure" not in str(exc), exc
             return
         assert spec.format in ("compose", "ray-launcher", "kuberay", "helm")
         from doctor.checks.cluster_lint import lint_cluster
@@ -577,8 +582,8 @@ def test_deeply_nested_yaml_is_a_usage_error():
             path.write_text(text)
             try:
                 call(path)
-            except DoctorError as exc:  # "nested too deeply", or what the shallower parse found
-                assert "\n" not in str(exc)
+            except UsageError as exc:  # "nested too deeply", or what the shallower parse found
+                assert type(exc) is UsageError and "\n" not in str(exc) and str(path) in str(exc)
 
 
 # --------------------------------------------------------------------------
@@ -616,15 +621,19 @@ def _server() -> Iterator[int]:
         server.server_close()
 
 
-_SERVER_PORT: list[int] = []
+_SERVER: list[Any] = []  # [context manager, port]: the manager is kept, or collecting it stops the server
 
 
 def _port() -> int:
-    """One server for the whole test (started on first use, a daemon thread)."""
-    if not _SERVER_PORT:
+    """One server for the whole test (started on first use, a daemon thread).
+
+    Before, only the port was kept: the manager was garbage-collected, its ``finally`` shut the
+    server down, and nearly every example met a refused connection, which the test accepted.
+    """
+    if not _SERVER:
         manager = _server()
-        _SERVER_PORT.append(manager.__enter__())
-    return _SERVER_PORT[0]
+        _SERVER.extend([manager, manager.__enter__()])
+    return _SERVER[1]
 
 
 ray_shaped = st.one_of(
@@ -651,6 +660,10 @@ bodies = st.one_of(
 statuses = st.one_of(st.sampled_from([200, 200, 200, 301, 400, 401, 403, 404, 500, 503]), st.integers(200, 599))
 
 
+# DashboardError kinds an HTTP answer can give (doctor/head/dashboard.py::DashboardClient._get and friends).
+ANSWER_KINDS = {"not_ray", "unauthorized", "forbidden", "http", "not_found", "server_error", "unhealthy"}
+
+
 @HTTP_SETTINGS
 @given(statuses, st.sampled_from(["application/json", "text/html", "text/plain", ""]), bodies)
 def test_dashboard_client_raises_only_dashboard_error(status, content_type, body):
@@ -663,6 +676,30 @@ def test_dashboard_client_raises_only_dashboard_error(status, content_type, body
             try:
                 call()
             except DashboardError as exc:
-                assert exc.kind and "\n" not in exc.message
+                # The server always answers: only the kinds an answer can give, never "refused" and the like.
+                assert exc.kind in ANSWER_KINDS, (exc.kind, exc.message)
+                assert "\n" not in exc.message
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "body, call",
+    [
+        (("[" * 2000 + "]" * 2000).encode(), "cluster_versions"),  # RecursionError escaped get_json
+        (b'{"data": {"result": {"result": 5}}}', "nodes"),  # TypeError escaped nodes()
+    ],
+    ids=["deeply-nested-json", "node-list-not-a-list"],
+)
+def test_dashboard_answers_the_property_test_found(body, call):
+    """Found once the property test above really reached its server (before, it met refused connections)."""
+    from doctor.target import HeadAddress
+
+    _Answer.status, _Answer.content_type, _Answer.body = 200, "application/json", body
+    client = DashboardClient(HeadAddress("127.0.0.1", _port()), timeout=5)
+    try:
+        with pytest.raises(DashboardError) as info:
+            getattr(client, call)()
+        assert info.value.kind == "not_ray"
     finally:
         client.close()

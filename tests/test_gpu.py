@@ -15,12 +15,7 @@ from doctor.checks import gpu
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import closed_port
-
-
-def by_id(report, check_id):
-    found = [r for r in report.results if r.id == check_id]
-    assert found, f"no {check_id} in {[r.id for r in report.results]}"
-    return found[0]
+from tests.helpers import by_id
 
 
 def ids(report, prefix):

@@ -267,8 +267,8 @@ def test_fix_jobs_mode_builds_the_job_client_env_on_any_python(tmp_path, clean_e
 
     from doctor.fix.install import find_uv
     from doctor.fix.venv import read_marker
+    from tests.helpers import tool_env
     from tests.ray_cluster import find_python
-    from tests.test_fix_e2e import tool_env
 
     local = find_python("3.11")  # the image runs 3.12: any Python will do for the Jobs API
     if local is None or find_uv() is None:

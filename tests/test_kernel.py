@@ -20,7 +20,7 @@ import pytest
 from doctor.fix.install import find_uv
 from doctor.fix.kernel import cluster_label, default_kernel_name, display_name
 from doctor.local.kernels import find_kernels, jupyter_data_dir, kernel_dirs
-from tests.test_fix_e2e import tool_env
+from tests.helpers import tool_env
 
 PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"

@@ -27,14 +27,9 @@ from tests.fake_servers import (
     SilentPort,
     closed_port,
 )
+from tests.helpers import by_id
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def by_id(report, check_id):
-    found = [r for r in report.results if r.id == check_id]
-    assert found, f"no {check_id} in {[r.id for r in report.results]}"
-    return found[0]
 
 
 def wait_port(host, port, limit=60.0):

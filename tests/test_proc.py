@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 
 from doctor import proc
+from tests.helpers import wait_for
 
 
 def _alive(pid: int) -> bool:
@@ -44,10 +44,7 @@ def test_a_timeout_stops_the_whole_group(tmp_path):
         proc.run([sys.executable, "-c", script], timeout=3)
     assert "started" in info.value.stdout
     grandchild = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(grandchild)
+    wait_for(lambda: not _alive(grandchild), timeout=10, what="the grandchild to be killed with its group")
 
 
 def test_output_is_capped():

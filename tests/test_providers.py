@@ -14,11 +14,12 @@ from doctor.fix.discover import discover
 from doctor.fix.install import find_uv
 from doctor.fix.providers import CondaProvider, default_search_dirs, find_interpreter, probe
 from doctor.versions import VersionSpec
+from tests.helpers import pyenv_versions
 
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
-PYENV = Path("/root/.pyenv/versions")
+PYENV = pyenv_versions()
 PY312 = PYENV / "3.12.1" / "bin" / "python"
-pytestmark = pytest.mark.skipif(not PY312.exists(), reason="needs /root/.pyenv/versions/3.12.1")
+pytestmark = pytest.mark.needs(pyenv="3.12.1")
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_nothing_anywhere_says_how_to_install(conda: Conda, monkeypatch: pytest.
 
 
 def test_pyenv_shims_that_refuse_to_run_are_skipped() -> None:
-    shims = Path("/root/.pyenv/shims")
+    shims = PYENV.parent / "shims"
     if not (shims / "python3.12").exists():
         pytest.skip("no pyenv shims here")
     assert probe(shims / "python3.12") is None  # "pyenv: python3.12: command not found"

@@ -17,12 +17,7 @@ from doctor.local.interpreter import LocalFacts
 from doctor.model import Fact, Status
 from doctor.options import TargetOptions
 from tests.fake_servers import FakeHTTP, GrpcLookalike, SilentPort, closed_port, json_answer
-
-
-def by_id(report, check_id):
-    found = [r for r in report.results if r.id == check_id]
-    assert found, f"no {check_id} in {[r.id for r in report.results]}"
-    return found[0]
+from tests.helpers import by_id
 
 
 def options(node, **kw):

@@ -14,7 +14,6 @@ The token must never appear in anything raydoctor prints.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -30,38 +29,12 @@ from doctor.model import Status
 from doctor.options import TargetOptions
 from doctor.secrets import TOKEN_PLACES, Token
 from doctor.target import parse_address
-from tests.ray_cluster import RayNode, ensure_ray_venv
+from tests.helpers import TOKEN, TOKEN_RAY
+from tests.ray_cluster import RayNode
 
 pytestmark = pytest.mark.cluster
 
-# The newest Ray on PyPI when this was written (2.52 introduced token auth); its wheels need Python ≥ 3.10.
-TOKEN_RAY = os.environ.get("RAYDOCTOR_TEST_TOKEN_RAY", "2.60.0")
-TOKEN_PYTHON = os.environ.get("RAYDOCTOR_TEST_TOKEN_PYTHON", "3.13")
-TOKEN = "rdt-" + secrets.token_hex(20)
 WRONG = "rdt-wrong-" + secrets.token_hex(8)
-
-
-@pytest.fixture(scope="module")
-def token_python() -> Path:
-    """A venv with the token-capable Ray: on TOKEN_PYTHON, else the newest other Python here that its wheels support."""
-    errors = []
-    for minor in dict.fromkeys((TOKEN_PYTHON, "3.13", "3.12", "3.11", "3.10")):
-        try:
-            return ensure_ray_venv(ray=TOKEN_RAY, minor=minor)
-        except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
-            errors.append(f"Python {minor}: {exc}")
-    pytest.skip(f"cannot build a Ray {TOKEN_RAY} venv for the token tests: {'; '.join(errors)}")
-
-
-@pytest.fixture(scope="module")
-def token_head(token_python: Path):
-    node = RayNode(token_python, num_cpus=1, auth_token=TOKEN, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN})
-    try:
-        node.start()
-    except RuntimeError as exc:
-        pytest.skip(f"Ray {TOKEN_RAY} with RAY_AUTH_MODE=token did not start here: {exc}")
-    yield node
-    node.stop()
 
 
 @pytest.fixture

@@ -354,5 +354,5 @@ def test_real_head_wrong_token_from_docker_names_the_source(token_head, token_py
     assert WRONG not in json.dumps(report.to_dict())
 
 
-from tests.test_token_auth import TOKEN as TOKEN_AUTH  # noqa: E402  (the token the shared head runs with)
-from tests.test_token_auth import TOKEN_RAY, token_head, token_python  # noqa: E402,F401  (shared fixtures)
+from tests.helpers import TOKEN as TOKEN_AUTH  # noqa: E402  (the token the shared head runs with)
+from tests.helpers import TOKEN_RAY  # noqa: E402
