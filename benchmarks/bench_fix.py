@@ -27,18 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import bench_env, load, summarize  # noqa: E402
+from benchmarks.timing import bench_env, load, run_ok, summarize, timed_in_fresh_folder  # noqa: E402
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
 REQUIREMENTS = ROOT / "packages.txt"
@@ -59,35 +55,16 @@ def _python312() -> Path:
     return find_interpreter("3.12", conda=None, allow_conda=False, env_name="unused").path
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run(
-        args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:4])}… exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
-
-
-def _timed(make: Callable[[Path], None]) -> float:
-    """Run ``make`` in a fresh folder (creation and deletion of the folder are not timed)."""
-    work = Path(tempfile.mkdtemp(prefix="bench-fix-"))
-    try:
-        start = time.perf_counter()
-        make(work)
-        return time.perf_counter() - start
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def runners(env: dict[str, str]) -> dict[str, Callable[[Path], None]]:
     python = _python312()
 
     def manual(work: Path) -> None:
-        _run([str(python), "-m", "venv", str(work / "venv")], work, env)
-        _run([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, env)
+        run_ok([str(python), "-m", "venv", str(work / "venv")], work, env)
+        run_ok([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, env)
 
     def fix(installer: str) -> Callable[[Path], None]:
         def run(work: Path) -> None:
-            _run(
+            run_ok(
                 [
                     sys.executable,
                     "-m",
@@ -119,11 +96,11 @@ def main(repeats: int = 3) -> list[dict]:
     before = load()
     run = runners(env)
     for name in ("manual", "uv", "pip"):  # warm pip's and uv's caches
-        _timed(run[name])
+        timed_in_fresh_folder(run[name], "bench-fix-")
     times: dict[str, list[float]] = {"manual": [], "uv": [], "pip": []}
     for _ in range(repeats):
         for name in ("manual", "uv", "pip"):
-            times[name].append(_timed(run[name]))
+            times[name].append(timed_in_fresh_folder(run[name], "bench-fix-"))
     rows = [
         summarize(
             "fix --installer uv (fresh env dir, warm caches)", times["uv"], BASELINE, times["manual"], "ratio ≤ 0.1"

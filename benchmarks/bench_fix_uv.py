@@ -29,35 +29,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import summarize  # noqa: E402
+from benchmarks.timing import run_ok, summarize, timed_in_fresh_folder  # noqa: E402
 
 REQUIREMENTS = ROOT / "packages.txt"
 BASELINE = "python -m venv + pip install -r packages.txt (an interpreter already here)"
-
-
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run(
-        args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:4])}… exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
-
-
-def _timed(make: Callable[[Path], None]) -> float:
-    work = Path(tempfile.mkdtemp(prefix="bench-fix-uv-"))
-    try:
-        start = time.perf_counter()
-        make(work)
-        return time.perf_counter() - start
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _pack(python: Path, folder: Path) -> tuple[Path, str]:
@@ -113,8 +93,8 @@ def main(repeats: int = 3) -> list[dict]:
         base["NO_COLOR"] = "1"
 
         def manual(work: Path) -> None:
-            _run([str(python), "-m", "venv", str(work / "venv")], work, base)
-            _run([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, base)
+            run_ok([str(python), "-m", "venv", str(work / "venv")], work, base)
+            run_ok([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, base)
 
         def fix(work: Path) -> None:
             env = dict(base)
@@ -129,15 +109,15 @@ def main(repeats: int = 3) -> list[dict]:
             target = ["--address", head.dashboard_url, "--client-port", str(head.ports["client"])]
             target += ["--gcs-port", str(head.ports["gcs"])]
             args = [sys.executable, "-m", "doctor", "fix", *target, "--python-source", "uv", "--yes"]
-            _run([*args, "--env-dir", str(work / "envs"), "--requirements", str(REQUIREMENTS)], work, env)
+            run_ok([*args, "--env-dir", str(work / "envs"), "--requirements", str(REQUIREMENTS)], work, env)
 
         run = {"manual": manual, "uv": fix}
         for name in run:  # warm caches
-            _timed(run[name])
+            timed_in_fresh_folder(run[name], "bench-fix-uv-")
         times: dict[str, list[float]] = {name: [] for name in run}
         for _ in range(repeats):
             for name in run:
-                times[name].append(_timed(run[name]))
+                times[name].append(timed_in_fresh_folder(run[name], "bench-fix-uv-"))
     finally:
         head.stop()
         shutil.rmtree(mirror, ignore_errors=True)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 Runner = Callable[[], object]
@@ -139,3 +142,30 @@ def summarize(name: str, ours: Sequence[float], baseline_name: str, theirs: Sequ
     }
     row["met"] = target_met(row)
     return row
+
+
+def run_ok(args: Sequence[str], cwd: str | os.PathLike[str], env: Mapping[str, str]) -> None:
+    """Run one step of a benchmarked flow; a failing step is an error, not a timing."""
+    proc = subprocess.run(
+        list(args),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}… exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
+
+
+def timed_in_fresh_folder(make: Callable[[Path], None], prefix: str = "bench-") -> float:
+    """Run ``make`` in a fresh folder (creation and deletion of the folder are not timed)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        start = time.perf_counter()
+        make(work)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
