@@ -245,7 +245,7 @@ def test_probe_is_bounded_by_timeout():
     with SilentPort() as silent:
         start = time.perf_counter()
         state = network.probe(network.PortSpec("client", silent.port, "grpc", "test"), "127.0.0.1", 0.5)
-        assert time.perf_counter() - start < 1.0
+        assert time.perf_counter() - start < 2.0  # a 0.5 s timeout, with 4x margin for a loaded machine
     assert state.state == "silent"
 
 
