@@ -43,7 +43,7 @@ TABLE: tuple[SkewRule, ...] = (
         "arrays sent between the two sides fail to load (ModuleNotFoundError: No module named "
         "'numpy._core', or pickle errors), and Arrow conversions raise ArrowInvalid",
         "NumPy 2.0 moved numpy.core to numpy._core and changed its pickles (NumPy 2.0 migration guide); "
-        "Ray ships arrays as pickle-5 buffers (ray/_private/serialization.py); Geneva's guide; ray #48592",
+        "Ray ships arrays as pickle-5 buffers (ray/_private/serialization.py); Geneva's dependency-verification guide",
     ),
     SkewRule(
         "pyarrow",
@@ -51,7 +51,7 @@ TABLE: tuple[SkewRule, ...] = (
         True,
         "Ray Data blocks and Arrow tables fail to deserialize (ArrowInvalid, or unpickling errors in pyarrow.lib)",
         "Ray Data's blocks are Arrow tables (ray/data/_internal/arrow_block.py) pickled through "
-        "pyarrow's own reducers, which change between major releases; ray #15407",
+        "pyarrow's own reducers, which change between major releases",
     ),
     SkewRule(
         "pandas",
@@ -60,7 +60,7 @@ TABLE: tuple[SkewRule, ...] = (
         "DataFrames fail to unpickle (AttributeError or ModuleNotFoundError inside pandas.core, e.g. "
         "'pandas.core.indexes.numeric')",
         "pandas guarantees pickles only backwards, not forwards (pandas' read_pickle documentation); its "
-        "internal modules move between minor releases; ray #15424",
+        "internal modules move between minor releases",
     ),
     SkewRule(
         "attrs",
