@@ -184,8 +184,7 @@ def _stop_raylet_once_the_probe_is_submitted(url, node, stop):
 def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_python, clean_env, tmp_path):
     import threading
 
-    from tests.conftest import SLOW_MACHINE
-    from tests.ray_cluster import RayNode
+    from tests.ray_cluster import SLOW_MACHINE, RayNode
 
     # The GCS would mark a stopped raylet dead after ~5 missed health checks; keep it ALIVE for the test.
     keep_alive = {**SLOW_MACHINE, "RAY_health_check_failure_threshold": "1000"}

@@ -470,7 +470,6 @@ def test_fix_says_one_line_about_a_planted_lock_and_a_forged_env(tmp_path):
     envs.mkdir()
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
-    (envs / ".ray2.49.2-py3.12.9.lock").symlink_to(victim)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
     env.update({"NO_COLOR": "1", "PYENV_ROOT": str(PY312.parent.parent.parent.parent)})
     argv = [sys.executable, "-m", "doctor", "fix", "--image", "rayproject/ray:2.49.2-py312-cpu", "--no-conda", "--yes"]
@@ -486,22 +485,26 @@ def test_fix_says_one_line_about_a_planted_lock_and_a_forged_env(tmp_path):
             stdin=subprocess.DEVNULL,
         )
 
+    # The env is named after the Python it will hold (the closest 3.12 here): ask the plan.
+    name = json.loads(fix("--dry-run", "--json").stdout)["plan"]["env"]["name"]
+    assert name.startswith("ray2.49.2-py3.12.")
+    (envs / f".{name}.lock").symlink_to(victim)
     locked = fix()
     assert locked.returncode == 1, locked.stderr
-    assert "the lock file envs/.ray2.49.2-py3.12.9.lock is a symbolic link" in locked.stderr
+    assert f"the lock file envs/.{name}.lock is a symbolic link" in locked.stderr
     assert "waiting" not in locked.stderr and "Traceback" not in locked.stderr
     assert victim.read_text() == "precious\n"
 
-    (envs / ".ray2.49.2-py3.12.9.lock").unlink()
+    (envs / f".{name}.lock").unlink()
     ran = tmp_path / "evil-python-ran"
-    make_exe(envs / "ray2.49.2-py3.12.9" / "bin" / "python", f"#!/bin/sh\ntouch {ran}\n")
+    make_exe(envs / name / "bin" / "python", f"#!/bin/sh\ntouch {ran}\n")
     forged = {"created_by": "raydoctor", "ray_version": "2.49.2", "python_version": "3.12.9"}
-    (envs / "ray2.49.2-py3.12.9" / "raydoctor-env.json").write_text(json.dumps(forged))
+    (envs / name / "raydoctor-env.json").write_text(json.dumps(forged))
     refused = fix("--rebuild", "--export", "out.txt")
     assert refused.returncode != 0
     lines = [line for line in refused.stderr.splitlines() if "raydoctor did not create it" in line]
     assert len(lines) == 1 and "Traceback" not in refused.stderr
-    assert not ran.exists() and (envs / "ray2.49.2-py3.12.9" / "bin" / "python").exists()
+    assert not ran.exists() and (envs / name / "bin" / "python").exists()
     assert not (tmp_path / "out.txt").exists()
 
 

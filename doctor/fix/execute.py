@@ -63,7 +63,6 @@ from doctor.fix.venv import (
     commit_venv,
     create_venv,
     discard_venv,
-    env_dir_name,
     read_marker,
     remove_stale_temps,
     temp_path,
@@ -376,7 +375,7 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, envir
                 return
         provider = provider_for(plan.interpreter, environ, cwd)
         interp = _get_interpreter(provider, plan, outcome, steps)
-        real = dest.parent / env_dir_name(plan.head.ray, interp.version)
+        real = dest.parent / plan.env_name_for(interp.version)
         if real != dest:  # another patch than planned (a fallback): the folder names what it holds
             steps.note(f"Python {interp.version}, not {plan.interpreter.expected_version}: building {shown(real, cwd)}")
             second = _take_lock(real, options.lock_timeout, steps, cwd)

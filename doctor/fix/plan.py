@@ -378,6 +378,11 @@ class Plan:
     target: Mapping[str, Any] = field(default_factory=dict)
     checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
     kernel: Any = None  # doctor.fix.kernel.KernelPlan with --kernel
+    env_suffix: str = ""  # "-jobs" for the job-client env of --mode jobs
+
+    def env_name_for(self, python: str) -> str:
+        """The env folder's name for an interpreter of ``python``: named after what it really holds."""
+        return env_dir_name(self.head.ray, python) + self.env_suffix
 
     @property
     def acts(self) -> bool:
@@ -815,7 +820,8 @@ def make_plan(
         cwd=cwd,
     )
     # Named after the Python the env will really have (3.12.1 when that is the closest here).
-    plan.env_name = env_dir_name(head.ray, plan.interpreter.expected_version) + ("-jobs" if jobs_mode else "")
+    plan.env_suffix = "-jobs" if jobs_mode else ""
+    plan.env_name = plan.env_name_for(plan.interpreter.expected_version)
     dest = plan.env_path = env_dir / plan.env_name
     plan_kernel_for(plan.env_name, plan.interpreter.expected_version)
     marker = read_marker(dest)
