@@ -29,6 +29,8 @@ def raydoctor_state(tmp_path_factory) -> Path:
     """raydoctor's per-user state (the key that seals env markers) in a temporary folder, not in ~."""
     folder = tmp_path_factory.mktemp("raydoctor-state")
     os.environ["RAYDOCTOR_STATE_DIR"] = str(folder)  # subprocesses (the CLI) inherit it
+    # The uv resolution's cache too (doctor.facts.resolution), unless a test points it elsewhere.
+    os.environ.setdefault("RAYDOCTOR_RESOLUTION_CACHE", str(tmp_path_factory.mktemp("resolution-cache")))
     # Tests never download a Python from the internet: fix's uv step is tested from a local downloads
     # list (tests/test_uv_python.py, which sets its own UV_* environment).
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
