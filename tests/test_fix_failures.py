@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from doctor.fix.venv import EnvLock, read_marker
-from tests.helpers import pyenv_python, tool_env
+from tests.helpers import pyenv_python
 
 PY312 = pyenv_python("3.12.1")  # the fake conda's channel is pyenv's folder (tests/fake_conda/conda)
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
@@ -34,21 +34,10 @@ pytestmark = pytest.mark.needs(pyenv="3.12.1", uv=True)
 
 
 @pytest.fixture
-def env(tmp_path: Path, clean_env: dict[str, str]) -> dict[str, str]:
-    """Warm caches, plain output, and the fake conda with an empty root."""
-    out = tool_env(clean_env)
-    out.update(
-        {
-            "NO_COLOR": "1",
-            "CONDA_EXE": str(FAKE_CONDA),
-            "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
-            "FAKE_CONDA_LOG": str(tmp_path / "conda.log"),
-            "UV_PYTHON_DOWNLOADS": "never",  # uv's own setting: fix's auto order skips uv's managed Pythons
-        }
-    )
-    for var in ("FAKE_CONDA_FAULT", "FAKE_CONDA_FAULT_ON", "FAKE_CONDA_ENV_LIST", "FAKE_CONDA_PYTHONS"):
-        out.pop(var, None)
-    return out
+def env(fix_env: dict[str, str]) -> dict[str, str]:
+    """conftest's fix_env (warm caches, the fake conda with an empty root), uv's managed Pythons kept out of
+    fix's auto order: these tests judge conda and the same-minor fallback."""
+    return {**fix_env, "UV_PYTHON_DOWNLOADS": "never"}
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:

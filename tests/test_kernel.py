@@ -17,16 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from doctor.fix.install import find_uv
 from doctor.fix.kernel import cluster_label, default_kernel_name, display_name
 from doctor.local.kernels import find_kernels, jupyter_data_dir, kernel_dirs
 from tests.helpers import tool_env
 
-PY312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
 ENV_NAME = "ray2.49.2-py3.12.9"  # the image's Python is 3.12.9 (table of known builds)
 DEFAULT_KERNEL = f"raydoctor-{ENV_NAME}"
-needs_build = pytest.mark.skipif(not PY312.exists() or find_uv() is None, reason="needs pyenv 3.12.1 and uv")
+needs_build = pytest.mark.needs(pyenv="3.12.1", uv=True)
 
 
 def write_kernel(folder: Path, argv: list[str], display: str = "by hand", **extra: object) -> Path:

@@ -80,7 +80,7 @@ def delete_command(submission_id: str) -> str:
 def python_entrypoint(script: str) -> str:
     """``python -c '<script>'``: the head runs the entrypoint in a shell, ``python`` through its PATH
 
-    (``ray/dashboard/modules/job/job_supervisor.py::JobSupervisor._exec_entrypoint`` runs it with ``shell=True``).
+    (``ray/dashboard/modules/job/job_supervisor.py::JobSupervisor._exec_entrypoint`` hands it to a shell).
     """
     return "python -c " + shlex.quote(script)
 
