@@ -107,8 +107,7 @@ def run_check(
     results = run_checks(checks, ctx, on_done=on_done, verbose_errors=verbose)
     report = Report("check", results=results, target=target_section(ctx), duration_s=time.perf_counter() - started)
     report.head = head_section(ctx)
-    # Not serialised: what every renderer masks (the field lands on Report in doctor/model.py).
-    report.secret_values = ctx.secret_values()  # type: ignore[attr-defined,unused-ignore]
+    report.secret_values = ctx.secret_values()  # not serialised: what the one masking pass hides
     local = ctx.local_or_none()
     report.local = (
         local.to_dict() if local else {"executable": ctx.interpreter_path, "chosen_by": ctx.interpreter_chosen_by}
