@@ -21,13 +21,10 @@ Run: ``python benchmarks/bench_fix_uv.py [--repeats N]`` or via ``python benchma
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -42,41 +39,10 @@ BASELINE = "python -m venv + pip install -r packages.txt (an interpreter already
 
 def _pack(python: Path, folder: Path) -> tuple[Path, str]:
     """(downloads JSON, version): ``python``'s prefix as an install-only tarball, listed for uv."""
-    version = subprocess.run(
-        [str(python), "-I", "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    prefix = python.parent.parent
-    tarball = folder / f"cpython-{version}-install_only.tar.gz"
+    from tests.helpers import downloads_listing, pack_install_only
 
-    def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        parts = info.name.split("/")
-        return None if "__pycache__" in parts or parts[2:4] == ["python3.12", "test"] else info
-
-    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
-        for name in ("bin", "lib", "include"):
-            if (prefix / name).exists():
-                tar.add(prefix / name, arcname=f"python/{name}", filter=skip)
-    major, minor, patch = (int(x) for x in version.split("."))
-    entry = {
-        "name": "cpython",
-        "arch": {"family": "x86_64", "variant": None},
-        "os": "linux",
-        "libc": "gnu",
-        "major": major,
-        "minor": minor,
-        "patch": patch,
-        "prerelease": "",
-        "url": tarball.as_uri(),
-        "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
-        "variant": None,
-        "build": "20240107",
-    }
-    listing = folder / "downloads.json"
-    listing.write_text(json.dumps({f"cpython-{version}-linux-x86_64-gnu": entry}))
-    return listing, version
+    tarball, version, sha256 = pack_install_only(python, folder)
+    return downloads_listing(folder, version, tarball.as_uri(), sha256), version
 
 
 def main(repeats: int = 3) -> list[dict]:

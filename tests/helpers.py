@@ -7,10 +7,13 @@ from another ``test_*`` module.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import secrets
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -160,3 +163,47 @@ def envs_listing(tmp_path: Path) -> list[str]:
 TOKEN_RAY = os.environ.get("RAYDOCTOR_TEST_TOKEN_RAY", "2.60.0")
 TOKEN_PYTHON = os.environ.get("RAYDOCTOR_TEST_TOKEN_PYTHON", "3.13")
 TOKEN = "rdt-" + secrets.token_hex(20)  # the token the shared token head runs with
+
+
+# -- a Python in python-build-standalone's install-only layout, for uv (tests and benchmarks) ------
+
+
+def _skip_in_pack(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    parts = info.name.split("/")
+    if "__pycache__" in parts or parts[2:4] == ["python3.12", "test"]:  # python/lib/python3.12/test: 130 MB of tests
+        return None
+    return info
+
+
+def pack_install_only(python: Path, folder: Path) -> tuple[Path, str, str]:
+    """(tarball, version, sha256): ``python``'s prefix packed as an install-only tarball (top folder ``python/``)."""
+    version = version_of(python)
+    prefix = python.parent.parent
+    tarball = folder / f"cpython-{version}-x86_64-unknown-linux-gnu-install_only.tar.gz"
+    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+        for name in ("bin", "lib", "include"):
+            if (prefix / name).exists():
+                tar.add(prefix / name, arcname=f"python/{name}", filter=_skip_in_pack)
+    return tarball, version, hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+
+def downloads_listing(folder: Path, version: str, url: str, sha256: str) -> Path:
+    """uv's custom downloads list (``UV_PYTHON_DOWNLOADS_JSON_URL``) with one CPython for linux-x86_64-gnu."""
+    major, minor, patch = (int(x) for x in version.split("."))
+    entry = {
+        "name": "cpython",
+        "arch": {"family": "x86_64", "variant": None},
+        "os": "linux",
+        "libc": "gnu",
+        "major": major,
+        "minor": minor,
+        "patch": patch,
+        "prerelease": "",
+        "url": url,
+        "sha256": sha256,
+        "variant": None,
+        "build": "20240107",
+    }
+    path = folder / "downloads.json"
+    path.write_text(json.dumps({f"cpython-{version}-linux-x86_64-gnu": entry}))
+    return path

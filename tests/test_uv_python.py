@@ -11,13 +11,11 @@ interpreter's real version and discovery is kept away from the other copies of i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -34,6 +32,7 @@ from doctor.local.interpreter import LocalFacts
 from doctor.model import Fact
 from doctor.options import TargetOptions
 from doctor.versions import VersionSpec
+from tests.helpers import downloads_listing, pack_install_only, version_of
 from tests.ray_cluster import RAY_VERSION, find_python
 
 REAL_HOME = Path.home()
@@ -41,56 +40,14 @@ PYTHON = find_python("3.12")
 pytestmark = pytest.mark.skipif(PYTHON is None, reason="needs a Python 3.12 on this machine to pack")
 
 
-def _real_version(python: Path) -> str:
-    out = subprocess.run(
-        [str(python), "-I", "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
-
-
-def _skip_in_pack(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    parts = info.name.split("/")
-    if "__pycache__" in parts or parts[2:4] == ["python3.12", "test"]:  # python/lib/python3.12/test: 130 MB of tests
-        return None
-    return info
-
-
 @pytest.fixture(scope="session")
 def packed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """(tarball, version, sha256): this machine's 3.12 in install-only layout, packed once per session."""
     assert PYTHON is not None
-    version = _real_version(PYTHON)
-    prefix = PYTHON.parent.parent
-    tarball = tmp_path_factory.mktemp("pbs") / f"cpython-{version}-x86_64-unknown-linux-gnu-install_only.tar.gz"
-    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
-        for name in ("bin", "lib", "include"):
-            if (prefix / name).exists():
-                tar.add(prefix / name, arcname=f"python/{name}", filter=_skip_in_pack)
-    return tarball, version, hashlib.sha256(tarball.read_bytes()).hexdigest()
+    return pack_install_only(PYTHON, tmp_path_factory.mktemp("pbs"))
 
 
-def downloads(folder: Path, version: str, url: str, sha256: str) -> Path:
-    major, minor, patch = (int(x) for x in version.split("."))
-    entry = {
-        "name": "cpython",
-        "arch": {"family": "x86_64", "variant": None},
-        "os": "linux",
-        "libc": "gnu",
-        "major": major,
-        "minor": minor,
-        "patch": patch,
-        "prerelease": "",
-        "url": url,
-        "sha256": sha256,
-        "variant": None,
-        "build": "20240107",
-    }
-    path = folder / "downloads.json"
-    path.write_text(json.dumps({f"cpython-{version}-linux-x86_64-gnu": entry}))
-    return path
+downloads = downloads_listing
 
 
 def uv_environ(tmp_path: Path, listing: Path) -> dict[str, str]:
@@ -332,7 +289,7 @@ def test_uv_errors_become_one_line() -> None:
 def test_cli_fix_python_source_uv_against_a_live_head(tmp_path: Path, packed, ray_head) -> None:
     """raydoctor fix --python-source uv --yes: uv installs the head's Python offline, the round trip proves it."""
     tarball, version, sha = packed
-    head_version = _real_version(ray_head.python)
+    head_version = version_of(ray_head.python)
     assert head_version == version  # the head runs the interpreter that was packed
     env = uv_environ(tmp_path, downloads(tmp_path, version, tarball.as_uri(), sha))
     proc = subprocess.run(
