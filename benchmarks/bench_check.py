@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import bench_env, command, side_by_side  # noqa: E402
+from benchmarks.timing import bench_env, command, live_check_args, side_by_side  # noqa: E402
 from tests.fake_servers import SilentPort, closed_port  # noqa: E402
 from tests.ray_cluster import RayNode, ensure_ray_venv  # noqa: E402
 
@@ -122,20 +122,7 @@ def live_rows(repeats: int) -> list[dict]:
         reqs = ROOT / "benchmarks" / "results" / "empty-requirements.txt"
         reqs.parent.mkdir(exist_ok=True)
         reqs.write_text("")
-        common = [
-            "check",
-            "--json",
-            "--address",
-            head.dashboard_url,
-            "--client-port",
-            str(head.ports["client"]),
-            "--gcs-port",
-            str(head.ports["gcs"]),
-            "--python",
-            str(python),
-            "--requirements",
-            str(reqs),
-        ]
+        common = live_check_args(head, python, reqs)
         get_metadata = [
             sys.executable,
             "-c",

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import command, side_by_side  # noqa: E402
+from benchmarks.timing import command, live_check_args, side_by_side  # noqa: E402
 from tests.ray_cluster import RayNode, ensure_ray_venv  # noqa: E402
 
 RAYDOCTOR = [sys.executable, "-m", "doctor"]
@@ -36,21 +36,7 @@ def main(repeats: int = 5) -> list[dict]:
     env.update(NO_COLOR="1", RAYDOCTOR_RESOLUTION_CACHE=str(work / "cache"))
     head = RayNode(python, num_cpus=2, ip="127.0.0.16").start()
     try:
-        common = [
-            *RAYDOCTOR,
-            "check",
-            "--json",
-            "--address",
-            head.dashboard_url,
-            "--client-port",
-            str(head.ports["client"]),
-            "--gcs-port",
-            str(head.ports["gcs"]),
-            "--python",
-            str(python),
-            "--requirements",
-            str(reqs),
-        ]
+        common = [*RAYDOCTOR, *live_check_args(head, python, reqs)]
         with_res = command(common, env=env, cwd=str(work))
         with_res()  # fills the cache: every later run is warm
         entries = list((work / "cache").glob("*"))

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 Runner = Callable[[], object]
 
@@ -169,3 +169,21 @@ def timed_in_fresh_folder(make: Callable[[Path], None], prefix: str = "bench-") 
         return time.perf_counter() - start
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def live_check_args(head: Any, python: os.PathLike[str] | str, requirements: os.PathLike[str] | str) -> list[str]:
+    """``check --json`` against a test head (``tests.ray_cluster.RayNode``): its ports, the judged python, the pins."""
+    return [
+        "check",
+        "--json",
+        "--address",
+        head.dashboard_url,
+        "--client-port",
+        str(head.ports["client"]),
+        "--gcs-port",
+        str(head.ports["gcs"]),
+        "--python",
+        str(python),
+        "--requirements",
+        str(requirements),
+    ]
