@@ -7,6 +7,7 @@ stuck in I/O cannot keep the process alive after the report is out.
 
 from __future__ import annotations
 
+import sysconfig
 import threading
 import time
 import traceback
@@ -103,6 +104,10 @@ def run_checks(
                     on_done(check, results)
         done_events[index].set()
 
+    # Before Python 3.12, sysconfig fills its config vars on first use without a lock: a second thread
+    # can see them half-made and get AttributeError('userbase') (CPython gh-92452). Checks ask for
+    # install paths (remedies, shipped files), so the vars are made here, once, before any thread.
+    sysconfig.get_config_vars()
     # The slowest first (the round trip, the probe jobs): each start waits until its thread runs, which
     # takes milliseconds on a busy machine, and a long check should not wait for forty short ones.
     for index in sorted(range(len(checks)), key=lambda i: -checks[i].timeout):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -230,8 +231,11 @@ def test_a_node_that_never_answers_is_named_and_does_not_stall_the_others(head_p
         for ip in ("127.0.0.9", "127.0.0.10"):
             assert rows[ip]["error"] is None and rows[ip]["answered_s"] < task_s
     else:
+        # RUNNING: the driver waits on the round; PENDING (seen in CI under load): the job never started.
         assert probe.code == "deep.probe.job_failed", (probe.summary, probe.details)
-        assert f"still RUNNING after {job_s:g} s; raydoctor stopped it" in probe.summary
+        assert re.search(rf"still (RUNNING|PENDING) after {job_s:g} s; raydoctor stopped it", probe.summary), (
+            probe.summary
+        )
     assert report.to_dict()["results"]  # the report came back: nothing waited past the limits
     assert by_id(report, "head.nodes").summary.startswith("3 alive")
 

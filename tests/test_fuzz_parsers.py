@@ -292,7 +292,9 @@ def test_requirements_file_raises_only_doctor_errors(text, other):
             reqs = load_requirements(path)
         except UsageError as exc:  # the one error a requirements file may cause: exit 2, naming the file
             assert type(exc) is UsageError and "\n" not in str(exc) and not any(s in str(exc) for s in FUZZ_SECRETS)
-            assert str(folder) in str(exc), exc  # packages.txt or the other.txt it includes
+            # It names packages.txt (as "packages.txt:LINE includes it: …" for an include that fails)
+            # or the other.txt it includes, by its full path.
+            assert "packages.txt" in str(exc) or str(folder) in str(exc), exc
             return
         shown = [*reqs.notes, *(e.display for e in reqs.entries), *(o.display for o in reqs.options)]
         assert not [line for line in shown if any(s in line for s in FUZZ_SECRETS)]
@@ -608,8 +610,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def _server() -> Iterator[int]:
+@pytest.fixture(scope="module")
+def dashboard_port() -> Iterator[int]:
+    """One answering server for the module, shut down by pytest before the interpreter exits.
+
+    A server left for the garbage collector hung CI: at exit its ``shutdown()`` waited for a
+    ``serve_forever`` thread that finalization had already frozen.
+    """
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -619,21 +626,7 @@ def _server() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-_SERVER: list[Any] = []  # [context manager, port]: the manager is kept, or collecting it stops the server
-
-
-def _port() -> int:
-    """One server for the whole test (started on first use, a daemon thread).
-
-    Before, only the port was kept: the manager was garbage-collected, its ``finally`` shut the
-    server down, and nearly every example met a refused connection, which the test accepted.
-    """
-    if not _SERVER:
-        manager = _server()
-        _SERVER.extend([manager, manager.__enter__()])
-    return _SERVER[1]
+        thread.join(timeout=10)
 
 
 ray_shaped = st.one_of(
@@ -666,11 +659,11 @@ ANSWER_KINDS = {"not_ray", "unauthorized", "forbidden", "http", "not_found", "se
 
 @HTTP_SETTINGS
 @given(statuses, st.sampled_from(["application/json", "text/html", "text/plain", ""]), bodies)
-def test_dashboard_client_raises_only_dashboard_error(status, content_type, body):
+def test_dashboard_client_raises_only_dashboard_error(dashboard_port, status, content_type, body):
     from doctor.target import HeadAddress
 
     _Answer.status, _Answer.content_type, _Answer.body = status, content_type, body
-    client = DashboardClient(HeadAddress("127.0.0.1", _port()), timeout=5)
+    client = DashboardClient(HeadAddress("127.0.0.1", dashboard_port), timeout=5)
     try:
         for call in (client.cluster_versions, client.auth_mode, client.healthz, client.nodes):
             try:
@@ -691,12 +684,12 @@ def test_dashboard_client_raises_only_dashboard_error(status, content_type, body
     ],
     ids=["deeply-nested-json", "node-list-not-a-list"],
 )
-def test_dashboard_answers_the_property_test_found(body, call):
+def test_dashboard_answers_the_property_test_found(dashboard_port, body, call):
     """Found once the property test above really reached its server (before, it met refused connections)."""
     from doctor.target import HeadAddress
 
     _Answer.status, _Answer.content_type, _Answer.body = 200, "application/json", body
-    client = DashboardClient(HeadAddress("127.0.0.1", _port()), timeout=5)
+    client = DashboardClient(HeadAddress("127.0.0.1", dashboard_port), timeout=5)
     try:
         with pytest.raises(DashboardError) as info:
             getattr(client, call)()

@@ -127,7 +127,7 @@ def test_check_judges_the_kernels_python_not_the_shells(
     assert doc["local"]["executable"] == local_python311  # not the shell's python3 (the test venv first on PATH)
     assert doc["local"]["chosen_by"] == f"kernel old311 ({spec / 'kernel.json'})"
     py = next(r for r in doc["results"] if r["id"] == "versions.python")
-    assert py["status"] == "fail" and py["code"].startswith("versions.python.")
+    assert py["status"] == "fail" and py["code"].startswith("versions.python."), py["summary"]
     assert "Jupyter kernel old311" in py["summary"] and "3.11" in py["summary"] and "3.12.9" in py["summary"]
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import sysconfig
 import threading
 import time
+
+import pytest
 
 from doctor.errors import UsageError
 from doctor.model import Remediation, Report, Result, Status, finding
@@ -73,6 +76,22 @@ def test_a_check_may_return_several_results():
     results = run_checks([Check("m", "compose", "M", many)], None)
     assert [r.id for r in results] == ["a", "b"]
     assert [(r.category, r.title, r.code) for r in results] == [("compose", "A", "a.ok"), ("compose", "B", "b.warn")]
+
+
+def test_checks_asking_for_install_paths_at_once_never_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before Python 3.12, sysconfig's first use races between threads (CPython gh-92452): CI once
+    saw versions.python crash with AttributeError('userbase'). Without the runner's warm-up this
+    loop errs a few times in 640 checks on this machine; with it, never."""
+
+    def user_scripts(ctx: object) -> Result:
+        return finding(Status.OK, sysconfig.get_path("scripts", "posix_user"), code="paths.ok")
+
+    for _ in range(20):
+        monkeypatch.setattr(sysconfig, "_CONFIG_VARS", None)  # as in a fresh process
+        if hasattr(sysconfig, "_CONFIG_VARS_INITIALIZED"):
+            monkeypatch.setattr(sysconfig, "_CONFIG_VARS_INITIALIZED", False)
+        results = run_checks([Check(f"p{i}", "local", "P", user_scripts) for i in range(32)], None)
+        assert [r.summary for r in results if r.status is not Status.OK] == []
 
 
 def sample_report() -> Report:
