@@ -8,8 +8,10 @@ at a port that never answers. raydoctor's resolution cache goes to tmp_path (``R
 
 from __future__ import annotations
 
+import io
 import os
 import stat
+import tarfile
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from doctor.local.requirements import load_requirements
 from tests.fake_servers import closed_port
 
 UV = find_uv()
-pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed")
+pytestmark = pytest.mark.needs(uv=True)  # raydoctor depends on uv: missing, CI fails
 
 
 def _reqs(tmp_path: Path, text: str, name: str = "packages.txt"):
@@ -168,6 +170,48 @@ def test_check_reports_the_unmet_pin_for_the_images_python(tmp_path):
     assert res.code == "packages.resolution.unsatisfiable", res.summary
     assert "numpy==1.24.4" in res.summary and "1.26.0" in res.summary
     assert res.remediation is not None and "numpy==1.24.4 → numpy==1.26.0" in res.remediation.text
+
+
+def _sdist_only(folder: Path, name: str = "raydoctor-sdist-only-demo", version: str = "1.0") -> Path:
+    """A package with one release and no wheel at all: an sdist (static PKG-INFO) in a find-links folder."""
+    folder.mkdir()
+    base = f"{name.replace('-', '_')}-{version}"
+    files = {
+        "PKG-INFO": f"Metadata-Version: 2.2\nName: {name}\nVersion: {version}\nRequires-Python: >=3.8\n",
+        "pyproject.toml": (
+            '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+            f'[project]\nname = "{name}"\nversion = "{version}"\n'
+        ),
+    }
+    with tarfile.open(folder / f"{base}.tar.gz", "w:gz") as tar:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{base}/{member}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return folder
+
+
+def test_a_pin_with_only_a_source_release_is_a_warning_that_says_it_builds(tmp_path):
+    """uv's own find-links setting (the user's, so trusted) adds a package with no wheel at any release."""
+    from doctor.app import run_check
+    from doctor.facts.resolution import SOURCE_ONLY
+    from doctor.model import Status
+    from doctor.options import TargetOptions
+
+    links = _sdist_only(tmp_path / "links")
+    (tmp_path / "packages.txt").write_text("raydoctor-sdist-only-demo==1.0\nsix\n")
+    options = TargetOptions(
+        image="rayproject/ray:2.49.2-py312-cpu", requirements=tmp_path / "packages.txt", roundtrip=False
+    )
+    env = _env(tmp_path, PATH="/usr/bin:/bin", UV_FIND_LINKS=str(links))
+    report = run_check(options, environ=env, cwd=tmp_path)
+    [res] = [r for r in report.results if r.id == "packages.resolution"]
+    assert res.status is Status.WARN and res.code == "packages.resolution.source_only", res.summary
+    assert "raydoctor-sdist-only-demo==1.0" in res.summary and "building from source" in res.summary
+    assert "six" not in res.summary  # six has wheels: only the source-only pin is named
+    [unmet] = read_cache(tmp_path / "cache", next(p.stem for p in (tmp_path / "cache").iterdir())).unmet
+    assert unmet.reason == SOURCE_ONLY and unmet.nearest is None
 
 
 def test_fix_refuses_a_build_the_resolution_says_will_fail(tmp_path):
