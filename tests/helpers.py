@@ -207,3 +207,33 @@ def downloads_listing(folder: Path, version: str, url: str, sha256: str) -> Path
     path = folder / "downloads.json"
     path.write_text(json.dumps({f"cpython-{version}-linux-x86_64-gnu": entry}))
     return path
+
+
+def lint_cluster_file_results(folder: Path, text: str) -> list[Any]:
+    """The lint findings of a cluster file (compose or Kubernetes) written to ``folder``: one framework for both."""
+    from doctor.checks.cluster_lint import lint_cluster
+    from doctor.checks.compose_lint import lint_compose
+    from doctor.head.cluster_files import load_cluster_file
+
+    folder.mkdir()
+    path = folder / "cluster.yaml"
+    path.write_text(text)
+    spec = load_cluster_file(path, environ={})
+    if spec.compose is not None:
+        return lint_compose(spec.compose, routes=list, cpu_count=8)
+    return lint_cluster(spec)
+
+
+def parse_cli(argv: list[str], cwd: Path, environ: dict[str, str]) -> tuple[Any, Any]:
+    """What the CLI does with argv: parse, note the given flags, then options_from with the settings file."""
+    import importlib
+
+    from doctor.cli import COMMANDS, build_parser, hoist_options
+    from doctor.commands.common import options_from
+    from doctor.settings import record_given
+
+    parser = build_parser({n: importlib.import_module(f"doctor.commands.{n}") for n in COMMANDS})
+    argv = hoist_options(argv, parser)
+    args = parser.parse_args(argv)
+    record_given(args, parser, argv)
+    return options_from(args, environ=environ, cwd=cwd), args

@@ -21,7 +21,8 @@ from doctor.errors import UsageError
 from doctor.head.cluster_files import ClusterSpec, detect_format, load_cluster_file
 from doctor.model import Status
 from doctor.options import TargetOptions
-from tests.helpers import by_id
+from tests.helpers import by_id, lint_cluster_file_results
+from tests.samples import KUBERAY_GPU
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,32 +63,6 @@ spec:
             limits: {cpu: 1, memory: 1G}
 """
 
-KUBERAY_GPU = """\
-apiVersion: ray.io/v1
-kind: RayCluster
-metadata:
-  name: raycluster-gpu
-spec:
-  rayVersion: '2.49.2'
-  headGroupSpec:
-    rayStartParams: {num-gpus: "0"}
-    template:
-      spec:
-        containers:
-        - name: ray-head
-          image: rayproject/ray:2.49.2-py312-cpu
-  workerGroupSpecs:
-  - groupName: gpu-group
-    replicas: 1
-    rayStartParams: {num-gpus: "1"}
-    template:
-      spec:
-        containers:
-        - name: ray-worker
-          image: rayproject/ray:2.49.2-py312-cu128
-          resources:
-            limits: {nvidia.com/gpu: 1, cpu: 4}
-"""
 
 RAYJOB = """\
 apiVersion: ray.io/v1
@@ -758,16 +733,6 @@ def test_one_rule_judges_a_compose_file_and_a_kuberay_file(tmp_path):
     (image_edit,) = by_id(kuberay_results, "cluster.same_image").remediation.edits
     assert image_edit.place == "spec.workerGroupSpecs[0].template.spec.containers[0].image"
     assert image_edit.value == "rayproject/ray:2.49.2-py312-cpu"
-
-
-def lint_cluster_file_results(folder, text):
-    folder.mkdir()
-    spec = load_cluster_file(write(folder, text), environ={})
-    if spec.compose is not None:
-        from doctor.checks.compose_lint import lint_compose
-
-        return lint_compose(spec.compose, routes=list, cpu_count=8)
-    return lint_cluster(spec)
 
 
 def test_launcher_start_commands_are_linted_once(tmp_path):

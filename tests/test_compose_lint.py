@@ -18,45 +18,10 @@ from doctor.checks.lint import HostRoute, host_routes
 from doctor.head.compose import load_compose
 from doctor.model import Edit, Result, Status
 from doctor.parsers.ray_start import OPTIONS, VALUELESS
+from tests.samples import BASE, HEAD_ARGS, IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
-IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cpu"
 GPU_IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cu128"
-HEAD_ARGS = (
-    "--head --port=6379 --dashboard-host=0.0.0.0 --dashboard-port=8265 "
-    "--metrics-export-port=8500 --ray-client-server-port=10001 --block"
-)
-
-BASE: dict[str, Any] = {
-    "networks": {
-        "study_network": {
-            "driver": "bridge",
-            "ipam": {"config": [{"subnet": "172.29.0.0/16"}]},
-        }
-    },
-    "services": {
-        "ray-head": {
-            "image": IMAGE,
-            "command": f'bash -c "ray start {HEAD_ARGS}"',
-            "shm_size": "2gb",
-            "ports": [
-                "127.0.0.1:8265:8265",
-                "127.0.0.1:10001:10001",
-                "127.0.0.1:6379:6379",
-                "127.0.0.1:8500:8500",
-            ],
-            "networks": {"study_network": {"ipv4_address": "172.29.0.15"}},
-        },
-        "ray-worker": {
-            "image": IMAGE,
-            "command": 'bash -c "ray start --address=ray-head:6379 --block"',
-            "shm_size": "2gb",
-            "depends_on": ["ray-head"],
-            "deploy": {"resources": {"limits": {"cpus": "3", "memory": "4g"}}},
-            "networks": ["study_network"],
-        },
-    },
-}
 
 
 def no_routes() -> list[HostRoute]:

@@ -159,7 +159,7 @@ def test_runtime_env_from_the_settings_file_end_to_end(tmp_path, monkeypatch, ca
     """``runtime-env = "deploy/env.yaml"`` in raydoctor.toml: the path is the file's, relative to the settings
     file (read from a subfolder too); the working_dir in it resolves from the current folder, as Ray's."""
     from doctor.cli import main
-    from tests.test_settings import parse
+    from tests.helpers import parse_cli
 
     repo = tmp_path / "home" / "repo"
     (repo / "deploy").mkdir(parents=True)
@@ -173,7 +173,7 @@ def test_runtime_env_from_the_settings_file_end_to_end(tmp_path, monkeypatch, ca
     (repo / "requirements.txt").write_text("numpy\n")  # not the pip list once a runtime_env file is named
     (repo / "raydoctor.toml").write_text('mode = "jobs"\nruntime-env = "deploy/env.yaml"\n')
     for cwd in (repo, repo / "sub"):
-        options, _ = parse(["check"], cwd, clean_env)
+        options, _ = parse_cli(["check"], cwd, clean_env)
         assert options.runtime_env == repo / "deploy" / "env.yaml"  # relative to raydoctor.toml, not the cwd
         assert options.mode == "jobs"
         assert options.settings is not None

@@ -99,8 +99,7 @@ def test_the_cli_exits_0_for_a_working_ray_address(ray_head, head_python, clean_
 
 def test_a_live_head_is_not_warned_about_a_default_port_its_mode_does_not_use(clean_env, tmp_path):
     """Client mode never talks to the GCS: the default 6379, a guess, is not judged on a live dashboard."""
-    from tests.fake_servers import fake_ray
-    from tests.test_network import GrpcLookalike
+    from tests.fake_servers import GrpcLookalike, fake_ray
 
     with fake_ray() as dash, GrpcLookalike() as grpc:
         options = TargetOptions(address=dash.url, client_port=grpc.port, roundtrip=False)
@@ -170,7 +169,7 @@ services:
     ids=["other-ray", "other-python", "other-platform", "untold"],
 )
 def test_image_differences_ray_refuses_fail_and_others_warn(tmp_path, head, worker, status, cause):
-    from tests.test_cluster_files import lint_cluster_file_results
+    from tests.helpers import lint_cluster_file_results
 
     results = lint_cluster_file_results(tmp_path / "c", IMAGES.format(head=head, worker=worker))
     rule = next(r for r in results if r.id == "compose.same_image")

@@ -10,27 +10,13 @@ from typing import Any
 
 import pytest
 
-from doctor.cli import build_parser, hoist_options, main
-from doctor.commands.common import options_from
+from doctor.cli import main
 from doctor.errors import UsageError
-from doctor.options import TargetOptions
-from doctor.settings import KEYS, find_settings, record_given
+from doctor.settings import KEYS, find_settings
 from doctor.target import SETTINGS_SOURCE, parse_address, token_withheld
+from tests.helpers import parse_cli
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
-
-
-def parse(argv: list[str], cwd: Path, environ: dict[str, str]) -> tuple[TargetOptions, Any]:
-    """What the CLI does with argv: parse, note the given flags, then options_from with the settings file."""
-    import importlib
-
-    from doctor.cli import COMMANDS
-
-    parser = build_parser({n: importlib.import_module(f"doctor.commands.{n}") for n in COMMANDS})
-    argv = hoist_options(argv, parser)
-    args = parser.parse_args(argv)
-    record_given(args, parser, argv)
-    return options_from(args, environ=environ, cwd=cwd), args
 
 
 @pytest.fixture
@@ -108,7 +94,7 @@ PRECEDENCE = [
 @pytest.mark.parametrize(("text", "flags", "env", "key", "value", "source"), PRECEDENCE)
 def test_precedence(home: Path, text: str, flags: list[str], env: dict[str, str], key: str, value: Any, source: str):
     (home / "raydoctor.toml").write_text(text + "\n")
-    options, _ = parse(["check", *flags], home, {"HOME": str(home), **env})
+    options, _ = parse_cli(["check", *flags], home, {"HOME": str(home), **env})
     assert options.settings is not None
     expected_from = str(home / "raydoctor.toml") if source == "FILE" else source
     assert options.settings[key] == {"value": value, "from": expected_from}
@@ -118,7 +104,7 @@ def test_precedence(home: Path, text: str, flags: list[str], env: dict[str, str]
 
 def test_a_settings_address_is_the_target_and_named_by_the_user(home: Path) -> None:
     (home / "raydoctor.toml").write_text('address = "10.0.0.5:8265"\n')
-    options, _ = parse(["check"], home, {"HOME": str(home)})
+    options, _ = parse_cli(["check"], home, {"HOME": str(home)})
     assert options.address == "10.0.0.5:8265"
     assert options.address_from == f"{SETTINGS_SOURCE}{home / 'raydoctor.toml'}"
     from doctor.context import resolve_target
@@ -141,7 +127,7 @@ def test_paths_are_relative_to_the_file(home: Path) -> None:
         'python = "tools/py"\n'
         'installer = "pip"\n'
     )
-    options, args = parse(["check"], repo / "src" / "pkg", {"HOME": str(home)})
+    options, args = parse_cli(["check"], repo / "src" / "pkg", {"HOME": str(home)})
     assert options.requirements == repo / "deploy" / "packages.txt"
     assert options.compose == repo / "deploy" / "ray.yaml"
     assert options.python == str(repo / "tools" / "py")
@@ -149,7 +135,7 @@ def test_paths_are_relative_to_the_file(home: Path) -> None:
 
     from doctor.commands.fix import fix_options
 
-    _, fix_args = parse(["fix"], repo / "src" / "pkg", {"HOME": str(home)})
+    _, fix_args = parse_cli(["fix"], repo / "src" / "pkg", {"HOME": str(home)})
     fix = fix_options(fix_args)  # fix_options reads what options_from already filled in
     assert fix.env_dir == repo / ".envs" and fix.installer == "pip"
     assert fix.target.settings["env-dir"] == {"value": str(repo / ".envs"), "from": str(repo / "pyproject.toml")}
@@ -157,7 +143,7 @@ def test_paths_are_relative_to_the_file(home: Path) -> None:
 
 def test_a_python_name_stays_a_name(home: Path) -> None:
     (home / "raydoctor.toml").write_text('python = "python3.12"\n')
-    options, _ = parse(["check"], home, {"HOME": str(home)})
+    options, _ = parse_cli(["check"], home, {"HOME": str(home)})
     assert options.python == "python3.12"
 
 

@@ -34,8 +34,7 @@ from doctor.model import Report
 from doctor.options import TargetOptions
 from tests.fake_servers import HTML, FakeHTTP
 from tests.ray_cluster import free_port
-from tests.test_cluster_files import KUBERAY_GPU
-from tests.test_compose_lint import BASE
+from tests.samples import BASE, KUBERAY_GPU
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "compose" / "cpu-ray-cluster.yaml"
