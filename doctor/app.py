@@ -104,7 +104,10 @@ def run_check(
     checks = build_checks(ctx)
     if on_start:
         on_start(len(checks))
-    results = run_checks(checks, ctx, on_done=on_done, verbose_errors=verbose)
+    try:
+        results = run_checks(checks, ctx, on_done=on_done, verbose_errors=verbose)
+    finally:
+        ctx.cancel_roundtrip()  # a probe started early that no check waited for (none did, or one crashed)
     report = Report("check", results=results, target=target_section(ctx), duration_s=time.perf_counter() - started)
     report.head = head_section(ctx)
     report.secret_values = ctx.secret_values()  # not serialised: what the one masking pass hides

@@ -36,6 +36,7 @@ from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
 from doctor.secrets import Token, load_token
 from doctor.target import HeadAddress, is_loopback, named_by_user, parse_address, token_withheld
+from doctor.tcp import probe_port
 
 T = TypeVar("T")
 
@@ -287,7 +288,7 @@ class CheckContext:
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
         # The round trip, run once: judged by roundtrip.client, and a head-facts source for a ray:// target.
-        self._rt_started: Lazy[Started] = Lazy(self._start_roundtrip)
+        self._rt_started: Lazy[Started | None] = Lazy(self._start_roundtrip)
         self._rt_limit = ROUNDTRIP_LIMIT_S
         self._rt_run: Lazy[ProbeRun] = Lazy(self._finish_roundtrip)
         self._rt_lock = threading.Lock()
@@ -422,7 +423,11 @@ class CheckContext:
             return address
         return dataclasses.replace(address, client_port=learned.client)
 
-    def _start_roundtrip(self) -> Started:
+    def _start_roundtrip(self) -> Started | None:
+        """Spawn the probe; None once the round trip was cancelled (then nothing is spawned)."""
+        with self._rt_lock:
+            if self._rt_cancelled:
+                return None
         address = self.client_address()
         assert address is not None, "the round trip needs an address"
         return start_probe(self.interpreter_path, address.client_url, self.child_environ())
@@ -432,11 +437,33 @@ class CheckContext:
             self._rt_requested = True
             if self._rt_cancelled:
                 return ProbeRun(None, True, 0.0)
-        return finish_probe(self._rt_started.get(), self._rt_limit)
+        started = self._rt_started.get()
+        if started is None:
+            return ProbeRun(None, True, 0.0)
+        return finish_probe(started, self._rt_limit)
 
-    def start_roundtrip(self) -> Started:
+    def start_roundtrip(self) -> Started | None:
         """Start the round trip now (once); raises ``InterpreterError`` when the interpreter cannot run."""
         return self._rt_started.get()
+
+    def _roundtrip_early(self) -> None:
+        """Start the round trip while the checks are still being built, once its port takes connections.
+
+        It is the slowest fact of a live check (a Python that imports Ray, ``ray.init``, one task), so
+        every millisecond before it starts is added to the whole check. A port that refuses would only
+        make Ray wait its 30 s: then nothing starts here, and ``roundtrip.client`` says why. A port that
+        connects but is not Ray's, or a version difference Ray Client refuses, is found by that check,
+        which then cancels this probe long before it has imported Ray.
+        """
+        try:
+            address = self.client_address()
+            if address is None:
+                return
+            if probe_port(address.host, address.client_port, min(self.options.timeout, 2.0)).state != "open":
+                return
+            self._rt_started.get()
+        except Exception:  # InterpreterError and the like: stored by the Lazy, told by roundtrip.client
+            return
 
     def roundtrip(self, limit_s: float | None = None) -> ProbeRun:
         """The round trip's outcome, waited for (once, whoever asks first; ``limit_s`` from the first asker).
@@ -457,7 +484,10 @@ class CheckContext:
             if self._rt_requested:
                 return
             self._rt_cancelled = True
-        started = self._rt_started.peek()
+        try:
+            started = self._rt_started.get()  # waits for a start in progress; starts nothing once cancelled
+        except InterpreterError:
+            return
         if started is not None:
             cancel_probe(started)
 
@@ -565,3 +595,5 @@ class CheckContext:
             self._deep.start()
         if self.requirements is not None and self.options.resolve:
             self._resolution.start()  # packages.resolution: uv's resolver runs beside the other checks
+        if self.options.roundtrip and self.options.mode != "jobs" and self.target.address is not None:
+            threading.Thread(target=self._roundtrip_early, daemon=True, name="roundtrip-early").start()

@@ -225,6 +225,7 @@ def roundtrip(ctx: CheckContext) -> Result:
     spec = PortSpec("client", address.client_port, "grpc", "target")
     port = probe(spec, address.host, ctx.options.timeout)
     if not port.ok:
+        ctx.cancel_roundtrip()  # the context may have started it early (CheckContext._roundtrip_early)
         what = {
             "silent": "accepts connections but never answers",
             "not_ray": f"answers but is not a Ray Client server ({port.detail})",

@@ -68,12 +68,21 @@ def main():
             client_python="%d.%d.%d" % sys.version_info[:3],
         )
         try:
-            ray.shutdown()
+            ray.shutdown()  # a clean goodbye: else the server keeps this client's session for its grace period
         except Exception:
             pass
     except BaseException as exc:  # report every failure, including SystemExit from Ray
         say("ERROR", phase=phase, type=type(exc).__name__, message=str(exc)[-4000:], timings=timings)
-        sys.exit(3)
+        _leave(3)
+    _leave(0)
+
+
+def _leave(code):
+    """Exit without the interpreter's teardown: with Ray and gRPC loaded it takes 0.1-0.2 s (measured on
+    Ray 2.49.2 after ray.shutdown()), and everything raydoctor reads has been printed and flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
