@@ -140,6 +140,17 @@ def test_grpc_ports_held_by_other_services(clean_env, tmp_path):
     assert states["dashboard"]["state"] == "not_ray"  # answered with a gRPC SETTINGS frame, not HTTP
 
 
+def test_a_silent_head_costs_the_ports_check_one_timeout_not_two(clean_env, tmp_path):
+    """The head's own ports are learned from its dashboard beside the probes, not before them: with a
+    dashboard (and client port) that never answer, network.ports used to wait one --timeout for the
+    dashboard and then one more for its probes (4.0 s at --timeout 2 in the benchmark)."""
+    with SilentPort() as silent:
+        report = check(tmp_path, clean_env, address=f"127.0.0.1:{silent.port}", client_port=silent.port, timeout=1.5)
+    res = by_id(report, "network.ports")
+    assert ports(res)["client"]["state"] == "silent" and ports(res)["dashboard"]["state"] == "silent"
+    assert res.duration_s is not None and res.duration_s < 1.5 * 2, res.duration_s  # a deadline, not a speed
+
+
 @pytest.mark.parametrize(
     "mode, closed_role, status",
     [

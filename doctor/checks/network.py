@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from doctor import remedies
 from doctor.context import CheckContext
+from doctor.facts.ports import LearnedPorts
 from doctor.head.dashboard import DashboardError
 from doctor.model import Remediation, Result, Status, finding
 from doctor.options import DEFAULT_METRICS_PORT
@@ -286,16 +287,22 @@ def port_specs(ctx: CheckContext) -> list[PortSpec]:
             src if (address.given or "").startswith("ray://") else origin("--client-port", ctx.options.client_port),
         ),
     ]
-    learned = ctx.learned_ports()  # the live head's own ports, for those only guessed (doctor.facts.ports)
-    if learned is not None:
-        for i, spec in enumerate(specs):
-            port = {"gcs": learned.gcs, "client": learned.client}.get(spec.role)
-            if spec.source == "default" and port:
-                specs[i] = PortSpec(spec.role, port, spec.protocol, learned.source)
     metrics = _metrics_port(ctx)
     if metrics is not None:
         specs.append(metrics)
     return specs
+
+
+def with_learned(specs: list[PortSpec], learned: LearnedPorts | None) -> list[PortSpec]:
+    """The live head's own ports (``doctor.facts.ports``) in place of those raydoctor only guessed."""
+    if learned is None:
+        return specs
+    out = list(specs)
+    for i, spec in enumerate(out):
+        port = {"gcs": learned.gcs, "client": learned.client}.get(spec.role)
+        if spec.source == "default" and port:
+            out[i] = PortSpec(spec.role, port, spec.protocol, learned.source)
+    return out
 
 
 def _address(ctx: CheckContext) -> HeadAddress:
@@ -371,7 +378,13 @@ def check_ports(ctx: CheckContext) -> Result:
     """TCP to every port the target names, at once, each asked one question in its protocol."""
     address = _address(ctx)
     timeout = ctx.options.timeout
-    specs, unused = _ports_for_mode(ctx, port_specs(ctx))
+    # The head's own ports are learned from its dashboard while the given and guessed ones are probed:
+    # a silent dashboard costs one --timeout, not one before the probes and one more for them.
+    learned: list[LearnedPorts | None] = [None]
+    learner = threading.Thread(target=lambda: learned.__setitem__(0, ctx.learned_ports()), daemon=True)
+    learner.start()
+    given = port_specs(ctx)
+    specs, unused = _ports_for_mode(ctx, given)
     reported: list[PortSpec | None] = [None]
     extra = None
     if not unused and not any(s.role == "metrics" for s in specs) and ctx.target.compose is None:
@@ -379,6 +392,13 @@ def check_ports(ctx: CheckContext) -> Result:
         extra = threading.Thread(target=lambda: reported.__setitem__(0, _reported_metrics_port(ctx)), daemon=True)
         extra.start()
     states = probe_all(specs, address.host, timeout)
+    learner.join(timeout * 3 + 1.0)
+    final = with_learned(given, learned[0])
+    if final != given:  # probe the learned ports too, in place of the guesses they replace
+        specs, unused = _ports_for_mode(ctx, final)
+        known = {s.spec: s for s in states}
+        fresh = iter(probe_all([spec for spec in specs if spec not in known], address.host, timeout))
+        states = [known[spec] if spec in known else next(fresh) for spec in specs]
     dashboard_up = any(s.spec.role == "dashboard" and s.ok for s in states)
     if extra is not None and dashboard_up:
         extra.join(timeout * 2)
