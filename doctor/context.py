@@ -34,6 +34,7 @@ from doctor.local.docker_cli import probe as probe_docker_cli
 from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
+from doctor.runner import prepare_for_threads
 from doctor.secrets import Token, load_token
 from doctor.target import HeadAddress, is_loopback, named_by_user, parse_address, token_withheld
 from doctor.tcp import probe_port
@@ -67,6 +68,7 @@ class Lazy(Generic[T]):
         return self._value  # type: ignore[return-value]
 
     def start(self) -> None:
+        prepare_for_threads()  # the context's facts start the first threads of a check (CPython gh-92452)
         threading.Thread(target=lambda: self._quiet_get(), daemon=True).start()
 
     def peek(self) -> T | None:

@@ -68,6 +68,16 @@ def stamp(check: Check, res: Result) -> Result:
     return res
 
 
+def prepare_for_threads() -> None:
+    """Make what Python builds lazily and without a lock, before any thread may race to build it.
+
+    Before Python 3.12, sysconfig fills its config vars on first use without a lock: a second thread
+    can see them half-made and get AttributeError('userbase') (CPython gh-92452). Checks ask for
+    install paths (remedies, shipped files, uv's binary), so the vars are made once, first.
+    """
+    sysconfig.get_config_vars()
+
+
 def run_checks(
     checks: Sequence[Check],
     ctx: object,
@@ -104,10 +114,7 @@ def run_checks(
                     on_done(check, results)
         done_events[index].set()
 
-    # Before Python 3.12, sysconfig fills its config vars on first use without a lock: a second thread
-    # can see them half-made and get AttributeError('userbase') (CPython gh-92452). Checks ask for
-    # install paths (remedies, shipped files), so the vars are made here, once, before any thread.
-    sysconfig.get_config_vars()
+    prepare_for_threads()
     # The slowest first (the round trip, the probe jobs): each start waits until its thread runs, which
     # takes milliseconds on a busy machine, and a long check should not wait for forty short ones.
     for index in sorted(range(len(checks)), key=lambda i: -checks[i].timeout):
