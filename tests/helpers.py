@@ -237,3 +237,16 @@ def parse_cli(argv: list[str], cwd: Path, environ: dict[str, str]) -> tuple[Any,
     args = parser.parse_args(argv)
     record_given(args, parser, argv)
     return options_from(args, environ=environ, cwd=cwd), args
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes, this one aside, whose command line contains ``text`` (a zombie's is empty)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -22,7 +22,7 @@ from doctor.fix.conda import (
     CondaPackagesNotFound,
     parse_json_output,
 )
-from tests.helpers import pyenv_versions
+from tests.helpers import processes_mentioning, pyenv_versions
 
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
 needs_312 = pytest.mark.needs(pyenv="3.12.1")  # the fake conda's channel is pyenv's folder
@@ -69,18 +69,6 @@ def creates(tmp_path: Path) -> list[list[str]]:
 
 def run_fake(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(FAKE_CONDA), *args], capture_output=True, text=True, env=env, timeout=30, check=False)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if text.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
 
 
 # -- locating ------------------------------------------------------------------

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,7 @@ from doctor.app import run_check
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import BROKEN_JSON, FakeHTTP, json_answer
-from tests.helpers import by_id, conda_envs, envs_listing, fix_cli, wait_for
+from tests.helpers import by_id, conda_envs, envs_listing, fix_cli, processes_mentioning, wait_for
 from tests.ray_cluster import RayNode
 
 
@@ -65,19 +64,6 @@ def test_dashboard_faults(routes, kind, words, tmp_path, clean_env):
 # -- a head that dies in the middle of a check; a worker that dies --------------------------
 
 
-def probe_processes(marker: str) -> list[int]:
-    """PIDs whose command line carries ``marker`` (our round-trip probe names the target in argv)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.cluster
 def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
     head = RayNode(head_python, num_cpus=1, ip="127.0.0.4").start()
@@ -106,7 +92,7 @@ def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
         )
         # Kill the head once the facts are read and the round trip is connecting (its probe runs).
         wait_for(
-            lambda: probe_processes(head.client_url) or proc.poll() is not None,
+            lambda: processes_mentioning(head.client_url) or proc.poll() is not None,
             timeout=90,
             interval=0.1,
             what="the round-trip probe to start",
@@ -121,7 +107,7 @@ def test_head_dies_during_the_check(head_python, tmp_path, clean_env):
     assert doc["exit_code"] == 1
     bad = [r for r in doc["results"] if r["status"] in {"fail", "error"}]
     assert bad, "a head that died must leave a finding"
-    assert probe_processes(head.client_url) == []  # nothing of ours left running
+    assert processes_mentioning(head.client_url) == []  # nothing of ours left running
 
 
 @pytest.mark.cluster

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +17,7 @@ from doctor.local.interpreter import LocalFacts
 from doctor.model import Fact, Status
 from doctor.options import TargetOptions
 from tests.fake_servers import FakeHTTP, GrpcLookalike, SilentPort, closed_port, json_answer
-from tests.helpers import by_id, wait_for
+from tests.helpers import by_id, processes_mentioning, wait_for
 
 
 def options(node, **kw):
@@ -116,23 +115,7 @@ def test_client_port_that_cannot_answer_skips_fast(kind, clean_env, tmp_path, he
     assert "30 s" in res.summary
     assert elapsed < 5, f"{elapsed:.2f} s"
     # The silent and the HTTP port take connections, so the context started the probe early; it is gone.
-    assert probes_dialling(f"ray://127.0.0.1:{port}") == []
-
-
-def probes_dialling(url: str) -> list[int]:
-    """Live processes whose command line dials ``url`` (the round-trip probe's last argument)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if url.encode() in argv and state != "Z":
-            found.append(int(entry.name))
-    return found
+    assert processes_mentioning(f"ray://127.0.0.1:{port}") == []
 
 
 @pytest.mark.cluster
@@ -145,10 +128,10 @@ def test_the_round_trip_starts_before_the_checks_run(ray_head, head_python, clea
     try:
         ctx.prefetch()
         assert wait_for(lambda: ctx._rt_started.peek() is not None, timeout=10), "no early start"
-        assert probes_dialling(ray_head.client_url) != []
+        assert processes_mentioning(ray_head.client_url) != []
     finally:
         ctx.cancel_roundtrip()
-    assert wait_for(lambda: probes_dialling(ray_head.client_url) == [], timeout=10)
+    assert wait_for(lambda: processes_mentioning(ray_head.client_url) == [], timeout=10)
     assert ctx.roundtrip().killed  # cancelled: nothing waits for it, nothing is left running
 
 

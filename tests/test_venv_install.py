@@ -45,7 +45,7 @@ from doctor.fix.venv import (
     venv_python,
     write_marker,
 )
-from tests.helpers import python_for, wait_for
+from tests.helpers import processes_mentioning, python_for, wait_for
 
 PY312 = python_for("3.12.1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,18 +222,11 @@ def test_ctrl_c_during_install_leaves_nothing(
     assert proc.returncode != 0
     assert list(envs.iterdir()) == []  # no venv, no temp folder, no lock file
 
-    def strays() -> list[str]:
-        found = []
-        for p in Path("/proc").iterdir():
-            if p.name.isdigit():
-                try:
-                    if tmp.encode() in (p / "cmdline").read_bytes():
-                        found.append(p.name)
-                except OSError:
-                    pass
-        return found
-
-    wait_for(lambda: strays() == [], timeout=10, what="the installer's processes to exit (it outlived the interrupt)")
+    wait_for(
+        lambda: processes_mentioning(tmp) == [],
+        timeout=10,
+        what="the installer's processes to exit (it outlived the interrupt)",
+    )
 
 
 def test_install_timeout(
