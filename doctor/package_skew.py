@@ -6,12 +6,20 @@ pickles (``ray/_private/serialization.py``: pickle protocol 5 through Ray's vend
 package is rebuilt by another. Where a package's pickled form changed between versions, the error
 names the package's internals, never the version difference: users report it as a Ray bug
 (ray-project/ray #15407, #15424, #48592; LanceDB Geneva's dependency-verification guide maps the
-symptoms: numpy 1 against 2 as ``ArrowInvalid`` or unpickling errors, attrs as ``Enum.__new__``).
+symptoms: numpy 1 against 2 as ``ArrowInvalid`` or unpickling errors, attrs as ``Enum.__new__``, which
+the round trips behind the attrs row did not show).
 
 The model is dask's ``distributed/versions.py``: a list of packages that matter and notes for those
 whose variation is harmless (its ``notes_mismatch_package``: "msgpack: Variation is ok, as long as
 everything is above 0.6"). ``level`` is how much of the version must agree: ``major``, ``minor``
-(major.minor) or ``exact``; ``none`` says a difference is harmless.
+(major.minor) or ``exact``; ``none`` says a difference is harmless. ``across`` narrows a row to the
+releases where the pickled form changed: attrs' slotted classes pickle differently from 22.2.0 on,
+and a difference on one side of it loads both ways. A row with ``breaks`` False and a level is a
+warning: some objects fail across it (pyarrow: a column type the older release lacks), most load.
+
+The rows of pyarrow, pandas, attrs and pydantic say what was seen when an object pickled (protocol 5)
+by one version was loaded with ``pickle.loads`` by the other, both ways; tests/test_package_skew_real.py
+repeats those round trips in two venvs per pair and fails where this table contradicts them.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ class SkewRule:
     breaks: bool  # a difference at ``level`` breaks object exchange (a failure), else a warning at most
     symptom: str  # what the user sees
     why: str  # where the rule comes from
+    across: tuple[str, ...] = ()  # releases whose pickles changed: if given, only a difference spanning one breaks
 
 
 TABLE: tuple[SkewRule, ...] = (
@@ -48,37 +57,53 @@ TABLE: tuple[SkewRule, ...] = (
     SkewRule(
         "pyarrow",
         "major",
-        True,
-        "Ray Data blocks and Arrow tables fail to deserialize (ArrowInvalid, or unpickling errors in pyarrow.lib)",
-        "Ray Data's blocks are Arrow tables (ray/data/_internal/arrow_block.py) pickled through "
-        "pyarrow's own reducers, which change between major releases",
+        False,
+        "tables of types both releases have load both ways; a column type the older pyarrow lacks fails "
+        "there (ValueError: No type alias for string_view)",
+        "seen here: a Table of int, string, list, struct, dictionary, timestamp and decimal columns loads both "
+        "ways between pyarrow 14.0.2 and 18.1.0 and between 17.0.0 and 26.0.1; an 18.1.0 table with a "
+        "string_view column loaded by 14.0.2 raises ValueError: No type alias for string_view. A Table pickles "
+        "as its columns' Arrow buffers and each type's name (pyarrow/table.pxi::Table.__reduce__, "
+        "array.pxi::_reduce_array_data, types.pxi::DataType.__reduce__ -> type_for_alias)",
     ),
     SkewRule(
         "pandas",
-        "minor",
+        "major",
         True,
-        "DataFrames fail to unpickle (AttributeError or ModuleNotFoundError inside pandas.core, e.g. "
-        "'pandas.core.indexes.numeric')",
-        "pandas guarantees pickles only backwards, not forwards (pandas' read_pickle documentation); its "
-        "internal modules move between minor releases",
+        "DataFrames fail to unpickle: a 1.x frame with an integer index in 2.x raises ModuleNotFoundError: No "
+        "module named 'pandas.core.indexes.numeric'; a 3.x frame with a str column in 2.x raises TypeError: "
+        "StringDtype.__init__() takes from 1 to 2 positional arguments but 3 were given",
+        "seen here: a 1.5.3 frame loaded by 2.2.3 raises the ModuleNotFoundError (2.2.3's frame loads in 1.5.3); "
+        "a 3.0.6 frame loaded by 2.2.3 raises the TypeError (2.2.3's loads in 3.0.6); 2.1.4 and 2.2.3 load each "
+        "other's. pandas promises only that read_pickle reads older pickles (pandas/io/pickle.py::read_pickle, "
+        "Notes), through its own unpickler, which maps 'pandas.core.indexes.numeric' to Index "
+        "(pandas/compat/pickle_compat.py); Ray loads with plain pickle.loads (ray/cloudpickle/cloudpickle.py), "
+        "without it. 3.0's StringDtype.__reduce__ passes (storage, na_value) (pandas/core/arrays/string_.py)",
     ),
     SkewRule(
         "attrs",
         "minor",
         True,
-        "objects of attrs classes fail to rebuild (TypeError: Enum.__new__() takes 1 positional argument "
-        "but 2 were given, or a missing attribute)",
-        "attrs' generated __reduce__/__setstate__ differ between releases; Geneva's dependency-"
-        "verification guide maps Enum.__new__ to an attrs mismatch",
+        "objects of slotted attrs classes (attrs.define, attr.s(slots=True)) come back wrong: under attrs "
+        "before 22.2 a newer object gets its field names as values, with no error; under 22.2.0 an older "
+        "object loads without its fields (AttributeError: 'Job' object has no attribute 'count' when one is read)",
+        "seen here: a 22.2.0 or 26.1.0 object loaded by 22.1.0 has count == 'count'; a 22.1.0 object loaded by "
+        "22.2.0 lacks its fields, by 26.1.0 it loads; 25.1.0 and 26.1.0 load each other's. attrs 22.2.0's "
+        "slots_getstate returns a dict where 22.1.0's returned a tuple (attr/_make.py; python-attrs/attrs#1009), "
+        "and from 23.1.0 slots_setstate reads tuples again (attr/_make.py; python-attrs/attrs#1085)",
+        across=("22.2.0",),
     ),
     SkewRule(
         "pydantic",
         "major",
         True,
-        "models fail to unpickle (pydantic v1 and v2 models are different classes: AttributeError "
-        "'__fields_set__' or '__pydantic_fields_set__'); Ray Serve configs fail validation",
-        "pydantic 2 rewrote BaseModel's state (pydantic's v2 migration guide); Ray supports both through "
-        "ray/_private/pydantic_compat.py, but one object crosses between them",
+        "a pydantic 2 model fails to unpickle under pydantic 1 (KeyError: '__fields_set__'); a pydantic 1 model "
+        "loads under 2 with its values but no fields set (model_fields_set is empty)",
+        "seen here: a 2.14.4 model loaded by 1.10.27 raises KeyError: '__fields_set__', a 1.10.27 model loads "
+        "in 2.14.4 without its fields set; 2.9.2 and 2.14.4 load each other's. 1.10's BaseModel.__setstate__ "
+        "reads state['__fields_set__'], 2's __getstate__ writes '__pydantic_fields_set__' and its __setstate__ "
+        "reads every key with state.get(key, {}) (pydantic/main.py of each). Ray supports both majors through "
+        "ray/_common/pydantic_compat.py, but one object crosses between them",
     ),
     SkewRule(
         "torch",
@@ -133,12 +158,22 @@ class Skew:
     rule: SkewRule | None  # None: not in the table
 
     @property
+    def differs(self) -> bool:
+        """The versions differ where the row says it matters: at its level and, where it names releases, across one."""
+        rule = self.rule
+        return (
+            rule is not None
+            and not same_at(self.local, self.head, rule.level)
+            and spans(self.local, self.head, rule.across)
+        )
+
+    @property
     def breaks(self) -> bool:
-        return self.rule is not None and self.rule.breaks and not same_at(self.local, self.head, self.rule.level)
+        return self.rule is not None and self.rule.breaks and self.differs
 
     def describe(self) -> str:
         text = f"{self.name} {self.local} here, {self.head} on the cluster"
-        if self.breaks and self.rule is not None:
+        if self.differs and self.rule is not None:
             text += f": {self.rule.symptom}"
         elif self.rule is not None and self.rule.level == "none":
             text += " (harmless)"
@@ -158,6 +193,20 @@ def same_at(a: str, b: str, level: str) -> bool:
     if level == "minor":
         return va.release[:2] == vb.release[:2]
     return va == vb
+
+
+def spans(a: str, b: str, releases: tuple[str, ...]) -> bool:
+    """Whether one of ``releases`` lies between ``a`` and ``b`` (one is older than it, the other not).
+
+    No releases: always. Unreadable versions: always (nothing says they are on one side).
+    """
+    if not releases:
+        return True
+    try:
+        va, vb = Version(a), Version(b)
+        return any((va < Version(r)) != (vb < Version(r)) for r in releases)
+    except InvalidVersion:
+        return True
 
 
 def judge(local: Mapping[str, str], head: Mapping[str, str]) -> list[Skew]:

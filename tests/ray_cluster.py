@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -86,18 +87,27 @@ def uv_bin() -> str:
         return found
 
 
-def ensure_ray_venv(ray: str = RAY_VERSION, minor: str = HEAD_PYTHON, extra: tuple[str, ...] = ()) -> Path:
-    """A cached venv with ``ray[default]==ray`` on Python ``minor``; returns its python."""
-    python = find_python(minor)
-    if python is None:
-        raise RuntimeError(f"no Python {minor} on this machine")
-    version = subprocess.run(
+def python_version(python: Path | str) -> str:
+    """The full version (``3.12.1``) an interpreter reports of itself."""
+    return subprocess.run(
         [str(python), "-c", "import platform;print(platform.python_version())"],
         capture_output=True,
         text=True,
         check=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     ).stdout.strip()
-    key = f"ray{ray}-py{version}" + ("-" + "-".join(sorted(extra)).replace("=", "") if extra else "")
+
+
+def ensure_venv(
+    key: str, packages: Sequence[str], python: Path | str, about: Mapping[str, object] | None = None
+) -> Path:
+    """A cached venv ``CACHE/venvs/KEY`` from interpreter ``python`` with ``packages`` installed by uv; its python.
+
+    Built once: under the lock file ``CACHE/.KEY.lock`` (another test process waits for it), and
+    complete only once its marker, written last, is there (``about``, else the packages and the
+    Python, as JSON); a folder without the marker is a build that was cut short, and is rebuilt.
+    """
     dest = CACHE / "venvs" / key
     marker = dest / "raydoctor-test-venv.json"
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -107,12 +117,27 @@ def ensure_ray_venv(ray: str = RAY_VERSION, minor: str = HEAD_PYTHON, extra: tup
             return dest / "bin" / "python"
         shutil.rmtree(dest, ignore_errors=True)
         uv = uv_bin()
-        subprocess.run([uv, "venv", "--seed", "-q", "-p", str(python), str(dest)], check=True)
+        quiet = {"check": True, "stdin": subprocess.DEVNULL}
+        subprocess.run([uv, "venv", "--seed", "-q", "-p", str(python), str(dest)], timeout=300, **quiet)
         subprocess.run(
-            [uv, "pip", "install", "-q", "-p", str(dest / "bin" / "python"), f"ray[default]=={ray}", *extra], check=True
+            [uv, "pip", "install", "-q", "-p", str(dest / "bin" / "python"), *packages], timeout=1800, **quiet
         )
-        marker.write_text(json.dumps({"ray": ray, "python": version, "extra": list(extra)}))
+        marker.write_text(
+            json.dumps(dict(about) if about is not None else {"packages": list(packages), "python": str(python)})
+        )
     return dest / "bin" / "python"
+
+
+def ensure_ray_venv(ray: str = RAY_VERSION, minor: str = HEAD_PYTHON, extra: tuple[str, ...] = ()) -> Path:
+    """A cached venv with ``ray[default]==ray`` on Python ``minor``; returns its python."""
+    python = find_python(minor)
+    if python is None:
+        raise RuntimeError(f"no Python {minor} on this machine")
+    version = python_version(python)
+    key = f"ray{ray}-py{version}" + ("-" + "-".join(sorted(extra)).replace("=", "") if extra else "")
+    return ensure_venv(
+        key, [f"ray[default]=={ray}", *extra], python, about={"ray": ray, "python": version, "extra": list(extra)}
+    )
 
 
 def free_port() -> int:
