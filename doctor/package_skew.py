@@ -49,10 +49,18 @@ TABLE: tuple[SkewRule, ...] = (
         "numpy",
         "major",
         True,
-        "arrays sent between the two sides fail to load (ModuleNotFoundError: No module named "
-        "'numpy._core', or pickle errors), and Arrow conversions raise ArrowInvalid",
-        "NumPy 2.0 moved numpy.core to numpy._core and changed its pickles (NumPy 2.0 migration guide); "
-        "Ray ships arrays as pickle-5 buffers (ray/_private/serialization.py); Geneva's dependency-verification guide",
+        "arrays made by numpy 2 fail to load under numpy 1: from a numpy-2 cluster, ray.get on a numpy-1 "
+        "client raises ModuleNotFoundError: No module named 'numpy._core.numeric'; sent from a numpy-2 client "
+        "to a numpy-1 cluster, an array breaks the Ray Client connection (ConnectionError: Failed during this "
+        "or a previous request ... details = \"No module named 'numpy._core.numeric'\"); arrays from numpy 1 "
+        "load under numpy 2",
+        "NumPy 2.0 moved numpy.core to numpy._core (NumPy 2.0 migration guide): its arrays pickle at protocol 5 "
+        "(Ray Client's default both ways: ray/util/client/client_pickler.py, server/server_pickler.py) through "
+        "numpy._core.numeric._frombuffer, and numpy 1.26's numpy._core holds only stubs (multiarray, umath), "
+        "no numeric; numpy 2 keeps numpy.core as an alias, so numpy-1 pickles load there (seen with Ray 2.49.2, "
+        "numpy 2.2.6 and 1.26.4: "
+        "tests/test_package_skew.py). Ray ships arrays as pickle-5 buffers (ray/_private/serialization.py); "
+        "Geneva's dependency-verification guide",
     ),
     SkewRule(
         "pyarrow",

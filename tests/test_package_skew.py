@@ -3,22 +3,26 @@
 The table's judgement is tested with made-up versions; the check with the real interpreter of the
 cached Ray venv (attrs 26.1, msgpack 1.2 and pydantic 2 are installed there) against a head file.
 What the rows of pyarrow, pandas, attrs and pydantic say is checked against real pickles in
-tests/test_package_skew_real.py.
-Not done here: a real numpy 1 / numpy 2 pickle exchange (it needs a second env with numpy 1, which
-no cached env holds; building one costs a minute of downloads).
+tests/test_package_skew_real.py. The numpy row is tested here, through Ray itself: two more cached
+Ray venvs, one with numpy 2 and one with numpy 1, a head from one and a Ray Client from the other,
+an array each way, and check --deep on that pair.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from doctor.errors import UsageError
 from doctor.package_skew import RULES, TABLE, judge, matched_pins, read_pins, same_at, spans
+from tests.helpers import missing
+from tests.ray_cluster import HEAD_PYTHON, RAY_VERSION, RayNode, ensure_ray_venv
 
 
 def by_name(skews):
@@ -28,7 +32,7 @@ def by_name(skews):
 def test_numpy_major_breaks_with_its_symptom_and_minor_does_not():
     got = by_name(judge({"numpy": "1.26.4"}, {"numpy": "2.1.3"}))
     assert got["numpy"].breaks
-    assert "ArrowInvalid" in got["numpy"].describe() and "numpy._core" in got["numpy"].describe()
+    assert "numpy._core.numeric" in got["numpy"].describe()
     assert not by_name(judge({"numpy": "2.0.1"}, {"numpy": "2.1.3"}))["numpy"].breaks
 
 
@@ -235,3 +239,170 @@ def test_lock_writes_the_heads_versions_and_check_reads_them_back(tmp_path, ray_
     )
     [res] = [r for r in report.results if r.id == "packages.skew"]
     assert res.code == "packages.skew.same", res.summary
+
+
+# -- the numpy row for real: a numpy-2 head, a numpy-1 Ray Client, and the other way round --------
+
+NUMPY_2 = "numpy==2.2.6"
+NUMPY_1 = "numpy==1.26.4"
+PAIR_IP = "127.0.0.17"  # a loopback address no other test's node uses
+# What a numpy-1 interpreter raises on a numpy-2 array's pickle (protocol 5: numpy._core.numeric._frombuffer).
+NO_NUMERIC = "No module named 'numpy._core.numeric'"
+
+# Runs in the client's interpreter: ray.init("ray://..."), then the exchanges named on its command line, in
+# that order; one EXCHANGE line of JSON each, with the value's repr or the error as a traceback's last line.
+EXCHANGE = """
+import json, sys
+import numpy, ray
+
+ray.init(sys.argv[1], logging_level="ERROR", log_to_driver=False)
+
+
+@ray.remote(num_cpus=0)
+def numpy_version():
+    import numpy
+
+    return numpy.__version__
+
+
+@ray.remote(num_cpus=0)
+def total(array):
+    return int(array.sum())
+
+
+@ray.remote(num_cpus=0)
+def arange():
+    import numpy
+
+    return numpy.arange(3)
+
+
+EXCHANGES = {
+    "head_numpy": lambda: ray.get(numpy_version.remote(), timeout=120),
+    "from_head": lambda: ray.get(arange.remote(), timeout=120),
+    "to_head": lambda: ray.get(total.remote(numpy.arange(3)), timeout=120),
+}
+for name in ["head_numpy"] + sys.argv[2:]:
+    try:
+        line = {"value": repr(EXCHANGES[name]())}
+    except Exception as exc:
+        line = {"error": type(exc).__name__ + ": " + str(exc)}
+    print("EXCHANGE " + json.dumps({"name": name, "client_numpy": numpy.__version__, **line}), flush=True)
+ray.shutdown()
+"""
+
+
+def numpy_venv(pin: str) -> Path:
+    """The Ray test venv with ``pin`` added (built once, cached beside the plain one)."""
+    try:
+        return ensure_ray_venv(extra=(pin,))
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        missing(f"cannot build a Ray {RAY_VERSION} venv with {pin} on Python {HEAD_PYTHON}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def numpy2_python() -> Path:
+    return numpy_venv(NUMPY_2)
+
+
+@pytest.fixture(scope="module")
+def numpy1_python() -> Path:
+    return numpy_venv(NUMPY_1)
+
+
+@contextlib.contextmanager
+def head_of(python: Path) -> Iterator[RayNode]:
+    """A head from ``python``'s venv on PAIR_IP, stopped (exactly its own processes) on the way out."""
+    node = RayNode(python, num_cpus=1, ip=PAIR_IP)
+    try:
+        yield node.start()
+    finally:
+        node.stop()
+
+
+def exchange(client: Path, head: RayNode, names: list[str], cwd: Path, env: dict[str, str]) -> dict[str, dict]:
+    """Run EXCHANGE in ``client`` against ``head``'s client port; its EXCHANGE lines by name."""
+    # No auto-connect: a ray.get after a broken client connection would start a local Ray
+    # (ray/_private/auto_init_hook.py), on 127.0.0.1:8265, instead of failing.
+    done = subprocess.run(
+        [str(client), "-I", "-c", EXCHANGE, head.client_url, *names],
+        cwd=cwd,
+        env={**env, "RAY_ENABLE_AUTO_CONNECT": "0"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [json.loads(ln.split(" ", 1)[1]) for ln in done.stdout.splitlines() if ln.startswith("EXCHANGE ")]
+    got = {line["name"]: line for line in lines}
+    assert done.returncode == 0 and len(got) == len(names) + 1, (done.returncode, done.stdout, done.stderr[-3000:])
+    return got
+
+
+@pytest.mark.cluster
+def test_a_numpy_2_head_and_a_numpy_1_client_fail_on_arrays_and_check_says_so(
+    numpy2_python, numpy1_python, clean_env, tmp_path
+):
+    with head_of(numpy2_python) as head:
+        got = exchange(numpy1_python, head, ["to_head", "from_head"], tmp_path, clean_env)
+        # The array comes back pickled by numpy 2; numpy 1.26's numpy._core stub has no numeric module.
+        # Seen (Ray 2.49.2): ray.get raises it from ray/util/client/client_pickler.py::loads_from_server.
+        assert got["head_numpy"] == {"name": "head_numpy", "client_numpy": "1.26.4", "value": "'2.2.6'"}
+        assert got["from_head"].get("error") == f"ModuleNotFoundError: {NO_NUMERIC}", got["from_head"]
+        assert got["to_head"].get("value") == "3", got["to_head"]  # a numpy-1 array loads under numpy 2
+
+        # raydoctor, judging the numpy-1 interpreter against that head, names the difference and that error.
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "doctor",
+                "check",
+                "--address",
+                head.dashboard_url,
+                "--client-port",
+                str(head.ports["client"]),
+                "--gcs-port",
+                str(head.ports["gcs"]),
+                "--python",
+                str(numpy1_python),
+                "--deep",
+                "--no-roundtrip",
+                "--json",
+            ],
+            cwd=tmp_path,
+            env=clean_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.stdout.startswith("{"), (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
+    doc = json.loads(done.stdout)
+    assert done.returncode == 1 and doc["exit_code"] == 1, done.stderr[-3000:]
+    results = {r["id"]: r for r in doc["results"]}
+    assert results["deep.probe"]["status"] == "ok", results["deep.probe"]
+    skew = results["packages.skew"]
+    assert skew["status"] == "fail" and skew["code"] == "packages.skew.breaks", skew
+    assert skew["summary"].startswith("numpy 1.26.4 here, 2.2.6 on the cluster: "), skew["summary"]
+    assert RULES["numpy"].symptom in skew["summary"] and f"ModuleNotFoundError: {NO_NUMERIC}" in skew["summary"]
+    assert skew["data"]["differences"] == [
+        {"name": "numpy", "local": "1.26.4", "head": "2.2.6", "breaks": True, "in_table": True}
+    ]
+    assert any(c.endswith(" -m pip install numpy==2.2.6") for c in skew["remediation"]["commands"])
+
+
+@pytest.mark.cluster
+def test_a_numpy_2_client_breaks_the_connection_to_a_numpy_1_head_with_an_array(
+    numpy2_python, numpy1_python, clean_env, tmp_path
+):
+    with head_of(numpy1_python) as head:
+        got = exchange(numpy2_python, head, ["from_head", "to_head"], tmp_path, clean_env)
+    assert got["head_numpy"]["value"] == "'1.26.4'" and got["head_numpy"]["client_numpy"] == "2.2.6"
+    assert got["from_head"].get("value") == "array([0, 1, 2])", got["from_head"]  # numpy 2 loads numpy 1's
+    # The head's side fails to load the client's array: Ray Client reports it as a broken connection.
+    error = got["to_head"].get("error", "")
+    assert error.startswith("ConnectionError: Failed during this or a previous request."), got["to_head"]
+    assert f'details = "{NO_NUMERIC}"' in error, error
+    assert "ConnectionError: Failed during this or a previous request" in RULES["numpy"].symptom
+    assert f'details = "{NO_NUMERIC}"' in RULES["numpy"].symptom
