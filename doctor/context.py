@@ -26,7 +26,7 @@ from doctor.facts.ports import LearnedPorts, read_head_ports
 from doctor.facts.roundtrip import LIMIT_S as ROUNDTRIP_LIMIT_S
 from doctor.facts.roundtrip import ProbeRun, Started, cancel_probe, finish_probe, start_probe
 from doctor.head.dashboard import DashboardClient, DashboardError
-from doctor.head.facts import HeadFacts
+from doctor.head.facts import HeadFacts, HeadPackages
 from doctor.head.resolve import gather_head_facts
 from doctor.head.token_sources import TokenSearch, find_cluster_token
 from doctor.local.docker_cli import DockerCli
@@ -43,6 +43,9 @@ T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COMPOSE = Path("compose") / "cpu-ray-cluster.yaml"
+# How long the image's own Python may take to list its packages (``docker run --rm``, first time per
+# image id; then the answer is cached): a container start, not a pull, which raydoctor never does.
+IMAGE_PROBE_LIMIT_S = 30.0
 
 
 class Lazy(Generic[T]):
@@ -288,6 +291,7 @@ class CheckContext:
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
+        self._head_packages: Lazy[HeadPackages | None] = Lazy(self._find_head_packages)
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
         # The round trip, run once: judged by roundtrip.client, and a head-facts source for a ray:// target.
         self._rt_started: Lazy[Started | None] = Lazy(self._start_roundtrip)
@@ -534,11 +538,42 @@ class CheckContext:
         """``--deep``: the probe job's answer (``doctor.facts.cluster.DeepProbe``), run once; never raises."""
         return self._deep.get()
 
-    def head_packages(self) -> dict[str, str] | None:
-        """The head's installed distributions (canonical name -> version): known only from the ``--deep`` probe."""
+    def probed_head_packages(self) -> dict[str, str] | None:
+        """The head's installed distributions (canonical name -> version) from the ``--deep`` probe, else None."""
         if not self.options.deep:
             return None
         return self.deep_probe().head_packages
+
+    def head_packages(self) -> HeadPackages | None:
+        """The head's packages from the best source (``HeadPackages``), None when none has them.
+
+        Raises ``UsageError`` for an unreadable ``--head-packages`` file: the user named it.
+        """
+        return self._head_packages.get()
+
+    def _image(self) -> str | None:
+        if self.target.image:
+            return self.target.image
+        try:
+            return self.head().image
+        except Exception:  # head.source reports it
+            return None
+
+    def _find_head_packages(self) -> HeadPackages | None:
+        probed = self.probed_head_packages()
+        if probed is not None:
+            return HeadPackages(probed, "the --deep probe")
+        from_file = self.head_packages_from_file()
+        if from_file is not None:
+            return HeadPackages(from_file, str(self.options.head_packages), complete=False)
+        image = self._image()
+        if image:
+            from doctor.head import docker
+
+            found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S)
+            if found is not None and found.packages:
+                return HeadPackages(dict(found.packages), f"docker image {image} ({found.image_id[:19]})")
+        return None
 
     def deep_probe_if_done(self) -> DeepProbe | None:
         """The deep probe's answer if it has come, without waiting: for the report."""

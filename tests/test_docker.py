@@ -34,7 +34,8 @@ if args[:2] == ["image", "inspect"]:
         print("sha256:" + "ab" * 32); sys.exit(0)
     print("Error: No such image", file=sys.stderr); sys.exit(1)
 if args[:1] == ["run"]:
-    print(json.dumps({"python": "3.12.9", "ray": "2.49.2"})); sys.exit(0)
+    print(os.environ.get("FAKE_DOCKER_ANSWER") or json.dumps(
+        {"python": "3.12.9", "ray": "2.49.2", "packages": {"ray": "2.49.2", "numpy": "1.26.4"}})); sys.exit(0)
 sys.exit(2)
 """
 
@@ -162,9 +163,63 @@ def test_docker_runs_through_proc_without_the_token(monkeypatch, tmp_path):
 
 def test_a_damaged_answer_from_docker_is_no_facts(monkeypatch, tmp_path):
     log = install_fake(tmp_path, monkeypatch)
-    exe = tmp_path / "bin" / "docker"
-    exe.write_text(
-        exe.read_text().replace('print(json.dumps({"python": "3.12.9", "ray": "2.49.2"}))', 'print("[" * 100000)')
-    )
+    monkeypatch.setenv("FAKE_DOCKER_ANSWER", "[" * 100000)
     assert docker.image_facts("rayproject/ray:2.49.2-py312-cpu", cache=tmp_path / "cache") is None
     assert [c for c in calls(log) if c[0] == "run"]
+
+
+# ---------------------------------------------------------------- the image's packages (packages.skew's third source)
+
+SHARED_FAKE = Path(__file__).resolve().parent / "fake_docker"
+IMAGE = "rayproject/ray:2.49.2-py312-cpu"
+IMAGE_ID = "sha256:" + "cd" * 32
+
+
+def local_image(tmp_path: Path, monkeypatch, python: str) -> Path:
+    """The shared fake docker with one local image whose Python is ``python`` (a real interpreter)."""
+    images = tmp_path / "images.json"
+    images.write_text(json.dumps({IMAGE: {"id": IMAGE_ID, "python": python}}))
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("PATH", f"{SHARED_FAKE}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_DOCKER_IMAGES", str(images))
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    return log
+
+
+def test_the_images_python_lists_its_packages_once_per_image_id(monkeypatch, tmp_path):
+    import platform
+    from importlib import metadata
+
+    log = local_image(tmp_path, monkeypatch, sys.executable)
+    facts = docker.image_facts(IMAGE, cache=tmp_path / "cache")
+    assert facts is not None and facts.image_id == IMAGE_ID and facts.python == platform.python_version()
+    # The interpreter's own distributions, names canonical: what `pip list` would say in that image.
+    assert facts.packages["packaging"] == metadata.version("packaging")
+    assert facts.packages["typing-extensions"] == metadata.version("typing_extensions")
+    assert len(facts.packages) == len({d.metadata["Name"].lower() for d in metadata.distributions()})
+    cached = json.loads((tmp_path / "cache" / "docker-images.json").read_text())
+    assert cached[IMAGE_ID]["packages"] == dict(facts.packages)
+    assert docker.image_facts(IMAGE, cache=tmp_path / "cache") == facts
+    assert len([c for c in calls(log) if c[0] == "run"]) == 1
+
+
+def test_a_cache_entry_without_packages_is_asked_again(monkeypatch, tmp_path):
+    log = local_image(tmp_path, monkeypatch, sys.executable)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "docker-images.json").write_text(json.dumps({IMAGE_ID: {"python": "3.12.9", "ray": "2.49.2"}}))
+    facts = docker.image_facts(IMAGE, cache=cache)
+    assert facts is not None and facts.packages  # an older raydoctor's entry: the image was asked again
+    assert len([c for c in calls(log) if c[0] == "run"]) == 1
+
+
+def test_names_and_versions_an_image_makes_up_are_left_out(monkeypatch, tmp_path):
+    install_fake(tmp_path, monkeypatch)
+    answer = {
+        "python": "3.12.9",
+        "ray": "2.49.2",
+        "packages": {"Ray": "2.49.2", "evil\x1b[2J": "1.0", "numpy": "1.26.4\x1b]0;owned\x07", "-rf": "1", "ok": 3},
+    }
+    monkeypatch.setenv("FAKE_DOCKER_ANSWER", json.dumps(answer))
+    facts = docker.image_facts(IMAGE, cache=tmp_path / "cache")
+    assert facts is not None and dict(facts.packages) == {"ray": "2.49.2"}

@@ -22,7 +22,7 @@ from doctor.app import run_check
 from doctor.checks import gpu
 from doctor.context import CheckContext
 from doctor.facts.cluster import DeepProbe, NodeEnv, node_counts
-from doctor.head.facts import HeadFacts
+from doctor.head.facts import HeadFacts, HeadPackages
 from doctor.model import Status
 from doctor.options import TargetOptions
 from doctor.target import HeadAddress, token_withheld
@@ -104,9 +104,9 @@ def test_head_packages_come_from_the_deep_probe_fact(clean_env, tmp_path):
     )
     node = NodeEnv("a" * 56, "10.0.0.1", True, packages={"numpy": "1.26.4"})
     ctx._deep = SimpleNamespace(get=lambda: DeepProbe(nodes=(node,)), peek=lambda: None)  # type: ignore[assignment]
-    assert ctx.head_packages() == {"numpy": "1.26.4"}
+    assert ctx.head_packages() == HeadPackages({"numpy": "1.26.4"}, "the --deep probe")
     plain = CheckContext(TargetOptions(image="rayproject/ray:2.49.2-py312-cpu"), environ=clean_env, cwd=tmp_path)
-    assert plain.head_packages() is None  # without --deep nobody runs the job
+    assert plain.probed_head_packages() is None  # without --deep nobody runs the job
 
 
 # ---------------------------------------------------------------- the report agrees with the check

@@ -498,29 +498,34 @@ def _pin_overridden(ctx: CheckContext, path: object, pins: list[tuple[str, str]]
 
 def head_packages(ctx: CheckContext) -> Result:
     reqs = ctx.requirements
-    packages = ctx.head_packages()  # from the --deep probe job (doctor.facts.cluster), else None
-    if packages is None:
-        return _skipped("packages.head.not_probed", "the head's packages are known only with --deep (a probe job)")
+    known = ctx.head_packages()  # the --deep probe, --head-packages FILE, or the image through Docker
+    if known is None:
+        return _skipped(
+            "packages.head.not_probed",
+            "the head's packages are unknown: run with --deep (a probe job), or --head-packages FILE",
+        )
+    packages = known.packages
     if reqs is None:
         return _skipped("packages.head.no_requirements", "no requirements file")
     problems = []
     for req in reqs.requirements:
         have = packages.get(canonicalize_name(req.name))
         if have is None:
-            problems.append(f"{req.name} is not installed on the head")
+            if known.complete:  # a team's file that leaves a package out says nothing about it
+                problems.append(f"{req.name} is not installed on the head")
         elif req.specifier and not _satisfies(req.specifier, have):
             problems.append(f"{req} but the head has {have}")
     if not problems:
         return finding(
             Status.OK,
-            f"the head satisfies all {len(reqs.requirements)} requirements",
+            f"the head satisfies all {len(reqs.requirements)} requirements ({known.source})",
             code="packages.head.ok",
         )
     return finding(
         Status.WARN,
         "; ".join(problems[:3]),
         code="packages.head.mismatch",
-        details=problems,
+        details=[*problems, f"the head's packages: {known.source}"],
         fix=Remediation("Install them on the cluster too (a runtime_env with pip, or a custom image).", ()),
     )
 

@@ -75,25 +75,16 @@ def judge_resolution(ctx: CheckContext) -> Result:
     )
 
 
-def head_versions(ctx: CheckContext) -> tuple[dict[str, str] | None, str]:
-    """The head's packages and where they came from: ``--deep``'s probe, else ``--head-packages``."""
-    probed = ctx.head_packages()
-    if probed is not None:
-        return probed, "the --deep probe"
-    from_file = ctx.head_packages_from_file()
-    if from_file is not None:
-        return from_file, str(ctx.options.head_packages)
-    return None, ""
-
-
 def judge_skew(ctx: CheckContext) -> Result:
-    head, source = head_versions(ctx)
-    if head is None:
+    known = ctx.head_packages()
+    if known is None:
         return finding(
             Status.SKIP,
-            "the cluster's packages are unknown: run with --deep, or --head-packages FILE (see raydoctor lock)",
+            "the cluster's packages are unknown: run with --deep, or --head-packages FILE (see raydoctor lock), "
+            "or have the head's image on a local Docker engine",
             code="packages.skew.unknown",
         )
+    head, source = known.packages, known.source
     local = ctx.local_or_none()
     if local is None:
         return finding(Status.SKIP, "the local interpreter could not be inspected", code="packages.skew.no_local")

@@ -2,7 +2,8 @@
 
 A team commits the file; ``raydoctor fix --constraints FILE`` builds envs pinned to it and
 ``raydoctor check --head-packages FILE`` judges against it without a probe job. The versions come
-from the running cluster (the ``--deep`` probe job, ``doctor.facts.cluster``): Ray, every package the
+from the running cluster (the ``--deep`` probe job, ``doctor.facts.cluster``), else from the head's
+image on a local Docker engine (``doctor.head.docker``, never pulled): Ray, every package the
 requirements file names, and the packages whose difference breaks object exchange
 (``doctor.package_skew``), where the head has them.
 """
@@ -28,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "lock",
         help="write the cluster's versions of your packages as a constraints file (for fix --constraints)",
-        description="Ask the running cluster (a probe job) which versions of the project's packages it has, "
+        description="Ask the running cluster (a probe job), or else its image on a local Docker engine, which versions of the project's packages it has, "
         "and write them as name==version lines: Ray, the requirements file's packages, and those whose "
-        "difference breaks object exchange (numpy, pyarrow, pandas, attrs, pydantic, torch).",
+        "difference breaks object exchange (numpy, pandas, attrs, pydantic).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -62,20 +63,24 @@ def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
     options = replace(options_from(args), deep=True, roundtrip=False)
     ctx = CheckContext(options)
     probe = ctx.deep_probe()
-    if probe.skipped or probe.error:
+    known = ctx.head_packages()  # the probe of the running head, else the image through a local Docker engine
+    if known is None:
         raise UsageError(
-            f"the cluster's packages are unknown: {probe.skipped or probe.error}",
-            hint="lock asks the running cluster: pass --address HOST:8265 of a live head",
+            f"the cluster's packages are unknown: {probe.skipped or probe.error or 'the probe listed none'}",
+            hint="lock asks the running cluster (pass --address HOST:8265 of a live head), "
+            "or the head's image on a local Docker engine (--image IMAGE)",
         )
-    head = probe.head_packages or {}
     names = [r.name for r in ctx.requirements.requirements] if ctx.requirements else []
     from doctor.local.requirements import mask_credentials
 
-    where = mask_credentials(ctx.target.address.dashboard_url) if ctx.target.address else ctx.target.kind
-    node = probe.head
-    lines, missing = lock_lines(
-        head, names, ray=node.ray if node else None, python=node.python if node else None, where=str(where)
-    )
+    node = probe.head if known.source == "the --deep probe" else None
+    if node is not None:
+        ray, python = node.ray, node.python
+        where = mask_credentials(ctx.target.address.dashboard_url) if ctx.target.address else ctx.target.kind
+    else:
+        head = ctx.head()
+        ray, python, where = head.ray_version, head.python_version, known.source
+    lines, missing = lock_lines(dict(known.packages), names, ray=ray, python=python, where=str(where))
     report = Report(
         "lock",
         duration_s=time.perf_counter() - started,

@@ -101,7 +101,7 @@ class Checked:
     error: str | None = None  # check could not run (a usage problem): fix cannot either
     error_exit_code: int | None = None
     resolution: Any = None  # doctor.facts.resolution.Resolution, when packages.resolution ran
-    head_packages: Mapping[str, str] | None = None  # from --deep's probe or --head-packages
+    head_packages: Mapping[str, str] | None = None  # CheckContext.head_packages: --deep, --head-packages, the image
 
     @classmethod
     def from_run(cls, report: Report, ctx: CheckContext | None) -> Checked:
@@ -135,9 +135,10 @@ class Checked:
 
 def _head_packages(ctx: CheckContext) -> Mapping[str, str] | None:
     try:
-        return ctx.head_packages() or ctx.head_packages_from_file()
+        known = ctx.head_packages()
     except Exception:  # a bad --head-packages file is packages.skew's finding
         return None
+    return known.packages if known is not None else None
 
 
 @dataclass(frozen=True)

@@ -19,21 +19,34 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
 
 PROBE = (
     "import json, platform, sys\n"
+    "from importlib import metadata\n"
+    "packages = {}\n"
+    "for dist in metadata.distributions():\n"
+    "    try:\n"
+    "        name = dist.metadata['Name']\n"
+    "    except Exception:\n"
+    "        name = None\n"
+    "    if name:\n"
+    "        packages.setdefault(name, dist.version)\n"
     "try:\n"
-    "    from importlib.metadata import version\n"
-    "    ray = version('ray')\n"
+    "    ray = metadata.version('ray')\n"
     "except Exception:\n"
     "    ray = None\n"
-    "print(json.dumps({'python': platform.python_version(), 'ray': ray}))\n"
+    "print(json.dumps({'python': platform.python_version(), 'ray': ray, 'packages': packages}))\n"
 )
+MAX_PACKAGES = 5000  # an image's distributions kept; the answer itself is capped at 1 MiB (_run)
+_DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")  # PEP 508 names, bounded
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class ImageFacts:
     image_id: str
     python: str
     ray: str | None
+    packages: Mapping[str, str] = field(default_factory=dict)  # canonical name -> version, as the image has them
 
 
 # Docker's reference grammar, as github.com/distribution/reference/regexp.go writes it:
@@ -143,28 +157,46 @@ def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None)
     except (OSError, ValueError):
         known = {}
     if isinstance(known, dict) and isinstance(known.get(image_id), dict):
-        entry = known[image_id]
         try:
-            return ImageFacts(image_id, _version(entry["python"]), _version(entry["ray"]) if entry.get("ray") else None)
-        except (KeyError, ValueError, TypeError):
-            pass  # a damaged cache entry: ask the image again
+            return _facts(image_id, known[image_id])
+        except (KeyError, ValueError, TypeError, AttributeError):
+            pass  # a damaged cache entry, or one written before packages were kept: ask the image again
     # Every option first, then the image, then the command it runs (`docker run [OPTIONS] IMAGE [COMMAND]`).
     ran = _run([docker, "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", PROBE], timeout)
     if not ran or ran.returncode != 0:
         return None
     try:
-        data = json.loads(ran.stdout.strip().splitlines()[-1])
-        facts = ImageFacts(image_id, _version(data["python"]), _version(data.get("ray")) if data.get("ray") else None)
-    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        facts = _facts(image_id, json.loads(ran.stdout.strip().splitlines()[-1]))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return None
     known = known if isinstance(known, dict) else {}
-    known[image_id] = {"python": facts.python, "ray": facts.ray, "image": image}
+    known[image_id] = {"python": facts.python, "ray": facts.ray, "packages": dict(facts.packages), "image": image}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(known, indent=1))
     except OSError:
         pass
     return facts
+
+
+def _facts(image_id: str, data: Mapping[str, object]) -> ImageFacts:
+    """ImageFacts from the probe's answer (or a cache entry); raises on a malformed one.
+
+    The image's text is not trusted: a package whose name or version is not one (control
+    characters, a name Docker's image could hold that no index would) is left out, not shown.
+    """
+    raw = data["packages"]
+    if not isinstance(raw, dict):
+        raise ValueError("packages is not an object")
+    packages: dict[str, str] = {}
+    for name, version in list(raw.items())[:MAX_PACKAGES]:
+        if isinstance(name, str) and _DIST_NAME.fullmatch(name):
+            try:
+                packages.setdefault(canonicalize_name(name), _version(version))
+            except ValueError:
+                continue
+    ray = data.get("ray")
+    return ImageFacts(image_id, _version(data["python"]), _version(ray) if ray else None, packages)
 
 
 def _version(value: object) -> str:

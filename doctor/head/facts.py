@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +57,17 @@ class HeadFacts:
             "sources_tried": list(self.sources_tried),
             "from_roundtrip": self.from_roundtrip,
         }
+
+
+@dataclass(frozen=True)
+class HeadPackages:
+    """The head's installed distributions (canonical name -> version) and where they were read.
+
+    One answer for every consumer (packages.head, packages.skew, fix --match-head): the ``--deep``
+    probe of the running head first, then the file the user named (``--head-packages``), then
+    the image through a local Docker engine (``doctor.head.docker``).
+    """
+
+    packages: Mapping[str, str]
+    source: str  # "the --deep probe", the file's path, "docker image NAME (sha256:…)"
+    complete: bool = True  # every installed distribution; a team's file lists only some (absent is unknown)
