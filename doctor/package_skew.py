@@ -116,11 +116,19 @@ TABLE: tuple[SkewRule, ...] = (
     SkewRule(
         "torch",
         "minor",
-        True,
-        "tensors fail to load on the other side (AttributeError: Can't get attribute '_rebuild_...' on "
-        "torch._utils, or a storage type error)",
-        "tensors pickle through torch's rebuild functions (torch/_utils.py, torch/_tensor.py::__reduce_ex__), "
-        "which are added and changed between minor releases",
+        False,
+        "ordinary tensors, modules and state_dicts load both ways; float8 and uint16 tensors do not: under a "
+        "torch before 2.4 they raise AttributeError: Can't get attribute '_rebuild_tensor_v3' on <module "
+        "'torch._utils'>, elsewhere AttributeError: type object 'torch.storage.UntypedStorage' has no attribute "
+        "'dtype' (even between equal versions)",
+        "seen here (pickle protocol 5, Python 3.11, torch 2.1.2, 2.4.1, 2.5.1 and 2.13.0, all 16 pairs both ways): "
+        "float32, int64, bfloat16, requires_grad and transposed tensors, an nn.Linear and its state_dict load "
+        "with equal values; float8_e4m3fn and uint16 tensors fail as quoted, and some releases cannot pickle them "
+        "at all (KeyError: 'dtype torch.float8_e4m3fn is not recognized'). Tensors pickle through "
+        "torch/_tensor.py::Tensor._reduce_ex_internal: _rebuild_tensor_v2 with a TypedStorage, or, for "
+        "torch.storage._new_dtypes(), _rebuild_tensor_v3 (absent before 2.4) with an UntypedStorage, whose legacy "
+        "torch.load path (torch/serialization.py, persistent_load) reads storage_type.dtype. 1.x against 2.x, "
+        "CUDA, sparse and quantized tensors were not tried",
     ),
     SkewRule(
         "cloudpickle",
