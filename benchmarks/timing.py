@@ -176,12 +176,7 @@ def live_check_args(head: Any, python: os.PathLike[str] | str, requirements: os.
     return [
         "check",
         "--json",
-        "--address",
-        head.dashboard_url,
-        "--client-port",
-        str(head.ports["client"]),
-        "--gcs-port",
-        str(head.ports["gcs"]),
+        *head.target_args,
         "--python",
         str(python),
         "--requirements",

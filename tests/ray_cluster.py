@@ -213,6 +213,18 @@ class RayNode:
         return f"{self.ip}:{self.ports['gcs']}"
 
     @property
+    def target_args(self) -> list[str]:
+        """raydoctor's options naming this head: its dashboard, client and GCS ports."""
+        return [
+            "--address",
+            self.dashboard_url,
+            "--client-port",
+            str(self.ports["client"]),
+            "--gcs-port",
+            str(self.ports["gcs"]),
+        ]
+
+    @property
     def logs_dir(self) -> Path | None:
         """Ray's log folder for this node (``<temp dir>/session_latest/logs``)."""
         return self.temp_dir / "session_latest" / "logs" if self.temp_dir else None

@@ -595,6 +595,7 @@ def submit_check(ctx: CheckContext) -> Result:
             poll_s=POLL_S,
             runtime_env=runtime_env,
             on_status=on_status,
+            entrypoint_resources=jobs_api.ON_THE_HEAD,  # a wedged worker cannot hold its start
         )
     except jobs_api.JobError as exc:
         return finding(Status.FAIL, f"the job was not accepted: {exc.message}", code=f"jobs.submit.{exc.kind}")

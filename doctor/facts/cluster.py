@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from packaging.utils import canonicalize_name
 
 from doctor.head.dashboard import DashboardClient, DashboardError
-from doctor.head.jobs import MARKER, JobError, JobOutcome, run_probe_job
+from doctor.head.jobs import MARKER, ON_THE_HEAD, JobError, JobOutcome, run_probe_job
 
 EMPTY_RETRIES = 6
 EMPTY_RETRY_S = 0.5
@@ -340,7 +340,9 @@ def run_deep_probe(dashboard: DashboardClient | None, live: bool, timeout: float
         return DeepProbe(skipped="the cluster is not reachable (see head.source)")
     task_s, job_s = probe_limits(dashboard.timeout if timeout is None else timeout)
     try:
-        outcome = run_probe_job(dashboard, deep_probe_script(task_s), limit_s=job_s, name="deep")
+        outcome = run_probe_job(
+            dashboard, deep_probe_script(task_s), limit_s=job_s, name="deep", entrypoint_resources=ON_THE_HEAD
+        )
     except JobError as exc:
         return DeepProbe(error=f"the probe job could not be submitted: {exc.message}")
     except DashboardError as exc:

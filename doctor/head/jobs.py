@@ -174,6 +174,19 @@ def delete(dashboard: DashboardClient, submission_id: str) -> bool:
     return resp.status_code < 400
 
 
+# raydoctor's probe jobs (deep, jobs.submit) ask for a sliver of the one resource only the head has.
+# Without it, a job's supervisor actor needs no resources, and the GCS forwards a resource-free
+# actor's lease to a node picked at random (src/ray/gcs/gcs_server/gcs_actor_scheduler.cc::
+# SelectForwardingNode, src/ray/gcs/actor/ in later releases; the owner's node is used only when
+# the actor requires resources; doc/source/ray-core/scheduling/gcs-based-actor-scheduling.rst:
+# "where the actor's owner locates, or randomly selected"): a wedged worker's raylet then held the
+# job PENDING until its limit (tests/test_deep.py: 1 run in 4 with 3 nodes, and jobs.submit held
+# the check 240 s). With it, Ray schedules the supervisor by resources (ray/dashboard/modules/job/
+# job_manager.py::_get_scheduling_strategy: "DEFAULT" once resources are given), through the
+# owner's node, the head, the only node that has the resource.
+ON_THE_HEAD = {"node:__internal_head__": 0.001}
+
+
 def run_probe_job(
     dashboard: DashboardClient,
     script: str,
