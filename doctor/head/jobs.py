@@ -183,7 +183,8 @@ def delete(dashboard: DashboardClient, submission_id: str) -> bool:
 # job PENDING until its limit (tests/test_deep.py: 1 run in 4 with 3 nodes, and jobs.submit held
 # the check 240 s). With it, Ray schedules the supervisor by resources (ray/dashboard/modules/job/
 # job_manager.py::_get_scheduling_strategy: "DEFAULT" once resources are given), through the
-# owner's node, the head, the only node that has the resource.
+# owner's node, the head, the only node that has the resource (Ray's own train state actor asks for it
+# to stay on the head: ray/train/_internal/state/state_actor.py).
 ON_THE_HEAD = {"node:__internal_head__": 0.001}
 
 
