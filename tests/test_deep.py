@@ -20,6 +20,7 @@ from doctor.facts.cluster import (
     deep_probe_script,
     parse_probe,
     probe_limits,
+    run_deep_probe,
 )
 from doctor.head.dashboard import MAX_BODY, NODE_LIMIT, NODE_LIST_MAX_BODY, DashboardClient, node_list
 from doctor.head.facts import HeadFacts
@@ -27,7 +28,7 @@ from doctor.head.jobs import MARKER, JobOutcome, parse_payload
 from doctor.model import Fact, Status
 from doctor.options import TargetOptions
 from doctor.target import parse_address
-from tests.fake_servers import closed_port, fake_ray, json_answer
+from tests.fake_servers import FakeHTTP, closed_port, fake_ray, json_answer
 from tests.helpers import by_id
 
 
@@ -498,3 +499,28 @@ def test_probe_output_is_bounded_at_any_node_count(tmp_path):
     assert not any("missing" in w for w in res.data["warns"])  # a dropped list is not "every package missing"
     job = deep.judge_probe_job(fake_ctx(probe))
     assert job.status is Status.WARN and any("left out" in d for d in job.details)
+
+
+def test_the_probe_job_asks_for_the_heads_own_resource():
+    """A job that asks for no resources has its supervisor forwarded to a random node, where a wedged
+    raylet holds it PENDING (tests above; gcs_actor_scheduler.cc::SelectForwardingNode): the POST asks
+    for a sliver of the resource only the head has."""
+    posted: list[dict] = []
+
+    def post(method, path, body):
+        posted.append(json.loads(body))
+        return json_answer({"submission_id": posted[-1]["submission_id"]})
+
+    def job(method, path, body):
+        if method == "DELETE":
+            return json_answer({"deleted": True})
+        if path.endswith("/logs"):
+            return json_answer({"logs": MARKER + json.dumps({"v": 2, "nodes": {}, "envs": {}}) + "\n"})
+        return json_answer({"status": "SUCCEEDED", "message": ""})
+
+    with FakeHTTP({"/api/jobs/": post}) as fake:
+        fake.default = job
+        probe = run_deep_probe(DashboardClient(parse_address(fake.url), timeout=5), live=True)
+    assert probe.error is None, probe.error
+    assert [p.get("entrypoint_resources") for p in posted] == [{"node:__internal_head__": 0.001}]
+    assert not any(k in posted[0] for k in ("entrypoint_num_cpus", "entrypoint_num_gpus"))

@@ -502,7 +502,8 @@ def head_packages(ctx: CheckContext) -> Result:
     if known is None:
         return _skipped(
             "packages.head.not_probed",
-            "the head's packages are unknown: run with --deep (a probe job), or --head-packages FILE",
+            "the head's packages are unknown: run with --deep (a probe job), or --head-packages FILE, "
+            "or have the head's image on a local Docker engine",
         )
     packages = known.packages
     if reqs is None:

@@ -29,9 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "lock",
         help="write the cluster's versions of your packages as a constraints file (for fix --constraints)",
-        description="Ask the running cluster (a probe job), or else its image on a local Docker engine, which versions of the project's packages it has, "
-        "and write them as name==version lines: Ray, the requirements file's packages, and those whose "
-        "difference breaks object exchange (numpy, pandas, attrs, pydantic).",
+        description="Ask the running cluster (a probe job), or else its image on a local Docker engine, "
+        "which versions of the project's packages it has, and write them as name==version lines: Ray, "
+        "the requirements file's packages, and those whose difference breaks object exchange "
+        "(numpy, pandas, attrs, pydantic).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
