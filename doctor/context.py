@@ -26,7 +26,7 @@ from doctor.facts.ports import LearnedPorts, read_head_ports
 from doctor.facts.roundtrip import LIMIT_S as ROUNDTRIP_LIMIT_S
 from doctor.facts.roundtrip import ProbeRun, Started, cancel_probe, finish_probe, start_probe
 from doctor.head.dashboard import DashboardClient, DashboardError
-from doctor.head.facts import HeadFacts, HeadPackages
+from doctor.head.facts import FROM_DEEP_PROBE, HeadFacts, HeadPackages
 from doctor.head.resolve import gather_head_facts
 from doctor.head.token_sources import TokenSearch, find_cluster_token
 from doctor.local.docker_cli import DockerCli
@@ -551,22 +551,14 @@ class CheckContext:
         """
         return self._head_packages.get()
 
-    def _image(self) -> str | None:
-        if self.target.image:
-            return self.target.image
-        try:
-            return self.head().image
-        except Exception:  # head.source reports it
-            return None
-
     def _find_head_packages(self) -> HeadPackages | None:
         probed = self.probed_head_packages()
         if probed is not None:
-            return HeadPackages(probed, "the --deep probe")
+            return HeadPackages(probed, FROM_DEEP_PROBE)
         from_file = self.head_packages_from_file()
         if from_file is not None:
             return HeadPackages(from_file, str(self.options.head_packages), complete=False)
-        image = self._image()
+        image = self.target.image  # HeadFacts.image is this same name (doctor.head.resolve)
         if image:
             from doctor.head import docker
 

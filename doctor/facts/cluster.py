@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.jobs import MARKER, ON_THE_HEAD, JobError, JobOutcome, run_probe_job
+from doctor.probe_code import DISTRIBUTIONS
 
 EMPTY_RETRIES = 6
 EMPTY_RETRY_S = 0.5
@@ -89,20 +90,12 @@ MAX_ENVS = 64  # distinct (Python, Ray, executable, packages) sets sent in full
 
 DEEP_PROBE = r"""
 import collections, hashlib, json, os, platform, sys, time
-from importlib import metadata
+DISTRIBUTIONS_FN
 
 def describe():
     import ray as r
-    pk = {}
-    for d in metadata.distributions():
-        try:
-            name = d.metadata["Name"]
-        except Exception:
-            name = None
-        if name:
-            pk.setdefault(name, d.version)
     return {"python": platform.python_version(), "ray": r.__version__, "executable": sys.executable,
-            "packages": pk, "node_id": r.get_runtime_context().get_node_id()}
+            "packages": distributions(), "node_id": r.get_runtime_context().get_node_id()}
 
 ENV_KEYS = ("python", "ray", "executable", "packages")
 
@@ -216,7 +209,8 @@ main()
 def deep_probe_script(task_limit_s: float) -> str:
     """The probe job's script, with its limits filled in."""
     return (
-        DEEP_PROBE.replace("MARKER", MARKER)
+        DEEP_PROBE.replace("DISTRIBUTIONS_FN", DISTRIBUTIONS)
+        .replace("MARKER", MARKER)
         .replace("TASK_LIMIT", repr(float(task_limit_s)))
         .replace("IN_FLIGHT", repr(IN_FLIGHT))
         .replace("MAX_BYTES", repr(PROBE_MAX_BYTES))

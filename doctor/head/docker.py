@@ -27,23 +27,14 @@ from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
+from doctor.probe_code import DISTRIBUTIONS
 
 PROBE = (
-    "import json, platform, sys\n"
-    "from importlib import metadata\n"
-    "packages = {}\n"
-    "for dist in metadata.distributions():\n"
-    "    try:\n"
-    "        name = dist.metadata['Name']\n"
-    "    except Exception:\n"
-    "        name = None\n"
-    "    if name:\n"
-    "        packages.setdefault(name, dist.version)\n"
-    "try:\n"
+    "import json, platform\n" + DISTRIBUTIONS + "try:\n"
     "    ray = metadata.version('ray')\n"
     "except Exception:\n"
     "    ray = None\n"
-    "print(json.dumps({'python': platform.python_version(), 'ray': ray, 'packages': packages}))\n"
+    "print(json.dumps({'python': platform.python_version(), 'ray': ray, 'packages': distributions()}))\n"
 )
 MAX_PACKAGES = 5000  # an image's distributions kept; the answer itself is capped at 1 MiB (_run)
 _DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")  # PEP 508 names, bounded

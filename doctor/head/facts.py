@@ -59,6 +59,9 @@ class HeadFacts:
         }
 
 
+FROM_DEEP_PROBE = "the --deep probe"  # HeadPackages.source when the running head's probe job listed them
+
+
 @dataclass(frozen=True)
 class HeadPackages:
     """The head's installed distributions (canonical name -> version) and where they were read.
