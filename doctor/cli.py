@@ -19,7 +19,7 @@ from doctor.errors import EXIT_INTERRUPTED, EXIT_USAGE, DoctorError
 from doctor.model import Report
 
 # Subcommand modules under doctor/commands/, in --help order.
-COMMANDS = ("check", "fix", "report", "run", "lock")
+COMMANDS = ("check", "fix", "report", "run", "lock", "trust")
 # Options of the top-level parser itself: never moved behind a subcommand.
 _TOP_LEVEL = {"-h", "--help", "--version", "-V"}
 

@@ -34,6 +34,7 @@ from doctor.local.docker_cli import probe as probe_docker_cli
 from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, TargetOptions
+from doctor.origin import Origin
 from doctor.runner import prepare_for_threads
 from doctor.secrets import Token, load_token
 from doctor.target import HeadAddress, is_loopback, named_by_user, parse_address, token_withheld
@@ -100,16 +101,17 @@ class Target:
     """
 
     address: HeadAddress | None
-    address_from: str | None
+    address_from: str | None  # in words, for messages and the report
     compose_path: Path | None
     compose: Any  # doctor.head.compose.ComposeProject | None
     image: str | None
     image_from: str | None
     cluster: Any = None  # doctor.head.cluster_files.ClusterSpec from --cluster-file
+    address_origin: Origin | None = None  # who chose the address, as a type: the token rule reads this
 
     @property
     def kind(self) -> str:
-        if named_by_user(self.address_from):
+        if named_by_user(self.address_origin):
             return "address"
         if self.compose is not None:
             return "compose"
@@ -119,8 +121,8 @@ class Target:
 
     @property
     def named_by_user(self) -> bool:
-        """The address came from the user (``--address``, ``RAY_ADDRESS``, a settings file), not from a cluster file."""
-        return named_by_user(self.address_from)
+        """The address came from the user (a flag, ``RAY_ADDRESS``, a trusted settings file), not a cluster file."""
+        return named_by_user(self.address_origin)
 
     @property
     def head_is_here(self) -> bool:
@@ -142,6 +144,7 @@ class Target:
             "head_is_here": self.head_is_here,
             "address": self.address.to_dict() if self.address else None,
             "address_from": self.address_from,
+            "address_origin": self.address_origin.value if self.address_origin else None,
             "compose": str(self.compose_path) if self.compose_path else None,
             "image": self.image,
             "image_from": self.image_from,
@@ -194,11 +197,13 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
     """Pick the target: flags first, then ``RAY_ADDRESS``, then the shipped compose file."""
     address = None
     address_from = None
+    origin: Origin | None = None
     if options.address:
         address, address_from = (
             parse_address(options.address, client_port=options.client_port, gcs_port=options.gcs_port),
             options.address_from or "--address",
         )
+        origin = options.address_origin or Origin.FLAG
     compose_path = options.compose
     cluster_file = options.cluster_file
     if cluster_file is not None and compose_path is not None:
@@ -206,7 +211,7 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
     if compose_path is None and cluster_file is None and address is None and not options.image:
         if environ.get("RAY_ADDRESS"):
             address = parse_address(environ["RAY_ADDRESS"], client_port=options.client_port, gcs_port=options.gcs_port)
-            address_from = "RAY_ADDRESS"
+            address_from, origin = "RAY_ADDRESS", Origin.ENVIRONMENT
         else:
             compose_path = default_compose(cwd)
             if compose_path is None:
@@ -238,8 +243,16 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
         if address is None:
             address = _compose_address(project, options)
             address_from = "compose published ports" if address else None
+            origin = Origin.COMPOSE if address else None
     return Target(
-        address, address_from, Path(compose_path) if compose_path else None, project, image, image_from, cluster
+        address,
+        address_from,
+        Path(compose_path) if compose_path else None,
+        project,
+        image,
+        image_from,
+        cluster,
+        origin,
     )
 
 
@@ -262,6 +275,9 @@ class CheckContext:
         self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
             options.python, self.environ, kernel=options.kernel
         )
+        python_from = ((options.settings or {}).get("python") or {}).get("from")
+        if self.interpreter_chosen_by == "--python" and python_from not in (None, "default", "--python"):
+            self.interpreter_chosen_by = f"python = in {python_from}"  # a trusted settings file chose it
         self._local = Lazy(self._gather_local)
         self._probe_started = start_probe
         if start_probe:
@@ -316,7 +332,7 @@ class CheckContext:
         address = self.target.address
         if address is None or (self.target.compose is None and self.target.cluster is None):
             return TokenSearch()
-        if token_withheld(address, self.target.address_from, "the cluster") is not None:
+        if token_withheld(address, self.target.address_origin, "the cluster", self.target.address_from) is not None:
             return TokenSearch()
         try:
             mode = DashboardClient(address, timeout=self.options.timeout).auth_mode()
@@ -344,7 +360,11 @@ class CheckContext:
     def token_withheld(self) -> str | None:
         """Why the token found does not go to this target, or None (see ``doctor.target.token_withheld``)."""
         token = self.token
-        return token_withheld(self.target.address, self.target.address_from, token.source) if token else None
+        return (
+            token_withheld(self.target.address, self.target.address_origin, token.source, self.target.address_from)
+            if token
+            else None
+        )
 
     @property
     def target_token(self) -> Token | None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from doctor.origin import Origin
+
 DEFAULT_DASHBOARD_PORT = 8265
 DEFAULT_CLIENT_PORT = 10001
 DEFAULT_GCS_PORT = 6379
@@ -48,9 +50,14 @@ class TargetOptions:
     # job with it (jobs.submit, also part of --deep).
     runtime_env: Path | None = None
     jobs: bool = False
-    # Where ``address`` came from when not ``--address``: a settings file (doctor.settings), which
-    # counts as named by the user (doctor.target.named_by_user).
+    # Where ``address`` came from when not ``--address``: a settings file (doctor.settings), in words for
+    # messages; ``address_origin`` is the same as a type, which the token rule reads
+    # (doctor.target.named_by_user). None with an address means the command line.
     address_from: str | None = None
+    address_origin: Origin | None = None
+    # A settings file whose sensitive keys were set aside because the user has not trusted it
+    # (doctor.settings.UntrustedSettings), for the local.settings_trust finding.
+    untrusted_settings: Any = None
     # Where each option came from ({key: {"value", "from"}}, doctor.settings.apply_settings): the report's
     # ``settings`` section. None when the options were not made by the CLI.
     settings: dict[str, Any] | None = None

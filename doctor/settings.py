@@ -7,16 +7,25 @@ walk up from the current folder; in each folder ``raydoctor.toml`` (its keys at 
 wins over ``pyproject.toml``, and a ``pyproject.toml`` counts only when it has a
 ``[tool.raydoctor]`` table (one without it does not stop the walk, as a ``pyproject.toml``
 without ``[tool.ruff]`` does not stop ruff's). The first folder with either file ends the walk;
-files are never merged. The walk stops after the user's home folder (or at the filesystem root
-when the current folder is not under home), so a settings file far above a project never applies.
+files are never merged. The walk stops at the repository root (the first folder with a ``.git``),
+else after the user's home folder (or at the filesystem root when the current folder is not under
+home), so a settings file far above a project never applies. As git's ``safe.directory`` refuses a
+repository another user owns, a settings file owned by another user, or one that others can write,
+is never read: it is noted (``Applied.refused``) and the walk ends there.
 
 Keys are the long option names (``address``, ``client-port``, ``compose``, ``env-dir``, …, see
 ``KEYS``); path values are relative to the file that names them. Precedence, per key: a flag
 given on the command line, then the environment (``RAY_ADDRESS`` for the target), then the file,
 then the option's default. The target is one choice: a target flag (``--address``, ``--compose``,
 ``--cluster-file``, ``--image``) or ``RAY_ADDRESS`` sets all of the file's target keys aside.
-An address named in a settings file counts as named by the user for the token rule
-(``doctor.target.named_by_user``): the team wrote it down in its own repository.
+Trust (``doctor.trust``): a file's harmless keys apply at once; its sensitive keys
+(``doctor.trust.SENSITIVE_KEYS``: what runs, where the token goes, what is read, uploaded, written or
+deleted) apply only once the user trusts that very file (``raydoctor trust``). An untrusted file's
+sensitive keys are set aside and named in one finding (``local.settings_trust``). An address from a
+trusted file counts as named by the user for the token rule (``doctor.origin.NAMED_BY_USER``).
+
+Confinement: every path a settings file names resolves inside the folder that holds the file (no
+absolute path, ``~``, ``..`` or symlink that leaves it), trusted or not.
 
 A malformed file, an unknown key or a value of the wrong type is a usage error (exit 2) in one
 line naming the file and the key. ``apply_settings`` is called once per command, where the CLI
@@ -34,6 +43,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from doctor.errors import UsageError
+from doctor.files import Unreadable, read_bytes
+from doctor.origin import Origin
+from doctor.trust import SENSITIVE_KEYS, TrustState, digest, trust_state
 
 SETTINGS_FILE = "raydoctor.toml"
 PYPROJECT = "pyproject.toml"
@@ -116,6 +128,7 @@ class SettingsFile:
     values: dict[str, Any]
     table: str | None = None  # "tool.raydoctor" in a pyproject.toml, None in raydoctor.toml
     shadows: Path | None = None  # a pyproject.toml with [tool.raydoctor] in the same folder, not read
+    sha256: str = ""  # of the bytes read (doctor.trust.digest): what `raydoctor trust` records
 
     @property
     def where(self) -> str:
@@ -131,17 +144,34 @@ def _home(environ: Mapping[str, str]) -> Path | None:
 
 
 def _read(path: Path) -> bytes | None:
-    """The file's bytes, or None when it is not a regular file one can read."""
+    """The file's bytes, or None when there is no file there (a folder of that name is none either)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(_MAX_BYTES + 1)
-    except (IsADirectoryError, FileNotFoundError, NotADirectoryError):
+        return read_bytes(path, _MAX_BYTES)
+    except Unreadable as exc:
+        if exc.missing or exc.reason.startswith("is a directory"):
+            return None
+        if exc.too_large:
+            raise UsageError(f"{path}: larger than 1 MiB; not a settings file raydoctor reads") from None
+        raise UsageError(f"{path}: cannot read the settings file: it {exc.reason}") from None
+
+
+def _refusal(path: Path) -> str | None:
+    """Why raydoctor will not read the settings file at ``path`` (git's ``safe.directory`` rule), or None."""
+    if os.name == "nt":
         return None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the settings file ({exc.strerror or exc})") from None
-    if len(data) > _MAX_BYTES:
-        raise UsageError(f"{path}: larger than 1 MiB; not a settings file raydoctor reads")
-    return data
+    try:
+        info = path.stat()
+    except OSError:
+        return None  # _read says what is wrong with it
+    if info.st_uid != os.getuid():
+        return f"{path} is owned by another user (uid {info.st_uid}): not read"
+    if info.st_mode & 0o022:
+        return f"{path} can be written by other users (mode {oct(info.st_mode & 0o777)}): not read"
+    return None
+
+
+def _is_repo_root(folder: Path) -> bool:
+    return os.path.lexists(folder / ".git")
 
 
 def _parse(path: Path, data: bytes) -> dict[str, Any]:
@@ -178,40 +208,56 @@ def _pyproject_table(path: Path, data: bytes) -> dict[str, Any] | None:
 
 def find_settings(cwd: Path, environ: Mapping[str, str] | None = None) -> SettingsFile | None:
     """The settings file that applies in ``cwd`` (see the module's docstring), read and checked."""
+    found, _ = find_settings_noting(cwd, environ)
+    return found
+
+
+def find_settings_noting(cwd: Path, environ: Mapping[str, str] | None = None) -> tuple[SettingsFile | None, list[str]]:
+    """``find_settings``, and the files the walk refused to read (another user's, or writable by others)."""
     env = os.environ if environ is None else environ
     home = _home(env)
     folder = Path(cwd).absolute()
     while True:
         ours = folder / SETTINGS_FILE
-        data = _read(ours)
         pyproject = folder / PYPROJECT
+        for candidate in (ours, pyproject):
+            if candidate.is_file():
+                refused = _refusal(candidate)
+                if refused:
+                    return None, [refused]
+        data = _read(ours)
         if data is not None:
             py_data = _read(pyproject)
             shadows = pyproject if py_data is not None and _TABLE_LINE.search(py_data) else None
-            return _settings(ours, _parse(ours, data), None, shadows)
+            return _settings(ours, _parse(ours, data), None, shadows, digest(data)), []
         py_data = _read(pyproject)
         if py_data is not None:
             table = _pyproject_table(pyproject, py_data)
             if table is not None:
-                return _settings(pyproject, table, "tool.raydoctor", None)
-        if (home is not None and folder == home) or folder.parent == folder:
-            return None
+                return _settings(pyproject, table, "tool.raydoctor", None, digest(py_data)), []
+        if _is_repo_root(folder) or (home is not None and folder == home) or folder.parent == folder:
+            return None, []
         folder = folder.parent
 
 
 def load_settings(path: Path) -> SettingsFile:
     """One named settings file (a ``raydoctor.toml``, or a ``pyproject.toml`` read for its table)."""
     path = Path(path).absolute()
+    refused = _refusal(path)
+    if refused:
+        raise UsageError(refused, hint="make the file yours and private (chown, chmod go-w)")
     data = _read(path)
     if data is None:
         raise UsageError(f"{path}: no such settings file")
     if path.name == PYPROJECT:
         table = _pyproject_table(path, data)
-        return _settings(path, table or {}, "tool.raydoctor", None)
-    return _settings(path, _parse(path, data), None, None)
+        return _settings(path, table or {}, "tool.raydoctor", None, digest(data))
+    return _settings(path, _parse(path, data), None, None, digest(data))
 
 
-def _settings(path: Path, table: Mapping[str, Any], prefix: str | None, shadows: Path | None) -> SettingsFile:
+def _settings(
+    path: Path, table: Mapping[str, Any], prefix: str | None, shadows: Path | None, sha256: str = ""
+) -> SettingsFile:
     values: dict[str, Any] = {}
     where = f"{path} [{prefix}]" if prefix else str(path)
     for name, value in table.items():
@@ -222,7 +268,7 @@ def _settings(path: Path, table: Mapping[str, Any], prefix: str | None, shadows:
                 hint = f" (did you mean {name.replace('_', '-')!r}? keys are the long option names)"
             raise UsageError(f"{where}: unknown key {name!r}{hint}; known keys: {', '.join(KEYS)}")
         values[name] = _typed(key, value, path, where)
-    return SettingsFile(path, values, prefix, shadows)
+    return SettingsFile(path, values, prefix, shadows, sha256)
 
 
 def _typed(key: Key, value: object, path: Path, where: str) -> Any:
@@ -242,10 +288,34 @@ def _typed(key: Key, value: object, path: Path, where: str) -> Any:
         raise UsageError(f"{where}: key {key.name!r} is empty")
     if kind == "path" or (kind == "python" and isinstance(value, str) and _looks_like_path(value)):
         assert isinstance(value, str)
-        p = Path(value).expanduser()
-        p = p if p.is_absolute() else path.parent / p
+        p = _confined(key, value, path, where)
         return str(p) if kind == "python" else p  # --python takes a string (a path or a command name)
     return value
+
+
+def _confined(key: Key, value: str, path: Path, where: str) -> Path:
+    """``value`` joined to the file's folder, refused unless it stays inside that folder.
+
+    No absolute path, no ``~``, no ``..`` and no symlink that leads out: a cloned repository's file
+    must not name ``~/.ssh/id_ed25519`` as its requirements, ``..`` as its kernel folder, or a script
+    elsewhere as the interpreter.
+    """
+    base = path.parent.absolute()
+    refuse = f"{where}: key {key.name!r} = {value!r} leaves the folder that holds the file"
+    hint = f"name a path inside {base}, or give --{key.name} on the command line"
+    if "\0" in value:
+        raise UsageError(f"{where}: key {key.name!r} contains a NUL character")
+    if value.startswith("~") or Path(value).is_absolute() or os.path.isabs(value):
+        raise UsageError(refuse, hint=hint)
+    joined = base / value
+    try:
+        real_base = Path(os.path.realpath(base))
+        real = Path(os.path.realpath(joined))
+    except (OSError, ValueError):
+        raise UsageError(refuse, hint=hint) from None
+    if real != real_base and real_base not in real.parents:
+        raise UsageError(refuse, hint=hint)
+    return joined
 
 
 def _looks_like_path(text: str) -> bool:
@@ -299,7 +369,27 @@ class Applied:
 
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     file: SettingsFile | None = None
-    address_from: str | None = None  # for TargetOptions: where a set address came from
+    address_from: str | None = None  # for TargetOptions: where a set address came from (for messages)
+    address_origin: Origin | None = None  # the same, as a type: the token rule reads this
+    trust: TrustState | None = None  # the file's trust, when a file was found
+    withheld: dict[str, Any] = field(default_factory=dict)  # sensitive keys of an untrusted file, not applied
+    refused: list[str] = field(default_factory=list)  # settings files the walk would not read, and why
+
+    def untrusted(self) -> UntrustedSettings | None:
+        """What an untrusted (or changed) file wanted and did not get, for the ``local.settings_trust`` finding."""
+        if self.file is None or self.trust is None or (self.trust.applies and not self.refused):
+            return None if not self.refused else UntrustedSettings(None, None, {}, tuple(self.refused))
+        return UntrustedSettings(self.file.path, self.trust, dict(self.withheld), tuple(self.refused))
+
+
+@dataclass(frozen=True)
+class UntrustedSettings:
+    """A settings file whose sensitive keys were set aside, or files the walk refused to read."""
+
+    path: Path | None
+    trust: TrustState | None
+    withheld: dict[str, Any]
+    refused: tuple[str, ...] = ()
 
 
 def _shown(value: Any) -> Any:
@@ -338,19 +428,22 @@ def apply_settings(
     cwd: Path | None = None,
     settings: SettingsFile | None = None,
     discover: bool = True,
+    trusted: bool | None = None,
 ) -> Applied:
     """Fill ``args`` from the settings file where no flag was given; say where each value came from.
 
     Idempotent: a second call on the same ``args`` returns the first answer. ``settings`` names the
     file (tests); by default it is found from ``cwd``. A namespace the CLI did not parse (a caller
-    building its own) counts every option that is not None as given.
+    building its own) counts every option that is not None as given. ``trusted`` overrides the
+    trust record (tests, ``--trust-settings`` through ``args.trust_settings``).
     """
     done = getattr(args, SOURCES_ATTR, None)
     if isinstance(done, Applied):
         return done
     env = os.environ if environ is None else environ
+    refused: list[str] = []
     if settings is None and discover:
-        settings = find_settings(cwd or Path.cwd(), env)
+        settings, refused = find_settings_noting(cwd or Path.cwd(), env)
     recorded = getattr(args, GIVEN_ATTR, None)
     given: frozenset[str] = (
         recorded
@@ -364,7 +457,17 @@ def apply_settings(
         where = f"{settings.path} [{settings.table}]" if settings.table else str(settings.path)
     target_flag = any(KEYS[k].dest in given for k in TARGET_KEYS if hasattr(args, KEYS[k].dest))
     env_target = ENV_FROM["address"] if env.get(ENV_FROM["address"]) else None
-    applied = Applied(file=settings)
+    applied = Applied(file=settings, refused=refused)
+    if settings is not None:
+        for_run = bool(getattr(args, "trust_settings", False)) if trusted is None else trusted
+        applied.trust = (
+            TrustState.TRUSTED_FOR_RUN
+            if for_run
+            else (TrustState.UNTRUSTED if trusted is False else trust_state(settings.path, settings.sha256, env))
+        )
+        if not applied.trust.applies:
+            for name in [k for k in file_values if k in SENSITIVE_KEYS]:
+                applied.withheld[name] = _shown(file_values.pop(name))
     for key in KEYS.values():
         if not hasattr(args, key.dest):
             continue  # an option this command does not have: the key is for another command
@@ -381,9 +484,8 @@ def apply_settings(
             setattr(args, key.dest, value)
             source = str(settings.path) if settings else "default"
             if key.name == "address":
-                from doctor.target import SETTINGS_SOURCE
-
-                applied.address_from = f"{SETTINGS_SOURCE}{settings.path if settings else ''}"
+                applied.address_from = f"settings file {settings.path if settings else ''}"
+                applied.address_origin = Origin.SETTINGS
         else:
             source, value = "default", current
         applied.sources[key.name] = {"value": _shown(value), "from": source}

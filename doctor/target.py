@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from doctor.errors import UsageError
 from doctor.options import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT
+from doctor.origin import NAMED_BY_USER, Origin
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
 
@@ -132,17 +133,11 @@ def parse_address(
 # Where Docker publishes a port by default, and what a user means by "this machine": a head reached here
 # gets the token even when the address came from a compose file (the default "ports: - 8265:8265").
 DEFAULT_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-# Places where the user names the target; an address from anywhere else (a compose file's published
-# host_ip) is the file's choice, not the user's.
-NAMED_BY_USER = frozenset({"--address", "RAY_ADDRESS"})
-# An address from a settings file (doctor/settings.py) is named by the user too: the team wrote it in its
-# own repository's pyproject.toml or raydoctor.toml. Its ``address_from`` is this prefix and the file.
-SETTINGS_SOURCE = "settings file "
 
 
-def named_by_user(address_from: str | None) -> bool:
-    """``--address``, ``RAY_ADDRESS`` or a settings file's ``address`` key: where the user names the target."""
-    return address_from in NAMED_BY_USER or bool(address_from and address_from.startswith(SETTINGS_SOURCE))
+def named_by_user(origin: Origin | None) -> bool:
+    """A flag, ``RAY_ADDRESS`` or a trusted settings file's ``address``: where the user names the target."""
+    return origin in NAMED_BY_USER
 
 
 def is_loopback(host: str) -> bool:
@@ -155,19 +150,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def token_withheld(address: HeadAddress | None, address_from: str | None, token_source: str) -> str | None:
+def token_withheld(
+    address: HeadAddress | None, origin: Origin | None, token_source: str, where: str | None = None
+) -> str | None:
     """Why the auth token must not go to ``address``, or None when it may.
 
-    The token goes only to a target the user named (``--address``, ``RAY_ADDRESS``) or to the
-    loopback address Docker publishes on by default; a compose file can publish its dashboard on any
-    ``host_ip``, and a cloned repository's compose file must not pick where the token goes.
+    Decided on ``origin``, a type, never on a display string: the token goes only to a target the
+    user named (a flag, ``RAY_ADDRESS``, a settings file the user trusts) or to the loopback address
+    Docker publishes on by default; a compose file can publish its dashboard on any ``host_ip``, and a
+    cloned repository's compose file must not pick where the token goes. ``where`` names the origin in
+    the message.
     """
-    if address is None or named_by_user(address_from) or address.host.lower() in DEFAULT_LOOPBACK:
+    if address is None or named_by_user(origin) or address.host.lower() in DEFAULT_LOOPBACK:
         return None
-    where = address_from or "the target"
+    said = where or (origin.value if origin is not None else "the target")
     return (
         f"raydoctor has one (from {token_source}) but did not send it to {address.host}: that address comes "
-        f"from {where} ({address.given or address.dashboard_url}), not from --address, RAY_ADDRESS or a "
-        f"settings file; "
+        f"from {said} ({address.given or address.dashboard_url}), not from --address, RAY_ADDRESS or a "
+        f"settings file you trust; "
         f"to send it, name the target yourself: --address {address.host_for_url}:{address.dashboard_port}"
     )

@@ -25,6 +25,7 @@ from doctor.facts.cluster import DeepProbe, NodeEnv, node_counts
 from doctor.head.facts import HeadFacts, HeadPackages
 from doctor.model import Status
 from doctor.options import TargetOptions
+from doctor.origin import Origin
 from doctor.target import HeadAddress, token_withheld
 from tests.fake_servers import fake_ray, json_answer
 
@@ -350,17 +351,20 @@ def test_the_token_goes_to_the_default_loopback_docker_publishes_on(tmp_path, cl
 @pytest.mark.parametrize(
     "host, source, withheld",
     [
-        ("10.0.0.5", "--address", False),
-        ("10.0.0.5", "RAY_ADDRESS", False),
-        ("127.0.0.1", "compose published ports", False),
-        ("localhost", "compose published ports", False),
-        ("::1", "compose published ports", False),
-        ("127.0.0.3", "compose published ports", True),
-        ("192.168.1.20", "compose published ports", True),
+        ("10.0.0.5", Origin.FLAG, False),
+        ("10.0.0.5", Origin.ENVIRONMENT, False),
+        ("10.0.0.5", Origin.SETTINGS, False),
+        ("10.0.0.5", Origin.CLUSTER_FILE, True),
+        ("10.0.0.5", None, True),
+        ("127.0.0.1", Origin.COMPOSE, False),
+        ("localhost", Origin.COMPOSE, False),
+        ("::1", Origin.COMPOSE, False),
+        ("127.0.0.3", Origin.COMPOSE, True),
+        ("192.168.1.20", Origin.COMPOSE, True),
     ],
 )
 def test_token_withheld(host, source, withheld):
-    why = token_withheld(HeadAddress(host, 8265, given="compose x.yaml"), source, "RAY_AUTH_TOKEN")
+    why = token_withheld(HeadAddress(host, 8265, given="compose x.yaml"), source, "RAY_AUTH_TOKEN", "compose x.yaml")
     assert (why is not None) is withheld
     if why:
         assert "--address" in why and "RAY_AUTH_TOKEN" in why

@@ -159,6 +159,7 @@ def test_runtime_env_from_the_settings_file_end_to_end(tmp_path, monkeypatch, ca
     """``runtime-env = "deploy/env.yaml"`` in raydoctor.toml: the path is the file's, relative to the settings
     file (read from a subfolder too); the working_dir in it resolves from the current folder, as Ray's."""
     from doctor.cli import main
+    from doctor.trust import TRUST_ENV
     from tests.helpers import parse_cli
 
     repo = tmp_path / "home" / "repo"
@@ -174,12 +175,16 @@ def test_runtime_env_from_the_settings_file_end_to_end(tmp_path, monkeypatch, ca
     (repo / "raydoctor.toml").write_text('mode = "jobs"\nruntime-env = "deploy/env.yaml"\n')
     for cwd in (repo, repo / "sub"):
         options, _ = parse_cli(["check"], cwd, clean_env)
+        assert options.runtime_env is None and options.mode == "jobs"  # runtime-env waits for trust; mode does not
+        options, _ = parse_cli(["check"], cwd, {**clean_env, TRUST_ENV: str(repo)})
         assert options.runtime_env == repo / "deploy" / "env.yaml"  # relative to raydoctor.toml, not the cwd
         assert options.mode == "jobs"
         assert options.settings is not None
         assert options.settings["runtime-env"]["from"] == str(repo / "raydoctor.toml")
 
     monkeypatch.chdir(repo)
+    assert main(["trust"]) == 0
+    capsys.readouterr()
     code = main(["check", "--json", "--no-roundtrip", "--image", "rayproject/ray:2.49.2-py312-cpu"])
     doc = json.loads(capsys.readouterr().out)
     assert code == doc["exit_code"]

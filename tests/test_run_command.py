@@ -123,6 +123,10 @@ def test_the_settings_file_names_target_and_env_dir(tmp_path: Path, state: dict[
     env = build_env(repo / ".envs")
     (repo / "raydoctor.toml").write_text(f'image = "{IMAGE}"\nenv-dir = ".envs"\n')
     done = raydoctor_run(repo / "notebooks", state, "--", "python", "-c", "import sys; print(sys.prefix)")
+    assert done.returncode != 0 and "sys.prefix" not in done.stdout  # untrusted: image and env-dir set aside
+    trust = [sys.executable, "-m", "doctor", "trust"]
+    assert subprocess.run(trust, cwd=repo / "notebooks", env=state, capture_output=True, timeout=60).returncode == 0
+    done = raydoctor_run(repo / "notebooks", state, "--", "python", "-c", "import sys; print(sys.prefix)")
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == env
 

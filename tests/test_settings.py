@@ -12,8 +12,10 @@ import pytest
 
 from doctor.cli import main
 from doctor.errors import UsageError
+from doctor.origin import Origin
 from doctor.settings import KEYS, find_settings
-from doctor.target import SETTINGS_SOURCE, parse_address, token_withheld
+from doctor.target import parse_address, token_withheld
+from doctor.trust import TRUST_ENV
 from tests.helpers import parse_cli
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
@@ -94,7 +96,8 @@ PRECEDENCE = [
 @pytest.mark.parametrize(("text", "flags", "env", "key", "value", "source"), PRECEDENCE)
 def test_precedence(home: Path, text: str, flags: list[str], env: dict[str, str], key: str, value: Any, source: str):
     (home / "raydoctor.toml").write_text(text + "\n")
-    options, _ = parse_cli(["check", *flags], home, {"HOME": str(home), **env})
+    # Precedence among places; trust is its own test (tests/test_trust.py): the file is trusted here.
+    options, _ = parse_cli(["check", *flags], home, {"HOME": str(home), TRUST_ENV: str(home), **env})
     assert options.settings is not None
     expected_from = str(home / "raydoctor.toml") if source == "FILE" else source
     assert options.settings[key] == {"value": value, "from": expected_from}
@@ -104,16 +107,17 @@ def test_precedence(home: Path, text: str, flags: list[str], env: dict[str, str]
 
 def test_a_settings_address_is_the_target_and_named_by_the_user(home: Path) -> None:
     (home / "raydoctor.toml").write_text('address = "10.0.0.5:8265"\n')
-    options, _ = parse_cli(["check"], home, {"HOME": str(home)})
+    options, _ = parse_cli(["check"], home, {"HOME": str(home), TRUST_ENV: str(home / "raydoctor.toml")})
     assert options.address == "10.0.0.5:8265"
-    assert options.address_from == f"{SETTINGS_SOURCE}{home / 'raydoctor.toml'}"
+    assert options.address_from == f"settings file {home / 'raydoctor.toml'}"
+    assert options.address_origin is Origin.SETTINGS
     from doctor.context import resolve_target
 
     target = resolve_target(options, {}, home)
     assert target.kind == "address" and target.named_by_user
-    assert token_withheld(target.address, target.address_from, "RAY_AUTH_TOKEN") is None
+    assert token_withheld(target.address, target.address_origin, "RAY_AUTH_TOKEN") is None
     # The same host from a compose file's published ports keeps the token back.
-    assert token_withheld(parse_address("10.0.0.5:8265"), "compose published ports", "RAY_AUTH_TOKEN")
+    assert token_withheld(parse_address("10.0.0.5:8265"), Origin.COMPOSE, "RAY_AUTH_TOKEN")
 
 
 def test_paths_are_relative_to_the_file(home: Path) -> None:
@@ -127,7 +131,8 @@ def test_paths_are_relative_to_the_file(home: Path) -> None:
         'python = "tools/py"\n'
         'installer = "pip"\n'
     )
-    options, args = parse_cli(["check"], repo / "src" / "pkg", {"HOME": str(home)})
+    trusted = {"HOME": str(home), TRUST_ENV: str(repo)}
+    options, args = parse_cli(["check"], repo / "src" / "pkg", trusted)
     assert options.requirements == repo / "deploy" / "packages.txt"
     assert options.compose == repo / "deploy" / "ray.yaml"
     assert options.python == str(repo / "tools" / "py")
@@ -135,7 +140,7 @@ def test_paths_are_relative_to_the_file(home: Path) -> None:
 
     from doctor.commands.fix import fix_options
 
-    _, fix_args = parse_cli(["fix"], repo / "src" / "pkg", {"HOME": str(home)})
+    _, fix_args = parse_cli(["fix"], repo / "src" / "pkg", trusted)
     fix = fix_options(fix_args)  # fix_options reads what options_from already filled in
     assert fix.env_dir == repo / ".envs" and fix.installer == "pip"
     assert fix.target.settings["env-dir"] == {"value": str(repo / ".envs"), "from": str(repo / "pyproject.toml")}
@@ -143,7 +148,7 @@ def test_paths_are_relative_to_the_file(home: Path) -> None:
 
 def test_a_python_name_stays_a_name(home: Path) -> None:
     (home / "raydoctor.toml").write_text('python = "python3.12"\n')
-    options, _ = parse_cli(["check"], home, {"HOME": str(home)})
+    options, _ = parse_cli(["check"], home, {"HOME": str(home), TRUST_ENV: str(home)})
     assert options.python == "python3.12"
 
 
@@ -155,6 +160,8 @@ def test_json_and_verbose_say_where_each_setting_came_from(tmp_path, monkeypatch
     repo.mkdir()
     (repo / "raydoctor.toml").write_text(f'image = "{IMAGE}"\ntimeout = 3\n')
     monkeypatch.chdir(repo)
+    assert main(["trust"]) == 0  # image = chooses what runs here: applied once trusted
+    capsys.readouterr()
     code = main(["check", "--json", "--no-roundtrip", "--mode", "client"])
     doc = json.loads(capsys.readouterr().out)
     assert code == doc["exit_code"]
@@ -265,6 +272,8 @@ def test_a_settings_address_gets_the_token(tmp_path, monkeypatch, capsys, clean_
     try:
         (repo / "raydoctor.toml").write_text(f'address = "127.0.0.2:{rec.port}"\ntimeout = 2\n')
         monkeypatch.chdir(repo)
+        main(["trust"])
+        capsys.readouterr()
         main(["check", "--json", "--no-roundtrip"])
         out = capsys.readouterr().out
     finally:

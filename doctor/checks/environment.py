@@ -35,8 +35,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from doctor import remedies
 from doctor.model import Remediation, Result, Status, finding
+from doctor.origin import Origin
 from doctor.runner import Check
+from doctor.trust import TrustState
 
 HTTP_PROXIES = ("http_proxy", "https_proxy", "all_proxy")
 GRPC_PROXIES = ("grpc_proxy", "https_proxy", "http_proxy")  # gRPC's order: the first one set is used
@@ -193,6 +196,40 @@ def _same_place(a: Any, b: Any) -> bool:
     return same_host and (a.dashboard_port == b.dashboard_port or a.client_port == b.client_port)
 
 
+def judge_settings_trust(ctx: Any) -> Result:
+    """A settings file the user has not trusted steers nothing sensitive; say what it would change."""
+    untrusted = ctx.options.untrusted_settings  # only asked when there is one (checks_for)
+    details = [f"refused: {why}" for why in untrusted.refused]
+    if untrusted.path is None:
+        return finding(
+            Status.WARN,
+            "a settings file here was not read: " + untrusted.refused[0],
+            code="local.settings_trust.refused",
+            details=details,
+            fix=Remediation(
+                "A settings file another user owns, or one others can write, is never read (git's safe.directory "
+                "rule). Make it yours and private (chown, chmod go-w), or pass the options as flags.",
+                (),
+            ),
+        )
+    keys = sorted(untrusted.withheld)
+    path = str(untrusted.path)
+    why = "changed since you trusted it" if untrusted.trust is TrustState.CHANGED else "not trusted yet"
+    details += [f"would set {key} = {untrusted.withheld[key]!r}" for key in keys]
+    return finding(
+        Status.WARN,
+        f"{path} is {why}: its {', '.join(keys)} {'was' if len(keys) == 1 else 'were'} not applied",
+        code="local.settings_trust.untrusted",
+        details=details,
+        data={"file": path, "withheld": keys, "trust": untrusted.trust.value if untrusted.trust else None},
+        fix=Remediation(
+            "A settings file in a repository you cloned chooses what runs and where your token goes only once you "
+            "trust it. Read it, then trust it (a later edit needs trusting again):",
+            (remedies.raydoctor(["trust", path], ctx.environ),),
+        ),
+    )
+
+
 def judge_ray_address(ctx: Any) -> Result:
     from doctor.errors import UsageError
     from doctor.target import parse_address
@@ -201,7 +238,7 @@ def judge_ray_address(ctx: Any) -> Result:
     if not raw.strip():
         return finding(Status.OK, "RAY_ADDRESS is not set", code="local.ray_address.unset")
     target = ctx.target
-    if target.address_from == "RAY_ADDRESS":
+    if target.address_origin is Origin.ENVIRONMENT:
         return finding(Status.OK, f"the target checked is RAY_ADDRESS={raw}", code="local.ray_address.is_target")
     checked = target.address.dashboard_url if target.address is not None else (target.image or str(target.compose_path))
     fix = Remediation(
@@ -350,6 +387,7 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 
 TITLES = {
+    "local.settings_trust": "Settings file trusted",
     "local.proxy": "Proxy variables",
     "local.ignore_version_mismatch": "RAY_IGNORE_VERSION_MISMATCH",
     "local.ray_address": "RAY_ADDRESS",
@@ -359,7 +397,9 @@ TITLES = {
 
 
 def checks_for(ctx: Any) -> list[Check]:
+    trust = [Check("local.settings_trust", "local", TITLES["local.settings_trust"], judge_settings_trust, timeout=5)]
     return [
+        *(trust if ctx.options.untrusted_settings is not None else []),
         Check("local.proxy", "local", TITLES["local.proxy"], judge_proxy, timeout=5),
         Check("local.ignore_version_mismatch", "local", TITLES["local.ignore_version_mismatch"], judge_ignore_mismatch),
         Check("local.ray_address", "local", TITLES["local.ray_address"], judge_ray_address, timeout=5),

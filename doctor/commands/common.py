@@ -70,6 +70,12 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--image", metavar="IMAGE", help="judge a rayproject/ray image directly, e.g. rayproject/ray:2.49.2-py312-cpu"
     )
+    g.add_argument(
+        "--trust-settings",
+        action="store_true",
+        help="apply every key of the settings file found here for this run, as if trusted (CI); "
+        "`raydoctor trust` records trust instead (see $RAYDOCTOR_TRUSTED_SETTINGS too)",
+    )
     g = parser.add_argument_group("local side")
     g.add_argument(
         "--python",
@@ -167,6 +173,8 @@ def options_from(
         runtime_env=getattr(args, "runtime_env", None),
         jobs=getattr(args, "jobs", False),
         address_from=applied.address_from,
+        address_origin=applied.address_origin,
+        untrusted_settings=applied.untrusted(),
         settings=dict(applied.sources),
         head_packages=getattr(args, "head_packages", None),
         resolve=getattr(args, "resolve", True),

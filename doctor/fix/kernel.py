@@ -19,6 +19,7 @@ removes the old folder first). Another kernelspec is never touched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -121,6 +122,38 @@ def kernel_python(plan: Any) -> str | None:
     return plan.interpreter.version if plan.interpreter is not None else None
 
 
+def _same_path(a: object, b: Path) -> bool:
+    try:
+        return Path(os.path.realpath(str(a))) == Path(os.path.realpath(b))
+    except (OSError, ValueError):
+        return False
+
+
+def _kernel_folder(name: str, prefix: Path | None, environ: Mapping[str, str], cwd: Path) -> tuple[Path, Path | None]:
+    """``(folder, data_dir)`` for kernel ``name``: under ``--kernel-prefix``, else the user's data folder."""
+    if prefix is not None:
+        return prefix_kernel_dir(prefix) / name, None
+    data_dir = jupyter_data_dir(environ)
+    data_dir = data_dir if data_dir.is_absolute() else cwd / data_dir
+    return data_dir / "kernels" / name, data_dir
+
+
+def _owner_env(folder: Path, name: str) -> str | None:
+    """The env a raydoctor kernelspec at ``folder`` runs; UsageError when raydoctor did not write it."""
+    if folder.is_symlink() or not folder.is_dir():
+        raise UsageError(f"--kernel {name}: {folder} is not a kernelspec folder; leaving it alone")
+    try:
+        spec = read_kernelspec(folder, name)
+    except KernelSpecError:
+        spec = None
+    if spec is None or not spec.made_by_raydoctor:
+        raise UsageError(
+            f"--kernel {name}: the kernelspec {folder} exists and raydoctor did not write it; not replacing it",
+            hint="choose another name with --kernel NAME (or remove it: jupyter kernelspec remove NAME)",
+        )
+    return str(spec.metadata["raydoctor"].get("env") or "")
+
+
 def plan_kernel(
     name: str | None,
     *,
@@ -131,34 +164,54 @@ def plan_kernel(
     target: Mapping[str, Any],
     environ: Mapping[str, str],
     cwd: Path,
+    envs: Sequence[Path] = (),
 ) -> KernelPlan:
-    """The kernel step of a plan; UsageError for a bad name or a kernelspec raydoctor did not write."""
+    """The kernel step of a plan; UsageError for a bad name or a kernelspec raydoctor did not write.
+
+    ``envs``: the envs this run may register (the one it builds, the judged one). A raydoctor
+    kernelspec of the same name that runs another env (another project's: every project's default
+    name for the same head is the same) is not replaced: a named one is refused, the default name
+    gets a suffix from this env's path instead.
+    """
+    default = name is None
     name = name or default_kernel_name(env_name)
     if not valid_kernel_name(name):
-        raise UsageError(f"--kernel {name!r}: a kernel name has only letters, digits, '.', '_' and '-'")
+        raise UsageError(
+            f"--kernel {name!r}: a kernel name has only letters, digits, '.', '_' and '-', and not only dots"
+        )
     name = name.lower()  # Jupyter lower-cases kernel folder names (jupyter_client/kernelspec.py::_list_kernels_in)
-    data_dir = None
     if prefix is not None:
         prefix = prefix if prefix.is_absolute() else cwd / prefix
-        folder = prefix_kernel_dir(prefix) / name
-    else:
-        data_dir = jupyter_data_dir(environ)
-        data_dir = data_dir if data_dir.is_absolute() else cwd / data_dir
-        folder = data_dir / "kernels" / name
+    folder, data_dir = _kernel_folder(name, prefix, environ, cwd)
     exists = folder.exists() or folder.is_symlink()
     if exists:
-        if folder.is_symlink() or not folder.is_dir():
-            raise UsageError(f"--kernel {name}: {folder} is not a kernelspec folder; leaving it alone")
-        try:
-            spec = read_kernelspec(folder, name)
-        except KernelSpecError:
-            spec = None
-        if spec is None or not spec.made_by_raydoctor:
-            raise UsageError(
-                f"--kernel {name}: the kernelspec {folder} exists and raydoctor did not write it; not replacing it",
-                hint="choose another name with --kernel NAME (or remove it: jupyter kernelspec remove NAME)",
-            )
+        owner = _owner_env(folder, name)
+        if envs and not any(_same_path(owner, env) for env in envs):
+            if not default:
+                raise UsageError(
+                    f"--kernel {name}: the kernelspec {folder} runs another env ({owner}); not replacing it",
+                    hint="choose another name with --kernel NAME",
+                )
+            suffix = hashlib.sha256(str(Path(os.path.realpath(envs[0]))).encode()).hexdigest()[:8]
+            name = f"{name}-{suffix}"
+            folder, data_dir = _kernel_folder(name, prefix, environ, cwd)
+            exists = folder.exists() or folder.is_symlink()
+            if exists:
+                owner = _owner_env(folder, name)
+                if not any(_same_path(owner, env) for env in envs):
+                    raise UsageError(f"--kernel {name}: the kernelspec {folder} runs another env; not replacing it")
     return KernelPlan(name, folder, prefix, data_dir, cluster_label(target), ray, python, exists)
+
+
+def _inside_kernels(folder: Path, name: str) -> bool:
+    """``folder`` is ``<some kernels folder>/<name>`` for a valid ``name``, not a link: safe to remove."""
+    return (
+        valid_kernel_name(name)
+        and folder.name == name
+        and not folder.is_symlink()
+        and folder.parent.name == "kernels"
+        and Path(os.path.realpath(folder)).parent == Path(os.path.realpath(folder.parent))
+    )
 
 
 class KernelRegistration:
@@ -257,6 +310,9 @@ class KernelRegistration:
         """Remove the kernelspec this run created, or put back the one that was there; what was done."""
         folder = self.plan.folder
         done: list[str] = []
+        if not _inside_kernels(folder, self.plan.name):  # planned as such; checked again before any removal
+            self._touched = False
+            return done
         if self._backup is not None:
             if folder.exists() or folder.is_symlink():
                 shutil.rmtree(folder, ignore_errors=True)

@@ -768,7 +768,7 @@ def make_plan(
         plan.export = options.export if options.export.is_absolute() else cwd / options.export
         check_export_target(plan.export, force=options.force)
 
-    def plan_kernel_for(env_name: str, python: str) -> None:
+    def plan_kernel_for(env_name: str, python: str, envs: list[Path]) -> None:
         """The kernelspec step, named after the env and the Python it really holds."""
         if options.kernel is None:
             return
@@ -783,9 +783,13 @@ def make_plan(
             target=checked.target,
             environ=environ,
             cwd=cwd,
+            envs=envs,
         )
 
-    plan_kernel_for(name, head.python)
+    # The env a kernelspec of that name may already run: the judged one when nothing is built (the plan ends
+    # here), else the one built below, where the kernel is planned again (an empty list checks nothing yet).
+    keeps = judged.matches and not options.rebuild and judged.executable
+    plan_kernel_for(name, head.python, [Path(str(judged.executable)).parent.parent] if keeps else [])
     if judged.matches and not options.rebuild and jobs_mode:
         plan.reason = f"{judged.executable} already has a working job client (ray[default]); jobs need no env matching"
         return plan
@@ -824,7 +828,7 @@ def make_plan(
     plan.env_suffix = "-jobs" if jobs_mode else ""
     plan.env_name = plan.env_name_for(plan.interpreter.expected_version)
     dest = plan.env_path = env_dir / plan.env_name
-    plan_kernel_for(plan.env_name, plan.interpreter.expected_version)
+    plan_kernel_for(plan.env_name, plan.interpreter.expected_version, [dest])
     marker = read_marker(dest)
     if dest.exists() or dest.is_symlink():
         if (marker or {}).get("created_by") != "raydoctor":

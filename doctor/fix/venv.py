@@ -53,6 +53,7 @@ from doctor import proc
 from doctor.errors import EXIT_FINDINGS, DoctorError, FixError
 from doctor.fix.install import find_uv, tool_env
 from doctor.local.requirements import requirement_files
+from doctor.state import state_dir  # noqa: F401 (re-exported: fix and tests use it here)
 
 MARKER = "raydoctor-env.json"
 MARKER_SCHEMA = "raydoctor.env/2"  # /2: sealed (``seal``) and bound to the env (``env``)
@@ -310,17 +311,6 @@ def requirements_hash(requirements: Sequence[Path], extra: Sequence[str] = ()) -
 
 
 # -- the seal ------------------------------------------------------------------
-
-
-def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """raydoctor's per-user state: ``$RAYDOCTOR_STATE_DIR``, else ``$XDG_STATE_HOME/raydoctor``,
-    else ``~/.local/state/raydoctor`` (``%LOCALAPPDATA%/raydoctor`` on Windows). Never the checkout."""
-    env = os.environ if environ is None else environ
-    if env.get("RAYDOCTOR_STATE_DIR"):
-        return Path(env["RAYDOCTOR_STATE_DIR"]).expanduser()
-    if os.name == "nt":
-        return Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "raydoctor"
-    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "raydoctor"
 
 
 def _read_private(path: Path, cap: int) -> bytes:

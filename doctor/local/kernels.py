@@ -51,7 +51,9 @@ class KernelSpecError(Exception):
 
 
 def valid_kernel_name(name: str) -> bool:
-    return bool(KERNEL_NAME_RE.match(name))
+    """Jupyter's rule (letters, digits, ``._-``), less the names made of dots only, which that rule
+    admits and which, joined to a kernels folder, name the folder itself or its parent."""
+    return bool(KERNEL_NAME_RE.match(name)) and set(name) != {"."}
 
 
 def _falsy(value: str) -> bool:
