@@ -50,6 +50,22 @@ def _uv() -> str | None:
     return str(found) if found else None
 
 
+# -- the fast tier: ``pytest -m "not live"`` runs what needs no Ray head, no Docker and no built venv ----
+# A test is live when it says so (cluster, slow, needs) or asks for a fixture that starts a head or
+# builds a Ray venv; marked here once, so no test module has to remember to.
+LIVE_FIXTURES = frozenset(
+    {"head_python", "ray_head", "ray_head_worker", "ray_gpu_head", "token_python", "token_head", "fix_env"}
+)
+LIVE_MARKERS = ("cluster", "slow", "needs", "live")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & LIVE_FIXTURES or any(item.get_closest_marker(m) for m in LIVE_MARKERS):
+            item.add_marker(pytest.mark.live)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("needs"):
         version = mark.kwargs.get("python")

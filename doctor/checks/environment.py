@@ -386,8 +386,9 @@ def _same_dir(a: Path, b: Path) -> bool:
         return a == b
 
 
+# Only when a settings file's sensitive keys were set aside (checks_for): not one of the checks every run has.
+SETTINGS_TRUST_TITLE = "Settings file trusted"
 TITLES = {
-    "local.settings_trust": "Settings file trusted",
     "local.proxy": "Proxy variables",
     "local.ignore_version_mismatch": "RAY_IGNORE_VERSION_MISMATCH",
     "local.ray_address": "RAY_ADDRESS",
@@ -397,7 +398,7 @@ TITLES = {
 
 
 def checks_for(ctx: Any) -> list[Check]:
-    trust = [Check("local.settings_trust", "local", TITLES["local.settings_trust"], judge_settings_trust, timeout=5)]
+    trust = [Check("local.settings_trust", "local", SETTINGS_TRUST_TITLE, judge_settings_trust, timeout=5)]
     return [
         *(trust if ctx.options.untrusted_settings is not None else []),
         Check("local.proxy", "local", TITLES["local.proxy"], judge_proxy, timeout=5),
