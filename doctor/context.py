@@ -108,6 +108,7 @@ class Target:
     image_from: str | None
     cluster: Any = None  # doctor.head.cluster_files.ClusterSpec from --cluster-file
     address_origin: Origin | None = None  # who chose the address, as a type: the token rule reads this
+    image_origin: Origin | None = None  # who chose the image (a flag, a compose file, a cluster file)
 
     @property
     def kind(self) -> str:
@@ -148,6 +149,9 @@ class Target:
             "compose": str(self.compose_path) if self.compose_path else None,
             "image": self.image,
             "image_from": self.image_from,
+            "image_origin": self.image_origin.value if self.image_origin else None,
+            # The compose file's head service, by name: what fix's kernel is labelled with (doctor.fix.kernel).
+            "head_service": self.compose.head.name if self.compose is not None else None,
         }
         if self.cluster is not None:
             out["cluster_file"] = self.cluster.to_dict()
@@ -221,6 +225,7 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
                 )
     project = None
     image, image_from = options.image, "--image" if options.image else None
+    image_origin = Origin.FLAG if options.image else None
     if image is not None:
         from doctor.head.docker import validate_image  # a name Docker would read as an option is a usage error
 
@@ -234,12 +239,14 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
             compose_path, project = Path(cluster_file), cluster.compose
         elif image is None and cluster.head_image:
             image, image_from = cluster.head_image, f"{cluster.title}, {cluster.head.where}"
+            image_origin = Origin.CLUSTER_FILE
     if compose_path is not None:
         from doctor.head.compose import load_compose
 
         project = project or load_compose(Path(compose_path), environ)
         if image is None and project.head.image:
             image, image_from = project.head.image, f"compose service {project.head.name}"
+            image_origin = Origin.COMPOSE
         if address is None:
             address = _compose_address(project, options)
             address_from = "compose published ports" if address else None
@@ -253,6 +260,7 @@ def resolve_target(options: TargetOptions, environ: Mapping[str, str], cwd: Path
         image_from,
         cluster,
         origin,
+        image_origin,
     )
 
 

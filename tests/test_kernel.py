@@ -108,7 +108,8 @@ def test_names_and_labels() -> None:
     assert default_kernel_name(ENV_NAME) == "raydoctor-ray2.49.2-py3.12.9"
     assert default_kernel_name("ray 2/x") == "raydoctor-ray-2-x"
     assert display_name("2.49.2", "3.12.9", "ray-head") == "Ray 2.49.2 · Python 3.12.9 (ray-head)"
-    assert cluster_label({"kind": "compose", "image_from": "compose service ray-head"}) == "ray-head"
+    assert cluster_label({"kind": "compose", "head_service": "ray-head"}) == "ray-head"
+    assert cluster_label({"kind": "compose", "image_from": "compose service evil", "compose": "/c.yaml"}) == "c.yaml"
     assert cluster_label({"kind": "address", "address": {"host": "10.0.0.5"}}) == "10.0.0.5"
     assert cluster_label({"kind": "image", "image": IMAGE}) == IMAGE
 

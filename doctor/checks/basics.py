@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from doctor import remedies
+from doctor.codes import CLIENT_EXTRAS_MISSING
 from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
@@ -322,7 +323,7 @@ def client_extras(ctx: CheckContext) -> Result:
     return finding(
         Status.FAIL,
         f"{', '.join(missing)} missing: Ray Client (ray://) cannot connect without ray[client]",
-        code="packages.client_extras.missing",
+        code=CLIENT_EXTRAS_MISSING,
         fix=Remediation("Install Ray with the client extra.", commands),
     )
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from doctor import remedies
+from doctor.codes import SETTINGS_REFUSED, SETTINGS_UNTRUSTED
 from doctor.model import Remediation, Result, Status, finding
 from doctor.origin import Origin
 from doctor.runner import Check
@@ -204,7 +205,7 @@ def judge_settings_trust(ctx: Any) -> Result:
         return finding(
             Status.WARN,
             "a settings file here was not read: " + untrusted.refused[0],
-            code="local.settings_trust.refused",
+            code=SETTINGS_REFUSED,
             details=details,
             fix=Remediation(
                 "A settings file another user owns, or one others can write, is never read (git's safe.directory "
@@ -219,7 +220,7 @@ def judge_settings_trust(ctx: Any) -> Result:
     return finding(
         Status.WARN,
         f"{path} is {why}: its {', '.join(keys)} {'was' if len(keys) == 1 else 'were'} not applied",
-        code="local.settings_trust.untrusted",
+        code=SETTINGS_UNTRUSTED,
         details=details,
         data={"file": path, "withheld": keys, "trust": untrusted.trust.value if untrusted.trust else None},
         fix=Remediation(

@@ -25,6 +25,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from doctor import proc
+from doctor.codes import JOBS_CLIENT_OK
 from doctor.context import CheckContext
 from doctor.head import jobs as jobs_api
 from doctor.head.dashboard import DashboardError
@@ -94,7 +95,7 @@ def job_client(ctx: CheckContext) -> Result:
         return finding(
             Status.OK,
             f"the job client works ({versions}){note}: {NO_MATCHING}",
-            code="jobs.client.ok",
+            code=JOBS_CLIENT_OK,
             data=info,
         )
     tail = (done.stderr or done.stdout).strip().splitlines()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from doctor.codes import RESOLUTION_UNSATISFIABLE
 from doctor.facts.cluster import JOB_LIMIT_S
 from doctor.facts.resolution import BUDGET_S, changes
 from doctor.model import Remediation, Result, Status, finding
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 from doctor.rules import GUESSED_PATCH
 
-UNSATISFIABLE = "packages.resolution.unsatisfiable"
+UNSATISFIABLE = RESOLUTION_UNSATISFIABLE
 SOURCE_ONLY = "packages.resolution.source_only"
 UNKNOWN_PACKAGE = "packages.resolution.unknown_package"
 SKEW_BREAKS = "packages.skew.breaks"

@@ -54,10 +54,9 @@ def default_kernel_name(env_name: str) -> str:
 
 def cluster_label(target: Mapping[str, Any]) -> str:
     """What names the cluster in the display name: the compose head service, the host, the file, the image."""
-    image_from = str(target.get("image_from") or "")
     kind = target.get("kind")
-    if kind == "compose" and image_from.startswith("compose service "):
-        return image_from[len("compose service ") :]
+    if kind == "compose" and target.get("head_service"):
+        return str(target["head_service"])
     if kind == "compose" and target.get("compose"):
         return Path(str(target["compose"])).name
     address = target.get("address") or {}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from doctor.codes import CLIENT_EXTRAS_MISSING, JOBS_CLIENT_OK, RESOLUTION_UNSATISFIABLE
 from doctor.errors import FixError, UsageError
 from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
 from doctor.fix.install import choose_installer, pin_constraints, ray_client_requirement, ray_constraint
@@ -45,10 +46,8 @@ if TYPE_CHECKING:
 DEFAULT_ENV_DIR = Path("envs")
 DEFAULT_REQUIREMENTS = "packages.txt"
 DEFAULT_LOCK_TIMEOUT_S = 600.0
-# Finding codes the plan keys on (doctor.checks.basics writes them).
-CLIENT_EXTRAS_MISSING = "packages.client_extras.missing"
+# Finding codes the plan keys on: doctor.codes, which the checks that write them import too.
 REQUIREMENTS_CHECK = "packages.requirements"
-RESOLUTION_UNSATISFIABLE = "packages.resolution.unsatisfiable"  # doctor.checks.packages writes it
 
 # Actions a plan can end in.
 NOTHING = "nothing"  # the judged interpreter already matches the head
@@ -496,9 +495,6 @@ def head_target(head: HeadFacts) -> HeadTarget:
     assert want is not None and head.ray is not None and head.python is not None
     basis = ("exact" if head.python.exact else "guess") if want.exact else "minor"
     return HeadTarget(str(head.ray.value), want, basis, head.ray.source, head.python.source)
-
-
-JOBS_CLIENT_OK = "jobs.client.ok"
 
 
 def jobs_head_target(checked: Checked) -> HeadTarget:
