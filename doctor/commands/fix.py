@@ -239,7 +239,7 @@ def outcome_lines(report: Report, plan: Plan | None, verbose: bool) -> list[tupl
             lines.append(("", "Removed what this run created: " + "; ".join(outcome["removed"]) + "."))
         elif not built and plan is not None and plan.acts:
             lines.append(("", "Nothing was left behind."))
-        lines += [("yellow", f"warning: {w}") for w in outcome.get("warnings", []) if w.startswith("could not remove")]
+        lines += [("yellow", f"warning: {w}") for w in outcome.get("not_removed", [])]
         if env is None or not built:
             return lines
         lines.append(("", ""))

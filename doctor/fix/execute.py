@@ -120,6 +120,7 @@ class Outcome:
     export: dict[str, Any] | None = None
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    not_removed: list[str] = field(default_factory=list)  # cleanup that failed: also among the warnings
     check: Report | None = None  # the final check (its findings become the fix Report's results)
     kernel: dict[str, Any] | None = None  # --kernel: the kernelspec registered (doctor.fix.kernel)
 
@@ -145,6 +146,7 @@ class Outcome:
             "export": self.export,
             "removed": list(self.removed),
             "warnings": list(self.warnings),
+            "not_removed": list(self.not_removed),
             "kernel": self.kernel,
         }
 
@@ -345,7 +347,9 @@ def _cleanup(outcome: Outcome, dest: Path, venv_started: bool, provider: Provide
     try:
         outcome.removed += provider.undo()
     except CondaError as exc:
-        outcome.warnings.append(f"could not remove what this run created ({provider.describe()}): {exc}")
+        failure = f"could not remove what this run created ({provider.describe()}): {exc}"
+        outcome.warnings.append(failure)
+        outcome.not_removed.append(failure)
 
 
 def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> None:
