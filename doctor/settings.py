@@ -132,16 +132,16 @@ def _home(environ: Mapping[str, str]) -> Path | None:
 
 def _read(path: Path) -> bytes | None:
     """The file's bytes, or None when it is not a regular file one can read."""
+    from doctor import files
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(_MAX_BYTES + 1)
-    except (IsADirectoryError, FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the settings file ({exc.strerror or exc})") from None
-    if len(data) > _MAX_BYTES:
-        raise UsageError(f"{path}: larger than 1 MiB; not a settings file raydoctor reads")
-    return data
+        return files.read_bytes(path, _MAX_BYTES)
+    except files.Unreadable as exc:
+        if exc.missing or exc.reason == files.IS_A_DIRECTORY:  # a folder of that name, in the walk
+            return None
+        if exc.too_large:
+            raise UsageError(f"{path}: larger than 1 MiB; not a settings file raydoctor reads") from None
+        raise UsageError(f"{path}: cannot read the settings file ({exc.reason})") from None
 
 
 def _parse(path: Path, data: bytes) -> dict[str, Any]:

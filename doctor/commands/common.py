@@ -240,8 +240,10 @@ def emit(
         return masked.exit_code
     text = render(masked, form, verbose=verbose, environ=env, redact=redact)
     if output is not None:
+        from doctor.files import write_atomic
+
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomic(output, text)  # a symlink or FIFO planted at the name is replaced, never followed
         except OSError as exc:
             raise UsageError(f"{output}: cannot write the report: {exc.strerror or exc}") from None
         write_stream(sys.stderr, f"raydoctor: report written to {output}\n")

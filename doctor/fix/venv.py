@@ -50,8 +50,11 @@ from types import TracebackType
 from typing import Any
 
 from doctor import proc
-from doctor.errors import EXIT_FINDINGS, DoctorError, FixError
+from doctor.errors import EXIT_FINDINGS, DoctorError, FixError, UsageError
+from doctor.files import Unreadable
+from doctor.files import read_bytes as read_capped
 from doctor.fix.install import find_uv, tool_env
+from doctor.local.requirements import MAX_BYTES as REQUIREMENTS_MAX_BYTES
 from doctor.local.requirements import requirement_files
 
 MARKER = "raydoctor-env.json"
@@ -236,9 +239,10 @@ def _relocate(tmp: Path, dest: Path) -> list[Path]:
     files += sorted(tmp.glob("Lib/site-packages/*.pth"))
     changed = []
     for path in files:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 * 1024 * 1024:
+        try:  # a symlink, a non-regular file or a large one is never patched
+            data = read_capped(path, 4 * 1024 * 1024, follow_symlinks=False)
+        except Unreadable:
             continue
-        data = path.read_bytes()
         if b"\0" in data[:8192]:
             continue  # a binary (an .exe launcher, a compiled tool): never patched
         new = data
@@ -303,7 +307,11 @@ def requirements_hash(requirements: Sequence[Path], extra: Sequence[str] = ()) -
     """
     digest = hashlib.sha256()
     for path in requirement_files([Path(p) for p in requirements]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        try:
+            data = read_capped(path, REQUIREMENTS_MAX_BYTES)
+        except Unreadable as exc:  # read a moment ago by the parser: swapped since
+            raise UsageError(f"requirements file {path} cannot be read: {exc.reason}") from None
+        digest.update(path.name.encode() + b"\0" + data + b"\0")
     for item in extra:
         digest.update(b"extra\0" + item.encode() + b"\0")
     return "sha256:" + digest.hexdigest()

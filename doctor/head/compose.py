@@ -61,6 +61,7 @@ __all__ = [
 DEFAULT_GCS_PORT = 6379
 
 MIN_SECRET_LEN = 4
+DOTENV_MAX_BYTES = 1024 * 1024  # a .env beside a compose file is a few lines; never read whole past this
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -302,13 +303,15 @@ def _one_line(text: object) -> str:
 
 def _read_dotenv(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """Read ``KEY=VALUE`` lines; later lines and the environment see earlier keys."""
+    from doctor import files
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
+        text = files.read_text(path, DOTENV_MAX_BYTES)
+    except files.Unreadable as exc:
+        if exc.missing:
+            return {}
         raise UsageError(
-            f"{path}: cannot read: {_one_line(getattr(exc, 'strerror', None) or exc)}",
+            f"{path}: cannot read: {_one_line(exc.reason)}",
             hint="fix or remove the .env file beside the compose file",
         ) from None
     values: dict[str, str] = {}

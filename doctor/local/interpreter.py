@@ -85,10 +85,11 @@ def safe_version_name(name: str) -> bool:
 
 def _read_versions(path: Path) -> list[str]:
     """The version names in a pyenv version file, as ``pyenv-version-file-read`` reads them."""
+    from doctor import files
+
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(_VERSION_FILE_CAP)
-    except OSError:
+        raw = files.read_head(path, _VERSION_FILE_CAP)
+    except files.Unreadable:  # a FIFO or a device named .python-version is no version file
         return []
     names = []
     for line in raw.decode("utf-8", errors="replace").splitlines():
