@@ -155,6 +155,8 @@ def _parse(path: Path, data: bytes) -> dict[str, Any]:
         raise UsageError(f"{path}: not UTF-8 text, so not TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise UsageError(f"{path}: not valid TOML (nested too deeply)") from None
 
 
 def _pyproject_table(path: Path, data: bytes) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from typing import IO, Callable, Mapping
 from doctor.errors import UsageError
 from doctor.model import Report
 from doctor.options import DEFAULT_TIMEOUT_S, MODES, TargetOptions
+from doctor.text import ascii_int
 
 FORMS = ("text", "json", "markdown")
 
@@ -27,9 +28,10 @@ settings: [tool.raydoctor] in pyproject.toml or raydoctor.toml (found walking up
 
 
 def port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    number = ascii_int(text, digits=5) if text == text.strip() else None
+    if number is None or not 0 < number < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+    return number
 
 
 def seconds(text: str) -> float:

@@ -479,7 +479,7 @@ def _reseal(tmp: Path, dest: Path) -> None:
         return
     try:
         data = json.loads(_read_private_marker(tmp / MARKER))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         data = None
     key = _seal_key(create=False)
     if not isinstance(data, dict) or not _sealed(key, data) or (data.get("env") or {}).get("path") != str(tmp):
@@ -545,7 +545,7 @@ def check_marker(env: Path) -> tuple[Marker | None, str | None]:
         return None, f"its {MARKER} is larger than any raydoctor writes"
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, f"its {MARKER} is not JSON"
     if not isinstance(data, dict) or data.get("created_by") != "raydoctor":
         return None, f"its {MARKER} does not say raydoctor made it"

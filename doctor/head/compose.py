@@ -44,7 +44,7 @@ from doctor.parsers.shell import split_shell
 from doctor.parsers.shell import unwrap_shells as _unwrap
 from doctor.parsers.yaml_load import BoundedLoader, describe, read_text, yaml_error
 from doctor.parsers.yaml_load import kind as yaml_kind
-from doctor.text import clip
+from doctor.text import ascii_int, clip
 
 __all__ = [
     "DEFAULT_GCS_PORT",
@@ -396,7 +396,7 @@ def _interpolate_tree(tree: Any, variables: Mapping[str, str], where: str) -> An
 # sizes
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
@@ -682,12 +682,13 @@ def _argv(where: str, key: str, value: Any) -> list[str]:
 
 def _port_number(where: str, text: str, spec: Any) -> int:
     text = text.strip()
-    if not text.isdigit() or not 0 < int(text) <= 65535:
+    number = ascii_int(text, digits=5)
+    if number is None or not 0 < number <= 65535:
         raise UsageError(
             f"{where}: port {describe(spec)}: {text!r} is not a port number",
             hint="ports are 1-65535",
         )
-    return int(text)
+    return number
 
 
 def _port_range(where: str, text: str, spec: Any) -> list[int]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from doctor.errors import UsageError
+from doctor.text import ascii_int
 
 MIB = 1024 * 1024
 GCS_STORAGE_MAX_SIZE_DEFAULT = 512 * MIB  # ray/_private/ray_constants.py::GRPC_CPP_MAX_MESSAGE_SIZE
@@ -179,8 +180,9 @@ def default_runtime_env(base: Path, requirement_lines: list[str] | None) -> Runt
 def package_limit(environ: Mapping[str, str]) -> tuple[int, str]:
     """Ray's package limit as this process's environment sets it, and where that came from."""
     value = environ.get(LIMIT_ENV, "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value), f"{LIMIT_ENV}={value} in this environment"
+    number = ascii_int(value)
+    if number is not None and number > 0:
+        return number, f"{LIMIT_ENV}={value} in this environment"
     return GCS_STORAGE_MAX_SIZE_DEFAULT, f"Ray's default (GCS_STORAGE_MAX_SIZE; {LIMIT_ENV} not set here)"
 
 

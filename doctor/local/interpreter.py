@@ -233,7 +233,7 @@ def inspect_interpreter(
         raise InterpreterError(f"{path} failed to report about itself: {err}")
     try:
         data = json.loads(lines[-1])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an answer nested thousands deep
         raise InterpreterError(f"{path} printed something that is not the probe's JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("python"), str):
         raise InterpreterError(f"{path} printed something that is not the probe's JSON")

@@ -75,7 +75,7 @@ def host_routes(
         try:
             proc = run(cmd, timeout=timeout, env=child_env(), cap=1 << 20)
             data = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else []
-        except (OSError, ProcTimeout, ValueError):
+        except (OSError, ProcTimeout, ValueError, RecursionError):
             data = []
         for iface in data if isinstance(data, list) else []:
             if not isinstance(iface, dict) or iface.get("ifname") == "lo":
