@@ -39,6 +39,7 @@ from doctor.runner import prepare_for_threads
 from doctor.secrets import Token, load_token
 from doctor.target import HeadAddress, is_loopback, named_by_user, parse_address, token_withheld
 from doctor.tcp import probe_port
+from doctor.text import ascii_int
 
 T = TypeVar("T")
 
@@ -175,7 +176,8 @@ def _compose_address(project: Any, options: TargetOptions) -> HeadAddress | None
 
     def container_port(flag: str, default: int) -> int:
         value = project.flag(head, flag)
-        return int(value) if value and str(value).isdigit() else default
+        number = ascii_int(value, digits=5)  # '--dashboard-port=²' is no port
+        return number if number is not None and 0 < number < 65536 else default
 
     def host_port(port: int) -> int | None:
         pub = project.published(port)
@@ -306,6 +308,9 @@ class CheckContext:
                 from doctor.head.runtime_env import load_runtime_env
 
                 self.runtime_env = load_runtime_env(Path(options.runtime_env), self.cwd)  # type: ignore[arg-type]
+                self.runtime_env.pip_lines()  # its pip file too: one the user cannot read is a usage error
+            # --head-packages FILE, read now for the same reason (a FIFO, a device, not a pins file: exit 2)
+            self._pins_file: dict[str, str] | None = self._read_head_packages_file()
         except BaseException:
             if start_probe:  # let it end, so that its temporary folder is gone before the error is told
                 self._local._quiet_get()
@@ -630,6 +635,9 @@ class CheckContext:
 
     def head_packages_from_file(self) -> dict[str, str] | None:
         """``--head-packages FILE``: the head's versions as a team keeps them (``name==version`` lines)."""
+        return self._pins_file
+
+    def _read_head_packages_file(self) -> dict[str, str] | None:
         path = self.options.head_packages
         if path is None:
             return None

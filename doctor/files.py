@@ -24,6 +24,7 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CHUNK = 1 << 20
+IS_A_DIRECTORY = "is a directory, not a file"  # ``Unreadable.reason`` for a folder, for callers that skip one
 
 
 class Unreadable(Exception):
@@ -42,7 +43,7 @@ def _kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return "is a directory, not a file"
+        return IS_A_DIRECTORY
     if stat.S_ISFIFO(mode):
         return "is a FIFO (a named pipe), not a file"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -65,7 +66,19 @@ def read_bytes(path: Path | str, cap: int, *, follow_symlinks: bool = True) -> b
 
     ``follow_symlinks=False`` refuses a symlink at ``path`` itself (files raydoctor wrote).
     """
-    p = Path(path)
+    return _read(Path(path), cap, follow_symlinks=follow_symlinks, whole=True)
+
+
+def read_head(path: Path | str, size: int, *, follow_symlinks: bool = True) -> bytes:
+    """The first ``size`` bytes of the regular file at ``path`` (all of it when shorter), never more.
+
+    For a file only whose start matters (a script's ``#!`` line, pyenv's version file): a longer file
+    is cut, not refused. A FIFO, device or folder is ``Unreadable`` as for ``read_bytes``.
+    """
+    return _read(Path(path), size, follow_symlinks=follow_symlinks, whole=False)
+
+
+def _read(p: Path, cap: int, *, follow_symlinks: bool, whole: bool) -> bytes:
     try:
         info = os.stat(p, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
@@ -81,7 +94,7 @@ def read_bytes(path: Path | str, cap: int, *, follow_symlinks: bool = True) -> b
     kind = _kind(info.st_mode)
     if kind:
         raise Unreadable(p, kind)
-    if info.st_size > cap:
+    if whole and info.st_size > cap:
         raise Unreadable(p, f"is larger than {_size_words(cap)}", too_large=True)
     flags = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | (0 if follow_symlinks else _O_NOFOLLOW)
     try:
@@ -97,7 +110,7 @@ def read_bytes(path: Path | str, cap: int, *, follow_symlinks: bool = True) -> b
         if kind:
             raise Unreadable(p, kind)
         chunks: list[bytes] = []
-        left = cap + 1
+        left = cap + 1 if whole else cap
         while left > 0:
             try:
                 chunk = os.read(fd, min(_CHUNK, left))

@@ -96,10 +96,11 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 def _runs_this_interpreter(script: str) -> bool:
     """The script's ``#!`` names this interpreter's folder (a console script pip wrote for this env)."""
+    from doctor import files
+
     try:
-        with open(script, "rb") as handle:
-            first = handle.read(512).split(b"\n", 1)[0]
-    except OSError:
+        first = files.read_head(script, 512).split(b"\n", 1)[0]
+    except files.Unreadable:
         return False
     if not first.startswith(b"#!"):
         return False

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from doctor import files
+
 
 @dataclass(frozen=True)
 class Token:
@@ -36,6 +38,7 @@ class Token:
         return f"<token from {self.source}>"
 
 
+TOKEN_FILE_MAX_BYTES = 64 * 1024  # a token file holds one token; a FIFO or device there is no token
 TOKEN_PLACES = "RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
 
 
@@ -57,8 +60,8 @@ def load_token(environ: Mapping[str, str] | None = None, home: Path | None = Non
         candidates.append((home_dir / ".ray" / "auth_token", "~/.ray/auth_token"))
         for path, label in candidates:
             try:
-                text = path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
+                text = files.read_text(path, TOKEN_FILE_MAX_BYTES).strip()
+            except files.Unreadable:  # missing, or a FIFO, device or folder: no token there
                 continue
             if text:
                 token = Token(text, label, path=str(path))

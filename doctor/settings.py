@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from doctor.errors import UsageError
-from doctor.files import Unreadable, read_bytes
+from doctor.files import IS_A_DIRECTORY, Unreadable, read_bytes
 from doctor.origin import Origin
 from doctor.trust import SENSITIVE_KEYS, TrustState, digest, trust_state
 
@@ -148,11 +148,11 @@ def _read(path: Path) -> bytes | None:
     try:
         return read_bytes(path, _MAX_BYTES)
     except Unreadable as exc:
-        if exc.missing or exc.reason.startswith("is a directory"):
+        if exc.missing or exc.reason == IS_A_DIRECTORY:  # a folder of that name, in the walk
             return None
         if exc.too_large:
             raise UsageError(f"{path}: larger than 1 MiB; not a settings file raydoctor reads") from None
-        raise UsageError(f"{path}: cannot read the settings file: it {exc.reason}") from None
+        raise UsageError(f"{path}: cannot read the settings file ({exc.reason})") from None
 
 
 def _refusal(path: Path) -> str | None:
@@ -185,6 +185,8 @@ def _parse(path: Path, data: bytes) -> dict[str, Any]:
         raise UsageError(f"{path}: not UTF-8 text, so not TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise UsageError(f"{path}: not valid TOML (nested too deeply)") from None
 
 
 def _pyproject_table(path: Path, data: bytes) -> dict[str, Any] | None:

@@ -57,7 +57,8 @@ class HeadAddress:
 
 
 def _port(text: str, given: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # ASCII digits only: '²'.isdigit() is true and int('²') raises; int('٣') is 3, not a port anyone typed.
+    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 0 < int(text) < 65536:
         raise UsageError(f"address {given!r}: port {text!r} is not a number from 1 to 65535")
     return int(text)
 

@@ -43,3 +43,17 @@ def clip(text: object, limit: int = 60) -> str:
     """``text`` on one line (white space folded), cut to ``limit`` characters ending in ``...``."""
     one = " ".join(str(text).split())
     return one if len(one) <= limit else one[: limit - 3] + "..."
+
+
+def ascii_int(text: object, *, digits: int = 18) -> int | None:
+    """The number ``text`` spells in ASCII digits (at most ``digits`` of them, spaces around), else None.
+
+    Numbers from files, flags and servers are ASCII or none: ``'²'.isdigit()`` is true and ``int('²')``
+    raises; ``int('٣')`` is 3; ``int()`` refuses more than 4300 digits.
+    """
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if not text or len(text) > digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)

@@ -251,7 +251,7 @@ def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(proc.stdout.strip() or "null")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

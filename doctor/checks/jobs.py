@@ -87,7 +87,7 @@ def job_client(ctx: CheckContext) -> Result:
 
         try:
             info = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, RecursionError):
             info = {}
         head = _head_ray(ctx)
         versions = f"Ray {info.get('ray', '?')} on Python {info.get('python', '?')}"

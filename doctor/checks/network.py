@@ -33,7 +33,7 @@ from doctor.options import DEFAULT_METRICS_PORT
 from doctor.runner import Check
 from doctor.target import HeadAddress
 from doctor.tcp import DEAD, ResolveError, connect, describe, label, resolve
-from doctor.text import sanitize
+from doctor.text import ascii_int, sanitize
 
 # An HTTP/2 client preface and an empty SETTINGS frame: a gRPC server answers with its SETTINGS frame.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -231,9 +231,9 @@ def _metrics_port(ctx: CheckContext) -> PortSpec | None:
     compose = ctx.target.compose
     if compose is not None:
         flag = compose.flag(compose.head, "--metrics-export-port")
-        if not flag or not str(flag).isdigit():
+        container = ascii_int(flag)
+        if container is None:
             return None
-        container = int(flag)
         pub = compose.published(container)
         if pub and pub.host_port:
             return PortSpec(

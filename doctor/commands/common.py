@@ -16,6 +16,7 @@ from typing import IO, Callable, Mapping
 from doctor.errors import UsageError
 from doctor.model import Report
 from doctor.options import DEFAULT_TIMEOUT_S, MODES, TargetOptions
+from doctor.text import ascii_int
 
 FORMS = ("text", "json", "markdown")
 
@@ -27,9 +28,10 @@ settings: [tool.raydoctor] in pyproject.toml or raydoctor.toml (found walking up
 
 
 def port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    number = ascii_int(text, digits=5) if text == text.strip() else None
+    if number is None or not 0 < number < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+    return number
 
 
 def seconds(text: str) -> float:
@@ -248,8 +250,10 @@ def emit(
         return masked.exit_code
     text = render(masked, form, verbose=verbose, environ=env, redact=redact)
     if output is not None:
+        from doctor.files import write_atomic
+
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomic(output, text)  # a symlink or FIFO planted at the name is replaced, never followed
         except OSError as exc:
             raise UsageError(f"{output}: cannot write the report: {exc.strerror or exc}") from None
         write_stream(sys.stderr, f"raydoctor: report written to {output}\n")

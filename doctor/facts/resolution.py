@@ -460,14 +460,16 @@ def cache_key(inputs: Inputs, python: str, platform: str, uv: Path, environ: Map
 
 def read_cache(folder: Path, key: str, *, now: float | None = None) -> Resolution | None:
     path = folder / f"{key}.json"
+    from doctor import files
+
     try:
         if path.is_symlink() or not path.is_file():
             return None
         st = path.stat()
         if st.st_size > CACHE_FILE_MAX or (now or time.time()) - st.st_mtime > CACHE_TTL_S:
             return None
-        return Resolution.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        return Resolution.from_dict(json.loads(files.read_bytes(path, CACHE_FILE_MAX, follow_symlinks=False)))
+    except (OSError, files.Unreadable, ValueError, TypeError, RecursionError):
         return None
 
 

@@ -112,7 +112,7 @@ def finish_probe(run: Started, limit_s: float = LIMIT_S) -> ProbeRun:
             continue
         try:
             data = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not isinstance(data, dict):
             continue

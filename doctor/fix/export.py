@@ -18,26 +18,25 @@ place, so a symlink planted at a predictable name is never followed.
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from doctor import proc
+from doctor import files, proc
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import REDACTED, mask_credentials, parse_text
 
 HEADER = "# Written by raydoctor fix"
 FREEZE_TIMEOUT_S = 120.0
+EXPORT_MAX_BYTES = 8 * 1024 * 1024  # an environment.yml larger than this is not one raydoctor wrote
 
 
 def written_by_raydoctor(path: Path) -> bool:
     """Whether ``path`` is an export of an earlier run (so updating it is not overwriting a user's file)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.readline().startswith(HEADER)
-    except (OSError, UnicodeDecodeError):
+        first = files.read_head(path, len(HEADER.encode()), follow_symlinks=False)
+    except files.Unreadable:  # a symlink, FIFO or device at the name is no export of ours
         return False
+    return first == HEADER.encode()
 
 
 def check_export_target(path: Path, *, force: bool) -> None:
@@ -110,9 +109,9 @@ def write_export(path: Path, text: str, *, force: bool) -> str:
     path = Path(path)
     if path.exists():
         try:
-            if path.read_text(encoding="utf-8") == text:
+            if files.read_text(path, EXPORT_MAX_BYTES, follow_symlinks=False) == text:
                 return "unchanged"
-        except (OSError, UnicodeDecodeError):
+        except files.Unreadable:
             pass
         check_export_target(path, force=force)  # the file may have appeared since the plan
         state = "updated"
@@ -127,24 +126,8 @@ def write_export(path: Path, text: str, *, force: bool) -> str:
 
 
 def _replace_with(path: Path, text: str) -> None:
-    """Write a fresh ``mkstemp`` file beside ``path`` (never a name an attacker can plant), rename it over."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        mode = 0o644
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".raydoctor-partial", dir=path.parent)
-    partial = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            if hasattr(os, "fchmod"):  # the descriptor mkstemp opened, never the name
-                os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """A fresh ``mkstemp`` file beside ``path``, renamed over it: a planted symlink or FIFO is replaced."""
+    files.write_atomic(path, text)
 
 
 def export_env(

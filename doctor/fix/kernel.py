@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doctor import proc
+from doctor import files, proc
 from doctor.errors import FixError, UsageError
 from doctor.local.kernels import (
+    KERNEL_JSON_CAP,
     KernelSpec,
     KernelSpecError,
     jupyter_data_dir,
@@ -280,8 +281,13 @@ class KernelRegistration:
     def _mark(self, python: Path, python_version: str) -> None:
         """Add ``metadata.raydoctor`` to kernel.json (written to a partial file, then renamed)."""
         path = self.plan.folder / "kernel.json"
-        data = json.loads(path.read_text(encoding="utf-8"))
-        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        try:
+            data: Any = json.loads(files.read_bytes(path, KERNEL_JSON_CAP, follow_symlinks=False))
+        except (files.Unreadable, ValueError, RecursionError) as exc:
+            raise FixError(f"ipykernel install wrote a {path} raydoctor cannot read: {exc}") from None
+        if not isinstance(data, dict):
+            raise FixError(f"ipykernel install wrote a {path} that is not a JSON object")
+        meta: Any = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
         meta["raydoctor"] = {
             "env": str(Path(python).parent.parent),
             "ray": self.plan.ray,

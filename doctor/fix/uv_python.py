@@ -189,7 +189,7 @@ def lookup(
         return UvLookup(uv, want, reason=f"`uv python list` failed: {why}", offline=offline)
     try:
         found = [p for p in _entries(json.loads(done.stdout or "[]")) if p.version == str(want)]
-    except ValueError:
+    except (ValueError, RecursionError):
         return UvLookup(uv, want, reason="`uv python list` did not print JSON", offline=offline)
     folder = install_dir(uv, env, here)
     if not found:  # with downloads refused, uv lists only what is installed

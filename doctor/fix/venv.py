@@ -50,8 +50,11 @@ from types import TracebackType
 from typing import Any
 
 from doctor import proc
-from doctor.errors import EXIT_FINDINGS, DoctorError, FixError
+from doctor.errors import EXIT_FINDINGS, DoctorError, FixError, UsageError
+from doctor.files import Unreadable
+from doctor.files import read_bytes as read_capped
 from doctor.fix.install import find_uv, tool_env
+from doctor.local.requirements import MAX_BYTES as REQUIREMENTS_MAX_BYTES
 from doctor.local.requirements import requirement_files
 from doctor.state import state_dir  # noqa: F401 (re-exported: fix and tests use it here)
 
@@ -237,9 +240,10 @@ def _relocate(tmp: Path, dest: Path) -> list[Path]:
     files += sorted(tmp.glob("Lib/site-packages/*.pth"))
     changed = []
     for path in files:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 * 1024 * 1024:
+        try:  # a symlink, a non-regular file or a large one is never patched
+            data = read_capped(path, 4 * 1024 * 1024, follow_symlinks=False)
+        except Unreadable:
             continue
-        data = path.read_bytes()
         if b"\0" in data[:8192]:
             continue  # a binary (an .exe launcher, a compiled tool): never patched
         new = data
@@ -304,7 +308,11 @@ def requirements_hash(requirements: Sequence[Path], extra: Sequence[str] = ()) -
     """
     digest = hashlib.sha256()
     for path in requirement_files([Path(p) for p in requirements]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        try:
+            data = read_capped(path, REQUIREMENTS_MAX_BYTES)
+        except Unreadable as exc:  # read a moment ago by the parser: swapped since
+            raise UsageError(f"requirements file {path} cannot be read: {exc.reason}") from None
+        digest.update(path.name.encode() + b"\0" + data + b"\0")
     for item in extra:
         digest.update(b"extra\0" + item.encode() + b"\0")
     return "sha256:" + digest.hexdigest()
@@ -461,7 +469,7 @@ def _reseal(tmp: Path, dest: Path) -> None:
         return
     try:
         data = json.loads(_read_private_marker(tmp / MARKER))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         data = None
     key = _seal_key(create=False)
     if not isinstance(data, dict) or not _sealed(key, data) or (data.get("env") or {}).get("path") != str(tmp):
@@ -527,7 +535,7 @@ def check_marker(env: Path) -> tuple[Marker | None, str | None]:
         return None, f"its {MARKER} is larger than any raydoctor writes"
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, f"its {MARKER} is not JSON"
     if not isinstance(data, dict) or data.get("created_by") != "raydoctor":
         return None, f"its {MARKER} does not say raydoctor made it"

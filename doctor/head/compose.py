@@ -44,7 +44,7 @@ from doctor.parsers.shell import split_shell
 from doctor.parsers.shell import unwrap_shells as _unwrap
 from doctor.parsers.yaml_load import BoundedLoader, describe, read_text, yaml_error
 from doctor.parsers.yaml_load import kind as yaml_kind
-from doctor.text import clip
+from doctor.text import ascii_int, clip
 
 __all__ = [
     "DEFAULT_GCS_PORT",
@@ -61,6 +61,7 @@ __all__ = [
 DEFAULT_GCS_PORT = 6379
 
 MIN_SECRET_LEN = 4
+DOTENV_MAX_BYTES = 1024 * 1024  # a .env beside a compose file is a few lines; never read whole past this
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -302,13 +303,15 @@ def _one_line(text: object) -> str:
 
 def _read_dotenv(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """Read ``KEY=VALUE`` lines; later lines and the environment see earlier keys."""
+    from doctor import files
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
+        text = files.read_text(path, DOTENV_MAX_BYTES)
+    except files.Unreadable as exc:
+        if exc.missing:
+            return {}
         raise UsageError(
-            f"{path}: cannot read: {_one_line(getattr(exc, 'strerror', None) or exc)}",
+            f"{path}: cannot read: {_one_line(exc.reason)}",
             hint="fix or remove the .env file beside the compose file",
         ) from None
     values: dict[str, str] = {}
@@ -393,7 +396,7 @@ def _interpolate_tree(tree: Any, variables: Mapping[str, str], where: str) -> An
 # sizes
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
@@ -679,12 +682,13 @@ def _argv(where: str, key: str, value: Any) -> list[str]:
 
 def _port_number(where: str, text: str, spec: Any) -> int:
     text = text.strip()
-    if not text.isdigit() or not 0 < int(text) <= 65535:
+    number = ascii_int(text, digits=5)
+    if number is None or not 0 < number <= 65535:
         raise UsageError(
             f"{where}: port {describe(spec)}: {text!r} is not a port number",
             hint="ports are 1-65535",
         )
-    return int(text)
+    return number
 
 
 def _port_range(where: str, text: str, spec: Any) -> list[int]:

@@ -41,7 +41,7 @@ from doctor.render.mask import mask_text as scrub
 from doctor.secrets import TOKEN_PLACES, Token
 from doctor.target import HeadAddress
 from doctor.tcp import describe, probe_port
-from doctor.text import sanitize
+from doctor.text import ascii_int, sanitize
 
 # The dashboard refuses browser-like clients anything but GET (a middleware in
 # ``ray/dashboard/http_server_head.py`` looks at the User-Agent): send a plain agent.
@@ -386,8 +386,8 @@ class DashboardClient:
         """The body, at most ``max_body`` bytes (decoded), before the deadline."""
         cap = self.max_body if max_body is None else max(self.max_body, max_body)
         too_large = DashboardError("too_large", describe("too_large", url, detail=f"more than {_size(cap)}"))
-        length = resp.headers.get("Content-Length", "")
-        if length.strip().isdigit() and int(length) > cap:
+        length = ascii_int(resp.headers.get("Content-Length", ""), digits=30)  # '²' is no length
+        if length is not None and length > cap:
             raise too_large
         data = bytearray()
         for chunk in resp.raw.stream(CHUNK, decode_content=False):
@@ -550,7 +550,7 @@ NODE_LIMIT = 10_000
 # One node row is about 1 KB (resources, labels, death info): 10,000 rows do not fit MAX_BODY.
 NODE_LIST_MAX_BODY = 24 * 1024 * 1024
 # ``ray/dashboard/state_api_utils.py::options_from_req``: "Given limit N exceeds the supported limit M."
-_LOWER_LIMIT = re.compile(r"exceeds the supported limit (\d+)")
+_LOWER_LIMIT = re.compile(r"exceeds the supported limit ([0-9]{1,9})")
 
 
 class NodeList(list[dict[str, Any]]):

@@ -36,6 +36,7 @@ PROBE = (
     "    ray = None\n"
     "print(json.dumps({'python': platform.python_version(), 'ray': ray, 'packages': distributions()}))\n"
 )
+CACHE_MAX_BYTES = 16 * 1024 * 1024  # raydoctor's own cache of image facts; a bigger one is ignored
 MAX_PACKAGES = 5000  # an image's distributions kept; the answer itself is capped at 1 MiB (_run)
 _DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")  # PEP 508 names, bounded
 
@@ -143,9 +144,11 @@ def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None)
     if not re.fullmatch(r"sha256:[0-9a-f]{64}|[0-9a-f]{12,64}", image_id):
         return None
     cache_file = (cache or cache_dir()) / "docker-images.json"
+    from doctor import files
+
     try:
-        known = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
+        known = json.loads(files.read_bytes(cache_file, CACHE_MAX_BYTES, follow_symlinks=False))
+    except (files.Unreadable, ValueError, RecursionError):
         known = {}
     if isinstance(known, dict) and isinstance(known.get(image_id), dict):
         try:
@@ -164,7 +167,7 @@ def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None)
     known[image_id] = {"python": facts.python, "ray": facts.ray, "packages": dict(facts.packages), "image": image}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps(known, indent=1))
+        files.write_atomic(cache_file, json.dumps(known, indent=1))
     except OSError:
         pass
     return facts

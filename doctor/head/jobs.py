@@ -91,7 +91,7 @@ def parse_payload(logs: str) -> Any:
         if line.startswith(MARKER):
             try:
                 return json.loads(line[len(MARKER) :])
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
     return None
 

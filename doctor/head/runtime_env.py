@@ -22,6 +22,7 @@ The packing mirrors ``ray/_private/runtime_env/packaging.py``:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from doctor.errors import UsageError
+from doctor.text import ascii_int
 
 MIB = 1024 * 1024
 GCS_STORAGE_MAX_SIZE_DEFAULT = 512 * MIB  # ray/_private/ray_constants.py::GRPC_CPP_MAX_MESSAGE_SIZE
@@ -41,6 +43,7 @@ LIMIT_ENV = "RAY_max_grpc_message_size"
 IGNORE_GITIGNORE_ENV = "RAY_RUNTIME_ENV_IGNORE_GITIGNORE"
 RAY_PKG_PREFIX = "_ray_pkg_"
 MAX_RUNTIME_ENV_BYTES = 1 * MIB  # a --runtime-env file; Ray's own are a few lines
+MAX_GITIGNORE_BYTES = 4 * MIB  # a working_dir's .gitignore; a larger one is not read
 MAX_ENTRIES = 200_000  # paths walked before raydoctor gives up on a folder (Ray itself has no bound)
 
 # Names that look like secrets: a warning names them (never their content) when they would be uploaded.
@@ -133,20 +136,22 @@ _INDEX_FLAGS = ("--index-url", "-i", "--extra-index-url")
 def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
     """``--runtime-env FILE``: YAML or JSON (``ray job submit --runtime-env`` reads YAML, JSON being YAML);
     a bad file is one ``UsageError``."""
+    from doctor import files
     from doctor.parsers.yaml_load import BoundedLoader, describe
 
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_RUNTIME_ENV_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"--runtime-env {path}: cannot read it: {exc.strerror or exc}") from None
-    if len(raw) > MAX_RUNTIME_ENV_BYTES:
-        raise UsageError(f"--runtime-env {path}: larger than 1 MiB; a runtime_env is a few lines")
+        raw = files.read_bytes(path, MAX_RUNTIME_ENV_BYTES)
+    except files.Unreadable as exc:
+        if exc.too_large:
+            raise UsageError(f"--runtime-env {path}: larger than 1 MiB; a runtime_env is a few lines") from None
+        raise UsageError(f"--runtime-env {path}: cannot read it: {exc.reason}") from None
     text = raw.decode("utf-8", errors="replace")
     try:
         data = json.loads(text) if path.suffix == ".json" else None
     except ValueError as exc:
         raise UsageError(f"--runtime-env {path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"--runtime-env {path}: not valid JSON: nested too deeply") from None
     if data is None:
         import yaml
 
@@ -154,6 +159,8 @@ def load_runtime_env(path: Path, base: Path) -> RuntimeEnv:
             data = yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - a SafeLoader with bounds
         except yaml.YAMLError as exc:
             raise UsageError(f"--runtime-env {path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+        except RecursionError:
+            raise UsageError(f"--runtime-env {path}: not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise UsageError(f"--runtime-env {path}: a runtime_env is a mapping, not {describe(data)}")
     for key, kind in (("working_dir", str), ("excludes", list), ("pip", (list, dict, str))):
@@ -173,8 +180,9 @@ def default_runtime_env(base: Path, requirement_lines: list[str] | None) -> Runt
 def package_limit(environ: Mapping[str, str]) -> tuple[int, str]:
     """Ray's package limit as this process's environment sets it, and where that came from."""
     value = environ.get(LIMIT_ENV, "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value), f"{LIMIT_ENV}={value} in this environment"
+    number = ascii_int(value)
+    if number is not None and number > 0:
+        return number, f"{LIMIT_ENV}={value} in this environment"
     return GCS_STORAGE_MAX_SIZE_DEFAULT, f"Ray's default (GCS_STORAGE_MAX_SIZE; {LIMIT_ENV} not set here)"
 
 
@@ -206,8 +214,13 @@ def _gitignore(path: Path, environ: Mapping[str, str]) -> Callable[[Path], bool]
     ignore_file = path / ".gitignore"
     if not ignore_file.is_file():
         return None
-    with ignore_file.open("r", errors="replace") as handle:
-        return _matcher(path, handle.readlines())
+    from doctor import files
+
+    try:
+        data = files.read_bytes(ignore_file, MAX_GITIGNORE_BYTES)
+    except files.Unreadable:
+        return None  # swapped for a FIFO or a device since, or huge: judged without it
+    return _matcher(path, io.TextIOWrapper(io.BytesIO(data), errors="replace").readlines())  # as open("r") reads
 
 
 class PackError(Exception):

@@ -85,10 +85,11 @@ def safe_version_name(name: str) -> bool:
 
 def _read_versions(path: Path) -> list[str]:
     """The version names in a pyenv version file, as ``pyenv-version-file-read`` reads them."""
+    from doctor import files
+
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(_VERSION_FILE_CAP)
-    except OSError:
+        raw = files.read_head(path, _VERSION_FILE_CAP)
+    except files.Unreadable:  # a FIFO or a device named .python-version is no version file
         return []
     names = []
     for line in raw.decode("utf-8", errors="replace").splitlines():
@@ -232,7 +233,7 @@ def inspect_interpreter(
         raise InterpreterError(f"{path} failed to report about itself: {err}")
     try:
         data = json.loads(lines[-1])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an answer nested thousands deep
         raise InterpreterError(f"{path} printed something that is not the probe's JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("python"), str):
         raise InterpreterError(f"{path} printed something that is not the probe's JSON")

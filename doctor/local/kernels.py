@@ -181,13 +181,14 @@ class KernelSpec:
 def read_kernelspec(folder: Path, name: str | None = None) -> KernelSpec:
     """Read ``folder/kernel.json``; ``KernelSpecError`` with a one-line reason when it is not a kernelspec."""
     path = Path(folder) / "kernel.json"
+    from doctor import files
+
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(KERNEL_JSON_CAP + 1)
-    except OSError as exc:
-        raise KernelSpecError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    if len(raw) > KERNEL_JSON_CAP:
-        raise KernelSpecError(f"{path}: larger than {KERNEL_JSON_CAP // 1024} KiB, not a kernelspec")
+        raw = files.read_bytes(path, KERNEL_JSON_CAP)
+    except files.Unreadable as exc:
+        if exc.too_large:
+            raise KernelSpecError(f"{path}: larger than {KERNEL_JSON_CAP // 1024} KiB, not a kernelspec") from None
+        raise KernelSpecError(f"{path}: cannot read it: {exc.reason}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):

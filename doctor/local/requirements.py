@@ -396,20 +396,15 @@ def _include_path(path: Path, opt: Option) -> Path | None:
 
 def read_text(path: Path, what: str = "requirements file") -> str:
     """A file's text (UTF-8, a BOM dropped); ``UsageError`` naming the file when it cannot be read."""
+    from doctor import files
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{what} {path} does not exist") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        reason = getattr(exc, "strerror", None) or exc
+        return files.read_text(path, MAX_BYTES)
+    except files.Unreadable as exc:
+        if exc.missing:
+            raise UsageError(f"{what} {path} does not exist") from None
+        reason = f"larger than {MAX_BYTES // (1024 * 1024)} MiB" if exc.too_large else exc.reason
         raise UsageError(f"{what} {path} cannot be read: {reason}") from None
-    if len(data) > MAX_BYTES:
-        raise UsageError(f"{what} {path} cannot be read: larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {path} cannot be read: not UTF-8 text ({exc.reason})") from None
 
 
 def parse_file(path: Path, *, constraint: bool = False) -> list[Line]:

@@ -26,6 +26,7 @@ from doctor.text import clip
 
 __all__ = [
     "MAX_ALIASES",
+    "MAX_FILE_BYTES",
     "MAX_EXPANDED",
     "AliasBomb",
     "BoundedLoader",
@@ -38,6 +39,8 @@ __all__ = [
 # Real compose files and Helm values use a few anchors (`x-common: &common`,
 # `<<: *common`) a few dozen times; these bounds are far above that and far
 # below what slows anything down.
+# A compose file or cluster file is a few KiB; a bigger one is refused, never read whole.
+MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_ALIASES = 1000
 MAX_EXPANDED = 100_000  # nodes the aliases of one document stand for, expanded
 
@@ -119,18 +122,18 @@ def read_text(path: Path, what: str, hint: str) -> str:
 
     ``what`` names the file in the message ("compose file"); ``hint`` says how to name another.
     """
+    from doctor import files
+
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such {what}", hint=hint) from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a {what}", hint=hint) from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {clip(exc.strerror or exc, 80)}", hint=hint) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text", hint=f"save the {what} as UTF-8") from None
+        return files.read_text(path, MAX_FILE_BYTES)
+    except files.Unreadable as exc:
+        if exc.missing:
+            raise UsageError(f"{path}: no such {what}", hint=hint) from None
+        if exc.reason.startswith("is not UTF-8"):
+            raise UsageError(f"{path}: not UTF-8 text", hint=f"save the {what} as UTF-8") from None
+        if exc.reason == files.IS_A_DIRECTORY:
+            raise UsageError(f"{path}: is a directory, not a {what}", hint=hint) from None
+        raise UsageError(f"{path}: {clip(exc.reason, 80)}", hint=hint) from None
 
 
 def yaml_error(path: Path, exc: yaml.YAMLError, hint: str = "fix the YAML") -> UsageError:

@@ -377,7 +377,7 @@ def _bad_value(spec: OptionSpec, value: str) -> str | None:
     elif spec.kind == "json":
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "is not valid JSON (quote it: --resources='{\"name\": 1}')"
         if not isinstance(parsed, dict):
             return "is not a JSON object"

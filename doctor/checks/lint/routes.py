@@ -20,6 +20,8 @@ from typing import Union
 
 from doctor.proc import ProcTimeout, child_env, run
 
+ROUTE_TABLE_MAX_BYTES = 4 * 1024 * 1024  # /proc/net/route of a host with very many routes
+
 __all__ = ["HostRoute", "IPNetwork", "host_routes"]
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]  # noqa: UP007 - runtime alias, Python 3.9
@@ -46,9 +48,11 @@ def host_routes(
     overlap check is skipped rather than failed.
     """
     routes: list[HostRoute] = []
-    try:
-        lines = proc_route.read_text(encoding="ascii", errors="replace").splitlines()
-    except OSError:
+    from doctor import files
+
+    try:  # /proc files say size 0: the cap bounds the read, not the stat
+        lines = files.read_bytes(proc_route, ROUTE_TABLE_MAX_BYTES).decode("ascii", errors="replace").splitlines()
+    except files.Unreadable:
         lines = []
     for line in lines[1:]:
         fields = line.split()
@@ -71,7 +75,7 @@ def host_routes(
         try:
             proc = run(cmd, timeout=timeout, env=child_env(), cap=1 << 20)
             data = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else []
-        except (OSError, ProcTimeout, ValueError):
+        except (OSError, ProcTimeout, ValueError, RecursionError):
             data = []
         for iface in data if isinstance(data, list) else []:
             if not isinstance(iface, dict) or iface.get("ifname") == "lo":
