@@ -74,13 +74,15 @@ def runtime_env_judged(ctx: CheckContext) -> bool:
 def job_client(ctx: CheckContext) -> Result:
     """``ray[default]`` in the judged interpreter: any Ray whose job client the cluster's Jobs API accepts."""
     python = ctx.interpreter_path
-    with tempfile.TemporaryDirectory(prefix="raydoctor-jobs-") as empty:  # never import from the cwd
-        try:
-            done = proc.run([python, "-c", CLIENT_PROBE], timeout=60, env=proc.child_env(ctx.environ), cwd=empty)
-        except proc.ProcTimeout:
-            return finding(Status.ERROR, f"{python} took over 60 s to import Ray's job client", code="jobs.client.slow")
-        except OSError as exc:
-            return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
+    # Never import from the cwd: proc.run starts it in a private empty folder, PYTHONSAFEPATH keeps '' off
+    # sys.path (3.11+). Not -I: the user's PYTHONPATH and site-packages are where their Ray comes from.
+    env = {**proc.child_env(ctx.environ), "PYTHONSAFEPATH": "1"}
+    try:
+        done = proc.run([python, "-c", CLIENT_PROBE], timeout=60, env=env)
+    except proc.ProcTimeout:
+        return finding(Status.ERROR, f"{python} took over 60 s to import Ray's job client", code="jobs.client.slow")
+    except OSError as exc:
+        return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
     if done.returncode == 0:
         import json
 

@@ -53,6 +53,7 @@ from doctor import proc
 from doctor.errors import EXIT_FINDINGS, DoctorError, FixError
 from doctor.fix.install import find_uv, tool_env
 from doctor.local.requirements import requirement_files
+from doctor.state import state_dir
 
 MARKER = "raydoctor-env.json"
 MARKER_SCHEMA = "raydoctor.env/2"  # /2: sealed (``seal``) and bound to the env (``env``)
@@ -183,7 +184,9 @@ def create_venv(python: Path, dest: Path, *, installer: str) -> Path:
 
 
 def _uv_venv(uv: Path, python: Path, tmp: Path, prompt: str) -> None:
-    args = [str(uv), "venv", "--seed", "--python", str(python), "--prompt", prompt, "--color", "never", str(tmp)]
+    # --no-project: no pyproject.toml found above uv's folder chooses anything (tool_env: no uv.toml either)
+    args = [str(uv), "venv", "--seed", "--no-project", "--python", str(python.absolute()), "--prompt", prompt]
+    args += ["--color", "never", str(tmp)]
     try:
         rc, lines = proc.stream(args, timeout=300, env=tool_env())  # SIGINT first: uv removes its temp files
     except proc.ProcTimeout:
@@ -310,17 +313,6 @@ def requirements_hash(requirements: Sequence[Path], extra: Sequence[str] = ()) -
 
 
 # -- the seal ------------------------------------------------------------------
-
-
-def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """raydoctor's per-user state: ``$RAYDOCTOR_STATE_DIR``, else ``$XDG_STATE_HOME/raydoctor``,
-    else ``~/.local/state/raydoctor`` (``%LOCALAPPDATA%/raydoctor`` on Windows). Never the checkout."""
-    env = os.environ if environ is None else environ
-    if env.get("RAYDOCTOR_STATE_DIR"):
-        return Path(env["RAYDOCTOR_STATE_DIR"]).expanduser()
-    if os.name == "nt":
-        return Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "raydoctor"
-    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "raydoctor"
 
 
 def _read_private(path: Path, cap: int) -> bytes:
