@@ -34,6 +34,7 @@ from doctor.head.runtime_env import (
     Package,
     PackError,
     RuntimeEnv,
+    confine,
     default_runtime_env,
     mib,
     pack,
@@ -248,7 +249,7 @@ class Judged:
     errors: list[str] = field(default_factory=list)  # the job would fail: never submitted
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # "name (why)": Ray would upload them, raydoctor does not
     ray_pins: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
 
@@ -282,6 +283,11 @@ def judge_runtime_env(ctx: CheckContext) -> Judged:
             else "no working_dir: nothing is uploaded"
         )
         return out
+    refused = confine(env)
+    if refused is not None:
+        out.errors.append(refused)
+        out.codes.append("outside_project")
+        return out
     try:
         package = pack(root, env.excludes, ctx.environ)
     except PackError as exc:
@@ -303,13 +309,18 @@ def judge_runtime_env(ctx: CheckContext) -> Judged:
             f"(Ray warns for each): {', '.join(f'{m.name} ({_size(m.size)})' for m in big[:5])}"
         )
         out.codes.append("large_files")
-    out.secrets = package.secret_like()
-    if out.secrets:
-        out.warnings.append(
-            "files that look like secrets would be uploaded to the cluster: " + ", ".join(out.secrets[:8])
-        )
-        out.codes.append("secrets")
+    out.left_out = [str(item) for item in package.left_out]
+    if out.left_out:
+        shown = ", ".join(item.name for item in package.left_out[:5])
+        more = f" and {len(out.left_out) - 5} more" if len(out.left_out) > 5 else ""
+        out.notes.insert(0, f"left out of the upload (Ray would send them, raydoctor never does): {shown}{more}")
     return out
+
+
+def _left_out_words(left_out: list[str]) -> str:
+    """``3 left out of the upload: .env (looks like a secret), .git/ (…), …``: names and reasons only."""
+    more = f", and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+    return f"{len(left_out)} left out of the upload: {', '.join(left_out[:3])}{more}"
 
 
 def _judge_pip(ctx: CheckContext, out: Judged) -> None:
@@ -389,7 +400,7 @@ def runtime_env_check(ctx: CheckContext) -> Result:
             zip_bytes=package.zip_size,
             files=len(files),
             largest=[{"name": m.name, "bytes": m.size} for m in package.largest()],
-            secret_like=judged.secrets,
+            left_out=judged.left_out,
             gitignore=package.gitignore,
         )
         details.append(
@@ -410,6 +421,8 @@ def runtime_env_check(ctx: CheckContext) -> Result:
         fix_text = (
             "Remove ray from the runtime_env's pip list."
             if "pins_ray" in judged.codes
+            else "Point working_dir at a folder inside the project (beside the runtime_env file)."
+            if judged.codes[0] == "outside_project"
             else "Write pip_install_options as a list of strings, e.g. ['--index-url', 'https://…/simple']."
             if judged.codes[0] == "pip_options"
             else (
@@ -425,11 +438,7 @@ def runtime_env_check(ctx: CheckContext) -> Result:
             data=data,
         )
     if judged.warnings:
-        fix_text = (
-            "Add them to the runtime_env's 'excludes' or to .gitignore so that they stay here."
-            if judged.secrets
-            else "Add large files to 'excludes' (or .gitignore) unless the job needs them."
-        )
+        fix_text = "Add large files to 'excludes' (or .gitignore) unless the job needs them."
         return finding(
             Status.WARN,
             "; ".join(judged.warnings),
@@ -440,9 +449,10 @@ def runtime_env_check(ctx: CheckContext) -> Result:
         )
     size = f"working_dir packs to {_size(package.zip_size)} of {_size(judged.limit)}" if package else "nothing to pack"
     pins = env.pip_lines() or []
+    kept = f"; {_left_out_words(judged.left_out)}" if judged.left_out else ""
     return finding(
         Status.OK,
-        f"{size}; {len(pins)} pip line{'s' if len(pins) != 1 else ''}, none pins Ray (judged before upload; nothing was sent)",
+        f"{size}; {len(pins)} pip line{'s' if len(pins) != 1 else ''}, none pins Ray{kept} (judged before upload; nothing was sent)",
         code="jobs.runtime_env.ok",
         details=details,
         data=data,
@@ -612,6 +622,8 @@ def submit_check(ctx: CheckContext) -> Result:
     data = {**{k: round(v, 3) for k, v in timings.items()}, "status": outcome.status, "deleted": outcome.deleted}
     figures = f"upload {timings['upload_s']:.2f} s, env setup {timings['env_setup_s']:.2f} s, {run_text}"
     details = [f"job {outcome.submission_id}: {outcome.status}", *outcome.notes]
+    if judged.left_out:
+        details.append(_left_out_words(judged.left_out))
     if outcome.ok:
         return finding(
             Status.OK,
