@@ -196,3 +196,24 @@ def test_children_start_in_a_private_empty_folder_never_the_cwd(
     assert listing.strip() == "[]" and not Path(cwd).exists()  # empty, and removed afterwards
     rc, lines = proc.stream([sys.executable, "-I", "-c", "import os; print(os.getcwd())"], timeout=30)
     assert rc == 0 and Path(lines[-1]).parent == (tmp_path / "state" / "run").resolve()
+
+
+def test_virtualenv_and_the_pythons_it_starts_run_outside_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``installer = "pip"`` builds with virtualenv, which starts the chosen Python itself: from the checkout."""
+    log = tmp_path / "cwds"
+    wrapper = tmp_path / "bin" / "python3"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\npwd >> "{log}"\nexec "{os.path.realpath(sys.executable)}" "$@"\n')
+    wrapper.chmod(0o755)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    made = create_venv(wrapper, tmp_path / "envs" / "e", installer="pip")
+    try:
+        assert (made / "bin" / "python").exists()
+        cwds = log.read_text().split()
+        assert cwds and str(repo) not in cwds and all("/run/cwd-" in c for c in cwds), cwds
+    finally:
+        discard_venv(made)

@@ -48,7 +48,9 @@ NO_MATCHING = "this path needs no env matching: the Jobs API runs the entrypoint
 POLL_S = 0.1  # how often the job's status is read: the resolution of the times reported
 SUBMIT_LIMIT_S = 240.0  # a pip runtime_env builds a virtualenv on the head: tens of seconds
 CLIENT_PROBE = (
-    "import json, sys\n"
+    "import sys\n"  # built in: nothing on sys.path can stand in for it
+    "sys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"  # the folder it runs in, whatever Python
+    "import json\n"
     "from ray.job_submission import JobSubmissionClient\n"
     "import ray\n"
     "print(json.dumps({'ray': ray.__version__, 'python': sys.version.split()[0]}))\n"

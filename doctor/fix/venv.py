@@ -41,6 +41,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -197,19 +198,33 @@ def _uv_venv(uv: Path, python: Path, tmp: Path, prompt: str) -> None:
 
 
 def _virtualenv(python: Path, tmp: Path, prompt: str) -> None:
-    try:
-        from virtualenv import cli_run
-    except ImportError:
+    """``python -m virtualenv`` (raydoctor's own), in a private empty folder like every child.
+
+    A child, not ``cli_run`` in this process: virtualenv starts Pythons of its own (the interpreter's
+    self-report, ``-m venv`` on some), which inherit its working folder; in-process that was the
+    checkout. Not ``-I``: raydoctor (and its virtualenv) may be installed in the user's site-packages,
+    which ``-I`` drops; the private folder keeps ``sys.path[0]`` empty and PYTHONSAFEPATH drops it (3.11+).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("virtualenv") is None:
         raise FixError(
             "the virtualenv package is not installed", hint="`pip install virtualenv`, or use --installer uv"
-        ) from None
-    args = [str(tmp), "--python", str(python), "--prompt", prompt, "--quiet", "--no-periodic-update", "--no-download"]
+        )
+    args = [str(tmp), "--python", str(python.absolute()), "--prompt", prompt, "--quiet", "--no-periodic-update"]
+    args.append("--no-download")
+    env = tool_env({"PYTHONSAFEPATH": "1"})
     try:
-        cli_run(args, setup_logging=False)
-    except SystemExit as exc:  # virtualenv's argument parser
-        raise FixError(f"virtualenv rejected its arguments ({exc.code}): {' '.join(args)}") from None
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise FixError(f"virtualenv could not create a venv from {python}: {exc}") from None
+        rc, lines = proc.stream([sys.executable, "-m", "virtualenv", *args], timeout=300, env=env)
+    except proc.ProcTimeout:
+        raise FixError(f"virtualenv from {python} timed out after 300 s") from None
+    except OSError as exc:
+        raise FixError(f"could not run virtualenv: {exc.strerror or exc}") from None
+    if rc != 0:
+        said = [ln.strip() for ln in lines if ln.strip()]
+        if rc == 2 and any("usage:" in ln for ln in said):  # virtualenv's argument parser
+            raise FixError(f"virtualenv rejected its arguments: {said[-1] if said else ' '.join(args)}")
+        raise FixError(f"virtualenv could not create a venv from {python}: {said[-1] if said else f'exit {rc}'}")
 
 
 # -- moving into place -------------------------------------------------------
