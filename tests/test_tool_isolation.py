@@ -55,11 +55,14 @@ def plant_downloads_list(folder: Path, version: str = UNKNOWN) -> str:
 # -- 7: uv never reads a repo's or a shared folder's uv.toml ----------------------------------------
 
 
-def test_repo_uv_toml_cannot_offer_its_own_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("config", ["uv.toml", "pyproject.toml"])
+def test_repo_uv_toml_cannot_offer_its_own_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str) -> None:
     """Item 7: a repo's ``python-downloads-json-url`` made uv offer (and fix install) the repo's tarball."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "uv.toml").write_text(f"python-downloads-json-url = {json.dumps(plant_downloads_list(repo))}\n")
+    setting = f"python-downloads-json-url = {json.dumps(plant_downloads_list(repo))}\n"
+    header = '[project]\nname = "x"\nversion = "0"\n[tool.uv]\n' if config == "pyproject.toml" else ""
+    (repo / config).write_text(header + setting)
     monkeypatch.chdir(repo)
     found = lookup(VersionSpec.parse(UNKNOWN), environ=clean_env(tmp_path), uv=UV, cwd=repo)
     assert found.python is None, f"uv offered {found.python} from the repo's own list"
