@@ -4,20 +4,33 @@ Every child gets a process group of its own, so that a timeout, Ctrl-C or SIGTER
 everything it started (conda's solvers, pip's build backends, Ray Client's threads), not
 just the leader. Output is read with a byte cap, and the environment a child sees drops
 the Ray auth token unless the caller says the child needs it.
+
+Every child starts in a private empty folder of its own (``private_cwd``), never in the folder
+raydoctor was started from: that is usually a repository just cloned, and the tools raydoctor
+runs read their working folder (``python -m pip`` imports from it, uv reads its ``uv.toml`` and
+``pyproject.toml`` there and in every parent). The folder is made inside ``<state>/run`` (0700,
+this user's), not directly under a shared temp folder, whose other users could plant files there.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Callable
+
+from doctor.state import state_dir
 
 # Variables that carry the cluster's credentials: only a child that talks to the cluster gets them.
 SECRET_ENV = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
@@ -48,6 +61,71 @@ def child_env(environ: Mapping[str, str] | None = None, *, with_token: bool = Fa
         for name in SECRET_ENV:
             env.pop(name, None)
     return env
+
+
+# -- where children start ---------------------------------------------------------------
+
+_roots: dict[str, Path] = {}
+_roots_lock = threading.Lock()
+
+
+def _ours_and_private(path: Path) -> bool:
+    """A real folder (not a symlink) this user owns that nobody else can enter or write."""
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if os.name == "nt":
+        return True
+    if info.st_uid != os.getuid():
+        return False
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return True
+
+
+def private_root() -> Path:
+    """The 0700 folder that children's working folders are made in: ``<state dir>/run``.
+
+    When the state folder cannot hold it (read-only home, a folder another user owns), a
+    ``mkdtemp`` folder (0700, this user's) made once per process in the temp folder holds them
+    instead: the children's folders are then one level below it, never directly in ``/tmp``.
+    """
+    wanted = state_dir() / "run"
+    key = str(wanted)
+    with _roots_lock:
+        known = _roots.get(key)
+        if known is not None and known.is_dir():
+            return known
+        try:
+            wanted.mkdir(parents=True, exist_ok=True, mode=0o700)
+            root = wanted if _ours_and_private(wanted) else None
+        except OSError:
+            root = None
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="raydoctor-run-"))
+        _roots[key] = root
+        return root
+
+
+@contextmanager
+def private_cwd() -> Iterator[Path]:
+    """A fresh empty folder for one child to start in, removed (with whatever it left) afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="cwd-", dir=private_root()))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def isolated_python(python: str | os.PathLike[str], *args: str) -> list[str]:
+    """``python -I ARGS``: a Python raydoctor runs as a tool (pip, a probe of a venv it built).
+
+    ``-I`` keeps the working folder and the script's folder off ``sys.path`` and ignores
+    ``PYTHON*`` variables and the user's site-packages: nothing a cloned repo plants is imported.
+    ``-I`` drops ``PYTHONUTF8``/``PYTHONUNBUFFERED`` too, so callers that need them pass
+    ``-X utf8`` / ``-u`` in ``args``.
+    """
+    return [os.fspath(python), "-I", *args]
 
 
 def group_kwargs() -> dict[str, Any]:
@@ -161,8 +239,14 @@ def run(
     cwd: str | os.PathLike[str] | None = None,
     cap: int = OUTPUT_CAP,
 ) -> Completed:
-    """Run ``args`` to the end or to ``timeout``: see ``spawn`` and ``wait``."""
+    """Run ``args`` to the end or to ``timeout``: see ``spawn`` and ``wait``.
+
+    Without ``cwd`` the child starts in a private empty folder (``private_cwd``).
+    """
     argv = [os.fspath(a) for a in args]
+    if cwd is None:
+        with private_cwd() as folder:
+            return wait(spawn(argv, env=env, cwd=folder), timeout=timeout, cap=cap, argv=argv)
     proc = spawn(argv, env=env, cwd=cwd)
     return wait(proc, timeout=timeout, cap=cap, argv=argv)
 
@@ -181,7 +265,23 @@ def stream(
 
     Raises ``ProcTimeout`` after ``timeout`` and re-raises KeyboardInterrupt, in both cases after
     stopping the group (``first_signal`` first, so installers can remove their temp files).
+    Without ``cwd`` the child starts in a private empty folder (``private_cwd``).
     """
+    if cwd is None:
+        with private_cwd() as folder:
+            return _stream(args, timeout, on_line, env, folder, tail, first_signal)
+    return _stream(args, timeout, on_line, env, cwd, tail, first_signal)
+
+
+def _stream(
+    args: Sequence[str | os.PathLike[str]],
+    timeout: float,
+    on_line: Callable[[str], None] | None,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str],
+    tail: int,
+    first_signal: int,
+) -> tuple[int, list[str]]:
     argv = [os.fspath(a) for a in args]
     proc = spawn(argv, env=env, cwd=cwd, merge_stderr=True)
     lines: deque[str] = deque(maxlen=tail)

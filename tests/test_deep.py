@@ -524,3 +524,5 @@ def test_the_probe_job_asks_for_the_heads_own_resource():
     assert probe.error is None, probe.error
     assert [p.get("entrypoint_resources") for p in posted] == [{"node:__internal_head__": 0.001}]
     assert not any(k in posted[0] for k in ("entrypoint_num_cpus", "entrypoint_num_gpus"))
+    # It uploads nothing: no runtime_env, so no working_dir of the current folder (issue 20, item 9).
+    assert "runtime_env" not in posted[0] and not any("/api/packages/" in path for _, path in fake.requests)

@@ -196,7 +196,7 @@ def test_runtime_env_from_the_settings_file_end_to_end(tmp_path, monkeypatch, ca
     )
     names = sorted(m["name"] for m in env["data"]["largest"])  # 5 largest: every file here
     assert names == ["deploy/env.yaml", "main.py", "raydoctor.toml", "requirements.txt"]  # excludes applied
-    assert env["data"]["files"] == 4 and env["data"]["secret_like"] == []
+    assert env["data"]["files"] == 4 and env["data"]["left_out"] == []
     assert "1 pip line" in env["summary"]
     assert doc["settings"]["runtime-env"] == {
         "value": str(repo / "deploy" / "env.yaml"),

@@ -98,7 +98,7 @@ def test_largest_files_and_the_per_file_warning(tmp_path):
     assert pkg.largest(1)[0].name == "model.bin"
 
 
-def test_secret_like_names_are_named_never_read(tmp_path):
+def test_secret_like_names_are_left_out_named_never_read(tmp_path):
     root = tmp_path / "p"
     (root / ".git" / "objects").mkdir(parents=True)
     (root / ".git" / "config").write_text("[core]\n")
@@ -109,9 +109,16 @@ def test_secret_like_names_are_named_never_read(tmp_path):
     (root / "id_rsa.pub").write_text("ssh-rsa")
     (root / "aws_credentials.json").write_text("{}")
     (root / "ok.py").write_text("")
-    found = pack(root, [], {}).secret_like()
-    assert {".env", "keys/server.pem", "id_rsa.pub", "aws_credentials.json"} <= set(found)
-    assert any(f.startswith(".git/ (2 files") for f in found)
+    package = pack(root, [], {})
+    found = [str(item) for item in package.left_out]
+    assert {item.name for item in package.left_out} == {
+        ".env",
+        "keys/server.pem",
+        "id_rsa.pub",
+        "aws_credentials.json",
+        ".git/",
+    }
+    assert names(package) == ["ok.py"]
     assert "ok.py" not in found and not any("hunter2" in f for f in found)
 
 
@@ -228,8 +235,8 @@ def test_project_packs_and_runs_with_times(ray_head, tmp_path, clean_env, head_p
     assert res["jobs.client"].status is Status.OK and "needs no env matching" in res["jobs.client"].summary
     assert res["jobs.api"].code == "jobs.api.ok"
     env = res["jobs.runtime_env"]
-    assert env.status is Status.WARN and env.code == "jobs.runtime_env.secrets"
-    assert ".env" in env.summary and "not-for-the-cluster" not in json.dumps(env.to_dict())
+    assert env.status is Status.OK and env.code == "jobs.runtime_env.ok"  # .env is left out, not uploaded
+    assert ".env (looks like a secret)" in env.summary and "not-for-the-cluster" not in json.dumps(env.to_dict())
     sub = res["jobs.submit"]
     assert sub.status is Status.OK, (sub.summary, sub.details)
     for key in ("upload_s", "env_setup_s", "run_s"):

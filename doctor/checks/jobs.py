@@ -35,6 +35,7 @@ from doctor.head.runtime_env import (
     Package,
     PackError,
     RuntimeEnv,
+    confine,
     default_runtime_env,
     mib,
     pack,
@@ -48,7 +49,9 @@ NO_MATCHING = "this path needs no env matching: the Jobs API runs the entrypoint
 POLL_S = 0.1  # how often the job's status is read: the resolution of the times reported
 SUBMIT_LIMIT_S = 240.0  # a pip runtime_env builds a virtualenv on the head: tens of seconds
 CLIENT_PROBE = (
-    "import json, sys\n"
+    "import sys\n"  # built in: nothing on sys.path can stand in for it
+    "sys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"  # the folder it runs in, whatever Python
+    "import json\n"
     "from ray.job_submission import JobSubmissionClient\n"
     "import ray\n"
     "print(json.dumps({'ray': ray.__version__, 'python': sys.version.split()[0]}))\n"
@@ -75,13 +78,15 @@ def runtime_env_judged(ctx: CheckContext) -> bool:
 def job_client(ctx: CheckContext) -> Result:
     """``ray[default]`` in the judged interpreter: any Ray whose job client the cluster's Jobs API accepts."""
     python = ctx.interpreter_path
-    with tempfile.TemporaryDirectory(prefix="raydoctor-jobs-") as empty:  # never import from the cwd
-        try:
-            done = proc.run([python, "-c", CLIENT_PROBE], timeout=60, env=proc.child_env(ctx.environ), cwd=empty)
-        except proc.ProcTimeout:
-            return finding(Status.ERROR, f"{python} took over 60 s to import Ray's job client", code="jobs.client.slow")
-        except OSError as exc:
-            return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
+    # Never import from the cwd: proc.run starts it in a private empty folder, PYTHONSAFEPATH keeps '' off
+    # sys.path (3.11+). Not -I: the user's PYTHONPATH and site-packages are where their Ray comes from.
+    env = {**proc.child_env(ctx.environ), "PYTHONSAFEPATH": "1"}
+    try:
+        done = proc.run([python, "-c", CLIENT_PROBE], timeout=60, env=env)
+    except proc.ProcTimeout:
+        return finding(Status.ERROR, f"{python} took over 60 s to import Ray's job client", code="jobs.client.slow")
+    except OSError as exc:
+        return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
     if done.returncode == 0:
         import json
 
@@ -247,7 +252,7 @@ class Judged:
     errors: list[str] = field(default_factory=list)  # the job would fail: never submitted
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # "name (why)": Ray would upload them, raydoctor does not
     ray_pins: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
 
@@ -281,6 +286,11 @@ def judge_runtime_env(ctx: CheckContext) -> Judged:
             else "no working_dir: nothing is uploaded"
         )
         return out
+    refused = confine(env)
+    if refused is not None:
+        out.errors.append(refused)
+        out.codes.append("outside_project")
+        return out
     try:
         package = pack(root, env.excludes, ctx.environ)
     except PackError as exc:
@@ -302,13 +312,18 @@ def judge_runtime_env(ctx: CheckContext) -> Judged:
             f"(Ray warns for each): {', '.join(f'{m.name} ({_size(m.size)})' for m in big[:5])}"
         )
         out.codes.append("large_files")
-    out.secrets = package.secret_like()
-    if out.secrets:
-        out.warnings.append(
-            "files that look like secrets would be uploaded to the cluster: " + ", ".join(out.secrets[:8])
-        )
-        out.codes.append("secrets")
+    out.left_out = [str(item) for item in package.left_out]
+    if out.left_out:
+        shown = ", ".join(item.name for item in package.left_out[:5])
+        more = f" and {len(out.left_out) - 5} more" if len(out.left_out) > 5 else ""
+        out.notes.insert(0, f"left out of the upload (Ray would send them, raydoctor never does): {shown}{more}")
     return out
+
+
+def _left_out_words(left_out: list[str]) -> str:
+    """``3 left out of the upload: .env (looks like a secret), .git/ (…), …``: names and reasons only."""
+    more = f", and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+    return f"{len(left_out)} left out of the upload: {', '.join(left_out[:3])}{more}"
 
 
 def _judge_pip(ctx: CheckContext, out: Judged) -> None:
@@ -388,7 +403,7 @@ def runtime_env_check(ctx: CheckContext) -> Result:
             zip_bytes=package.zip_size,
             files=len(files),
             largest=[{"name": m.name, "bytes": m.size} for m in package.largest()],
-            secret_like=judged.secrets,
+            left_out=judged.left_out,
             gitignore=package.gitignore,
         )
         details.append(
@@ -409,6 +424,8 @@ def runtime_env_check(ctx: CheckContext) -> Result:
         fix_text = (
             "Remove ray from the runtime_env's pip list."
             if "pins_ray" in judged.codes
+            else "Point working_dir at a folder inside the project (beside the runtime_env file)."
+            if judged.codes[0] == "outside_project"
             else "Write pip_install_options as a list of strings, e.g. ['--index-url', 'https://…/simple']."
             if judged.codes[0] == "pip_options"
             else (
@@ -424,11 +441,7 @@ def runtime_env_check(ctx: CheckContext) -> Result:
             data=data,
         )
     if judged.warnings:
-        fix_text = (
-            "Add them to the runtime_env's 'excludes' or to .gitignore so that they stay here."
-            if judged.secrets
-            else "Add large files to 'excludes' (or .gitignore) unless the job needs them."
-        )
+        fix_text = "Add large files to 'excludes' (or .gitignore) unless the job needs them."
         return finding(
             Status.WARN,
             "; ".join(judged.warnings),
@@ -439,9 +452,10 @@ def runtime_env_check(ctx: CheckContext) -> Result:
         )
     size = f"working_dir packs to {_size(package.zip_size)} of {_size(judged.limit)}" if package else "nothing to pack"
     pins = env.pip_lines() or []
+    kept = f"; {_left_out_words(judged.left_out)}" if judged.left_out else ""
     return finding(
         Status.OK,
-        f"{size}; {len(pins)} pip line{'s' if len(pins) != 1 else ''}, none pins Ray (judged before upload; nothing was sent)",
+        f"{size}; {len(pins)} pip line{'s' if len(pins) != 1 else ''}, none pins Ray{kept} (judged before upload; nothing was sent)",
         code="jobs.runtime_env.ok",
         details=details,
         data=data,
@@ -611,6 +625,8 @@ def submit_check(ctx: CheckContext) -> Result:
     data = {**{k: round(v, 3) for k, v in timings.items()}, "status": outcome.status, "deleted": outcome.deleted}
     figures = f"upload {timings['upload_s']:.2f} s, env setup {timings['env_setup_s']:.2f} s, {run_text}"
     details = [f"job {outcome.submission_id}: {outcome.status}", *outcome.notes]
+    if judged.left_out:
+        details.append(_left_out_words(judged.left_out))
     if outcome.ok:
         return finding(
             Status.OK,

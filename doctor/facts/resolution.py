@@ -19,7 +19,8 @@ is named, not only the first (at most ``MAX_ROUNDS`` rounds).
 Only named requirements are resolved: editables, local paths and URLs would have uv build code from
 the checkout, so they are left out and noted. Offline, or with no index answering, the result is
 skipped with the reason, never a hang: every call has its own deadline inside one budget. Results
-are cached per (requirements, Python, platform, Ray, uv, index settings) under the user's cache
+are cached per (requirements, Python, platform, Ray, uv, uv's configuration: every ``UV_*`` variable
+and its config file's content, ``doctor.uv_config.fingerprint``) under the user's cache
 folder (``$RAYDOCTOR_RESOLUTION_CACHE``, else ``$XDG_CACHE_HOME/raydoctor/resolution``), for a day,
 at most ``CACHE_ENTRIES`` files, so a second check costs no uv call at all.
 """
@@ -41,7 +42,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from doctor import proc
+from doctor import proc, uv_config
 from doctor.local.requirements import Requirements, mask_credentials
 
 CACHE_ENV = "RAYDOCTOR_RESOLUTION_CACHE"
@@ -213,11 +214,12 @@ class UvRunner:
         self.uv = uv
         self.python = python
         self.platform = platform
-        self.env = proc.child_env(environ)  # never the Ray token
-        self.env.update({"NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"})
-        self.env.setdefault("UV_HTTP_RETRIES", "1")
-        self.env.setdefault("UV_HTTP_TIMEOUT", str(int(min(CALL_LIMIT_S, budget_s))))
-        self.env.pop("VIRTUAL_ENV", None)
+        env = proc.child_env(environ)  # never the Ray token
+        env.update({"NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"})
+        env.setdefault("UV_HTTP_RETRIES", "1")
+        env.setdefault("UV_HTTP_TIMEOUT", str(int(min(CALL_LIMIT_S, budget_s))))
+        env.pop("VIRTUAL_ENV", None)
+        self.env = uv_config.isolated_env(env)  # no uv.toml of any folder: see doctor/uv_config.py
         self.deadline = time.monotonic() + budget_s
         self.calls = 0
 
@@ -228,8 +230,7 @@ class UvRunner:
         limit = min(CALL_LIMIT_S, self.left())
         if limit <= 0.5:
             return Answer(False, "the resolution's time budget is spent", timed_out=True)
-        with tempfile.TemporaryDirectory(prefix="raydoctor-resolve-") as tmp:
-            folder = Path(tmp)
+        with proc.private_cwd() as folder:  # uv's working folder too: never the checkout, never /tmp itself
             args = [str(self.uv), "pip", "compile", "--python-version", self.python]
             args += ["--python-platform", PLATFORMS.get(self.platform, self.platform)]
             args += ["--no-header", "--no-annotate", "--color", "never", "--quiet"]
@@ -448,12 +449,14 @@ def cache_key(inputs: Inputs, python: str, platform: str, uv: Path, environ: Map
     except OSError:
         uv_id = str(uv)
     parts: dict[str, Any] = {
-        "v": 1,
+        "v": 2,
         "python": python,
         "platform": platform,
         "uv": uv_id,
         "inputs": [inputs.requirements, inputs.constraints, inputs.overrides],
         "index": {k: environ.get(k) for k in _INDEX_ENV},
+        # everything uv is configured with: its UV_* variables and its config file's content
+        "uv_config": uv_config.fingerprint(proc.child_env(environ)),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 

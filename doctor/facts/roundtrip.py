@@ -10,10 +10,10 @@ way: this module never imports a check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,15 +69,15 @@ class Started:
 
     popen: subprocess.Popen[bytes]
     started: float
-    folder: tempfile.TemporaryDirectory[str]
+    folder: contextlib.ExitStack  # holds the private working folder until close()
     argv: list[str]
 
     def close(self) -> None:
-        self.folder.cleanup()
+        self.folder.close()
 
 
 def start_probe(python: str, client_url: str, environ: Mapping[str, str]) -> Started:
-    """Start the probe in its own process group, from an empty temporary folder.
+    """Start the probe in its own process group, from a private empty folder (``proc.private_cwd``).
 
     Not the current folder: a cloned repo's ``ray/`` or ``json.py`` there would run inside the
     probe (the script also drops the folder from ``sys.path`` first thing: see roundtrip_probe.py).
@@ -85,11 +85,11 @@ def start_probe(python: str, client_url: str, environ: Mapping[str, str]) -> Sta
     """
     exe = os.path.abspath(python) if os.sep in python else python
     argv = [exe, "-c", PROBE_SCRIPT, client_url]
-    folder = tempfile.TemporaryDirectory(prefix="raydoctor-roundtrip-")
+    folder = contextlib.ExitStack()
     try:
-        popen = proc.spawn(argv, env=probe_env(environ), cwd=folder.name)
+        popen = proc.spawn(argv, env=probe_env(environ), cwd=folder.enter_context(proc.private_cwd()))
     except OSError as exc:
-        folder.cleanup()
+        folder.close()
         raise InterpreterError(f"{python} cannot run: {exc.strerror or exc}") from None
     return Started(popen, time.perf_counter(), folder, argv)
 

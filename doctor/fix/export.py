@@ -55,8 +55,10 @@ def frozen_packages(python: Path) -> list[str]:
 
     Comments, options and editables are dropped; URL credentials are masked (the list is shown and written).
     """
-    args = [str(python), "-m", "pip", "freeze", "--disable-pip-version-check", "--exclude-editable"]
-    env = {**proc.child_env(os.environ), "PIP_NO_INPUT": "1", "PYTHONUTF8": "1"}
+    # -I: the venv's own pip, never a ``pip/`` package in a folder (-X utf8 for the PYTHONUTF8 that -I ignores)
+    args = proc.isolated_python(Path(python).absolute(), "-X", "utf8", "-m", "pip", "freeze")
+    args += ["--disable-pip-version-check", "--exclude-editable"]
+    env = {**proc.child_env(os.environ), "PIP_NO_INPUT": "1"}
     try:
         done = proc.run(args, timeout=FREEZE_TIMEOUT_S, env=env)
     except (OSError, proc.ProcTimeout) as exc:

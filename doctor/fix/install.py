@@ -33,7 +33,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from doctor import proc
+from doctor import proc, uv_config
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
 
@@ -77,7 +77,8 @@ def find_uv(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment installers run with: plain output, never downloading a Python, no Ray token."""
+    """The environment installers run with: plain output, never downloading a Python, no Ray token,
+    and no uv configuration found in folders (``doctor.uv_config.isolated_env``)."""
     env = proc.child_env(os.environ)
     env.update(
         {
@@ -91,7 +92,7 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.pop("VIRTUAL_ENV", None)  # the target is always named explicitly
     if extra:
         env.update(extra)
-    return env
+    return uv_config.isolated_env(env)
 
 
 # -- requirements files ------------------------------------------------------
@@ -392,7 +393,9 @@ class Installer(ABC):
             if constraints:
                 constraint_file = workdir / "constraints.txt"
                 constraint_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
-            job = _Job(Path(python), tuple(requirements), constraint_file, tuple(extra), pins, workdir, verbose)
+            # absolute: the installer starts in a private empty folder, not in the user's (proc.stream)
+            files = tuple(Path(r).absolute() for r in requirements)
+            job = _Job(Path(python).absolute(), files, constraint_file, tuple(extra), pins, workdir, verbose)
             args = self._command(job)
             try:
                 rc, lines = proc.stream(
@@ -424,7 +427,9 @@ class PipInstaller(Installer):
     name = "pip"
 
     def _command(self, job: _Job) -> list[str]:
-        args = [str(job.python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        # -I: the venv's pip, never a ``pip/`` package in a folder; -u: -I drops PYTHONUNBUFFERED
+        args = proc.isolated_python(job.python, "-u", "-m", "pip", "install", "--disable-pip-version-check")
+        args.append("--no-input")
         if not job.verbose:
             args.append("-q")
         memo: dict[Path, Path] = {}

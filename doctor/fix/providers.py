@@ -271,8 +271,8 @@ class UvProvider(Provider):
         self.installed_key = self.python.key  # from here on, undo() may have something to remove
         args = [str(self.uv), "python", "install", self.python.key, "--no-bin", "--color", "never"]
         try:
-            rc, lines = proc.stream(
-                args, timeout=INSTALL_TIMEOUT_S, env=uv_env(self.environ), cwd=self.cwd, first_signal=signal.SIGINT
+            rc, lines = proc.stream(  # in a private empty folder (proc's default), never the checkout
+                args, timeout=INSTALL_TIMEOUT_S, env=uv_env(self.environ, self.cwd), first_signal=signal.SIGINT
             )
         except proc.ProcTimeout:
             raise FixError(f"`uv python install {self.python.key}` ran past {INSTALL_TIMEOUT_S:g} s") from None

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doctor import proc
+from doctor import proc, uv_config
 from doctor.versions import VersionSpec
 
 LIST_TIMEOUT_S = 60.0  # a remote UV_PYTHON_DOWNLOADS_JSON_URL is fetched by the listing
@@ -80,12 +80,14 @@ def find_uv_bin(environ: Mapping[str, str] | None = None) -> Path | None:
     return find_uv(environ)
 
 
-def uv_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The user's environment (their uv settings included) for uv, without the Ray token, plain output."""
+def uv_env(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
+    """The user's environment (their uv settings included) for uv, without the Ray token, plain output,
+    and no uv configuration found in folders (``doctor.uv_config.isolated_env``; relative path settings
+    are taken against ``cwd``, the user's folder)."""
     env = proc.child_env(environ)
     env.update({"NO_COLOR": "1", "UV_NO_PROGRESS": "1"})
     env.pop("VIRTUAL_ENV", None)
-    return env
+    return uv_config.isolated_env(env, cwd)
 
 
 def _truthy(value: str | None) -> bool:
@@ -120,7 +122,9 @@ def one_line_error(lines: list[str], fallback: str) -> str:
 
 
 def uv_run(uv: Path, args: list[str], environ: Mapping[str, str], timeout: float, cwd: Path) -> proc.Completed:
-    return proc.run([str(uv), *args, "--color", "never"], timeout=timeout, env=uv_env(environ), cwd=cwd, cap=1 << 20)
+    """uv with ``args``, started in a private empty folder (``proc.run``'s default), never in ``cwd``:
+    ``cwd`` is the user's folder, where relative path settings in ``environ`` point."""
+    return proc.run([str(uv), *args, "--color", "never"], timeout=timeout, env=uv_env(environ, cwd), cap=1 << 20)
 
 
 def install_dir(uv: Path, environ: Mapping[str, str], cwd: Path) -> Path | None:

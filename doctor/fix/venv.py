@@ -41,6 +41,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -56,7 +57,7 @@ from doctor.files import read_bytes as read_capped
 from doctor.fix.install import find_uv, tool_env
 from doctor.local.requirements import MAX_BYTES as REQUIREMENTS_MAX_BYTES
 from doctor.local.requirements import requirement_files
-from doctor.state import state_dir  # noqa: F401 (re-exported: fix and tests use it here)
+from doctor.state import state_dir
 
 MARKER = "raydoctor-env.json"
 MARKER_SCHEMA = "raydoctor.env/2"  # /2: sealed (``seal``) and bound to the env (``env``)
@@ -187,7 +188,9 @@ def create_venv(python: Path, dest: Path, *, installer: str) -> Path:
 
 
 def _uv_venv(uv: Path, python: Path, tmp: Path, prompt: str) -> None:
-    args = [str(uv), "venv", "--seed", "--python", str(python), "--prompt", prompt, "--color", "never", str(tmp)]
+    # --no-project: no pyproject.toml found above uv's folder chooses anything (tool_env: no uv.toml either)
+    args = [str(uv), "venv", "--seed", "--no-project", "--python", str(python.absolute()), "--prompt", prompt]
+    args += ["--color", "never", str(tmp)]
     try:
         rc, lines = proc.stream(args, timeout=300, env=tool_env())  # SIGINT first: uv removes its temp files
     except proc.ProcTimeout:
@@ -198,19 +201,33 @@ def _uv_venv(uv: Path, python: Path, tmp: Path, prompt: str) -> None:
 
 
 def _virtualenv(python: Path, tmp: Path, prompt: str) -> None:
-    try:
-        from virtualenv import cli_run
-    except ImportError:
+    """``python -m virtualenv`` (raydoctor's own), in a private empty folder like every child.
+
+    A child, not ``cli_run`` in this process: virtualenv starts Pythons of its own (the interpreter's
+    self-report, ``-m venv`` on some), which inherit its working folder; in-process that was the
+    checkout. Not ``-I``: raydoctor (and its virtualenv) may be installed in the user's site-packages,
+    which ``-I`` drops; the private folder keeps ``sys.path[0]`` empty and PYTHONSAFEPATH drops it (3.11+).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("virtualenv") is None:
         raise FixError(
             "the virtualenv package is not installed", hint="`pip install virtualenv`, or use --installer uv"
-        ) from None
-    args = [str(tmp), "--python", str(python), "--prompt", prompt, "--quiet", "--no-periodic-update", "--no-download"]
+        )
+    args = [str(tmp), "--python", str(python.absolute()), "--prompt", prompt, "--quiet", "--no-periodic-update"]
+    args.append("--no-download")
+    env = tool_env({"PYTHONSAFEPATH": "1"})
     try:
-        cli_run(args, setup_logging=False)
-    except SystemExit as exc:  # virtualenv's argument parser
-        raise FixError(f"virtualenv rejected its arguments ({exc.code}): {' '.join(args)}") from None
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise FixError(f"virtualenv could not create a venv from {python}: {exc}") from None
+        rc, lines = proc.stream([sys.executable, "-m", "virtualenv", *args], timeout=300, env=env)
+    except proc.ProcTimeout:
+        raise FixError(f"virtualenv from {python} timed out after 300 s") from None
+    except OSError as exc:
+        raise FixError(f"could not run virtualenv: {exc.strerror or exc}") from None
+    if rc != 0:
+        said = [ln.strip() for ln in lines if ln.strip()]
+        if rc == 2 and any("usage:" in ln for ln in said):  # virtualenv's argument parser
+            raise FixError(f"virtualenv rejected its arguments: {said[-1] if said else ' '.join(args)}")
+        raise FixError(f"virtualenv could not create a venv from {python}: {said[-1] if said else f'exit {rc}'}")
 
 
 # -- moving into place -------------------------------------------------------

@@ -17,6 +17,15 @@ The packing mirrors ``ray/_private/runtime_env/packaging.py``:
 * ``GCS_STORAGE_MAX_SIZE`` (``RAY_max_grpc_message_size``, else ``GRPC_CPP_MAX_MESSAGE_SIZE`` = 512 MiB in
   ``ray/_private/ray_constants.py``): a package of that size or more is refused
   (``_store_package_in_gcs``); ``FILE_SIZE_WARNING`` (10 MiB): Ray warns per file.
+
+raydoctor's own rules come on top of Ray's (``left_out_because``): the working_dir is usually a repository,
+and what raydoctor uploads leaves this machine. Never uploaded, whatever ``.gitignore`` and ``excludes``
+say: names that look like secrets (``.env*``, private keys, credentials files), ``.git/`` and the
+credential folders (``.aws/``, ``.ssh/``, ...); anything behind a symlink that leads out of the
+working_dir (Ray follows them: ``cfg -> ../home/.aws`` would upload the user's keys); anything that is
+not a regular file or a folder (a FIFO, a device such as ``/dev/zero``, a socket), judged by its type and
+never opened. What was left out is listed (names and reasons, never contents). ``confine`` refuses a
+working_dir outside the project.
 """
 
 from __future__ import annotations
@@ -26,12 +35,13 @@ import io
 import json
 import os
 import re
+import shutil
 import stat
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 from doctor.errors import UsageError
 from doctor.text import ascii_int
@@ -44,17 +54,23 @@ IGNORE_GITIGNORE_ENV = "RAY_RUNTIME_ENV_IGNORE_GITIGNORE"
 RAY_PKG_PREFIX = "_ray_pkg_"
 MAX_RUNTIME_ENV_BYTES = 1 * MIB  # a --runtime-env file; Ray's own are a few lines
 MAX_GITIGNORE_BYTES = 4 * MIB  # a working_dir's .gitignore; a larger one is not read
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 MAX_ENTRIES = 200_000  # paths walked before raydoctor gives up on a folder (Ray itself has no bound)
 
-# Names that look like secrets: a warning names them (never their content) when they would be uploaded.
+# Names that look like secrets: never uploaded (raydoctor's rule; Ray uploads them). Matched on one name.
 _SECRET_NAMES = (
     re.compile(r"\.env(\..+)?"),
-    re.compile(r".*\.pem"),
-    re.compile(r".*\.key"),
+    re.compile(r".*\.(pem|key|p12|pfx)", re.IGNORECASE),
     re.compile(r"id_(rsa|dsa|ecdsa|ed25519)(\..*)?"),
     re.compile(r".*credentials.*", re.IGNORECASE),
-    re.compile(r"\.netrc|\.pypirc|\.npmrc"),
+    re.compile(r"\.netrc|\.pypirc|\.npmrc|\.git-credentials"),
 )
+# Folders (or files) never uploaded whole: the repository's history and config (a token in a remote URL),
+# and the places tools keep credentials.
+_SECRET_FOLDERS = frozenset({".git", ".aws", ".ssh", ".gnupg", ".azure", ".gcloud"})
+# A file under a given folder name: Docker's and kubectl's credentials.
+_SECRET_FILES_IN = frozenset({(".docker", "config.json"), (".kube", "config")})
 
 
 # -- the runtime_env ---------------------------------------------------------------------
@@ -177,6 +193,38 @@ def default_runtime_env(base: Path, requirement_lines: list[str] | None) -> Runt
     return RuntimeEnv(data, "default (working_dir . and the requirements file)", base)
 
 
+def confine(env: RuntimeEnv) -> str | None:
+    """Why ``env``'s local working_dir may not be uploaded (one line naming it), or None when it may.
+
+    The project is the folder of the runtime_env file (and the current folder too when the file lies
+    inside it: ``conf/re.yaml`` with ``working_dir: .``), or the current folder for the default
+    runtime_env. A working_dir that resolves (symlinks followed) outside it, or into a credentials
+    folder inside it (``.ssh``, ``.git``, ...), is refused: nothing from there is uploaded.
+    """
+    root = env.working_dir
+    if root is None:
+        return None
+    base = os.path.realpath(env.base)
+    if env.path is None:
+        allowed = [base]
+    else:
+        folder = os.path.realpath((env.base / env.path).parent)
+        allowed = [folder, base] if _inside(folder, base) else [folder]
+    real = os.path.realpath(root)
+    inside = next((a for a in allowed if _inside(real, a)), None)
+    if inside is None:
+        return (
+            f"working_dir {root} lies outside the project ({allowed[0]}): raydoctor uploads nothing from outside "
+            "the folder of the file that names it"
+        )
+    parts = Path(real).relative_to(inside).parts
+    for end in range(1, len(parts) + 1):
+        why = secret_name(parts[:end])
+        if why:
+            return f"working_dir {root} is {'/'.join(parts[:end])} or inside it ({why}): raydoctor does not upload it"
+    return None
+
+
 def package_limit(environ: Mapping[str, str]) -> tuple[int, str]:
     """Ray's package limit as this process's environment sets it, and where that came from."""
     value = environ.get(LIMIT_ENV, "").strip()
@@ -227,9 +275,75 @@ class PackError(Exception):
     """The folder cannot be walked the way Ray walks it (a loop, too many paths, unreadable)."""
 
 
-def walk(root: Path, excludes: list[str], environ: Mapping[str, str]) -> Iterator[Path]:
-    """Every path Ray's ``_dir_travel`` hands its handler, in its order (folders before their contents)."""
+@dataclass(frozen=True)
+class LeftOut:
+    """A path raydoctor does not upload although Ray would: its name in the zip and why (never its content)."""
+
+    name: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.why})"
+
+
+def _inside(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies below it (both real, absolute paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _type_words(mode: int) -> str | None:
+    """What a path that is neither a regular file nor a folder is; None for those two."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def secret_name(parts: tuple[str, ...]) -> str | None:
+    """Why a path (its parts relative to the working_dir) looks like a secret; None when it does not."""
+    if not parts:
+        return None
+    name = parts[-1]
+    if name in _SECRET_FOLDERS:
+        return "the repository's history and config" if name == ".git" else "a credentials folder"
+    if len(parts) >= 2 and (parts[-2], name) in _SECRET_FILES_IN:
+        return "a credentials file"
+    if any(p.fullmatch(name) for p in _SECRET_NAMES):
+        return "looks like a secret"
+    return None
+
+
+def left_out_because(path: Path, root_real: str, parts: tuple[str, ...]) -> str | None:
+    """raydoctor's reason not to upload ``path`` (Ray would), or None: judged by name and by ``lstat``/
+    ``stat`` type, the path never opened."""
+    why = secret_name(parts)
+    if why:
+        return why
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            real = os.path.realpath(path)
+            if not _inside(real, root_real):
+                return "a symlink that leads out of the working_dir"
+            info = os.stat(real)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    kind = _type_words(info.st_mode)
+    return f"{kind}, never read" if kind else None
+
+
+def walk(
+    root: Path, excludes: list[str], environ: Mapping[str, str], left_out: list[LeftOut] | None = None
+) -> Iterator[Path]:
+    """Every path Ray's ``_dir_travel`` hands its handler, in its order (folders before their contents),
+    less what ``left_out_because`` keeps here (appended to ``left_out``; not walked into)."""
     root = root.absolute()
+    root_real = os.path.realpath(root)
     stack_excludes: list[Callable[[Path], bool]] = [_matcher(root, excludes)]
     seen_dirs: set[tuple[int, int]] = set()
     count = 0
@@ -239,6 +353,15 @@ def walk(root: Path, excludes: list[str], environ: Mapping[str, str]) -> Iterato
         count += 1
         if count > MAX_ENTRIES:
             raise PackError(f"more than {MAX_ENTRIES:,} paths under {root}: exclude the bulk with 'excludes'")
+        if path != root:  # Ray's rules first (an excluded path is not ours to mention), then raydoctor's
+            if any(match(path) for match in stack_excludes):
+                return
+            why = left_out_because(path, root_real, path.relative_to(root).parts)
+            if why is not None:
+                if left_out is not None:
+                    folder = not path.is_symlink() and path.is_dir()
+                    left_out.append(LeftOut(_arcname(path.relative_to(root)) + ("/" if folder else ""), why))
+                return
         ignore = _gitignore(path, environ)
         if ignore is not None:
             stack_excludes.append(ignore)
@@ -279,13 +402,14 @@ class Member:
 
 @dataclass
 class Package:
-    """A working_dir as Ray would pack it."""
+    """A working_dir as Ray would pack it, less what raydoctor never uploads (``left_out``)."""
 
     root: Path
     paths: list[Path]  # every path walked, folders too (what the hash covers)
     members: list[Member]  # what the zip holds
     gitignore: bool  # .gitignore files were honoured
     excludes: list[str] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)  # Ray would upload them; raydoctor does not
 
     @property
     def files(self) -> list[Member]:
@@ -305,21 +429,6 @@ class Package:
     def over_warning(self) -> list[Member]:
         return [m for m in self.largest(len(self.files)) if m.size >= FILE_SIZE_WARNING]
 
-    def secret_like(self) -> list[str]:
-        """Names (never contents) of members that look like secrets; a ``.git/`` folder counted as one."""
-        found: list[str] = []
-        git = 0
-        for m in self.members:
-            parts = m.name.rstrip("/").split("/")
-            if ".git" in parts[:-1] or (parts[-1] == ".git" and m.is_dir):
-                git += 1
-                continue
-            if not m.is_dir and any(p.fullmatch(parts[-1]) for p in _SECRET_NAMES):
-                found.append(m.name)
-        if git:
-            found.append(f".git/ ({git} file{'s' if git != 1 else ''}: the repository's history and config)")
-        return found
-
     def uri(self) -> str:
         return f"gcs://{RAY_PKG_PREFIX}{directory_hash(self.root, self.paths).hex()}.zip"
 
@@ -329,7 +438,8 @@ def pack(root: Path, excludes: list[str], environ: Mapping[str, str]) -> Package
     root = root.absolute()
     if not root.is_dir():
         raise PackError(f"working_dir {root} is not a folder")
-    paths = list(walk(root, list(excludes), environ))
+    left_out: list[LeftOut] = []
+    paths = list(walk(root, list(excludes), environ, left_out))
     members: list[Member] = []
     for path in paths:
         try:
@@ -340,7 +450,7 @@ def pack(root: Path, excludes: list[str], environ: Mapping[str, str]) -> Package
         except OSError as exc:
             raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
     gitignore = environ.get(IGNORE_GITIGNORE_ENV, "0") != "1"
-    return Package(root, paths, members, gitignore, list(excludes))
+    return Package(root, paths, members, gitignore, list(excludes), left_out)
 
 
 def _arcname(rel: Path) -> str:
@@ -372,11 +482,36 @@ def stored_zip_size(members: list[Member]) -> int:
     return total
 
 
+def open_member(path: Path, root: Path) -> BinaryIO:
+    """``path`` opened for reading only if it is still a regular file inside ``root``.
+
+    The walk judged it, but a name can be swapped for a FIFO, a device or a symlink leading out before
+    it is read: the real path is checked again, opened without following a last symlink, without
+    blocking, and judged on the descriptor. Raises PackError.
+    """
+    real = os.path.realpath(path)
+    if not _inside(real, os.path.realpath(root)):
+        raise PackError(f"{path} now leads out of the working_dir; not uploaded")
+    try:
+        fd = os.open(real, os.O_RDONLY | _O_NONBLOCK | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PackError(f"{path} is no longer a regular file; not uploaded")
+    return os.fdopen(fd, "rb")
+
+
 def write_zip(package: Package, dest: Path) -> int:
-    """The package as Ray's ``_zip_files`` writes it; returns its size."""
+    """The package as Ray's ``_zip_files`` writes it (each file through ``open_member``); returns its size."""
     with zipfile.ZipFile(dest, "w", strict_timestamps=False) as handle:
         for m in package.members:
-            handle.write(m.path, m.name)
+            if m.is_dir:
+                handle.write(m.path, m.name)
+                continue
+            info = zipfile.ZipInfo.from_file(m.path, m.name, strict_timestamps=False)
+            with open_member(m.path, package.root) as src, handle.open(info, "w") as out:
+                shutil.copyfileobj(src, out, 1024 * 1024)
     return dest.stat().st_size
 
 
@@ -395,10 +530,10 @@ def directory_hash(root: Path, paths: list[Path]) -> bytes:
         sha1.update(str(path.relative_to(root)).encode())
         if not path.is_dir():
             try:
-                with path.open("rb") as handle:
+                with open_member(path, root) as handle:  # never a FIFO or a device swapped in since the walk
                     for chunk in iter(lambda: handle.read(4096 * 1024), b""):
                         sha1.update(chunk)
-            except OSError:
+            except (OSError, PackError):
                 pass  # Ray skips the contents of a file it cannot open
         value = _xor(value, sha1.digest())
     return value

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -215,18 +214,19 @@ def inspect_interpreter(
 ) -> LocalFacts:
     """Run the probe inside ``path``; raise ``InterpreterError`` with a one-line reason.
 
-    The probe runs from an empty temporary folder, and drops the current folder from
+    The probe runs from a private empty folder (``proc.private_cwd``), and drops the current folder from
     ``sys.path`` before its first import (see ``probe_interpreter.py``): nothing in the folder
     raydoctor was started from (a cloned repo's ``json.py``) can run inside it.
     """
     exe = os.path.abspath(path) if _looks_like_path(path) else path
-    with tempfile.TemporaryDirectory(prefix="raydoctor-probe-") as empty:
-        try:
-            done = proc.run([exe, "-c", PROBE_SCRIPT], timeout=timeout, env=probe_env(environ, cwd), cwd=empty)
-        except proc.ProcTimeout:
-            raise InterpreterError(f"{path} did not answer within {timeout:g} s") from None
-        except OSError as exc:
-            raise InterpreterError(f"{path} cannot run: {exc.strerror or exc}") from None
+    # proc.run starts it in a private empty folder. Not -I: PYTHONPATH and the user's site-packages are
+    # part of what is judged (probe_env); the script drops sys.path[0] itself (2.7 has no -I/-P).
+    try:
+        done = proc.run([exe, "-c", PROBE_SCRIPT], timeout=timeout, env=probe_env(environ, cwd))
+    except proc.ProcTimeout:
+        raise InterpreterError(f"{path} did not answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise InterpreterError(f"{path} cannot run: {exc.strerror or exc}") from None
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         err = (done.stderr.strip().splitlines() or ["no output"])[-1]
