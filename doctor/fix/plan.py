@@ -325,6 +325,7 @@ class InstallPlan:
     extra: list[str]
     hash: str
     converted: str | None = None  # pip lines made from an environment.yml's dependencies
+    because: list[str] = field(default_factory=list)  # why an extra beyond Ray is there (doctor.ray_bugs rows)
 
     def describe(self, cwd: Path) -> str:
         what = [
@@ -333,7 +334,8 @@ class InstallPlan:
             else "no requirements file: Ray only"
         ]
         what += self.extra
-        return f"{' + '.join(what)}, Ray pinned by the constraint {' '.join(self.constraints)}, with {self.installer}"
+        text = f"{' + '.join(what)}, Ray pinned by the constraint {' '.join(self.constraints)}, with {self.installer}"
+        return text + "".join(f"; {why}" for why in self.because)
 
     @contextmanager
     def files(self) -> Iterator[list[Path]]:
@@ -355,6 +357,7 @@ class InstallPlan:
             "extra": list(self.extra),
             "hash": self.hash,
             "from_environment_yml": self.converted is not None,
+            "because": list(self.because),
         }
 
 
@@ -634,9 +637,13 @@ def plan_install(
     extra_pins: Sequence[tuple[str, str]] = (),
 ) -> tuple[InstallPlan, list[str]]:
     """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``
-    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), and ``extra_pins``."""
+    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), what Ray's known bugs
+    need beside that Ray (``doctor.ray_bugs.pins_for``: setuptools<81 for Ray before 2.10), and ``extra_pins``."""
+    from doctor.ray_bugs import pins_for
+
     resolved = choose_installer(installer).name
-    extra = [extra_requirement or ray_client_requirement(ray)]
+    bug_pins = pins_for(ray)
+    extra = [extra_requirement or ray_client_requirement(ray), *(pin for pin, _ in bug_pins)]
     warnings: list[str] = []
     converted: str | None = None
     count = 0
@@ -648,6 +655,9 @@ def plan_install(
 
         count = len(load_requirements(requirements).requirements)
     plan = InstallPlan(resolved, requirements, count, [], extra, "", converted)
+    plan.because = [
+        f"{pin}: Ray {ray} is affected by the known Ray bug {bug.key} ({bug.symptom})" for pin, bug in bug_pins
+    ]
     with plan.files() as files:
         constraints, pin_warnings = ray_constraint(files, ray)
         for source in dict.fromkeys(where for _, where in extra_pins):
