@@ -102,6 +102,7 @@ class Checked:
     error_exit_code: int | None = None
     resolution: Any = None  # doctor.facts.resolution.Resolution, when packages.resolution ran
     head_packages: Mapping[str, str] | None = None  # CheckContext.head_packages: --deep, --head-packages, the image
+    head_packages_from: str | None = None  # which of them (HeadPackages.source)
 
     @classmethod
     def from_run(cls, report: Report, ctx: CheckContext | None) -> Checked:
@@ -121,7 +122,7 @@ class Checked:
             dict(report.target),
             ctx.requirements_path,
             resolution=ctx.resolution_if_done(),
-            head_packages=_head_packages(ctx),
+            **_head_packages(ctx),
         )
 
     @property
@@ -133,12 +134,13 @@ class Checked:
         return any(r.id == check_id and r.status in (Status.FAIL, Status.ERROR) for r in self.findings)
 
 
-def _head_packages(ctx: CheckContext) -> Mapping[str, str] | None:
+def _head_packages(ctx: CheckContext) -> dict[str, Any]:
+    """``head_packages`` and ``head_packages_from`` of ``Checked``, from the context's one answer."""
     try:
         known = ctx.head_packages()
     except Exception:  # a bad --head-packages file is packages.skew's finding
-        return None
-    return known.packages if known is not None else None
+        return {}
+    return {"head_packages": known.packages, "head_packages_from": known.source} if known is not None else {}
 
 
 @dataclass(frozen=True)
@@ -382,6 +384,7 @@ class Plan:
     target: Mapping[str, Any] = field(default_factory=dict)
     checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
     kernel: Any = None  # doctor.fix.kernel.KernelPlan with --kernel
+    head_packages_from: str | None = None  # --match-head: where the head's packages were read
     env_suffix: str = ""  # "-jobs" for the job-client env of --mode jobs
 
     def env_name_for(self, python: str) -> str:
@@ -411,6 +414,7 @@ class Plan:
             "findings": list(self.findings),
             "target": dict(self.target),
             "kernel": self.kernel.to_dict(_kernel_python(self)) if self.kernel is not None else None,
+            "head_packages_from": self.head_packages_from,
         }
 
 
@@ -523,13 +527,15 @@ def jobs_head_target(checked: Checked) -> HeadTarget:
     )
 
 
-def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
+def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[str] = ()) -> Judged:
     """Whether the judged interpreter already is what fix would build.
 
     Stricter than check's verdict on purpose: Ray equal, Python equal to the
     patch (when the head's patch is known), the Ray Client extras present
-    (client mode: no ``packages.client_extras.missing`` finding) and the
-    requirements file satisfied (``packages.requirements`` did not fail).
+    (client mode: no ``packages.client_extras.missing`` finding), the
+    requirements file satisfied (``packages.requirements`` did not fail), and
+    with ``--match-head`` every package it pins (``pins``, ``name==version``) that
+    this interpreter has at the head's version.
     """
     local = checked.local
     reasons: list[str] = []
@@ -550,6 +556,11 @@ def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
     if checked.failed(REQUIREMENTS_CHECK):
         name = checked.requirements.name if checked.requirements else "the requirements file"
         reasons.append(f"the requirements of {name} are not met")
+    here = local.distributions if local is not None else {}
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        if name in here and here[name] != version:
+            reasons.append(f"--match-head: {name} {here[name]} here, {version} on the cluster")
     return Judged(
         local.executable if local else checked.interpreter,
         local.python if local else None,
@@ -609,7 +620,7 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
 
 def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[str, str]]:
     """(pin, where from) beyond Ray's: ``--constraints FILE`` and ``--match-head`` (the head's wins)."""
-    from doctor.package_skew import matched_pins, read_pins
+    from doctor.package_skew import read_pins
 
     out: dict[str, tuple[str, str]] = {}
     if options.constraints is not None:
@@ -618,14 +629,22 @@ def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Pat
             if name != "ray":  # Ray follows the head
                 out[name] = (f"{name}=={version}", str(options.constraints))
     if options.match_head:
-        if checked.head_packages is None:
-            raise UsageError(
-                "--match-head: the cluster's packages are unknown",
-                hint="the cluster must be running (fix asks it with a probe job), or give --head-packages FILE",
-            )
-        for pin in matched_pins(checked.head_packages):
+        for pin in match_head_pins(checked):
             out[pin.split("==")[0]] = (pin, "the cluster")
     return list(out.values())
+
+
+def match_head_pins(checked: Checked) -> list[str]:
+    """``--match-head``: the head's ``name==version`` for each breaking row of ``doctor.package_skew`` it has;
+    UsageError when no source (the ``--deep`` probe of the running head, ``--head-packages``, the image) had them."""
+    from doctor.package_skew import matched_pins
+
+    if checked.head_packages is None:
+        raise UsageError(
+            "--match-head: the cluster's packages are unknown",
+            hint="the cluster must be running (fix asks it with a probe job), or give --head-packages FILE",
+        )
+    return matched_pins(checked.head_packages)
 
 
 def plan_install(
@@ -754,7 +773,8 @@ def make_plan(
         raise UsageError(checked.error)
     jobs_mode = options.target.mode == "jobs"
     head = jobs_head_target(checked) if jobs_mode else head_target(checked.head)
-    judged = judge_local(checked, head, options.target.mode)
+    pins = match_head_pins(checked) if options.match_head else []
+    judged = judge_local(checked, head, options.target.mode, pins)
     name = env_dir_name(head.ray, head.python) + ("-jobs" if jobs_mode else "")
     env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
     dest = env_dir / name
@@ -771,6 +791,7 @@ def make_plan(
         findings=findings(checked),
         target=checked.target,
         checked=checked,
+        head_packages_from=checked.head_packages_from if options.match_head else None,
     )
     if options.export is not None:
         from doctor.fix.export import check_export_target
@@ -803,6 +824,7 @@ def make_plan(
         plan.reason = (
             f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
             "as the head does, and the requirements are met"
+            + (f"; the packages --match-head pins are the head's ({', '.join(pins)})" if pins else "")
         )
         return plan
     if head.basis == "guess":
