@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doctor.errors import FixError, UsageError
-from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
+from doctor.fix.discover import Interpreter, closest_warning, discover, locate_conda, no_interpreter
 from doctor.fix.install import choose_installer, pin_constraints, ray_client_requirement, ray_constraint
 from doctor.fix.uv_python import UvLookup, describe_lookup, downloads_refused
 from doctor.fix.uv_python import lookup as uv_lookup
@@ -227,6 +227,7 @@ class InterpreterPlan:
     warnings: tuple[str, ...] = ()  # what the executor repeats when it uses ``found``
     why: str = ""  # why this source (--python-source, and what the ones before it lacked)
     uv: UvLookup | None = None  # how == "uv": what uv has (key, url, install folder)
+    way_out: str = ""  # what to try when every source of the plan failed (the one-line error's hint)
 
     @property
     def _creates(self) -> bool:
@@ -261,10 +262,15 @@ class InterpreterPlan:
 
     @property
     def fallback(self) -> str | None:
-        """What conda's or uv's failure would fall back to."""
-        if not self._creates or self.found is None:
+        """What conda's or uv's failure would fall back to: for uv, conda where it is here, then the nearest patch."""
+        if not self._creates:
             return None
-        return f"Python {self.found.version} from {self.found.source} ({self.found.path})"
+        then = []
+        if self.how == "uv" and self.conda_env is not None:
+            then.append(f"conda env {self.conda_env} with python={self.want} (created by {self.conda_exe})")
+        if self.found is not None:
+            then.append(f"Python {self.found.version} from {self.found.source} ({self.found.path})")
+        return "; if that fails: ".join(then) or None
 
     def describe(self) -> str:
         if self.how == "existing":
@@ -297,6 +303,7 @@ class InterpreterPlan:
             "conda_exe": _s(self.conda_exe),
             "fallback": self.fallback,
             "why": self.why,
+            "way_out": self.way_out,
             "uv": self._uv_dict(),
             "downloads": self.downloads,
         }
@@ -730,7 +737,19 @@ def plan_interpreter(
             why = (
                 "--python-source uv" if source == "uv" else f"{missing} (pyenv, uv's folder, PATH)"
             ) + f"; uv's managed Pythons {how} ({uv.python.key})"
-            return InterpreterPlan("uv", want, fallback, uv=uv, why=why), []
+            # A download that fails (offline, a network that blocks it) goes on to conda where it is here.
+            conda = found.conda if source == "auto" else None
+            return InterpreterPlan(
+                "uv",
+                want,
+                fallback,
+                conda_env=conda_name if conda else None,
+                conda_exe=conda.exe if conda else None,
+                conda_flavor=conda.flavor if conda else None,
+                uv=uv,
+                why=why,
+                way_out=_way_out(want, conda_here=conda is None and locate_conda(environ) is not None),
+            ), []
         if source == "uv":
             raise FixError(f"--python-source uv: {reason}")
         notes.append(f"uv: {reason}")
@@ -757,6 +776,16 @@ def plan_interpreter(
         hint = "" if use_conda or source == "existing" else " (--no-conda)"
         return plan, [f"no conda here{hint}: {warning}"]
     raise no_interpreter(want, conda_name, notes)
+
+
+def _way_out(want: VersionSpec, *, conda_here: bool) -> str:
+    """What is left when uv (and what follows it in the plan) could not give Python ``want``."""
+    if conda_here:
+        return "conda is here: run fix again with --python-source conda"
+    return (
+        f"install Python {want} (pyenv install {want}, or conda, then --python-source conda), "
+        "or point uv at a reachable copy of its downloads (UV_PYTHON_INSTALL_MIRROR)"
+    )
 
 
 def make_plan(
