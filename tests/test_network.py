@@ -26,6 +26,7 @@ from tests.fake_servers import (
     GrpcLookalike,
     SilentPort,
     closed_port,
+    json_answer,
 )
 from tests.helpers import by_id
 
@@ -154,9 +155,9 @@ def test_a_silent_head_costs_the_ports_check_one_timeout_not_two(clean_env, tmp_
 @pytest.mark.parametrize(
     "mode, closed_role, status",
     [
-        ("client", "gcs", Status.WARN),  # ray:// never talks to the GCS
+        ("client", "gcs", Status.OK),  # ray:// never talks to the GCS: noted, not a warning (issue 18)
         ("client", "client", Status.FAIL),
-        ("driver", "client", Status.WARN),  # a driver joins through the GCS
+        ("driver", "client", Status.OK),  # a driver joins through the GCS
         ("driver", "gcs", Status.FAIL),
     ],
 )
@@ -174,8 +175,25 @@ def test_needed_ports_depend_on_the_mode(mode, closed_role, status, clean_env, t
     res = by_id(report, "network.ports")
     assert res.status is status, res.summary
     assert ports(res)[closed_role]["state"] == "refused"
-    if status is Status.WARN:
+    if status is Status.OK:
+        assert res.code == network.PORTS_UNNEEDED_CLOSED and res.data["not_needed"] == [closed_role]
         assert any(d.startswith(f"{closed_role}: not needed in {mode} mode") for d in res.details)
+        assert f"{closed_role} {ports_by_role[closed_role]} refused (not needed)" in res.summary
+
+
+def test_a_healthy_head_whose_reported_metrics_port_is_refused_gets_no_warning(clean_env, tmp_path):
+    """Ray 2.9, 2.24, 2.35 and 2.44 heads report a metrics export port in /nodes?view=summary that refuses
+    connections (measured, issue 18); client mode never uses it. Before: network.ports.refused, a warning."""
+    metrics = closed_port()
+    summary = {"data": {"summary": [{"raylet": {"isHeadNode": True, "metricsExportPort": metrics}}]}}
+    meta = {"result": True, "data": {"rayVersion": "2.44.1", "pythonVersion": "3.12.1"}}
+    routes = {"/nodes": json_answer(summary), "/api/v0/cluster_metadata": json_answer(meta)}
+    with FakeHTTP(routes, default=HTML) as http, GrpcLookalike() as grpc:
+        report = check(tmp_path, clean_env, address=http.url, client_port=grpc.port, gcs_port=grpc.port)
+    res = by_id(report, "network.ports")
+    assert ports(res)["metrics"]["state"] == "refused", res.data
+    assert res.status is Status.OK and res.code == network.PORTS_UNNEEDED_CLOSED, (res.status, res.summary)
+    assert any(d.startswith("metrics: not needed in client mode") for d in res.details)
 
 
 # ---------------------------------------------------------------- dead ports, bounded

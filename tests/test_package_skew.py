@@ -449,3 +449,42 @@ def test_the_images_packages_through_docker_judge_a_numpy_1_laptop(numpy2_python
     pins = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
     assert f"ray=={RAY_VERSION}" in pins and "numpy==2.2.6" in pins, pins
     assert f"docker image {image}" in out.read_text().splitlines()[0]
+
+
+@pytest.mark.cluster
+def test_fix_match_head_asks_the_running_head_and_builds_for_its_numpy(numpy2_python, numpy1_python, fix_env, tmp_path):
+    """Issue 18: `fix --match-head` with only --address used to answer "already has Ray 2.49.2 and Python
+    3.12.1 ... the requirements are met" for a numpy-2 interpreter and a numpy-1 head. It asks the head
+    (the --deep probe job), says so, and plans the build that pins numpy to the head's."""
+    with head_of(numpy1_python) as head:
+        done = subprocess.run(
+            [sys.executable, "-m", "doctor", "fix", *head.target_args, "--python", str(numpy2_python)]
+            + ["--match-head", "--dry-run", "--json", "--no-roundtrip"],
+            cwd=tmp_path,
+            env=fix_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.stdout.startswith("{"), (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
+    plan = json.loads(done.stdout)["plan"]
+    assert plan["head_packages_from"] == "the --deep probe", plan
+    assert plan["action"] == "build", (plan["action"], plan["reason"])
+    assert "--match-head: numpy 2.2.6 here, 1.26.4 on the cluster" in plan["judged"]["reasons"], plan["judged"]
+    assert "numpy==1.26.4" in plan["install"]["constraints"], plan["install"]
+
+
+def test_judge_local_with_match_head_pins_wants_the_heads_versions():
+    from doctor.fix.plan import Checked, HeadTarget, judge_local
+    from doctor.head.facts import HeadFacts
+    from doctor.local.interpreter import LocalFacts
+    from doctor.versions import VersionSpec
+
+    local = LocalFacts("/v/bin/python", "3.12.1", "CPython", "x86_64", "Linux", "/v", "/b", "--python")
+    local.distributions.update({"ray": "2.49.2", "numpy": "2.2.6", "attrs": "26.1.0"})
+    head = HeadTarget("2.49.2", VersionSpec.read("3.12.1"), "exact", "t", "t")
+    checked = Checked(HeadFacts(), local, head_packages={"numpy": "1.26.4"}, head_packages_from="the --deep probe")
+    assert judge_local(checked, head, "client").matches  # without --match-head, numpy is packages.skew's business
+    judged = judge_local(checked, head, "client", ["numpy==1.26.4", "attrs==26.1.0", "pandas==2.2.3"])
+    assert not judged.matches and judged.reasons == ["--match-head: numpy 2.2.6 here, 1.26.4 on the cluster"]

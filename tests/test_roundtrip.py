@@ -231,6 +231,7 @@ def test_fork_crash_on_the_head_is_named(head_python, clean_env, tmp_path, monke
     assert not res.remediation.commands  # the restart runs on the head: a sentence, not a command to paste here
     assert any("ray_client_server_23000.err" in p for p in asked)
     assert any("initialized_cv" in d for d in res.details)
+    assert [bug["key"] for bug in res.data["ray_bugs"]] == ["client_server_fork_crash"]  # doctor.ray_bugs' row
     assert elapsed < 3.0 + 6
 
 

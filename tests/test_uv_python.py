@@ -32,7 +32,7 @@ from doctor.local.interpreter import LocalFacts
 from doctor.model import Fact
 from doctor.options import TargetOptions
 from doctor.versions import VersionSpec
-from tests.helpers import downloads_listing, pack_install_only, version_of
+from tests.helpers import FAKE_CONDA, downloads_listing, pack_install_only, version_of
 from tests.ray_cluster import RAY_VERSION, find_python
 
 REAL_HOME = Path.home()
@@ -266,6 +266,60 @@ def test_auto_falls_back_to_the_closest_patch_with_the_warning_when_uv_fails(tmp
     assert any("uv could not provide Python 3.12.99" in w for w in outcome.warnings)
     assert any("needs exactly Python 3.12.99" in w for w in outcome.warnings)  # the patch rule
     assert managed(env) == []
+
+
+def refused_url() -> str:
+    with socket.socket() as s:  # a loopback port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/python.tar.gz"
+
+
+def with_fake_conda(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The fake conda (tests/fake_conda), whose channel holds this machine's PYTHON."""
+    assert PYTHON is not None
+    return {
+        **env,
+        "CONDA_EXE": str(FAKE_CONDA),
+        "FAKE_CONDA_ROOT": str(tmp_path / "conda"),
+        "FAKE_CONDA_PYTHONS": str(PYTHON),
+    }
+
+
+def test_uv_failing_to_download_goes_on_to_conda_and_the_plan_says_so(tmp_path: Path, packed) -> None:
+    """Issue 18: uv's download unreachable (a refused port, as offline), conda here: fix used to stop at
+    "uv could not install Python"; the plan names conda as what follows, and the env is built from it."""
+    tarball, version, sha = packed
+    env = with_fake_conda(uv_environ(tmp_path, downloads(tmp_path, version, refused_url(), sha)), tmp_path)
+    env["UV_HTTP_RETRIES"] = "0"
+    (tmp_path / "work").mkdir()
+    options = fix_options(tmp_path, "auto")
+    options.use_conda = True
+    plan = make_plan(options, checked(version), environ=env, cwd=tmp_path / "work")
+    ip = plan.interpreter
+    assert ip is not None and ip.how == "uv" and ip.conda_env == f"raydoctor-ray{RAY_VERSION}-py{version}"
+    assert f"if uv fails: conda env raydoctor-ray{RAY_VERSION}-py{version} with python={version}" in ip.describe()
+    outcome = Outcome(tmp_path / "work")
+    build(plan, options, Steps(), outcome, env)
+    assert outcome.env is not None and outcome.env.exists()
+    marker = read_marker(outcome.env)
+    assert marker is not None and str(tmp_path / "conda" / "envs") in marker["interpreter"], marker
+    assert any(f"uv could not provide Python {version}" in w and "Connection refused" in w for w in outcome.warnings)
+    assert managed(env) == []  # uv's fresh folder went with its failed install
+
+
+def test_uv_failing_with_nothing_left_names_the_way_out(tmp_path: Path, packed) -> None:
+    tarball, version, sha = packed
+    env = uv_environ(tmp_path, downloads(tmp_path, version, refused_url(), sha))
+    env["UV_HTTP_RETRIES"] = "0"
+    # --python-source uv with conda here: the one line names --python-source conda.
+    outcome, error = run_build(tmp_path, with_fake_conda(env, tmp_path), version, "uv")
+    assert error is not None and "\n" not in str(error)
+    assert str(error).startswith(f"uv could not install Python {version}: ") and "Connection refused" in str(error)
+    assert "--python-source conda" in str(error), str(error)
+    # auto, no conda, no other patch: what is left (installing the Python, conda, a mirror).
+    outcome, error = run_build(tmp_path, env, version, "auto")
+    assert error is not None and "--python-source conda" in str(error) and "UV_PYTHON_INSTALL_MIRROR" in str(error)
+    assert not (tmp_path / "envs").exists() and outcome.env is None
 
 
 def test_uv_errors_become_one_line() -> None:

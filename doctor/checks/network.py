@@ -374,6 +374,10 @@ _PORT_FIX = {
 }
 
 
+# Every port the mode needs answered; some it does not need did not (an ok finding, never a warning).
+PORTS_UNNEEDED_CLOSED = "network.ports.unneeded_closed"
+
+
 def check_ports(ctx: CheckContext) -> Result:
     """TCP to every port the target names, at once, each asked one question in its protocol."""
     address = _address(ctx)
@@ -437,19 +441,30 @@ def check_ports(ctx: CheckContext) -> Result:
             data=data,
         )
     # What the connection mode needs: ray:// needs the client port, a driver or worker the GCS;
-    # raydoctor, the Jobs API and the dashboard UI need the dashboard. The rest only warn.
+    # raydoctor, the Jobs API and the dashboard UI need the dashboard. The rest are only noted.
     needed = needed_roles(ctx.options.mode)
     if _head_known_by_roundtrip(ctx):
         needed.discard("dashboard")  # Ray Client works without it; network.dashboard says how to name it
     optional = [s for s in bad if s.spec.role not in needed]
     details += [f"{s.spec.role}: not needed in {ctx.options.mode} mode ({_NOT_NEEDED[s.spec.role]})" for s in optional]
-    status = Status.FAIL if len(optional) < len(bad) else Status.WARN
-    # The cause of what matters most: the needed ports' when any failed, else the optional ones'.
-    judged = [s for s in bad if s.spec.role in needed] or bad
-    causes = {s.state for s in judged}
+    if len(optional) == len(bad):
+        # Every port this mode needs answered: a closed port it never uses is no warning (issue 18: the
+        # metrics port that Ray 2.9-2.44 heads report in /nodes?view=summary is refused on a healthy head).
+        return finding(
+            Status.OK,
+            ", ".join(
+                f"{s.spec.role} {s.spec.port} {_word(s)}" + (" (not needed)" if s in optional else "")
+                for s in judged_states
+            ),
+            code=PORTS_UNNEEDED_CLOSED,
+            details=details,
+            data={**data, "needed": sorted(needed), "not_needed": [s.spec.role for s in optional]},
+        )
+    # The cause of what matters: the needed ports'.
+    causes = {s.state for s in bad if s.spec.role in needed}
     cause = causes.pop() if len(causes) == 1 else "mixed"
     return finding(
-        status,
+        Status.FAIL,
         summary,
         code=f"network.ports.{cause}",
         details=details,

@@ -16,7 +16,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from doctor import remedies
+from doctor import ray_bugs, remedies
 from doctor.checks.network import PortSpec, probe
 from doctor.context import CheckContext
 from doctor.facts.roundtrip import (  # noqa: F401  (re-exported: tests and callers use them from here)
@@ -37,6 +37,8 @@ from doctor.rules import judge_python, judge_ray
 from doctor.runner import Check
 
 TITLE = "Round trip works (ray.init + one task)"
+# The failure matched a row of Ray's own known bugs (doctor.ray_bugs) and no cause of its own.
+KNOWN_RAY_BUG = "known_ray_bug"  # code: roundtrip.client.known_ray_bug
 CLIENT_LOGS = "ray_client_server*"
 LOG_LINES = 50
 
@@ -317,6 +319,9 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
             notes.append(f"the head's client server logs could not be read: {exc.message}")
     server_text = "\n".join(server.values())
     cause = diagnose(ctx, client_text, server_text)
+    bugs = known_bugs(ctx, run, client_text + "\n" + server_text)
+    if cause is None and bugs:
+        cause = _bug_cause(ctx, bugs[0])
     url = _client_url(ctx, run)
     if run.killed:
         what = f"{url}: no answer within {LIMIT_S:g} s (stuck in {run.phase or 'start-up'}); raydoctor stopped it"
@@ -333,6 +338,7 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
         tail = [line for line in text.strip().splitlines() if line.strip()][-8:]
         details += [f"head {name}: {line}" for line in tail]
     details += notes
+    details += [f"known Ray bug {bug.key} (Ray {bug.affects or 'any'}): {bug.source}" for bug in bugs]
     if cause is not None:
         summary = f"{cause.summary} ({url})"
         fix = cause.remediation
@@ -361,7 +367,36 @@ def _failure(ctx: CheckContext, run: ProbeRun) -> Result:
             "phase": err.get("phase", run.phase),
             "elapsed_s": round(run.elapsed_s, 3),
             "server_logs": sorted(server),
+            "ray_bugs": [{"key": bug.key, "affects": bug.affects, "source": bug.source} for bug in bugs],
         },
+    )
+
+
+def known_bugs(ctx: CheckContext, run: ProbeRun, text: str) -> list[ray_bugs.RayBug]:
+    """The rows of Ray's known bugs (``doctor.ray_bugs``) this failure shows, for the head's Ray."""
+    facts = set()
+    if run.killed or ray_bugs.CLIENT_TIMEOUT_TEXT.search(text):
+        facts.add(ray_bugs.TIMED_OUT)
+    address = ctx.target.address  # as the user gave it: ray://host:6379 names the GCS port as the client's
+    if address is not None and address.client_port == address.gcs_port:
+        facts.add(ray_bugs.CLIENT_PORT_IS_GCS)
+    try:
+        head_ray = ctx.head().ray_version
+    except Exception:
+        head_ray = None
+    local = ctx.local_or_none()
+    return ray_bugs.recognise(text, head_ray or (local.ray if local else None), facts)
+
+
+def _bug_cause(ctx: CheckContext, bug: ray_bugs.RayBug) -> Cause:
+    """A known Ray bug as the failure's cause; its pins (setuptools<81) as a command into the judged env."""
+    local = ctx.local_or_none()
+    commands = (shlex.join([local.executable, "-m", "pip", "install", *bug.pins]),) if bug.pins and local else ()
+    return Cause(
+        bug.key,
+        f"a known Ray bug ({bug.key}): {bug.symptom}",
+        Remediation(bug.remedy[:1].upper() + bug.remedy[1:] + ".", commands),
+        code=KNOWN_RAY_BUG,
     )
 
 

@@ -188,6 +188,8 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         ("", f"  cluster       {plan.head.describe()}"),
         ("", f"  judged        {here}"),
     ]
+    if plan.head_packages_from:
+        lines.append(("", f"  match head    the cluster's packages from {plan.head_packages_from}"))
     if plan.action in (NOTHING, UP_TO_DATE):
         lines.append(("green", f"  nothing to do: {plan.reason}"))
     else:

@@ -283,8 +283,20 @@ def provider_for(ip: InterpreterPlan, environ: Mapping[str, str] | None = None, 
         planned = ip.uv.python
         python = UvPython(planned.key, planned.version, planned.path, planned.url)
         warning = closest_warning(ip.want, ip.found) if ip.found is not None else None
+        then = None
+        if ip.conda_exe is not None and ip.conda_env is not None:  # auto: conda where uv's download fails
+            location = CondaLocation(ip.conda_exe, ip.conda_flavor or "conda")
+            then = CondaProvider.at(location, ip.conda_env, ip.want, None, environ=environ)
         return UvProvider(
-            ip.uv.uv, ip.want, python, environ=environ, cwd=cwd, fallback=ip.found, fallback_warning=warning
+            ip.uv.uv,
+            ip.want,
+            python,
+            environ=environ,
+            cwd=cwd,
+            fallback=ip.found,
+            fallback_warning=warning,
+            then=then,
+            way_out=ip.way_out,
         )
     if ip.how == "conda":
         assert ip.conda_exe is not None and ip.conda_env is not None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from doctor.codes import CLIENT_EXTRAS_MISSING, JOBS_CLIENT_OK, RESOLUTION_UNSATISFIABLE
 from doctor.errors import FixError, UsageError
-from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
+from doctor.fix.discover import Interpreter, closest_warning, discover, locate_conda, no_interpreter
 from doctor.fix.install import choose_installer, pin_constraints, ray_client_requirement, ray_constraint
 from doctor.fix.uv_python import UvLookup, describe_lookup, downloads_refused
 from doctor.fix.uv_python import lookup as uv_lookup
@@ -101,6 +101,7 @@ class Checked:
     error_exit_code: int | None = None
     resolution: Any = None  # doctor.facts.resolution.Resolution, when packages.resolution ran
     head_packages: Mapping[str, str] | None = None  # CheckContext.head_packages: --deep, --head-packages, the image
+    head_packages_from: str | None = None  # which of them (HeadPackages.source)
 
     @classmethod
     def from_run(cls, report: Report, ctx: CheckContext | None) -> Checked:
@@ -120,7 +121,7 @@ class Checked:
             dict(report.target),
             ctx.requirements_path,
             resolution=ctx.resolution_if_done(),
-            head_packages=_head_packages(ctx),
+            **_head_packages(ctx),
         )
 
     @property
@@ -132,12 +133,13 @@ class Checked:
         return any(r.id == check_id and r.status in (Status.FAIL, Status.ERROR) for r in self.findings)
 
 
-def _head_packages(ctx: CheckContext) -> Mapping[str, str] | None:
+def _head_packages(ctx: CheckContext) -> dict[str, Any]:
+    """``head_packages`` and ``head_packages_from`` of ``Checked``, from the context's one answer."""
     try:
         known = ctx.head_packages()
     except Exception:  # a bad --head-packages file is packages.skew's finding
-        return None
-    return known.packages if known is not None else None
+        return {}
+    return {"head_packages": known.packages, "head_packages_from": known.source} if known is not None else {}
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class InterpreterPlan:
     warnings: tuple[str, ...] = ()  # what the executor repeats when it uses ``found``
     why: str = ""  # why this source (--python-source, and what the ones before it lacked)
     uv: UvLookup | None = None  # how == "uv": what uv has (key, url, install folder)
+    way_out: str = ""  # what to try when every source of the plan failed (the one-line error's hint)
 
     @property
     def _creates(self) -> bool:
@@ -258,10 +261,15 @@ class InterpreterPlan:
 
     @property
     def fallback(self) -> str | None:
-        """What conda's or uv's failure would fall back to."""
-        if not self._creates or self.found is None:
+        """What conda's or uv's failure would fall back to: for uv, conda where it is here, then the nearest patch."""
+        if not self._creates:
             return None
-        return f"Python {self.found.version} from {self.found.source} ({self.found.path})"
+        then = []
+        if self.how == "uv" and self.conda_env is not None:
+            then.append(f"conda env {self.conda_env} with python={self.want} (created by {self.conda_exe})")
+        if self.found is not None:
+            then.append(f"Python {self.found.version} from {self.found.source} ({self.found.path})")
+        return "; if that fails: ".join(then) or None
 
     def describe(self) -> str:
         if self.how == "existing":
@@ -294,6 +302,7 @@ class InterpreterPlan:
             "conda_exe": _s(self.conda_exe),
             "fallback": self.fallback,
             "why": self.why,
+            "way_out": self.way_out,
             "uv": self._uv_dict(),
             "downloads": self.downloads,
         }
@@ -324,6 +333,7 @@ class InstallPlan:
     extra: list[str]
     hash: str
     converted: str | None = None  # pip lines made from an environment.yml's dependencies
+    because: list[str] = field(default_factory=list)  # why an extra beyond Ray is there (doctor.ray_bugs rows)
 
     def describe(self, cwd: Path) -> str:
         what = [
@@ -332,7 +342,8 @@ class InstallPlan:
             else "no requirements file: Ray only"
         ]
         what += self.extra
-        return f"{' + '.join(what)}, Ray pinned by the constraint {' '.join(self.constraints)}, with {self.installer}"
+        text = f"{' + '.join(what)}, Ray pinned by the constraint {' '.join(self.constraints)}, with {self.installer}"
+        return text + "".join(f"; {why}" for why in self.because)
 
     @contextmanager
     def files(self) -> Iterator[list[Path]]:
@@ -354,6 +365,7 @@ class InstallPlan:
             "extra": list(self.extra),
             "hash": self.hash,
             "from_environment_yml": self.converted is not None,
+            "because": list(self.because),
         }
 
 
@@ -378,6 +390,7 @@ class Plan:
     target: Mapping[str, Any] = field(default_factory=dict)
     checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
     kernel: Any = None  # doctor.fix.kernel.KernelPlan with --kernel
+    head_packages_from: str | None = None  # --match-head: where the head's packages were read
     env_suffix: str = ""  # "-jobs" for the job-client env of --mode jobs
 
     def env_name_for(self, python: str) -> str:
@@ -407,6 +420,7 @@ class Plan:
             "findings": list(self.findings),
             "target": dict(self.target),
             "kernel": self.kernel.to_dict(_kernel_python(self)) if self.kernel is not None else None,
+            "head_packages_from": self.head_packages_from,
         }
 
 
@@ -516,13 +530,15 @@ def jobs_head_target(checked: Checked) -> HeadTarget:
     )
 
 
-def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
+def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[str] = ()) -> Judged:
     """Whether the judged interpreter already is what fix would build.
 
     Stricter than check's verdict on purpose: Ray equal, Python equal to the
     patch (when the head's patch is known), the Ray Client extras present
-    (client mode: no ``packages.client_extras.missing`` finding) and the
-    requirements file satisfied (``packages.requirements`` did not fail).
+    (client mode: no ``packages.client_extras.missing`` finding), the
+    requirements file satisfied (``packages.requirements`` did not fail), and
+    with ``--match-head`` every package it pins (``pins``, ``name==version``) that
+    this interpreter has at the head's version.
     """
     local = checked.local
     reasons: list[str] = []
@@ -543,6 +559,11 @@ def judge_local(checked: Checked, head: HeadTarget, mode: str) -> Judged:
     if checked.failed(REQUIREMENTS_CHECK):
         name = checked.requirements.name if checked.requirements else "the requirements file"
         reasons.append(f"the requirements of {name} are not met")
+    here = local.distributions if local is not None else {}
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        if name in here and here[name] != version:
+            reasons.append(f"--match-head: {name} {here[name]} here, {version} on the cluster")
     return Judged(
         local.executable if local else checked.interpreter,
         local.python if local else None,
@@ -602,7 +623,7 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
 
 def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[str, str]]:
     """(pin, where from) beyond Ray's: ``--constraints FILE`` and ``--match-head`` (the head's wins)."""
-    from doctor.package_skew import matched_pins, read_pins
+    from doctor.package_skew import read_pins
 
     out: dict[str, tuple[str, str]] = {}
     if options.constraints is not None:
@@ -611,14 +632,22 @@ def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Pat
             if name != "ray":  # Ray follows the head
                 out[name] = (f"{name}=={version}", str(options.constraints))
     if options.match_head:
-        if checked.head_packages is None:
-            raise UsageError(
-                "--match-head: the cluster's packages are unknown",
-                hint="the cluster must be running (fix asks it with a probe job), or give --head-packages FILE",
-            )
-        for pin in matched_pins(checked.head_packages):
+        for pin in match_head_pins(checked):
             out[pin.split("==")[0]] = (pin, "the cluster")
     return list(out.values())
+
+
+def match_head_pins(checked: Checked) -> list[str]:
+    """``--match-head``: the head's ``name==version`` for each breaking row of ``doctor.package_skew`` it has;
+    UsageError when no source (the ``--deep`` probe of the running head, ``--head-packages``, the image) had them."""
+    from doctor.package_skew import matched_pins
+
+    if checked.head_packages is None:
+        raise UsageError(
+            "--match-head: the cluster's packages are unknown",
+            hint="the cluster must be running (fix asks it with a probe job), or give --head-packages FILE",
+        )
+    return matched_pins(checked.head_packages)
 
 
 def plan_install(
@@ -630,9 +659,13 @@ def plan_install(
     extra_pins: Sequence[tuple[str, str]] = (),
 ) -> tuple[InstallPlan, list[str]]:
     """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``
-    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), and ``extra_pins``."""
+    (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), what Ray's known bugs
+    need beside that Ray (``doctor.ray_bugs.pins_for``: setuptools<81 for Ray before 2.10), and ``extra_pins``."""
+    from doctor.ray_bugs import pins_for
+
     resolved = choose_installer(installer).name
-    extra = [extra_requirement or ray_client_requirement(ray)]
+    bug_pins = pins_for(ray)
+    extra = [extra_requirement or ray_client_requirement(ray), *(pin for pin, _ in bug_pins)]
     warnings: list[str] = []
     converted: str | None = None
     count = 0
@@ -644,6 +677,9 @@ def plan_install(
 
         count = len(load_requirements(requirements).requirements)
     plan = InstallPlan(resolved, requirements, count, [], extra, "", converted)
+    plan.because = [
+        f"{pin}: Ray {ray} is affected by the known Ray bug {bug.key} ({bug.symptom})" for pin, bug in bug_pins
+    ]
     with plan.files() as files:
         constraints, pin_warnings = ray_constraint(files, ray)
         for source in dict.fromkeys(where for _, where in extra_pins):
@@ -697,7 +733,19 @@ def plan_interpreter(
             why = (
                 "--python-source uv" if source == "uv" else f"{missing} (pyenv, uv's folder, PATH)"
             ) + f"; uv's managed Pythons {how} ({uv.python.key})"
-            return InterpreterPlan("uv", want, fallback, uv=uv, why=why), []
+            # A download that fails (offline, a network that blocks it) goes on to conda where it is here.
+            conda = found.conda if source == "auto" else None
+            return InterpreterPlan(
+                "uv",
+                want,
+                fallback,
+                conda_env=conda_name if conda else None,
+                conda_exe=conda.exe if conda else None,
+                conda_flavor=conda.flavor if conda else None,
+                uv=uv,
+                why=why,
+                way_out=_way_out(want, conda_here=conda is None and locate_conda(environ) is not None),
+            ), []
         if source == "uv":
             raise FixError(f"--python-source uv: {reason}")
         notes.append(f"uv: {reason}")
@@ -726,6 +774,16 @@ def plan_interpreter(
     raise no_interpreter(want, conda_name, notes)
 
 
+def _way_out(want: VersionSpec, *, conda_here: bool) -> str:
+    """What is left when uv (and what follows it in the plan) could not give Python ``want``."""
+    if conda_here:
+        return "conda is here: run fix again with --python-source conda"
+    return (
+        f"install Python {want} (pyenv install {want}, or conda, then --python-source conda), "
+        "or point uv at a reachable copy of its downloads (UV_PYTHON_INSTALL_MIRROR)"
+    )
+
+
 def make_plan(
     options: FixOptions,
     checked: Checked,
@@ -740,7 +798,8 @@ def make_plan(
         raise UsageError(checked.error)
     jobs_mode = options.target.mode == "jobs"
     head = jobs_head_target(checked) if jobs_mode else head_target(checked.head)
-    judged = judge_local(checked, head, options.target.mode)
+    pins = match_head_pins(checked) if options.match_head else []
+    judged = judge_local(checked, head, options.target.mode, pins)
     name = env_dir_name(head.ray, head.python) + ("-jobs" if jobs_mode else "")
     env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
     dest = env_dir / name
@@ -757,6 +816,7 @@ def make_plan(
         findings=findings(checked),
         target=checked.target,
         checked=checked,
+        head_packages_from=checked.head_packages_from if options.match_head else None,
     )
     if options.export is not None:
         from doctor.fix.export import check_export_target
@@ -793,6 +853,7 @@ def make_plan(
         plan.reason = (
             f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
             "as the head does, and the requirements are met"
+            + (f"; the packages --match-head pins are the head's ({', '.join(pins)})" if pins else "")
         )
         return plan
     if head.basis == "guess":

@@ -211,8 +211,9 @@ class CondaProvider(Provider):
 class UvProvider(Provider):
     """Installs (or reuses) uv's managed Python ``python.key``; ``undo`` uninstalls only what it installed.
 
-    ``fallback`` (the nearest patch here) is
-    used with a warning when uv cannot install; without one the failure is raised.
+    When uv cannot install (a download refused, offline, a network that blocks it), ``then`` (conda,
+    where the plan found it) is asked next, then ``fallback`` (the nearest patch here) is used with a
+    warning; without either the failure is raised, with ``way_out`` as its hint.
     """
 
     kind = "uv"
@@ -228,6 +229,8 @@ class UvProvider(Provider):
         cwd: Path | None = None,
         fallback: Interpreter | None = None,
         fallback_warning: str | None = None,
+        then: Provider | None = None,
+        way_out: str = "",
     ) -> None:
         self.uv = uv
         self.want = want
@@ -236,6 +239,9 @@ class UvProvider(Provider):
         self.cwd = (cwd or Path.cwd()).absolute()
         self.fallback = fallback
         self.fallback_warning = fallback_warning
+        self.then = then
+        self.then_used = False
+        self.way_out = way_out
         self.installed_key: str | None = None  # set once this run started installing a key that was not there
         self.install_dir: Path | None = None
         self.dir_existed = True
@@ -249,10 +255,18 @@ class UvProvider(Provider):
         try:
             return self._provide()
         except FixError as exc:
-            if self.fallback is None:
-                raise
             self.undo()
             warning = f"uv could not provide Python {self.want}: {exc.message}"
+            if self.then is not None:
+                self.then_used = True
+                try:
+                    return self.then.provide().with_warnings(warning)
+                except (FixError, CondaError) as then_exc:
+                    if self.fallback is None:
+                        raise FixError(f"{warning}; then {then_exc}", hint=self.way_out or None) from None
+                    warning += f"; then {then_exc}"
+            if self.fallback is None:
+                raise FixError(exc.message, hint=self.way_out or exc.hint) from None
             extra = (self.fallback_warning,) if self.fallback_warning else ()
             return self.fallback.with_warnings(warning, *extra)
 
@@ -295,7 +309,12 @@ class UvProvider(Provider):
         return Interpreter(exe, version, source, True)
 
     def undo(self) -> list[str]:
-        """``uv python uninstall KEY`` for the key this run installed; a FixError when uv cannot."""
+        """``uv python uninstall KEY`` for the key this run installed, and what ``then`` created; a FixError
+        (or CondaError) when uv (or conda) cannot."""
+        removed = self.then.undo() if self.then is not None and self.then_used else []
+        return removed + self._undo_uv()
+
+    def _undo_uv(self) -> list[str]:
         key, self.installed_key = self.installed_key, None
         folder = self.install_dir
         if key is None or folder is None:
