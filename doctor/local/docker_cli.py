@@ -99,3 +99,14 @@ def probe(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) 
     engine = bool(server and server.stdout.strip())
     legacy_ok = bool(not compose and legacy and legacy_answers(legacy, env, timeout))
     return DockerCli(docker, compose, engine, "docker-compose" if legacy_ok else None)
+
+
+def engine_cpus(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> int | None:
+    """The CPUs the Docker engine can hand out (``docker info``'s NCPU), or None where no engine answers."""
+    env = dict(os.environ if environ is None else environ)
+    docker = shutil.which("docker", path=env.get("PATH", os.defpath))
+    if docker is None:
+        return None
+    done = _answers([docker, "info", "--format", "{{.NCPU}}"], env, timeout)
+    text = done.stdout.strip() if done else ""
+    return int(text) if text.isdigit() and 0 < int(text) < 100_000 else None
