@@ -56,7 +56,7 @@ def _uv() -> str | None:
 LIVE_FIXTURES = frozenset(
     {"head_python", "ray_head", "ray_head_worker", "ray_gpu_head", "token_python", "token_head", "fix_env"}
 )
-LIVE_MARKERS = ("cluster", "slow", "needs", "live")
+LIVE_MARKERS = ("cluster", "slow", "needs", "engine", "live")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -250,3 +250,28 @@ def processes_mentioning(text: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def path_without(path: str, tools: Iterable[str], folder: Path) -> str:
+    """``path`` with ``tools`` made absent: each folder on it that holds one of them is replaced by a
+    folder of links to everything else it holds. For tests that mean "no such tool here", whatever
+    this machine has installed (a real ``docker-compose`` in /usr/bin, say)."""
+    names = set(tools)
+    out: list[str] = []
+    for i, entry in enumerate(path.split(os.pathsep)):
+        try:
+            held = set(os.listdir(entry)) if entry else set()
+        except OSError:
+            out.append(entry)
+            continue
+        if not held & names:
+            out.append(entry)
+            continue
+        copy = folder / f"path-{i}"
+        copy.mkdir(parents=True, exist_ok=True)
+        for name in held - names:
+            link = copy / name
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(os.path.join(entry, name))
+        out.append(str(copy))
+    return os.pathsep.join(out)

@@ -485,7 +485,7 @@ ROWS = [
         "too-many-cpus",
         set_key(worker, "deploy", {"resources": {"limits": {"cpus": "16"}}}),
         "compose.resource_limits",
-        Status.WARN,
+        Status.FAIL,
         ["ray-worker", "16", "8 CPUs"],
         "cpus: '8'",
     ),
@@ -794,7 +794,7 @@ def test_limits_rule_gives_an_edit_of_the_limit(tmp_path: Path) -> None:
     tree = copy.deepcopy(BASE)
     worker(tree)["deploy"] = {"resources": {"limits": {"cpus": "16", "memory": "4g"}}}
     res = lint(tmp_path, tree)["compose.resource_limits"]
-    assert res.status is Status.WARN and res.code == "compose.resource_limits.cpus_over_machine"
+    assert res.status is Status.FAIL and res.code == "compose.resource_limits.cpus_over_machine"
     assert res.title == "Resource limits fit this machine"
     assert res.remediation is not None and res.remediation.commands == ()
     assert res.remediation.edits == (
@@ -828,3 +828,22 @@ def test_subnet_overlap_suggests_a_free_subnet(tmp_path: Path) -> None:
     (edit,) = res.remediation.edits
     assert edit.place == "networks.study_network.ipam.config[0].subnet"
     assert not ipaddress.ip_network(edit.value).overlaps(ipaddress.ip_network("172.29.0.0/16"))
+
+
+def test_cpu_limit_is_judged_against_the_engine_not_this_process(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """The tutorial's worker `cpus: '3'` on a 2-CPU engine is a failure, whatever this machine's CPU count
+    (Docker Desktop's VM has fewer CPUs than the laptop): the count is `docker info`'s NCPU."""
+    from doctor.app import run_check
+    from doctor.options import TargetOptions
+    from tests.helpers import by_id
+
+    shipped = Path(__file__).resolve().parent.parent / "compose" / "cpu-ray-cluster.yaml"
+    fake = Path(__file__).resolve().parent / "fake_docker"
+    for ncpu, status in (("2", Status.FAIL), ("64", Status.OK)):
+        env = {**clean_env, "PATH": f"{fake}:{clean_env['PATH']}", "FAKE_DOCKER_NCPU": ncpu, "FAKE_DOCKER_ENGINE": "1"}
+        report = run_check(TargetOptions(compose=str(shipped), roundtrip=False), environ=env, cwd=tmp_path)
+        res = by_id(report, "compose.resource_limits")
+        assert res.status is status, (ncpu, res.summary)
+        if status is Status.FAIL:
+            assert "the Docker engine's 2 CPUs" in res.summary
+            assert res.details and "Range of CPUs is from 0.01 to 2.00" in res.details[0]

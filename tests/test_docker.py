@@ -7,6 +7,7 @@ No engine runs on the test machines, so the "engine present" path drives a fake
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 
 from doctor.errors import UsageError
 from doctor.head import docker
+from doctor.local import docker_cli
+from tests.helpers import path_without
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -223,3 +226,61 @@ def test_names_and_versions_an_image_makes_up_are_left_out(monkeypatch, tmp_path
     monkeypatch.setenv("FAKE_DOCKER_ANSWER", json.dumps(answer))
     facts = docker.image_facts(IMAGE, cache=tmp_path / "cache")
     assert facts is not None and dict(facts.packages) == {"ray": "2.49.2"}
+
+
+# -- the standalone docker-compose: asked only where a suggestion could name it, remembered per binary --
+
+FAKE_LEGACY = """#!/bin/sh
+echo "$@" >> "$FAKE_LEGACY_LOG"
+echo "docker-compose version 1.29.2, build unknown"
+"""
+
+
+def _legacy_setup(tmp_path: Path, *, plugin: bool) -> dict[str, str]:
+    bin_dir = tmp_path / "legacy-bin"
+    bin_dir.mkdir()
+    legacy = bin_dir / "docker-compose"
+    legacy.write_text(FAKE_LEGACY)
+    legacy.chmod(0o755)
+    fake = REPO / "tests" / "fake_docker"
+    rest = path_without(os.environ.get("PATH", ""), ["docker", "docker-compose"], tmp_path / "bare")
+    return {
+        "PATH": os.pathsep.join([str(fake), str(bin_dir), rest]),
+        "HOME": str(tmp_path / "home"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "FAKE_DOCKER_COMPOSE": "1" if plugin else "0",
+        "FAKE_LEGACY_LOG": str(tmp_path / "legacy.log"),
+    }
+
+
+def _legacy_calls(tmp_path: Path) -> int:
+    log = tmp_path / "legacy.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_standalone_compose_is_not_asked_where_the_plugin_answers(tmp_path):
+    cli = docker_cli.probe(_legacy_setup(tmp_path, plugin=True))
+    assert cli.compose and cli.legacy_compose is None
+    assert _legacy_calls(tmp_path) == 0
+
+
+def test_standalone_compose_answer_is_remembered_per_binary(tmp_path):
+    env = _legacy_setup(tmp_path, plugin=False)
+    first = docker_cli.probe(env)
+    second = docker_cli.probe(env)
+    assert first.legacy_compose == second.legacy_compose == "docker-compose"
+    assert _legacy_calls(tmp_path) == 1  # the second check read the remembered answer
+    # A reinstalled binary (another mtime) is asked again.
+    legacy = tmp_path / "legacy-bin" / "docker-compose"
+    os.utime(legacy, ns=(1_000_000_000, 1_000_000_000))
+    assert docker_cli.probe(env).legacy_compose == "docker-compose"
+    assert _legacy_calls(tmp_path) == 2
+
+
+def test_a_failing_standalone_compose_is_not_remembered(tmp_path):
+    env = _legacy_setup(tmp_path, plugin=False)
+    legacy = tmp_path / "legacy-bin" / "docker-compose"
+    legacy.write_text('#!/bin/sh\necho "$@" >> "$FAKE_LEGACY_LOG"\nexit 1\n')
+    assert docker_cli.probe(env).legacy_compose is None
+    assert docker_cli.probe(env).legacy_compose is None
+    assert _legacy_calls(tmp_path) == 2  # asked each time: a failure may be the moment's

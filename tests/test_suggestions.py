@@ -33,6 +33,7 @@ from doctor.errors import DoctorError
 from doctor.model import Report
 from doctor.options import TargetOptions
 from tests.fake_servers import HTML, FakeHTTP
+from tests.helpers import path_without
 from tests.ray_cluster import free_port
 from tests.samples import BASE, KUBERAY_GPU
 
@@ -280,9 +281,12 @@ FAKE_DOCKER = Path(__file__).resolve().parent / "fake_docker"
 
 
 def docker_env(environ: dict[str, str], tmp_path: Path, *, compose: bool, engine: bool) -> dict[str, str]:
+    """The fake docker first on PATH, and no standalone docker-compose: whatever this machine has installed,
+    "the plugin does not answer" must mean no compose at all here."""
+    rest = path_without(environ.get("PATH", ""), ["docker-compose"], tmp_path / "no-docker-compose")
     return {
         **environ,
-        "PATH": os.pathsep.join([str(FAKE_DOCKER), environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([str(FAKE_DOCKER), rest]),
         "FAKE_DOCKER_COMPOSE": "1" if compose else "0",
         "FAKE_DOCKER_ENGINE": "1" if engine else "0",
         "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),

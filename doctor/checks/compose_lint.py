@@ -30,11 +30,13 @@ def lint_compose(
     *,
     routes: Callable[[], Iterable[HostRoute]] | None = None,
     cpu_count: int | None = None,
+    cpu_source: str | None = None,
 ) -> list[Result]:
     """Apply every compose rule to ``project``: one finding each, in a fixed order.
 
     ``routes`` gives this machine's networks (default: ``host_routes``, read
     from ``/proc/net/route`` and ``ip -j addr``); ``cpu_count`` the CPUs
-    Docker can hand out (default ``os.cpu_count()``). Tests inject both.
+    Docker can hand out (default ``os.cpu_count()``) and ``cpu_source`` whose they are
+    ("the Docker engine's" where ``docker info`` said). Tests inject them.
     """
-    return lint_spec(spec_from_compose(project), routes=routes, cpu_count=cpu_count)
+    return lint_spec(spec_from_compose(project), routes=routes, cpu_count=cpu_count, cpu_source=cpu_source)

@@ -5,16 +5,23 @@ compose plugin answer, does an engine answer. Suggestions read it (``doctor.reme
 ``docker compose version`` exits non-zero with "docker: unknown command: docker compose" where
 the plugin is missing (the CLI's plugin manager, docker/cli cli-plugins/manager); ``docker version
 --format {{.Server.Version}}`` prints the engine's version only when one answers.
+
+The standalone ``docker-compose`` (1.29, a Python program: ~0.46 s to say its version) is asked only
+where a suggestion could name it (no docker, or no compose plugin), and its answer is remembered per
+binary (real path, size and mtime) in raydoctor's cache, so a check pays for it once per install.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from doctor import proc
+from doctor.files import write_atomic
 
 TIMEOUT_S = 5.0  # each question; a plugin or engine that takes longer is treated as absent
 
@@ -36,16 +43,70 @@ def _answers(argv: list[str], environ: Mapping[str, str], timeout: float) -> pro
     return done if done.returncode == 0 else None
 
 
+def _cache_file(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "raydoctor" / "docker-compose.json"
+
+
+def _binary_key(path: str) -> str | None:
+    """What identifies one install of a program: its real path, size and mtime (a reinstall changes them)."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def legacy_answers(legacy: str, env: Mapping[str, str], timeout: float) -> bool:
+    """Whether the standalone ``docker-compose`` at ``legacy`` answers ``version``; remembered per binary."""
+    key = _binary_key(legacy)
+    cache = _cache_file(env)
+    known: dict[str, bool] = {}
+    if key is not None:
+        try:
+            loaded = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            loaded = {}
+        if isinstance(loaded, dict):
+            known = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, bool)}
+        if key in known:
+            return known[key]
+    if _answers([legacy, "version"], env, timeout) is None:
+        return False  # a failure or a timeout may be this moment's (a loaded machine): not remembered
+    if key is not None:
+        known[key] = True
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cache, json.dumps(dict(list(known.items())[-32:]), indent=1))
+        except OSError:
+            pass
+    return True
+
+
 def probe(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> DockerCli:
-    """Ask this machine's Docker what it can do; runs at most three short commands, without the token."""
+    """Ask this machine's Docker what it can do: the plugin and the engine, and the standalone
+    docker-compose only where a suggestion could name it (no docker, or no plugin); without the token."""
     env = dict(os.environ if environ is None else environ)
     path = env.get("PATH", os.defpath)
     docker = shutil.which("docker", path=path)
     legacy = shutil.which("docker-compose", path=path)
-    legacy_ok = legacy if legacy and _answers([legacy, "version"], env, timeout) else None
     if docker is None:
+        legacy_ok = bool(legacy and legacy_answers(legacy, env, timeout))
         return DockerCli(None, legacy_compose="docker-compose" if legacy_ok else None)
     compose = _answers([docker, "compose", "version"], env, timeout) is not None
     server = _answers([docker, "version", "--format", "{{.Server.Version}}"], env, timeout)
     engine = bool(server and server.stdout.strip())
+    legacy_ok = bool(not compose and legacy and legacy_answers(legacy, env, timeout))
     return DockerCli(docker, compose, engine, "docker-compose" if legacy_ok else None)
+
+
+def engine_cpus(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> int | None:
+    """The CPUs the Docker engine can hand out (``docker info``'s NCPU), or None where no engine answers."""
+    env = dict(os.environ if environ is None else environ)
+    docker = shutil.which("docker", path=env.get("PATH", os.defpath))
+    if docker is None:
+        return None
+    done = _answers([docker, "info", "--format", "{{.NCPU}}"], env, timeout)
+    text = done.stdout.strip() if done else ""
+    return int(text) if text.isdigit() and 0 < int(text) < 100_000 else None

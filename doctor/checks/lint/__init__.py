@@ -69,6 +69,7 @@ def lint_spec(
     *,
     routes: Callable[[], Iterable[HostRoute]] | None = None,
     cpu_count: int | None = None,
+    cpu_source: str | None = None,
 ) -> list[Result]:
     """Every rule that fits the file, one finding each (see ``doctor.checks.lint.framework.lint``)."""
-    return lint(spec, RULES, routes=routes, cpu_count=cpu_count)
+    return lint(spec, RULES, routes=routes, cpu_count=cpu_count, cpu_source=cpu_source)

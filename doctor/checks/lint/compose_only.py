@@ -452,11 +452,16 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                     )
                     continue
                 if ctx.cpu_count and cpus > ctx.cpu_count:
+                    # A failure: Docker refuses to create the container (daemon/daemon_unix.go,
+                    # "Range of CPUs is from 0.01 to N.00, as there are only N CPUs available").
                     items.append(
                         Item(
-                            Status.WARN,
-                            f"{svc.name}: limits.cpus '{value}' is more than this machine's {ctx.cpu_count} CPUs",
-                            (f"Docker refuses to start it: 'Range of CPUs is from 0.01 to {ctx.cpu_count}.00'.",),
+                            Status.FAIL,
+                            f"{svc.name}: limits.cpus '{value}' is more than {ctx.cpu_source} {ctx.cpu_count} CPUs",
+                            (
+                                f"Docker refuses to create the container: 'Range of CPUs is from 0.01 to "
+                                f"{ctx.cpu_count}.00, as there are only {ctx.cpu_count} CPUs available'.",
+                            ),
                             f"Lower cpus to at most {ctx.cpu_count}.",
                             (ctx.edit(place, f"'{ctx.cpu_count}'"),),
                             cause="cpus_over_machine",

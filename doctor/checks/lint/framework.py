@@ -60,6 +60,7 @@ class LintContext:
     spec: ClusterSpec
     routes: Callable[[], Iterable[HostRoute]]
     cpu_count: int | None
+    cpu_source: str = "this machine's"  # whose CPUs cpu_count counts: "the Docker engine's" where it answered
 
     @property
     def path(self) -> str:
@@ -103,13 +104,15 @@ def lint(
     *,
     routes: Callable[[], Iterable[HostRoute]] | None = None,
     cpu_count: int | None = None,
+    cpu_source: str | None = None,
 ) -> list[Result]:
     """Apply every rule that fits the file's family: one finding each, in the order of ``rules``.
 
     ``routes`` gives this machine's networks (default ``host_routes``);
-    ``cpu_count`` the CPUs Docker can hand out (default ``os.cpu_count()``).
+    ``cpu_count`` the CPUs Docker can hand out (default ``os.cpu_count()``), ``cpu_source`` whose they are.
     """
-    ctx = LintContext(spec, routes or host_routes, cpu_count if cpu_count is not None else os.cpu_count())
+    count = cpu_count if cpu_count is not None else os.cpu_count()
+    ctx = LintContext(spec, routes or host_routes, count, cpu_source or "this machine's")
     family = ctx.family
     results: list[Result] = []
     for rule in rules:
