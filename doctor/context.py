@@ -606,7 +606,7 @@ class CheckContext:
 
     def _resolve(self) -> Any:
         from doctor.facts.resolution import Resolution, platform_of, resolve
-        from doctor.fix.install import find_uv
+        from doctor.local.tools import find_uv
 
         if not self.options.resolve:
             return Resolution("", "", None, skipped="--no-resolve: the requirements were not resolved")

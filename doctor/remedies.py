@@ -161,7 +161,7 @@ def conda_program(environ: Mapping[str, str] | None = None) -> str | None:
     """
     import shutil
 
-    from doctor.fix.discover import locate_conda
+    from doctor.local.tools import locate_conda
 
     env = os.environ if environ is None else environ
     found = locate_conda(env)

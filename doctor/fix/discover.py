@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +29,13 @@ from typing import TYPE_CHECKING
 
 from doctor import proc
 from doctor.errors import FixError
+from doctor.local.tools import FLAVORS, CondaLocation, flavor_of, locate_conda  # noqa: F401 (re-exported)
 from doctor.versions import VersionSpec
 
 if TYPE_CHECKING:
     from doctor.fix.conda import CondaEnv
 
 PROBE_TIMEOUT_S = 10.0
-FLAVORS = ("conda", "mamba", "micromamba")
 _PROBE = (
     "import sys, sysconfig; print('%d.%d.%d' % sys.version_info[:3], sys.implementation.name, "
     "int(sys.prefix != getattr(sys, 'base_prefix', sys.prefix)), "
@@ -61,14 +60,6 @@ class Interpreter:
         return Interpreter(
             self.path, self.version, self.source, self.exact, self.created, (*self.warnings, *more), self.conda_env
         )
-
-
-@dataclass(frozen=True)
-class CondaLocation:
-    """A conda-like program found on this machine; not run, so nothing is known of its channels."""
-
-    exe: Path
-    flavor: str  # conda | mamba | micromamba
 
 
 @dataclass(frozen=True)
@@ -114,35 +105,6 @@ def no_interpreter(want: VersionSpec, conda_env: str, warnings: Sequence[str] = 
 
 
 # -- conda, located only -------------------------------------------------------------
-
-
-def flavor_of(exe: Path) -> str:
-    stem = exe.name.lower()
-    for suffix in (".exe", ".bat", ".cmd"):
-        stem = stem.removesuffix(suffix)
-    if stem.startswith("micromamba"):
-        return "micromamba"
-    if stem.startswith("mamba"):
-        return "mamba"
-    return "conda"
-
-
-def locate_conda(environ: Mapping[str, str] | None = None) -> CondaLocation | None:
-    """``$CONDA_EXE`` (set by ``conda activate``), ``$MAMBA_EXE``, then ``conda``, ``mamba``, ``micromamba`` on PATH.
-
-    None when there is none: conda is optional.
-    """
-    env = os.environ if environ is None else environ
-    for var in ("CONDA_EXE", "MAMBA_EXE"):
-        value = env.get(var)
-        if value and Path(value).is_file() and os.access(value, os.X_OK):
-            return CondaLocation(Path(value), flavor_of(Path(value)))
-    path = env.get("PATH", os.defpath)
-    for name in FLAVORS:
-        found = shutil.which(name, path=path)
-        if found:
-            return CondaLocation(Path(found), name)
-    return None
 
 
 # -- interpreters ----------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import signal
 import tempfile
 from abc import ABC, abstractmethod
@@ -36,6 +35,7 @@ from packaging.version import InvalidVersion, Version
 from doctor import proc, uv_config
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
+from doctor.local.tools import find_uv  # noqa: F401 (fix and the tests name it here too)
 
 INSTALLERS = ("auto", "uv", "pip")
 DETAIL_LINES = 8
@@ -59,21 +59,6 @@ class InstallError(FixError):
 
 
 # -- running a tool ------------------------------------------------------------
-
-
-def find_uv(environ: Mapping[str, str] | None = None) -> Path | None:
-    """uv's binary: the ``uv`` wheel's own (``uv.find_uv_bin()``), then PATH."""
-    try:
-        import uv  # the PyPI wheel that carries the binary; not imported for anything else
-
-        found = Path(uv.find_uv_bin())
-        if found.is_file():
-            return found
-    except (ImportError, FileNotFoundError, AttributeError):
-        pass
-    env = os.environ if environ is None else environ
-    which = shutil.which("uv", path=env.get("PATH", os.defpath))
-    return Path(which) if which else None
 
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
