@@ -120,7 +120,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         "before upload (default in --mode jobs: working_dir . and the requirements as its pip list)",
     )
     g = parser.add_argument_group("output")
-    g.add_argument("--json", action="store_true", help="print one JSON document (schema in the README) instead of text")
+    g.add_argument("--json", action="store_true", help="print one JSON document (schema: docs/json.md) instead of text")
     g.add_argument("-v", "--verbose", action="store_true", help="show details and per-check timings")
     g.add_argument(
         "--timeout",

@@ -215,9 +215,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     if plan.export is not None:
         lines.append(("", f"  export        {shown(plan.export, cwd)} (conda's environment.yml)"))
     if plan.kernel is not None:
-        from doctor.fix.kernel import kernel_python
-
-        lines.append(("", f"  kernel        {plan.kernel.describe(kernel_python(plan))}"))
+        lines.append(("", f"  kernel        {plan.kernel.describe(plan.kernel_python)}"))
     lines += [("yellow", f"  warning: {w}") for w in plan.warnings]
     return lines
 
@@ -332,7 +330,7 @@ def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
     verb = "Replace" if plan.action == "rebuild" else "Build"
     if plan.action in ("build", "rebuild"):
         out.write(f"{verb} {shown(plan.env_path, plan.cwd)} now? [y/N] ")
-    else:  # only the kernel step acts
+    elif plan.kernel is not None:  # only the kernel step acts
         out.write(f"Register the Jupyter kernel {plan.kernel.name} now? [y/N] ")
     out.flush()
     try:

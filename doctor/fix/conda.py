@@ -30,7 +30,7 @@ from typing import Any
 
 from doctor import proc
 from doctor.errors import FixError
-from doctor.fix.discover import FLAVORS, CondaLocation, locate_conda
+from doctor.local.tools import FLAVORS, CondaLocation, locate_conda
 
 __all__ = ["FLAVORS", "Conda", "CondaEnv", "CondaError", "CondaNetworkError", "CondaPackagesNotFound"]
 # conda's own rule (conda.base.context.validate_prefix_name): these may not appear in a name.

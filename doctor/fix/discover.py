@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from doctor import proc
 from doctor.errors import FixError
-from doctor.local.tools import FLAVORS, CondaLocation, flavor_of, locate_conda  # noqa: F401 (re-exported)
+from doctor.local.tools import CondaLocation, locate_conda
 from doctor.versions import VersionSpec
 
 if TYPE_CHECKING:

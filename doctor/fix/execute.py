@@ -40,7 +40,7 @@ from typing import Any
 
 from doctor.errors import EXIT_INTERRUPTED, DoctorError, FixError
 from doctor.fix.conda import CondaError
-from doctor.fix.discover import CondaLocation, closest_warning
+from doctor.fix.discover import closest_warning
 from doctor.fix.install import InstallError, choose_installer
 from doctor.fix.plan import (
     BUILD,
@@ -69,6 +69,7 @@ from doctor.fix.venv import (
     venv_python,
     write_marker,
 )
+from doctor.local.tools import CondaLocation
 from doctor.model import Report
 
 EXIT_TERMINATED = 143  # 128 + SIGTERM
@@ -542,6 +543,8 @@ def register_kernel(plan: Plan, options: FixOptions, steps: Steps, outcome: Outc
     from doctor.fix.kernel import KernelRegistration
 
     kp = plan.kernel
+    if kp is None:
+        raise FixError("no kernel was planned")  # called only when the plan has one
     if outcome.env is not None:
         python = venv_python(outcome.env)
         version = (outcome.interpreter or {}).get("version") or plan.head.python

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from doctor import files, proc
 from doctor.errors import FixError, UsageError
-from doctor.local.requirements import REDACTED, mask_credentials, parse_text
+from doctor.local.requirements import mask_credentials, parse_text
+from doctor.masking import MASK as REDACTED
 
 HEADER = "# Written by raydoctor fix"
 FREEZE_TIMEOUT_S = 120.0
@@ -103,7 +104,7 @@ def environment_yml(name: str, python: str, packages: Sequence[str], *, note: st
     lines = [f"{HEADER}: `conda env create -f <this file>` recreates the env for this Ray cluster."]
     if note:
         lines.append(f"# {note}")
-    return "\n".join(lines) + "\n" + body
+    return "\n".join(lines) + "\n" + str(body)
 
 
 def write_export(path: Path, text: str, *, force: bool) -> str:

@@ -35,7 +35,7 @@ from packaging.version import InvalidVersion, Version
 from doctor import proc, uv_config
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
-from doctor.local.tools import find_uv  # noqa: F401 (fix and the tests name it here too)
+from doctor.local.tools import find_uv as find_uv  # re-exported: the tests name it here too
 
 INSTALLERS = ("auto", "uv", "pip")
 DETAIL_LINES = 8

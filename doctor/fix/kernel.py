@@ -94,7 +94,7 @@ class KernelPlan:
         return display_name(self.ray, self.python, self.cluster)
 
     def describe(self, python: str | None = None) -> str:
-        """``python``: the env's own version when the plan knows it (``kernel_python``)."""
+        """``python``: the env's own version when the plan knows it (``Plan.kernel_python``)."""
         verb = "update" if self.exists else "register"
         shown = display_name(self.ray, python or self.python, self.cluster)
         return f"{verb} the Jupyter kernel {self.name} ({shown!r}) in {self.folder}, with ipykernel"
@@ -107,19 +107,6 @@ class KernelPlan:
             "display_name": display_name(self.ray, python or self.python, self.cluster),
             "exists": self.exists,
         }
-
-
-def kernel_python(plan: Any) -> str | None:
-    """The Python the kernel will run, as far as a ``doctor.fix.plan.Plan`` knows it before acting: the
-    judged interpreter's (nothing to build), the marker's (an env up to date), the planned interpreter's."""
-    from doctor.fix.plan import NOTHING, UP_TO_DATE
-    from doctor.fix.venv import read_marker
-
-    if plan.action == NOTHING:
-        return plan.judged.python
-    if plan.action == UP_TO_DATE:
-        return (read_marker(plan.env_path) or {}).get("interpreter_version")
-    return plan.interpreter.version if plan.interpreter is not None else None
 
 
 def _same_path(a: object, b: Path) -> bool:

@@ -28,13 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from doctor.codes import CLIENT_EXTRAS_MISSING, JOBS_CLIENT_OK, RESOLUTION_UNSATISFIABLE
 from doctor.errors import FixError, UsageError
-from doctor.fix.discover import Interpreter, closest_warning, discover, locate_conda, no_interpreter
+from doctor.fix.discover import Interpreter, closest_warning, discover, no_interpreter
 from doctor.fix.install import choose_installer, pin_constraints, ray_client_requirement, ray_constraint
+from doctor.fix.kernel import KernelPlan, plan_kernel
 from doctor.fix.uv_python import UvLookup, describe_lookup, downloads_refused
 from doctor.fix.uv_python import lookup as uv_lookup
 from doctor.fix.venv import env_dir_name, env_matches, read_marker, requirements_hash, venv_python
 from doctor.head.facts import HeadFacts
 from doctor.local.interpreter import LocalFacts
+from doctor.local.tools import locate_conda
 from doctor.model import Report, Result, Status
 from doctor.options import TargetOptions
 from doctor.remedies import conda_env_name, raydoctor
@@ -389,7 +391,8 @@ class Plan:
     findings: list[dict[str, str]] = field(default_factory=list)  # check's failures and warnings, before
     target: Mapping[str, Any] = field(default_factory=dict)
     checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
-    kernel: Any = None  # doctor.fix.kernel.KernelPlan with --kernel
+    kernel: KernelPlan | None = None  # with --kernel
+    kernel_python: str | None = None  # the Python the kernel will run, settled by make_plan (settle_kernel_python)
     head_packages_from: str | None = None  # --match-head: where the head's packages were read
     env_suffix: str = ""  # "-jobs" for the job-client env of --mode jobs
 
@@ -419,7 +422,7 @@ class Plan:
             "warnings": list(self.warnings),
             "findings": list(self.findings),
             "target": dict(self.target),
-            "kernel": self.kernel.to_dict(_kernel_python(self)) if self.kernel is not None else None,
+            "kernel": self.kernel.to_dict(self.kernel_python) if self.kernel is not None else None,
             "head_packages_from": self.head_packages_from,
         }
 
@@ -427,10 +430,18 @@ class Plan:
 # -- small helpers -----------------------------------------------------------------
 
 
-def _kernel_python(plan: Plan) -> str | None:
-    from doctor.fix.kernel import kernel_python
-
-    return kernel_python(plan)
+def settle_kernel_python(plan: Plan) -> None:
+    """The Python the kernel will run, as far as the plan knows it before acting: the judged interpreter's
+    (nothing to build), the marker's (an env up to date), the planned interpreter's. Read once, here, so
+    that ``Plan.to_dict`` touches no disk."""
+    if plan.kernel is None:
+        return
+    if plan.action == NOTHING:
+        plan.kernel_python = plan.judged.python
+    elif plan.action == UP_TO_DATE:
+        plan.kernel_python = (read_marker(plan.env_path) or {}).get("interpreter_version")
+    else:
+        plan.kernel_python = plan.interpreter.version if plan.interpreter is not None else None
 
 
 def _s(path: Path | None) -> str | None:
@@ -792,6 +803,18 @@ def make_plan(
     cwd: Path | None = None,
 ) -> Plan:
     """Turn what check judged into a plan. Raises UsageError/FixError when fix cannot go on."""
+    plan = _make_plan(options, checked, environ=environ, cwd=cwd)
+    settle_kernel_python(plan)
+    return plan
+
+
+def _make_plan(
+    options: FixOptions,
+    checked: Checked,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Plan:
     environ = dict(os.environ if environ is None else environ)
     cwd = (cwd or Path.cwd()).absolute()
     if checked.error:
@@ -828,8 +851,6 @@ def make_plan(
         """The kernelspec step, named after the env and the Python it really holds."""
         if options.kernel is None:
             return
-        from doctor.fix.kernel import plan_kernel
-
         plan.kernel = plan_kernel(
             options.kernel,
             env_name=env_name,

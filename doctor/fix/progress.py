@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from doctor.render.mask import mask_text as scrub
+from doctor.masking import mask_text as scrub
 
 MARKS = {"ok": "✓", "fail": "✗", "skip": "-", "interrupted": "✗"}
 

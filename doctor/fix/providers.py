@@ -34,7 +34,6 @@ from doctor import proc
 from doctor.errors import FixError, UsageError
 from doctor.fix.conda import Conda, CondaEnv, CondaError, CondaPackagesNotFound
 from doctor.fix.discover import (
-    CondaLocation,
     Interpreter,
     closest_warning,
     default_search_dirs,
@@ -56,6 +55,7 @@ from doctor.fix.uv_python import (
     uv_run,
 )
 from doctor.fix.uv_python import install_dir as uv_install_dir
+from doctor.local.tools import CondaLocation
 from doctor.versions import VersionSpec
 
 __all__ = [

@@ -75,7 +75,7 @@ class UvLookup:
 
 def find_uv_bin(environ: Mapping[str, str] | None = None) -> Path | None:
     """The ``uv`` package's binary, else ``uv`` on PATH (the same one the installer uses)."""
-    from doctor.fix.install import find_uv
+    from doctor.local.tools import find_uv
 
     return find_uv(environ)
 

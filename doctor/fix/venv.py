@@ -54,9 +54,10 @@ from doctor import proc
 from doctor.errors import EXIT_FINDINGS, DoctorError, FixError, UsageError
 from doctor.files import Unreadable
 from doctor.files import read_bytes as read_capped
-from doctor.fix.install import find_uv, tool_env
+from doctor.fix.install import tool_env
 from doctor.local.requirements import MAX_BYTES as REQUIREMENTS_MAX_BYTES
 from doctor.local.requirements import requirement_files
+from doctor.local.tools import find_uv
 from doctor.state import state_dir
 
 MARKER = "raydoctor-env.json"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doctor import __version__
-from doctor.render.mask import mask_text as scrub
+from doctor.masking import mask_text as scrub
 from doctor.secrets import TOKEN_PLACES, Token
 from doctor.target import HeadAddress
 from doctor.tcp import describe, probe_port

@@ -38,41 +38,16 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from doctor.errors import UsageError
+from doctor.masking import ENV_REF as _ENV_REF
+from doctor.masking import URL_AUTH as _URL_AUTH
+from doctor.masking import login_scheme as _login_scheme
+from doctor.masking import mask_credentials as mask_credentials  # the one rule, re-exported
 
 MAX_DEPTH = 16  # -r/-c includes nested deeper than this are refused
 MAX_FILES = 256  # files one load may read
 MAX_BYTES = 8 * 1024 * 1024  # a requirements file larger than this is not a requirements file
 
 # -- URL credentials -------------------------------------------------------------------------
-
-# scheme://userinfo@ : the userinfo ends at the last "@" before the path, query or fragment.
-_URL_AUTH = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<auth>[^\s/?#]*)@")
-_ENV_REF = re.compile(r"^\$\{[A-Z0-9_]+\}$")  # pip expands ${VAR} itself: a reference, not a secret
-REDACTED = "***"
-
-
-def _login_scheme(scheme: str) -> bool:
-    """ssh's user (``git@github.com``) is a login name, not a token."""
-    return "ssh" in scheme.lower()
-
-
-def mask_credentials(text: str) -> str:
-    """``text`` with every URL's password (or token-as-user) replaced by ``***``.
-
-    As pip's ``redact_netloc``: ``user:pass@`` becomes ``user:***@``; a user alone
-    (``https://TOKEN@github.com``) becomes ``***@``, except over ssh.
-    """
-
-    def sub(match: re.Match[str]) -> str:
-        scheme, auth = match.group("scheme"), match.group("auth")
-        user, colon, _ = auth.partition(":")
-        if colon:
-            return f"{scheme}{user}:{REDACTED}@"
-        if _login_scheme(scheme) or not user:
-            return match.group(0)
-        return f"{scheme}{REDACTED}@"
-
-    return _URL_AUTH.sub(sub, text)
 
 
 def credential_values(text: str) -> set[str]:

@@ -26,73 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from pathlib import PurePath
 from typing import Any, Iterable, Mapping
 
+from doctor.masking import MASK, mask_ordered, mask_text, ordered_secrets, secret_env_values
 from doctor.model import Edit, Remediation, Report, Result
 from doctor.text import sanitize
 
 __all__ = ["MASK", "mask_report", "mask_text", "sanitize", "secret_env_values"]
-
-MASK = "***"
-# Known secret values shorter than this are not masked: "ray" or "true" would turn into *** everywhere.
-MIN_SECRET = 4
-# Environment variables whose values are secrets whatever raydoctor knows of them; such values are
-# masked only from this length on (`GIT_AUTH_ENABLED=true` must not turn every "true" into ***).
-SECRET_ENV_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH", re.I)
-MIN_ENV_SECRET = 8
-
-_NOT_MASKED = r"(?!\*\*\*)"
-_VALUE = r"(?:'[^']*'|\"[^\"]*\"|[^\s'\"`|;&,)]+)"
-# `--redis-password=x`, `--auth-token x`, `--secret-key 'x y'` (not `--password --other`).
-_SECRET_FLAG = re.compile(
-    r"(?<![\w-])(--[\w-]*(?:password|passwd|token|secret|key)[\w-]*)(=|[ \t]+)"
-    + _NOT_MASKED
-    + r"(?!-)("
-    + _VALUE
-    + ")",
-    re.I,
-)
-# `password: x`, `RAY_AUTH_TOKEN=x`, `"redis_password": "x"`.
-_SECRET_PAIR = re.compile(
-    r"(\b[\w.-]*(?:password|passwd|token|secret)[\w.-]*[\"']?\s*[:=]\s*[\"']?)" + _NOT_MASKED + r"([^\s'\"`|,;]+)",
-    re.I,
-)
-_BEARER = re.compile(r"(\bBearer\s+)" + _NOT_MASKED + r"([^\s'\"`|]+)", re.I)
-# scheme://user:pass@host → scheme://user:***@host
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s@:'\"`]*:)" + _NOT_MASKED + r"[^/\s@'\"`]+@", re.I)
-
-
-def secret_env_values(environ: Mapping[str, str] | None) -> frozenset[str]:
-    """The values of this run's environment variables whose names look secret."""
-    if not environ:
-        return frozenset()
-    return frozenset(
-        v.strip() for k, v in environ.items() if SECRET_ENV_NAME.search(k) and len(v.strip()) >= MIN_ENV_SECRET
-    )
-
-
-def _ordered(secrets: Iterable[str]) -> list[str]:
-    return sorted({s for s in secrets if s and len(s) >= MIN_SECRET and s != MASK}, key=len, reverse=True)
-
-
-def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """One string: control characters stripped, known secrets and secret-shaped text masked."""
-    return _mask(text, _ordered(secrets))
-
-
-def _mask(text: str, ordered: list[str]) -> str:
-    text = sanitize(text, multiline=True)
-    for secret in ordered:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    if "://" in text:
-        text = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
-    if "--" in text:
-        text = _SECRET_FLAG.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
-    text = _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
-    return _BEARER.sub(lambda m: m.group(1) + MASK, text)
 
 
 def mask_report(report: Report, *, secrets: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> Report:
@@ -101,7 +42,7 @@ def mask_report(report: Report, *, secrets: Iterable[str] = (), environ: Mapping
     ``secrets`` adds values for this run (the token the command layer read); ``environ`` adds
     the values of its secret-looking variables. ``report.secret_values`` always counts.
     """
-    ordered = _ordered([*report.secret_values, *secrets, *secret_env_values(environ)])
+    ordered = ordered_secrets([*report.secret_values, *secrets, *secret_env_values(environ)])
     walk = _Walker(ordered)
     return dataclasses.replace(
         report,
@@ -145,7 +86,7 @@ class _Walker:
 
     def __call__(self, value: Any, depth: int = 0) -> Any:
         if isinstance(value, str):
-            return _mask(value, self.ordered)
+            return mask_ordered(value, self.ordered)
         if value is None or isinstance(value, (bool, int, float, enum.Enum)):
             return value
         if depth > 50:  # nothing raydoctor builds nests this deep; never recurse without bound
@@ -156,7 +97,7 @@ class _Walker:
             items = [self(v, depth + 1) for v in value]
             return items if isinstance(value, list) else type(value)(items)
         if isinstance(value, PurePath):
-            return type(value)(_mask(str(value), self.ordered))
+            return type(value)(mask_ordered(str(value), self.ordered))
         if isinstance(value, Result):
             return self.result(value)
         if isinstance(value, Remediation):
@@ -168,4 +109,4 @@ class _Walker:
             except (TypeError, ValueError):
                 pass
         # Anything else is shown through str() (JSON's default=str): mask that form.
-        return _mask(str(value), self.ordered)
+        return mask_ordered(str(value), self.ordered)
