@@ -38,19 +38,30 @@ class Unreadable(Exception):
         self.too_large = too_large
 
 
+def special_kind(mode: int) -> str | None:
+    """What a path that is neither a regular file nor a folder is ("a FIFO", "a device", "a socket",
+    "not a regular file"); None for those two. Judged from ``stat``, never by opening it."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
 def _kind(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
+    """Why a path is not a file raydoctor reads, in words; None for a regular file."""
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
         return IS_A_DIRECTORY
-    if stat.S_ISFIFO(mode):
+    special = special_kind(mode) or "not a regular file"
+    if special == "a FIFO":
         return "is a FIFO (a named pipe), not a file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a file"
-    if stat.S_ISSOCK(mode):
-        return "is a socket, not a file"
-    return "is not a regular file"
+    return "is not a regular file" if special.startswith("not") else f"is {special}, not a file"
 
 
 def _size_words(cap: int) -> str:

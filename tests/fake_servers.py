@@ -264,3 +264,41 @@ def huge(size: int, *, content_length: bool = False, block: int = 1 << 20) -> Se
             sent += len(piece)
 
     return serve
+
+
+class RecordingDashboard:
+    """A dashboard on 127.0.0.2 (loopback, but not an address the token rule sends to unasked) that
+    answers what raydoctor reads of a Ray 2.49.2 head and records every Authorization header it gets."""
+
+    def __init__(self, auth_mode: str | None = None) -> None:
+        self.auth: list[str | None] = []
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                rec.auth.append(self.headers.get("Authorization"))
+                body = b"{}"
+                if self.path.startswith("/api/v0/cluster_metadata"):
+                    data = {"rayVersion": "2.49.2", "pythonVersion": "3.12.9"}
+                    body = json.dumps({"result": True, "msg": "", "data": data}).encode()
+                elif self.path.startswith("/api/version"):
+                    body = json.dumps({"version": "4", "ray_version": "2.49.2"}).encode()
+                elif auth_mode and self.path.startswith("/api/authentication_mode"):
+                    body = json.dumps({"authentication_mode": auth_mode}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

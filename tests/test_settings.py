@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from doctor.origin import Origin
 from doctor.settings import KEYS, find_settings
 from doctor.target import parse_address, token_withheld
 from doctor.trust import TRUST_ENV
+from tests.fake_servers import RecordingDashboard
 from tests.helpers import parse_cli
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
@@ -228,47 +227,12 @@ def test_load_error_names_the_file() -> None:
 # -- the token goes to a settings address ------------------------------------------------
 
 
-class Recorder:
-    """A dashboard on 127.0.0.2 (not an address the token rule calls loopback) that records Authorization."""
-
-    def __init__(self) -> None:
-        self.auth: list[str | None] = []
-        rec = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                rec.auth.append(self.headers.get("Authorization"))
-                body = b"{}"
-                if self.path.startswith("/api/v0/cluster_metadata"):
-                    data = {"rayVersion": "2.49.2", "pythonVersion": "3.12.9"}
-                    body = json.dumps({"result": True, "msg": "", "data": data}).encode()
-                elif self.path.startswith("/api/version"):
-                    body = json.dumps({"version": "4", "ray_version": "2.49.2"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_settings_address_gets_the_token(tmp_path, monkeypatch, capsys, clean_env) -> None:
     token = "rdt-settings-0123456789abcdef"
     monkeypatch.setenv("RAY_AUTH_TOKEN", token)
     repo = tmp_path / "home" / "repo"
     repo.mkdir()
-    rec = Recorder()
+    rec = RecordingDashboard()
     try:
         (repo / "raydoctor.toml").write_text(f'address = "127.0.0.2:{rec.port}"\ntimeout = 2\n')
         monkeypatch.chdir(repo)

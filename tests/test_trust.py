@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +17,11 @@ import pytest
 from doctor.cli import main
 from doctor.settings import find_settings, find_settings_noting
 from doctor.trust import TRUST_ENV, TrustState, trust_state
+from tests.fake_servers import RecordingDashboard
 from tests.helpers import parse_cli
 
 TOKEN = "rdt-trust-0123456789abcdef"
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
-
-
-class Recorder:
-    """A dashboard on 127.0.0.2 (loopback, but not an address the token rule sends to unasked) that records
-    every Authorization header it is sent."""
-
-    def __init__(self) -> None:
-        self.auth: list[str | None] = []
-        rec = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                rec.auth.append(self.headers.get("Authorization"))
-                body = b"{}"
-                if self.path.startswith("/api/v0/cluster_metadata"):
-                    data = {"rayVersion": "2.49.2", "pythonVersion": "3.12.9"}
-                    body = json.dumps({"result": True, "msg": "", "data": data}).encode()
-                elif self.path.startswith("/api/version"):
-                    body = json.dumps({"version": "4", "ray_version": "2.49.2"}).encode()
-                elif self.path.startswith("/api/authentication_mode"):
-                    body = json.dumps({"authentication_mode": "token"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -87,7 +48,7 @@ def trust_finding(doc: dict[str, Any]) -> dict[str, Any] | None:
 
 def test_an_untrusted_address_gets_no_token_and_is_named_in_one_finding(repo, capsys, monkeypatch) -> None:
     monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
-    rec = Recorder()
+    rec = RecordingDashboard("token")
     try:
         (repo / "raydoctor.toml").write_text(f'address = "127.0.0.2:{rec.port}"\ntimeout = 2\n')
         code, doc, out = check_json("--no-roundtrip", capsys=capsys)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 from doctor.errors import UsageError
+from doctor.files import special_kind
 from doctor.text import ascii_int
 
 MIB = 1024 * 1024
@@ -291,19 +292,6 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _type_words(mode: int) -> str | None:
-    """What a path that is neither a regular file nor a folder is; None for those two."""
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def secret_name(parts: tuple[str, ...]) -> str | None:
     """Why a path (its parts relative to the working_dir) looks like a secret; None when it does not."""
     if not parts:
@@ -333,7 +321,7 @@ def left_out_because(path: Path, root_real: str, parts: tuple[str, ...]) -> str 
             info = os.stat(real)
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc}"
-    kind = _type_words(info.st_mode)
+    kind = special_kind(info.st_mode)
     return f"{kind}, never read" if kind else None
 
 
