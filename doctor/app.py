@@ -111,6 +111,7 @@ def run_check(
     report = Report("check", results=results, target=target_section(ctx), duration_s=time.perf_counter() - started)
     report.head = head_section(ctx)
     report.secret_values = ctx.secret_values()  # not serialised: what the one masking pass hides
+    report.environment_values = ctx.environment_values()  # not serialised: what --redact also hides
     local = ctx.local_or_none()
     report.local = (
         local.to_dict() if local else {"executable": ctx.interpreter_path, "chosen_by": ctx.interpreter_chosen_by}

@@ -411,6 +411,11 @@ class CheckContext:
                 values.update(str(v) for v in method() if v)
         return frozenset(v for v in values if v)
 
+    def environment_values(self) -> dict[str, str]:
+        """Values the target's files took from the user's environment (compose interpolation), by name."""
+        compose = self.target.compose
+        return dict(getattr(compose, "interpolated", None) or {})
+
     @property
     def dashboard(self) -> DashboardClient | None:
         if self._dashboard is None and self.target.address is not None:

@@ -143,6 +143,9 @@ class Report:
     duration_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     secret_values: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    # Values interpolated from the user's environment (or a .env) into the target's files, by variable
+    # name: never serialised; ``--redact`` replaces each with ``<env-NAME>``.
+    environment_values: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def counts(self) -> dict[str, int]:
         counts = {status.value: 0 for status in Status}

@@ -96,6 +96,14 @@ def test_nul_in_a_settings_path(capsys, here):
     (here / "raydoctor.toml").write_text('runtime-env = "re\\u0000.yaml"\n')
     code, _, err = run_cli(capsys, "check", *IMAGE, "--requirements", "empty.txt")
     one_line_usage_error(code, err, "NUL")
+    assert "\0" not in err  # the path is shown without the byte itself
+
+
+def test_control_characters_in_an_error_stay_out_of_the_terminal(capsys, here):
+    (here / "raydoctor.toml").write_text('runtime-env = "r\\u001b]52;c;aGk=\\u0007\\nx.yaml"\n')
+    code, _, err = run_cli(capsys, "check", *IMAGE, "--requirements", "empty.txt")
+    one_line_usage_error(code, err, "x.yaml")
+    assert "\x1b" not in err and "\x07" not in err
 
 
 @pytest.mark.parametrize("name", ["re.json", "re.yaml"])

@@ -94,3 +94,21 @@ def test_write_keeps_mode_and_refuses_a_folder(tmp_path: Path) -> None:
     assert f.read_bytes() == b"new" and (f.stat().st_mode & 0o777) == 0o600
     with pytest.raises(IsADirectoryError):
         write_atomic(tmp_path, "x")
+
+
+def test_read_head_cuts_a_long_file_and_refuses_what_is_not_a_file(tmp_path: Path) -> None:
+    from doctor.files import IS_A_DIRECTORY, read_head
+
+    f = tmp_path / "script"
+    f.write_bytes(b"#!/usr/bin/python3\n" + b"x" * 10_000)
+    assert read_head(f, 19) == b"#!/usr/bin/python3\n"
+    assert read_head(f, 1 << 20) == f.read_bytes()  # shorter than asked: all of it
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(Unreadable, match="FIFO"):
+        read_head(tmp_path / "fifo", 512)  # refused by type, never opened (opening would block)
+    with pytest.raises(Unreadable) as info:
+        read_head(tmp_path, 512)
+    assert info.value.reason == IS_A_DIRECTORY
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(Unreadable, match="device"):
+        read_head(tmp_path / "zero", 512)

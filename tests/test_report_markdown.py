@@ -251,3 +251,83 @@ def test_report_redacted_against_live_head(ray_head, head_python, clean_env, tmp
     assert token not in text and token not in plain.stdout + plain.stderr + proc.stderr
     assert str(head_python.parent.parent) not in text or not str(head_python).startswith(clean_env["HOME"])
     assert "http://<ip-1>:" in text
+
+
+# -------------------------------------------------------------- remote text is shown, never interpreted
+
+HOSTILE = (
+    "job failed: <img src=x onerror=alert(1)> <a href='http://evil.example/x'>docs</a> "
+    "![pixel](http://evil.example/p.png) [click](javascript:alert(1)) see www.evil.example or "
+    "http://evil.example/login `code` *bold* | cell <!-- c --> &lt;script&gt;"
+)
+
+
+def _outside_code(text: str) -> str:
+    """The Markdown without its code spans, fences and backslash-escaped characters: what GitHub interprets."""
+    import re
+
+    text = re.sub(r"(?ms)^(`{3,})\n.*?^\1$", "", text)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return re.sub(r"\\[!-/:-@\[-`{-~]", "", text)
+
+
+def test_remote_text_is_escaped(environ):
+    report = synthetic_report()
+    report.results[1].summary = HOSTILE
+    report.results[1].details.append(HOSTILE)
+    report.results[1].remediation = Remediation(HOSTILE, ("echo ```", "```\n# a heading"))
+    report.head["problems"] = [HOSTILE]
+    report.results[2].summary = "# not a heading " + HOSTILE
+    text = render_markdown(report, environ=environ, verbose=True)
+    bare = _outside_code(text)
+    for raw in ("<img", "<a ", "<!--", "](", "![", "[click]", "&lt;", "http://evil", "www.evil"):
+        assert raw not in bare, raw
+    assert "\\<img src=x onerror=alert(1)\\>" in text and "\\!\\[pixel\\]" in text  # shown, as text
+    assert "`http://evil.example/login`" in text and "`www.evil.example`" in text
+    assert "\n# not a heading" not in text and "\n\\# not a heading" in text  # a paragraph's start, escaped
+    # the fence is longer than any backtick run inside it, so no command line can close it
+    assert "````\necho ```\n``` # a heading\n````" in text
+    # table rows keep their four cells: every | of the remote text is escaped
+    row = next(ln for ln in text.splitlines() if ln.startswith("| ✗ fail | Python version"))
+    assert len([c for c in row.replace("\\|", "").split("|")]) == 6
+
+
+def test_redact_masks_values_from_the_environment(tmp_path, monkeypatch, clean_env):
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "services:\n  ray-head:\n    image: rayproject/ray:2.49.2-py312-cpu\n"
+        "    command: ray start --head --dashboard-host=0.0.0.0 --block\n"
+        "    ports: ['127.0.0.1:8265:8265']\n"
+        "    environment:\n      KAGGLE: ${KAGGLE_KEY}\n      HOOK: ${SLACK_WEBHOOK_URL}\n"
+        "      WHO: ${DEPLOYER:-nobody}\n"
+    )
+    (tmp_path / ".env").write_text("DEPLOYER=carol-from-dotenv\n")
+    monkeypatch.setenv("KAGGLE_KEY", "kg-5e1d0c0ffee")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/T0/B0/xyz")
+    from doctor.head.compose import load_compose
+
+    project = load_compose(compose, dict(__import__("os").environ))
+    assert project.interpolated == {
+        "KAGGLE_KEY": "kg-5e1d0c0ffee",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.example/T0/B0/xyz",
+        "DEPLOYER": "carol-from-dotenv",
+    }
+    report = synthetic_report()
+    report.environment_values = project.interpolated
+    report.results[2].details += [f"{k}={v}" for k, v in project.interpolated.items()]
+    environ = {"HOME": HOME, "USER": "alice"}
+    plain = render_markdown(report, environ=environ)
+    assert "kg-5e1d0c0ffee" in plain  # not secret-named: shown without --redact
+    text = render_markdown(report, environ=environ, redact=True)
+    for value in project.interpolated.values():
+        assert value not in text
+    assert "KAGGLE_KEY=<env-KAGGLE_KEY>" in text and "DEPLOYER=<env-DEPLOYER>" in text
+    # the rest of the report survives the redaction
+    assert "Python 3.11.7 locally" in text and "| ✗ fail | Python version (client mode) |" in text
+
+
+def test_redact_masks_the_user_name_in_paths():
+    text = Redactor(home="/home/alice", user="alice").apply(
+        "/home/alice/x, /Users/alice/y, /mnt/c/Users/alice, alice@box, alicent, malice"
+    )
+    assert text == "~/x, /Users/<user>/y, /mnt/c/Users/<user>, <user>@box, alicent, malice"

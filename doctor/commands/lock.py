@@ -38,20 +38,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: standard output)")
 
 
+LEFT_OUT = "# left out, the cluster's version is not a PEP 440 version: "
+
+
 def lock_lines(
     head: dict[str, str], names: list[str], *, ray: str | None, python: str | None, where: str
 ) -> tuple[list[str], list[str]]:
-    """(file lines, names the head lacks): comments first, then ``name==version`` sorted."""
-    from doctor.package_skew import TABLE
+    """(file lines, names the head lacks): comments first, then ``name==version`` sorted.
+
+    Every line comes from what the cluster said, so each pin is checked (``package_skew.pin``: a PEP 508
+    name, a PEP 440 version) and one that fails is left out and named in a comment; the comments hold
+    no text from the cluster but versions that pass the same check.
+    """
+    from doctor.package_skew import TABLE, pin
+    from doctor.text import sanitize
 
     wanted: dict[str, None] = dict.fromkeys(str(canonicalize_name(n)) for n in ["ray", *names])
     wanted.update(dict.fromkeys(r.name for r in TABLE if r.breaks and r.name in head))
     missing = [n for n in wanted if n not in head]
-    pins = sorted(f"{n}=={head[n]}" for n in wanted if n in head)
+    pins = sorted(line for n in wanted if n in head and (line := pin(n, head[n])) is not None)
+    refused = [n for n in wanted if n in head and pin(n, head[n]) is None]
+    ray_shown = ray if pin("ray", ray) else "?"
+    python_shown = python if pin("python", python) else "?"
     header = [
-        f"# raydoctor lock: the versions on the cluster ({where}), Ray {ray or '?'}, Python {python or '?'}",
+        f"# raydoctor lock: the versions on the cluster ({sanitize(where)}), Ray {ray_shown}, Python {python_shown}",
         f"# written {time.strftime('%Y-%m-%d')}; use: raydoctor fix --constraints FILE, raydoctor check --head-packages FILE",
     ]
+    if refused:
+        header.append(LEFT_OUT + ", ".join(refused))
     return header + pins, missing
 
 
@@ -90,6 +104,7 @@ def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 "pins": [ln for ln in lines if not ln.startswith("#")],
                 "lines": lines,
                 "not_on_cluster": missing,
+                "left_out": next((ln[len(LEFT_OUT) :].split(", ") for ln in lines if ln.startswith(LEFT_OUT)), []),
             }
         },
     )
@@ -126,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
             out.append(("green", f"wrote {args.output}: {len(pins)} pin(s) from the cluster"))
         if missing:
             out.append(("yellow", "# not on the cluster: " + ", ".join(missing)))
+        left_out = masked.extra["lock"]["left_out"]
+        if left_out and args.output is not None:
+            out.append(("yellow", LEFT_OUT + ", ".join(left_out)))
         return out
 
     code = emit(report, form="text", lines=view)

@@ -25,7 +25,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,8 @@ class ComposeProject:
     networks: dict[str, dict]
     head: ComposeService
     workers: list[ComposeService]
+    # Variables interpolated into the file from the environment or the .env beside it: name -> value.
+    interpolated: dict[str, str] = field(default_factory=dict)
 
     def published(self, container_port: int) -> PublishedPort | None:
         """The head's publication of ``container_port`` (TCP first), if any.
@@ -198,6 +200,25 @@ class ComposeProject:
 
 # --------------------------------------------------------------------------
 # interpolation
+
+
+class _Recording(Mapping[str, str]):
+    """The variables, remembering which were read (for ``--redact``: values from the user's environment)."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+        self.used: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        value = self._values[key]
+        self.used[key] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def interpolate(text: str, variables: Mapping[str, str], *, where: str = "") -> str:
@@ -484,7 +505,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
         )
 
     env = dict(os.environ if environ is None else environ)
-    variables = {**_read_dotenv(path.parent / ".env", env), **env}
+    variables = _Recording({**_read_dotenv(path.parent / ".env", env), **env})
     tree = _interpolate_tree(tree, variables, f"{path}: ")
 
     services_raw = tree.get("services")
@@ -521,7 +542,7 @@ def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
         )
     head = heads[0]
     workers = [s for s in services.values() if s is not head and s.ray_start_args is not None]
-    return ComposeProject(path, services, networks, head, workers)
+    return ComposeProject(path, services, networks, head, workers, interpolated=dict(variables.used))
 
 
 def _service(path: Path, name: str, raw: Any) -> ComposeService:

@@ -60,16 +60,29 @@ _URL_HOST = re.compile(
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])\[?([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})\]?(?![\w:])")
 _KEEP = {"127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "<host>"}
+MIN_ENV_VALUE = 4  # as doctor.head.compose.MIN_SECRET_LEN
 
 
 class Redactor:
     """Replace hosts and addresses by stable placeholders, and the home directory by ``~``."""
 
-    def __init__(self, hosts: list[str] | None = None, home: str | None = None) -> None:
+    def __init__(
+        self,
+        hosts: list[str] | None = None,
+        home: str | None = None,
+        *,
+        env_values: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> None:
         self._names: dict[str, str] = {}
         self._counts = {"host": 0, "ip": 0}
         self.hosts = [h for h in dict.fromkeys(hosts or []) if h and h not in _KEEP]
         self.home = home.rstrip("/") if home else None
+        # Values shorter than MIN_ENV_VALUE ("1", "on") are left: replacing them everywhere garbles the
+        # report and hides nothing. Longest first, so a value inside another is never left half-shown.
+        values = {v: k for k, v in (env_values or {}).items() if isinstance(v, str) and len(v) >= MIN_ENV_VALUE}
+        self.env_values = sorted(values.items(), key=lambda kv: -len(kv[0]))
+        self.user = user if user and user not in ("root",) and re.fullmatch(r"[\w.-]+", user) else None
 
     @classmethod
     def for_report(cls, report: Report, environ: Mapping[str, str] | None = None, home: str | None = None) -> Redactor:
@@ -83,7 +96,8 @@ class Redactor:
         env = os.environ if environ is None else environ
         if home is None:
             home = env.get("HOME") or str(Path.home())
-        return cls(hosts, home)
+        user = env.get("USER") or env.get("LOGNAME") or (Path(home).name if home else None)
+        return cls(hosts, home, env_values=report.environment_values, user=user)
 
     def placeholder(self, value: str, kind: str) -> str:
         key = value.lower()
@@ -93,8 +107,13 @@ class Redactor:
         return self._names[key]
 
     def apply(self, text: str) -> str:
+        for value, name in self.env_values:  # before the home folder: a value may hold its path
+            text = re.sub(r"(?<![\w])" + re.escape(value) + r"(?![\w])", f"<env-{name}>", text)
         if self.home and len(self.home) > 1:
             text = re.sub(re.escape(self.home) + r"(?![\w.-])", "~", text)
+        if self.user:  # the user's name in another user-named folder (/Users/NAME, /mnt/c/Users/NAME), or NAME@host
+            text = re.sub(r"(?<=/)" + re.escape(self.user) + r"(?=/|\b)(?![\w.-])", "<user>", text)
+            text = re.sub(r"(?<![\w.-])" + re.escape(self.user) + r"(?=@)", "<user>", text)
         # Hosts of URLs first: they also name hosts that appear bare elsewhere.
         url_hosts = [m.group(2) for m in _URL_HOST.finditer(text)]
         text = _URL_HOST.sub(lambda m: m.group(1) + self._host(m.group(2)), text)
@@ -168,14 +187,52 @@ def _machine_names() -> list[str]:
 # layout
 
 
+# Text from a dashboard, a head, a job or a file is shown, never interpreted: no raw HTML, no image, no
+# link (GitHub also links a bare ``http://…`` or ``www.…``: those go in code spans, which it never links),
+# no emphasis, no table cell or block that the text itself opens.
+_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+")
+# Escaped: what opens HTML, an image, a link, code, emphasis or strikethrough. Kept as they are: the
+# mask "***" (a run of three asterisks), "_" inside a word (never emphasis), "|" outside a table.
+_INLINE = re.compile(r"(\*\*\*|(?<=\w)_(?=\w))|([\\`*_\[\]<>!~&])")
+_BLOCK_START = re.compile(r"^(?:[#>=+-]|\d{1,9}[.)])")  # a heading, quote, rule, list item if a line began so
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group(1) or "\\" + match.group(2)
+
+
+def _prose(text: Any, *, line_start: bool = False) -> str:
+    """Any text as one line of Markdown that shows exactly it (see ``_URL``, ``_INLINE``); ``line_start``
+    for text that begins a line, where ``# ``, ``> ``, ``- `` or ``1. `` would open a block."""
+    line = " ".join(str(text).split())
+    out = []
+    last = 0
+    for match in _URL.finditer(line):
+        out.append(_INLINE.sub(_escape, line[last : match.start()]))
+        out.append(_code(match.group()))
+        last = match.end()
+    out.append(_INLINE.sub(_escape, line[last:]))
+    shown = "".join(out)
+    start = _BLOCK_START.match(shown) if line_start else None
+    return shown if start is None else shown[: start.end() - 1] + "\\" + shown[start.end() - 1 :]
+
+
 def _cell(text: Any) -> str:
-    """One Markdown table cell: no pipes, no newlines."""
-    return " ".join(str(text).split()).replace("|", "\\|") or " "
+    """One Markdown table cell: no pipes, no newlines, nothing interpreted."""
+    return _prose(text).replace("|", "\\|") or " "  # GitHub splits cells at a | even in a code span
 
 
 def _code(text: Any) -> str:
-    body = str(text).replace("`", "'")
+    """A code span: nothing in it is interpreted (backticks become quotes, so none can end it early)."""
+    body = " ".join(str(text).split()).replace("`", "'")
     return f"`{body}`"
+
+
+def _fence(lines: list[str]) -> list[str]:
+    """A fenced block longer than any run of backticks in ``lines``, so none of them can close it."""
+    longest = max((len(run) for ln in lines for run in re.findall(r"`+", ln)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, *lines, fence]
 
 
 def _fact(head: dict[str, Any], key: str) -> tuple[str, str]:
@@ -201,7 +258,7 @@ def _lines(report: Report, verbose: bool) -> list[str]:
     out = [f"## raydoctor {report.command} report", ""]
     if report.error:
         out += [
-            f"**The {report.command} could not run:** {_code(report.error)}",
+            f"**The {_prose(report.command)} could not run:** {_code(report.error)}",
             "",
             f"raydoctor {__version__} · exit code {report.exit_code}",
         ]
@@ -237,27 +294,27 @@ def _versions(report: Report) -> list[str]:
     kind = target.get("kind")
     address = target.get("address") if isinstance(target.get("address"), dict) else None
     if address:
-        facts.append(f"dashboard {_code(address.get('dashboard'))} (from {target.get('address_from') or '?'})")
+        facts.append(f"dashboard {_code(address.get('dashboard'))} (from {_prose(target.get('address_from') or '?')})")
     cluster = target.get("cluster_file")
     if isinstance(cluster, dict):
-        facts.append(f"cluster file {_code(cluster.get('path'))} ({cluster.get('format')})")
+        facts.append(f"cluster file {_code(cluster.get('path'))} ({_prose(cluster.get('format'))})")
     elif target.get("compose"):
         facts.append(f"compose file {_code(target['compose'])}")
     if target.get("image"):
-        facts.append(f"image {_code(target['image'])} (from {target.get('image_from') or '?'})")
+        facts.append(f"image {_code(target['image'])} (from {_prose(target.get('image_from') or '?')})")
     if facts:
-        out.append(f"- target ({kind}): " + "; ".join(facts))
+        out.append(f"- target ({_prose(kind)}): " + "; ".join(facts))
     if head.get("auth_mode"):
-        out.append(f"- head authentication: {head['auth_mode']}")
+        out.append(f"- head authentication: {_prose(head['auth_mode'])}")
     if head.get("cuda"):
-        out.append(f"- head image CUDA: {head['cuda']}")
+        out.append(f"- head image CUDA: {_prose(head['cuda'])}")
     platform = " ".join(str(local[k]) for k in ("implementation", "system", "machine") if local.get(k))
     if platform:
-        out.append(f"- local platform: {platform}")
+        out.append(f"- local platform: {_prose(platform)}")
     if local.get("requirements"):
         out.append(f"- requirements: {_code(local['requirements'])}")
     for problem in head.get("problems") or []:
-        out.append(f"- note on the head: {problem}")
+        out.append(f"- note on the head: {_prose(problem)}")
     if out[-1] != "":
         out.append("")
     return out
@@ -277,16 +334,22 @@ def _findings(report: Report, verbose: bool) -> list[str]:
 
 
 def _finding(res: Result) -> list[str]:
-    out = [f"**{STATUS_LABEL[res.status]}: {res.title}** ({_code(res.id)})", "", res.summary, ""]
+    out = [
+        f"**{STATUS_LABEL[res.status]}: {_prose(res.title)}** ({_code(res.id)})",
+        "",
+        _prose(res.summary, line_start=True),
+        "",
+    ]
     if res.details:
-        out += [f"- {' '.join(d.split())}" for d in res.details] + [""]
+        out += [f"- {_prose(d)}" for d in res.details] + [""]
     if res.remediation and res.status is not Status.OK:
         if res.remediation.text:
-            out += [f"Fix: {res.remediation.text}", ""]
+            out += [f"Fix: {_prose(res.remediation.text)}", ""]
         if res.remediation.commands:
-            out += ["```", *res.remediation.commands, "```", ""]
+            commands = [" ".join(c.split("\n")) for c in res.remediation.commands]  # one line each, in the fence
+            out += [*_fence(commands), ""]
         for edit in res.remediation.edits:
-            note = f" ({edit.note})" if edit.note else ""
+            note = f" ({_prose(edit.note)})" if edit.note else ""
             out += [f"Edit {_code(edit.path)} at {_code(edit.place)}: {_code(edit.value)}{note}", ""]
     return out
 
@@ -295,7 +358,7 @@ def _timings(report: Report) -> list[str]:
     slow = sorted((r for r in report.results if r.duration_s > 0), key=lambda r: -r.duration_s)[:5]
     out = ["### Timings", "", f"- total: {report.duration_s:.2f} s for {len(report.results)} checks (run concurrently)"]
     if slow:
-        out.append("- slowest: " + ", ".join(f"{r.title} {_ms(r.duration_s)}" for r in slow))
+        out.append("- slowest: " + ", ".join(f"{_prose(r.title)} {_ms(r.duration_s)}" for r in slow))
     out.append("")
     return out
 
