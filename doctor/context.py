@@ -320,6 +320,7 @@ class CheckContext:
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
         self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
+        self._inside: Lazy[Any] = Lazy(self._read_inside)  # doctor.head.containers.InsideView | None
         self._head_packages: Lazy[HeadPackages | None] = Lazy(self._find_head_packages)
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
         # The round trip, run once: judged by roundtrip.client, and a head-facts source for a ray:// target.
@@ -546,6 +547,20 @@ class CheckContext:
     def docker_cli(self) -> DockerCli:
         """What this machine's Docker CLI can do (compose plugin, engine), asked once per run, when first needed."""
         return self._docker_cli.get()
+
+    def inside(self) -> Any:
+        """A compose cluster read from inside its containers (``doctor.head.containers.InsideView``), once
+        per run, when a finding first needs it; None for other targets or where Docker cannot tell."""
+        return self._inside.get()
+
+    def _read_inside(self) -> Any:
+        project = self.target.compose
+        if project is None or self.target.compose_path is None or not self.docker_cli().engine:
+            return None  # the engine question is asked once per run (remedies need it too)
+        from doctor.head.containers import inside_view
+
+        head = next((s.name for s in project.services.values() if s.is_head), None)
+        return inside_view(Path(self.target.compose_path), head or "", self.environ) if head else None
 
     def local(self) -> LocalFacts:
         """Raises ``InterpreterError`` when the interpreter cannot be inspected."""

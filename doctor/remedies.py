@@ -227,3 +227,45 @@ def start_compose(compose_path: Path | str, cli: DockerCli) -> Remediation:
         "The docker compose plugin does not answer here (`docker compose version` failed): install Docker "
         "Compose v2 (the docker-compose-plugin package, or Docker Desktop), then start the cluster from " + path + "."
     )
+
+
+def as_root(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    """``argv`` to paste where it needs root: bare where this process is root (root often has no sudo:
+    containers, CI), behind ``sudo`` where sudo is installed, else bare (the finding says to run it as root)."""
+    env = os.environ if environ is None else environ
+    if getattr(os, "geteuid", lambda: -1)() == 0 or shutil.which("sudo", path=env.get("PATH", os.defpath)) is None:
+        return shlex.join(argv)
+    return shlex.join(["sudo", *argv])
+
+
+def installed(program: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether PATH finds ``program``: a suggestion names only programs that run where it is pasted."""
+    env = os.environ if environ is None else environ
+    return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+
+
+def nvidia_toolkit(environ: Mapping[str, str] | None = None) -> Remediation:
+    """Register the NVIDIA runtime with Docker: the commands where nvidia-ctk is installed, else what to install.
+
+    ``nvidia-ctk runtime configure --runtime=docker`` writes /etc/docker/daemon.json; Docker reads it when it
+    restarts (NVIDIA Container Toolkit install guide)."""
+    if not installed("nvidia-ctk", environ):
+        return Remediation(
+            "Install the NVIDIA Container Toolkit (the nvidia-container-toolkit package, from NVIDIA's repository; "
+            "it needs the NVIDIA driver), then run `nvidia-ctk runtime configure --runtime=docker` as root and "
+            "restart Docker."
+        )
+    commands = [as_root(["nvidia-ctk", "runtime", "configure", "--runtime=docker"], environ)]
+    if installed("systemctl", environ) and os.path.isdir("/run/systemd/system"):
+        commands.append(as_root(["systemctl", "restart", "docker"], environ))
+        return Remediation("Register the NVIDIA runtime with Docker, then restart Docker.", tuple(commands))
+    return Remediation(
+        "Register the NVIDIA runtime with Docker, then restart Docker (no systemd here: stop dockerd and start it "
+        "again, or restart Docker Desktop).",
+        tuple(commands),
+    )
+
+
+def nvidia_smi(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``nvidia-smi`` where it is installed; nothing where it is not (the finding says to install the driver)."""
+    return ("nvidia-smi",) if installed("nvidia-smi", environ) else ()

@@ -180,8 +180,8 @@ def fitted_copy(folder: Path, *, image: str = IMAGE) -> Cluster:
         service["ports"] = [re.sub(r":\d+:", ":X:", p) for p in service.get("ports", [])]
         service.get("deploy", {}).get("resources", {}).get("limits", {}).pop("cpus", None)
     assert mine == shipped
-    # docker-compose names the project after the folder (lowercase, alphanumerics only).
-    project = re.sub(r"[^a-z0-9]", "", folder.name.lower())
+    # docker-compose 1.29 names the project after the folder: lowercase, [-_a-z0-9] kept (compose/cli/command.py).
+    project = re.sub(r"[^-_a-z0-9]", "", folder.name.lower())
     return Cluster(folder, file, project, ports)
 
 
@@ -293,7 +293,9 @@ def test_fix_run_jobs_lock_and_down(tutorial: Cluster, env) -> None:
     assert live_lock.returncode == 0, live_lock.stderr
     assert "ray==2.49.2" in live_lock.stdout.splitlines(), live_lock.stdout
 
-    # down leaves nothing of the project behind.
+    # down leaves nothing of the project behind (the label filter does find what up made).
+    made = tutorial.leftovers()
+    assert sum(x.startswith("ps ") for x in made) == 2 and any(x.startswith("network ") for x in made), made
     down = tutorial.compose("down", "-v", "--remove-orphans")
     assert down.returncode == 0, down.stderr
     assert tutorial.leftovers() == []
@@ -306,3 +308,99 @@ def test_fix_run_jobs_lock_and_down(tutorial: Cluster, env) -> None:
     assert pins[0] == pins[1], pins  # the same pins from either source
     assert f"the cluster (http://127.0.0.1:{tutorial.ports['dashboard']})" in live_lock.stdout
     assert f"the cluster (docker image {IMAGE}" in image_lock.stdout
+
+
+# -- diagnoses read from inside the cluster (case 3) ------------------------------------------------
+
+
+@pytest.fixture
+def broken(engine, tmp_path_factory) -> Iterator[list[Cluster]]:
+    """Clusters a test starts from a broken variant of the fitted copy; each is taken down afterwards."""
+    made: list[Cluster] = []
+    try:
+        yield made
+    finally:
+        for cluster in made:
+            cluster.compose("down", "-v", "--remove-orphans")
+            assert cluster.leftovers() == []
+
+
+def start_variant(made: list[Cluster], folder: Path, edit) -> Cluster:
+    cluster = fitted_copy(folder)
+    cluster.file.write_text(edit(cluster.file.read_text()))
+    made.append(cluster)
+    up = cluster.compose("up", "-d")
+    assert up.returncode == 0, up.stderr
+    return cluster
+
+
+def wait_in_log(cluster: Cluster, service: str, argv: list[str], needle: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        done = docker(*(cluster.container(service) if arg == "{c}" else arg for arg in argv))
+        text = done.stdout + done.stderr
+        if needle in text:
+            return text
+        time.sleep(2)
+    raise AssertionError(f"{needle!r} not in {service}'s log in {timeout} s:\n{text[-2000:]}")
+
+
+def test_dashboard_that_died_in_its_container_is_read_from_there(broken, tmp_path_factory, env) -> None:
+    """The image lacks libssl3: GCS and the client server run, the dashboard dies at start, and Docker's port
+    proxy accepts and closes. Not "another service": the container runs, and the dashboard's log says why."""
+    cluster = start_variant(
+        broken, tmp_path_factory.mktemp(f"nossl{os.getpid()}-"), lambda text: text.replace(IMAGE, NOSSL_IMAGE)
+    )
+    wait_in_log(
+        cluster,
+        "ray-head",
+        ["exec", "{c}", "cat", "/tmp/ray/session_latest/logs/dashboard.err"],
+        "ImportError: libssl.so.3",
+    )
+    doc = report(raydoctor(["check", "--compose", str(cluster.file), "--no-roundtrip", "--json"], cluster.folder, env))
+    dashboard = by_id(doc, "network.dashboard")
+    assert dashboard["code"] == "network.dashboard.died_in_container", dashboard
+    assert "ImportError: libssl.so.3: cannot open shared object file" in dashboard["summary"]
+    assert any("dashboard.err" in line for line in dashboard["details"])
+    source = by_id(doc, "head.source")
+    assert source["code"] == "head.source.runs_without_dashboard" and "the head runs" in source["summary"], source
+    ports = by_id(doc, "network.ports")
+    assert (
+        "Another service" not in ports["remediation"]["text"]
+        and "nothing listens inside" in ports["remediation"]["text"]
+    )
+    assert all("another service" not in (r["remediation"] or {}).get("text", "") for r in doc["results"])
+
+
+def test_head_container_that_exited_is_said_with_its_log(broken, tmp_path_factory, env) -> None:
+    cluster = start_variant(
+        broken,
+        tmp_path_factory.mktemp(f"exited{os.getpid()}-"),
+        lambda text: text.replace(
+            "--ray-client-server-port=10001 --block", "--ray-client-server-port=10001 --num-cpus=abc --block"
+        ),
+    )
+    wait_in_log(cluster, "ray-head", ["logs", "{c}"], "Invalid value")
+    wait_in_log(cluster, "ray-head", ["inspect", "--format", "{{.State.Status}}", "{c}"], "exited")
+    doc = report(raydoctor(["check", "--compose", str(cluster.file), "--no-roundtrip", "--json"], cluster.folder, env))
+    source = by_id(doc, "head.source")
+    assert source["code"] == "head.source.head_exited" and source["status"] == "fail", source
+    assert "is not running (Exited (2)" in source["summary"] and "'abc' is not a valid" in source["summary"], source[
+        "summary"
+    ]
+    assert by_id(doc, "network.dashboard")["code"] == "network.dashboard.head_exited"
+
+
+def test_worker_refused_by_the_head_quotes_rays_version_line(broken, tmp_path_factory, env) -> None:
+    def skew_worker(text: str) -> str:
+        head, worker = text.split("  ray-worker:")
+        return head + "  ray-worker:" + worker.replace(IMAGE, "raydoctor-test/ray-skewed:2.49.2", 1)
+
+    cluster = start_variant(broken, tmp_path_factory.mktemp(f"skewed{os.getpid()}-"), skew_worker)
+    wait_in_log(cluster, "ray-worker", ["logs", "{c}"], "Version mismatch")
+    # Said from the worker's own log, whether or not the head's dashboard answers yet.
+    doc = report(raydoctor(["check", "--compose", str(cluster.file), "--no-roundtrip", "--json"], cluster.folder, env))
+    nodes = by_id(doc, "head.nodes")
+    assert nodes["code"] == "head.nodes.worker_refused" and nodes["status"] == "fail", nodes
+    assert "Version mismatch" in nodes["summary"] and "Ray: 2.49.1" in nodes["summary"], nodes["summary"]

@@ -1,7 +1,8 @@
 """Docker Engine as a source of head facts: used where it answers, skipped quietly where not.
 
-No engine runs on the test machines, so the "engine present" path drives a fake
-``docker`` executable on PATH that answers like the real CLI.
+These drive a fake ``docker`` executable on PATH that answers like the real CLI, so that each
+answer (no engine, no plugin, an odd image) is chosen by the test; the real engine is met in
+tests/test_compose_real.py.
 """
 
 from __future__ import annotations

@@ -347,3 +347,63 @@ def test_no_docker_at_all_says_what_to_install(tmp_path: Path) -> None:
 
     fix = remedies.start_compose(SHIPPED, DockerCli(None))
     assert not fix.commands and "install Docker with its compose plugin" in fix.text
+
+
+# -- issue 19, case 5: suggested commands run where they are pasted ---------------------------------
+
+
+def test_root_commands_have_no_sudo_for_root_and_sudo_only_where_installed(tmp_path: Path, monkeypatch) -> None:
+    bare = path_without(os.environ.get("PATH", ""), ["sudo"], tmp_path / "bare")
+    with_sudo = tmp_path / "sudo-bin"
+    with_sudo.mkdir()
+    (with_sudo / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    (with_sudo / "sudo").chmod(0o755)
+    argv = ["systemctl", "restart", "docker"]
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert remedies.as_root(argv, {"PATH": f"{with_sudo}:{bare}"}) == "systemctl restart docker"
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert remedies.as_root(argv, {"PATH": f"{with_sudo}:{bare}"}) == "sudo systemctl restart docker"
+    assert remedies.as_root(argv, {"PATH": bare}) == "systemctl restart docker"
+
+
+def test_gpu_remedies_name_no_program_that_is_not_installed(tmp_path: Path) -> None:
+    bare = path_without(os.environ.get("PATH", ""), ["nvidia-smi", "nvidia-ctk"], tmp_path / "bare")
+    toolkit = remedies.nvidia_toolkit({"PATH": bare})
+    assert toolkit.commands == () and "Install the NVIDIA Container Toolkit" in toolkit.text
+    assert remedies.nvidia_smi({"PATH": bare}) == ()
+    tools = tmp_path / "nvidia-bin"
+    tools.mkdir()
+    for name in ("nvidia-smi", "nvidia-ctk"):
+        (tools / name).write_text("#!/bin/sh\nexit 0\n")
+        (tools / name).chmod(0o755)
+    env = {"PATH": f"{tools}:{bare}"}
+    assert remedies.nvidia_smi(env) == ("nvidia-smi",)
+    configure = remedies.nvidia_toolkit(env).commands[0]
+    assert configure.endswith("nvidia-ctk runtime configure --runtime=docker")
+    assert configure.startswith("sudo ") == (os.geteuid() != 0 and shutil.which("sudo", path=bare) is not None)
+
+
+def test_jobs_client_fix_names_raydoctor_as_it_runs_here(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """``--mode jobs`` with an interpreter without Ray: the fix command reaches this raydoctor even where
+    PATH has no ``raydoctor`` (never a bare name that would not run)."""
+    import venv as venv_module
+
+    from doctor.checks.jobs import job_client
+    from doctor.context import CheckContext
+
+    env_dir = tmp_path / "no-ray"
+    venv_module.create(env_dir, with_pip=False)
+    bare = path_without(clean_env["PATH"], ["raydoctor"], tmp_path / "bare")
+    environ = {**clean_env, "PATH": bare}
+    ctx = CheckContext(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", mode="jobs", python=str(env_dir / "bin" / "python")),
+        environ=environ,
+        cwd=tmp_path,
+    )
+    res = job_client(ctx)
+    assert res.code == "jobs.client.missing", res.summary
+    fix = res.remediation.commands[-1]
+    assert fix.endswith("fix --image rayproject/ray:2.49.2-py312-cpu --mode jobs"), fix
+    assert not fix.startswith("raydoctor "), fix
+    program = shlex.split(fix)[0]
+    assert os.path.isabs(program) and os.access(program, os.X_OK), fix

@@ -69,6 +69,9 @@ def head_source(ctx: CheckContext) -> Result:
             fix=Remediation(how.capitalize() + ".", (remedies.raydoctor_check("127.0.0.1:8265", ctx.environ),)),
         )
     if target.kind == "compose" and target.address is not None:
+        inside = _inside(ctx, known, details)
+        if inside is not None:
+            return inside
         if facts.live_error_kind in UNREACHABLE_KINDS:
             # The cause in tcp.describe's one wording, as network.dashboard says it.
             cause = facts.live_error or f"{target.address.dashboard_url}: {facts.live_error_kind}"
@@ -84,6 +87,43 @@ def head_source(ctx: CheckContext) -> Result:
         if facts.live_error:
             return _dead_target(ctx, known, details)
     return finding(Status.OK, known, code="head.source.known", details=details)
+
+
+def _inside(ctx: CheckContext, known: str, details: list[str]) -> Result | None:
+    """A compose head read from inside its container: one that exited (its log says why), or one that
+    runs without its dashboard (said to run: its GCS and client server answer)."""
+    from doctor.checks.network import inside_view
+
+    if ctx.head().live_error_kind is None:
+        return None
+    view = inside_view(ctx)
+    if view is None or view.head is None:
+        return None
+    head = view.head
+    if view.dashboard_died:
+        return finding(
+            Status.WARN,
+            f"{known}; the head runs ({head.name}: {head.status}) without its dashboard: {view.dashboard_err.error}",
+            code="head.source.runs_without_dashboard",
+            details=[*details, f"{view.dashboard_err.source}:", *view.dashboard_err.quoted()],
+            fix=Remediation("The dashboard died at start: network.dashboard says what its log says and what to do."),
+            data={"container": head.name, "state": head.state},
+        )
+    if not head.running:
+        log = view.head_log
+        cause = f": {log.error}" if log is not None and log.error else ""
+        start = remedies.start_compose(ctx.target.compose_path or "", ctx.docker_cli())
+        return finding(
+            Status.FAIL,
+            f"{known}; the head container {head.name} is not running ({head.status}){cause}",
+            code="head.source.head_exited",
+            details=[*details, *([f"{log.source}:", *log.quoted()] if log is not None else [])],
+            fix=Remediation(
+                "Fix what the head's log says (above), then start the cluster again. " + start.text, start.commands
+            ),
+            data={"container": head.name, "state": head.state},
+        )
+    return None
 
 
 def dashboard_hint(ctx: CheckContext) -> tuple[str, str]:

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from doctor import proc
+from doctor import proc, remedies
 from doctor.context import CheckContext
 from doctor.facts.cluster import describe_node
 from doctor.head import docker
@@ -37,10 +37,6 @@ PROBE_LIMIT_S = 30.0
 MIN_DRIVER = {11: (450, 80, 2), 12: (525, 60, 13)}
 FULL_SUPPORT = {(12, 8): (570, 26)}
 
-TOOLKIT_FIX = Remediation(
-    "Install the NVIDIA Container Toolkit and register its runtime with Docker.",
-    ("sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"),
-)
 
 # Runs on the cluster as the job's entrypoint, which Ray gives one GPU (entrypoint_num_gpus=1).
 # It imports neither Ray nor anything slow unless present (torch): what the process sees is the point.
@@ -215,8 +211,9 @@ def check_host(ctx: CheckContext) -> Result:
                 f"no NVIDIA driver on this host (no nvidia-smi, no NVML), but {_why_gpu(ctx)}",
                 code="gpu.host.no_driver",
                 fix=Remediation(
-                    "Install the NVIDIA driver (and the container toolkit), or use the image's -cpu variant.",
-                    ("nvidia-smi",),
+                    "Install the NVIDIA driver (it brings nvidia-smi; then the NVIDIA Container Toolkit), "
+                    "or use the image's -cpu variant.",
+                    remedies.nvidia_smi(),  # PATH as host_gpus reads it
                 ),
             )
         why = ""
@@ -235,7 +232,7 @@ def check_host(ctx: CheckContext) -> Result:
     if status is not Status.OK:
         fix = Remediation(
             "Update the NVIDIA driver, or use an image built for an older CUDA (a -cuXYZ tag your driver supports).",
-            ("nvidia-smi",),
+            remedies.nvidia_smi(),
         )
     return finding(
         status, f"{summary}: {verdict}", code=f"gpu.host.driver_{status.value}", details=details, fix=fix, data=data
@@ -277,7 +274,7 @@ def check_docker(ctx: CheckContext) -> Result:
             Status.FAIL,
             f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
             code="gpu.docker.no_nvidia_runtime",
-            fix=TOOLKIT_FIX,
+            fix=remedies.nvidia_toolkit(getattr(ctx, "environ", None)),
             data={"runtimes": names},
         )
     return finding(

@@ -24,7 +24,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from doctor import proc
+from doctor import proc, remedies
 from doctor.codes import JOBS_CLIENT_OK
 from doctor.context import CheckContext
 from doctor.head import jobs as jobs_api
@@ -118,7 +118,7 @@ def job_client(ctx: CheckContext) -> Result:
         details=[f"{NO_MATCHING}; any Python works, and Ray's version need not match the cluster's."],
         fix=Remediation(
             "Install ray[default] (raydoctor fix --mode jobs builds a small env with it).",
-            (pip, "raydoctor fix --mode jobs"),
+            (pip, remedies.raydoctor(["fix", *remedies.target_flags(ctx.options), "--mode", "jobs"], ctx.environ)),
         ),
     )
 

@@ -547,6 +547,12 @@ def _word(state: PortState) -> str:
     return label(state.state)
 
 
+def _dashboard_died_inside(ctx: CheckContext) -> str | None:
+    """The head container's name where the dashboard died inside it (it runs), else None."""
+    view = inside_view(ctx)
+    return view.head.name if view is not None and view.dashboard_died else None
+
+
 def _ports_fix(ctx: CheckContext, bad: list[PortState]) -> Remediation:
     kinds = {s.state for s in bad}
     roles = ", ".join(_PORT_FIX[s.spec.role] for s in bad)
@@ -561,6 +567,11 @@ def _ports_fix(ctx: CheckContext, bad: list[PortState]) -> Remediation:
         text = f"Packets to {roles} are dropped or cannot be routed: check that the host is up, the firewall/security group, and the VPN."
     elif kinds <= {"unresolvable"}:
         text = "The host name does not resolve: fix it or use the head's IP address."
+    elif kinds <= {"silent", "not_ray", "too_slow"} and _dashboard_died_inside(ctx) is not None:
+        text = (
+            f"Docker's port proxy holds {roles} but nothing listens inside {_dashboard_died_inside(ctx)}: "
+            "the dashboard died there (network.dashboard quotes its log); its agent's ports go with it."
+        )
     elif kinds <= {"silent", "not_ray", "too_slow"}:
         text = f"Another service, or a proxy that does not forward, holds {roles}: point raydoctor at the head's real ports."
     else:
@@ -661,10 +672,64 @@ def _dashboard_elsewhere(ctx: CheckContext, kind: str, message: str) -> Result |
     )
 
 
+def inside_view(ctx: CheckContext) -> Any:
+    """The compose cluster read from inside its containers (``doctor.head.containers.InsideView``), or None:
+    only for a compose target on loopback (its published ports are this machine's)."""
+    if ctx.target.kind != "compose" or not _loopback(ctx):
+        return None
+    try:
+        return ctx.inside()
+    except Exception:
+        return None
+
+
+def _inside_dashboard(ctx: CheckContext, message: str) -> Result | None:
+    """A dashboard that died in a running head container, or a head container that is not running: said
+    from the container's state and the component's own log, not guessed from the published port."""
+    view = inside_view(ctx)
+    if view is None or view.head is None:
+        return None
+    head = view.head
+    if view.dashboard_died:
+        log = view.dashboard_err
+        return finding(
+            Status.FAIL,
+            f"the dashboard died inside {head.name}, which runs ({head.status}): {log.error}",
+            code="network.dashboard.died_in_container",
+            details=[
+                message,
+                "Docker's port proxy accepts on the published port and closes it: nothing listens inside",
+                f"{log.source}:",
+                *log.quoted(),
+            ],
+            fix=Remediation(
+                f"Fix what the dashboard's log says (the image, usually), then restart the head: {head.name}'s GCS "
+                "and Ray Client server run without the dashboard, but the Jobs API and raydoctor's facts need it.",
+                (log.source,),
+            ),
+            data={"kind": "died_in_container", "container": head.name, "error": log.error},
+        )
+    if not head.running:
+        log = view.head_log
+        cause = f": {log.error}" if log is not None and log.error else ""
+        return finding(
+            Status.FAIL,
+            f"the head container {head.name} is not running ({head.status}){cause}",
+            code="network.dashboard.head_exited",
+            details=[message, *([f"{log.source}:", *log.quoted()] if log is not None else [])],
+            fix=START_SEE_HEAD,
+            data={"kind": "head_exited", "container": head.name, "state": head.state},
+        )
+    return None
+
+
 def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
     elsewhere = _dashboard_elsewhere(ctx, kind, message)
     if elsewhere is not None:
         return elsewhere
+    inside = _inside_dashboard(ctx, message)
+    if inside is not None:
+        return inside
     if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
         return finding(
             Status.WARN,
@@ -717,6 +782,9 @@ def _dashboard_error(ctx: CheckContext, exc: DashboardError) -> Result:
 
 def _not_ray(ctx: CheckContext, message: str) -> Result:
     """``message`` is ``describe("not_ray", ...)``'s sentence, from the dashboard client or the probe."""
+    inside = _inside_dashboard(ctx, message)
+    if inside is not None:
+        return inside
     address = _address(ctx)
     return finding(
         Status.FAIL,

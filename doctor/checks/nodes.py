@@ -28,9 +28,36 @@ def _total(nodes: list[dict[str, Any]], resource: str) -> float:
     return total
 
 
+def _refused_workers(ctx: Any) -> list[Any]:
+    """(container, log tail) of a compose cluster's workers whose log says Ray refused them."""
+    from doctor.checks.network import inside_view
+
+    view = inside_view(ctx)
+    return list(view.refused) if view is not None else []
+
+
+def _refused(refused: list[Any], summary: str, data: dict[str, Any]) -> Result:
+    _, log = refused[0]
+    return finding(
+        Status.FAIL,
+        f"{summary}; the head refused {', '.join(w.name for w, _ in refused)}: {log.error}",
+        code="head.nodes.worker_refused",
+        details=[f"{log.source}:", *log.quoted()],
+        fix=Remediation(
+            "Run the head's image on every node: Ray checks that a joining node's Ray and Python match the "
+            "cluster's (ray/_private/utils.py::check_version_info).",
+            (),
+        ),
+        data={**data, "refused": [w.name for w, _ in refused]},
+    )
+
+
 def judge_node_list(ctx: Any) -> Result:
     """Alive and dead nodes, and whether an alive head is among them."""
     if not ctx.head().live:
+        refused = _refused_workers(ctx)  # a worker's own log says so, whether or not the dashboard answers
+        if refused:
+            return _refused(refused, "the cluster's dashboard did not answer (see head.source)", {})
         return finding(Status.SKIP, "the cluster did not answer (see head.source)", code="head.nodes.unreachable")
     try:
         nodes = ctx.nodes()
@@ -76,6 +103,9 @@ def judge_node_list(ctx: Any) -> Result:
             ),
             data=data,
         )
+    refused = _refused_workers(ctx)
+    if refused:
+        return _refused(refused, summary, data)
     if not dead:
         return finding(Status.OK, summary, code="head.nodes.alive", data=data)
     names = ", ".join(describe_node(n) for n in dead[:3])

@@ -6,6 +6,7 @@
 #         when no engine answers (its pid in $STATE/dockerd.pid), and builds the stand-in images once:
 #           rayproject/ray:2.49.2.7b0af3-py312-cpu   the tutorial's image (tests/engine/build_image.sh)
 #           raydoctor-test/ray-nossl:2.49.2          the same without libssl3 (the dashboard dies at start)
+#           raydoctor-test/ray-skewed:2.49.2         the same saying Ray 2.49.1 (a worker the head refuses)
 #         An image `docker image inspect` finds is not built again; the root filesystem's tarball is kept
 #         under $CACHE/images so that an emptied engine imports it again in seconds.
 #   down  stops the dockerd that `up` started; an engine that was already running is left alone.
@@ -19,6 +20,7 @@ CACHE="${RAYDOCTOR_TEST_CACHE:-$HOME/.cache/raydoctor-tests}"
 STATE="$CACHE/engine"
 RAY_IMAGE="rayproject/ray:2.49.2.7b0af3-py312-cpu"
 NOSSL_IMAGE="raydoctor-test/ray-nossl:2.49.2"
+SKEWED_IMAGE="raydoctor-test/ray-skewed:2.49.2"
 mkdir -p "$STATE"
 
 say() { echo "engine: $*" >&2; }
@@ -75,6 +77,15 @@ stop_engine() {
 
 have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 
+derive() { # TAG SHELL_COMMAND: the stand-in with one command run as root on top (no registry: FROM is local)
+    have_image "$1" && return 0
+    local ctx
+    ctx="$(mktemp -d)"
+    printf 'FROM %s\nUSER root\nRUN %s\nUSER ray\n' "$RAY_IMAGE" "$2" >"$ctx/Dockerfile"
+    DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$1" "$ctx" >/dev/null || { rm -rf "$ctx"; die "building $1 failed"; }
+    rm -rf "$ctx"
+}
+
 build_images() {
     if ! have_image "$RAY_IMAGE"; then
         (
@@ -83,16 +94,12 @@ build_images() {
         ) 9>"$STATE/build.lock"
     fi
     have_image "$RAY_IMAGE" || die "the stand-in image $RAY_IMAGE was not built"
-    if ! have_image "$NOSSL_IMAGE"; then
-        # The tutorial's image with OpenSSL's libraries removed: the dashboard's aiohttp needs
-        # libssl.so.3 and dies at start while GCS and the client server run (REFERENCE.md section 10).
-        local ctx
-        ctx="$(mktemp -d)"
-        printf 'FROM %s\nUSER root\nRUN rm -f /usr/lib/x86_64-linux-gnu/libssl.so.3 /usr/lib/x86_64-linux-gnu/libcrypto.so.3 && ldconfig\nUSER ray\n' \
-            "$RAY_IMAGE" >"$ctx/Dockerfile"
-        DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$NOSSL_IMAGE" "$ctx" >/dev/null || { rm -rf "$ctx"; die "building $NOSSL_IMAGE failed"; }
-        rm -rf "$ctx"
-    fi
+    # The tutorial's image with OpenSSL's libraries removed: the dashboard's aiohttp needs
+    # libssl.so.3 and dies at start while GCS and the client server run (REFERENCE.md section 10).
+    derive "$NOSSL_IMAGE" 'rm -f /usr/lib/x86_64-linux-gnu/libssl.so.3 /usr/lib/x86_64-linux-gnu/libcrypto.so.3 && ldconfig'
+    # The tutorial's image whose Ray says 2.49.1: a worker from it is refused by a 2.49.2 head
+    # (ray/_private/utils.py::check_version_info compares ray.__version__ with the cluster's).
+    derive "$SKEWED_IMAGE" "sed -i 's/^version = \"2.49.2\"/version = \"2.49.1\"/' /home/ray/anaconda3/lib/python3.12/site-packages/ray/_version.py"
 }
 
 case "${1:-up}" in

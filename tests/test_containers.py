@@ -1,0 +1,56 @@
+"""doctor.head.containers without an engine: which containers are the file's, and which log line is the cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doctor.head.containers import LogTail, _lines, _same_file
+
+DASHBOARD_ERR = """Traceback (most recent call last):
+  File "/home/ray/anaconda3/lib/python3.12/site-packages/ray/dashboard/dashboard.py", line 12, in <module>
+    import ssl
+  File "/home/ray/anaconda3/lib/python3.12/ssl.py", line 100, in <module>
+    import _ssl             # if we can't import it, let the error propagate
+    ^^^^^^^^^^^
+ImportError: libssl.so.3: cannot open shared object file: No such file or directory
+"""
+
+# Ray's own message (ray/_private/utils.py::check_version_info), as `ray start --address` prints it.
+WORKER_LOG = """  File "/home/ray/anaconda3/lib/python3.12/site-packages/ray/_private/utils.py", line 1286, in check_version_info
+    raise RuntimeError(error_message)
+RuntimeError: Version mismatch: The cluster was started with:
+    Ray: 2.49.2
+    Python: 3.12.1
+This process on node 172.29.0.2 was started with:
+    Ray: 2.49.1
+    Python: 3.12.1
+"""
+
+
+def test_the_last_error_line_is_the_cause() -> None:
+    tail = LogTail("docker exec h tail", _lines(DASHBOARD_ERR))
+    assert tail.error == "ImportError: libssl.so.3: cannot open shared object file: No such file or directory"
+    assert tail.quoted()[-1].strip().startswith("ImportError")
+    assert LogTail("x", _lines("INFO all well\nstarted\n")).error is None
+
+
+def test_version_mismatch_is_quoted_whole_on_one_line() -> None:
+    error = LogTail("docker logs w", _lines(WORKER_LOG)).error
+    assert error is not None
+    assert error.startswith("RuntimeError: Version mismatch: The cluster was started with: Ray: 2.49.2")
+    assert "This process on node 172.29.0.2 was started with: Ray: 2.49.1 Python: 3.12.1" in error
+
+
+def test_container_text_is_stripped_of_control_characters() -> None:
+    lines = _lines("ImportError: bad\x1b[31m red\x07\n")
+    assert all(ch.isprintable() for line in lines for ch in line)
+
+
+def test_containers_are_matched_by_the_compose_files_labels(tmp_path: Path) -> None:
+    compose = tmp_path / "cpu-ray-cluster.yaml"
+    compose.write_text("services: {}\n")
+    # docker-compose 1.29: the file as given, relative to working_dir; compose v2: absolute, comma-separated.
+    assert _same_file("cpu-ray-cluster.yaml", str(tmp_path), compose)
+    assert _same_file(f"/elsewhere/a.yaml,{compose}", "/", compose)
+    assert not _same_file("cpu-ray-cluster.yaml", "/another/folder", compose)
+    assert not _same_file("", str(tmp_path), compose)
