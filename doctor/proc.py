@@ -70,14 +70,21 @@ _roots_lock = threading.Lock()
 
 
 def _ours_and_private(path: Path) -> bool:
-    """A real folder (not a symlink) this user owns that nobody else can enter or write."""
+    """A real folder (not a symlink) this user owns that nobody else can enter or write, below folders
+    that nobody else can rename it out of: each parent is this user's or root's, and writable by others
+    only with the sticky bit (``/tmp``)."""
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         return False
     if os.name == "nt":
         return True
-    if info.st_uid != os.getuid():
+    me = os.getuid()
+    if info.st_uid != me:
         return False
+    for parent in path.absolute().parents:
+        up = os.stat(parent)
+        if up.st_uid not in (me, 0) or (up.st_mode & 0o022 and not up.st_mode & stat.S_ISVTX):
+            return False
     if info.st_mode & 0o077:
         os.chmod(path, 0o700)
     return True

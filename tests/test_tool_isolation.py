@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -220,3 +221,16 @@ def test_virtualenv_and_the_pythons_it_starts_run_outside_the_checkout(
         assert cwds and str(repo) not in cwds and all("/run/cwd-" in c for c in cwds), cwds
     finally:
         discard_venv(made)
+
+
+def test_a_state_folder_others_can_write_above_is_not_used_for_childrens_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by anyone, no sticky bit: another user could swap what is below
+    monkeypatch.setenv("RAYDOCTOR_STATE_DIR", str(shared / "state"))
+    root = proc.private_root()
+    assert shared not in root.parents and stat.S_IMODE(root.stat().st_mode) == 0o700
+    with proc.private_cwd() as folder:
+        assert folder.parent == root and list(folder.iterdir()) == []

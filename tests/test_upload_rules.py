@@ -48,6 +48,7 @@ def test_secret_looking_files_git_and_credentials_folders_are_never_uploaded(tmp
     planted = [
         ".env",
         ".env.production",
+        ".envrc",
         "id_rsa",
         "id_ed25519.pub",
         "deploy/id_ecdsa",

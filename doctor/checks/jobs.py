@@ -576,6 +576,8 @@ def submit_check(ctx: CheckContext) -> Result:
                 if not jobs_api.package_exists(uploader, uri):
                     write_zip(package, zip_path)
                     jobs_api.upload_package(uploader, uri, zip_path)
+        except PackError as exc:  # a file swapped (for a FIFO, a device, a link out) since it was judged
+            return finding(Status.FAIL, f"the working_dir was not uploaded: {exc}", code="jobs.submit.unpackable")
         except (DashboardError, jobs_api.JobError) as exc:
             kind = getattr(exc, "kind", "jobs")
             code = "too_large" if kind == "too_large" else "upload_failed"

@@ -61,7 +61,7 @@ MAX_ENTRIES = 200_000  # paths walked before raydoctor gives up on a folder (Ray
 
 # Names that look like secrets: never uploaded (raydoctor's rule; Ray uploads them). Matched on one name.
 _SECRET_NAMES = (
-    re.compile(r"\.env(\..+)?"),
+    re.compile(r"\.env(\..+)?|\.envrc"),
     re.compile(r".*\.(pem|key|p12|pfx)", re.IGNORECASE),
     re.compile(r"id_(rsa|dsa|ecdsa|ed25519)(\..*)?"),
     re.compile(r".*credentials.*", re.IGNORECASE),
