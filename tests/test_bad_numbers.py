@@ -54,7 +54,7 @@ def test_address_port_from_ray_address(capsys, here, monkeypatch):
 
 def test_address_port_from_settings_file(capsys, here):
     (here / "raydoctor.toml").write_text("address = 'h:²'\n")
-    code, _, err = run_cli(capsys, "check", "--no-roundtrip")
+    code, _, err = run_cli(capsys, "check", "--no-roundtrip", "--trust-settings")  # address applies once trusted
     assert "Traceback" not in err
     one_line_usage_error(code, err, "'²'")
 
@@ -101,7 +101,7 @@ def test_nul_in_a_settings_path(capsys, here):
 
 def test_control_characters_in_an_error_stay_out_of_the_terminal(capsys, here):
     (here / "raydoctor.toml").write_text('runtime-env = "r\\u001b]52;c;aGk=\\u0007\\nx.yaml"\n')
-    code, _, err = run_cli(capsys, "check", *IMAGE, "--requirements", "empty.txt")
+    code, _, err = run_cli(capsys, "check", *IMAGE, "--requirements", "empty.txt", "--trust-settings")
     one_line_usage_error(code, err, "x.yaml")
     assert "\x1b" not in err and "\x07" not in err
 
