@@ -76,6 +76,8 @@ ROWS = [
     pytest.param(Row("2.35.0", "3.11"), id="ray2.35.0-py3.11", marks=pytest.mark.matrix_only),
     pytest.param(Row("2.44.1", "3.12"), id="ray2.44.1-py3.12", marks=pytest.mark.matrix_only),
     pytest.param(Row("2.49.2", "3.12"), id="ray2.49.2-py3.12", marks=pytest.mark.ci),
+    # Not passed here yet (docs/ray-matrix.md): under this machine's load the head's GCS answered get_node
+    # with "RPC error: Deadline Exceeded" until ray/_private/node.py's fixed 30 s wait for the raylet ran out.
     pytest.param(Row("2.60.0", "3.12", token=True), id="ray2.60.0-py3.12-token", marks=pytest.mark.matrix_only),
 ]
 
