@@ -78,6 +78,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             missing("needs uv (the `uv` package in this venv or `uv` on PATH): pip install uv")
 
 
+# -- the version matrix (tests/test_ray_matrix.py): every row with -m matrix, else the ci rows --------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "matrix" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("matrix_only") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 # -- multiprocessing's pymp-* folders must not outlive the run (issue 12) -----------------------
 
 
