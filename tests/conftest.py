@@ -56,10 +56,10 @@ def _uv() -> str | None:
 LIVE_FIXTURES = frozenset(
     {"head_python", "ray_head", "ray_head_worker", "ray_gpu_head", "token_python", "token_head", "fix_env"}
 )
-LIVE_MARKERS = ("cluster", "slow", "needs", "engine", "live")
+LIVE_MARKERS = ("cluster", "slow", "needs", "engine", "matrix", "live")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _mark_live(items: list[pytest.Item]) -> None:
     for item in items:
         uses = set(getattr(item, "fixturenames", ()))
         if uses & LIVE_FIXTURES or any(item.get_closest_marker(m) for m in LIVE_MARKERS):
@@ -82,6 +82,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _mark_live(items)
     if "matrix" in (config.option.markexpr or ""):
         return
     kept = [item for item in items if item.get_closest_marker("matrix_only") is None]
