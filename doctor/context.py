@@ -327,6 +327,7 @@ class CheckContext:
         self._rt_started: Lazy[Started | None] = Lazy(self._start_roundtrip)
         self._rt_limit = ROUNDTRIP_LIMIT_S
         self._rt_run: Lazy[ProbeRun] = Lazy(self._finish_roundtrip)
+        self._rt_again: Lazy[ProbeRun] = Lazy(self._second_roundtrip)  # once, after a known transient crash
         self._rt_lock = threading.Lock()
         self._rt_requested = False
         self._rt_cancelled = False
@@ -486,6 +487,18 @@ class CheckContext:
         if started is None:
             return ProbeRun(None, True, 0.0)
         return finish_probe(started, self._rt_limit)
+
+    def _second_roundtrip(self) -> ProbeRun:
+        address = self.client_address()
+        assert address is not None, "the round trip needs an address"
+        started = start_probe(self.interpreter_path, address.client_url, self.child_environ())
+        return finish_probe(started, self._rt_limit)
+
+    def roundtrip_again(self) -> ProbeRun:
+        """A second, fresh round trip (once per run): for a failure Ray's own known bugs call transient
+        (the client server's gRPC fork crash on the first client of a fresh head, ``doctor.ray_bugs``).
+        Raises ``InterpreterError`` when the interpreter cannot run."""
+        return self._rt_again.get()
 
     def start_roundtrip(self) -> Started | None:
         """Start the round trip now (once); raises ``InterpreterError`` when the interpreter cannot run."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from doctor.checks.roundtrip import ProbeRun
 from doctor.context import Lazy
 from doctor.head.facts import HeadFacts
 from doctor.local.interpreter import LocalFacts
-from doctor.model import Fact, Status
+from doctor.model import Fact, Remediation, Result, Status, finding
 from doctor.options import TargetOptions
 from tests.fake_servers import FakeHTTP, GrpcLookalike, SilentPort, closed_port, json_answer
 from tests.helpers import by_id, processes_mentioning, wait_for
@@ -315,3 +316,58 @@ def test_failure_codes_are_stable(run, code):
     )
     res = roundtrip._failure(ctx, run)
     assert res.status is Status.FAIL and res.code == code
+
+
+# -- the client server's gRPC fork crash on a fresh head's first client: one more try (issue 19) --------
+
+
+class _Again:
+    """Just what roundtrip's second try reads of a context: the second run, and the judged interpreter."""
+
+    def __init__(self, second: ProbeRun) -> None:
+        self.second = second
+        self.asked = 0
+
+    def roundtrip_again(self) -> ProbeRun:
+        self.asked += 1
+        return self.second
+
+    def local(self) -> Any:
+        return type("Local", (), {"executable": "/envs/e/bin/python"})()
+
+
+def _fork_crash_failure() -> Result:
+    fix = Remediation("Restart the head with GRPC_ENABLE_FORK_SUPPORT=0 in its environment.", ())
+    return finding(
+        Status.FAIL,
+        "the head's Ray Client server crashed when it forked the per-client server",
+        code="roundtrip.client.fork_crash",
+        details=["head ray_client_server_23000.err: Check failed: next_worker->state == KICKED"],
+        fix=fix,
+        data={"cause": roundtrip.FORK_CRASH},
+    )
+
+
+def test_a_fork_crash_on_the_first_client_is_tried_once_more_and_kept_as_a_warning() -> None:
+    worked = ProbeRun(
+        0,
+        False,
+        1.5,
+        result={"worker": {"python": "3.12.9", "ray": "2.49.2", "node_id": "ab" * 20}, "timings": {}},
+        url="ray://127.0.0.1:10001",
+    )
+    ctx = _Again(worked)
+    res = roundtrip._after_transient(ctx, _fork_crash_failure())  # type: ignore[arg-type]
+    assert ctx.asked == 1
+    assert res.status is Status.WARN and res.code == "roundtrip.client.fork_crash_transient"
+    assert "a second connection worked" in res.summary and "ray://127.0.0.1:10001 answered" in res.summary
+    assert res.remediation is not None and "GRPC_ENABLE_FORK_SUPPORT=0" in res.remediation.text  # head-side fix kept
+    assert any("next_worker->state == KICKED" in d for d in res.details)
+
+
+def test_a_fork_crash_that_happens_again_stays_a_failure() -> None:
+    ctx = _Again(ProbeRun(1, False, 3.0, error={"type": "ConnectionError", "message": "ray client connection timeout"}))
+    failed = _fork_crash_failure()
+    res = roundtrip._after_transient(ctx, failed)  # type: ignore[arg-type]
+    assert ctx.asked == 1 and res.status is Status.FAIL and res.code == "roundtrip.client.fork_crash"
+    assert "a second connection failed too" in res.details[-1]
