@@ -419,3 +419,58 @@ def test_an_index_the_head_cannot_reach_is_named(ray_head, tmp_path, clean_env, 
     assert "cannot reach its package index" in sub.summary and index in sub.summary
     assert any(d.startswith("the head's setup log, runtime_env_setup-") for d in sub.details), sub.details
     assert sub.data["deleted"] is True
+
+
+def test_an_unknown_setup_failure_quotes_the_heads_last_error_line():
+    from doctor.checks.jobs import _last_error
+
+    name = "runtime_env_setup-01000000.log"
+    log = (
+        "INFO pip.py:123 -- Creating virtualenv at /tmp/ray/session/runtime_resources/pip/abc/virtualenv\n"
+        "Traceback (most recent call last):\n"
+        '  File "virtualenv/create/creator.py", line 40, in run\n'
+        "PermissionError: [Errno 13] Permission denied: '/old/prefix/lib/libpython3.12.so.1.0'\n"
+        "INFO -- cleaning up\n"
+    )
+    assert _last_error([(name, log)]) == (
+        f"{name}: PermissionError: [Errno 13] Permission denied: '/old/prefix/lib/libpython3.12.so.1.0'"
+    )
+    assert _last_error([(name, "INFO all good\n")]) == ""
+
+
+@pytest.mark.cluster
+def test_an_unknown_runtime_env_failure_is_quoted_and_never_sends_you_to_a_deleted_job(
+    ray_head, tmp_path, clean_env, head_python
+):
+    """pip refuses an option raydoctor has no rule for: the finding quotes the head's own last error line
+    (read through the dashboard's log API) and, the probe job being removed, does not send the user to it."""
+    runtime_env = {
+        "pip": {"packages": ["six"], "pip_install_options": ["--isolated", "--no-such-option-raydoctor"]},
+        "env_vars": {"PIP_CONFIG_FILE": os.devnull},
+    }
+    (tmp_path / "re.json").write_text(json.dumps(runtime_env))
+    res = jobs_mode(
+        ray_head.dashboard_url,
+        tmp_path,
+        clean_env,
+        python=str(head_python),
+        jobs=True,
+        runtime_env=tmp_path / "re.json",
+    )
+    sub = res["jobs.submit"]
+    assert sub.status is Status.FAIL and sub.data["deleted"] is True, (sub.summary, sub.details)
+    quoted = [d for d in sub.details if d.startswith("the head's last error, runtime_env_setup-")]
+    assert quoted and "no-such-option-raydoctor" in quoted[0], sub.details
+    assert "ray job logs" not in sub.remediation.text
+
+
+def test_past_rays_wrapper_line_the_commands_own_last_line_is_quoted():
+    from doctor.checks.jobs import _last_error
+
+    name = "runtime_env_setup-01000000.log"
+    log = (
+        "ray._private.runtime_env.utils.SubprocessCalledProcessError: Run cmd[9] failed with the following details.\n"
+        "Usage:   \n  /venv/bin/python -m pip install [options] <requirement specifier> ...\n\n"
+        "no such option: --no-such-option-raydoctor\n"
+    )
+    assert _last_error([(name, log)]) == f"{name}: no such option: --no-such-option-raydoctor"

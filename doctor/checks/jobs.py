@@ -639,27 +639,67 @@ def submit_check(ctx: CheckContext) -> Result:
         )
     # The head's own account first: its runtime_env setup logs (the job's message repeats part of them).
     indexes = judged.env.index_urls()
-    cause, line = _evidence(_new_since(logs_before, _setup_logs(ctx, dashboard)), indexes)
+    new_logs = _new_since(logs_before, _setup_logs(ctx, dashboard))
+    cause, line = _evidence(new_logs, indexes)
     cause = cause or name_cause("\n".join([outcome.message, outcome.logs]), indexes)
     message = " ".join(sanitize(outcome.message).split())[:300]
     details += [f"the head's setup log, {line}"] if line else []
     details += [f"message: {message}"] if message else []
     details += [f"log: {line}" for line in outcome.log_tail(8)]
     code, why = cause if cause else ("timed_out" if outcome.status == "TIMEOUT" else "failed", "")
-    summary = f"the job {outcome.status.lower()}" + (f": {why}" if why else (f": {message[:160]}" if message else ""))
+    last = "" if cause else _last_error(new_logs)  # an unknown failure: the head's own last error line
+    if last:
+        details.insert(len(details) - len(outcome.log_tail(8)), f"the head's last error, {last}")
+    summary = f"the job {outcome.status.lower()}" + (
+        f": {why}" if why else (f": {last[:200]}" if last else (f": {message[:160]}" if message else ""))
+    )
     fixes = {
         "pip_package": "Correct or remove that line of the runtime_env's pip list.",
         "index_unreachable": "Give the head a reachable index (pip's index_url in the runtime_env, or a proxy), or bake the packages into the image.",
         "too_large": "Shrink the working_dir with 'excludes' or .gitignore.",
     }
+    if outcome.deleted:  # its logs went with it: point at what is still there, the head's own log (quoted)
+        otherwise = (
+            "The head's runtime_env setup log quoted above says why (raydoctor removed its probe job, and the "
+            "job's own logs with it). Fix what that line names, on the head or in the runtime_env."
+            if last
+            else "raydoctor removed its probe job; read the head's runtime_env_setup-*.log (the dashboard's Logs "
+            "view, or /tmp/ray/session_latest/logs on the head)."
+        )
+    else:
+        otherwise = f"Read the job's logs: ray job logs {outcome.submission_id}"
     return finding(
         Status.FAIL,
         summary,
         code=f"jobs.submit.{code}",
         details=details,
-        fix=Remediation(fixes.get(code, "Read the job's logs: ray job logs <id> (raydoctor deleted the job)."), ()),
+        fix=Remediation(fixes.get(code, otherwise), ()),
         data=data,
     )
+
+
+_ERROR_LINE = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b|\bERROR\b|\bfailed\b", re.I)
+
+
+# Ray's wrapper around a failed setup command (ray/_private/runtime_env/utils.py::SubprocessCalledProcessError):
+# the command's own output follows it, and the command's last line says what went wrong.
+_RAY_WRAPPER = re.compile(r"failed with the following details")
+
+
+def _last_error(logs: list[tuple[str, str]]) -> str:
+    """The last line of the head's setup logs that names an error (``file: line``), else "". Past Ray's
+    wrapper line, the failed command's own last line (pip's ``no such option: …``) is the one quoted."""
+    for name, text in reversed(logs):
+        lines = text.splitlines()
+        for i in range(len(lines) - 1, -1, -1):
+            line = lines[i]
+            if not _ERROR_LINE.search(line) or line.lstrip().startswith("Traceback"):
+                continue
+            if _RAY_WRAPPER.search(line):
+                after = [ln for ln in lines[i + 1 :] if ln.strip() and not _RAY_WRAPPER.search(ln)]
+                line = after[-1] if after else line
+            return f"{name}: {' '.join(sanitize(line).split())[:240]}"
+    return ""
 
 
 def checks_for(ctx: CheckContext) -> list[Check]:
