@@ -130,13 +130,12 @@ def tool_env(clean_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def fix_cli(
-    args: list[str], cwd: Path, env: dict[str, str], *, image: str | None = FIX_IMAGE, timeout: float = 300
+def raydoctor_cli(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``raydoctor fix [--image IMAGE] --yes ARGS`` in a subprocess, output captured."""
-    target = ["--image", image] if image else []
+    """``raydoctor ARGS`` in a subprocess (this interpreter's ``-m doctor``), no stdin, output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "doctor", "fix", *target, "--yes", *args],
+        [sys.executable, "-m", "doctor", *args],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -144,6 +143,14 @@ def fix_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def fix_cli(
+    args: list[str], cwd: Path, env: dict[str, str], *, image: str | None = FIX_IMAGE, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``raydoctor fix [--image IMAGE] --yes ARGS`` in a subprocess, output captured."""
+    target = ["--image", image] if image else []
+    return raydoctor_cli(["fix", *target, "--yes", *args], cwd, env, timeout)
 
 
 def conda_envs(tmp_path: Path) -> list[str]:

@@ -20,7 +20,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import missing, tool_env
+from tests.helpers import missing, raydoctor_cli, tool_env
 from tests.ray_cluster import free_ports
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -65,15 +64,7 @@ def engine() -> None:
 def raydoctor(
     args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "doctor", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return raydoctor_cli(args, cwd, env, timeout)
 
 
 def report(done: subprocess.CompletedProcess[str]) -> dict:

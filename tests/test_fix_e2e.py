@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from doctor.fix.venv import read_marker
-from tests.helpers import python_for, tool_env
+from tests.helpers import python_for, raydoctor_cli, tool_env
 
 PY312 = python_for("3.12.1")
 REAL_HOME = Path(os.environ.get("HOME") or Path.home())  # before clean_env points HOME elsewhere
@@ -26,15 +26,7 @@ pytestmark = pytest.mark.needs(python="3.12.1", uv=True)
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "doctor", "fix", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return raydoctor_cli(["fix", *args], cwd, env, timeout)
 
 
 def roundtrip_module_present() -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from doctor.fix.venv import EnvLock, read_marker
-from tests.helpers import pyenv_python
+from tests.helpers import pyenv_python, raydoctor_cli
 
 PY312 = pyenv_python("3.12.1")  # the fake conda's channel is pyenv's folder (tests/fake_conda/conda)
 FAKE_CONDA = Path(__file__).parent / "fake_conda" / "conda"
@@ -41,15 +41,7 @@ def env(fix_env: dict[str, str]) -> dict[str, str]:
 
 
 def fix_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "doctor", "fix", "--image", IMAGE, "--yes", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return raydoctor_cli(["fix", "--image", IMAGE, "--yes", *args], cwd, env, timeout)
 
 
 def fix_popen(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:

@@ -390,6 +390,19 @@ def test_bad_pip_install_options_fail_before_upload(tmp_path, clean_env):
     assert "list of strings" in res["jobs.runtime_env"].remediation.text
 
 
+def submit_on_the_head(ray_head, tmp_path, clean_env, head_python, runtime_env: dict) -> dict:
+    """check --mode jobs --jobs against the test head, with ``runtime_env`` as the project's file."""
+    (tmp_path / "re.json").write_text(json.dumps(runtime_env))
+    return jobs_mode(
+        ray_head.dashboard_url,
+        tmp_path,
+        clean_env,
+        python=str(head_python),
+        jobs=True,
+        runtime_env=tmp_path / "re.json",
+    )
+
+
 @pytest.mark.cluster
 def test_an_index_the_head_cannot_reach_is_named(ray_head, tmp_path, clean_env, head_python):
     """pip_install_options (ray/_private/runtime_env/validation.py::parse_and_validate_pip; pip.py passes them
@@ -403,15 +416,7 @@ def test_an_index_the_head_cannot_reach_is_named(ray_head, tmp_path, clean_env, 
         "pip": {"packages": ["tabulate"], "pip_install_options": ["--isolated", "--index-url", index]},
         "env_vars": {"PIP_CONFIG_FILE": os.devnull},
     }
-    (tmp_path / "re.json").write_text(json.dumps(runtime_env))
-    res = jobs_mode(
-        ray_head.dashboard_url,
-        tmp_path,
-        clean_env,
-        python=str(head_python),
-        jobs=True,
-        runtime_env=tmp_path / "re.json",
-    )
+    res = submit_on_the_head(ray_head, tmp_path, clean_env, head_python, runtime_env)
     env = res["jobs.runtime_env"]
     assert env.status is Status.OK and any(index in d for d in env.details), env.details
     sub = res["jobs.submit"]
@@ -448,15 +453,7 @@ def test_an_unknown_runtime_env_failure_is_quoted_and_never_sends_you_to_a_delet
         "pip": {"packages": ["six"], "pip_install_options": ["--isolated", "--no-such-option-raydoctor"]},
         "env_vars": {"PIP_CONFIG_FILE": os.devnull},
     }
-    (tmp_path / "re.json").write_text(json.dumps(runtime_env))
-    res = jobs_mode(
-        ray_head.dashboard_url,
-        tmp_path,
-        clean_env,
-        python=str(head_python),
-        jobs=True,
-        runtime_env=tmp_path / "re.json",
-    )
+    res = submit_on_the_head(ray_head, tmp_path, clean_env, head_python, runtime_env)
     sub = res["jobs.submit"]
     assert sub.status is Status.FAIL and sub.data["deleted"] is True, (sub.summary, sub.details)
     quoted = [d for d in sub.details if d.startswith("the head's last error, runtime_env_setup-")]

@@ -19,7 +19,7 @@ import pytest
 
 from doctor.fix.kernel import cluster_label, default_kernel_name, display_name
 from doctor.local.kernels import find_kernels, jupyter_data_dir, kernel_dirs
-from tests.helpers import tool_env
+from tests.helpers import raydoctor_cli, tool_env
 
 IMAGE = "rayproject/ray:2.49.2-py312-cpu"
 ENV_NAME = "ray2.49.2-py3.12.9"  # the image's Python is 3.12.9 (table of known builds)
@@ -40,15 +40,7 @@ def launcher(python: str) -> list[str]:
 
 
 def cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "doctor", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return raydoctor_cli(args, cwd, env, timeout)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from doctor.errors import UsageError
 from doctor.package_skew import RULES, TABLE, judge, matched_pins, read_pins, same_at, spans
-from tests.helpers import missing
+from tests.helpers import missing, raydoctor_cli
 from tests.ray_cluster import HEAD_PYTHON, RAY_VERSION, RayNode, ensure_ray_venv
 
 
@@ -457,15 +457,11 @@ def test_fix_match_head_asks_the_running_head_and_builds_for_its_numpy(numpy2_py
     3.12.1 ... the requirements are met" for a numpy-2 interpreter and a numpy-1 head. It asks the head
     (the --deep probe job), says so, and plans the build that pins numpy to the head's."""
     with head_of(numpy1_python) as head:
-        done = subprocess.run(
-            [sys.executable, "-m", "doctor", "fix", *head.target_args, "--python", str(numpy2_python)]
-            + ["--match-head", "--dry-run", "--json", "--no-roundtrip"],
-            cwd=tmp_path,
-            env=fix_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        done = raydoctor_cli(
+            ["fix", *head.target_args, "--python", str(numpy2_python), "--match-head", "--dry-run", "--json"]
+            + ["--no-roundtrip"],
+            tmp_path,
+            fix_env,
         )
     assert done.stdout.startswith("{"), (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
     plan = json.loads(done.stdout)["plan"]
