@@ -77,7 +77,7 @@ def test_malformed_compose(capsys, tmp_path, monkeypatch, clean_env, text, words
 def test_missing_default_target(capsys, tmp_path, monkeypatch, clean_env):
     # No flags, no RAY_ADDRESS, no compose/ here and none beside the package: explained, exit 2
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("doctor.context.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("doctor.facts.target.REPO_ROOT", tmp_path)
     monkeypatch.setattr("doctor.resources.data_prefixes", lambda: [])  # nor an installed copy
     code, _, err = run_cli(capsys, "check")
     assert code == 2 and "no target" in err

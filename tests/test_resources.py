@@ -23,7 +23,7 @@ def test_an_installed_copy_is_found_from_an_empty_folder(tmp_path, monkeypatch):
     cwd.mkdir()
     not_a_checkout.mkdir()
     shipped = install_into(prefix)
-    monkeypatch.setattr("doctor.context.REPO_ROOT", not_a_checkout)
+    monkeypatch.setattr("doctor.facts.target.REPO_ROOT", not_a_checkout)
     monkeypatch.setattr(resources, "data_prefixes", lambda: [tmp_path / "nothing-here", prefix])
     assert default_compose(cwd) == shipped
 
@@ -40,7 +40,7 @@ def test_the_current_folder_comes_first_then_the_checkout(tmp_path, monkeypatch)
 
 
 def test_nothing_anywhere(tmp_path, monkeypatch):
-    monkeypatch.setattr("doctor.context.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("doctor.facts.target.REPO_ROOT", tmp_path)
     monkeypatch.setattr(resources, "data_prefixes", lambda: [tmp_path])
     assert default_compose(tmp_path) is None
 
