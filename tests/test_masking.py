@@ -379,3 +379,14 @@ def test_keys_are_walked_within_the_same_bound():
     assert deep == {_tuple_nest(49): 1}
     deeper = mask_report(Report("check", extra={"k": {_tuple_nest(50): 1}})).extra["k"]
     assert deeper == {_tuple_nest(49, "***"): 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Box:
+    value: object
+
+
+def test_a_dataclass_field_is_the_next_level():
+    # extra is level 0, the box 1, its field's lists 2.. : the 50th level is walked, the 51st is not
+    assert mask_report(Report("check", extra={"k": _Box(_nest(49))})).extra["k"] == _Box(_nest(49))
+    assert mask_report(Report("check", extra={"k": _Box(_nest(50))})).extra["k"] == _Box(_nest(49, "***"))

@@ -78,6 +78,7 @@ def test_an_address_serialises_with_its_urls():
     }
     assert addr.given == "https://[::1]:9443"
     assert parse_address(" h ").given == " h "  # what the user typed, for messages
+    assert parse_address("ray://h:10002").given == "ray://h:10002"
 
 
 @pytest.mark.parametrize("port", ["1", "65535"])
@@ -122,12 +123,29 @@ def test_hosts(text, host):
         ("Local", "cluster on this machine"),
         ("HTTP://h:8265/x", "path"),
         ("gcs://h:6379", "unknown scheme 'gcs'"),
+        ("[::1]]:8265", "does not parse"),
+        ("http://h://x", "a path is not expected"),
     ],
 )
 def test_more_bad_addresses(text, words):
     with pytest.raises(UsageError) as info:
         parse_address(text)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("  ", "empty address"),
+        ("bad host", "address 'bad host': 'bad host' is not a valid host name or IP address"),
+        ("http://bad_host!", "address 'http://bad_host!': 'bad_host!' is not a valid host name or IP address"),
+        ("h:0", "address 'h:0': port '0' is not a number from 1 to 65535"),
+    ],
+)
+def test_messages_quote_what_the_user_typed(text, message):
+    with pytest.raises(UsageError) as info:
+        parse_address(text)
+    assert info.value.message == message
 
 
 def test_hints_name_a_form_that_works():

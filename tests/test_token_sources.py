@@ -138,6 +138,46 @@ def test_ray_order_and_which_source(tmp_path):
     assert "from-home" not in repr(by_home) and "from-home" not in str(by_home)
 
 
+def test_the_token_read_from_each_place_is_its_value(tmp_path, monkeypatch):
+    """Issue 20: the value read from RAY_AUTH_TOKEN was never asserted, only where it came from."""
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("from-home\n")
+    from_env = load_token({"RAY_AUTH_TOKEN": "  from-env\n", "HOME": str(home)})
+    assert (from_env.value, from_env.source, from_env.path, from_env.from_cluster) == (
+        "from-env",
+        "RAY_AUTH_TOKEN",
+        None,
+        False,
+    )
+    # blank variables count as unset: the next place is read
+    assert load_token({"RAY_AUTH_TOKEN": " \n", "RAY_AUTH_TOKEN_PATH": "", "HOME": str(home)}).value == "from-home"
+    # `home` wins over HOME; with no HOME in the given environment, the user's home
+    other = tmp_path / "other"
+    (other / ".ray").mkdir(parents=True)
+    (other / ".ray" / "auth_token").write_text("from-other")
+    assert load_token({"HOME": str(home)}, home=other).value == "from-other"
+    monkeypatch.setenv("HOME", str(other))
+    assert load_token({}).value == "from-other"
+    # no environment given: this process's
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "from-process")
+    assert load_token().value == "from-process"
+    assert load_token({"HOME": str(tmp_path / "nobody")}) is None
+
+
+def test_an_unreadable_token_file_is_skipped(tmp_path):
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("from-home")
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    blank = tmp_path / "blank"
+    blank.write_text("  \n")
+    for named in (bad, blank, tmp_path):  # not UTF-8, empty, a folder
+        token = load_token({"HOME": str(home), "RAY_AUTH_TOKEN_PATH": str(named)})
+        assert (token.value, token.source) == ("from-home", "~/.ray/auth_token")
+
+
 def test_loose_permissions(tmp_path):
     path = tmp_path / "t"
     path.write_text("x")
