@@ -48,7 +48,8 @@ MODULES: dict[str, Module] = {
     "mask": Module("doctor/render/mask.py", ("tests/test_masking.py",)),
     "target": Module("doctor/target.py", ("tests/test_target.py",)),
     "requirements": Module(
-        "doctor/local/requirements.py", ("tests/test_requirements.py", "tests/test_requirements_files.py")
+        "doctor/local/requirements.py",
+        ("tests/test_requirements.py", "tests/test_requirements_files.py", "tests/test_requirements_parser.py"),
     ),
     "secrets": Module("doctor/secrets.py", ("tests/test_token_sources.py",)),
 }
