@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 
 from doctor.errors import UsageError
 from doctor.local.requirements import (
@@ -49,6 +49,7 @@ def test_join_lines_numbers_and_ends_continuations_as_pip():
     text = "a \\\n  b\nc\n# note \\\nd \\\n# ends it\ne \\\n"
     assert join_lines(text) == [(1, "a   b"), (3, "c"), (4, " # note \\"), (5, "d  # ends it"), (7, "e ")]
     assert join_lines("") == []
+    assert join_lines("Xa \\\nb\nc \\\nd \\\n") == [(1, "Xa b"), (3, "c d ")]  # continued to the end
 
 
 def test_strip_comment_keeps_a_url_fragment():
@@ -221,6 +222,11 @@ def test_entries_of_constraint_files_and_hashes_on_paths_and_urls(tmp_path):
         ("six", "requirement"),
         ("six>=1.0; python_version > '3'", "requirement"),
         ("./x@y", "path"),  # a path holding an "@"
+        ("pkg-1.0.tar.gz;python_version>'3'", "path"),  # the marker is cut before the archive is seen
+        ("my dir/pkg.whl", "path"),
+        ("file:pkg-1.0.tar.gz", "url"),
+        (".", "path"),
+        ("~", "path"),
     ],
 )
 def test_what_a_line_names(tmp_path, text, kind):
@@ -246,7 +252,14 @@ def test_a_bad_requirement_is_named_clipped_and_masked(tmp_path):
     path = tmp_path / "r.txt"
     with pytest.raises(UsageError) as info:
         parse_text("six[=1\n", path)
-    assert info.value.message.startswith(f"{path}:1: 'six[=1' is not a valid requirement (")
+    try:
+        Requirement("six[=1")
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0]  # packaging's reason, its first line
+    assert info.value.message == f"{path}:1: 'six[=1' is not a valid requirement ({first})"
+    with pytest.raises(UsageError) as info:
+        parse_text("x" * 119 + "[", path)
+    assert f"'{'x' * 119}[' is not a valid requirement" in info.value.message  # 120 characters: shown whole
     assert info.value.hint == "write NAME[EXTRAS] SPECIFIER ; MARKER, as pip takes it"
     long = "x" * 200 + "["
     with pytest.raises(UsageError) as info:
@@ -385,6 +398,9 @@ def test_an_included_files_error_names_the_line_that_includes_it(tmp_path):
     named = str(tmp_path / "a\0b.txt")
     shown = named if len(named) <= 120 else named[:119] + "…"
     assert info.value.message == f"nul.txt:1: {shown!r} does not name a readable file"
+    with pytest.raises(UsageError) as info:  # the file given, not included: no place to name
+        load_requirements(tmp_path / "a\0b.txt")
+    assert info.value.message == f"{shown!r} does not name a readable file"
 
 
 def test_portable_lines_read_the_same_from_any_folder(tmp_path):
@@ -407,6 +423,8 @@ def test_portable_lines_read_the_same_from_any_folder(tmp_path):
         "--find-links https://h/w/ --pre",
         "--find-links missing-folder",
     ]
+    for text in ("--index-url=https://h/simple --pre", "-e ./lib --pre", "six --hash=sha256:aa"):
+        assert portable(parse_text(text, path)[0]) == text  # nothing moved: as written
     quoted = parse_text("--find-links 'wheels' --trusted-host 'a b'\n", tmp_path / "q.txt")[0]
     assert portable(quoted) == f"--find-links {tmp_path / 'wheels'} --trusted-host 'a b'"
 
@@ -423,6 +441,12 @@ def test_read_text(tmp_path):
     exact = tmp_path / "exact.txt"
     exact.write_bytes(b"#" * MAX_BYTES)
     assert len(read_text(exact)) == MAX_BYTES
+    with pytest.raises(UsageError) as info:
+        read_text(tmp_path)
+    assert info.value.message == f"requirements file {tmp_path} cannot be read: Is a directory"
+    with pytest.raises(UsageError) as info:
+        read_text(tmp_path / "a\0b")
+    assert info.value.message == f"requirements file {tmp_path / 'a'}\0b cannot be read: embedded null byte"
     with pytest.raises(UsageError) as info:
         read_text(tmp_path / "nope.yml", "environment file")
     assert info.value.message == f"environment file {tmp_path / 'nope.yml'} does not exist"
@@ -451,7 +475,7 @@ def test_environment_yml_whole(tmp_path):
     )
     env = load_requirements(path)
     assert env.python == "3.12"
-    assert env.files == [path]
+    assert env.path == path and env.files == [path]
     assert [str(r) for r in env.requirements] == ["numpy==1.26.*", "six==1.16.0"]
     assert env.entries[0] == Entry(path, 0, "numpy==1.26.*", "requirement", Requirement("numpy==1.26.*"))
     assert env.notes == [
@@ -460,7 +484,11 @@ def test_environment_yml_whole(tmp_path):
         "environment.yml (pip:):1: option --find-links wheels kept for the installer, not judged",
     ]
     assert env.pip_lines() == ["numpy==1.26.*", f"--find-links {tmp_path / 'wheels'}", "six==1.16.0"]
-    assert load_requirements(write(tmp_path, "any.yml", "dependencies: [python, numpy]\n")).python is None
+    bare = load_requirements(write(tmp_path, "any.yaml", "dependencies: [python, numpy]\n"))
+    assert bare.python is None and [str(r) for r in bare.requirements] == ["numpy"]
+    with pytest.raises(UsageError) as info:
+        load_requirements(write(tmp_path, "opt.yml", "dependencies: [{pip: [six, --index-url]}]\n"))
+    assert info.value.message == f"{tmp_path / 'opt.yml'} (pip:):2: --index-url needs a value"
     assert load_requirements(write(tmp_path, "bare.yml", "name: x\n")).requirements == []
 
 
@@ -521,6 +549,7 @@ def test_describe(value, shown):
         ("numpy=1.26*", ("numpy", "==1.26*")),
         ("numpy>=1.26", ("numpy", ">=1.26")),
         ("numpy <2", ("numpy", "<2")),
+        ("numpy >= 1.26, < 2", ("numpy", ">=1.26,<2")),
         ("numpy!=1.0", ("numpy", "!=1.0")),
         ("numpy~=1.26", ("numpy", "~=1.26")),
         ("numpy=", ("numpy", None)),
