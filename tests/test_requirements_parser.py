@@ -27,6 +27,7 @@ from doctor.local.requirements import (
     join_lines,
     load_requirements,
     mask_credentials,
+    parse_file,
     parse_text,
     portable,
     read_text,
@@ -560,3 +561,29 @@ def test_describe(value, shown):
 )
 def test_conda_requirement(dep, want):
     assert conda_requirement(dep) == want
+
+
+def test_parse_file_reads_requirements_not_constraints_unless_told(tmp_path):
+    path = write(tmp_path, "r.txt", "six\n")
+    assert [line.entry.constraint for line in parse_file(path) if line.entry] == [False]
+    assert [line.entry.constraint for line in parse_file(path, constraint=True) if line.entry] == [True]
+
+
+def test_an_editable_line_with_options_stays_as_written(tmp_path):
+    (tmp_path / "wheels").mkdir()
+    line = parse_text("-e ./lib --find-links wheels\n", tmp_path / "r.txt")[0]
+    assert portable(line) == "-e ./lib --find-links wheels"
+
+
+def test_includes_under_an_environment_yml_pip_section_have_the_same_depth_bound(tmp_path):
+    # the pip: section is one level below the environment.yml, as a file beside it would be
+    # (the root file is level 0, so the pip: section is 1 and its first include 2: 15 files fit)
+    for level in range(1, MAX_DEPTH - 1):
+        write(tmp_path, f"{level}.txt", f"-r {level + 1}.txt\n")
+    write(tmp_path, f"{MAX_DEPTH - 1}.txt", "six\n")
+    env = load_requirements(write(tmp_path, "env.yml", "dependencies: [{pip: [-r 1.txt]}]\n"))
+    assert [str(r) for r in env.requirements] == ["six"]
+    write(tmp_path, f"{MAX_DEPTH - 1}.txt", f"-r {MAX_DEPTH}.txt\n")
+    write(tmp_path, f"{MAX_DEPTH}.txt", "six\n")
+    with pytest.raises(UsageError, match=f"more than {MAX_DEPTH} files deep"):
+        load_requirements(tmp_path / "env.yml")
