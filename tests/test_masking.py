@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import PurePosixPath, PureWindowsPath
 
 import pytest
 
 from doctor.cli import main
 from doctor.commands.common import emit
 from doctor.model import Edit, Fact, Remediation, Report, Result, Status
-from doctor.render.mask import mask_report, mask_text, sanitize
+from doctor.render.mask import mask_report, mask_text, sanitize, secret_env_values
 
 PASSWORD = "LetMeInRay-8c1f"
 TOKEN = "rdt-6d0f4e2a9b7c5e3d1f0a"
@@ -167,6 +169,7 @@ services:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("json_flag", [True, False])
 def test_check_never_prints_a_compose_password(capsys, tmp_path, monkeypatch, clean_env, json_flag):
     """Issue 8's bug: check's text and JSON printed the corrected `ray start` line, password included."""
@@ -179,3 +182,211 @@ def test_check_never_prints_a_compose_password(capsys, tmp_path, monkeypatch, cl
     assert PASSWORD not in out + err
     if json_flag:
         json.loads(out)
+
+
+# -- what masking keeps, and the order and bounds it keeps (issue 20: mutation survivors) ---------
+
+
+def test_a_long_secret_holding_a_shorter_one_is_masked_whole():
+    # Shortest first (or by any order but length) would leave "aa-***-bb": both ends of the long secret.
+    long, short = "aa-zzzz-bb", "zzzz"
+    assert mask_text(f"x {long} y {short}", [short, long]) == "x *** y ***"
+    assert mask_text(f"x {long} y {short}", [long, short]) == "x *** y ***"
+    report = Report(
+        "check", results=[Result("x", "local", "X", Status.OK, f"saw {long}")], secret_values=frozenset({short})
+    )
+    assert mask_report(report, secrets=[long]).results[0].summary == "saw ***"
+
+
+def test_which_known_values_are_masked():
+    assert mask_text("abcd and abc", ["abcd", "abc"]) == "*** and abc"  # from MIN_SECRET (4) on
+    assert mask_text("a *** b", ["***"]) == "a *** b"
+    assert mask_text("plain text", ["", "absent-value"]) == "plain text"
+    assert mask_text("--token=abc") == "--token=***"  # no known values: the shapes still count
+
+
+def test_secret_env_values():
+    environ = {
+        "RAY_AUTH_TOKEN": "  tok-12345  ",  # stripped, as the token is
+        "DB_PASSWD": "12345678",  # from MIN_ENV_SECRET (8) on
+        "GIT_AUTH_ENABLED": "true",  # too short to mask everywhere
+        "SHORT_SECRET": "1234567",
+        "my_api_key": "sk-lower-case-name",
+        "PRIVATEKEY": "-----BEGIN-KEY-----",
+        "HOME": "/home/someone-long",
+        "PATH": "/usr/bin:/bin",
+    }
+    assert secret_env_values(environ) == frozenset(
+        {"tok-12345", "12345678", "sk-lower-case-name", "-----BEGIN-KEY-----"}
+    )
+    assert secret_env_values(None) == frozenset() and secret_env_values({}) == frozenset()
+    report = Report("check", results=[Result("x", "local", "X", Status.OK, "12345678 /home/someone-long")])
+    assert mask_report(report, environ=environ).results[0].summary == "*** /home/someone-long"
+
+
+def test_each_shape_is_masked_where_it_is_and_nowhere_else():
+    assert mask_text("see http://u:p4ss@h/x and --password=abc and Bearer t0k and REDIS_PASSWORD=zz") == (
+        "see http://u:***@h/x and --password=*** and Bearer *** and REDIS_PASSWORD=***"
+    )
+    assert mask_text("--passwords-file=f --key-file k") == "--passwords-file=*** --key-file ***"
+    # the flag and the URL forms apply only where their marker is: a pair without "--" or "://"
+    assert mask_text("user:pass@host") == "user:pass@host"
+    assert mask_text("-token x") == "-token x"
+    assert mask_text("password: s3cr3t") == "password: ***"
+
+
+def _benign_report() -> Report:
+    """A report with a value in every place masking walks, and nothing secret in it."""
+    fix = Remediation("Run it.", ("uv pip install ray==2.49.2", "ray status"), (Edit("c.yaml", "line 3", "v", "n"),))
+    res = Result(
+        "local.python",
+        "local",
+        "Python",
+        Status.WARN,
+        "3.12.1 here, 3.12.9 on the head",
+        ["one", "two"],
+        fix,
+        0.25,
+        {"versions": ["3.12.1", "3.12.9"], "n": 3, "ok": True, "none": None, "ratio": 0.5},
+        "versions.python.patch",
+    )
+    return Report(
+        "check",
+        results=[res, Result("net.gcs", "network", "GCS", Status.OK, "reachable")],
+        target={"kind": "address", "address": {"dashboard": "http://10.0.0.5:8265"}},
+        head={"ray": "2.49.2", "python": "3.12.9"},
+        local={"executable": "/usr/bin/python3", "packages": ("numpy", "pandas")},
+        error="the dashboard did not answer",
+        error_exit_code=2,
+        duration_s=1.5,
+        extra={"plan": {"steps": ["a", "b"], "tags": {"x"}, "frozen": frozenset({"y"})}},
+    )
+
+
+def test_masking_keeps_everything_that_is_not_secret():
+    report = _benign_report()
+    masked = mask_report(report, secrets=["not-in-the-report"], environ={"RAY_AUTH_TOKEN": "absent-token-value"})
+    assert masked == report
+    assert masked.to_dict() == report.to_dict()
+    assert masked.exit_code == report.exit_code == 2
+    local, plan = masked.local["packages"], masked.extra["plan"]
+    assert type(local) is tuple and type(plan["tags"]) is set and type(plan["frozen"]) is frozenset
+    assert type(masked.results[0].remediation.commands) is tuple  # type: ignore[union-attr]
+    assert masked.results[1].remediation is None
+    assert mask_report(Report("check")) == Report("check")
+
+
+def test_masking_reaches_every_field_of_a_result():
+    leak = "leaky-value-42"
+    fix = Remediation(f"t {leak}", (f"c {leak}",), (Edit(f"p {leak}", f"l {leak}", f"v {leak}", f"n {leak}"),))
+    res = Result(
+        f"i {leak}", f"c {leak}", f"t {leak}", Status.OK, f"s {leak}", [f"d {leak}"], fix, 0, {leak: leak}, f"k {leak}"
+    )
+    report = Report(f"check {leak}", [res], {"t": leak}, {"h": leak}, {"l": leak}, f"e {leak}", extra={"x": leak})
+    masked = mask_report(report, secrets=[leak])
+    assert leak not in json.dumps(masked.to_dict())
+    got = masked.results[0]
+    assert (got.id, got.category, got.title, got.summary, got.details, got.code) == (
+        "i ***",
+        "c ***",
+        "t ***",
+        "s ***",
+        ["d ***"],
+        "k ***",
+    )
+    assert got.remediation == Remediation("t ***", ("c ***",), (Edit("p ***", "l ***", "v ***", "n ***"),))
+    assert got.data == {"***": "***"}
+    assert (masked.command, masked.target, masked.head, masked.local, masked.error, masked.extra) == (
+        "check ***",
+        {"t": "***"},
+        {"h": "***"},
+        {"l": "***"},
+        "e ***",
+        {"x": "***"},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Probe:
+    """A dataclass of the caller's own: rebuilt with its strings masked, its derived field left alone."""
+
+    name: str
+    path: PurePosixPath
+    level: Status
+    derived: str = dataclasses.field(init=False, default="kept")
+
+
+class _Shown:
+    def __str__(self) -> str:
+        return "object with leaky-value-42"
+
+
+def test_the_walker_rebuilds_each_kind_of_value():
+    leak = "leaky-value-42"
+    inner = Result("r", "c", "T", Status.FAIL, f"inner {leak}", remediation=Remediation(f"fix {leak}"))
+    extra = {
+        "probe": _Probe(f"n {leak}", PurePosixPath(f"/x/{leak}/y"), Status.OK),
+        "path": PureWindowsPath(f"C:\\{leak}"),
+        "result": inner,
+        "fix": Remediation(f"again {leak}"),
+        "object": _Shown(),
+        "status": Status.WARN,
+        "numbers": [1, 2.5, True, None],
+    }
+    masked = mask_report(Report("check", extra=extra), secrets=[leak]).extra
+    assert masked["probe"] == _Probe("n ***", PurePosixPath("/x/***/y"), Status.OK)
+    assert masked["probe"].derived == "kept"
+    assert masked["path"] == PureWindowsPath("C:\\***") and type(masked["path"]) is PureWindowsPath
+    assert masked["result"].summary == "inner ***" and masked["result"].remediation == Remediation("fix ***")
+    assert masked["fix"] == Remediation("again ***")
+    assert masked["object"] == "object with ***"
+    assert masked["status"] == "warn" and masked["numbers"] == [1, 2.5, True, None]  # a str enum is a str
+
+
+def _nest(levels: int, leaf: str = "leaf") -> object:
+    value: object = leaf
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_nesting_is_bounded_at_fifty_levels():
+    # extra is level 0; its value's lists are levels 1.. : the 50th is still walked, the 51st is not
+    assert mask_report(Report("check", extra={"k": _nest(50)})).extra["k"] == _nest(50)
+    assert mask_report(Report("check", extra={"k": _nest(51)})).extra["k"] == _nest(50, "***")
+
+
+def test_masking_keeps_the_lines_and_tabs_of_a_log():
+    log = "line 1\tcol\nline 2 --token=abc\r\nline 3"
+    assert mask_text(log) == "line 1\tcol\nline 2 --token=***\nline 3"
+    masked = mask_report(Report("check", results=[Result("x", "local", "X", Status.OK, "s", [log])]))
+    assert masked.results[0].details == ["line 1\tcol\nline 2 --token=***\nline 3"]
+
+
+def _tuple_nest(levels: int, leaf: str = "leaf") -> object:
+    value: object = leaf
+    for _ in range(levels):
+        value = (value,)
+    return value
+
+
+def test_keys_are_walked_within_the_same_bound():
+    # a dict's keys are masked like its values, at the next level
+    masked = mask_report(Report("check", extra={"k": {("leaky-value-42", 1): "v"}}), secrets=["leaky-value-42"])
+    assert masked.extra["k"] == {("***", 1): "v"}
+    # extra is level 0, the inner dict 1, its key's tuples 2.. : the 50th level is walked, the 51st is not
+    deep = mask_report(Report("check", extra={"k": {_tuple_nest(49): 1}})).extra["k"]
+    assert deep == {_tuple_nest(49): 1}
+    deeper = mask_report(Report("check", extra={"k": {_tuple_nest(50): 1}})).extra["k"]
+    assert deeper == {_tuple_nest(49, "***"): 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Box:
+    value: object
+
+
+def test_a_dataclass_field_is_the_next_level():
+    # extra is level 0, the box 1, its field's lists 2.. : the 50th level is walked, the 51st is not
+    assert mask_report(Report("check", extra={"k": _Box(_nest(49))})).extra["k"] == _Box(_nest(49))
+    assert mask_report(Report("check", extra={"k": _Box(_nest(50))})).extra["k"] == _Box(_nest(49, "***"))

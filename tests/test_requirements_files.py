@@ -85,6 +85,7 @@ def test_join_lines_as_pip() -> None:
     assert join_lines("last \\") == [(1, "last ")]
 
 
+@pytest.mark.slow
 def test_hash_pinned_file_does_not_stop_check(tmp_path: Path, capsys, monkeypatch, clean_env) -> None:
     """The bug of issue 8: check exited 2 on a file fix accepted."""
     monkeypatch.chdir(tmp_path)
@@ -241,6 +242,7 @@ def test_mask_credentials_in_free_text() -> None:
     assert mask_credentials("https://host/simple/") == "https://host/simple/"
 
 
+@pytest.mark.slow
 def test_check_output_masks_requirement_credentials(tmp_path: Path, capsys, monkeypatch, clean_env) -> None:
     monkeypatch.chdir(tmp_path)
     path = write(tmp_path, "requirements.txt", WITH_CREDENTIALS)

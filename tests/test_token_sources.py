@@ -104,6 +104,7 @@ def _result(report, rid: str):
 # --------------------------------------------------------------------------- the fakes themselves
 
 
+@pytest.mark.slow
 def test_the_fakes_answer_as_the_real_tools(env, tmp_path):
     def run(*argv: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(list(argv), capture_output=True, text=True, env={**env, **extra}, timeout=30)
@@ -135,6 +136,46 @@ def test_ray_order_and_which_source(tmp_path):
     by_home = load_token({"HOME": str(home), "RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")})
     assert (by_home.value, by_home.source) == ("from-home", "~/.ray/auth_token")
     assert "from-home" not in repr(by_home) and "from-home" not in str(by_home)
+
+
+def test_the_token_read_from_each_place_is_its_value(tmp_path, monkeypatch):
+    """Issue 20: the value read from RAY_AUTH_TOKEN was never asserted, only where it came from."""
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("from-home\n")
+    from_env = load_token({"RAY_AUTH_TOKEN": "  from-env\n", "HOME": str(home)})
+    assert (from_env.value, from_env.source, from_env.path, from_env.from_cluster) == (
+        "from-env",
+        "RAY_AUTH_TOKEN",
+        None,
+        False,
+    )
+    # blank variables count as unset: the next place is read
+    assert load_token({"RAY_AUTH_TOKEN": " \n", "RAY_AUTH_TOKEN_PATH": "", "HOME": str(home)}).value == "from-home"
+    # `home` wins over HOME; with no HOME in the given environment, the user's home
+    other = tmp_path / "other"
+    (other / ".ray").mkdir(parents=True)
+    (other / ".ray" / "auth_token").write_text("from-other")
+    assert load_token({"HOME": str(home)}, home=other).value == "from-other"
+    monkeypatch.setenv("HOME", str(other))
+    assert load_token({}).value == "from-other"
+    # no environment given: this process's
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "from-process")
+    assert load_token().value == "from-process"
+    assert load_token({"HOME": str(tmp_path / "nobody")}) is None
+
+
+def test_an_unreadable_token_file_is_skipped(tmp_path):
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("from-home")
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    blank = tmp_path / "blank"
+    blank.write_text("  \n")
+    for named in (bad, blank, tmp_path):  # not UTF-8, empty, a folder
+        token = load_token({"HOME": str(home), "RAY_AUTH_TOKEN_PATH": str(named)})
+        assert (token.value, token.source) == ("from-home", "~/.ray/auth_token")
 
 
 def test_loose_permissions(tmp_path):
@@ -175,6 +216,7 @@ def test_compose_head_found_by_its_labels(env, tmp_path):
     assert found.token.source == "docker exec mycluster-ray-head-7 ray get-auth-token" and found.token.from_cluster
 
 
+@pytest.mark.slow
 def test_compose_head_by_container_name_and_the_errors_docker_gives(env, tmp_path):
     path = _compose(tmp_path, 8265)
     path.write_text(path.read_text().replace("  ray-head:\n", "  ray-head:\n    container_name: the-head\n", 1))
@@ -193,6 +235,7 @@ def test_compose_head_by_container_name_and_the_errors_docker_gives(env, tmp_pat
     assert down.token is None and "Cannot connect to the Docker daemon" in down.tried[0]
 
 
+@pytest.mark.slow
 def test_compose_guesses_composes_own_name_when_ps_finds_none(env, tmp_path):
     project = load_compose(_compose(tmp_path, 8265), env)
     _containers(tmp_path, env, {"mycluster-ray-head-1": {"labels": {}, "auth_token": TOKEN}})
@@ -203,6 +246,7 @@ def test_compose_guesses_composes_own_name_when_ps_finds_none(env, tmp_path):
     assert found.token is None and "No such container: other-ray-head-1" in found.tried[0]
 
 
+@pytest.mark.slow
 def test_kuberay_plugin_then_the_secret(env, tmp_path):
     path = tmp_path / "cluster.yaml"
     path.write_text(KUBERAY.format(name="ray-auth"))
@@ -244,6 +288,7 @@ def test_a_cluster_without_auth_never_sees_docker_or_kubectl(env, tmp_path):
     assert not [c for c in calls if c[:1] in (["exec"], ["ps"], ["ray"], ["get"])], calls
 
 
+@pytest.mark.slow
 def test_compose_check_with_the_token_from_docker_exec(env, tmp_path):
     _containers(tmp_path, env, {"mycluster-ray-head-1": {"labels": _head_labels(), "auth_token": TOKEN}})
     with fake_ray(ray="2.60.0", python="3.13.0", token=TOKEN) as fake:
@@ -258,6 +303,7 @@ def test_compose_check_with_the_token_from_docker_exec(env, tmp_path):
     assert TOKEN not in json.dumps(report.to_dict())
 
 
+@pytest.mark.slow
 def test_a_token_withheld_target_never_asks_docker(env, tmp_path):
     """A compose file publishing its dashboard on another address: the token must not go there, so no search.
     (127.0.0.3: any address but 127.0.0.1/localhost/::1 is withheld, and test traffic stays on loopback.)"""
@@ -273,6 +319,7 @@ def test_a_token_withheld_target_never_asks_docker(env, tmp_path):
     assert not [c for c in calls if c[:1] == ["exec"] or "get-auth-token" in c], calls
 
 
+@pytest.mark.slow
 def test_the_cli_never_prints_a_token_from_docker(env, tmp_path):
     _containers(tmp_path, env, {"mycluster-ray-head-1": {"labels": _head_labels(), "auth_token": TOKEN}})
     with fake_ray(ray="2.60.0", python="3.13.0", token=TOKEN) as fake:
