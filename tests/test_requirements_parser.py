@@ -444,10 +444,12 @@ def test_read_text(tmp_path):
     assert len(read_text(exact)) == MAX_BYTES
     with pytest.raises(UsageError) as info:
         read_text(tmp_path)
-    assert info.value.message == f"requirements file {tmp_path} cannot be read: Is a directory"
+    assert info.value.message == f"requirements file {tmp_path} cannot be read: it is a directory, not a file"
     with pytest.raises(UsageError) as info:
         read_text(tmp_path / "a\0b")
-    assert info.value.message == f"requirements file {tmp_path / 'a'}\0b cannot be read: embedded null byte"
+    assert info.value.message == (
+        f"requirements file {tmp_path / 'a'}\0b cannot be read: it is not a usable path (it contains a NUL byte)"
+    )
     with pytest.raises(UsageError) as info:
         read_text(tmp_path / "nope.yml", "environment file")
     assert info.value.message == f"environment file {tmp_path / 'nope.yml'} does not exist"
@@ -518,7 +520,7 @@ def test_an_unreadable_environment_yml_says_environment_file(tmp_path):
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(UsageError) as info:
         load_requirements(path)
-    assert info.value.message.startswith(f"environment file {path} cannot be read: not UTF-8 text")
+    assert info.value.message.startswith(f"environment file {path} cannot be read: it is not UTF-8 text")
 
 
 @pytest.mark.parametrize(

@@ -379,6 +379,7 @@ def read_text(path: Path, what: str = "requirements file") -> str:
         if exc.missing:
             raise UsageError(f"{what} {path} does not exist") from None
         reason = f"larger than {MAX_BYTES // (1024 * 1024)} MiB" if exc.too_large else exc.reason
+        reason = f"it {reason}" if reason.startswith("is ") else reason
         raise UsageError(f"{what} {path} cannot be read: {reason}") from None
 
 
