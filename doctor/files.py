@@ -102,6 +102,8 @@ def _read(p: Path, cap: int, *, follow_symlinks: bool, whole: bool) -> bytes:
         raise Unreadable(p, f"cannot be read ({exc.strerror or exc})") from None
     if stat.S_ISLNK(info.st_mode):
         raise Unreadable(p, "is a symbolic link, which raydoctor does not follow here")
+    if stat.S_ISCHR(info.st_mode) and os.path.realpath(p) == os.devnull:
+        return b""  # `--requirements /dev/null`: the usual way to say "none", and it never blocks
     kind = _kind(info.st_mode)
     if kind:
         raise Unreadable(p, kind)

@@ -112,3 +112,12 @@ def test_read_head_cuts_a_long_file_and_refuses_what_is_not_a_file(tmp_path: Pat
     (tmp_path / "zero").symlink_to("/dev/zero")
     with pytest.raises(Unreadable, match="device"):
         read_head(tmp_path / "zero", 512)
+
+
+def test_dev_null_reads_as_empty_other_devices_are_refused(tmp_path: Path) -> None:
+    assert read_bytes(os.devnull, 10) == b"" and read_text(os.devnull, 10) == ""
+    link = tmp_path / "none"
+    link.symlink_to(os.devnull)
+    assert read_bytes(link, 10) == b""
+    with pytest.raises(Unreadable, match="device"):
+        read_bytes("/dev/zero", 10)
