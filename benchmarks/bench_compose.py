@@ -1,10 +1,11 @@
 """A full check on the tutorial's compose cluster, live on the real engine (issue 19), against a bare
-Ray Client round trip through the same published port.
+Ray Client round trip through the same published port; and ``fix`` for that cluster (its proof, a round
+trip through the published port, included) against the tutorial's manual venv + pip.
 
 The cluster is the shipped ``compose/cpu-ray-cluster.yaml`` with free host ports (still on 127.0.0.1)
 and the worker's CPUs fitted to the engine, as ``tests/test_compose_real.py`` runs it; it needs
 ``tests/engine/setup.sh up``. Both sides use the cached test venv (Python 3.12, ``ray[default]==2.49.2``),
-which matches the stand-in image. Target: ratio ≤ 1.05.
+which matches the stand-in image. Targets: ratio ≤ 1.05 (check), ratio ≤ 0.1 (fix, uv, warm caches).
 
 Run: ``python benchmarks/bench_compose.py`` or ``python benchmarks/run.py --only compose``.
 """
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_check import BARE_ROUNDTRIP, RAYDOCTOR, _env  # noqa: E402
-from benchmarks.timing import command, side_by_side  # noqa: E402
+from benchmarks.bench_fix import BASELINE, REQUIREMENTS, _python312  # noqa: E402
+from benchmarks.timing import command, run_ok, side_by_side, summarize, timed_in_fresh_folder  # noqa: E402
 from tests.ray_cluster import ensure_ray_venv, free_ports  # noqa: E402
 
 SHIPPED = ROOT / "compose" / "cpu-ray-cluster.yaml"
@@ -65,6 +67,33 @@ def _wait_two_nodes(dashboard: int, timeout: float = 300) -> None:
     raise RuntimeError("the compose cluster did not come up")
 
 
+def _fix_row(path: Path, env: dict[str, str], repeats: int) -> dict:
+    """``fix --compose`` (uv, its proof through the published port) against the manual venv + pip, interleaved."""
+    python = _python312()
+
+    def manual(work: Path) -> None:
+        run_ok([str(python), "-m", "venv", str(work / "venv")], work, env)
+        run_ok([str(work / "venv" / "bin" / "pip"), "install", "-r", str(REQUIREMENTS)], work, env)
+
+    def fix(work: Path) -> None:
+        args = [*RAYDOCTOR, "fix", "--compose", str(path), "--yes", "--no-conda", "--installer", "uv"]
+        run_ok([*args, "--env-dir", str(work / "envs"), "--requirements", str(REQUIREMENTS)], work, env)
+
+    for make in (manual, fix):  # warm pip's and uv's caches
+        timed_in_fresh_folder(make, "bench-compose-fix-")
+    times: dict[str, list[float]] = {"manual": [], "fix": []}
+    for _ in range(repeats):
+        times["manual"].append(timed_in_fresh_folder(manual, "bench-compose-fix-"))
+        times["fix"].append(timed_in_fresh_folder(fix, "bench-compose-fix-"))
+    return summarize(
+        "fix --compose, live cluster (uv, proof through the published port)",
+        times["fix"],
+        BASELINE,
+        times["manual"],
+        "ratio ≤ 0.1",
+    )
+
+
 def main(repeats: int = 5) -> list[dict]:
     python = ensure_ray_venv()
     env = _env()
@@ -79,7 +108,7 @@ def main(repeats: int = 5) -> list[dict]:
             _wait_two_nodes(ports[8265])
             check = [*RAYDOCTOR, "check", "--json", "--compose", str(path), "--python", str(python)]
             bare = [str(python), "-c", BARE_ROUNDTRIP, f"ray://127.0.0.1:{ports[10001]}"]
-            return [
+            rows = [
                 side_by_side(
                     "check, live compose cluster (full, with round trip)",
                     command(check, env=env, cwd=str(folder)),
@@ -89,6 +118,8 @@ def main(repeats: int = 5) -> list[dict]:
                     target="ratio ≤ 1.05",
                 )
             ]
+            rows.append(_fix_row(path, env, repeats=max(2, repeats // 2)))
+            return rows
         finally:
             subprocess.run([*compose, "down", "-v", "--remove-orphans"], cwd=folder, capture_output=True, timeout=300)
 
