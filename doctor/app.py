@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 
 from doctor.context import CheckContext
 from doctor.errors import DoctorError
+from doctor.local.docker_cli import remembering as remembering_docker
 from doctor.model import Report, Result
 from doctor.options import TargetOptions
 from doctor.runner import Check, run_checks
@@ -93,6 +94,28 @@ def run_check(
     ``on_context`` receives the run's context, so a caller (``fix``) can read the typed
     facts the checks judged instead of the Report's serialized form.
     """
+    with remembering_docker():  # one run's Docker answers, asked once (doctor.local.docker_cli.ask)
+        return _run_check(
+            options,
+            environ=environ,
+            cwd=cwd,
+            on_done=on_done,
+            on_start=on_start,
+            verbose=verbose,
+            on_context=on_context,
+        )
+
+
+def _run_check(
+    options: TargetOptions,
+    *,
+    environ: Mapping[str, str] | None,
+    cwd: Path | None,
+    on_done: Callable[[Check, list[Result]], None] | None,
+    on_start: Callable[[int], None] | None,
+    verbose: bool,
+    on_context: Callable[[CheckContext], None] | None,
+) -> Report:
     started = time.perf_counter()
     try:
         ctx = CheckContext(options, environ=environ, cwd=cwd, start_probe=True)

@@ -25,6 +25,7 @@ from doctor.facts.cluster import describe_node
 from doctor.head import docker
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, run_probe_job
+from doctor.local.docker_cli import ask
 from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
@@ -243,7 +244,7 @@ def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
     exe = shutil.which("docker")
     if not exe:
         return None
-    proc = _run([exe, "info", "--format", "{{json .Runtimes}}"], timeout)
+    proc = ask([exe, "info", "--format", "{{json .Runtimes}}"], timeout=timeout)
     if proc is None or proc.returncode != 0:
         return None
     try:

@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
+from doctor.local.docker_cli import ask
 from doctor.probe_code import DISTRIBUTIONS
 
 PROBE = (
@@ -123,7 +124,7 @@ def engine_available(timeout: float = 3.0) -> bool:
     docker = shutil.which("docker")
     if not docker:
         return False
-    done = _run([docker, "version", "--format", "{{.Server.Version}}"], timeout)
+    done = ask([docker, "version", "--format", "{{.Server.Version}}"], timeout=timeout)
     return bool(done and done.returncode == 0 and done.stdout.strip())
 
 
@@ -137,7 +138,7 @@ def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None)
     docker = shutil.which("docker")
     if not docker or not engine_available():
         return None
-    inspected = _run([docker, "image", "inspect", "--format", "{{.Id}}", image], 10)
+    inspected = ask([docker, "image", "inspect", "--format", "{{.Id}}", image], timeout=10)
     if not inspected or inspected.returncode != 0:
         return None
     image_id = inspected.stdout.strip()

@@ -13,12 +13,15 @@ binary (real path, size and mtime) in raydoctor's cache, so a check pays for it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from doctor import proc
 from doctor.files import write_atomic
@@ -35,12 +38,67 @@ class DockerCli:
     program: str = "docker"  # how a suggestion names docker: its bare name (PATH finds it)
 
 
-def _answers(argv: list[str], environ: Mapping[str, str], timeout: float) -> proc.Completed | None:
+_ASKED: dict[tuple[Any, ...], proc.Completed | None] = {}
+_ASKING: dict[tuple[Any, ...], threading.Lock] = {}
+_ASKED_LOCK = threading.Lock()
+
+
+def ask(
+    argv: Sequence[str], environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S
+) -> proc.Completed | None:
+    """Docker's answer to one read-only question (``version``, ``info``, ``image inspect``), asked once per
+    process for the same program, arguments and environment: several checks and sources ask the same
+    thing, and each answer from a running engine costs a process and a round trip to the daemon (four
+    ``docker version`` per compose check before). Only inside ``remembering`` (``doctor.app.run_check``'s run).
+    Without the token; None when it cannot run."""
+    env = dict(os.environ if environ is None else environ)
+    key = (tuple(argv), frozenset(env.items()))
+    with _ASKED_LOCK:
+        if not _RUNS[0]:  # outside a check run: ask every time
+            lock = threading.Lock()
+        elif key in _ASKED:
+            return _ASKED[key]
+        else:
+            lock = _ASKING.setdefault(key, threading.Lock())
+    with lock:
+        with _ASKED_LOCK:
+            if key in _ASKED:
+                return _ASKED[key]
+        try:
+            done: proc.Completed | None = proc.run(
+                list(argv), timeout=timeout, env=proc.child_env(env), cap=1024 * 1024
+            )
+        except (OSError, proc.ProcTimeout):
+            done = None  # a timeout may be this moment's: not remembered
+            return done
+        with _ASKED_LOCK:
+            if _RUNS[0]:
+                _ASKED[key] = done
+        return done
+
+
+_RUNS = [0]  # check runs in progress (``remembering``): answers are kept only inside one
+
+
+@contextlib.contextmanager
+def remembering() -> Iterator[None]:
+    """Keep Docker's answers for the length of one check run, then forget them: within a run the engine,
+    its images and containers are one fact; the next run asks again."""
+    with _ASKED_LOCK:
+        _RUNS[0] += 1
     try:
-        done = proc.run(argv, timeout=timeout, env=proc.child_env(environ))
-    except (OSError, proc.ProcTimeout):
-        return None
-    return done if done.returncode == 0 else None
+        yield
+    finally:
+        with _ASKED_LOCK:
+            _RUNS[0] -= 1
+            if _RUNS[0] == 0:
+                _ASKED.clear()
+                _ASKING.clear()
+
+
+def _answers(argv: list[str], environ: Mapping[str, str], timeout: float) -> proc.Completed | None:
+    done = ask(argv, environ, timeout)
+    return done if done is not None and done.returncode == 0 else None
 
 
 def _cache_file(env: Mapping[str, str]) -> Path:
