@@ -215,14 +215,17 @@ class CheckContext:
         """The environment for a child that talks to the target (the round trip): the token only if it may go there.
 
         A token from the cluster's side (docker exec, kubectl) goes in as ``RAY_AUTH_TOKEN``, for this child
-        only; with it ``RAY_AUTH_MODE=token`` unless the user set a mode, since Ray's client loads a token only
-        in token mode (``AuthenticationTokenLoader``, ``src/ray/rpc/authentication/``).
+        only. With any token that goes there, ``RAY_AUTH_MODE=token`` unless the user set a mode, since Ray's
+        client loads a token only in token mode (``AuthenticationTokenLoader``, ``src/ray/rpc/authentication/``).
         """
         token = self.target_token
         env = proc.child_env(self.environ, with_token=token is not None)
         if token is not None and token.from_cluster:
             env.pop("RAY_AUTH_TOKEN_PATH", None)
             env["RAY_AUTH_TOKEN"] = token.value
+        if token is not None:
+            # The same for this machine's own token (RAY_AUTH_TOKEN, its file): without token mode a Ray 2.60
+            # client never attaches it, and ray:// ends in "ray client connection timeout" (seen here).
             env.setdefault("RAY_AUTH_MODE", "token")
         return env
 

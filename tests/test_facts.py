@@ -377,6 +377,14 @@ def test_the_round_trip_child_gets_the_token_only_where_it_may_go(tmp_path, clea
     assert far.target_token is None and "RAY_AUTH_TOKEN" not in far.child_environ()
     named = CheckContext(TargetOptions(address="192.168.7.7:8265"), environ=env, cwd=tmp_path)
     assert named.target_token is not None and named.child_environ()["RAY_AUTH_TOKEN"] == TOKEN
+    # Ray 2.60's client attaches a token only in token mode: without it, ray:// timed out against a token
+    # head (tests/test_ray_matrix.py's 2.60 row). The mode goes with the token, never without it, and a mode
+    # the user set is kept.
+    assert named.child_environ()["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_MODE" not in far.child_environ()
+    mine = CheckContext(
+        TargetOptions(address="192.168.7.7:8265"), environ={**env, "RAY_AUTH_MODE": "disabled"}, cwd=tmp_path
+    )
+    assert mine.child_environ()["RAY_AUTH_MODE"] == "disabled"
 
 
 # ---------------------------------------------------------------- per-run secrets
