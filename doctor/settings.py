@@ -10,8 +10,8 @@ without ``[tool.ruff]`` does not stop ruff's). The first folder with either file
 files are never merged. The walk stops at the repository root (the first folder with a ``.git``),
 else after the user's home folder (or at the filesystem root when the current folder is not under
 home), so a settings file far above a project never applies. As git's ``safe.directory`` refuses a
-repository another user owns, a settings file owned by another user, or one that others can write,
-is never read: it is noted (``Applied.refused``) and the walk ends there.
+repository another user owns, a settings file owned by another user, or one that any user can write,
+is never applied: it is noted (``Applied.refused``) and the walk ends there.
 
 Keys are the long option names (``address``, ``client-port``, ``compose``, ``env-dir``, …, see
 ``KEYS``); path values are relative to the file that names them. Precedence, per key: a flag
@@ -165,8 +165,8 @@ def _refusal(path: Path) -> str | None:
         return None  # _read says what is wrong with it
     if info.st_uid != os.getuid():
         return f"{path} is owned by another user (uid {info.st_uid}): not read"
-    if info.st_mode & 0o022:
-        return f"{path} can be written by other users (mode {oct(info.st_mode & 0o777)}): not read"
+    if info.st_mode & 0o002:  # group-writable is a user's own file under umask 002 (Debian's private groups)
+        return f"{path} can be written by any user (mode {oct(info.st_mode & 0o777)}): not read"
     return None
 
 
@@ -222,13 +222,11 @@ def find_settings_noting(cwd: Path, environ: Mapping[str, str] | None = None) ->
     while True:
         ours = folder / SETTINGS_FILE
         pyproject = folder / PYPROJECT
-        for candidate in (ours, pyproject):
-            if candidate.is_file():
-                refused = _refusal(candidate)
-                if refused:
-                    return None, [refused]
         data = _read(ours)
         if data is not None:
+            refused = _refusal(ours)
+            if refused:
+                return None, [refused]
             py_data = _read(pyproject)
             shadows = pyproject if py_data is not None and _TABLE_LINE.search(py_data) else None
             return _settings(ours, _parse(ours, data), None, shadows, digest(data)), []
@@ -236,6 +234,9 @@ def find_settings_noting(cwd: Path, environ: Mapping[str, str] | None = None) ->
         if py_data is not None:
             table = _pyproject_table(pyproject, py_data)
             if table is not None:
+                refused = _refusal(pyproject)
+                if refused:
+                    return None, [refused]
                 return _settings(pyproject, table, "tool.raydoctor", None, digest(py_data)), []
         if _is_repo_root(folder) or (home is not None and folder == home) or folder.parent == folder:
             return None, []
@@ -247,7 +248,7 @@ def load_settings(path: Path) -> SettingsFile:
     path = Path(path).absolute()
     refused = _refusal(path)
     if refused:
-        raise UsageError(refused, hint="make the file yours and private (chown, chmod go-w)")
+        raise UsageError(refused, hint="make the file yours (chown) and not writable by all (chmod o-w)")
     data = _read(path)
     if data is None:
         raise UsageError(f"{path}: no such settings file")

@@ -147,7 +147,9 @@ def test_a_file_another_user_owns_or_can_write_is_never_read(tmp_path: Path, cle
     os.chown(planted, os.getuid(), os.getgid())
     planted.chmod(0o666)
     found, refused = find_settings_noting(shared / "proj", clean_env)
-    assert found is None and "can be written by other users" in refused[0]
+    assert found is None and "can be written by any user" in refused[0]
+    planted.chmod(0o664)  # group-writable: a user's own file under umask 002
+    assert find_settings_noting(shared / "proj", clean_env)[0] is not None
     planted.chmod(0o644)
     assert find_settings_noting(shared / "proj", clean_env)[0] is not None
 

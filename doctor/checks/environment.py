@@ -208,8 +208,8 @@ def judge_settings_trust(ctx: Any) -> Result:
             code=SETTINGS_REFUSED,
             details=details,
             fix=Remediation(
-                "A settings file another user owns, or one others can write, is never read (git's safe.directory "
-                "rule). Make it yours and private (chown, chmod go-w), or pass the options as flags.",
+                "A settings file another user owns, or one any user can write, is never read (git's safe.directory "
+                "rule). Make it yours (chown) and not writable by all (chmod o-w), or pass the options as flags.",
                 (),
             ),
         )
