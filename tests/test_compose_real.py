@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "compose" / "cpu-ray-cluster.yaml"
 IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cpu"
 NOSSL_IMAGE = "raydoctor-test/ray-nossl:2.49.2"
+SKEWED_IMAGE = "raydoctor-test/ray-skewed:2.49.2"
 ROLES = {8265: "dashboard", 10001: "client", 6379: "gcs", 8500: "metrics"}
 TUTORIAL_CODE = 'import ray\n\nray.init(\n    address="ray://127.0.0.1:10001"\n)\n'
 
@@ -56,7 +57,7 @@ def engine() -> None:
         missing("needs docker and docker-compose: run tests/engine/setup.sh up (as root)")
     if docker("version", "--format", "{{.Server.Version}}").returncode != 0:
         missing("no Docker engine answers: run tests/engine/setup.sh up (as root)")
-    for image in (IMAGE, NOSSL_IMAGE):
+    for image in (IMAGE, NOSSL_IMAGE, SKEWED_IMAGE):
         if docker("image", "inspect", image).returncode != 0:
             missing(f"the stand-in image {image} is not built: run tests/engine/setup.sh up")
 
@@ -317,8 +318,10 @@ def broken(engine, tmp_path_factory) -> Iterator[list[Cluster]]:
 
 
 def start_variant(made: list[Cluster], folder: Path, edit) -> Cluster:
+    """A broken variant of the fitted copy, on a bridge of its own (172.30.0.0/16): the tutorial's
+    172.29.0.0/16 may still be held by the module's tutorial cluster."""
     cluster = fitted_copy(folder)
-    cluster.file.write_text(edit(cluster.file.read_text()))
+    cluster.file.write_text(edit(cluster.file.read_text()).replace("172.29.", "172.30."))
     made.append(cluster)
     up = cluster.compose("up", "-d")
     assert up.returncode == 0, up.stderr
@@ -386,7 +389,7 @@ def test_head_container_that_exited_is_said_with_its_log(broken, tmp_path_factor
 def test_worker_refused_by_the_head_quotes_rays_version_line(broken, tmp_path_factory, env) -> None:
     def skew_worker(text: str) -> str:
         head, worker = text.split("  ray-worker:")
-        return head + "  ray-worker:" + worker.replace(IMAGE, "raydoctor-test/ray-skewed:2.49.2", 1)
+        return head + "  ray-worker:" + worker.replace(IMAGE, SKEWED_IMAGE, 1)
 
     cluster = start_variant(broken, tmp_path_factory.mktemp(f"skewed{os.getpid()}-"), skew_worker)
     wait_in_log(cluster, "ray-worker", ["logs", "{c}"], "Version mismatch")

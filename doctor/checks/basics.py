@@ -130,7 +130,7 @@ def dashboard_hint(ctx: CheckContext) -> tuple[str, str]:
     """How to point raydoctor at the dashboard: the sentence and the command (``--address host:8265``)."""
     address = ctx.target.address
     host = address.host_for_url if address is not None else "HEAD"
-    command = shlex.join(["raydoctor", "check", "--address", f"{host}:8265"])
+    command = remedies.raydoctor_check(f"{host}:8265", ctx.environ)
     text = (
         "Point raydoctor at the dashboard to check the cluster itself: --address HOST:DASHBOARD_PORT "
         "(`--dashboard-port` on `ray start --head`, default 8265; published or forwarded to this machine)."

@@ -666,7 +666,7 @@ def _dashboard_elsewhere(ctx: CheckContext, kind: str, message: str) -> Result |
         code="network.dashboard.not_where_guessed",
         fix=Remediation(
             "Name the dashboard: --address HOST:DASHBOARD_PORT (`--dashboard-port` on `ray start --head`, default 8265).",
-            (shlex.join(["raydoctor", "check", "--address", f"{host}:8265"]),),
+            (remedies.raydoctor_check(f"{host}:8265", ctx.environ),),
         ),
         data={"kind": kind, "from_roundtrip": facts.from_roundtrip},
     )

@@ -24,10 +24,14 @@ import_tarball() {
     # GRPC_ENABLE_FORK_SUPPORT=0: the image's grpcio is today's, not the one the real images pin, and
     # with it the Ray Client server crashes on a fresh head's first client (gRPC fork handlers:
     # ray-project/ray#63202, as tests/ray_cluster.py starts its heads). The real images do not need it.
+    # RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT (ray/dashboard/consts.py, 30 s by default): on a
+    # loaded 2-core test machine the dashboard's MetricsHead took longer and the dashboard died at start.
     "$DOCKER" import \
         -c "ENV PATH=$PREFIX/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         -c "ENV HOME=/home/ray" \
         -c "ENV GRPC_ENABLE_FORK_SUPPORT=0" \
+        -c "ENV RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT=300" \
+        -c "LABEL raydoctor.standin=${STANDIN_VERSION:-2}" \
         -c "USER ray" -c "WORKDIR /home/ray" -c 'CMD ["bash"]' \
         "$TARBALL" "$TAG" >/dev/null
 }

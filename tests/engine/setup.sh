@@ -75,13 +75,18 @@ stop_engine() {
     rm -f "$pidfile"
 }
 
-have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+# Bumped when the stand-ins change: an image of another version is built again (variants with it).
+export STANDIN_VERSION=2
+have_image() {
+    [ "$("$DOCKER" image inspect --format '{{index .Config.Labels "raydoctor.standin"}}' "$1" 2>/dev/null)" = "$STANDIN_VERSION" ]
+}
 
 derive() { # TAG SHELL_COMMAND: the stand-in with one command run as root on top (no registry: FROM is local)
     have_image "$1" && return 0
     local ctx
     ctx="$(mktemp -d)"
     printf 'FROM %s\nUSER root\nRUN %s\nUSER ray\n' "$RAY_IMAGE" "$2" >"$ctx/Dockerfile"
+    "$DOCKER" image rm -f "$1" >/dev/null 2>&1 || true
     DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$1" "$ctx" >/dev/null || { rm -rf "$ctx"; die "building $1 failed"; }
     rm -rf "$ctx"
 }
