@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from doctor import proc
-from doctor.files import write_atomic
+from doctor.files import Unreadable, read_bytes, write_atomic
 
 TIMEOUT_S = 5.0  # each question; a plugin or engine that takes longer is treated as absent
 
@@ -43,37 +43,41 @@ _ASKING: dict[tuple[Any, ...], threading.Lock] = {}
 _ASKED_LOCK = threading.Lock()
 
 
+def _docker(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> proc.Completed | None:
+    try:
+        return proc.run(list(argv), timeout=timeout, env=proc.child_env(env), cap=1024 * 1024)
+    except (OSError, proc.ProcTimeout):
+        return None
+
+
 def ask(
     argv: Sequence[str], environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S
 ) -> proc.Completed | None:
     """Docker's answer to one read-only question (``version``, ``info``, ``image inspect``), asked once per
-    process for the same program, arguments and environment: several checks and sources ask the same
+    check run for the same program, arguments and environment: several checks and sources ask the same
     thing, and each answer from a running engine costs a process and a round trip to the daemon (four
-    ``docker version`` per compose check before). Only inside ``remembering`` (``doctor.app.run_check``'s run).
-    Without the token; None when it cannot run."""
+    ``docker version`` per compose check before). Outside ``remembering`` (``doctor.app.run_check``'s run)
+    every call asks. Without the token; None when it cannot run (not remembered: it may be this moment's)."""
     env = dict(os.environ if environ is None else environ)
-    key = (tuple(argv), frozenset(env.items()))
     with _ASKED_LOCK:
-        if not _RUNS[0]:  # outside a check run: ask every time
-            lock = threading.Lock()
-        elif key in _ASKED:
-            return _ASKED[key]
+        if not _RUNS[0]:
+            lock = None
         else:
+            key = (tuple(argv), frozenset(env.items()))
+            if key in _ASKED:
+                return _ASKED[key]
             lock = _ASKING.setdefault(key, threading.Lock())
-    with lock:
+    if lock is None:
+        return _docker(argv, env, timeout)
+    with lock:  # a second asker of the same question waits for the first one's answer
         with _ASKED_LOCK:
             if key in _ASKED:
                 return _ASKED[key]
-        try:
-            done: proc.Completed | None = proc.run(
-                list(argv), timeout=timeout, env=proc.child_env(env), cap=1024 * 1024
-            )
-        except (OSError, proc.ProcTimeout):
-            done = None  # a timeout may be this moment's: not remembered
-            return done
-        with _ASKED_LOCK:
-            if _RUNS[0]:
-                _ASKED[key] = done
+        done = _docker(argv, env, timeout)
+        if done is not None:
+            with _ASKED_LOCK:
+                if _RUNS[0]:
+                    _ASKED[key] = done
         return done
 
 
@@ -123,8 +127,8 @@ def legacy_answers(legacy: str, env: Mapping[str, str], timeout: float) -> bool:
     known: dict[str, bool] = {}
     if key is not None:
         try:
-            loaded = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            loaded = json.loads(read_bytes(cache, 64 * 1024, follow_symlinks=False))
+        except (Unreadable, ValueError, RecursionError):
             loaded = {}
         if isinstance(loaded, dict):
             known = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, bool)}
