@@ -184,7 +184,11 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
             "Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, or write ~/.ray/auth_token) to the cluster's token.", ()
         ),
         "forbidden": Remediation(
-            "The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.", ()
+            "The token is wrong: unset it and raydoctor reads the head's own through `docker exec <head container> "
+            "ray get-auth-token`, or set RAY_AUTH_TOKEN to what that prints."
+            if ctx.target.compose is not None
+            else "The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.",
+            (),
         ),
         "token_withheld": Remediation(
             "The token goes only to a target you name: pass the address yourself if you trust it.",

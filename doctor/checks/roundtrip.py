@@ -31,6 +31,7 @@ from doctor.facts.roundtrip import (  # noqa: F401  (re-exported: tests and call
     start_probe,
 )
 from doctor.head.dashboard import DashboardClient, DashboardError
+from doctor.head.resolve import AUTH_KINDS
 from doctor.local.interpreter import InterpreterError
 from doctor.model import Remediation, Result, Status, finding
 from doctor.rules import judge_python, judge_ray
@@ -255,7 +256,17 @@ def roundtrip(ctx: CheckContext) -> Result:
     try:
         local = ctx.local()
         reason = None
-        if local.ray is None:
+        refused = ctx.head().live_error_kind
+        if refused in AUTH_KINDS:
+            # The dashboard refused the token (or got none): Ray's gRPC servers check the same token, and a
+            # refused Ray Client only waits for its time-out (a wrong RAY_AUTH_TOKEN against a Ray 2.60 head:
+            # "no answer within 20 s", tests/test_compose_token_real.py). head.source says which and why.
+            reason = (
+                f"ray.init would be refused as the dashboard refused this run ({refused}): see head.source",
+                "token_refused",
+                "token_refused",
+            )
+        elif local.ray is None:
             reason = (f"Ray is not installed in {local.executable}", "no_ray", "no_local_ray")
         else:
             blocked = _versions_block(ctx)

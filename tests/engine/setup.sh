@@ -7,6 +7,9 @@
 #           rayproject/ray:2.49.2.7b0af3-py312-cpu   the tutorial's image (tests/engine/build_image.sh)
 #           raydoctor-test/ray-nossl:2.49.2          the same without libssl3 (the dashboard dies at start)
 #           raydoctor-test/ray-skewed:2.49.2         the same saying Ray 2.49.1 (a worker the head refuses)
+#           rayproject/ray:2.60.0-py312-cpu          Ray 2.60 (token auth: tests/engine/token-ray-cluster.yaml);
+#                                                    cold, 53 s here (debootstrap 40 s; ray 2.60.0 from uv's
+#                                                    cache), then one `docker import` of its tarball
 #         An image `docker image inspect` finds is not built again; the root filesystem's tarball is kept
 #         under $CACHE/images so that an emptied engine imports it again in seconds.
 #   down  stops the dockerd that `up` started; an engine that was already running is left alone.
@@ -21,6 +24,7 @@ STATE="$CACHE/engine"
 RAY_IMAGE="rayproject/ray:2.49.2.7b0af3-py312-cpu"
 NOSSL_IMAGE="raydoctor-test/ray-nossl:2.49.2"
 SKEWED_IMAGE="raydoctor-test/ray-skewed:2.49.2"
+TOKEN_IMAGE="rayproject/ray:2.60.0-py312-cpu"
 mkdir -p "$STATE"
 
 say() { echo "engine: $*" >&2; }
@@ -91,14 +95,20 @@ derive() { # TAG SHELL_COMMAND: the stand-in with one command run as root on top
     rm -rf "$ctx"
 }
 
-build_images() {
-    if ! have_image "$RAY_IMAGE"; then
+standin() { # TAG RAY_VERSION: a stand-in root built once (build_image.sh), its tarball cached under $CACHE/images
+    if ! have_image "$1"; then
         (
             flock 9
-            have_image "$RAY_IMAGE" || "$HERE/build_image.sh" "$RAY_IMAGE" "$CACHE/images"
+            have_image "$1" || RAY_VERSION="$2" "$HERE/build_image.sh" "$1" "$CACHE/images"
         ) 9>"$STATE/build.lock"
     fi
-    have_image "$RAY_IMAGE" || die "the stand-in image $RAY_IMAGE was not built"
+    have_image "$1" || die "the stand-in image $1 was not built"
+}
+
+build_images() {
+    standin "$RAY_IMAGE" 2.49.2
+    # Ray 2.60: token authentication (RAY_AUTH_MODE=token) for tests/test_compose_token_real.py.
+    standin "$TOKEN_IMAGE" 2.60.0
     # The tutorial's image with OpenSSL's libraries removed: the dashboard's aiohttp needs
     # libssl.so.3 and dies at start while GCS and the client server run (REFERENCE.md section 10).
     derive "$NOSSL_IMAGE" 'rm -f /usr/lib/x86_64-linux-gnu/libssl.so.3 /usr/lib/x86_64-linux-gnu/libcrypto.so.3 && ldconfig'
