@@ -245,3 +245,25 @@ def test_stable_codes_on_gpu_findings(tmp_path, clean_env, no_gpu_tools):
     )
     assert by_id(report, "gpu.host").code == "gpu.host.no_driver"
     assert by_id(report, "gpu.docker").code == "gpu.docker.no_engine"
+
+
+def test_docker_refusal_is_what_docker_says_for_the_compose_device_request(tmp_path):
+    """The error Docker gives for the GPU tutorial's device request (seen for real: tests/test_compose_gpu_real.py),
+    built from the file's driver and capabilities; none for a CPU file."""
+    from doctor.head.compose import load_compose
+
+    repo = Path(__file__).resolve().parent.parent
+    shipped = load_compose(repo / "compose" / "gpu-ray-cluster.yaml", {})
+    ctx = SimpleNamespace(target=SimpleNamespace(compose=shipped))
+    assert gpu.docker_refusal(ctx) == 'could not select device driver "nvidia" with capabilities: [[gpu]]'
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        (repo / "compose" / "gpu-ray-cluster.yaml")
+        .read_text()
+        .replace("capabilities: [gpu]", "capabilities: [gpu, utility]")
+    )
+    assert gpu.docker_refusal(SimpleNamespace(target=SimpleNamespace(compose=load_compose(other, {})))) == (
+        'could not select device driver "nvidia" with capabilities: [[gpu utility]]'
+    )
+    cpu = load_compose(repo / "compose" / "cpu-ray-cluster.yaml", {})
+    assert gpu.docker_refusal(SimpleNamespace(target=SimpleNamespace(compose=cpu))) is None

@@ -254,6 +254,32 @@ def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def docker_refusal(ctx: CheckContext) -> str | None:
+    """What Docker answers when it starts a compose service whose device request it has no driver for.
+
+    The daemon picks a device driver by name (``moby daemon/devices.go``); ``nvidia`` is registered only
+    where the NVIDIA Container Toolkit's hook is installed (``daemon/nvidia_linux.go``), and otherwise the
+    start fails with ``incompatibleDeviceRequest`` (``daemon/errors.go``): ``could not select device driver
+    %q with capabilities: %v``, the capabilities as Go prints a list of lists (docker-compose 1.29 sends the
+    service's list as the only one: compose/project.py wraps ``capabilities`` in a list).
+    Seen on this project's engine: ``Cannot start service ray-head: could not select device driver "nvidia"
+    with capabilities: [[gpu]]`` (tests/test_compose_gpu_real.py)."""
+    compose = ctx.target.compose
+    for service in compose.services.values() if compose is not None else ():
+        raw = service.raw if isinstance(service.raw, dict) else {}
+        deploy = raw.get("deploy")
+        resources = deploy.get("resources") if isinstance(deploy, dict) else None
+        reservations = resources.get("reservations") if isinstance(resources, dict) else None
+        devices = reservations.get("devices") if isinstance(reservations, dict) else None
+        for device in devices if isinstance(devices, list) else ():
+            caps = device.get("capabilities") if isinstance(device, dict) else None
+            if isinstance(caps, list) and "gpu" in caps:
+                driver = str(device.get("driver") or "")
+                listed = " ".join(str(c) for c in caps)
+                return f"could not select device driver {json.dumps(driver)} with capabilities: [[{listed}]]"
+    return None
+
+
 def check_docker(ctx: CheckContext) -> Result:
     """This host's Docker has the NVIDIA runtime: registered only for a head run here (compose, image)."""
     if not docker.engine_available():
@@ -271,12 +297,14 @@ def check_docker(ctx: CheckContext) -> Result:
             data={"runtimes": names},
         )
     if wants_gpu(ctx):
+        refusal = docker_refusal(ctx)
         return finding(
             Status.FAIL,
             f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
             code="gpu.docker.no_nvidia_runtime",
+            details=[f"Docker refuses to start a service that reserves them: '{refusal}'"] if refusal else [],
             fix=remedies.nvidia_toolkit(getattr(ctx, "environ", None)),
-            data={"runtimes": names},
+            data={"runtimes": names, "docker_error": refusal},
         )
     return finding(
         Status.SKIP,
