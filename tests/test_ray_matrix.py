@@ -120,14 +120,31 @@ def head_python(row: Row) -> Path:
         missing(f"cannot build a Ray {row.ray} venv on Python {row.python}: {exc}")
 
 
+HEAD_TRIES = 2
+
+
 @contextlib.contextmanager
-def head_of(row: Row, python: Path) -> Iterator[RayNode]:
+def head_of(row: Row, python: Path, tries: list[str] | None = None) -> Iterator[RayNode]:
+    """A started head; ``tries`` gets why each failed start failed.
+
+    One more start (fresh ports, fresh temp dir) after a failed one: under this 2-core machine's load a Ray
+    2.60 head's GCS answered the raylet's get_node with "RPC error: Deadline Exceeded" until the fixed 30 s
+    wait in ray/_private/node.py ran out, and the next start came up (docs/ray-matrix.md). A head that
+    fails twice fails the row, with both reasons.
+    """
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN} if row.token else {}
-    node = RayNode(python, num_cpus=1, ip=MATRIX_IP, auth_token=TOKEN if row.token else None, env=env)
-    try:
-        node.start(timeout=300)
-    except RuntimeError as exc:
-        pytest.fail(f"Ray {row.ray} on Python {row.python} did not start here: {exc}")
+    failures = tries if tries is not None else []
+    node = None
+    for _ in range(HEAD_TRIES):
+        node = RayNode(python, num_cpus=1, ip=MATRIX_IP, auth_token=TOKEN if row.token else None, env=env)
+        try:
+            node.start(timeout=300)  # start() stops what it started when it fails
+            break
+        except RuntimeError as exc:
+            failures.append(str(exc).splitlines()[0][:300])
+            node = None
+    if node is None:
+        pytest.fail(f"Ray {row.ray} on Python {row.python} did not start here in {HEAD_TRIES} tries: {failures}")
     try:
         yield node
     finally:
@@ -160,7 +177,8 @@ def test_ray_release(row: Row, clean_env, tmp_path, monkeypatch) -> None:
         env["RAY_AUTH_TOKEN"] = TOKEN
     (tmp_path / "work").mkdir()
     started = time.perf_counter()
-    with specific_server_ports_held(), head_of(row, python) as node:
+    head_failures: list[str] = []
+    with specific_server_ports_held(), head_of(row, python, head_failures) as node:
         head_s = time.perf_counter() - started
 
         # The facts, and the head's own env judged healthy with no warning.
@@ -209,6 +227,7 @@ def test_ray_release(row: Row, clean_env, tmp_path, monkeypatch) -> None:
         fix="built, round trip ok" + (" (setuptools<81 pinned)" if row.ray == "2.9.3" else ""),
         before=bug,
         head_start_s=round(head_s, 1),
+        head_failed_starts=head_failures,
         seconds=round(time.perf_counter() - started, 1),
         fix_s=round(fix_s, 1),
     )
