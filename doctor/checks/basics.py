@@ -186,7 +186,7 @@ def _dead_target(ctx: CheckContext, known: str, details: list[str]) -> Result:
         "forbidden": Remediation(
             "The token is wrong: unset it and raydoctor reads the head's own through `docker exec <head container> "
             "ray get-auth-token`, or set RAY_AUTH_TOKEN to what that prints."
-            if ctx.target.compose is not None
+            if ctx.target.compose_path is not None
             else "The token is wrong: get the current one from the cluster's admin and set RAY_AUTH_TOKEN.",
             (),
         ),
