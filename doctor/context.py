@@ -32,7 +32,7 @@ from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import FROM_DEEP_PROBE, HeadFacts, HeadPackages
 from doctor.head.resolve import gather_head_facts
 from doctor.head.token_sources import TokenSearch, find_cluster_token
-from doctor.local.docker_cli import DockerCli
+from doctor.local.docker_cli import DockerCli, DockerEngine, probe_engine
 from doctor.local.docker_cli import probe as probe_docker_cli
 from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
 from doctor.local.requirements import Requirements, load_requirements
@@ -144,7 +144,8 @@ class CheckContext:
         self._head = Lazy(self._gather_head)
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
-        self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
+        self._docker_engine: Lazy[DockerEngine] = Lazy(lambda: probe_engine(self.environ))
+        self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ, engine=self.docker_engine()))
         self._inside: Lazy[Any] = Lazy(self._read_inside)  # doctor.head.containers.InsideView | None
         self._head_packages: Lazy[HeadPackages | None] = Lazy(self._find_head_packages)
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
@@ -264,6 +265,7 @@ class CheckContext:
             token_withheld=self.token_withheld,
             roundtrip=self._roundtrip_or_none if use_roundtrip else None,
             client_url=address.client_url if address is not None else None,
+            docker_engine=self.docker_engine,
         )
 
     # ---- the round trip (doctor.facts.roundtrip), run once
@@ -385,6 +387,11 @@ class CheckContext:
     def head(self) -> HeadFacts:
         return self._head.get()
 
+    def docker_engine(self) -> DockerEngine:
+        """This machine's Docker engine (answers?, version, NCPU, runtimes, containers): the run's one Docker
+        probe, started by ``prefetch`` for a target that runs on Docker, else asked when first needed."""
+        return self._docker_engine.get()
+
     def docker_cli(self) -> DockerCli:
         """What this machine's Docker CLI can do (compose plugin, engine), asked once per run, when first needed."""
         return self._docker_cli.get()
@@ -396,8 +403,11 @@ class CheckContext:
 
     def _read_inside(self) -> Any:
         project = self.target.compose
-        if project is None or self.target.compose_path is None or not self.docker_cli().engine:
-            return None  # the engine question is asked once per run (remedies need it too)
+        if project is None or self.target.compose_path is None:
+            return None
+        engine = self.docker_engine()
+        if not engine.answers or engine.containers == 0:
+            return None  # no engine, or not one container on it: `docker ps` could find none of this file's
         from doctor.head.containers import inside_view
 
         head = next((s.name for s in project.services.values() if s.is_head), None)
@@ -456,7 +466,7 @@ class CheckContext:
         if image:
             from doctor.head import docker
 
-            found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S)
+            found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S, engine=self.docker_engine())
             if found is not None and found.packages:
                 return HeadPackages(dict(found.packages), f"docker image {image} ({found.image_id[:19]})")
         return None
@@ -513,6 +523,8 @@ class CheckContext:
             return None
 
     def prefetch(self) -> None:
+        if self.target.image or self.target.compose is not None:
+            self._docker_engine.start()  # the head's image facts, gpu.docker, compose lint and remedies read it
         self._head.start()
         if not self._probe_started:
             self._local.start()

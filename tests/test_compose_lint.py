@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from doctor.checks.compose_lint import RULES, lint_compose
-from doctor.checks.lint import HostRoute, host_routes
+from doctor.checks.lint import HostRoute, host_routes, lint_compose, rules_for
 from doctor.head.compose import load_compose
 from doctor.model import Edit, Result, Status
 from doctor.parsers.ray_start import OPTIONS, VALUELESS
 from tests.samples import BASE, HEAD_ARGS, IMAGE
 
+RULES = rules_for("compose")  # (check id, title, rule) of every compose rule, in report order
 REPO = Path(__file__).resolve().parent.parent
 GPU_IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cu128"
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
-from doctor.local.docker_cli import ask
+from doctor.local.docker_cli import DockerEngine, ask, probe_engine
 from doctor.probe_code import DISTRIBUTIONS
 
 PROBE = (
@@ -119,24 +118,20 @@ def _run(args: list[str], timeout: float) -> proc.Completed | None:
         return None
 
 
-def engine_available(timeout: float = 3.0) -> bool:
-    """True when a Docker CLI exists and its engine answers."""
-    docker = shutil.which("docker")
-    if not docker:
-        return False
-    done = ask([docker, "version", "--format", "{{.Server.Version}}"], timeout=timeout)
-    return bool(done and done.returncode == 0 and done.stdout.strip())
-
-
-def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None) -> ImageFacts | None:
+def image_facts(
+    image: str, *, timeout: float = 60.0, cache: Path | None = None, engine: DockerEngine | None = None
+) -> ImageFacts | None:
     """Python and Ray inside a local image, or None where Docker cannot tell.
 
+    ``engine`` is the run's Docker probe (``CheckContext.docker_engine``); asked here when not given.
     A name that is not an image reference (see ``image_problem``) never reaches Docker: None.
     """
     if image_problem(image) is not None:
         return None
-    docker = shutil.which("docker")
-    if not docker or not engine_available():
+    if engine is None:
+        engine = probe_engine()
+    docker = engine.docker
+    if not docker or not engine.answers:
         return None
     inspected = ask([docker, "image", "inspect", "--format", "{{.Id}}", image], timeout=10)
     if not inspected or inspected.returncode != 0:
