@@ -265,7 +265,6 @@ class CheckContext:
             token_withheld=self.token_withheld,
             roundtrip=self._roundtrip_or_none if use_roundtrip else None,
             client_url=address.client_url if address is not None else None,
-            docker_engine=self.docker_engine,
         )
 
     # ---- the round trip (doctor.facts.roundtrip), run once
@@ -388,8 +387,9 @@ class CheckContext:
         return self._head.get()
 
     def docker_engine(self) -> DockerEngine:
-        """This machine's Docker engine (answers?, version, NCPU, runtimes, containers): the run's one Docker
-        probe, started by ``prefetch`` for a target that runs on Docker, else asked when first needed."""
+        """This machine's Docker engine (answers?, version, NCPU, runtimes, containers, CLI plugins): the run's
+        one Docker probe, started by ``prefetch`` for a target that runs on Docker, else asked when first
+        needed. Read by gpu.docker, the compose lint's CPU rule, ``docker_cli`` and ``inside``."""
         return self._docker_engine.get()
 
     def docker_cli(self) -> DockerCli:
@@ -466,7 +466,7 @@ class CheckContext:
         if image:
             from doctor.head import docker
 
-            found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S, engine=self.docker_engine())
+            found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S)
             if found is not None and found.packages:
                 return HeadPackages(dict(found.packages), f"docker image {image} ({found.image_id[:19]})")
         return None
@@ -524,7 +524,7 @@ class CheckContext:
 
     def prefetch(self) -> None:
         if self.target.image or self.target.compose is not None:
-            self._docker_engine.start()  # the head's image facts, gpu.docker, compose lint and remedies read it
+            self._docker_engine.start()  # gpu.docker, the compose lint, remedies and the inside view read it
         self._head.start()
         if not self._probe_started:
             self._local.start()

@@ -198,7 +198,11 @@ def test_docker_without_the_nvidia_runtime(tmp_path, monkeypatch, clean_env):
     from doctor.local.docker_cli import probe_engine
 
     fake = Path(__file__).resolve().parent / "fake_docker"
-    env = {**clean_env, "PATH": f"{fake}{os.pathsep}/usr/bin:/bin", "FAKE_DOCKER_RUNTIMES": "io.containerd.runc.v2,runc"}
+    env = {
+        **clean_env,
+        "PATH": f"{fake}{os.pathsep}/usr/bin:/bin",
+        "FAKE_DOCKER_RUNTIMES": "io.containerd.runc.v2,runc",
+    }
     ctx = SimpleNamespace(
         target=SimpleNamespace(image="rayproject/ray:2.49.2-py312-cu128", compose=None, compose_path=None),
         head=lambda: SimpleNamespace(cuda="12.8.1"),

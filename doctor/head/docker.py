@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
-from doctor.local.docker_cli import DockerEngine, ask, probe_engine
+from doctor.local.docker_cli import ask
 from doctor.probe_code import DISTRIBUTIONS
 
 PROBE = (
@@ -118,20 +119,18 @@ def _run(args: list[str], timeout: float) -> proc.Completed | None:
         return None
 
 
-def image_facts(
-    image: str, *, timeout: float = 60.0, cache: Path | None = None, engine: DockerEngine | None = None
-) -> ImageFacts | None:
+def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None) -> ImageFacts | None:
     """Python and Ray inside a local image, or None where Docker cannot tell.
 
-    ``engine`` is the run's Docker probe (``CheckContext.docker_engine``); asked here when not given.
+    The first question is ``docker image inspect``, not whether an engine answers: it fails the same way
+    without one, and asked beside the run's Docker probe (``doctor.local.docker_cli.DockerEngine``)
+    instead of after it, the head's facts do not wait for ``docker info``.
     A name that is not an image reference (see ``image_problem``) never reaches Docker: None.
     """
     if image_problem(image) is not None:
         return None
-    if engine is None:
-        engine = probe_engine()
-    docker = engine.docker
-    if not docker or not engine.answers:
+    docker = shutil.which("docker")
+    if not docker:
         return None
     inspected = ask([docker, "image", "inspect", "--format", "{{.Id}}", image], timeout=10)
     if not inspected or inspected.returncode != 0:

@@ -12,7 +12,6 @@ from doctor.head import docker
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.head.facts import HeadFacts
 from doctor.head.image_tag import parse_image
-from doctor.local.docker_cli import DockerEngine
 from doctor.model import Fact
 
 # The dashboard answered, but wants a token (or another one): not "elsewhere", so no fallback.
@@ -27,7 +26,6 @@ def gather_head_facts(
     token_withheld: str | None = None,
     roundtrip: Callable[[], Any] | None = None,
     client_url: str | None = None,
-    docker_engine: Callable[[], DockerEngine] | None = None,
 ) -> HeadFacts:
     """``token_withheld``: why raydoctor has a token but does not send it to this dashboard (then a
     dashboard that asks for one is told apart from one that was given none).
@@ -35,10 +33,7 @@ def gather_head_facts(
     ``roundtrip``: when the user named only the Ray Client address, the round trip's result
     (``doctor.facts.roundtrip.ProbeRun``, run once by the context); asked only when the dashboard did not
     answer (other than for want of a token). Its task's Python and Ray are the head's: Ray refuses a
-    worker of another Python or Ray (``ray/_private/utils.py::check_version_info`` on join).
-
-    ``docker_engine``: the run's Docker probe (``doctor.local.docker_cli.DockerEngine``), asked only
-    when the image's own Python and Ray are wanted."""
+    worker of another Python or Ray (``ray/_private/utils.py::check_version_info`` on join)."""
     ray: Fact | None = None
     python: Fact | None = None
     cuda: str | None = None
@@ -89,7 +84,7 @@ def gather_head_facts(
         cuda = info.cuda
         if use_docker and (ray is None or python is None):
             tried.append("docker")
-            found = docker.image_facts(image, engine=docker_engine() if docker_engine else None)
+            found = docker.image_facts(image)
             if found:
                 source = f"docker image {image} ({found.image_id[:19]})"
                 python = python or Fact(found.python, source)
