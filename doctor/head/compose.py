@@ -101,6 +101,8 @@ class ComposeService:
     entrypoint: list[str] = field(default_factory=list)
     # What the container runs: entrypoint + command, wrappers looked through.
     argv: list[str] = field(default_factory=list)
+    # For each of ``ports``, the index of the ``ports:`` entry it comes from (a range gives several).
+    port_entries: list[int] = field(default_factory=list)
 
     @property
     def ray_start(self) -> RayStartCall | None:
@@ -576,8 +578,11 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
             hint="write ports as a list",
         )
     ports: list[PublishedPort] = []
-    for item in ports_raw:
-        ports.extend(_ports(where, item))
+    port_entries: list[int] = []
+    for index, item in enumerate(ports_raw):
+        entry = _ports(where, item)
+        ports.extend(entry)
+        port_entries.extend([index] * len(entry))
 
     nets_raw = raw.get("networks")
     networks: dict[str, dict] = {}
@@ -637,6 +642,7 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         raw=raw,
         entrypoint=entrypoint,
         argv=argv,
+        port_entries=port_entries,
     )
 
 
