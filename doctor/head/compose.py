@@ -54,6 +54,7 @@ __all__ = [
     "PublishedPort",
     "interpolate",
     "load_compose",
+    "load_tree",
     "parse_size",
     "reserved_gpu_count",
 ]
@@ -491,6 +492,15 @@ _ComposeLoader.add_implicit_resolver(
     re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
     list("-+0123456789"),
 )
+
+
+def load_tree(text: str, path: Path) -> Any:
+    """The file's YAML as this module reads it, before interpolation (what an editor of the file,
+    ``doctor.fix.cluster_file``, must see the same); a one-line ``UsageError`` for bad YAML."""
+    try:
+        return yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass: safe
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, "fix the YAML; `docker compose -f FILE config` shows the same error") from None
 
 
 def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
