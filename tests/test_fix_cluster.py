@@ -345,3 +345,21 @@ def test_an_untrusted_settings_files_compose_path_is_not_edited(tmp_path: Path, 
 def test_an_address_target_has_no_file_to_fix(tmp_path: Path, env: dict[str, str]) -> None:
     done = raydoctor_cli(["fix", "--cluster", "--address", "127.0.0.1:9", "--yes", "--no-roundtrip"], tmp_path, env)
     assert done.returncode == 2 and "compose file" in done.stderr, done.stderr
+
+
+def test_check_never_imports_ruamel(tmp_path: Path, env: dict[str, str]) -> None:
+    """Only fix --cluster pays for the round-trip library: a compose check runs without importing it."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, FIXABLE)
+    code = (
+        "import sys; from doctor.cli import main; rc = main(sys.argv[1:]); "
+        "print('ruamel' in ' '.join(sys.modules), file=sys.stderr)"
+    )
+    args = ["check", "--compose", str(path), "--no-roundtrip", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(done.stdout)["command"] == "check"
+    assert done.stderr.strip().splitlines()[-1] == "False", done.stderr

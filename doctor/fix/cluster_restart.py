@@ -38,18 +38,18 @@ class Restart:
 
 
 def _compose_argv(version: str, environ: Mapping[str, str]) -> list[str] | None:
+    """The compose that made the containers (label ``1.x``: ``docker-compose``), else the one that answers."""
+    import shutil
+
     from doctor.local.docker_cli import probe
 
+    found = shutil.which("docker-compose", path=environ.get("PATH", os.defpath))
+    legacy = [found] if found else None
+    if version.startswith("1.") and legacy:
+        return legacy
     cli = probe(environ)
     plugin = [cli.docker, "compose"] if cli.docker and cli.compose else None
-    legacy = [cli.legacy_compose] if cli.legacy_compose else None
-    if legacy is None and not plugin:
-        import shutil
-
-        found = shutil.which("docker-compose", path=environ.get("PATH"))
-        legacy = [found] if found else None
-    first, second = (legacy, plugin) if version.startswith("1.") else (plugin, legacy)
-    return first or second
+    return plugin or legacy
 
 
 def restart_changed(compose_path: Path, services: Sequence[str], environ: Mapping[str, str]) -> Restart:
