@@ -429,6 +429,10 @@ def test_fix_cluster_fits_the_cpu_limit_and_recreates_only_what_it_changed(engin
         assert text == original.replace("cpus: '3'", f"cpus: '{cpus}'")  # one line changed, comments kept
         assert by_id(doc, "compose.resource_limits")["status"] == "ok"  # fix's final check
 
+        # Started without the worker's shm_size, so that the next fix changes what the worker runs with.
+        cut = text.replace("    shm_size: '2gb'\n    depends_on:", "    depends_on:")
+        assert cut != text
+        cluster.file.write_text(cut)
         up = cluster.compose("up", "-d")
         assert up.returncode == 0, up.stderr  # Docker now creates the worker
         cluster.wait_healthy()
@@ -436,12 +440,10 @@ def test_fix_cluster_fits_the_cpu_limit_and_recreates_only_what_it_changed(engin
             raydoctor(["check", "--compose", str(cluster.file), "--no-roundtrip", "--json"], cluster.folder, env)
         )
         assert by_id(after, "compose.resource_limits")["status"] == "ok"
+        assert by_id(after, "compose.shm_size")["code"] == "compose.shm_size.missing"
 
-        # The cluster running: an edit to the worker recreates the worker only.
+        # The cluster running: the edit to the worker recreates the worker only.
         head, worker = cluster.container("ray-head"), cluster.container("ray-worker")
-        cut = text.replace("    shm_size: '2gb'\n    depends_on:", "    depends_on:")
-        assert cut != text
-        cluster.file.write_text(cut)
         doc = report(raydoctor(fix, cluster.folder, env))
         outcome = doc["outcome"]["cluster_file"]
         assert [e["change"]["key"] for e in outcome["edits"]] == [["services", "ray-worker", "shm_size"]], outcome

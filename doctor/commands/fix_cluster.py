@@ -108,6 +108,9 @@ def run_cluster(args: argparse.Namespace) -> int:
             "restart": None,
         }
         outcome["cluster_file"] = cluster
+        if not edits:  # exit 0, as fix with nothing to do; the file is not even read
+            outcome["nothing_to_do"] = True
+            return _finish(report, as_json, args.verbose, started)
         plan = plan_file(file, edits)
         cluster["edits"] = [e.to_dict() for e in plan.applied]
         cluster["already"] = [e.to_dict() for e in plan.already]
