@@ -363,3 +363,34 @@ def test_check_never_imports_ruamel(tmp_path: Path, env: dict[str, str]) -> None
     )
     assert json.loads(done.stdout)["command"] == "check"
     assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
+
+
+@pytest.mark.parametrize("answer, written", [("n\n", False), ("y\n", True)])
+def test_at_a_terminal_it_asks_before_writing(tmp_path: Path, env: dict[str, str], answer: str, written: bool) -> None:
+    """fix's own question, on a real terminal (a pty): no writes nothing (exit 1), yes writes."""
+    import pty
+    import subprocess
+    import sys
+
+    path = write(tmp_path, FIXABLE)
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer.encode())
+        done = subprocess.run(
+            [sys.executable, "-m", "doctor", "fix", "--cluster", "--compose", str(path), "--no-roundtrip"],
+            cwd=tmp_path,
+            env=env,
+            stdin=slave,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert f"Write {path} now? [y/N]" in done.stdout, done.stdout + done.stderr
+    assert (path.read_text() != FIXABLE) is written
+    if written:
+        assert f"Wrote {path} (" in done.stdout and "The cluster is not running: nothing restarted." in done.stdout
+    else:
+        assert done.returncode == 1 and "Nothing written." in done.stdout
