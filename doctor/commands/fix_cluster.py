@@ -204,7 +204,8 @@ def outcome_lines(report: Report, verbose: bool) -> list[tuple[str, str]]:
         lines.append(("bold", "Check after the edit"))
         lines += text_lines(replace(report, error=None, error_exit_code=None), verbose)
         lines.append(("", ""))
-    lines.append(("bold", f"Wrote {cluster.get('path')} ({len(cluster.get('edits') or [])} edits)."))
+    count = len(cluster.get("edits") or [])
+    lines.append(("bold", f"Wrote {cluster.get('path')} ({count} edit{'s' if count != 1 else ''})."))
     restart = cluster.get("restart") or {}
     state = restart.get("state")
     services = ", ".join(restart.get("services") or [])

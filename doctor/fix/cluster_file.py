@@ -445,11 +445,10 @@ def _cut_points(line: RayStartLine, change: Change, count: int) -> tuple[list[li
     return drop, count
 
 
-def _check_words(change: Change, words: Sequence[str]) -> None:
+def _check_words(change: Change) -> None:
     for word in change.add:
         if not _SAFE_WORD.fullmatch(word):
             raise Refused(f"the `ray start` option {word!r} would need quoting: add it by hand")
-    del words
 
 
 def _edit_text(text: str, change: Change) -> str:
@@ -497,16 +496,14 @@ def _edit_args(text: str, start_word: _Word, args: list[_Word], change: Change) 
 
     line = parse_ray_start([a.value for a in args])
     drop, add_at = _cut_points(line, change, len(args))
-    _check_words(change, [a.value for a in args])
+    _check_words(change)
     if change.add:
         before = args[add_at - 1].end if add_at > 0 else start_word.end
         return text[:before] + "".join(" " + word for word in change.add) + text[before:]
     out = text
     for span in sorted(drop, key=lambda s: -s[0]):  # from the end: earlier places stay valid
-        first, last = args[span[0]], args[span[-1]]
         prev_end = args[span[0] - 1].end if span[0] > 0 else start_word.end
-        del first
-        out = out[:prev_end] + out[last.end :]
+        out = out[:prev_end] + out[args[span[-1]].end :]  # the words and the blank before them
     return out
 
 
@@ -530,7 +527,7 @@ def _edit_argv(seq: MutableSequence[Any], change: Change) -> MutableSequence[Any
                 while end < len(values) and values[end] not in SHELL_OPERATORS:
                     end += 1
             if change.add:
-                _check_words(change, values)
+                _check_words(change)
                 line = parse_ray_start(values[i + 2 : end])
                 _, at = _cut_points(
                     line, Change(Op.RAY_START, change.key, add=change.add, first=change.first), end - i - 2
