@@ -28,10 +28,9 @@ from doctor.model import Edit, Report, Result, Status
 EXIT_DECLINED = 1  # as fix: "you said no"
 
 
-def _compose_file(report: Report, named: bool, cwd: Path) -> Path:
+def _compose_file(path: Path | None, named: bool, cwd: Path) -> Path:
     """The compose file to edit: the target's, if the user named it or it is this folder's default."""
-    path = report.target.get("compose")
-    if not path:
+    if path is None:
         raise UsageError(
             "fix --cluster edits a compose file, and the target has none",
             hint="name the cluster's file with --compose FILE",
@@ -90,13 +89,18 @@ def run_cluster(args: argparse.Namespace) -> int:
         options = options_from(args)
         named = options.compose is not None or options.cluster_file is not None
         # What the plan needs is the compose lint: no round trip, no resolution, no probe jobs.
-        before = run_check(replace(options, roundtrip=False, resolve=False, deep=False, jobs=False), cwd=cwd)
+        contexts: list[Any] = []  # the run's CheckContext: the target as a type, not its serialized form
+        before = run_check(
+            replace(options, roundtrip=False, resolve=False, deep=False, jobs=False),
+            cwd=cwd,
+            on_context=contexts.append,
+        )
         report.secret_values = before.secret_values
         report.environment_values = before.environment_values
         report.target, report.head, report.local = before.target, before.head, before.local
         if before.error:
             raise UsageError(before.error)
-        file = _compose_file(before, named, cwd)
+        file = _compose_file(contexts[0].target.compose_path if contexts else None, named, cwd)
         edits, by_hand = _edits_for(before, file)
         cluster: dict[str, Any] = {
             "path": str(file),

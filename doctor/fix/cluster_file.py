@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from collections.abc import MutableMapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
@@ -89,8 +90,8 @@ def _read(path: Path) -> tuple[bytes, str]:
     try:
         data = files.read_bytes(path, MAX_FILE_BYTES, follow_symlinks=False)
     except files.Unreadable as exc:
-        hint = "name the file it points to with --compose" if "symbolic link" in exc.reason else ""
-        raise Refused(f"{path}: {exc.reason}: not edited", hint=hint or None) from None
+        hint = "name the file it points to with --compose" if os.path.islink(path) else None
+        raise Refused(f"{path}: {exc.reason}: not edited", hint=hint) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
