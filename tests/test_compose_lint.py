@@ -15,7 +15,7 @@ import yaml
 
 from doctor.checks.lint import HostRoute, host_routes, lint_compose, rules_for
 from doctor.head.compose import load_compose
-from doctor.model import Edit, Result, Status
+from doctor.model import Change, Edit, Op, Result, Status
 from doctor.parsers.ray_start import OPTIONS, VALUELESS
 from tests.samples import BASE, HEAD_ARGS, IMAGE
 
@@ -797,8 +797,14 @@ def test_limits_rule_gives_an_edit_of_the_limit(tmp_path: Path) -> None:
     assert res.status is Status.FAIL and res.code == "compose.resource_limits.cpus_over_machine"
     assert res.title == "Resource limits fit this machine"
     assert res.remediation is not None and res.remediation.commands == ()
+    key = ("services", "ray-worker", "deploy", "resources", "limits", "cpus")
     assert res.remediation.edits == (
-        Edit(str(tmp_path / "compose.yaml"), "services.ray-worker.deploy.resources.limits.cpus", "'8'"),
+        Edit(
+            str(tmp_path / "compose.yaml"),
+            "services.ray-worker.deploy.resources.limits.cpus",
+            "'8'",
+            change=Change(Op.SET, key, "8"),  # a string stays a string
+        ),
     )
     assert res.to_dict()["remediation"]["edits"][0]["place"] == "services.ray-worker.deploy.resources.limits.cpus"
 
