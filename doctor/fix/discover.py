@@ -223,7 +223,8 @@ class Finder:
 
     @property
     def probed(self) -> tuple[str, ...]:
-        return tuple(str(p) for p in self._versions)
+        """The interpreters run to learn this (an interpreter known beforehand is not)."""
+        return tuple(str(p) for p in self._versions if _key(p) not in self._known)
 
     def version(self, exe: Path) -> str | None:
         if exe not in self._versions:
