@@ -161,3 +161,23 @@ def test_fixs_discovery_does_not_run_an_interpreter_check_probed(tmp_path):
     assert reused.probed == ()  # with it, nothing is
     assert again.exact is not None and again.exact == reused.exact
     assert reused.exact.path == bindir / "python3.12" and reused.exact.version == "3.12.1"
+
+
+@pytest.mark.parametrize(
+    "script, code, words",
+    [
+        ("#!/bin/sh\necho boom >&2\nexit 3\n", "jobs.client.no_interpreter", "boom"),
+        ("#!/bin/sh\nsleep 30\n", "jobs.client.slow", "to import Ray's job client"),
+    ],
+)
+def test_jobs_client_says_why_the_probe_failed(tmp_path, clean_env, monkeypatch, script, code, words):
+    """jobs.client reads the probe's failure by its kind (InterpreterError.kind), never by its text."""
+    from doctor import context
+    from doctor.checks.jobs import job_client
+    from doctor.options import TargetOptions
+
+    monkeypatch.setattr(context, "JOB_CLIENT_TIMEOUT_S", 1.0)
+    exe = make_exe(tmp_path / "python", script)
+    options = TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", mode="jobs", python=str(exe))
+    res = job_client(context.CheckContext(options, environ=clean_env, cwd=tmp_path))
+    assert res.code == code and words in res.summary, res.summary

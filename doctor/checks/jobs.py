@@ -84,7 +84,7 @@ def job_client(ctx: CheckContext) -> Result:
                 f"{python} took over {JOB_CLIENT_TIMEOUT_S:g} s to import Ray's job client",
                 code="jobs.client.slow",
             )
-        return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
+        return finding(Status.FAIL, str(exc), code="jobs.client.no_interpreter")  # the message names it
     client = local.job_client
     if client is not None and client.works:
         info = {"ray": client.ray, "python": client.python}
