@@ -34,7 +34,14 @@ from doctor.head.resolve import gather_head_facts
 from doctor.head.token_sources import TokenSearch, find_cluster_token
 from doctor.local.docker_cli import DockerCli, DockerEngine, probe_engine
 from doctor.local.docker_cli import probe as probe_docker_cli
-from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
+from doctor.local.interpreter import (
+    JOB_CLIENT_TIMEOUT_S,
+    PROBE_TIMEOUT_S,
+    InterpreterError,
+    LocalFacts,
+    choose_interpreter,
+    inspect_interpreter,
+)
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import TargetOptions
 from doctor.runner import prepare_for_threads
@@ -379,8 +386,16 @@ class CheckContext:
             cancel_probe(started)
 
     def _gather_local(self) -> LocalFacts:
+        # --mode jobs: the same probe also asks whether Ray's job client imports (jobs.client reads the
+        # answer), so that the judged interpreter is run once per check; importing Ray gets the longer limit.
+        jobs = self.options.mode == "jobs"
         return inspect_interpreter(
-            self.interpreter_path, self.interpreter_chosen_by, environ=self.environ, cwd=self.cwd
+            self.interpreter_path,
+            self.interpreter_chosen_by,
+            environ=self.environ,
+            cwd=self.cwd,
+            job_client=jobs,
+            timeout=JOB_CLIENT_TIMEOUT_S if jobs else PROBE_TIMEOUT_S,
         )
 
     def head(self) -> HeadFacts:

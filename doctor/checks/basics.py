@@ -575,7 +575,8 @@ def head_packages(ctx: CheckContext) -> Result:
 CHECKS = [
     # 45 s: a ray:// target's facts may wait for the round trip (doctor.facts.roundtrip.LIMIT_S, 20 s).
     Check("head.source", "head", "Head's Ray and Python known", head_source, timeout=45),
-    Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=25),
+    # 70 s as jobs.client: in --mode jobs the one probe also imports Ray's job client (60 s limit)
+    Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=70),
     Check("versions.ray", "versions", "Ray matches the head", ray_version, timeout=45),
     Check("versions.python", "versions", "Python matches the head", python_version, timeout=45),  # titled per mode
     Check("packages.client_extras", "packages", "Ray Client extras installed", client_extras, timeout=45),

@@ -715,6 +715,7 @@ def plan_interpreter(
     search_dirs: Sequence[Path] | None,
     source: str = "auto",
     cwd: Path | None = None,
+    known: Sequence[LocalFacts] = (),
 ) -> tuple[InterpreterPlan, list[str]]:
     """Where the interpreter will come from, decided without creating anything.
 
@@ -722,12 +723,13 @@ def plan_interpreter(
     here, uv's managed Pythons (installed, or downloadable: ``uv python list``, which
     creates nothing), conda (located, not called), then the same minor already here with
     the patch rule's warning; "existing", "uv" and "conda" use only that source and
-    fail in one line when it cannot help. ``--no-conda`` drops conda from auto.
+    fail in one line when it cannot help. ``--no-conda`` drops conda from auto. ``known``: the
+    interpreters check already probed in this run, which discovery does not run again.
     """
     if source not in PYTHON_SOURCES:
         raise UsageError(f"--python-source {source}: expected one of {', '.join(PYTHON_SOURCES)}")
     use_conda = use_conda and source in ("auto", "conda")
-    found = discover(want, use_conda=use_conda, search_dirs=search_dirs, environ=environ)
+    found = discover(want, use_conda=use_conda, search_dirs=search_dirs, environ=environ, known=known)
     if found.exact is not None and source in ("auto", "existing"):
         why = f"Python {found.exact.version} is already here ({found.exact.source}): nothing to download or create"
         return InterpreterPlan("existing", want, found.exact, why=why), []
@@ -901,6 +903,7 @@ def _make_plan(
         search_dirs=options.search_dirs,
         source=options.python_source,
         cwd=cwd,
+        known=(checked.local,) if checked.local is not None else (),  # check probed it: not run again
     )
     # Named after the Python the env will really have (3.12.1 when that is the closest here).
     plan.env_suffix = "-jobs" if jobs_mode else ""
