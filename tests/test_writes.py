@@ -140,10 +140,11 @@ def test_lock_lines_header_takes_no_text_from_the_cluster():
 
 
 def test_match_head_pins_are_checked():
-    from doctor.package_skew import matched_pins, pin
+    from doctor.package_skew import matched_pins
+    from doctor.pins import Pin
 
-    assert matched_pins({"numpy": HOSTILE, "pandas": "2.2.3", "attrs": "23.2.0 \n"}) == ["pandas==2.2.3"]
-    assert pin("numpy", "1.26.4") == "numpy==1.26.4"
+    assert matched_pins({"numpy": HOSTILE, "pandas": "2.2.3", "attrs": "23.2.0 \n"}) == [Pin("pandas", "2.2.3")]
+    assert str(Pin.of("numpy", "1.26.4")) == "numpy==1.26.4"
     for name, version in [
         ("numpy", "1.26.4\n"),
         ("numpy", ""),
@@ -151,4 +152,4 @@ def test_match_head_pins_are_checked():
         ("numpy", "1.0 ; os_name"),
         ("a b", "1"),
     ]:
-        assert pin(name, version) is None
+        assert Pin.of(name, version) is None

@@ -39,6 +39,7 @@ from doctor.local.interpreter import LocalFacts
 from doctor.local.tools import locate_conda
 from doctor.model import Report, Result, Status
 from doctor.options import TargetOptions
+from doctor.pins import Pin
 from doctor.remedies import conda_env_name, raydoctor
 from doctor.versions import VersionSpec, release_equal
 
@@ -617,14 +618,14 @@ def jobs_head_target(checked: Checked) -> HeadTarget:
     )
 
 
-def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[str] = ()) -> Judged:
+def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[Pin] = ()) -> Judged:
     """Whether the judged interpreter already is what fix would build.
 
     Stricter than check's verdict on purpose: Ray equal, Python equal to the
     patch (when the head's patch is known), the Ray Client extras present
     (client mode: no ``packages.client_extras.missing`` finding), the
     requirements file satisfied (``packages.requirements`` did not fail), and
-    with ``--match-head`` every package it pins (``pins``, ``name==version``) that
+    with ``--match-head`` every package it pins (``pins``) that
     this interpreter has at the head's version.
     """
     local = checked.local
@@ -648,9 +649,8 @@ def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[st
         reasons.append(f"the requirements of {name} are not met")
     here = local.distributions if local is not None else {}
     for pin in pins:
-        name, _, version = pin.partition("==")
-        if name in here and here[name] != version:
-            reasons.append(f"--match-head: {name} {here[name]} here, {version} on the cluster")
+        if pin.name in here and here[pin.name] != pin.version:
+            reasons.append(f"--match-head: {pin.name} {here[pin.name]} here, {pin.version} on the cluster")
     return Judged(
         local.executable if local else checked.interpreter,
         local.python if local else None,
@@ -708,24 +708,24 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
     return "\n".join(lines) + "\n", len(reqs.requirements), notes + list(reqs.notes)
 
 
-def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[str, str]]:
+def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[Pin, str]]:
     """(pin, where from) beyond Ray's: ``--constraints FILE`` and ``--match-head`` (the head's wins)."""
     from doctor.package_skew import read_pins
 
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[Pin, str]] = {}
     if options.constraints is not None:
         path = options.constraints if options.constraints.is_absolute() else cwd / options.constraints
         for name, version in read_pins(path).items():
             if name != "ray":  # Ray follows the head
-                out[name] = (f"{name}=={version}", str(options.constraints))
+                out[name] = (Pin(name, version), str(options.constraints))
     if options.match_head:
         for pin in match_head_pins(checked):
-            out[pin.split("==")[0]] = (pin, "the cluster")
+            out[pin.name] = (pin, "the cluster")
     return list(out.values())
 
 
-def match_head_pins(checked: Checked) -> list[str]:
-    """``--match-head``: the head's ``name==version`` for each breaking row of ``doctor.package_skew`` it has;
+def match_head_pins(checked: Checked) -> list[Pin]:
+    """``--match-head``: the head's ``Pin`` for each breaking row of ``doctor.package_skew`` it has;
     UsageError when no source (the ``--deep`` probe of the running head, ``--head-packages``, the image) had them."""
     from doctor.package_skew import matched_pins
 
@@ -743,7 +743,7 @@ def plan_install(
     installer: str,
     extra_requirement: str | None = None,
     *,
-    extra_pins: Sequence[tuple[str, str]] = (),
+    extra_pins: Sequence[tuple[Pin, str]] = (),
 ) -> tuple[InstallPlan, list[str]]:
     """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``
     (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), what Ray's known bugs
@@ -939,7 +939,7 @@ def make_plan(
             reason = (
                 f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
                 "as the head does, and the requirements are met"
-                + (f"; the packages --match-head pins are the head's ({', '.join(pins)})" if pins else "")
+                + (f"; the packages --match-head pins are the head's ({', '.join(map(str, pins))})" if pins else "")
             )
         return replace(plan, reason=reason, kernel=kernel, kernel_python=judged.python if kernel else None)
     kernel_for(name, head.python, [])  # a kernelspec raydoctor did not write fails here, before any work
