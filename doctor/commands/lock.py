@@ -72,7 +72,7 @@ def lock_lines(
 
 def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
     from doctor.context import CheckContext
-    from doctor.head.facts import FROM_DEEP_PROBE
+    from doctor.origin import PackagesOrigin
 
     started = time.perf_counter()
     options = replace(options_from(args), deep=True, roundtrip=False)
@@ -88,7 +88,7 @@ def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
     names = [r.name for r in ctx.requirements.requirements] if ctx.requirements else []
     from doctor.local.requirements import mask_credentials
 
-    node = probe.head if known.source == FROM_DEEP_PROBE else None
+    node = probe.head if known.origin is PackagesOrigin.DEEP_PROBE else None
     if node is not None:
         ray, python = node.ray, node.python
         where = mask_credentials(ctx.target.address.dashboard_url) if ctx.target.address else ctx.target.kind

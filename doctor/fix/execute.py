@@ -464,7 +464,7 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, envir
             st.summary = f"{shown(dest, cwd)}: Ray {plan.head.ray} on Python {interp.version}"
         outcome.env, outcome.built = dest, True
         _record_interpreter(outcome, read_marker(dest) or {})
-        if isinstance(provider, UvProvider) and interp.source.startswith("uv"):
+        if isinstance(provider, UvProvider) and provider.managed:
             outcome.uv_python = {
                 "key": provider.python.key,
                 "path": str(interp.path),
