@@ -29,7 +29,7 @@ from doctor.facts.target import Target as Target
 from doctor.facts.target import default_compose as default_compose
 from doctor.facts.target import resolve_target as resolve_target
 from doctor.head.dashboard import DashboardClient, DashboardError
-from doctor.head.facts import FROM_DEEP_PROBE, HeadFacts, HeadPackages
+from doctor.head.facts import HeadFacts, HeadPackages
 from doctor.head.resolve import gather_head_facts
 from doctor.head.token_sources import TokenSearch, find_cluster_token
 from doctor.local.docker_cli import DockerCli, DockerEngine, probe_engine
@@ -44,6 +44,7 @@ from doctor.local.interpreter import (
 )
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import TargetOptions
+from doctor.origin import Chosen, PackagesOrigin, PythonOrigin
 from doctor.runner import prepare_for_threads
 from doctor.secrets import Token, load_token
 from doctor.target import HeadAddress, token_withheld
@@ -114,12 +115,12 @@ class CheckContext:
         self.options = options
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
-        self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
+        self.interpreter_path, self.interpreter_chosen = choose_interpreter(
             options.python, self.environ, kernel=options.kernel
         )
         python_from = ((options.settings or {}).get("python") or {}).get("from")
-        if self.interpreter_chosen_by == "--python" and python_from not in (None, "default", "--python"):
-            self.interpreter_chosen_by = f"python = in {python_from}"  # a trusted settings file chose it
+        if self.interpreter_chosen.origin is PythonOrigin.FLAG and python_from not in (None, "default", "--python"):
+            self.interpreter_chosen = Chosen(PythonOrigin.SETTINGS, str(python_from))  # a trusted settings file
         self._local = Lazy(self._gather_local)
         self._probe_started = start_probe
         if start_probe:
@@ -385,13 +386,18 @@ class CheckContext:
         if started is not None:
             cancel_probe(started)
 
+    @property
+    def interpreter_chosen_by(self) -> str:
+        """Why the judged interpreter was chosen, in words (the report's ``chosen_by``)."""
+        return str(self.interpreter_chosen)
+
     def _gather_local(self) -> LocalFacts:
         # --mode jobs: the same probe also asks whether Ray's job client imports (jobs.client reads the
         # answer), so that the judged interpreter is run once per check; importing Ray gets the longer limit.
         jobs = self.options.mode == "jobs"
         return inspect_interpreter(
             self.interpreter_path,
-            self.interpreter_chosen_by,
+            self.interpreter_chosen,
             environ=self.environ,
             cwd=self.cwd,
             job_client=jobs,
@@ -473,17 +479,17 @@ class CheckContext:
     def _find_head_packages(self) -> HeadPackages | None:
         probed = self.probed_head_packages()
         if probed is not None:
-            return HeadPackages(probed, FROM_DEEP_PROBE)
+            return HeadPackages(probed, PackagesOrigin.DEEP_PROBE)
         from_file = self.head_packages_from_file()
         if from_file is not None:
-            return HeadPackages(from_file, str(self.options.head_packages), complete=False)
+            return HeadPackages(from_file, PackagesOrigin.FILE, str(self.options.head_packages), complete=False)
         image = self.target.image  # HeadFacts.image is this same name (doctor.head.resolve)
         if image:
             from doctor.head import docker
 
             found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S)
             if found is not None and found.packages:
-                return HeadPackages(dict(found.packages), f"docker image {image} ({found.image_id[:19]})")
+                return HeadPackages(dict(found.packages), PackagesOrigin.IMAGE, f"{image} ({found.image_id[:19]})")
         return None
 
     def deep_probe_if_done(self) -> DeepProbe | None:

@@ -10,6 +10,7 @@ import pytest
 
 from doctor.errors import UsageError
 from doctor.local.interpreter import InterpreterError, choose_interpreter, inspect_interpreter, resolve_pyenv_shim
+from doctor.origin import PythonOrigin
 
 
 def make_exe(path: Path, text: str) -> Path:
@@ -28,14 +29,19 @@ def test_order_python_flag_then_venv_then_conda_then_path(tmp_path):
         "VIRTUAL_ENV": str(tmp_path / "venv"),
         "CONDA_PREFIX": str(tmp_path / "conda"),
     }
-    assert choose_interpreter(str(path_py), env) == (str(path_py), "--python")
-    assert choose_interpreter(str(tmp_path / "conda"), env) == (str(conda_py), "--python")  # an env folder
-    assert choose_interpreter(None, env) == (str(venv_py), "active venv")
+
+    def chosen(spec):  # (path, the report's words, the type decisions read)
+        path, why = choose_interpreter(spec, env)
+        return path, str(why), why.origin
+
+    assert chosen(str(path_py)) == (str(path_py), "--python", PythonOrigin.FLAG)
+    assert chosen(str(tmp_path / "conda")) == (str(conda_py), "--python", PythonOrigin.FLAG)  # an env folder
+    assert chosen(None) == (str(venv_py), "active venv", PythonOrigin.ACTIVE_VENV)
     del env["VIRTUAL_ENV"]
-    assert choose_interpreter(None, env) == (str(conda_py), "active conda env")
+    assert chosen(None) == (str(conda_py), "active conda env", PythonOrigin.ACTIVE_CONDA)
     del env["CONDA_PREFIX"]
-    assert choose_interpreter(None, env) == (str(path_py), "python3 on PATH")
-    assert choose_interpreter("python3", env) == (str(path_py), "--python")
+    assert chosen(None) == (str(path_py), "python3 on PATH", PythonOrigin.PATH)
+    assert chosen("python3") == (str(path_py), "--python", PythonOrigin.FLAG)
 
 
 def test_unknown_python_flag_is_a_usage_error(tmp_path):

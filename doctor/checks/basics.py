@@ -19,6 +19,7 @@ from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
 from doctor.model import Edit, Remediation, Result, Status, finding
+from doctor.origin import PythonOrigin
 from doctor.rules import GUESSED_PATCH, Verdict, judge_python, judge_ray
 from doctor.runner import Check
 from doctor.versions import VersionSpec
@@ -296,10 +297,9 @@ def ray_version(ctx: CheckContext) -> Result:
 
 def _in_kernel(summary: str, local: LocalFacts) -> str:
     """With ``--kernel NAME`` the judged Python is the kernel's: the finding says so instead of "locally"."""
-    if not local.chosen_by.startswith("kernel "):
+    if local.chosen is None or local.chosen.origin is not PythonOrigin.KERNEL:
         return summary
-    name = local.chosen_by.split(" ", 2)[1]
-    return summary.replace(" locally", f" in the Jupyter kernel {name}", 1)
+    return summary.replace(" locally", f" in the Jupyter kernel {local.chosen.name}", 1)
 
 
 def python_version(ctx: CheckContext) -> Result:

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
+from doctor.origin import Chosen, PythonOrigin
 
 # The probe is data: its text is read from the module file (importing that module runs nothing).
 PROBE_SCRIPT = (Path(__file__).with_name("probe_interpreter.py")).read_text(encoding="utf-8")
@@ -57,11 +58,12 @@ class LocalFacts:
     system: str
     prefix: str
     base_prefix: str
-    chosen_by: str  # "--python", "active venv", "active conda env", "python3 on PATH"
+    chosen_by: str  # "--python", "active venv", "active conda env", "python3 on PATH": str(chosen), for the report
     distributions: dict[str, str] = field(default_factory=dict)  # canonical name -> version
     release: str = ""  # "3.13.0" for 3.13.0rc1: sys.version_info's three numbers
     gil_disabled: bool = False  # a free-threaded build (PEP 703)
     job_client: JobClient | None = None  # only where it was asked (``inspect_interpreter(job_client=True)``)
+    chosen: Chosen | None = None  # why this interpreter, as a type: what decisions read
 
     @property
     def ray(self) -> str | None:
@@ -173,7 +175,7 @@ def _looks_like_path(spec: str) -> bool:
 
 def choose_interpreter(
     spec: str | None, environ: Mapping[str, str] | None = None, *, kernel: str | None = None
-) -> tuple[str, str]:
+) -> tuple[str, Chosen]:
     """(path, why): ``--python`` (or ``--kernel NAME``: the Python that Jupyter kernel runs) first,
     then the active venv, conda env, ``python3`` on PATH.
 
@@ -194,21 +196,21 @@ def choose_interpreter(
             if path.is_dir():
                 path = _env_python(str(path))
             if path.exists():
-                return str(path.absolute()), "--python"
+                return str(path.absolute()), Chosen(PythonOrigin.FLAG)
             raise UsageError(f"--python {spec!r}: no such file")
         found = shutil.which(spec, path=env.get("PATH"))
         if found:
-            return found, "--python"
+            return found, Chosen(PythonOrigin.FLAG)
         here = f"; to use the file in this folder write --python ./{spec}" if path.is_file() else ""
         raise UsageError(f"--python {spec!r}: no command of that name on PATH{here}")
-    for var, why in (("VIRTUAL_ENV", "active venv"), ("CONDA_PREFIX", "active conda env")):
+    for var, why in (("VIRTUAL_ENV", PythonOrigin.ACTIVE_VENV), ("CONDA_PREFIX", PythonOrigin.ACTIVE_CONDA)):
         if env.get(var) and _env_python(env[var]).exists():
-            return str(_env_python(env[var])), why
+            return str(_env_python(env[var])), Chosen(why)
     for name in ("python3", "python"):
         found = shutil.which(name, path=env.get("PATH"))
         if found:
-            return resolve_pyenv_shim(found, env), f"{name} on PATH"
-    return sys.executable, "raydoctor's own interpreter (no python3 on PATH)"
+            return resolve_pyenv_shim(found, env), Chosen(PythonOrigin.PATH, name)
+    return sys.executable, Chosen(PythonOrigin.OWN)
 
 
 FailureKind = Literal["timeout", "cannot_run", "failed", "not_json"]
@@ -245,7 +247,7 @@ def _job_client(raw: Any) -> JobClient | None:
     return JobClient(ray=str(raw["ray"]), python=str(raw.get("python") or "") or None)
 
 
-def read_answer(path: str, stdout: str, chosen_by: str) -> LocalFacts:
+def read_answer(path: str, stdout: str, chosen_by: Chosen | str) -> LocalFacts:
     """The probe's JSON (its last line) as facts; ``InterpreterError`` for anything else."""
     lines = stdout.strip().splitlines()
     try:
@@ -266,17 +268,18 @@ def read_answer(path: str, stdout: str, chosen_by: str) -> LocalFacts:
         system=str(data.get("system", "")),
         prefix=str(data.get("prefix", "")),
         base_prefix=str(data.get("base_prefix", "")),
-        chosen_by=chosen_by,
+        chosen_by=str(chosen_by),
         distributions=dists,
         release=str(data.get("release") or ""),
         gil_disabled=data.get("gil_disabled") is True,
         job_client=_job_client(data.get("job_client")),
+        chosen=chosen_by if isinstance(chosen_by, Chosen) else None,
     )
 
 
 def inspect_interpreter(
     path: str,
-    chosen_by: str,
+    chosen_by: Chosen | str,
     *,
     timeout: float = PROBE_TIMEOUT_S,
     environ: Mapping[str, str] | None = None,
