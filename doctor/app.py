@@ -22,12 +22,11 @@ def build_checks(ctx: CheckContext) -> list[Check]:
     from doctor.checks import (
         auth_token,
         basics,
-        cluster_lint,
-        compose_checks,
         deep,
         environment,
         gpu,
         jobs,
+        lint,
         network,
         nodes,
         packages,
@@ -43,8 +42,7 @@ def build_checks(ctx: CheckContext) -> list[Check]:
         roundtrip,
         jobs,
         gpu,
-        compose_checks,
-        cluster_lint,
+        lint,
         deep,
         environment,
     ):

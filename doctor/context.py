@@ -29,14 +29,22 @@ from doctor.facts.target import Target as Target
 from doctor.facts.target import default_compose as default_compose
 from doctor.facts.target import resolve_target as resolve_target
 from doctor.head.dashboard import DashboardClient, DashboardError
-from doctor.head.facts import FROM_DEEP_PROBE, HeadFacts, HeadPackages
+from doctor.head.facts import HeadFacts, HeadPackages
 from doctor.head.resolve import gather_head_facts
 from doctor.head.token_sources import TokenSearch, find_cluster_token
-from doctor.local.docker_cli import DockerCli
+from doctor.local.docker_cli import DockerCli, DockerEngine, probe_engine
 from doctor.local.docker_cli import probe as probe_docker_cli
-from doctor.local.interpreter import InterpreterError, LocalFacts, choose_interpreter, inspect_interpreter
+from doctor.local.interpreter import (
+    JOB_CLIENT_TIMEOUT_S,
+    PROBE_TIMEOUT_S,
+    InterpreterError,
+    LocalFacts,
+    choose_interpreter,
+    inspect_interpreter,
+)
 from doctor.local.requirements import Requirements, load_requirements
 from doctor.options import TargetOptions
+from doctor.origin import Chosen, PackagesOrigin, PythonOrigin
 from doctor.runner import prepare_for_threads
 from doctor.secrets import Token, load_token
 from doctor.target import HeadAddress, token_withheld
@@ -107,12 +115,12 @@ class CheckContext:
         self.options = options
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
-        self.interpreter_path, self.interpreter_chosen_by = choose_interpreter(
+        self.interpreter_path, self.interpreter_chosen = choose_interpreter(
             options.python, self.environ, kernel=options.kernel
         )
         python_from = ((options.settings or {}).get("python") or {}).get("from")
-        if self.interpreter_chosen_by == "--python" and python_from not in (None, "default", "--python"):
-            self.interpreter_chosen_by = f"python = in {python_from}"  # a trusted settings file chose it
+        if self.interpreter_chosen.origin is PythonOrigin.FLAG and python_from not in (None, "default", "--python"):
+            self.interpreter_chosen = Chosen(PythonOrigin.SETTINGS, str(python_from))  # a trusted settings file
         self._local = Lazy(self._gather_local)
         self._probe_started = start_probe
         if start_probe:
@@ -144,7 +152,8 @@ class CheckContext:
         self._head = Lazy(self._gather_head)
         self._deep: Lazy[DeepProbe] = Lazy(self._run_deep_probe)
         self._nodes: Lazy[list[dict[str, Any]]] = Lazy(self._read_nodes)
-        self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ))
+        self._docker_engine: Lazy[DockerEngine] = Lazy(lambda: probe_engine(self.environ))
+        self._docker_cli: Lazy[DockerCli] = Lazy(lambda: probe_docker_cli(self.environ, engine=self.docker_engine()))
         self._inside: Lazy[Any] = Lazy(self._read_inside)  # doctor.head.containers.InsideView | None
         self._head_packages: Lazy[HeadPackages | None] = Lazy(self._find_head_packages)
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
@@ -377,13 +386,32 @@ class CheckContext:
         if started is not None:
             cancel_probe(started)
 
+    @property
+    def interpreter_chosen_by(self) -> str:
+        """Why the judged interpreter was chosen, in words (the report's ``chosen_by``)."""
+        return str(self.interpreter_chosen)
+
     def _gather_local(self) -> LocalFacts:
+        # --mode jobs: the same probe also asks whether Ray's job client imports (jobs.client reads the
+        # answer), so that the judged interpreter is run once per check; importing Ray gets the longer limit.
+        jobs = self.options.mode == "jobs"
         return inspect_interpreter(
-            self.interpreter_path, self.interpreter_chosen_by, environ=self.environ, cwd=self.cwd
+            self.interpreter_path,
+            self.interpreter_chosen,
+            environ=self.environ,
+            cwd=self.cwd,
+            job_client=jobs,
+            timeout=JOB_CLIENT_TIMEOUT_S if jobs else PROBE_TIMEOUT_S,
         )
 
     def head(self) -> HeadFacts:
         return self._head.get()
+
+    def docker_engine(self) -> DockerEngine:
+        """This machine's Docker engine (answers?, version, NCPU, runtimes, containers, CLI plugins): the run's
+        one Docker probe, started by ``prefetch`` for a target that runs on Docker, else asked when first
+        needed. Read by gpu.docker, the compose lint's CPU rule, ``docker_cli`` and ``inside``."""
+        return self._docker_engine.get()
 
     def docker_cli(self) -> DockerCli:
         """What this machine's Docker CLI can do (compose plugin, engine), asked once per run, when first needed."""
@@ -396,8 +424,11 @@ class CheckContext:
 
     def _read_inside(self) -> Any:
         project = self.target.compose
-        if project is None or self.target.compose_path is None or not self.docker_cli().engine:
-            return None  # the engine question is asked once per run (remedies need it too)
+        if project is None or self.target.compose_path is None:
+            return None
+        engine = self.docker_engine()
+        if not engine.answers or engine.containers == 0:
+            return None  # no engine, or not one container on it: `docker ps` could find none of this file's
         from doctor.head.containers import inside_view
 
         head = next((s.name for s in project.services.values() if s.is_head), None)
@@ -448,17 +479,17 @@ class CheckContext:
     def _find_head_packages(self) -> HeadPackages | None:
         probed = self.probed_head_packages()
         if probed is not None:
-            return HeadPackages(probed, FROM_DEEP_PROBE)
+            return HeadPackages(probed, PackagesOrigin.DEEP_PROBE)
         from_file = self.head_packages_from_file()
         if from_file is not None:
-            return HeadPackages(from_file, str(self.options.head_packages), complete=False)
+            return HeadPackages(from_file, PackagesOrigin.FILE, str(self.options.head_packages), complete=False)
         image = self.target.image  # HeadFacts.image is this same name (doctor.head.resolve)
         if image:
             from doctor.head import docker
 
             found = docker.image_facts(image, timeout=IMAGE_PROBE_LIMIT_S)
             if found is not None and found.packages:
-                return HeadPackages(dict(found.packages), f"docker image {image} ({found.image_id[:19]})")
+                return HeadPackages(dict(found.packages), PackagesOrigin.IMAGE, f"{image} ({found.image_id[:19]})")
         return None
 
     def deep_probe_if_done(self) -> DeepProbe | None:
@@ -513,6 +544,8 @@ class CheckContext:
             return None
 
     def prefetch(self) -> None:
+        if self.target.image or self.target.compose is not None:
+            self._docker_engine.start()  # gpu.docker, the compose lint, remedies and the inside view read it
         self._head.start()
         if not self._probe_started:
             self._local.start()

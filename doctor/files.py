@@ -72,12 +72,14 @@ def _size_words(cap: int) -> str:
     return f"{cap} bytes"
 
 
-def read_bytes(path: Path | str, cap: int, *, follow_symlinks: bool = True) -> bytes:
+def read_bytes(path: Path | str, cap: int, *, follow_symlinks: bool = True, private: bool = False) -> bytes:
     """At most ``cap`` bytes of the regular file at ``path``, or ``Unreadable`` saying why not.
 
     ``follow_symlinks=False`` refuses a symlink at ``path`` itself (files raydoctor wrote).
+    ``private``: the file must belong to this user and be unreadable by others (a key; judged on the
+    open descriptor, POSIX only).
     """
-    return _read(Path(path), cap, follow_symlinks=follow_symlinks, whole=True)
+    return _read(Path(path), cap, follow_symlinks=follow_symlinks, whole=True, private=private)
 
 
 def read_head(path: Path | str, size: int, *, follow_symlinks: bool = True) -> bytes:
@@ -89,7 +91,7 @@ def read_head(path: Path | str, size: int, *, follow_symlinks: bool = True) -> b
     return _read(Path(path), size, follow_symlinks=follow_symlinks, whole=False)
 
 
-def _read(p: Path, cap: int, *, follow_symlinks: bool, whole: bool) -> bytes:
+def _read(p: Path, cap: int, *, follow_symlinks: bool, whole: bool, private: bool = False) -> bytes:
     try:
         info = os.stat(p, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
@@ -119,9 +121,12 @@ def _read(p: Path, cap: int, *, follow_symlinks: bool, whole: bool) -> bytes:
             raise Unreadable(p, "is a symbolic link, which raydoctor does not follow here") from None
         raise Unreadable(p, f"cannot be read ({exc.strerror or exc})") from None
     try:
-        kind = _kind(os.fstat(fd).st_mode)  # the name may have been swapped since the stat above
+        opened = os.fstat(fd)
+        kind = _kind(opened.st_mode)  # the name may have been swapped since the stat above
         if kind:
             raise Unreadable(p, kind)
+        if private and os.name != "nt" and (opened.st_uid != os.getuid() or opened.st_mode & 0o077):
+            raise Unreadable(p, "is not private to this user (another owner, or readable by others)")
         chunks: list[bytes] = []
         left = cap + 1 if whole else cap
         while left > 0:

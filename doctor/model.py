@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 SCHEMA = "raydoctor.report/1"
 
@@ -29,17 +29,67 @@ class Status(str, enum.Enum):
         return {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-", "error": "✗"}[self.value]
 
 
+class Op(str, enum.Enum):
+    """What a structured edit does at its key (``Change``): what ``fix --cluster`` applies."""
+
+    SET = "set"  # the key gets ``value`` (missing parent mappings are created)
+    DELETE = "delete"  # the key is removed
+    APPEND = "append"  # ``value`` is added to the list at the key (created when missing)
+    RAY_START = "ray_start"  # in the `ray start` the command at the key runs: drop ``remove``, add ``add``
+
+
+Key = tuple[Union[str, int], ...]  # a mapping key or a list index, outermost first
+
+
+@dataclass(frozen=True)
+class Change:
+    """An edit as data: where (the key path into the parsed file) and what, never a display string.
+
+    ``value`` is YAML-typed data (a str, int, list...). A ``RAY_START`` change names the options to
+    drop (``remove``, every occurrence) and the words to add (``add``), right after ``ray start``
+    (after ``--head``) when ``first``, else after its last option; the rest of the command is kept.
+    """
+
+    op: Op
+    key: Key
+    value: Any = field(default=None, hash=False)
+    remove: tuple[str, ...] = ()
+    add: tuple[str, ...] = ()
+    first: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op.value,
+            "key": list(self.key),
+            "value": self.value,
+            "remove": list(self.remove),
+            "add": list(self.add),
+            "first": self.first,
+        }
+
+
 @dataclass(frozen=True)
 class Edit:
-    """A change to a file, shown as the file, the place in it and the new value (never as a command)."""
+    """A change to a file, shown as the file, the place in it and the new value (never as a command).
+
+    ``place``/``value`` are for display only; ``change`` is the same edit as data, set where the
+    edit can be applied as is (``raydoctor fix --cluster`` applies only those).
+    """
 
     path: str
     place: str  # e.g. "services.ray-head.command" or "line 3"
     value: str
     note: str = ""
+    change: Change | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "place": self.place, "value": self.value, "note": self.note}
+        return {
+            "path": self.path,
+            "place": self.place,
+            "value": self.value,
+            "note": self.note,
+            "change": self.change.to_dict() if self.change else None,
+        }
 
 
 @dataclass(frozen=True)

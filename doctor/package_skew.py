@@ -24,7 +24,6 @@ repeats those round trips in two venvs per pair and fails where this table contr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from doctor.errors import UsageError
+from doctor.pins import Pin, valid_name
 
 
 @dataclass(frozen=True)
@@ -237,46 +237,23 @@ def judge(local: Mapping[str, str], head: Mapping[str, str]) -> list[Skew]:
 
 
 # packaging's own pattern for a valid project name (PEP 508; ``packaging.utils._validate_regex``).
-_PROJECT_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
-_MAX_VERSION = 128
-
-
-def pin(name: object, version: object) -> str | None:
-    """``name==version`` when both can stand as one line of a requirements file, else None.
-
-    Names and versions that reach a file come from a dashboard, a probe job or an image: a version
-    ``"1.26.4\n--index-url http://evil"`` would be an option line to pip and uv. So the name must be a
-    PEP 508 name and the version a PEP 440 version, exactly as given (``Version`` itself forgives
-    surrounding whitespace, a newline included, which is refused here).
-    """
-    if not isinstance(name, str) or not isinstance(version, str) or not _PROJECT_NAME.fullmatch(name):
-        return None
-    if not version or len(version) > _MAX_VERSION or version != version.strip() or not version.isascii():
-        return None
-    try:
-        Version(version)
-    except InvalidVersion:
-        return None
-    return f"{name}=={version}"
-
-
 def valid_pins(head: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """(the entries that make a ``pin``, the names of those that do not, shown safely)."""
     good: dict[str, str] = {}
     bad: list[str] = []
     for name, version in head.items():
-        if pin(name, version) is not None:
+        if Pin.of(name, version) is not None:
             good[name] = version
         else:
-            bad.append(name if isinstance(name, str) and _PROJECT_NAME.fullmatch(name) else "(an invalid name)")
+            bad.append(name if valid_name(name) else "(an invalid name)")
     return good, bad
 
 
-def matched_pins(head: Mapping[str, str], *, only: set[str] | None = None) -> list[str]:
-    """``name==version`` of the head for every breaking row it has (``fix --match-head``); a version
-    that is not PEP 440 (see ``pin``) is left out, never written."""
+def matched_pins(head: Mapping[str, str], *, only: set[str] | None = None) -> list[Pin]:
+    """The head's ``Pin`` for every breaking row it has (``fix --match-head``); a version that is not
+    PEP 440 (see ``Pin.of``) is left out, never written."""
     names = [r.name for r in TABLE if r.breaks and r.name in head and (only is None or r.name in only)]
-    return [line for n in names if (line := pin(n, head[n])) is not None]
+    return [pin for n in names if (pin := Pin.of(n, head[n])) is not None]
 
 
 def read_pins(path: Path) -> dict[str, str]:

@@ -70,9 +70,12 @@ def isolated_env(env: Mapping[str, str], cwd: Path | None = None) -> dict[str, s
     """``env`` for a uv child: no configuration discovered from folders, the user's file kept.
 
     Relative path settings are made absolute against ``cwd`` (default: the current folder), where
-    the user meant them, since uv itself starts elsewhere.
+    the user meant them, since uv itself starts elsewhere. ``COLUMNS`` goes: uv wraps its messages at
+    that width, and raydoctor reads them (``doctor.fix.uv_python.one_line_error``, the resolution's
+    patterns) line by line.
     """
     out = dict(env)
+    out.pop("COLUMNS", None)
     here = (cwd or Path.cwd()).absolute()
     for name in _PATH_VARS:
         value = out.get(name)

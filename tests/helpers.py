@@ -218,8 +218,7 @@ def downloads_listing(folder: Path, version: str, url: str, sha256: str) -> Path
 
 def lint_cluster_file_results(folder: Path, text: str) -> list[Any]:
     """The lint findings of a cluster file (compose or Kubernetes) written to ``folder``: one framework for both."""
-    from doctor.checks.cluster_lint import lint_cluster
-    from doctor.checks.compose_lint import lint_compose
+    from doctor.checks.lint import lint_cluster, lint_compose
     from doctor.head.cluster_files import load_cluster_file
 
     folder.mkdir()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from doctor.app import run_check
-from doctor.checks.cluster_lint import checks_for, lint_cluster
+from doctor.checks.lint import checks_for, lint_cluster
 from doctor.errors import UsageError
 from doctor.head.cluster_files import ClusterSpec, detect_format, load_cluster_file
 from doctor.model import Status

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doctor.checks.compose_lint import lint_compose
+from doctor.checks.lint import lint_compose
 from doctor.errors import DoctorError
 from doctor.head.compose import (
     ComposeProject,

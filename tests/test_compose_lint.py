@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from doctor.checks.compose_lint import RULES, lint_compose
-from doctor.checks.lint import HostRoute, host_routes
+from doctor.checks.lint import HostRoute, host_routes, lint_compose, rules_for
 from doctor.head.compose import load_compose
-from doctor.model import Edit, Result, Status
+from doctor.model import Change, Edit, Op, Result, Status
 from doctor.parsers.ray_start import OPTIONS, VALUELESS
 from tests.samples import BASE, HEAD_ARGS, IMAGE
 
+RULES = rules_for("compose")  # (check id, title, rule) of every compose rule, in report order
 REPO = Path(__file__).resolve().parent.parent
 GPU_IMAGE = "rayproject/ray:2.49.2.7b0af3-py312-cu128"
 
@@ -797,8 +797,14 @@ def test_limits_rule_gives_an_edit_of_the_limit(tmp_path: Path) -> None:
     assert res.status is Status.FAIL and res.code == "compose.resource_limits.cpus_over_machine"
     assert res.title == "Resource limits fit this machine"
     assert res.remediation is not None and res.remediation.commands == ()
+    key = ("services", "ray-worker", "deploy", "resources", "limits", "cpus")
     assert res.remediation.edits == (
-        Edit(str(tmp_path / "compose.yaml"), "services.ray-worker.deploy.resources.limits.cpus", "'8'"),
+        Edit(
+            str(tmp_path / "compose.yaml"),
+            "services.ray-worker.deploy.resources.limits.cpus",
+            "'8'",
+            change=Change(Op.SET, key, "8"),  # a string stays a string
+        ),
     )
     assert res.to_dict()["remediation"]["edits"][0]["place"] == "services.ray-worker.deploy.resources.limits.cpus"
 

@@ -145,8 +145,9 @@ class Cluster:
         raise AssertionError("the worker did not join the head")
 
 
-def fitted_copy(folder: Path, *, image: str = IMAGE) -> Cluster:
-    """The shipped file with free host ports (still on 127.0.0.1) and the worker's CPUs fitted to the engine."""
+def fitted_copy(folder: Path, *, image: str = IMAGE, fit_cpus: bool = True) -> Cluster:
+    """The shipped file with free host ports (still on 127.0.0.1) and the worker's CPUs fitted to the engine
+    (unless not ``fit_cpus``: then the tutorial's own limit stays, for ``fix --cluster`` to fit)."""
     text = SHIPPED.read_text()
     ports = dict(zip(ROLES.values(), free_ports(len(ROLES))))
     for container_port, role in ROLES.items():
@@ -155,7 +156,7 @@ def fitted_copy(folder: Path, *, image: str = IMAGE) -> Cluster:
         )
         assert n == 1, role
     cpus = engine_cpus()
-    if cpus < 3:
+    if cpus < 3 and fit_cpus:
         text, n = re.subn(r"cpus: '3'", f"cpus: '{cpus}'", text)
         assert n == 1
     text = text.replace(IMAGE, image)
@@ -398,3 +399,62 @@ def test_worker_refused_by_the_head_quotes_rays_version_line(broken, tmp_path_fa
     nodes = by_id(doc, "head.nodes")
     assert nodes["code"] == "head.nodes.worker_refused" and nodes["status"] == "fail", nodes
     assert "Version mismatch" in nodes["summary"] and "Ray: 2.49.1" in nodes["summary"], nodes["summary"]
+
+
+# -- fix --cluster (issue 19): the tutorial's own CPU limit fitted by raydoctor, then a running cluster edited --
+
+
+def test_fix_cluster_fits_the_cpu_limit_and_recreates_only_what_it_changed(engine, tmp_path_factory, env) -> None:
+    cpus = engine_cpus()
+    if cpus >= 3:
+        pytest.skip(f"this engine has {cpus} CPUs: the tutorial's worker fits")
+    cluster = fitted_copy(tmp_path_factory.mktemp(f"fixcluster{os.getpid()}-"), fit_cpus=False)
+    cluster.file.write_text(cluster.file.read_text().replace("172.29.", "172.31."))  # a bridge of its own
+    original = cluster.file.read_text()
+    try:
+        before = report(
+            raydoctor(["check", "--compose", str(cluster.file), "--no-roundtrip", "--json"], cluster.folder, env)
+        )
+        assert by_id(before, "compose.resource_limits")["code"] == "compose.resource_limits.cpus_over_machine"
+
+        fix = ["fix", "--cluster", "--compose", str(cluster.file), "--yes", "--no-roundtrip", "--json"]
+        done = raydoctor(fix, cluster.folder, env)
+        doc = report(done)
+        outcome = doc["outcome"]["cluster_file"]
+        assert outcome["written"] is True, (doc["error"], outcome)
+        keys = [e["change"]["key"] for e in outcome["edits"]]
+        assert keys == [["services", "ray-worker", "deploy", "resources", "limits", "cpus"]], keys
+        assert outcome["restart"]["state"] == "not_running"
+        text = cluster.file.read_text()
+        assert text == original.replace("cpus: '3'", f"cpus: '{cpus}'")  # one line changed, comments kept
+        assert by_id(doc, "compose.resource_limits")["status"] == "ok"  # fix's final check
+
+        # Started without the worker's shm_size, so that the next fix changes what the worker runs with.
+        cut = text.replace("    shm_size: '2gb'\n    depends_on:", "    depends_on:")
+        assert cut != text
+        cluster.file.write_text(cut)
+        up = cluster.compose("up", "-d")
+        assert up.returncode == 0, up.stderr  # Docker now creates the worker
+        cluster.wait_healthy()
+        after = report(
+            raydoctor(["check", "--compose", str(cluster.file), "--no-roundtrip", "--json"], cluster.folder, env)
+        )
+        assert by_id(after, "compose.resource_limits")["status"] == "ok"
+        assert by_id(after, "compose.shm_size")["code"] == "compose.shm_size.missing"
+
+        # The cluster running: the edit to the worker recreates the worker only.
+        head, worker = cluster.container("ray-head"), cluster.container("ray-worker")
+        doc = report(raydoctor(fix, cluster.folder, env))
+        outcome = doc["outcome"]["cluster_file"]
+        assert [e["change"]["key"] for e in outcome["edits"]] == [["services", "ray-worker", "shm_size"]], outcome
+        restart = outcome["restart"]
+        assert restart["state"] == "restarted" and restart["services"] == ["ray-worker"], restart
+        assert restart["command"][-3:] == ["up", "-d", "ray-worker"] and cluster.project in restart["command"]
+        assert cluster.container("ray-head") == head and cluster.container("ray-worker") != worker
+        assert by_id(doc, "compose.shm_size")["status"] == "ok"
+        cluster.wait_healthy()  # the recreated worker joins the head again
+        again = report(raydoctor(fix, cluster.folder, env))
+        assert again["outcome"].get("nothing_to_do") is True and again["exit_code"] == 0, again["outcome"]
+    finally:
+        cluster.compose("down", "-v", "--remove-orphans")
+    assert cluster.leftovers() == []

@@ -335,6 +335,10 @@ def test_conda_and_interpreter_probes_never_see_the_ray_token(tmp_path: Path, mo
     exe, seen = _token_spy(tmp_path, "conda", "conda 25.7.0")
     assert Conda(exe, "conda").version() == "25.7.0"
     assert seen.read_text() == "unset|unset"
-    python, seen_py = _token_spy(tmp_path, "python3.12", "3.12.9 cpython 0 0")
+    answer = (  # what doctor/local/probe_interpreter.py prints for a plain CPython 3.12.9
+        '{"python": "3.12.9", "release": "3.12.9", "implementation": "CPython", "prefix": "/p", '
+        '"base_prefix": "/p", "gil_disabled": false, "distributions": {}}'
+    )
+    python, seen_py = _token_spy(tmp_path, "python3.12", answer)
     assert probe(python) == "3.12.9"
     assert seen_py.read_text() == "unset|unset"

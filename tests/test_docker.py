@@ -62,7 +62,8 @@ def calls(log: Path) -> list[list[str]]:
 
 def test_no_docker_cli_is_skipped_quietly(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert docker.engine_available() is False
+    engine = docker_cli.probe_engine()
+    assert engine.docker is None and engine.answers is False
     assert docker.image_facts("rayproject/ray:2.49.2-py312-cpu", cache=tmp_path) is None
 
 
@@ -285,3 +286,91 @@ def test_a_failing_standalone_compose_is_not_remembered(tmp_path):
     assert docker_cli.probe(env).legacy_compose is None
     assert docker_cli.probe(env).legacy_compose is None
     assert _legacy_calls(tmp_path) == 2  # asked each time: a failure may be the moment's
+
+
+# -- one Docker probe per run: `docker info --format '{{json .}}'`, read by every check from the context --
+
+
+def _shared_fake(tmp_path: Path, environ: dict[str, str], **extra: str) -> dict[str, str]:
+    """The shared fake docker first on PATH (it prints the real CLI's JSON), no standalone docker-compose."""
+    rest = path_without(environ.get("PATH", ""), ["docker", "docker-compose"], tmp_path / "bare")
+    return {
+        **environ,
+        "PATH": os.pathsep.join([str(SHARED_FAKE), rest]),
+        "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+        **extra,
+    }
+
+
+def test_the_engine_probe_reads_its_facts_from_one_docker_info(tmp_path, clean_env):
+    env = _shared_fake(tmp_path, clean_env, FAKE_DOCKER_NCPU="6", FAKE_DOCKER_RUNTIMES="nvidia,runc")
+    engine = docker_cli.probe_engine(env)
+    assert engine.answers and engine.server_version == "27.3.1" and engine.ncpu == 6
+    assert engine.runtimes == ("nvidia", "runc") and engine.default_runtime == "runc"
+    assert engine.containers == 0 and engine.has_plugin("compose") is True and engine.error is None
+    assert calls(tmp_path / "docker.log") == [["info", "--format", "{{json .}}"]]
+
+
+def test_an_engine_that_does_not_answer_still_lists_the_clis_plugins(tmp_path, clean_env):
+    env = _shared_fake(tmp_path, clean_env, FAKE_DOCKER_ENGINE="0")
+    engine = docker_cli.probe_engine(env)
+    assert not engine.answers and engine.ncpu is None and engine.runtimes is None and engine.containers is None
+    assert engine.error is not None and engine.error.startswith("Cannot connect to the Docker daemon")
+    assert engine.has_plugin("compose") is True
+    cli = docker_cli.probe(env, engine=engine)
+    assert cli.compose and not cli.engine
+    assert calls(tmp_path / "docker.log") == [["info", "--format", "{{json .}}"]]  # the plugin was not asked again
+
+
+def test_a_cli_that_does_not_list_its_plugins_is_asked_for_compose(tmp_path, clean_env):
+    """Older CLIs print no ClientInfo: then `docker compose version` says whether the plugin answers."""
+    env = _shared_fake(tmp_path, clean_env)
+    done = proc_completed(0, json.dumps({"ServerVersion": "19.03.15", "NCPU": 4, "Containers": 1}), "")
+    engine = docker_cli.engine_from_info("docker", done)
+    assert engine.answers and engine.plugins is None and engine.has_plugin("compose") is None
+    assert engine.ncpu == 4 and engine.containers == 1 and engine.runtimes is None
+    cli = docker_cli.probe(env, engine=docker_cli.DockerEngine(str(SHARED_FAKE / "docker"), answers=True))
+    assert cli.compose and ["compose", "version"] in calls(tmp_path / "docker.log")
+
+
+@pytest.mark.parametrize("stdout", ["", "[" * 100000, '{"ServerVersion": 7}', '{"ServerVersion": "1\x1b[2J"}'])
+def test_a_damaged_docker_info_is_no_engine_or_clean_text(stdout):
+    engine = docker_cli.engine_from_info("docker", proc_completed(0, stdout, ""))
+    assert engine.server_version is None or "\x1b" not in engine.server_version
+    if not engine.answers:
+        assert engine.error and engine.ncpu is None
+
+
+def proc_completed(code: int, stdout: str, stderr: str):
+    from doctor.proc import Completed
+
+    return Completed(code, stdout, stderr)
+
+
+def test_a_compose_only_check_runs_one_docker_info_and_no_docker_ps_without_containers(tmp_path, clean_env):
+    """Before: `docker version`, `docker info` twice (NCPU, Runtimes), `docker compose version` and `docker ps`
+    per compose-only check. Now one `docker info` answers the engine, NCPU, Runtimes and the plugin, and
+    `docker ps` is asked only where the engine holds a container that could be this file's."""
+    from doctor.app import run_check
+    from doctor.options import TargetOptions
+    from tests.helpers import by_id
+
+    shipped = REPO / "compose" / "cpu-ray-cluster.yaml"
+    env = _shared_fake(tmp_path, clean_env, FAKE_DOCKER_NCPU="2")
+    report = run_check(TargetOptions(compose=str(shipped), roundtrip=False), environ=env, cwd=tmp_path)
+    asked = [" ".join(c[:2]) for c in calls(tmp_path / "docker.log")]
+    assert asked.count("info --format") == 1 and not {"version --format", "compose version", "ps -a"} & set(asked)
+    assert "the Docker engine's 2 CPUs" in by_id(report, "compose.resource_limits").summary  # NCPU, from the probe
+    assert by_id(report, "gpu.docker").code == "gpu.docker.cpu_target"  # Runtimes, from the same probe
+    assert by_id(report, "head.source").remediation.commands == (f"docker compose -f {shipped} up -d",)
+    # One container on the engine (another project's): now `docker ps` is asked, once.
+    (tmp_path / "docker.log").unlink()
+    listed = tmp_path / "containers.json"
+    listed.write_text(json.dumps({"other-head-1": {"labels": {"com.docker.compose.service": "x"}, "running": False}}))
+    run_check(
+        TargetOptions(compose=str(shipped), roundtrip=False),
+        environ={**env, "FAKE_DOCKER_CONTAINERS": str(listed)},
+        cwd=tmp_path,
+    )
+    asked = [" ".join(c[:2]) for c in calls(tmp_path / "docker.log")]
+    assert asked.count("info --format") == 1 and asked.count("ps -a") == 1

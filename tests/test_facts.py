@@ -25,7 +25,7 @@ from doctor.facts.cluster import DeepProbe, NodeEnv, node_counts
 from doctor.head.facts import HeadFacts, HeadPackages
 from doctor.model import Status
 from doctor.options import TargetOptions
-from doctor.origin import Origin
+from doctor.origin import Origin, PackagesOrigin
 from doctor.target import HeadAddress, token_withheld
 from tests.fake_servers import fake_ray, json_answer
 
@@ -105,7 +105,8 @@ def test_head_packages_come_from_the_deep_probe_fact(clean_env, tmp_path):
     )
     node = NodeEnv("a" * 56, "10.0.0.1", True, packages={"numpy": "1.26.4"})
     ctx._deep = SimpleNamespace(get=lambda: DeepProbe(nodes=(node,)), peek=lambda: None)  # type: ignore[assignment]
-    assert ctx.head_packages() == HeadPackages({"numpy": "1.26.4"}, "the --deep probe")
+    assert ctx.head_packages() == HeadPackages({"numpy": "1.26.4"}, PackagesOrigin.DEEP_PROBE)
+    assert ctx.head_packages().source == "the --deep probe"  # the report's words, made from the origin
     plain = CheckContext(TargetOptions(image="rayproject/ray:2.49.2-py312-cpu"), environ=clean_env, cwd=tmp_path)
     assert plain.probed_head_packages() is None  # without --deep nobody runs the job
 

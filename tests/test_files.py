@@ -121,3 +121,16 @@ def test_dev_null_reads_as_empty_other_devices_are_refused(tmp_path: Path) -> No
     assert read_bytes(link, 10) == b""
     with pytest.raises(Unreadable, match="device"):
         read_bytes("/dev/zero", 10)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="owner and mode are POSIX")
+def test_a_private_read_refuses_a_file_others_may_read(tmp_path):
+    """The seal key's reader (doctor.fix.venv): this user's file, mode 0600, judged on the open descriptor."""
+    key = tmp_path / "env-seal.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o644)
+    with pytest.raises(Unreadable, match="not private to this user"):
+        read_bytes(key, 64, follow_symlinks=False, private=True)
+    assert read_bytes(key, 64, follow_symlinks=False) == b"k" * 32  # only the private read asks
+    key.chmod(0o600)
+    assert read_bytes(key, 64, follow_symlinks=False, private=True) == b"k" * 32

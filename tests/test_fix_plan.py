@@ -8,6 +8,7 @@ no cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -22,9 +23,12 @@ import yaml
 from doctor.errors import FixError, UsageError
 from doctor.fix.export import HEADER, check_export_target, environment_yml, write_export
 from doctor.fix.plan import (
+    ABSENT,
     BUILD,
+    FOREIGN,
     NOTHING,
     REBUILD,
+    REFUSE,
     UP_TO_DATE,
     Checked,
     FixOptions,
@@ -198,6 +202,53 @@ def test_conda_is_planned_when_the_exact_patch_is_missing(tmp_path: Path) -> Non
     assert plan.interpreter.conda_env == "raydoctor-ray2.49.2-py3.12.9"
     assert "3.12.1" in (plan.interpreter.fallback or "")
     assert "conda env raydoctor-ray2.49.2-py3.12.9" in plan.interpreter.describe()
+
+
+@needs_pyenv
+def test_the_plan_settles_where_each_fallback_builds(tmp_path: Path) -> None:
+    """conda planned for 3.12.9: conda's exact patch, a patch its channels choose (the minor's folder) and the
+    nearest patch here each have their env, judged now; execute only looks them up (``Plan.target_for``)."""
+    fake = Path(__file__).parent / "fake_conda" / "conda"
+    theirs = tmp_path / "envs" / "ray2.49.2-py3.12.1"  # the nearest patch's folder: not raydoctor's
+    theirs.mkdir(parents=True)
+    plan = make_plan(
+        options(tmp_path, use_conda=True),
+        report(head_python=fact("3.12.9")),
+        environ={"CONDA_EXE": str(fake), "PATH": "", "UV_PYTHON_DOWNLOADS": "never"},
+        cwd=tmp_path,
+    )
+    assert plan.action == BUILD and plan.env_name == "ray2.49.2-py3.12.9" and plan.env.state == ABSENT
+    assert [(t.name, t.state, t.action, t.any_patch) for t in plan.fallbacks] == [
+        ("ray2.49.2-py3.12", ABSENT, BUILD, True),
+        ("ray2.49.2-py3.12.1", FOREIGN, REFUSE, False),
+    ]
+    assert plan.target_for("3.12.9") == plan.env
+    assert plan.target_for("3.12.1") == plan.fallbacks[1]  # the nearest patch: refused, as the plan recorded
+    assert plan.target_for("3.12.5") == plan.fallbacks[0]  # a patch no entry names: the minor's folder
+    assert plan.target_for("3.11.4") is None  # another minor: fix stops
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.action = NOTHING  # type: ignore[misc]
+    assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == ["ray2.49.2-py3.12.1"]  # planning made nothing
+
+
+@needs_pyenv
+def test_the_plans_document_reads_no_disk(tmp_path: Path, monkeypatch) -> None:
+    """``Plan.to_dict`` shows what make_plan settled: the kernel's Python comes from the marker read then."""
+    first = make_plan(options(tmp_path), report(), environ={}, cwd=tmp_path)
+    assert first.install is not None
+    _fake_env(first.env_path, ray="2.49.2", python="3.12.1", reqs_hash=first.install.hash, interpreter_version="3.12.1")
+    opts = options(tmp_path, kernel="", kernel_prefix=tmp_path / "jupyter")
+    plan = make_plan(opts, report(), environ={"JUPYTER_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    assert plan.action == UP_TO_DATE and plan.kernel_python == "3.12.1"
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("Plan.to_dict read the disk")
+
+    monkeypatch.setattr("doctor.fix.plan.read_marker", no_disk)
+    monkeypatch.setattr("doctor.fix.venv.read_marker", no_disk)
+    monkeypatch.setattr("doctor.fix.venv.trusted_marker", no_disk)
+    doc = plan.to_dict()
+    assert doc["action"] == "up-to-date" and "Python 3.12.1" in doc["kernel"]["display_name"]
 
 
 def test_no_interpreter_at_all_is_a_fix_error(tmp_path: Path) -> None:

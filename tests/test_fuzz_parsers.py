@@ -562,7 +562,7 @@ def test_cluster_files_raise_only_usage_error(text):
             assert "unexpected structure" not in str(exc), exc
             return
         assert spec.format in ("compose", "ray-launcher", "kuberay", "helm")
-        from doctor.checks.cluster_lint import lint_cluster
+        from doctor.checks.lint import lint_cluster
 
         if spec.compose is None:
             assert all(r.status.value != "error" for r in lint_cluster(spec))

@@ -29,11 +29,13 @@ def live(node, **kw):
 
 
 @pytest.fixture
-def no_gpu_tools(monkeypatch, tmp_path):
-    """PATH without nvidia-smi or docker, whatever this machine has."""
+def no_gpu_tools(monkeypatch, tmp_path, clean_env):
+    """PATH without nvidia-smi or docker, whatever this machine has: this process's and the check's environ
+    (the context's Docker probe reads the environ it is given)."""
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    clean_env["PATH"] = str(empty)
     monkeypatch.setattr(gpu, "from_nvml", lambda: None)
 
 
@@ -192,31 +194,29 @@ def test_cpu_image_skips(tmp_path, clean_env, no_gpu_tools):
 
 
 def test_docker_without_the_nvidia_runtime(tmp_path, monkeypatch, clean_env):
-    bin_dir = tmp_path / "bin"
-    fake_tool(
-        bin_dir,
-        "docker",
-        'case "$1" in\n'
-        "  version) echo 27.3.1;;\n"
-        '  info) echo \'{"io.containerd.runc.v2":{"path":"runc"},"runc":{"path":"runc"}}\';;\n'
-        "  *) exit 1;;\n"
-        "esac\n",
-    )
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    """gpu.docker reads the run's Docker probe: `docker info`'s Runtimes (the shared fake prints the real JSON)."""
+    from doctor.local.docker_cli import probe_engine
+
+    fake = Path(__file__).resolve().parent / "fake_docker"
+    env = {
+        **clean_env,
+        "PATH": f"{fake}{os.pathsep}/usr/bin:/bin",
+        "FAKE_DOCKER_RUNTIMES": "io.containerd.runc.v2,runc",
+    }
     ctx = SimpleNamespace(
         target=SimpleNamespace(image="rayproject/ray:2.49.2-py312-cu128", compose=None, compose_path=None),
         head=lambda: SimpleNamespace(cuda="12.8.1"),
+        environ=env,
+        docker_engine=lambda: probe_engine(env),
     )
     res = gpu.check_docker(ctx)
     assert res.status is Status.FAIL and "no NVIDIA runtime" in res.summary
+    assert res.data["runtimes"] == ["io.containerd.runc.v2", "runc"]
     assert "nvidia-ctk" in res.remediation.text and not any("sudo" in c for c in res.remediation.commands)
-    fake_tool(
-        bin_dir,
-        "docker",
-        'case "$1" in\n  version) echo 27.3.1;;\n'
-        '  info) echo \'{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}\';;\nesac\n',
-    )
+    env["FAKE_DOCKER_RUNTIMES"] = "nvidia,runc"
     assert gpu.check_docker(ctx).status is Status.OK
+    env["FAKE_DOCKER_ENGINE"] = "0"
+    assert gpu.check_docker(ctx).code == "gpu.docker.no_engine"
 
 
 def test_host_tools_run_without_the_token(tmp_path, monkeypatch):

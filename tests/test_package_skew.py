@@ -21,6 +21,7 @@ import pytest
 
 from doctor.errors import UsageError
 from doctor.package_skew import RULES, TABLE, judge, matched_pins, read_pins, same_at, spans
+from doctor.pins import Pin
 from tests.helpers import missing, raydoctor_cli
 from tests.ray_cluster import HEAD_PYTHON, RAY_VERSION, RayNode, ensure_ray_venv
 
@@ -104,7 +105,7 @@ def test_read_pins_and_matched_pins(tmp_path):
     (tmp_path / "head.txt").write_text("# a lock\nnumpy==2.1.3\nPyArrow==18.1.0\nrequests>=2\nmsgpack==1.1.0\n")
     pins = read_pins(tmp_path / "head.txt")
     assert pins == {"numpy": "2.1.3", "pyarrow": "18.1.0", "msgpack": "1.1.0"}
-    assert matched_pins(pins) == ["numpy==2.1.3"]  # msgpack's variation is harmless, pyarrow's a warning
+    assert matched_pins(pins) == [Pin("numpy", "2.1.3")]  # msgpack's variation is harmless, pyarrow's a warning
     with pytest.raises(UsageError):
         read_pins(tmp_path / "missing.txt")
 
@@ -151,8 +152,8 @@ def test_match_head_and_constraints_become_constraints_of_the_install(tmp_path):
     checked = Checked(HeadFacts(), head_packages={"numpy": "2.1.3", "msgpack": "1.1.0", "ray": "2.49.2"})
     options = FixOptions(TargetOptions(), match_head=True, constraints=Path("team.txt"))
     pins = extra_pins(options, checked, head, tmp_path)
-    assert ("numpy==2.1.3", "the cluster") in pins and ("requests==2.32.3", "team.txt") in pins
-    assert not any(p.startswith(("ray", "msgpack")) for p, _ in pins)  # Ray follows the head; msgpack harmless
+    assert (Pin("numpy", "2.1.3"), "the cluster") in pins and (Pin("requests", "2.32.3"), "team.txt") in pins
+    assert not any(p.name.startswith(("ray", "msgpack")) for p, _ in pins)  # Ray follows the head; msgpack harmless
     plan, warnings = plan_install(tmp_path / "packages.txt", "2.49.2", "pip", extra_pins=pins)
     assert plan.constraints == ["ray==2.49.2", "requests==2.32.3", "numpy==2.1.3"]
     assert any("numpy==1.26.4" in w and "the cluster has 2.1.3" in w and "not edited" in w for w in warnings)
@@ -482,5 +483,7 @@ def test_judge_local_with_match_head_pins_wants_the_heads_versions():
     head = HeadTarget("2.49.2", VersionSpec.read("3.12.1"), "exact", "t", "t")
     checked = Checked(HeadFacts(), local, head_packages={"numpy": "1.26.4"}, head_packages_from="the --deep probe")
     assert judge_local(checked, head, "client").matches  # without --match-head, numpy is packages.skew's business
-    judged = judge_local(checked, head, "client", ["numpy==1.26.4", "attrs==26.1.0", "pandas==2.2.3"])
+    judged = judge_local(
+        checked, head, "client", [Pin("numpy", "1.26.4"), Pin("attrs", "26.1.0"), Pin("pandas", "2.2.3")]
+    )
     assert not judged.matches and judged.reasons == ["--match-head: numpy 2.2.6 here, 1.26.4 on the cluster"]

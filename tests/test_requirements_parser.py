@@ -23,7 +23,6 @@ from doctor.local.requirements import (
     Option,
     conda_requirement,
     credential_values,
-    describe,
     join_lines,
     load_requirements,
     mask_credentials,
@@ -500,9 +499,9 @@ def test_environment_yml_whole(tmp_path):
     [
         ("dependencies:\n", "expected a mapping with a 'dependencies' list (conda's environment.yml format)"),
         ("- a\n- b\n", "expected a mapping with a 'dependencies' list (conda's environment.yml format)"),
-        ("dependencies: [six, 42]\n", "dependency 2 is a int (42), neither a string nor a 'pip:' list"),
-        ("dependencies: [{pip: [six, {a: 1}]}]\n", "pip item 2 is a mapping ({'a': 1}), not a requirement string"),
-        ("dependencies: [{pip: [[x]]}]\n", "pip item 1 is a list (['x']), not a requirement string"),
+        ("dependencies: [six, 42]\n", "dependency 2 is 42, neither a string nor a 'pip:' list"),
+        ("dependencies: [{pip: [six, {a: 1}]}]\n", "pip item 2 is a mapping {'a': 1}, not a requirement string"),
+        ("dependencies: [{pip: [[x]]}]\n", "pip item 1 is a list ['x'], not a requirement string"),
         ("dependencies: [\n", "invalid YAML at line 2, column 1: expected the node content, but found '<stream end>'"),
     ],
 )
@@ -526,15 +525,27 @@ def test_an_unreadable_environment_yml_says_environment_file(tmp_path):
 @pytest.mark.parametrize(
     "value, shown",
     [
-        ({"a": 1}, "a mapping ({'a': 1})"),
-        ([1, 2], "a list ([1, 2])"),
-        (None, "empty"),
-        (42, "a int (42)"),
-        ("https://u:pw@h", "a str ('https://u:***@h')"),
-        ("x" * 100, f"a str ('{'x' * 17}...{'x' * 18}')"),
+        ({"a": 1}, "a mapping {'a': 1}"),
+        ([1, 2], "a list [1, 2]"),
+        (None, "null"),
+        (42, "42"),
+        ("https://u:pw@h", "'https://u:***@h'"),
+        ("x" * 100, f"'{'x' * 17}...{'x' * 18}'"),
+        # masked before it is cut: cut first, the '@' went and the password's start showed ('SECRETS...')
+        (
+            "https://u:" + "SECRET" * 3 + "@very-long-host-name.example.com/simple",
+            "'https://u:***@ver...example.com/simple'",
+        ),
+        (
+            {"index": "https://u:" + "SECRET" * 3 + "@very-long-host-name.example.com/simple"},
+            "a mapping {'index': 'https://u:***@ver...example.com/simp...",
+        ),
     ],
 )
 def test_describe(value, shown):
+    """environment.yml's values are described by YAML's one describer (``doctor.parsers.yaml_load``)."""
+    from doctor.parsers.yaml_load import describe
+
     assert describe(value) == shown
 
 

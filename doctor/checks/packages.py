@@ -104,7 +104,7 @@ def judge_skew(ctx: CheckContext) -> Result:
         ],
     }
     if breaking:
-        pins = " ".join(matched_pins(head, only={s.name for s in breaking}))
+        pins = " ".join(str(p) for p in matched_pins(head, only={s.name for s in breaking}))  # a command line
         return finding(
             Status.FAIL,
             "; ".join(s.describe() for s in breaking[:2])

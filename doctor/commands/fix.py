@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # the fix modules load only when fix runs: `raydoctor check` 
 EPILOG = """\
 exit codes: 0 the env matches (the final check has no failures), or nothing to do, or --dry-run
             1 fix failed (what it created was removed) or the final check still fails, or you said no
-            2 fix could not run (bad arguments, the head's versions unknown, no terminal and no --yes)
+            2 fix could not run (bad arguments, the head's versions unknown, no terminal and no --yes,
+              --cluster: a compose file it will not edit safely, nothing written)
             130 interrupted (Ctrl-C; what this run created was removed)
 target: --address, else --compose/--image, else $RAY_ADDRESS, else compose/cpu-ray-cluster.yaml
 --export never overwrites a file raydoctor did not write (such as a repository's own environment.yml)
@@ -86,6 +87,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: auto)",
     )
     g.add_argument("--dry-run", action="store_true", help="print the plan and stop: create nothing")
+    g.add_argument(
+        "--cluster",
+        action="store_true",
+        help="fix the cluster's compose file instead: apply check's compose edits (comments and layout kept), "
+        "show the diff and ask, then recreate the changed services if the cluster runs, and check again",
+    )
     g.add_argument(
         "-y", "--yes", action="store_true", help="do not ask before building (needed when stdin is not a terminal)"
     )
@@ -314,30 +321,40 @@ def emit_plan(plan: Plan) -> None:
 # -- asking --------------------------------------------------------------------------
 
 
-def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
-    """Ask before acting. No terminal and no --yes: refuse (UsageError), since nobody can answer."""
+def ask_before(question: str, *, yes: bool, as_json: bool, what: str = "building") -> bool:
+    """fix's one way of asking before it acts (``what``: "building", "writing"). ``--yes`` answers
+    yes; no terminal and no ``--yes``: refuse (UsageError), since nobody can answer."""
     from doctor.errors import UsageError
-    from doctor.fix.plan import shown
 
     if yes:
         return True
     if not sys.stdin.isatty():
         raise UsageError(
-            "fix asks before building, and stdin is not a terminal: nothing was done",
-            hint="pass --yes to build without asking, or --dry-run to only see the plan",
+            f"fix asks before {what}, and stdin is not a terminal: nothing was done",
+            hint=f"pass --yes to go on without asking, or --dry-run to only see the {'plan' if what == 'building' else 'diff'}",
         )
     out = sys.stderr if as_json else sys.stdout
-    verb = "Replace" if plan.action == "rebuild" else "Build"
-    if plan.action in ("build", "rebuild"):
-        out.write(f"{verb} {shown(plan.env_path, plan.cwd)} now? [y/N] ")
-    elif plan.kernel is not None:  # only the kernel step acts
-        out.write(f"Register the Jupyter kernel {plan.kernel.name} now? [y/N] ")
+    if question:
+        out.write(question)
     out.flush()
     try:
         answer = sys.stdin.readline()
     except (EOFError, OSError):
         answer = ""
     return answer.strip().lower() in ("y", "yes")
+
+
+def confirm(plan: Plan, *, yes: bool, as_json: bool) -> bool:
+    """Ask before building (``ask_before``)."""
+    from doctor.fix.plan import shown
+
+    verb = "Replace" if plan.action == "rebuild" else "Build"
+    question = ""
+    if plan.action in ("build", "rebuild"):
+        question = f"{verb} {shown(plan.env_path, plan.cwd)} now? [y/N] "
+    elif plan.kernel is not None:  # only the kernel step acts
+        question = f"Register the Jupyter kernel {plan.kernel.name} now? [y/N] "
+    return ask_before(question, yes=yes, as_json=as_json)
 
 
 # -- the command -----------------------------------------------------------------------
@@ -348,6 +365,10 @@ def run(args: argparse.Namespace) -> int:
     from doctor.fix.execute import Outcome, fix_report, run_fix
     from doctor.fix.progress import make_steps
 
+    if getattr(args, "cluster", False):
+        from doctor.commands.fix_cluster import run_cluster
+
+        return run_cluster(args)
     started = time.perf_counter()
     as_json = bool(args.json)
     steps = make_steps(json_output=as_json)

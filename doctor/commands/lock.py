@@ -46,20 +46,21 @@ def lock_lines(
 ) -> tuple[list[str], list[str]]:
     """(file lines, names the head lacks): comments first, then ``name==version`` sorted.
 
-    Every line comes from what the cluster said, so each pin is checked (``package_skew.pin``: a PEP 508
+    Every line comes from what the cluster said, so each pin is checked (``Pin.of``: a PEP 508
     name, a PEP 440 version) and one that fails is left out and named in a comment; the comments hold
     no text from the cluster but versions that pass the same check.
     """
-    from doctor.package_skew import TABLE, pin
+    from doctor.package_skew import TABLE
+    from doctor.pins import Pin
     from doctor.text import sanitize
 
     wanted: dict[str, None] = dict.fromkeys(str(canonicalize_name(n)) for n in ["ray", *names])
     wanted.update(dict.fromkeys(r.name for r in TABLE if r.breaks and r.name in head))
     missing = [n for n in wanted if n not in head]
-    pins = sorted(line for n in wanted if n in head and (line := pin(n, head[n])) is not None)
-    refused = [n for n in wanted if n in head and pin(n, head[n]) is None]
-    ray_shown = ray if pin("ray", ray) else "?"
-    python_shown = python if pin("python", python) else "?"
+    pins = sorted(str(p) for n in wanted if n in head and (p := Pin.of(n, head[n])) is not None)  # the file's lines
+    refused = [n for n in wanted if n in head and Pin.of(n, head[n]) is None]
+    ray_shown = ray if Pin.of("ray", ray) else "?"
+    python_shown = python if Pin.of("python", python) else "?"
     header = [
         f"# raydoctor lock: the versions on the cluster ({sanitize(where)}), Ray {ray_shown}, Python {python_shown}",
         f"# written {time.strftime('%Y-%m-%d')}; use: raydoctor fix --constraints FILE, raydoctor check --head-packages FILE",
@@ -71,7 +72,7 @@ def lock_lines(
 
 def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
     from doctor.context import CheckContext
-    from doctor.head.facts import FROM_DEEP_PROBE
+    from doctor.origin import PackagesOrigin
 
     started = time.perf_counter()
     options = replace(options_from(args), deep=True, roundtrip=False)
@@ -87,7 +88,7 @@ def build(args: argparse.Namespace) -> tuple[Report, list[str]]:
     names = [r.name for r in ctx.requirements.requirements] if ctx.requirements else []
     from doctor.local.requirements import mask_credentials
 
-    node = probe.head if known.source == FROM_DEEP_PROBE else None
+    node = probe.head if known.origin is PackagesOrigin.DEEP_PROBE else None
     if node is not None:
         ray, python = node.ray, node.python
         where = mask_credentials(ctx.target.address.dashboard_url) if ctx.target.address else ctx.target.kind

@@ -63,15 +63,16 @@ _INDEX_OPTIONS = {"--index-url", "--extra-index-url", "--no-index", "--find-link
 # uv's wording (crates/uv-resolver/src/pubgrub/report.rs): "Because numpy==1.24.4 has no usable wheels",
 # "there is no version of numpy==9.9.9", "nosuch was not found in the package registry",
 # "numpy==2.3.0 depends on Python>=3.11".
+# Patterns, compiled (and cached by ``re``) on the first uv error that needs them: compiling all five at
+# import cost ~5 ms of every check, and most checks never see uv fail.
 _REQ = r"([A-Za-z0-9][A-Za-z0-9._\-]*(?:\[[^\]]*\])?(?:[<>=!~]=?[^\s,;`']+)?)"
-_NO_WHEEL = re.compile(rf"{_REQ} has no usable wheels")
-_NO_VERSION = re.compile(rf"there is no version of {_REQ}")
-_NOT_FOUND = re.compile(rf"{_REQ} was not found in the package registry")
-_REQUIRES_PYTHON = re.compile(rf"{_REQ} depends on Python\s*([<>=!~][^\s,]+)")
-_NETWORK = re.compile(
-    r"error sending request|Failed to fetch|dns error|Connection refused|client error \(Connect\)|"
-    r"operation timed out|Network connectivity is disabled|Network is unreachable|tcp connect error",
-    re.IGNORECASE,
+_NO_WHEEL = rf"{_REQ} has no usable wheels"
+_NO_VERSION = rf"there is no version of {_REQ}"
+_NOT_FOUND = rf"{_REQ} was not found in the package registry"
+_REQUIRES_PYTHON = rf"{_REQ} depends on Python\s*([<>=!~][^\s,]+)"
+_NETWORK = (
+    r"(?i)error sending request|Failed to fetch|dns error|Connection refused|client error \(Connect\)|"
+    r"operation timed out|Network connectivity is disabled|Network is unreachable|tcp connect error"
 )
 
 NO_WHEEL = "no_wheel"
@@ -272,10 +273,10 @@ def _cause_lines(text: str) -> list[str]:
 
 
 def network_problem(text: str) -> str | None:
-    match = _NETWORK.search(text)
+    match = re.search(_NETWORK, text)
     if not match:
         return None
-    line = next((ln.strip() for ln in text.splitlines() if _NETWORK.search(ln)), match.group(0))
+    line = next((ln.strip() for ln in text.splitlines() if re.search(_NETWORK, ln)), match.group(0))
     return line[:200]
 
 
@@ -287,7 +288,7 @@ def _culprit(text: str) -> tuple[str, str] | None:
         (_NO_VERSION, NO_SUCH_VERSION),
         (_NOT_FOUND, NOT_FOUND),
     ):
-        match = pattern.search(text)
+        match = re.search(pattern, text)
         if match:
             return match.group(1), reason
     return None
@@ -324,7 +325,7 @@ def _alone(runner: UvRunner, requirement: str, base: Inputs) -> Unmet:
         nearest = _pins_of(any_release.stdout).get(name) if any_release.ok else None
     py = runner.python
     plat = runner.platform
-    requires = _REQUIRES_PYTHON.search(source.text)
+    requires = re.search(_REQUIRES_PYTHON, source.text)
     if requires:
         return Unmet(
             requirement,
@@ -333,9 +334,9 @@ def _alone(runner: UvRunner, requirement: str, base: Inputs) -> Unmet:
             f"its Requires-Python {requires.group(2)} excludes Python {py}",
             nearest,
         )
-    if _NO_VERSION.search(source.text):
+    if re.search(_NO_VERSION, source.text):
         return Unmet(requirement, name, NO_SUCH_VERSION, "no such release on the index", nearest)
-    if _NOT_FOUND.search(source.text):
+    if re.search(_NOT_FOUND, source.text):
         return Unmet(
             requirement,
             name,

@@ -10,11 +10,13 @@ something that may create; only the executor calls it):
    run: whether it can create ``python=X.Y.Z`` is learnt only when it is asked to.
 3. An interpreter already here with the same major.minor (the nearest patch).
 
-Every candidate is verified by running it with ``-I`` and a one-line probe (pyenv
-shims for an unselected version exist on PATH but refuse to run; a venv's interpreter
-is skipped because it disappears with that venv; free-threaded builds are skipped
-because Ray's wheels are not built for them). The probe does not inherit the Ray auth
-token (``doctor.proc.child_env``). virtualenv does the same
+Every candidate is verified by running it with ``-I`` and the one interpreter probe
+(``doctor.local.interpreter``, the JSON script check runs too): pyenv shims for an
+unselected version exist on PATH but refuse to run; a venv's interpreter is skipped
+because it disappears with that venv; free-threaded builds are skipped because Ray's
+wheels are not built for them. An interpreter check already probed in this run is not
+run again (``discover(known=...)``). The probe does not inherit the Ray auth token
+(``doctor.proc.child_env``). virtualenv does the same
 (``src/virtualenv/discovery/py_info.py``: a script run inside the candidate).
 """
 
@@ -27,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from doctor import proc
 from doctor.errors import FixError
+from doctor.local.interpreter import InterpreterError, LocalFacts, inspect_interpreter
 from doctor.local.tools import CondaLocation, locate_conda
 from doctor.versions import VersionSpec
 
@@ -36,11 +38,6 @@ if TYPE_CHECKING:
     from doctor.fix.conda import CondaEnv
 
 PROBE_TIMEOUT_S = 10.0
-_PROBE = (
-    "import sys, sysconfig; print('%d.%d.%d' % sys.version_info[:3], sys.implementation.name, "
-    "int(sys.prefix != getattr(sys, 'base_prefix', sys.prefix)), "
-    "int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))"
-)
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
@@ -180,6 +177,13 @@ def _candidates(dirs: Sequence[Path], minor: str) -> Iterator[tuple[Path, str, s
                 yield exe, source, claimed
 
 
+def buildable_version(facts: LocalFacts) -> str | None:
+    """The version of an interpreter fix may build from, or None: not CPython, a venv, or free-threaded."""
+    if facts.implementation != "CPython" or facts.in_venv or facts.gil_disabled:
+        return None
+    return facts.release if _VERSION.fullmatch(facts.release) else None
+
+
 def probe(exe: Path, timeout: float = PROBE_TIMEOUT_S, environ: Mapping[str, str] | None = None) -> str | None:
     """The version of a usable CPython at ``exe``, or None.
 
@@ -187,33 +191,45 @@ def probe(exe: Path, timeout: float = PROBE_TIMEOUT_S, environ: Mapping[str, str
     version exits 127), is not CPython, is a venv, or is free-threaded.
     """
     try:
-        done = proc.run([str(exe), "-I", "-c", _PROBE], timeout=timeout, env=proc.child_env(environ), cap=4096)
-    except (OSError, proc.ProcTimeout):
+        facts = inspect_interpreter(str(exe), "fix's discovery", timeout=timeout, environ=environ, isolated=True)
+    except InterpreterError:
         return None
-    fields = done.stdout.split()
-    if done.returncode != 0 or len(fields) != 4:
-        return None
-    version, impl, is_venv, no_gil = fields
-    if impl != "cpython" or is_venv != "0" or no_gil != "0" or not _VERSION.fullmatch(version):
-        return None
-    return version
+    return buildable_version(facts)
+
+
+def _key(exe: Path | str) -> Path:
+    try:
+        return Path(exe).resolve()
+    except OSError:
+        return Path(exe)
 
 
 class Finder:
     """Candidates of one minor, each run at most once."""
 
-    def __init__(self, dirs: Sequence[Path], minor: str, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        dirs: Sequence[Path],
+        minor: str,
+        environ: Mapping[str, str] | None = None,
+        known: Sequence[LocalFacts] = (),
+    ) -> None:
         self._candidates = list(_candidates(dirs, minor))
         self._versions: dict[Path, str | None] = {}
         self._environ = environ
+        # Interpreters this run already probed (check's judged one), by real path: asked again, they
+        # would answer the same (the facts read here do not depend on -I).
+        self._known = {_key(facts.executable): facts for facts in known if facts.release}
 
     @property
     def probed(self) -> tuple[str, ...]:
-        return tuple(str(p) for p in self._versions)
+        """The interpreters run to learn this (an interpreter known beforehand is not)."""
+        return tuple(str(p) for p in self._versions if _key(p) not in self._known)
 
     def version(self, exe: Path) -> str | None:
         if exe not in self._versions:
-            self._versions[exe] = probe(exe, environ=self._environ)
+            known = self._known.get(_key(exe))
+            self._versions[exe] = buildable_version(known) if known else probe(exe, environ=self._environ)
         return self._versions[exe]
 
     def exact(self, want: VersionSpec) -> Interpreter | None:
@@ -250,14 +266,16 @@ def discover(
     use_conda: bool = True,
     search_dirs: Sequence[Path] | None = None,
     environ: Mapping[str, str] | None = None,
+    known: Sequence[LocalFacts] = (),
 ) -> Discovery:
     """What this machine already has for ``want``: read-only, so a dry run may call it.
 
     ``search_dirs`` replaces the default folders (pyenv, uv, PATH from ``environ``),
-    so tests can restrict the search.
+    so tests can restrict the search. ``known``: interpreters this run already probed
+    (check's judged one), not run again.
     """
     dirs = list(search_dirs) if search_dirs is not None else default_search_dirs(environ)
-    finder = Finder(dirs, want.minor, environ)
+    finder = Finder(dirs, want.minor, environ, known)
     exact = finder.exact(want) if want.exact else None
     closest = None
     if exact is None:

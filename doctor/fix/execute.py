@@ -44,8 +44,12 @@ from doctor.fix.discover import closest_warning
 from doctor.fix.install import InstallError, choose_installer
 from doctor.fix.plan import (
     BUILD,
+    FOREIGN,
+    MATCHES,
     REBUILD,
+    REFUSE,
     UP_TO_DATE,
+    EnvTarget,
     FixOptions,
     InterpreterPlan,
     Plan,
@@ -53,7 +57,6 @@ from doctor.fix.plan import (
     gather,
     make_plan,
     shown,
-    up_to_date,
 )
 from doctor.fix.progress import Steps
 from doctor.fix.providers import CondaProvider, Existing, Interpreter, Provider, UvProvider
@@ -365,48 +368,66 @@ def _cleanup(outcome: Outcome, dest: Path, venv_started: bool, provider: Provide
         outcome.not_removed.append(failure)
 
 
+def _carry_on(plan: Plan, target: EnvTarget, outcome: Outcome, steps: Steps) -> bool:
+    """Whether to build ``target``: its recorded action, once verified that it still holds what the plan saw.
+
+    Called under ``target``'s lock. execute decides nothing here: when the folder changed since the plan
+    (another fix built it meanwhile, a folder appeared), it stops or skips; else it does what the plan says.
+    """
+    cwd, dest = plan.cwd, target.path
+    for stale in remove_stale_temps(dest):
+        steps.note(f"removed {shown(stale, cwd)}, left by a fix that did not finish")
+    now = plan.state_now(target)
+    if now != target.state:  # changed since the plan: stop or skip, never choose anew
+        if now == FOREIGN:
+            raise FixError(f"{shown(dest, cwd)} appeared meanwhile and raydoctor did not create it: leaving it alone")
+        if now == MATCHES and not plan.rebuild:
+            outcome.env, outcome.built_by_other = dest, True
+            _record_interpreter(outcome, read_marker(dest) or {})
+            steps.note(f"{shown(dest, cwd)} was built meanwhile by another raydoctor fix and matches: nothing to do")
+            return False
+        return True  # emptied or changed meanwhile: the new env replaces what is there only once complete
+    if target.action == REFUSE:
+        raise FixError(f"{shown(dest, cwd)} exists and raydoctor did not create it: leaving it alone")
+    if target.action == UP_TO_DATE:  # a fallback's env that already matches
+        outcome.env, outcome.built_by_other = dest, True
+        _record_interpreter(outcome, target.built)
+        steps.note(f"{shown(dest, cwd)} already matches: nothing to build")
+        return False
+    return True
+
+
 def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, environ: Mapping[str, str]) -> None:
     """Build the env atomically under its lock; on any failure remove what this run created, re-raise."""
     assert plan.install is not None and plan.interpreter is not None
-    dest, cwd = plan.env_path, plan.cwd
+    target, cwd = plan.env, plan.cwd
+    dest = target.path
     made_dir = not dest.parent.exists()
     lock = _take_lock(dest, options.lock_timeout, steps, cwd)
     provider: Provider | None = None
     venv_started = False
     ok = False
     try:
-        for stale in remove_stale_temps(dest):
-            steps.note(f"removed {shown(stale, cwd)}, left by a fix that did not finish")
-        if dest.exists() or dest.is_symlink():
-            if (read_marker(dest) or {}).get("created_by") != "raydoctor":
-                raise FixError(
-                    f"{shown(dest, cwd)} appeared meanwhile and raydoctor did not create it: leaving it alone"
-                )
-            if not options.rebuild and up_to_date(dest, plan):
-                outcome.env, outcome.built_by_other = dest, True
-                _record_interpreter(outcome, read_marker(dest) or {})
-                steps.note(
-                    f"{shown(dest, cwd)} was built meanwhile by another raydoctor fix and matches: nothing to do"
-                )
-                ok = True
-                return
+        if not _carry_on(plan, target, outcome, steps):
+            ok = True
+            return
         provider = provider_for(plan.interpreter, environ, cwd)
         interp = _get_interpreter(provider, plan, outcome, steps)
-        real = dest.parent / plan.env_name_for(interp.version)
-        if real != dest:  # another patch than planned (a fallback): the folder names what it holds
-            steps.note(f"Python {interp.version}, not {plan.interpreter.expected_version}: building {shown(real, cwd)}")
-            second = _take_lock(real, options.lock_timeout, steps, cwd)
+        landed = plan.target_for(interp.version)
+        if landed is None:  # no plan entry foresaw it (docs/fix.md): stop, removing what the provider made
+            raise FixError(
+                f"{provider.describe()} gave Python {interp.version}, which the plan did not foresee "
+                f"({', '.join(t.python for t in (plan.env, *plan.fallbacks))}): building nothing",
+                hint="run fix again: the new plan starts from what is on this machine now",
+            )
+        if landed != target:  # another patch than planned (a fallback): the folder the plan named for it
+            steps.note(
+                f"Python {interp.version}, not {plan.interpreter.expected_version}: building {shown(landed.path, cwd)}"
+            )
+            second = _take_lock(landed.path, options.lock_timeout, steps, cwd)
             lock.release()
-            lock, dest = second, real
-            plan.env_path, plan.env_name = real, real.name
-            for stale in remove_stale_temps(dest):
-                steps.note(f"removed {shown(stale, cwd)}, left by a fix that did not finish")
-            if (dest.exists() or dest.is_symlink()) and (read_marker(dest) or {}).get("created_by") != "raydoctor":
-                raise FixError(f"{shown(dest, cwd)} exists and raydoctor did not create it: leaving it alone")
-            if (dest.exists() or dest.is_symlink()) and not options.rebuild and up_to_date(dest, plan):
-                outcome.env, outcome.built_by_other = dest, True
-                _record_interpreter(outcome, read_marker(dest) or {})
-                steps.note(f"{shown(dest, cwd)} already matches: nothing to build")
+            lock, target, dest = second, landed, landed.path
+            if not _carry_on(plan, target, outcome, steps):
                 ok = True
                 return
         venv_started = True
@@ -443,7 +464,7 @@ def build(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, envir
             st.summary = f"{shown(dest, cwd)}: Ray {plan.head.ray} on Python {interp.version}"
         outcome.env, outcome.built = dest, True
         _record_interpreter(outcome, read_marker(dest) or {})
-        if isinstance(provider, UvProvider) and interp.source.startswith("uv"):
+        if isinstance(provider, UvProvider) and provider.managed:
             outcome.uv_python = {
                 "key": provider.python.key,
                 "path": str(interp.path),
@@ -524,9 +545,10 @@ def export(
             f"python={plan.head.python} is the cluster's; the venv raydoctor built here runs "
             f"{interpreter_version}, the closest this machine had"
         )
+    name = outcome.env.name if outcome.env is not None else plan.env_name  # a fallback's env is named for it
     with _step(outcome, steps, "export", f"{shown(plan.export, plan.cwd)} from pip freeze") as st:
         state, packages = export_env(
-            python, plan.export, name=plan.env_name, python_version=plan.head.python, force=options.force, note=note
+            python, plan.export, name=name, python_version=plan.head.python, force=options.force, note=note
         )
         st.summary = f"{shown(plan.export, plan.cwd)} {state} ({len(packages)} packages)"
         outcome.export = {
@@ -597,7 +619,7 @@ def execute(plan: Plan, options: FixOptions, steps: Steps, outcome: Outcome, env
             build(plan, options, steps, outcome, environ)
         elif plan.action == UP_TO_DATE:
             outcome.env = plan.env_path
-            _record_interpreter(outcome, read_marker(plan.env_path) or {})
+            _record_interpreter(outcome, plan.env.built)  # the marker make_plan read
         kernel = register_kernel(plan, options, steps, outcome, environ) if plan.kernel is not None else None
         try:
             if outcome.env is not None and outcome.built:

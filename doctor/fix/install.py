@@ -36,6 +36,7 @@ from doctor import proc, uv_config
 from doctor.errors import FixError, UsageError
 from doctor.local.requirements import Entry, load_requirements, mask_credentials, parse_file, portable
 from doctor.local.tools import find_uv as find_uv  # re-exported: the tests name it here too
+from doctor.pins import Pin
 
 INSTALLERS = ("auto", "uv", "pip")
 DETAIL_LINES = 8
@@ -233,14 +234,14 @@ def ray_constraint(requirements: Sequence[Path], ray_version: str) -> tuple[list
     return [f"ray=={version}"], warnings
 
 
-def pin_constraints(requirements: Sequence[Path], pins: Sequence[str], why: str) -> tuple[list[str], list[str]]:
+def pin_constraints(requirements: Sequence[Path], pins: Sequence[Pin], why: str) -> tuple[list[str], list[str]]:
     """(constraint lines, warnings) for more exact pins (``fix --match-head``, ``fix --constraints``).
 
     They travel with Ray's in the one temporary constraints file; a requirement that contradicts one
     is overridden as Ray's is (uv ``--override``, pip a patched copy), with a warning, and the user's
     file is never edited.
     """
-    parsed = _pins(pins)
+    parsed = _pins([str(p) for p in pins])  # one parser for these and Ray's constraint lines
     warnings = []
     for entry in _entries(requirements):
         if entry.requirement is not None and _conflicts(entry.requirement, parsed) is not None:

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from doctor.local.interpreter import LocalFacts
 from doctor.local.tools import locate_conda
 from doctor.model import Report, Result, Status
 from doctor.options import TargetOptions
+from doctor.pins import Pin
 from doctor.remedies import conda_env_name, raydoctor
 from doctor.versions import VersionSpec, release_equal
 
@@ -184,7 +185,7 @@ class HeadTarget:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Judged:
     """The interpreter ``check`` judged, and whether it already is what fix would build."""
 
@@ -251,9 +252,28 @@ class InterpreterPlan:
         return self.how in ("existing", "uv")
 
     @property
+    def creates(self) -> bool:
+        """Whether the provider makes the interpreter (uv, conda): then the patch it hands may differ."""
+        return self._creates
+
+    @property
     def expected_version(self) -> str:
-        """The Python the env will have, as far as the plan knows (the env's folder is named after it)."""
+        """The Python the env will have, as far as the plan knows (the env's folder is named after it):
+        the interpreter here, uv's key, else the head's."""
+        if self.how == "uv" and self.uv is not None and self.uv.python is not None:
+            return self.uv.python.version
         return self.version or str(self.want)
+
+    def outcomes(self) -> tuple[str, ...]:
+        """Each Python the provider chain may hand, as the plan knows it: the planned one first, then the
+        minor (whatever patch conda's channels, or a failing uv's conda, give: ``EnvTarget.any_patch``),
+        then the nearest patch here (the last fallback)."""
+        out = [self.expected_version]
+        if self._creates:
+            out.append(self.want.minor)
+            if self.found is not None:
+                out.append(self.found.version)
+        return tuple(dict.fromkeys(out))
 
     @property
     def downloads(self) -> str | None:
@@ -324,7 +344,7 @@ class InterpreterPlan:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class InstallPlan:
     """What goes into the env: the requirements file, Ray pinned, the client extras."""
 
@@ -371,34 +391,105 @@ class InstallPlan:
         }
 
 
-@dataclass
+# What an env folder holds, judged once by ``make_plan`` (``env_state``); execute only checks it still does.
+ABSENT = "absent"  # nothing at that path
+OURS = "ours"  # an env raydoctor built, for something else (or --rebuild)
+MATCHES = "matches"  # an env raydoctor built that holds what the plan wants
+FOREIGN = "foreign"  # something raydoctor did not create: never touched
+REFUSE = "refuse"  # the action for a FOREIGN folder: stop, leaving it alone
+
+
+def env_action(state: str, *, rebuild: bool) -> str:
+    """What fix does with an env folder in ``state``: the one rule, for the planned env and each fallback's."""
+    if state == FOREIGN:
+        return REFUSE
+    if state == MATCHES and not rebuild:
+        return UP_TO_DATE
+    return REBUILD if state in (OURS, MATCHES) else BUILD
+
+
+@dataclass(frozen=True)
+class EnvTarget:
+    """One env folder the plan may end in, and what it held when the plan was made.
+
+    The planned env is named after the Python the plan expects; a provider that falls back (uv's download
+    fails, then conda or the nearest patch here) hands another Python, and the env then goes to the folder
+    named after that one, which the plan lists too (``Plan.fallbacks``), its state judged at plan time.
+    ``any_patch``: the folder for a patch of the minor no entry names (conda's channels choose it).
+    """
+
+    python: str  # the Python the env's interpreter is (its folder is named after it)
+    path: Path
+    state: str  # ABSENT | OURS | MATCHES | FOREIGN, at plan time
+    action: str  # env_action(state): BUILD | REBUILD | UP_TO_DATE | REFUSE
+    built: Mapping[str, Any] = field(default_factory=dict)  # its trusted marker at plan time (OURS, MATCHES)
+    any_patch: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"python": self.python, "name": self.name, "path": str(self.path), "state": self.state}
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The whole plan: what the head runs, what is here, and what fix will create."""
+    """The whole plan: what the head runs, what is here, and what fix will create.
+
+    Frozen: ``make_plan`` settles everything (the interpreter, the env and each fallback's, the kernel's
+    Python, the pins) and ``doctor.fix.execute`` only carries it out.
+    """
 
     action: str
     reason: str
     head: HeadTarget
     judged: Judged
-    env_name: str
-    env_path: Path
+    env: EnvTarget
     cwd: Path
     interpreter: InterpreterPlan | None = None
     install: InstallPlan | None = None
     export: Path | None = None
     verify: bool = True
     roundtrip: bool = True
-    warnings: list[str] = field(default_factory=list)
-    findings: list[dict[str, str]] = field(default_factory=list)  # check's failures and warnings, before
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Mapping[str, str], ...] = ()  # check's failures and warnings, before
     target: Mapping[str, Any] = field(default_factory=dict)
     checked: Checked | None = None  # what the plan was made from (not serialized: findings are)
     kernel: KernelPlan | None = None  # with --kernel
-    kernel_python: str | None = None  # the Python the kernel will run, settled by make_plan (settle_kernel_python)
+    kernel_python: str | None = None  # the Python the kernel will run, as the plan knows it
     head_packages_from: str | None = None  # --match-head: where the head's packages were read
     env_suffix: str = ""  # "-jobs" for the job-client env of --mode jobs
+    fallbacks: tuple[EnvTarget, ...] = ()  # where each fallback's Python would build (see EnvTarget)
+    rebuild: bool = False  # --rebuild: an env that matches is built again
+
+    @property
+    def env_name(self) -> str:
+        return self.env.name
+
+    @property
+    def env_path(self) -> Path:
+        return self.env.path
 
     def env_name_for(self, python: str) -> str:
         """The env folder's name for an interpreter of ``python``: named after what it really holds."""
         return env_dir_name(self.head.ray, python) + self.env_suffix
+
+    def target_for(self, python: str) -> EnvTarget | None:
+        """The env an interpreter of ``python`` builds: the planned one or a fallback's; None when the plan
+        foresaw no such Python (docs/fix.md: then fix stops)."""
+        targets = (self.env, *self.fallbacks)
+        exact = next((t for t in targets if t.python == python and not t.any_patch), None)
+        if exact is not None:
+            return exact
+        spec = VersionSpec.read(python)
+        return next((t for t in targets if t.any_patch and spec is not None and spec.minor == t.python), None)
+
+    def state_now(self, target: EnvTarget) -> str:
+        """What ``target`` holds now, judged by the rule the plan used: execute compares it with
+        ``target.state`` to notice a world that changed since (another fix, a folder that appeared)."""
+        assert self.install is not None and self.interpreter is not None
+        return env_state(target.path, self.head, self.install.hash, self.interpreter)[0]
 
     @property
     def acts(self) -> bool:
@@ -420,7 +511,7 @@ class Plan:
             "export": _s(self.export),
             "verify": {"check": self.verify, "roundtrip": self.roundtrip},
             "warnings": list(self.warnings),
-            "findings": list(self.findings),
+            "findings": [dict(f) for f in self.findings],
             "target": dict(self.target),
             "kernel": self.kernel.to_dict(self.kernel_python) if self.kernel is not None else None,
             "head_packages_from": self.head_packages_from,
@@ -428,20 +519,6 @@ class Plan:
 
 
 # -- small helpers -----------------------------------------------------------------
-
-
-def settle_kernel_python(plan: Plan) -> None:
-    """The Python the kernel will run, as far as the plan knows it before acting: the judged interpreter's
-    (nothing to build), the marker's (an env up to date), the planned interpreter's. Read once, here, so
-    that ``Plan.to_dict`` touches no disk."""
-    if plan.kernel is None:
-        return
-    if plan.action == NOTHING:
-        plan.kernel_python = plan.judged.python
-    elif plan.action == UP_TO_DATE:
-        plan.kernel_python = (read_marker(plan.env_path) or {}).get("interpreter_version")
-    else:
-        plan.kernel_python = plan.interpreter.version if plan.interpreter is not None else None
 
 
 def _s(path: Path | None) -> str | None:
@@ -541,14 +618,14 @@ def jobs_head_target(checked: Checked) -> HeadTarget:
     )
 
 
-def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[str] = ()) -> Judged:
+def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[Pin] = ()) -> Judged:
     """Whether the judged interpreter already is what fix would build.
 
     Stricter than check's verdict on purpose: Ray equal, Python equal to the
     patch (when the head's patch is known), the Ray Client extras present
     (client mode: no ``packages.client_extras.missing`` finding), the
     requirements file satisfied (``packages.requirements`` did not fail), and
-    with ``--match-head`` every package it pins (``pins``, ``name==version``) that
+    with ``--match-head`` every package it pins (``pins``) that
     this interpreter has at the head's version.
     """
     local = checked.local
@@ -572,9 +649,8 @@ def judge_local(checked: Checked, head: HeadTarget, mode: str, pins: Sequence[st
         reasons.append(f"the requirements of {name} are not met")
     here = local.distributions if local is not None else {}
     for pin in pins:
-        name, _, version = pin.partition("==")
-        if name in here and here[name] != version:
-            reasons.append(f"--match-head: {name} {here[name]} here, {version} on the cluster")
+        if pin.name in here and here[pin.name] != pin.version:
+            reasons.append(f"--match-head: {pin.name} {here[pin.name]} here, {pin.version} on the cluster")
     return Judged(
         local.executable if local else checked.interpreter,
         local.python if local else None,
@@ -632,24 +708,24 @@ def _from_environment_yml(path: Path) -> tuple[str, int, list[str]]:
     return "\n".join(lines) + "\n", len(reqs.requirements), notes + list(reqs.notes)
 
 
-def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[str, str]]:
+def extra_pins(options: FixOptions, checked: Checked, head: HeadTarget, cwd: Path) -> list[tuple[Pin, str]]:
     """(pin, where from) beyond Ray's: ``--constraints FILE`` and ``--match-head`` (the head's wins)."""
     from doctor.package_skew import read_pins
 
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[Pin, str]] = {}
     if options.constraints is not None:
         path = options.constraints if options.constraints.is_absolute() else cwd / options.constraints
         for name, version in read_pins(path).items():
             if name != "ray":  # Ray follows the head
-                out[name] = (f"{name}=={version}", str(options.constraints))
+                out[name] = (Pin(name, version), str(options.constraints))
     if options.match_head:
         for pin in match_head_pins(checked):
-            out[pin.split("==")[0]] = (pin, "the cluster")
+            out[pin.name] = (pin, "the cluster")
     return list(out.values())
 
 
-def match_head_pins(checked: Checked) -> list[str]:
-    """``--match-head``: the head's ``name==version`` for each breaking row of ``doctor.package_skew`` it has;
+def match_head_pins(checked: Checked) -> list[Pin]:
+    """``--match-head``: the head's ``Pin`` for each breaking row of ``doctor.package_skew`` it has;
     UsageError when no source (the ``--deep`` probe of the running head, ``--head-packages``, the image) had them."""
     from doctor.package_skew import matched_pins
 
@@ -667,7 +743,7 @@ def plan_install(
     installer: str,
     extra_requirement: str | None = None,
     *,
-    extra_pins: Sequence[tuple[str, str]] = (),
+    extra_pins: Sequence[tuple[Pin, str]] = (),
 ) -> tuple[InstallPlan, list[str]]:
     """(what to install, warnings): the file, ``ray==HEAD`` as a constraint, ``ray[client]==HEAD``
     (or ``extra_requirement``: ``ray[default]==HEAD`` for the Jobs API's client), what Ray's known bugs
@@ -687,17 +763,14 @@ def plan_install(
         from doctor.local.requirements import load_requirements
 
         count = len(load_requirements(requirements).requirements)
-    plan = InstallPlan(resolved, requirements, count, [], extra, "", converted)
-    plan.because = [
-        f"{pin}: Ray {ray} is affected by the known Ray bug {bug.key} ({bug.symptom})" for pin, bug in bug_pins
-    ]
-    with plan.files() as files:
+    because = [f"{pin}: Ray {ray} is affected by the known Ray bug {bug.key} ({bug.symptom})" for pin, bug in bug_pins]
+    reading = InstallPlan(resolved, requirements, count, [], extra, "", converted, because)
+    with reading.files() as files:
         constraints, pin_warnings = ray_constraint(files, ray)
         for source in dict.fromkeys(where for _, where in extra_pins):
             more, more_warnings = pin_constraints(files, [p for p, w in extra_pins if w == source], source)
             constraints, pin_warnings = [*constraints, *more], [*pin_warnings, *more_warnings]
-        plan.constraints = constraints
-        plan.hash = requirements_hash(files, [*constraints, *extra])
+        plan = replace(reading, constraints=constraints, hash=requirements_hash(files, [*constraints, *extra]))
     if converted is not None:  # name the user's file, not the temporary copy
         pin_warnings = [w.replace(_CONVERTED_NAME, requirements.name) for w in pin_warnings]  # type: ignore[union-attr]
     return plan, warnings + pin_warnings
@@ -715,6 +788,7 @@ def plan_interpreter(
     search_dirs: Sequence[Path] | None,
     source: str = "auto",
     cwd: Path | None = None,
+    known: Sequence[LocalFacts] = (),
 ) -> tuple[InterpreterPlan, list[str]]:
     """Where the interpreter will come from, decided without creating anything.
 
@@ -722,12 +796,13 @@ def plan_interpreter(
     here, uv's managed Pythons (installed, or downloadable: ``uv python list``, which
     creates nothing), conda (located, not called), then the same minor already here with
     the patch rule's warning; "existing", "uv" and "conda" use only that source and
-    fail in one line when it cannot help. ``--no-conda`` drops conda from auto.
+    fail in one line when it cannot help. ``--no-conda`` drops conda from auto. ``known``: the
+    interpreters check already probed in this run, which discovery does not run again.
     """
     if source not in PYTHON_SOURCES:
         raise UsageError(f"--python-source {source}: expected one of {', '.join(PYTHON_SOURCES)}")
     use_conda = use_conda and source in ("auto", "conda")
-    found = discover(want, use_conda=use_conda, search_dirs=search_dirs, environ=environ)
+    found = discover(want, use_conda=use_conda, search_dirs=search_dirs, environ=environ, known=known)
     if found.exact is not None and source in ("auto", "existing"):
         why = f"Python {found.exact.version} is already here ({found.exact.source}): nothing to download or create"
         return InterpreterPlan("existing", want, found.exact, why=why), []
@@ -802,19 +877,9 @@ def make_plan(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Plan:
-    """Turn what check judged into a plan. Raises UsageError/FixError when fix cannot go on."""
-    plan = _make_plan(options, checked, environ=environ, cwd=cwd)
-    settle_kernel_python(plan)
-    return plan
-
-
-def _make_plan(
-    options: FixOptions,
-    checked: Checked,
-    *,
-    environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Plan:
+    """Turn what check judged into a plan, settled whole: the interpreter, the env and each fallback's env
+    (their state judged here, once), the kernel and the Python it runs, the pins. Raises UsageError/FixError
+    when fix cannot go on."""
     environ = dict(os.environ if environ is None else environ)
     cwd = (cwd or Path.cwd()).absolute()
     if checked.error:
@@ -823,35 +888,20 @@ def _make_plan(
     head = jobs_head_target(checked) if jobs_mode else head_target(checked.head)
     pins = match_head_pins(checked) if options.match_head else []
     judged = judge_local(checked, head, options.target.mode, pins)
-    name = env_dir_name(head.ray, head.python) + ("-jobs" if jobs_mode else "")
+    suffix = "-jobs" if jobs_mode else ""
     env_dir = options.env_dir if options.env_dir.is_absolute() else cwd / options.env_dir
-    dest = env_dir / name
-    plan = Plan(
-        action=NOTHING,
-        reason="",
-        head=head,
-        judged=judged,
-        env_name=name,
-        env_path=dest,
-        cwd=cwd,
-        verify=True,
-        roundtrip=options.target.roundtrip,
-        findings=findings(checked),
-        target=checked.target,
-        checked=checked,
-        head_packages_from=checked.head_packages_from if options.match_head else None,
-    )
+    export = None
     if options.export is not None:
         from doctor.fix.export import check_export_target
 
-        plan.export = options.export if options.export.is_absolute() else cwd / options.export
-        check_export_target(plan.export, force=options.force)
+        export = options.export if options.export.is_absolute() else cwd / options.export
+        check_export_target(export, force=options.force)
 
-    def plan_kernel_for(env_name: str, python: str, envs: list[Path]) -> None:
+    def kernel_for(env_name: str, python: str, envs: list[Path]) -> KernelPlan | None:
         """The kernelspec step, named after the env and the Python it really holds."""
         if options.kernel is None:
-            return
-        plan.kernel = plan_kernel(
+            return None
+        return plan_kernel(
             options.kernel,
             env_name=env_name,
             prefix=options.kernel_prefix,
@@ -863,37 +913,56 @@ def _make_plan(
             envs=envs,
         )
 
-    # The env a kernelspec of that name may already run: the judged one when nothing is built (the plan ends
-    # here), else the one built below, where the kernel is planned again (an empty list checks nothing yet).
-    keeps = judged.matches and not options.rebuild and judged.executable
-    plan_kernel_for(name, head.python, [Path(str(judged.executable)).parent.parent] if keeps else [])
-    if judged.matches and not options.rebuild and jobs_mode:
-        plan.reason = f"{judged.executable} already has a working job client (ray[default]); jobs need no env matching"
-        return plan
-    if judged.matches and not options.rebuild:
-        plan.reason = (
-            f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
-            "as the head does, and the requirements are met"
-            + (f"; the packages --match-head pins are the head's ({', '.join(pins)})" if pins else "")
+    name = env_dir_name(head.ray, head.python) + suffix
+    plan = Plan(
+        action=NOTHING,
+        reason="",
+        head=head,
+        judged=judged,
+        env=EnvTarget(head.python, env_dir / name, ABSENT, NOTHING),
+        cwd=cwd,
+        export=export,
+        verify=True,
+        roundtrip=options.target.roundtrip,
+        findings=tuple(findings(checked)),
+        target=checked.target,
+        checked=checked,
+        head_packages_from=checked.head_packages_from if options.match_head else None,
+        env_suffix=suffix,
+        rebuild=options.rebuild,
+    )
+    if judged.matches and not options.rebuild:  # nothing to build: the kernel (if any) runs the judged one
+        kernel = kernel_for(
+            name, head.python, [Path(str(judged.executable)).parent.parent] if judged.executable else []
         )
-        return plan
+        if jobs_mode:
+            reason = f"{judged.executable} already has a working job client (ray[default]); jobs need no env matching"
+        else:
+            reason = (
+                f"{judged.executable} already has Ray {judged.ray} and Python {judged.python}, "
+                "as the head does, and the requirements are met"
+                + (f"; the packages --match-head pins are the head's ({', '.join(map(str, pins))})" if pins else "")
+            )
+        return replace(plan, reason=reason, kernel=kernel, kernel_python=judged.python if kernel else None)
+    kernel_for(name, head.python, [])  # a kernelspec raydoctor did not write fails here, before any work
+    warnings: list[str] = []
     if head.basis == "guess":
-        plan.warnings.append(
+        warnings.append(
             f"the head's Python patch {head.python} is a guess from a table of known image builds; "
             "run fix with --address on the running cluster to build for the real patch"
         )
     # jobs mode: the requirements go to the cluster (the runtime_env's pip list), not into the local env.
     requirements = None if jobs_mode else requirements_path(options.target, cwd)
     refuse_unresolvable(checked, head, requirements)
-    plan.install, install_warnings = plan_install(
+    install, install_warnings = plan_install(
         requirements,
         head.ray,
         options.installer,
         f"ray[default]=={head.ray}" if jobs_mode else None,
         extra_pins=extra_pins(options, checked, head, cwd),
     )
-    plan.warnings += install_warnings
-    plan.interpreter, interp_warnings = plan_interpreter(
+    warnings += install_warnings
+    interpreter, interp_warnings = plan_interpreter(
         head.want,
         conda_env_name(head.ray, head.python),
         use_conda=options.use_conda,
@@ -901,41 +970,45 @@ def _make_plan(
         search_dirs=options.search_dirs,
         source=options.python_source,
         cwd=cwd,
+        known=(checked.local,) if checked.local is not None else (),  # check probed it: not run again
     )
+    plan = replace(plan, interpreter=interpreter, install=install)
+
+    def target(python: str, *, any_patch: bool = False) -> EnvTarget:
+        path = env_dir / plan.env_name_for(python)
+        state, marker = env_state(path, head, install.hash, interpreter)
+        return EnvTarget(python, path, state, env_action(state, rebuild=options.rebuild), marker, any_patch)
+
     # Named after the Python the env will really have (3.12.1 when that is the closest here).
-    plan.env_suffix = "-jobs" if jobs_mode else ""
-    plan.env_name = plan.env_name_for(plan.interpreter.expected_version)
-    dest = plan.env_path = env_dir / plan.env_name
-    plan_kernel_for(plan.env_name, plan.interpreter.expected_version, [dest])
-    marker = read_marker(dest)
-    if dest.exists() or dest.is_symlink():
-        if (marker or {}).get("created_by") != "raydoctor":
-            raise FixError(
-                f"{shown(dest, cwd)} exists and raydoctor did not create it: leaving it alone",
-                hint="move it away, or build elsewhere with --env-dir DIR",
-            )
-        if up_to_date(dest, plan) and not options.rebuild:
-            plan.action = UP_TO_DATE
-            plan.reason = (
-                f"{shown(dest, cwd)} already holds Ray {head.ray} on Python "
-                f"{marker.get('interpreter_version') or head.python} with these requirements "  # type: ignore[union-attr]
-                "(built by raydoctor)"
-            )
-            return plan
-        plan.warnings += interp_warnings
-        plan.action = REBUILD
-        plan.reason = (
-            f"{shown(dest, cwd)} was built by raydoctor for something else "
-            f"({_marker_summary(marker or {})}); a new env replaces it only once complete"
+    env, *others = (target(p, any_patch=interpreter.creates and p == head.want.minor) for p in interpreter.outcomes())
+    fallbacks = tuple(others)
+    kernel = kernel_for(env.name, interpreter.expected_version, [env.path])
+    plan = replace(plan, env=env, fallbacks=fallbacks, kernel=kernel, action=env.action)
+    dest = env.path
+    if env.action == REFUSE:
+        raise FixError(
+            f"{shown(dest, cwd)} exists and raydoctor did not create it: leaving it alone",
+            hint="move it away, or build elsewhere with --env-dir DIR",
         )
-        if options.rebuild:
-            plan.reason = f"--rebuild: {shown(dest, cwd)} is rebuilt and replaced only once complete"
-        return plan
-    plan.warnings += interp_warnings
-    plan.action = BUILD
-    why = "; ".join(judged.reasons) or "--rebuild"
-    plan.reason = f"{judged.executable or 'the judged interpreter'} does not match the head: {why}"
-    return plan
+    if env.action == UP_TO_DATE:
+        built = env.built.get("interpreter_version")
+        reason = (
+            f"{shown(dest, cwd)} already holds Ray {head.ray} on Python "
+            f"{built or head.python} with these requirements (built by raydoctor)"
+        )
+        return replace(plan, reason=reason, warnings=tuple(warnings), kernel_python=built if kernel else None)
+    warnings += interp_warnings
+    if env.action == REBUILD and options.rebuild:
+        reason = f"--rebuild: {shown(dest, cwd)} is rebuilt and replaced only once complete"
+    elif env.action == REBUILD:
+        reason = (
+            f"{shown(dest, cwd)} was built by raydoctor for something else "
+            f"({_marker_summary(env.built)}); a new env replaces it only once complete"
+        )
+    else:
+        why = "; ".join(judged.reasons) or "--rebuild"
+        reason = f"{judged.executable or 'the judged interpreter'} does not match the head: {why}"
+    return replace(plan, reason=reason, warnings=tuple(warnings), kernel_python=interpreter.version if kernel else None)
 
 
 def refuse_unresolvable(checked: Checked, head: HeadTarget, requirements: Path | None) -> None:
@@ -961,19 +1034,24 @@ def _marker_summary(marker: Mapping[str, Any]) -> str:
     )
 
 
-def up_to_date(dest: Path, plan: Plan) -> bool:
-    """The env matches, and no better interpreter appeared since it was built.
+def env_state(
+    dest: Path, head: HeadTarget, requirements_hash: str, interpreter: InterpreterPlan
+) -> tuple[str, Mapping[str, Any]]:
+    """(what the folder at ``dest`` holds, its trusted marker): ABSENT, FOREIGN (raydoctor did not create
+    it), MATCHES or OURS (built by raydoctor for something else).
 
-    An env built from a nearby patch (3.12.1 for a 3.12.9 head) is rebuilt
-    once the exact patch is on this machine.
+    MATCHES needs the head's Ray and Python, the same requirements, and no better interpreter appeared since
+    it was built: an env built from a nearby patch (3.12.1 for a 3.12.9 head) is rebuilt once the exact
+    patch is on this machine.
     """
-    assert plan.install is not None and plan.interpreter is not None
-    if not env_matches(
-        dest, ray_version=plan.head.ray, python_version=plan.head.python, requirements_hash=plan.install.hash
-    ):
-        return False
-    built = (read_marker(dest) or {}).get("interpreter_version")
-    interp = plan.interpreter
-    if interp.how == "existing" and built and built != interp.version:
-        return False
-    return venv_python(dest).exists()
+    if not (dest.exists() or dest.is_symlink()):
+        return ABSENT, {}
+    marker = read_marker(dest)
+    if marker is None or marker.get("created_by") != "raydoctor":
+        return FOREIGN, {}
+    if not env_matches(dest, ray_version=head.ray, python_version=head.python, requirements_hash=requirements_hash):
+        return OURS, marker
+    built = marker.get("interpreter_version")
+    if interpreter.how == "existing" and built and built != interpreter.version:
+        return OURS, marker
+    return (MATCHES if venv_python(dest).exists() else OURS), marker

@@ -241,6 +241,7 @@ class UvProvider(Provider):
         self.fallback_warning = fallback_warning
         self.then = then
         self.then_used = False
+        self.managed = False  # provide() handed uv's managed Python itself (not conda's, not the fallback)
         self.way_out = way_out
         self.installed_key: str | None = None  # set once this run started installing a key that was not there
         self.install_dir: Path | None = None
@@ -253,7 +254,9 @@ class UvProvider(Provider):
 
     def provide(self) -> Interpreter:
         try:
-            return self._provide()
+            interp = self._provide()
+            self.managed = True
+            return interp
         except FixError as exc:
             self.undo()
             warning = f"uv could not provide Python {self.want}: {exc.message}"

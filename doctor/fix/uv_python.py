@@ -106,15 +106,27 @@ def downloads_refused(environ: Mapping[str, str]) -> str | None:
 
 
 def one_line_error(lines: list[str], fallback: str) -> str:
-    """uv's error and its innermost cause on one line ("Failed to install …: Hash mismatch for …")."""
+    """uv's error and its innermost cause on one line ("Failed to install …: Hash mismatch for …").
+
+    uv wraps its messages at ``COLUMNS`` (a terminal's width, exported by some shells and by pytest-xdist):
+    an indented line that starts no new ``error:``/``cause:`` continues the one before, so the cause is
+    read whole rather than cut at the wrap.
+    """
     error = ""
     cause = ""
+    last = ""
     for raw in lines:
         line = raw.strip()
         if line.startswith("error:"):
-            error = line.removeprefix("error:").strip()
+            error, last = line.removeprefix("error:").strip(), "error"
         elif line.startswith("cause:"):
-            cause = line.removeprefix("cause:").strip()
+            cause, last = line.removeprefix("cause:").strip(), "cause"
+        elif line and raw[:1].isspace() and last == "cause":
+            cause = f"{cause} {line}"
+        elif line and raw[:1].isspace() and last == "error":
+            error = f"{error} {line}"
+        else:
+            last = ""
     if not error:
         rest = [ln.strip() for ln in lines if ln.strip()]
         error = rest[-1] if rest else fallback

@@ -52,7 +52,7 @@ from typing import Any
 
 from doctor import proc
 from doctor.errors import EXIT_FINDINGS, DoctorError, FixError, UsageError
-from doctor.files import Unreadable
+from doctor.files import Unreadable, read_head
 from doctor.files import read_bytes as read_capped
 from doctor.fix.install import tool_env
 from doctor.local.requirements import MAX_BYTES as REQUIREMENTS_MAX_BYTES
@@ -339,36 +339,20 @@ def requirements_hash(requirements: Sequence[Path], extra: Sequence[str] = ()) -
 # -- the seal ------------------------------------------------------------------
 
 
-def _read_private(path: Path, cap: int) -> bytes:
-    """Read a regular file without following a symlink at ``path``; OSError otherwise."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        if os.name != "nt" and (info.st_uid != os.getuid() or info.st_mode & 0o077):
-            raise PermissionError(errno.EPERM, "not private to this user", str(path))
-        return os.read(fd, cap)
-    finally:
-        os.close(fd)
-
-
 def _seal_key(*, create: bool) -> bytes | None:
     """The key that seals markers; made (32 random bytes, mode 0600) on the first build."""
     path = state_dir() / SEAL_KEY
     try:
-        key = _read_private(path, 64)
+        key = read_capped(path, 64, follow_symlinks=False, private=True)
         return key if len(key) == 32 else None
-    except FileNotFoundError:
-        if not create:
-            return None
-    except OSError as exc:
-        if create:
+    except Unreadable as exc:
+        if not exc.missing and create:
             raise FixError(
-                f"raydoctor's seal key {path} is unusable ({exc.strerror or exc})",
+                f"raydoctor's seal key {path} is unusable ({exc.reason})",
                 hint="remove it; the next fix makes a new one",
             ) from None
-        return None
+        if not create:
+            return None
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, partial = tempfile.mkstemp(prefix=f".{SEAL_KEY}.", dir=path.parent)
     try:
@@ -486,8 +470,8 @@ def _reseal(tmp: Path, dest: Path) -> None:
     if not os.path.lexists(tmp / MARKER):
         return
     try:
-        data = json.loads(_read_private_marker(tmp / MARKER))
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(read_capped(tmp / MARKER, MARKER_CAP, follow_symlinks=False))
+    except (Unreadable, ValueError, RecursionError):
         data = None
     key = _seal_key(create=False)
     if not isinstance(data, dict) or not _sealed(key, data) or (data.get("env") or {}).get("path") != str(tmp):
@@ -497,17 +481,6 @@ def _reseal(tmp: Path, dest: Path) -> None:
     data["env"] = _env_facts(tmp, at=dest)
     data["seal"] = _seal(key, data)
     _write_json(tmp / MARKER, data)
-
-
-def _read_private_marker(path: Path) -> bytes:
-    """Read at most ``MARKER_CAP + 1`` bytes of a regular file, never through a symlink at ``path``."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return os.read(fd, MARKER_CAP + 1)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -546,11 +519,11 @@ def check_marker(env: Path) -> tuple[Marker | None, str | None]:
     if env.is_symlink():
         return None, f"{env.name} is a symbolic link, which raydoctor never makes"
     try:
-        raw = _read_private_marker(path)
-    except OSError as exc:
-        return None, f"its {MARKER} cannot be read ({exc.strerror or exc})"
-    if len(raw) > MARKER_CAP:
-        return None, f"its {MARKER} is larger than any raydoctor writes"
+        raw = read_capped(path, MARKER_CAP, follow_symlinks=False)
+    except Unreadable as exc:
+        if exc.too_large:
+            return None, f"its {MARKER} is larger than any raydoctor writes"
+        return None, f"its {MARKER} cannot be read ({exc.reason})"
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
@@ -641,8 +614,8 @@ class EnvLock:
 
     def _holder(self) -> str:
         try:
-            text = _read_private_marker(self.path)[:32].decode("ascii", errors="replace").strip()
-        except OSError:
+            text = read_head(self.path, 32, follow_symlinks=False).decode("ascii", errors="replace").strip()
+        except Unreadable:
             text = ""
         return f"pid {text}" if text.isdigit() else "pid unknown"
 

@@ -54,6 +54,7 @@ __all__ = [
     "PublishedPort",
     "interpolate",
     "load_compose",
+    "load_tree",
     "parse_size",
     "reserved_gpu_count",
 ]
@@ -101,6 +102,8 @@ class ComposeService:
     entrypoint: list[str] = field(default_factory=list)
     # What the container runs: entrypoint + command, wrappers looked through.
     argv: list[str] = field(default_factory=list)
+    # For each of ``ports``, the index of the ``ports:`` entry it comes from (a range gives several).
+    port_entries: list[int] = field(default_factory=list)
 
     @property
     def ray_start(self) -> RayStartCall | None:
@@ -491,6 +494,15 @@ _ComposeLoader.add_implicit_resolver(
 )
 
 
+def load_tree(text: str, path: Path) -> Any:
+    """The file's YAML as this module reads it, before interpolation (what an editor of the file,
+    ``doctor.fix.cluster_file``, must see the same); a one-line ``UsageError`` for bad YAML."""
+    try:
+        return yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass: safe
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, "fix the YAML; `docker compose -f FILE config` shows the same error") from None
+
+
 def _load(path: Path, environ: Mapping[str, str] | None) -> ComposeProject:
     text = read_text(path, "compose file", "pass the compose file with --compose PATH")
     try:
@@ -576,8 +588,11 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
             hint="write ports as a list",
         )
     ports: list[PublishedPort] = []
-    for item in ports_raw:
-        ports.extend(_ports(where, item))
+    port_entries: list[int] = []
+    for index, item in enumerate(ports_raw):
+        entry = _ports(where, item)
+        ports.extend(entry)
+        port_entries.extend([index] * len(entry))
 
     nets_raw = raw.get("networks")
     networks: dict[str, dict] = {}
@@ -637,6 +652,7 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         raw=raw,
         entrypoint=entrypoint,
         argv=argv,
+        port_entries=port_entries,
     )
 
 

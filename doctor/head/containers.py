@@ -40,6 +40,8 @@ _FORMAT = "\t".join(
         "{{.State}}",
         "{{.Status}}",
         "{{.Names}}",
+        '{{.Label "com.docker.compose.project"}}',
+        '{{.Label "com.docker.compose.version"}}',
     ]
 )
 # An error line: "ImportError: …", "ray.exceptions.RaySystemError: …", "Error: …", "RuntimeError: Version mismatch…".
@@ -53,6 +55,8 @@ class Container:
     service: str
     state: str  # Docker's: running, exited, restarting, created, paused, dead
     status: str  # "Up 45 seconds", "Exited (1) 3 seconds ago"
+    project: str = ""  # the compose project (``-p``) that made it
+    compose_version: str = ""  # the compose that made it: "1.29.2" (docker-compose) or "2.x" (the plugin)
 
     @property
     def running(self) -> bool:
@@ -119,12 +123,22 @@ def compose_containers(compose_path: Path, environ: Mapping[str, str]) -> list[C
     found = []
     for row in done.stdout.splitlines():
         parts = row.split("\t")
-        if len(parts) != 7 or not parts[3]:
+        if len(parts) != 9 or not parts[3]:
             continue
-        cid, files, workdir, service, state, status, name = parts
+        cid, files, workdir, service, state, status, name, project, version = parts
         if not re.fullmatch(r"[0-9a-f]{12,64}", cid) or not _same_file(files, workdir, compose_path):
             continue
-        found.append(Container(cid, sanitize(name)[:100], sanitize(service)[:100], state, sanitize(status)[:100]))
+        found.append(
+            Container(
+                cid,
+                sanitize(name)[:100],
+                sanitize(service)[:100],
+                state,
+                sanitize(status)[:100],
+                sanitize(project)[:100],
+                sanitize(version)[:40],
+            )
+        )
     return found
 
 

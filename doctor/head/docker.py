@@ -119,24 +119,18 @@ def _run(args: list[str], timeout: float) -> proc.Completed | None:
         return None
 
 
-def engine_available(timeout: float = 3.0) -> bool:
-    """True when a Docker CLI exists and its engine answers."""
-    docker = shutil.which("docker")
-    if not docker:
-        return False
-    done = ask([docker, "version", "--format", "{{.Server.Version}}"], timeout=timeout)
-    return bool(done and done.returncode == 0 and done.stdout.strip())
-
-
 def image_facts(image: str, *, timeout: float = 60.0, cache: Path | None = None) -> ImageFacts | None:
     """Python and Ray inside a local image, or None where Docker cannot tell.
 
+    The first question is ``docker image inspect``, not whether an engine answers: it fails the same way
+    without one, and asked beside the run's Docker probe (``doctor.local.docker_cli.DockerEngine``)
+    instead of after it, the head's facts do not wait for ``docker info``.
     A name that is not an image reference (see ``image_problem``) never reaches Docker: None.
     """
     if image_problem(image) is not None:
         return None
     docker = shutil.which("docker")
-    if not docker or not engine_available():
+    if not docker:
         return None
     inspected = ask([docker, "image", "inspect", "--format", "{{.Id}}", image], timeout=10)
     if not inspected or inspected.returncode != 0:

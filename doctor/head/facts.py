@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doctor.model import Fact
+from doctor.origin import PackagesOrigin
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,6 @@ class HeadFacts:
         }
 
 
-FROM_DEEP_PROBE = "the --deep probe"  # HeadPackages.source when the running head's probe job listed them
-
-
 @dataclass(frozen=True)
 class HeadPackages:
     """The head's installed distributions (canonical name -> version) and where they were read.
@@ -72,5 +70,16 @@ class HeadPackages:
     """
 
     packages: Mapping[str, str]
-    source: str  # "the --deep probe", the file's path, "docker image NAME (sha256:…)"
+    origin: PackagesOrigin  # what decisions read (``raydoctor lock`` takes the probed node's versions)
+    where: str = ""  # FILE: the file's path; IMAGE: "NAME (sha256:…)"
     complete: bool = True  # every installed distribution; a team's file lists only some (absent is unknown)
+
+    @property
+    def source(self) -> str:
+        """Where they were read, in words (the report's text): "the --deep probe", the file's path,
+        "docker image NAME (sha256:…)"."""
+        if self.origin is PackagesOrigin.FILE:
+            return self.where
+        if self.origin is PackagesOrigin.IMAGE:
+            return f"docker image {self.where}"
+        return PackagesOrigin.DEEP_PROBE.value

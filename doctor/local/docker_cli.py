@@ -1,10 +1,15 @@
-"""What this machine's Docker CLI can do, asked once per run: is there a ``docker``, does its
-compose plugin answer, does an engine answer. Suggestions read it (``doctor.remedies.start_compose``):
-``docker compose … up -d`` is pasted only where it can run.
+"""This machine's Docker, asked once per run: one typed probe of the engine (``DockerEngine``, from one
+``docker info --format '{{json .}}'``) and what the CLI can do with it (``DockerCli``: its compose plugin,
+the standalone ``docker-compose``). Checks read them from the context (``CheckContext.docker_engine``,
+``.docker_cli``); suggestions read ``DockerCli`` (``doctor.remedies.start_compose``): ``docker compose …
+up -d`` is pasted only where it can run.
 
-``docker compose version`` exits non-zero with "docker: unknown command: docker compose" where
-the plugin is missing (the CLI's plugin manager, docker/cli cli-plugins/manager); ``docker version
---format {{.Server.Version}}`` prints the engine's version only when one answers.
+One ``docker info`` answers what four questions asked before (``docker version`` for the server,
+``docker info`` for NCPU and for Runtimes, ``docker compose version``): the CLI lists its plugins in
+``ClientInfo.Plugins`` whether or not an engine answers, after loading each one's metadata, and puts a
+plugin that fails to load there with an ``Err`` (docker/cli ``cli/command/system/info.go::runInfo``,
+``cli-plugins/manager``); where no engine answers it still prints the JSON, with empty server fields,
+writes the error on stderr and exits 1.
 
 The standalone ``docker-compose`` (1.29, a Python program: ~0.46 s to say its version) is asked only
 where a suggestion could name it (no docker, or no compose plugin), and its answer is remembered per
@@ -25,15 +30,35 @@ from typing import Any
 
 from doctor import proc
 from doctor.files import Unreadable, read_bytes, write_atomic
+from doctor.text import sanitize
 
 TIMEOUT_S = 5.0  # each question; a plugin or engine that takes longer is treated as absent
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    """The engine's facts, from one ``docker info --format '{{json .}}'``: computed once per run."""
+
+    docker: str | None  # the docker CLI PATH finds, or None (then nothing else is known)
+    answers: bool = False  # an engine answered (its ServerVersion came back)
+    server_version: str | None = None
+    ncpu: int | None = None  # the CPUs the engine can hand out (Docker Desktop's VM has fewer than the laptop)
+    runtimes: tuple[str, ...] | None = None  # the engine's runtimes ("nvidia", "runc"...), sorted; None: not said
+    default_runtime: str | None = None
+    containers: int | None = None  # containers on the engine, running or not; None: not said
+    plugins: tuple[str, ...] | None = None  # CLI plugins that load ("compose"...); None: the CLI listed none
+    error: str | None = None  # why no engine answers, docker's own words on one line
+
+    def has_plugin(self, name: str) -> bool | None:
+        """Whether the CLI loads the plugin ``name``; None where this CLI does not list its plugins."""
+        return None if self.plugins is None else name in self.plugins
 
 
 @dataclass(frozen=True)
 class DockerCli:
     docker: str | None  # the docker CLI PATH finds, or None
     compose: bool = False  # `docker compose version` exited 0
-    engine: bool = False  # `docker version` reported a server
+    engine: bool = False  # an engine answers (DockerEngine.answers)
     legacy_compose: str | None = None  # a standalone docker-compose that answers `version`, or None
     program: str = "docker"  # how a suggestion names docker: its bare name (PATH finds it)
 
@@ -146,29 +171,81 @@ def legacy_answers(legacy: str, env: Mapping[str, str], timeout: float) -> bool:
     return True
 
 
-def probe(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> DockerCli:
-    """Ask this machine's Docker what it can do: the plugin and the engine, and the standalone
-    docker-compose only where a suggestion could name it (no docker, or no plugin); without the token."""
-    env = dict(os.environ if environ is None else environ)
-    path = env.get("PATH", os.defpath)
-    docker = shutil.which("docker", path=path)
-    legacy = shutil.which("docker-compose", path=path)
-    if docker is None:
-        legacy_ok = bool(legacy and legacy_answers(legacy, env, timeout))
-        return DockerCli(None, legacy_compose="docker-compose" if legacy_ok else None)
-    compose = _answers([docker, "compose", "version"], env, timeout) is not None
-    server = _answers([docker, "version", "--format", "{{.Server.Version}}"], env, timeout)
-    engine = bool(server and server.stdout.strip())
-    legacy_ok = bool(not compose and legacy and legacy_answers(legacy, env, timeout))
-    return DockerCli(docker, compose, engine, "docker-compose" if legacy_ok else None)
+INFO = ["info", "--format", "{{json .}}"]
+_TEXT_MAX = 200  # a version, a runtime's name, an error line: the engine's text, bounded
 
 
-def engine_cpus(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> int | None:
-    """The CPUs the Docker engine can hand out (``docker info``'s NCPU), or None where no engine answers."""
+def _text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return sanitize(value).strip()[:_TEXT_MAX] or None
+
+
+def _count(value: object, limit: int) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit else None
+
+
+def engine_from_info(docker: str, done: proc.Completed | None) -> DockerEngine:
+    """``DockerEngine`` from ``docker info --format '{{json .}}'``'s answer (None: it could not run)."""
+    if done is None:
+        return DockerEngine(docker, error="docker info did not answer in time")
+    try:
+        data = json.loads(done.stdout.strip() or "null")
+    except (ValueError, RecursionError):
+        data = None
+    info: dict[str, Any] = data if isinstance(data, dict) else {}
+    client = info.get("ClientInfo")
+    plugins: tuple[str, ...] | None = None
+    if isinstance(client, dict) and isinstance(client.get("Plugins"), list):
+        names = (p.get("Name") for p in client["Plugins"] if isinstance(p, dict) and not p.get("Err"))
+        plugins = tuple(sorted({sanitize(n)[:_TEXT_MAX] for n in names if isinstance(n, str) and n}))
+    version = _text(info.get("ServerVersion"))
+    server_errors = [e for e in info.get("ServerErrors") or [] if isinstance(e, str)]  # newer CLIs say it here
+    answers = done.returncode == 0 and version is not None and not server_errors
+    if not answers:
+        said = ((server_errors[0] if server_errors else "") or done.stderr).strip() or "docker info failed"
+        return DockerEngine(docker, plugins=plugins, error=_text(said.splitlines()[0]))
+    runtimes = info.get("Runtimes")
+    ncpu = _count(info.get("NCPU"), 100_000)
+    return DockerEngine(
+        docker,
+        answers=True,
+        server_version=version,
+        ncpu=ncpu or None,
+        runtimes=tuple(sorted(sanitize(k)[:_TEXT_MAX] for k in runtimes)) if isinstance(runtimes, dict) else None,
+        default_runtime=_text(info.get("DefaultRuntime")),
+        containers=_count(info.get("Containers"), 1 << 31),
+        plugins=plugins,
+    )
+
+
+def probe_engine(environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> DockerEngine:
+    """Ask this machine's Docker engine about itself: one ``docker info``, without the token. Within a check
+    run it is asked once (``ask``); the context keeps the answer (``CheckContext.docker_engine``)."""
     env = dict(os.environ if environ is None else environ)
     docker = shutil.which("docker", path=env.get("PATH", os.defpath))
     if docker is None:
-        return None
-    done = _answers([docker, "info", "--format", "{{.NCPU}}"], env, timeout)
-    text = done.stdout.strip() if done else ""
-    return int(text) if text.isdigit() and 0 < int(text) < 100_000 else None
+        return DockerEngine(None, error="no docker on PATH")
+    return engine_from_info(docker, ask([docker, *INFO], env, timeout))
+
+
+def probe(
+    environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S, *, engine: DockerEngine | None = None
+) -> DockerCli:
+    """What this machine's Docker CLI can do: the plugin and the engine (from ``engine``, the run's probe,
+    asked here when not given), and the standalone docker-compose only where a suggestion could name it
+    (no docker, or no plugin); without the token."""
+    env = dict(os.environ if environ is None else environ)
+    path = env.get("PATH", os.defpath)
+    legacy = shutil.which("docker-compose", path=path)
+    if engine is None:
+        engine = probe_engine(env, timeout)
+    docker = engine.docker
+    if docker is None:
+        legacy_ok = bool(legacy and legacy_answers(legacy, env, timeout))
+        return DockerCli(None, legacy_compose="docker-compose" if legacy_ok else None)
+    compose = engine.has_plugin("compose")
+    if compose is None:  # a CLI that does not list its plugins: ask the plugin itself
+        compose = _answers([docker, "compose", "version"], env, timeout) is not None
+    legacy_ok = bool(not compose and legacy and legacy_answers(legacy, env, timeout))
+    return DockerCli(docker, compose, engine.answers, "docker-compose" if legacy_ok else None)

@@ -1,7 +1,10 @@
-"""Inspect the local interpreter by running a script inside it.
+"""Inspect a local interpreter by running a script inside it.
 
 The interpreter judged need not be the one raydoctor runs in (virtualenv's
-``py_info`` does the same): a small script prints JSON about itself.
+``py_info`` does the same): a small script prints JSON about itself. It is the one
+probe of a local interpreter: check's facts, fix's discovery of interpreters to build
+from (``doctor.fix.discover``) and the Jobs API path's job client all read its answer,
+through one bounded read and one parser (``inspect_interpreter``).
 """
 
 from __future__ import annotations
@@ -12,15 +15,36 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from packaging.utils import canonicalize_name
 
 from doctor import proc
 from doctor.errors import UsageError
+from doctor.origin import Chosen, PythonOrigin
 
 # The probe is data: its text is read from the module file (importing that module runs nothing).
 PROBE_SCRIPT = (Path(__file__).with_name("probe_interpreter.py")).read_text(encoding="utf-8")
+# What is kept of the probe's output: its answer is a few KiB (~40 bytes a distribution, so an env of
+# thousands of packages stays far below); more is read and dropped, and a cut answer is not JSON.
+PROBE_OUTPUT_CAP = 1024 * 1024
+PROBE_TIMEOUT_S = 20.0
+# Importing Ray (the job client's question) takes seconds, more on a cold disk: the Jobs path's limit.
+JOB_CLIENT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class JobClient:
+    """Whether ``ray.job_submission.JobSubmissionClient`` imports in the interpreter (asked only on the
+    Jobs API path: importing Ray is slow). ``error`` is the exception's last line where it does not."""
+
+    ray: str | None = None
+    python: str | None = None
+    error: str | None = None
+
+    @property
+    def works(self) -> bool:
+        return self.error is None
 
 
 @dataclass
@@ -34,8 +58,12 @@ class LocalFacts:
     system: str
     prefix: str
     base_prefix: str
-    chosen_by: str  # "--python", "active venv", "active conda env", "python3 on PATH"
+    chosen_by: str  # "--python", "active venv", "active conda env", "python3 on PATH": str(chosen), for the report
     distributions: dict[str, str] = field(default_factory=dict)  # canonical name -> version
+    release: str = ""  # "3.13.0" for 3.13.0rc1: sys.version_info's three numbers
+    gil_disabled: bool = False  # a free-threaded build (PEP 703)
+    job_client: JobClient | None = None  # only where it was asked (``inspect_interpreter(job_client=True)``)
+    chosen: Chosen | None = None  # why this interpreter, as a type: what decisions read
 
     @property
     def ray(self) -> str | None:
@@ -147,7 +175,7 @@ def _looks_like_path(spec: str) -> bool:
 
 def choose_interpreter(
     spec: str | None, environ: Mapping[str, str] | None = None, *, kernel: str | None = None
-) -> tuple[str, str]:
+) -> tuple[str, Chosen]:
     """(path, why): ``--python`` (or ``--kernel NAME``: the Python that Jupyter kernel runs) first,
     then the active venv, conda env, ``python3`` on PATH.
 
@@ -168,25 +196,32 @@ def choose_interpreter(
             if path.is_dir():
                 path = _env_python(str(path))
             if path.exists():
-                return str(path.absolute()), "--python"
+                return str(path.absolute()), Chosen(PythonOrigin.FLAG)
             raise UsageError(f"--python {spec!r}: no such file")
         found = shutil.which(spec, path=env.get("PATH"))
         if found:
-            return found, "--python"
+            return found, Chosen(PythonOrigin.FLAG)
         here = f"; to use the file in this folder write --python ./{spec}" if path.is_file() else ""
         raise UsageError(f"--python {spec!r}: no command of that name on PATH{here}")
-    for var, why in (("VIRTUAL_ENV", "active venv"), ("CONDA_PREFIX", "active conda env")):
+    for var, why in (("VIRTUAL_ENV", PythonOrigin.ACTIVE_VENV), ("CONDA_PREFIX", PythonOrigin.ACTIVE_CONDA)):
         if env.get(var) and _env_python(env[var]).exists():
-            return str(_env_python(env[var])), why
+            return str(_env_python(env[var])), Chosen(why)
     for name in ("python3", "python"):
         found = shutil.which(name, path=env.get("PATH"))
         if found:
-            return resolve_pyenv_shim(found, env), f"{name} on PATH"
-    return sys.executable, "raydoctor's own interpreter (no python3 on PATH)"
+            return resolve_pyenv_shim(found, env), Chosen(PythonOrigin.PATH, name)
+    return sys.executable, Chosen(PythonOrigin.OWN)
+
+
+FailureKind = Literal["timeout", "cannot_run", "failed", "not_json"]
 
 
 class InterpreterError(Exception):
-    """The interpreter could not be run or did not answer."""
+    """The interpreter could not be run or did not answer; ``kind`` says which, for decisions."""
+
+    def __init__(self, message: str, kind: FailureKind = "failed") -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
 
 
 def probe_env(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
@@ -204,39 +239,23 @@ def probe_env(environ: Mapping[str, str] | None = None, cwd: Path | None = None)
     return env
 
 
-def inspect_interpreter(
-    path: str,
-    chosen_by: str,
-    *,
-    timeout: float = 20.0,
-    environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> LocalFacts:
-    """Run the probe inside ``path``; raise ``InterpreterError`` with a one-line reason.
+def _job_client(raw: Any) -> JobClient | None:
+    if not isinstance(raw, dict):
+        return None
+    if raw.get("error") is not None or not isinstance(raw.get("ray"), str):
+        return JobClient(error=str(raw.get("error") or "the probe did not say"))
+    return JobClient(ray=str(raw["ray"]), python=str(raw.get("python") or "") or None)
 
-    The probe runs from a private empty folder (``proc.private_cwd``), and drops the current folder from
-    ``sys.path`` before its first import (see ``probe_interpreter.py``): nothing in the folder
-    raydoctor was started from (a cloned repo's ``json.py``) can run inside it.
-    """
-    exe = os.path.abspath(path) if _looks_like_path(path) else path
-    # proc.run starts it in a private empty folder. Not -I: PYTHONPATH and the user's site-packages are
-    # part of what is judged (probe_env); the script drops sys.path[0] itself (2.7 has no -I/-P).
+
+def read_answer(path: str, stdout: str, chosen_by: Chosen | str) -> LocalFacts:
+    """The probe's JSON (its last line) as facts; ``InterpreterError`` for anything else."""
+    lines = stdout.strip().splitlines()
     try:
-        done = proc.run([exe, "-c", PROBE_SCRIPT], timeout=timeout, env=probe_env(environ, cwd))
-    except proc.ProcTimeout:
-        raise InterpreterError(f"{path} did not answer within {timeout:g} s") from None
-    except OSError as exc:
-        raise InterpreterError(f"{path} cannot run: {exc.strerror or exc}") from None
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        err = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InterpreterError(f"{path} failed to report about itself: {err}")
-    try:
-        data = json.loads(lines[-1])
+        data = json.loads(lines[-1]) if lines else None
     except (ValueError, RecursionError):  # RecursionError: an answer nested thousands deep
-        raise InterpreterError(f"{path} printed something that is not the probe's JSON") from None
+        data = None
     if not isinstance(data, dict) or not isinstance(data.get("python"), str):
-        raise InterpreterError(f"{path} printed something that is not the probe's JSON")
+        raise InterpreterError(f"{path} printed something that is not the probe's JSON", "not_json")
     raw = data.get("distributions")
     dists: dict[str, str] = {
         canonicalize_name(str(k)): str(v) for k, v in (raw.items() if isinstance(raw, dict) else ())
@@ -249,6 +268,51 @@ def inspect_interpreter(
         system=str(data.get("system", "")),
         prefix=str(data.get("prefix", "")),
         base_prefix=str(data.get("base_prefix", "")),
-        chosen_by=chosen_by,
+        chosen_by=str(chosen_by),
         distributions=dists,
+        release=str(data.get("release") or ""),
+        gil_disabled=data.get("gil_disabled") is True,
+        job_client=_job_client(data.get("job_client")),
+        chosen=chosen_by if isinstance(chosen_by, Chosen) else None,
     )
+
+
+def inspect_interpreter(
+    path: str,
+    chosen_by: Chosen | str,
+    *,
+    timeout: float = PROBE_TIMEOUT_S,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    job_client: bool = False,
+    isolated: bool = False,
+) -> LocalFacts:
+    """Run the probe inside ``path``; raise ``InterpreterError`` with a one-line reason.
+
+    The probe runs from a private empty folder (``proc.private_cwd``), and drops the current folder from
+    ``sys.path`` before its first import (see ``probe_interpreter.py``): nothing in the folder
+    raydoctor was started from (a cloned repo's ``json.py``) can run inside it.
+
+    ``job_client``: also whether Ray's job client imports (``LocalFacts.job_client``). ``isolated``: run
+    with ``-I`` and the plain child environment, for an interpreter fix may build from (its own
+    ``sys.path``, not the user's ``PYTHONPATH``); the judged interpreter is probed as the user's
+    scripts see it (``probe_env``).
+    """
+    exe = os.path.abspath(path) if _looks_like_path(path) else path
+    # proc.run starts it in a private empty folder. Not -I for the judged one: PYTHONPATH and the user's
+    # site-packages are part of what is judged (probe_env); the script drops sys.path[0] itself (2.7 has
+    # no -I/-P).
+    argv = [exe, "-I", "-c", PROBE_SCRIPT] if isolated else [exe, "-c", PROBE_SCRIPT]
+    env = proc.child_env(environ) if isolated else probe_env(environ, cwd)
+    try:
+        done = proc.run(
+            [*argv, *(["job_client"] if job_client else [])], timeout=timeout, env=env, cap=PROBE_OUTPUT_CAP
+        )
+    except proc.ProcTimeout:
+        raise InterpreterError(f"{path} did not answer within {timeout:g} s", "timeout") from None
+    except OSError as exc:
+        raise InterpreterError(f"{path} cannot run: {exc.strerror or exc}", "cannot_run") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        err = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InterpreterError(f"{path} failed to report about itself: {err}", "failed")
+    return read_answer(path, done.stdout, chosen_by)

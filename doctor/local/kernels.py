@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from doctor.errors import UsageError
+from doctor.origin import Chosen, PythonOrigin
 from doctor.text import sanitize
 
 # jupyter_client/kernelspec.py::_kernel_name_pat
@@ -246,7 +247,7 @@ def kernel_interpreter(spec: KernelSpec, environ: Mapping[str, str]) -> str:
     return found
 
 
-def kernel_choice(name: str, environ: Mapping[str, str]) -> tuple[str, str]:
-    """(interpreter, chosen_by) for ``--kernel NAME``."""
+def kernel_choice(name: str, environ: Mapping[str, str]) -> tuple[str, Chosen]:
+    """(interpreter, why) for ``--kernel NAME``."""
     spec = find_kernel(name, environ)
-    return kernel_interpreter(spec, environ), f"kernel {spec.name} ({spec.file})"
+    return kernel_interpreter(spec, environ), Chosen(PythonOrigin.KERNEL, spec.name, str(spec.file))

@@ -1,6 +1,10 @@
 # Runs INSIDE the interpreter being judged (any CPython 2.7+): doctor/local/interpreter.py passes this
 # file's text to `python -c`, from an empty temporary folder. Importing it runs nothing (main() runs only
-# as __main__), and it must not import Ray (slow, and may be broken). It prints one JSON line about itself.
+# as __main__), and it imports Ray only when asked (``job_client`` in its arguments: the Jobs API path's one
+# question, slow and maybe broken, so never asked otherwise). It prints one JSON line about itself.
+#
+# One probe for every question raydoctor asks of a local interpreter: check's facts (doctor.local.interpreter),
+# fix's discovery of interpreters to build from (doctor.fix.discover: run with -I) and jobs.client.
 #
 # Nothing from the current folder may run here: `python -c` puts '' (the current folder) first on
 # sys.path, so a json.py or platform.py in a cloned repository would replace the modules below and run
@@ -19,6 +23,7 @@ if __name__ == "__main__":
 
 import json  # noqa: E402
 import platform  # noqa: E402
+import sysconfig  # noqa: E402
 
 
 # Installed distributions are read from the *.dist-info / *.egg-info folder names on sys.path (first
@@ -44,21 +49,36 @@ def distributions():
     return found
 
 
+# Whether Ray's job client imports here (``ray.job_submission.JobSubmissionClient``, the client of the
+# cluster's Jobs API, ray/dashboard/modules/job/sdk.py): {"ray": version, "python": version} or {"error": the
+# exception's last line, as a traceback would end}. Any failure is an answer: the facts above still come back.
+def job_client():
+    try:
+        import ray
+        from ray.job_submission import JobSubmissionClient  # noqa: F401
+    except BaseException as exc:  # noqa: B036  (a SystemExit in a broken install is an answer too)
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+    return {"ray": str(getattr(ray, "__version__", "?")), "python": sys.version.split()[0]}
+
+
 def main():
-    print(
-        json.dumps(
-            {
-                "python": platform.python_version(),
-                "implementation": platform.python_implementation(),
-                "executable": sys.executable,
-                "prefix": sys.prefix,
-                "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-                "machine": platform.machine(),
-                "system": platform.system(),
-                "distributions": distributions(),
-            }
-        )
-    )
+    facts = {
+        "python": platform.python_version(),
+        # the release without a pre-release tag ("3.13.0" for 3.13.0rc1): what fix's discovery compares
+        "release": "%d.%d.%d" % tuple(sys.version_info[:3]),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        # a free-threaded build (PEP 703): Ray's wheels are not built for one
+        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "distributions": distributions(),
+    }
+    if "job_client" in sys.argv[1:]:
+        facts["job_client"] = job_client()
+    print(json.dumps(facts))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ report's one masking pass. Installers get the files themselves, credentials inta
 from __future__ import annotations
 
 import re
-import reprlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -478,22 +477,6 @@ def _clip(text: str, limit: int = 120) -> str:
 
 # -- environment.yml -----------------------------------------------------------------------------
 
-_SHOW = reprlib.Repr()
-_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 2, 40, 40, 4, 4
-
-
-def describe(value: Any) -> str:
-    """A YAML value for a message: its kind and a capped ``reprlib`` view (never ``str()`` of a tree)."""
-    if isinstance(value, dict):
-        kind = "a mapping"
-    elif isinstance(value, list):
-        kind = "a list"
-    elif value is None:
-        kind = "empty"
-    else:
-        kind = f"a {type(value).__name__}"
-    return kind if value is None else f"{kind} ({mask_credentials(_SHOW.repr(value))})"
-
 
 def _load_yaml(path: Path) -> Any:
     import yaml
@@ -547,6 +530,8 @@ def _load_environment_yml(path: Path) -> Requirements:
         elif dep is None:
             continue
         else:
+            from doctor.parsers.yaml_load import describe  # YAML's one describer (PyYAML loads only here)
+
             raise UsageError(f"{path}: dependency {index} is {describe(dep)}, neither a string nor a 'pip:' list")
     return out
 
@@ -556,6 +541,8 @@ def _pip_section(path: Path, items: list[Any], out: Requirements) -> None:
     lines = []
     for number, item in enumerate(items, 1):
         if isinstance(item, (dict, list)):
+            from doctor.parsers.yaml_load import describe
+
             raise UsageError(f"{path}: pip item {number} is {describe(item)}, not a requirement string")
         if item is not None:
             lines.append(str(item))

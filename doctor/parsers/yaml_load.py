@@ -22,6 +22,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from doctor.errors import UsageError
+from doctor.masking import mask_credentials
 from doctor.text import clip
 
 __all__ = [
@@ -85,7 +86,15 @@ class BoundedLoader(yaml.SafeLoader):
         return node
 
 
-_REPR = reprlib.Repr()
+class _Preview(reprlib.Repr):
+    """``reprlib`` with each string's URL credentials masked before it is cut: cut first, a long URL
+    loses its ``@`` and its password's start would show (``'https://u:SECRETS...example.com/simple'``)."""
+
+    def repr_str(self, x: str, level: int) -> str:
+        return super().repr_str(mask_credentials(x), level)
+
+
+_REPR = _Preview()
 _REPR.maxlevel = 2
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
 _REPR.maxstring = _REPR.maxother = 40
@@ -103,12 +112,16 @@ def kind(value: Any) -> str:
 
 
 def describe(value: Any, limit: int = 60) -> str:
-    """A bad value for a message: a short ``repr`` of a scalar, or its kind and a capped preview.
+    """A bad value for a message: a short ``repr`` of a scalar (``null`` for an empty one), or its kind
+    and a capped preview; URL credentials masked (``doctor.masking``, pip's rule).
 
-    Bounded in time and length whatever the value: ``reprlib`` stops at two
+    The one describer of parsed YAML for every file a user names (compose files, ``--runtime-env``,
+    environment.yml). Bounded in time and length whatever the value: ``reprlib`` stops at two
     levels and four items, so an aliased structure of a billion elements is
     shown as ``a list [[...], [...], ...]``.
     """
+    if value is None:
+        return "null"
     if isinstance(value, (dict, list)):
         text = f"a {kind(value)} {_REPR.repr(value)}"
     else:

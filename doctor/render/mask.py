@@ -81,8 +81,21 @@ class _Walker:
         return Remediation(
             self(fix.text),
             tuple(self(c) for c in fix.commands),
-            tuple(Edit(self(e.path), self(e.place), self(e.value), self(e.note)) for e in fix.edits),
+            tuple(self.edit(e) for e in fix.edits),
         )
+
+    def edit(self, edit: Edit) -> Edit:
+        """Every string of an edit masked, its structured ``change`` included (its op kept)."""
+        change = edit.change
+        if change is not None:
+            change = dataclasses.replace(
+                change,
+                key=tuple(self(k) for k in change.key),
+                value=self(change.value),
+                remove=tuple(self(r) for r in change.remove),
+                add=tuple(self(a) for a in change.add),
+            )
+        return Edit(self(edit.path), self(edit.place), self(edit.value), self(edit.note), change)
 
     def __call__(self, value: Any, depth: int = 0) -> Any:
         if isinstance(value, str):

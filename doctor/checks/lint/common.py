@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 from doctor.checks.lint.framework import Item, LintContext
 from doctor.head.cluster_files import GPU_RESOURCE, ClusterSpec, NodeGroup
 from doctor.head.image_tag import ImageInfo, parse_image
-from doctor.model import Edit, Status
+from doctor.model import Change, Edit, Op, Status
 from doctor.parsers.ray_start import OPTIONS, REMOVED, OptionSpec, RayStartLine, RayStartOption
 
 __all__ = ["gpu", "ray_start_flags", "ray_version", "same_image"]
@@ -593,7 +593,8 @@ def _image_edit(ctx: LintContext, group: NodeGroup, image: str) -> Edit:
             repo, tag = image, "latest"
         place = f"{group.where}.image" if group.role == "worker" else "image"
         return ctx.edit(place, f"{{repository: {repo}, tag: '{tag}'}}")
-    return ctx.edit(_image_place(spec, group), image)
+    change = Change(Op.SET, ("services", group.name, "image"), image) if spec.format == "compose" else None
+    return ctx.edit(_image_place(spec, group), image, change=change)
 
 
 def _image_place(spec: ClusterSpec, group: NodeGroup) -> str:

@@ -18,8 +18,8 @@ from doctor.checks.lint.framework import Item, LintContext
 from doctor.checks.lint.routes import IPNetwork
 from doctor.errors import UsageError
 from doctor.head.compose import ComposeService, parse_size
-from doctor.model import Edit, Status
-from doctor.parsers.ray_start import RayStartLine
+from doctor.model import Change, Edit, Op, Status
+from doctor.parsers.ray_start import RayStartLine, first_ray_start
 
 __all__ = [
     "block",
@@ -63,11 +63,40 @@ def _command_place(svc: ComposeService) -> str:
     return f"services.{svc.name}.command"
 
 
-def _line_edit(ctx: LintContext, svc: ComposeService, line: RayStartLine, note: str) -> Edit:
-    """The service's `ray start`, corrected: secret values shown as ``***``, and the note says so."""
+def _line_edit(
+    ctx: LintContext,
+    svc: ComposeService,
+    line: RayStartLine,
+    note: str,
+    *,
+    remove: tuple[str, ...] = (),
+    add: tuple[str, ...] = (),
+    first: bool = False,
+) -> Edit:
+    """The service's `ray start`, corrected: secret values shown as ``***``, and the note says so.
+
+    ``remove``/``add``/``first`` say the same correction as data (``Op.RAY_START``, how ``line``
+    was made from the service's line); a `ray start` that ``command:`` does not hold (it comes
+    from ``entrypoint:``) gets none, since its key would be another.
+    """
     if line.secret_values():
         note += "; keep your own value where it shows ***"
-    return ctx.edit(_command_place(svc), line.display(), note)
+    change = None
+    if first_ray_start(svc.command) is not None:
+        change = Change(Op.RAY_START, ("services", svc.name, "command"), remove=remove, add=add, first=first)
+    return ctx.edit(_command_place(svc), line.display(), note, change)
+
+
+def _set(*key: str | int, value: object) -> Change:
+    return Change(Op.SET, key, value)
+
+
+def _raw_at(svc: ComposeService, *key: str) -> object:
+    """The service's raw value at ``key`` (None where absent): a rule keeps a number a number."""
+    node: object = svc.raw
+    for part in key:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 # --------------------------------------------------------------------------
@@ -87,7 +116,15 @@ def dashboard_host(ctx: LintContext) -> tuple[list[Item], str]:
                 f"{head.name}: --include-dashboard={include}: no dashboard, so no Jobs API and no raydoctor checks",
                 (),
                 "Start the dashboard (drop --include-dashboard=false).",
-                (_line_edit(ctx, head, fixed, "the `ray start` part of the command, without it"),),
+                (
+                    _line_edit(
+                        ctx,
+                        head,
+                        fixed,
+                        "the `ray start` part of the command, without it",
+                        remove=("--include-dashboard",),
+                    ),
+                ),
                 cause="disabled",
             )
         ], ""
@@ -114,7 +151,17 @@ def dashboard_host(ctx: LintContext) -> tuple[list[Item], str]:
             f"{head.name}: the dashboard binds to {shown}: {why}",
             ("Ray binds the dashboard to 127.0.0.1 unless --dashboard-host=0.0.0.0.",),
             "Add --dashboard-host=0.0.0.0 to the head's ray start.",
-            (_line_edit(ctx, head, fixed, note),),
+            (
+                _line_edit(
+                    ctx,
+                    head,
+                    fixed,
+                    note,
+                    remove=("--dashboard-host",),
+                    add=("--dashboard-host=0.0.0.0",),
+                    first=True,
+                ),
+            ),
             cause="missing" if host is None else "loopback",
         )
     ], ""
@@ -128,7 +175,11 @@ def block(ctx: LintContext) -> tuple[list[Item], str]:
             continue
         keepalive = [c for c in call.after if _KEEPALIVE.match(c)]
         edit = _line_edit(
-            ctx, svc, call.line.with_options("--block"), "the `ray start` part of the command, with --block"
+            ctx,
+            svc,
+            call.line.with_options("--block"),
+            "the `ray start` part of the command, with --block",
+            add=("--block",),
         )
         if keepalive:
             items.append(Item(Status.OK, f"{svc.name}: no --block, but '{keepalive[0]}' keeps the container running"))
@@ -189,7 +240,17 @@ def worker_address(ctx: LintContext) -> tuple[list[Item], str]:
         line = _line(w)
         address = line.value("--address")
         fixed = line.without("--address").with_options(f"--address={want}", first=True)
-        edit = (_line_edit(ctx, w, fixed, "the `ray start` part of the command, pointed at the head"),)
+        edit = (
+            _line_edit(
+                ctx,
+                w,
+                fixed,
+                "the `ray start` part of the command, pointed at the head",
+                remove=("--address",),
+                add=(f"--address={want}",),
+                first=True,
+            ),
+        )
         if not address:
             items.append(
                 Item(
@@ -267,7 +328,13 @@ def worker_address(ctx: LintContext) -> tuple[list[Item], str]:
                     f"{w.name} and {head.name} share no network ({mine} vs {theirs})",
                     (f"{w.name} cannot resolve or reach {host}.",),
                     f"Put {w.name} on one of the head's networks.",
-                    (ctx.edit(f"services.{w.name}.networks", f"[{min(_networks_of(head))}]"),),
+                    (
+                        ctx.edit(
+                            f"services.{w.name}.networks",
+                            f"[{min(_networks_of(head))}]",
+                            change=_set("services", w.name, "networks", value=[min(_networks_of(head))]),
+                        ),
+                    ),
                     cause="no_shared_network",
                 )
             )
@@ -298,7 +365,11 @@ def shm_size(ctx: LintContext) -> tuple[list[Item], str]:
     items: list[Item] = []
     fix_text = "Give every Ray container a larger /dev/shm (Ray suggests 30% of RAM; 2gb suits a laptop)."
     for svc in _services(ctx):
-        edit = (ctx.edit(f"services.{svc.name}.shm_size", "'2gb'"),)
+        edit = (
+            ctx.edit(
+                f"services.{svc.name}.shm_size", "'2gb'", change=_set("services", svc.name, "shm_size", value="2gb")
+            ),
+        )
         if svc.shm_size is None:
             if _has_own_shm(svc):
                 items.append(Item(Status.OK, f"{svc.name} mounts its own /dev/shm"))
@@ -367,9 +438,16 @@ def published_ports(ctx: LintContext) -> tuple[list[Item], str]:
     for svc in project.services.values():
         if svc.network_mode == "host":
             continue
-        for port in svc.ports:
+        for index, port in enumerate(svc.ports):
             if port.host_ip in _ALL_INTERFACES:
                 host = port.host_port if port.host_port is not None else ""
+                entry = svc.port_entries[index] if index < len(svc.port_entries) else None
+                change = None
+                if entry is not None and svc.port_entries.count(entry) == 1:  # a range: edited by hand
+                    proto = "" if port.protocol == "tcp" else f"/{port.protocol}"
+                    change = _set(
+                        "services", svc.name, "ports", entry, value=f"127.0.0.1:{host}:{port.container_port}{proto}"
+                    )
                 items.append(
                     Item(
                         Status.WARN,
@@ -381,6 +459,7 @@ def published_ports(ctx: LintContext) -> tuple[list[Item], str]:
                                 f"services.{svc.name}.ports",
                                 f'"127.0.0.1:{host}:{port.container_port}"',
                                 f"instead of the entry publishing {port.container_port}",
+                                change,
                             ),
                         ),
                         cause="all_interfaces",
@@ -399,11 +478,29 @@ def published_ports(ctx: LintContext) -> tuple[list[Item], str]:
                         f"{head.name}: the {label} port {number} is not published; this machine cannot reach it",
                         (),
                         f"Publish the {label} port on 127.0.0.1.",
-                        (ctx.edit(f"services.{head.name}.ports", f'"127.0.0.1:{number}:{number}"', "add this entry"),),
+                        (
+                            ctx.edit(
+                                f"services.{head.name}.ports",
+                                f'"127.0.0.1:{number}:{number}"',
+                                "add this entry",
+                                Change(Op.APPEND, ("services", head.name, "ports"), f"127.0.0.1:{number}:{number}"),
+                            ),
+                        ),
                         cause="not_published",
                     )
                 )
     return items, f"{head.name} publishes the dashboard and client ports on 127.0.0.1 only"
+
+
+def _limits_key(svc: ComposeService, key: str) -> tuple[str, ...]:
+    return ("services", svc.name, "deploy", "resources", "limits", key)
+
+
+def _limit(svc: ComposeService, key: str, number: int) -> Change:
+    """A CPU limit of ``number``, written as the file wrote it: a number stays a number, a string a string."""
+    raw = _raw_at(svc, *_limits_key(svc, key)[2:])
+    written = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+    return _set(*_limits_key(svc, key), value=number if written else str(number))
 
 
 def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
@@ -446,7 +543,7 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                             f"{svc.name}: limits.cpus '{value}' is not a positive number",
                             ("docker compose refuses the file.",),
                             "Write cpus as a number such as '3' or '0.5'.",
-                            (ctx.edit(place, "'1'"),),
+                            (ctx.edit(place, "'1'", change=_limit(svc, key, 1)),),
                             cause="cpus_not_a_number",
                         )
                     )
@@ -463,7 +560,7 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                                 f"{ctx.cpu_count}.00, as there are only {ctx.cpu_count} CPUs available'.",
                             ),
                             f"Lower cpus to at most {ctx.cpu_count}.",
-                            (ctx.edit(place, f"'{ctx.cpu_count}'"),),
+                            (ctx.edit(place, f"'{ctx.cpu_count}'", change=_limit(svc, key, ctx.cpu_count)),),
                             cause="cpus_over_machine",
                         )
                     )
@@ -480,7 +577,7 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                             f"{svc.name}: limits.memory '{value}' is not a size",
                             ("docker compose refuses the file.",),
                             "Write memory as a size such as '4g'.",
-                            (ctx.edit(place, "'4g'"),),
+                            (ctx.edit(place, "'4g'", change=_set(*_limits_key(svc, key), value="4g")),),
                             cause="memory_not_a_size",
                         )
                     )
@@ -493,7 +590,7 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                             "Ray's processes alone use several hundred MB",
                             ("Ray's OOM killer or the kernel's ends its workers first.",),
                             "Give a Ray container at least 2g.",
-                            (ctx.edit(place, "'2g'"),),
+                            (ctx.edit(place, "'2g'", change=_set(*_limits_key(svc, key), value="2g")),),
                             cause="memory_small",
                         )
                     )
@@ -540,7 +637,14 @@ def network_mode(ctx: LintContext) -> tuple[list[Item], str]:
                     f"{svc.name}: network_mode: none; this Ray node cannot talk to anything",
                     ("Without a network the node reaches neither the head nor its own workers.",),
                     "Remove network_mode: none.",
-                    (ctx.edit(f"services.{svc.name}.network_mode", "", "remove this key"),),
+                    (
+                        ctx.edit(
+                            f"services.{svc.name}.network_mode",
+                            "",
+                            "remove this key",
+                            Change(Op.DELETE, ("services", svc.name, "network_mode")),
+                        ),
+                    ),
                     cause="none",
                 )
             )
@@ -570,7 +674,7 @@ def subnet(ctx: LintContext) -> tuple[list[Item], str]:
                         f"network {net_name}: subnet '{text}' is not a network",
                         ("docker compose refuses the file.",),
                         "Write a CIDR such as 172.29.0.0/16.",
-                        (ctx.edit(place, "172.29.0.0/16"),),
+                        (ctx.edit(place, "172.29.0.0/16", change=_subnet(net_name, index, "172.29.0.0/16")),),
                         cause="not_a_network",
                     )
                 )
@@ -586,7 +690,7 @@ def subnet(ctx: LintContext) -> tuple[list[Item], str]:
                             "are 10.0.0.0/8, 172.16.0.0/12 (172.16-172.31), 192.168.0.0/16.",
                         ),
                         "Use a private subnet.",
-                        (ctx.edit(place, "172.29.0.0/16"),),
+                        (ctx.edit(place, "172.29.0.0/16", change=_subnet(net_name, index, "172.29.0.0/16")),),
                         cause="not_private",
                     )
                 )
@@ -634,6 +738,10 @@ def subnet(ctx: LintContext) -> tuple[list[Item], str]:
     return items, f"subnets {shown} are private and clear of this machine's routes"
 
 
+def _subnet(net_name: str, index: int, value: str) -> Change:
+    return _set("networks", net_name, "ipam", "config", index, "subnet", value=value)
+
+
 def _overlaps(ctx: LintContext, subnets: list[tuple[str, IPNetwork, int]]) -> list[Item]:
     try:
         routes = list(ctx.routes())
@@ -659,7 +767,17 @@ def _overlaps(ctx: LintContext, subnets: list[tuple[str, IPNetwork, int]]) -> li
                         ("Traffic to those addresses goes to the containers instead (VPN, LAN or another bridge).",),
                         "Pick a private subnet that no route on this machine uses"
                         + (f", such as {free}." if free else "."),
-                        (ctx.edit(f"networks.{net_name}.ipam.config[{index}].subnet", free),) if free else (),
+                        (
+                            (
+                                ctx.edit(
+                                    f"networks.{net_name}.ipam.config[{index}].subnet",
+                                    free,
+                                    change=_subnet(net_name, index, free),
+                                ),
+                            )
+                            if free
+                            else ()
+                        ),
                         cause="overlaps_route",
                     )
                 )

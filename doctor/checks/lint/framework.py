@@ -16,7 +16,9 @@ finding's id keeps the family's historical name (``compose.gpu_reservation``,
 ``cluster.gpu``), its code is ``<id>.<cause>`` of the worst item.
 
 A fix is a sentence and the file edits it needs (``doctor.model.Edit``: the
-file, the place in it, the new value), never a command to paste.
+file, the place in it, the new value), never a command to paste. An edit a
+compose rule can state as data carries a ``doctor.model.Change`` (the key path,
+the operation, the YAML value): what ``raydoctor fix --cluster`` applies.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 from doctor.checks.lint.routes import HostRoute, host_routes
 from doctor.errors import UsageError
 from doctor.head.cluster_files import ClusterSpec, NodeGroup
-from doctor.model import Edit, Remediation, Result, Status, finding
+from doctor.model import Change, Edit, Remediation, Result, Status, finding
 
 __all__ = ["Item", "LintContext", "Rule", "family_of", "lint"]
 
@@ -75,8 +77,10 @@ class LintContext:
         """The ``ComposeProject`` of a compose file (compose-only rules)."""
         return self.spec.compose
 
-    def edit(self, place: str, value: str, note: str = "") -> Edit:
-        return Edit(self.path, place, value, note)
+    def edit(self, place: str, value: str, note: str = "", change: Change | None = None) -> Edit:
+        """An edit shown as ``place``/``value``; ``change`` is the same edit as data, kept for a
+        compose file only (what ``fix --cluster`` applies: its keys are compose keys)."""
+        return Edit(self.path, place, value, note, change if self.family == "compose" else None)
 
     def ray_groups(self) -> list[NodeGroup]:
         """Groups that run `ray start` (every group of a compose file does)."""
