@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.engine_rig import docker, leftovers
 from tests.helpers import missing, raydoctor_cli, tool_env
 from tests.ray_cluster import ensure_ray_venv, free_ports
 
@@ -41,10 +42,6 @@ SUBNET = "172.26."  # not the tutorial's 172.29 nor the broken variants' 172.30 
 # What Docker 20.10 said here when docker-compose 1.29 started the head (moby daemon/errors.go,
 # incompatibleDeviceRequest; the driver named in the compose file, its capabilities as Go prints [][]string).
 DOCKER_SAYS = 'Cannot start service ray-head: could not select device driver "nvidia" with capabilities: [[gpu]]'
-
-
-def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -95,14 +92,6 @@ def fitted_copy(folder: Path) -> tuple[Path, str]:
             service["networks"] = None
     assert mine == shipped  # the device reservations and images are the tutorial's own
     return file, re.sub(r"[^-_a-z0-9]", "", folder.name.lower())
-
-
-def leftovers(project: str) -> list[str]:
-    label = f"label=com.docker.compose.project={project}"
-    left = []
-    for kind in (["ps", "-a", "-q"], ["network", "ls", "-q"], ["volume", "ls", "-q"]):
-        left += [f"{kind[0]} {x}" for x in docker(*kind, "--filter", label).stdout.split()]
-    return left
 
 
 def runnable_here(command: str) -> bool:

@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.engine_rig import ComposeCluster, docker, report
+from tests.engine_rig import result_in as by_id
 from tests.helpers import missing, raydoctor_cli, tool_env
 from tests.ray_cluster import free_ports
 
@@ -41,10 +43,6 @@ NOSSL_IMAGE = "raydoctor-test/ray-nossl:2.49.2"
 SKEWED_IMAGE = "raydoctor-test/ray-skewed:2.49.2"
 ROLES = {8265: "dashboard", 10001: "client", 6379: "gcs", 8500: "metrics"}
 TUTORIAL_CODE = 'import ray\n\nray.init(\n    address="ray://127.0.0.1:10001"\n)\n'
-
-
-def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def engine_cpus() -> int:
@@ -68,51 +66,14 @@ def raydoctor(
     return raydoctor_cli(args, cwd, env, timeout)
 
 
-def report(done: subprocess.CompletedProcess[str]) -> dict:
-    try:
-        return json.loads(done.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"exit {done.returncode}, not JSON:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        ) from None
-
-
-def by_id(doc: dict, check_id: str) -> dict:
-    for result in doc["results"]:
-        if result["id"] == check_id:
-            return result
-    raise AssertionError(f"no {check_id} in {[r['id'] for r in doc['results']]}")
-
-
 @dataclass
-class Cluster:
-    folder: Path
-    file: Path
-    project: str
-    ports: dict[str, int]  # role -> host port on 127.0.0.1
-
-    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker-compose", "-f", str(self.file), *args],
-            cwd=self.folder,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
+class Cluster(ComposeCluster):
     def container(self, service: str) -> str:
         done = docker(
             "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={self.project}",
             "--filter", f"label=com.docker.compose.service={service}",
         )  # fmt: skip
         return done.stdout.strip().splitlines()[0]
-
-    def leftovers(self) -> list[str]:
-        label = f"label=com.docker.compose.project={self.project}"
-        left = []
-        for kind in (["ps", "-a", "-q"], ["network", "ls", "-q"], ["volume", "ls", "-q"]):
-            left += [f"{kind[0]} {x}" for x in docker(*kind, "--filter", label).stdout.split()]
-        return left
 
     def wait_healthy(self, timeout: float = 180) -> None:
         url = f"http://127.0.0.1:{self.ports['dashboard']}/api/gcs_healthz"

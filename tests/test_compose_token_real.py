@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_rig import ComposeCluster, docker, report
+from tests.engine_rig import result_in as by_id
 from tests.helpers import missing, raydoctor_cli, tool_env
 from tests.ray_cluster import ensure_ray_venv, free_ports
 
@@ -36,50 +38,10 @@ ROLES = {8265: "dashboard", 10001: "client", 6379: "gcs", 8500: "metrics"}
 WRONG = "not-the-clusters-token-0123456789"
 
 
-def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def report(done: subprocess.CompletedProcess[str]) -> dict:
-    try:
-        return json.loads(done.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"exit {done.returncode}, not JSON:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        ) from None
-
-
-def by_id(doc: dict, check_id: str) -> dict:
-    for result in doc["results"]:
-        if result["id"] == check_id:
-            return result
-    raise AssertionError(f"no {check_id} in {[r['id'] for r in doc['results']]}")
-
-
 @dataclass
-class TokenCluster:
-    folder: Path
-    file: Path
-    project: str
-    ports: dict[str, int]
+class TokenCluster(ComposeCluster):
     head: str = ""  # the head's container name, once up
     token: str = ""  # the head's token, read by the test with docker exec
-
-    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker-compose", "-f", str(self.file), *args],
-            cwd=self.folder,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def leftovers(self) -> list[str]:
-        label = f"label=com.docker.compose.project={self.project}"
-        left = []
-        for kind in (["ps", "-a", "-q"], ["network", "ls", "-q"], ["volume", "ls", "-q"]):
-            left += [f"{kind[0]} {x}" for x in docker(*kind, "--filter", label).stdout.split()]
-        return left
 
     def get(self, path: str) -> dict:
         request = urllib.request.Request(
