@@ -159,7 +159,6 @@ class CheckContext:
         self._resolution: Lazy[Any] = Lazy(self._resolve)  # doctor.facts.resolution.Resolution
         # The round trip, run once: judged by roundtrip.client, and a head-facts source for a ray:// target.
         self._rt_started: Lazy[Started | None] = Lazy(self._start_roundtrip)
-        self._rt_limit = ROUNDTRIP_LIMIT_S
         self._rt_run: Lazy[ProbeRun] = Lazy(self._finish_roundtrip)
         self._rt_again: Lazy[ProbeRun] = Lazy(self._second_roundtrip)  # once, after a known transient crash
         self._rt_lock = threading.Lock()
@@ -323,13 +322,13 @@ class CheckContext:
         started = self._rt_started.get()
         if started is None:
             return ProbeRun(None, True, 0.0)
-        return finish_probe(started, self._rt_limit)
+        return finish_probe(started, ROUNDTRIP_LIMIT_S)
 
     def _second_roundtrip(self) -> ProbeRun:
         address = self.client_address()
         assert address is not None, "the round trip needs an address"
         started = start_probe(self.interpreter_path, address.client_url, self.child_environ())
-        return finish_probe(started, self._rt_limit)
+        return finish_probe(started, ROUNDTRIP_LIMIT_S)
 
     def roundtrip_again(self) -> ProbeRun:
         """A second, fresh round trip (once per run): for a failure Ray's own known bugs call transient
@@ -360,11 +359,10 @@ class CheckContext:
         except Exception:  # InterpreterError and the like: stored by the Lazy, told by roundtrip.client
             return
 
-    def roundtrip(self, limit_s: float | None = None) -> ProbeRun:
-        """The round trip's outcome, waited for (once, whoever asks first; ``limit_s`` from the first asker).
+    def roundtrip(self) -> ProbeRun:
+        """The round trip's outcome, waited for (once, whoever asks first, under the fact's own limit,
+        ``doctor.facts.roundtrip.LIMIT_S``: no asker sets it for the others).
         Raises ``InterpreterError`` when the interpreter cannot run."""
-        if limit_s is not None and self._rt_run.peek() is None:
-            self._rt_limit = limit_s
         return self._rt_run.get()
 
     def _roundtrip_or_none(self) -> ProbeRun | None:

@@ -209,6 +209,7 @@ def fake_dashboard(server_logs: dict[str, str]) -> FakeHTTP:
 def test_fork_crash_on_the_head_is_named(head_python, clean_env, tmp_path, monkeypatch):
     """A client server that hangs (gRPC lookalike) is killed at the hard limit; the head's log names the fork crash."""
     monkeypatch.setattr(roundtrip, "LIMIT_S", 3.0)
+    monkeypatch.setattr("doctor.context.ROUNDTRIP_LIMIT_S", 3.0)  # the round trip fact's own limit
     logs = {
         "ray_client_server.err": FORK_LOG,
         "ray_client_server_23000.err": "F1129 Check failed: next_worker->initialized_cv\n",

@@ -285,7 +285,7 @@ def roundtrip(ctx: CheckContext) -> Result:
         ctx.cancel_roundtrip()
         return _skip(reason[0], reason[2], reason=reason[1])
     try:
-        run = ctx.roundtrip(LIMIT_S)
+        run = ctx.roundtrip()
     except InterpreterError as exc:
         return _skip(f"the local interpreter could not be started: {exc}", "no_interpreter", reason="no_interpreter")
     if run.result is not None:
