@@ -410,7 +410,7 @@ def test_fix_cluster_fits_the_cpu_limit_and_recreates_only_what_it_changed(engin
         assert [e["change"]["key"] for e in outcome["edits"]] == [["services", "ray-worker", "shm_size"]], outcome
         restart = outcome["restart"]
         assert restart["state"] == "restarted" and restart["services"] == ["ray-worker"], restart
-        assert restart["command"][-3:] == ["up", "-d", "ray-worker"] and cluster.project in restart["command"]
+        assert restart["command"][-4:] == ["up", "-d", "--", "ray-worker"] and cluster.project in restart["command"]
         assert cluster.container("ray-head") == head and cluster.container("ray-worker") != worker
         assert by_id(doc, "compose.shm_size")["status"] == "ok"
         cluster.wait_healthy()  # the recreated worker joins the head again

@@ -66,7 +66,7 @@ def restart_changed(compose_path: Path, services: Sequence[str], environ: Mappin
     argv = [*compose, "-f", os.path.abspath(compose_path)]  # compose runs in an empty folder (proc.run)
     if running[0].project:
         argv += ["-p", running[0].project]
-    argv += ["up", "-d", *services]
+    argv += ["up", "-d", "--", *services]  # `--`: a service named like an option stays a service name
     try:
         done = proc.run(argv, timeout=TIMEOUT_S, env=proc.child_env(environ), cap=256 * 1024)
     except (OSError, proc.ProcTimeout) as exc:
