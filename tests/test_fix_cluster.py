@@ -159,6 +159,22 @@ def test_ray_start_in_a_list_command_replaces_the_option(tmp_path: Path) -> None
     ]
 
 
+@pytest.mark.parametrize(
+    "shell",
+    [
+        'bash -o pipefail -c "ray start --address=ray-head:6379"',
+        '["bash", "-o", "pipefail", "-c", "ray start --address=ray-head:6379"]',
+    ],
+)
+def test_a_shell_with_options_before_c_is_edited_where_the_reader_finds_its_script(tmp_path: Path, shell: str) -> None:
+    """The editor finds a shell's -c script as the reader does (doctor.parsers.shell.shell_script_at)."""
+    text = BASE.replace('["bash", "-c", "ray start --address=ray-head:6379"]', shell)
+    path = write(tmp_path, text)
+    assert load_compose(path, {}).services["ray-worker"].ray_start_line.value("--address") == "ray-head:6379"
+    plan = plan_file(path, [edit(path, Change(Op.RAY_START, ("services", "ray-worker", "command"), add=("--block",)))])
+    assert changed_lines(text, plan.new_text)[1] == [f"    command: {shell.replace('6379', '6379 --block')}"]
+
+
 def test_ray_start_as_list_items(tmp_path: Path) -> None:
     text = BASE.replace(
         '["bash", "-c", "ray start --address=ray-head:6379"]', "[ray, start, --address, 'ray-head:6379']"

@@ -34,7 +34,7 @@ from doctor import files
 from doctor.errors import UsageError
 from doctor.model import Change, Edit, Op
 from doctor.parsers.ray_start import RayStartLine, first_ray_start
-from doctor.parsers.shell import SHELL_OPERATORS, SHELLS, unwrap_shells
+from doctor.parsers.shell import SHELL_OPERATORS, SHELLS, ShellWord, scan_shell, shell_script_at, unwrap_shells
 from doctor.parsers.yaml_load import MAX_FILE_BYTES
 
 __all__ = ["FilePlan", "Refused", "plan_file", "write_plan"]
@@ -353,71 +353,25 @@ def apply_change(tree: Any, change: Change) -> None:
 # the `ray start` inside a command: words found with their places, so the rest stays as written
 
 
-@dataclass(frozen=True)
-class _Word:
-    start: int
-    end: int
-    value: str
-    inner: int | None  # where ``value`` starts in the text when the word is written as one plain segment
-    op: bool = False
+def _scan(text: str) -> list[ShellWord]:
+    """A shell script's words and operators with their places: the reader's own splitter
+    (``doctor.parsers.shell.scan_shell``), so an edit finds the words the check read."""
+    try:
+        return scan_shell(text)
+    except ValueError:
+        raise Refused("a command with an unclosed quote") from None
 
 
-def _scan(text: str) -> list[_Word]:
-    """A shell script's words and operators with their places (as ``doctor.parsers.shell.split_shell``)."""
-    words: list[_Word] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in " \t\r":
-            i += 1
-            continue
-        if ch == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if ch in "\n;&|()<>":
-            two = text[i : i + 2]
-            op = two if two in ("&&", "||", ";;", ">>", "<<") else ch
-            words.append(_Word(i, i + len(op), op, None, True))
-            i += len(op)
-            continue
-        start, value = i, []
-        while i < n and text[i] not in " \t\r\n;&|()<>":
-            c = text[i]
-            if c == "\\":
-                if i + 1 < n and text[i + 1] != "\n":
-                    value.append(text[i + 1])
-                i += 2
-            elif c == "'":
-                end = text.find("'", i + 1)
-                if end < 0:
-                    raise Refused("a command with an unclosed quote")
-                value.append(text[i + 1 : end])
-                i = end + 1
-            elif c == '"':
-                j = i + 1
-                while j < n and text[j] != '"':
-                    if text[j] == "\\" and j + 1 < n and text[j + 1] in '"\\$`\n':
-                        if text[j + 1] != "\n":
-                            value.append(text[j + 1])
-                        j += 2
-                        continue
-                    value.append(text[j])
-                    j += 1
-                if j >= n:
-                    raise Refused("a command with an unclosed quote")
-                i = j + 1
-            else:
-                value.append(c)
-                i += 1
-        raw = text[start:i]
-        inner: int | None = None
-        if raw[:1] in ("'", '"') and len(raw) >= 2 and raw[-1] == raw[0] and raw.count(raw[0]) == 2:
-            inner = start + 1 if "\\" not in raw or raw[0] == "'" else None
-        elif not any(q in raw for q in "'\"\\"):
-            inner = start
-        words.append(_Word(start, i, "".join(value), inner))
-    return words
+def _plain_start(text: str, word: ShellWord) -> int | None:
+    """Where ``word``'s value starts in ``text`` when it is written as one plain segment (bare, or wholly
+    inside one pair of quotes with no escape in double quotes); None when it is not (then it is not
+    edited in place)."""
+    raw = text[word.start : word.end]
+    if raw[:1] in ("'", '"') and len(raw) >= 2 and raw[-1] == raw[0] and raw.count(raw[0]) == 2:
+        return word.start + 1 if "\\" not in raw or raw[0] == "'" else None
+    if not any(q in raw for q in "'\"\\"):
+        return word.start
+    return None
 
 
 def _option_words(line: RayStartLine) -> list[list[int]]:
@@ -468,31 +422,29 @@ def _edit_pass(text: str, change: Change, depth: int = 0) -> str:
     for i in range(len(words) - 1):
         w, nxt = words[i], words[i + 1]
         if not w.op and not nxt.op and w.value.rsplit("/", 1)[-1] == "ray" and nxt.value == "start":
-            args: list[_Word] = []
+            args: list[ShellWord] = []
             j = i + 2
             while j < len(words) and not words[j].op:
                 args.append(words[j])
                 j += 1
             return _edit_args(text, nxt, args, change)
+    values = [w.value for w in words]
     for i, w in enumerate(words):
         if w.op or w.value.rsplit("/", 1)[-1] not in SHELLS:
             continue
-        j = i + 1
-        while j < len(words) and not words[j].op and re.fullmatch(r"[-+][a-zA-Z]+", words[j].value):
-            if "c" in words[j].value and words[j].value.startswith("-"):
-                break
-            j += 1
-        if j + 1 < len(words) and re.fullmatch(r"-[a-zA-Z]*c[a-zA-Z]*", words[j].value) and not words[j + 1].op:
-            script = words[j + 1]
-            if script.inner is None:
+        at = shell_script_at(values, i)  # as the reader finds the script (doctor.parsers.shell.unwrap_shells)
+        if at is not None and not words[at].op:
+            script = words[at]
+            inner_at = _plain_start(text, script)
+            if inner_at is None:
                 raise Refused("its `ray start` is inside a shell script written with escapes: edit it by hand")
-            close = script.end - (1 if script.inner != script.start else 0)
-            inner = _edit_pass(text[script.inner : close], change, depth + 1)
-            return text[: script.inner] + inner + text[close:]
+            close = script.end - (1 if inner_at != script.start else 0)
+            inner = _edit_pass(text[inner_at:close], change, depth + 1)
+            return text[:inner_at] + inner + text[close:]
     raise Refused("no `ray start` found in it")
 
 
-def _edit_args(text: str, start_word: _Word, args: list[_Word], change: Change) -> str:
+def _edit_args(text: str, start_word: ShellWord, args: list[ShellWord], change: Change) -> str:
     from doctor.parsers.ray_start import parse_ray_start
 
     line = parse_ray_start([a.value for a in args])
@@ -538,10 +490,10 @@ def _edit_argv(seq: MutableSequence[Any], change: Change) -> MutableSequence[Any
             return seq
     for i, value in enumerate(values):
         if value.rsplit("/", 1)[-1] in SHELLS:
-            for j in range(i + 1, len(values) - 1):
-                if re.fullmatch(r"-[a-zA-Z]*c[a-zA-Z]*", values[j]):
-                    seq[j + 1] = _styled(seq[j + 1], _edit_text(values[j + 1], change))
-                    return seq
+            script = shell_script_at(values, i)
+            if script is not None:
+                seq[script] = _styled(seq[script], _edit_text(values[script], change))
+                return seq
     raise Refused("no `ray start` found in it")
 
 
