@@ -250,17 +250,10 @@ def docker_refusal(ctx: CheckContext) -> str | None:
     with capabilities: [[gpu]]`` (tests/test_compose_gpu_real.py)."""
     compose = ctx.target.compose
     for service in compose.services.values() if compose is not None else ():
-        raw = service.raw if isinstance(service.raw, dict) else {}
-        deploy = raw.get("deploy")
-        resources = deploy.get("resources") if isinstance(deploy, dict) else None
-        reservations = resources.get("reservations") if isinstance(resources, dict) else None
-        devices = reservations.get("devices") if isinstance(reservations, dict) else None
-        for device in devices if isinstance(devices, list) else ():
-            caps = device.get("capabilities") if isinstance(device, dict) else None
-            if isinstance(caps, list) and "gpu" in caps:
-                driver = str(device.get("driver") or "")
-                listed = " ".join(str(c) for c in caps)
-                return f"could not select device driver {json.dumps(driver)} with capabilities: [[{listed}]]"
+        request = service.gpu_request  # read once, by the compose parser (doctor.head.compose)
+        if request is not None:
+            listed = " ".join(request.capabilities)
+            return f"could not select device driver {json.dumps(request.driver)} with capabilities: [[{listed}]]"
     return None
 
 

@@ -85,6 +85,15 @@ class PublishedPort:
     protocol: str = "tcp"
 
 
+@dataclass(frozen=True)
+class GpuRequest:
+    """A service's NVIDIA device request (``deploy.resources.reservations.devices``), as written: the
+    driver ("" where the file names none) and the capabilities, for the error Docker gives without it."""
+
+    driver: str
+    capabilities: tuple[str, ...]
+
+
 @dataclass
 class ComposeService:
     """One service, interpolated, with the parts raydoctor judges pulled out."""
@@ -104,6 +113,7 @@ class ComposeService:
     argv: list[str] = field(default_factory=list)
     # For each of ``ports``, the index of the ``ports:`` entry it comes from (a range gives several).
     port_entries: list[int] = field(default_factory=list)
+    gpu_request: GpuRequest | None = None  # the first NVIDIA device request of deploy's reservations
 
     @property
     def ray_start(self) -> RayStartCall | None:
@@ -636,8 +646,8 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
             f"{where}: 'deploy.resources.reservations.devices' is not a list",
             hint="write devices as a list",
         )
-    gpu = any(_is_gpu_device(d) for d in devices)
-    gpu = gpu or bool(raw.get("gpus")) or raw.get("runtime") == "nvidia"
+    requests = [_gpu_request(d) for d in devices if _is_gpu_device(d)]
+    gpu = bool(requests) or bool(raw.get("gpus")) or raw.get("runtime") == "nvidia"
 
     return ComposeService(
         name=name,
@@ -653,7 +663,14 @@ def _service(path: Path, name: str, raw: Any) -> ComposeService:
         entrypoint=entrypoint,
         argv=argv,
         port_entries=port_entries,
+        gpu_request=requests[0] if requests else None,
     )
+
+
+def _gpu_request(device: dict) -> GpuRequest:
+    caps = device.get("capabilities")
+    caps_list = caps if isinstance(caps, list) else [caps]
+    return GpuRequest(str(device.get("driver") or ""), tuple(str(c) for c in caps_list if c is not None))
 
 
 def _is_gpu_device(device: Any) -> bool:
