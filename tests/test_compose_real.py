@@ -193,9 +193,31 @@ def test_down_then_pasted_start_command_starts_it(tutorial: Cluster, env) -> Non
     tutorial.wait_healthy()
 
 
+def _recording_docker(folder: Path, env: dict[str, str]) -> tuple[dict[str, str], Path]:
+    """``env`` with a ``docker`` first on PATH that writes each argv to a file, then runs the real one."""
+    real = shutil.which("docker", path=env.get("PATH"))
+    assert real is not None
+    bindir, calls = folder / "recording-bin", folder / "docker-calls.jsonl"
+    bindir.mkdir(exist_ok=True)
+    shim = bindir / "docker"
+    shim.write_text(
+        f"#!{shutil.which('python3')}\nimport json, os, sys\n"
+        f"with open({str(calls)!r}, 'a') as fh:\n    fh.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
+    shim.chmod(0o755)
+    return {**env, "PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}"}, calls
+
+
 def test_live_check_through_published_ports(tutorial: Cluster, env) -> None:
-    done = raydoctor(["check", "--compose", str(tutorial.file), "--no-roundtrip", "--json"], tutorial.folder, env)
+    recording, calls = _recording_docker(tutorial.folder, env)
+    done = raydoctor(["check", "--compose", str(tutorial.file), "--no-roundtrip", "--json"], tutorial.folder, recording)
     doc = report(done)
+    # A healthy cluster is read from outside: no container's log is read (every worker container is an
+    # alive node, so none was refused; the dashboard answers, so it did not die).
+    asked = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert ["ps", "-a", "--no-trunc"] in [argv[:3] for argv in asked], asked
+    assert not [argv for argv in asked if argv[:1] in (["exec"], ["logs"])], asked
     assert doc["head"]["live"] is True, doc["head"]
     assert doc["head"]["ray"]["value"] == "2.49.2" and doc["head"]["python"]["value"] == "3.12.1", doc["head"]
     assert by_id(doc, "head.source")["code"] == "head.source.live"

@@ -28,12 +28,19 @@ def _total(nodes: list[dict[str, Any]], resource: str) -> float:
     return total
 
 
-def _refused_workers(ctx: Any) -> list[Any]:
-    """(container, log tail) of a compose cluster's workers whose log says Ray refused them."""
+def _refused_workers(ctx: Any, alive_workers: int | None = None) -> list[Any]:
+    """(container, log tail) of a compose cluster's workers whose log says Ray refused them.
+
+    ``alive_workers``: the worker nodes the dashboard lists as alive. Where they are at least as many as
+    the file's worker containers, every container joined and no log is read (a healthy cluster costs one
+    ``docker ps``). A worker joined from outside the file could hide a refused one from this count: then
+    its log is not quoted, and the node list still shows one worker fewer than expected."""
     from doctor.checks.network import inside_view
 
     view = inside_view(ctx)
-    return list(view.refused) if view is not None else []
+    if view is None or (alive_workers is not None and alive_workers >= len(view.workers)):
+        return []
+    return list(view.refused)
 
 
 def _refused(refused: list[Any], summary: str, data: dict[str, Any]) -> Result:
@@ -103,7 +110,7 @@ def judge_node_list(ctx: Any) -> Result:
             ),
             data=data,
         )
-    refused = _refused_workers(ctx)
+    refused = _refused_workers(ctx, alive_workers=workers)
     if refused:
         return _refused(refused, summary, data)
     if not dead:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from doctor import proc
 from doctor.text import sanitize
@@ -164,15 +166,53 @@ def logs_tail(container: Container, environ: Mapping[str, str], lines: int = TAI
     return LogTail(f"docker logs --tail {lines} {container.name}", _lines(done.stdout + "\n" + done.stderr))
 
 
-@dataclass(frozen=True)
 class InsideView:
-    """What a compose cluster's containers say: the head's state and logs, and refused workers."""
+    """What a compose cluster's containers say: their states (one ``docker ps``), and the logs a finding
+    asks for, each read once, when first asked: a healthy cluster costs no ``docker exec`` or ``logs``."""
 
-    head: Container | None
-    workers: tuple[Container, ...]
-    head_log: LogTail | None = None  # docker logs of the head: read when it is not running
-    dashboard_err: LogTail | None = None  # the head's dashboard.err: read when the head runs
-    refused: tuple[tuple[Container, LogTail], ...] = ()  # workers whose log says Ray refused them
+    def __init__(self, head: Container | None, workers: tuple[Container, ...], environ: Mapping[str, str]) -> None:
+        self.head = head
+        self.workers = workers
+        self._environ = environ
+        self._lock = threading.Lock()
+        self._read: dict[str, Any] = {}
+
+    def _once(self, key: str, read: Callable[[], Any]) -> Any:
+        with self._lock:  # checks ask from their own threads: one read, every asker sees it
+            if key not in self._read:
+                self._read[key] = read()
+            return self._read[key]
+
+    @property
+    def dashboard_err(self) -> LogTail | None:
+        """The running head's ``dashboard.err`` (None when the head is not running or it cannot be read)."""
+        head = self.head
+        if head is None or not head.running:
+            return None
+        return cast(
+            "LogTail | None", self._once("dashboard_err", lambda: exec_tail(head, DASHBOARD_ERR, self._environ))
+        )
+
+    @property
+    def head_log(self) -> LogTail | None:
+        """``docker logs`` of a head that is not running (None when it runs or cannot be read)."""
+        head = self.head
+        if head is None or head.running:
+            return None
+        return cast("LogTail | None", self._once("head_log", lambda: logs_tail(head, self._environ)))
+
+    @property
+    def refused(self) -> tuple[tuple[Container, LogTail], ...]:
+        """Workers whose log says Ray refused them (its version check's "Version mismatch")."""
+        return cast("tuple[tuple[Container, LogTail], ...]", self._once("refused", self._read_refused))
+
+    def _read_refused(self) -> tuple[tuple[Container, LogTail], ...]:
+        refused = []
+        for worker in self.workers:
+            tail = logs_tail(worker, self._environ)
+            if tail is not None and any("Version mismatch" in line for line in tail.lines):
+                refused.append((worker, tail))
+        return tuple(refused)
 
     @property
     def dashboard_died(self) -> bool:
@@ -180,21 +220,10 @@ class InsideView:
 
 
 def inside_view(compose_path: Path, head_service: str, environ: Mapping[str, str]) -> InsideView | None:
-    """Read the cluster of ``compose_path`` from inside; None where no engine answers or nothing was made."""
+    """The cluster of ``compose_path`` seen by Docker; None where no engine answers or nothing was made."""
     containers = compose_containers(compose_path, environ)
     if not containers:
         return None
     head = next((c for c in containers if c.service == head_service), None)
     workers = tuple(c for c in containers if c.service != head_service)
-    head_log = dashboard_err = None
-    if head is not None:
-        if head.running:
-            dashboard_err = exec_tail(head, DASHBOARD_ERR, environ)
-        else:
-            head_log = logs_tail(head, environ)
-    refused = []
-    for worker in workers:
-        tail = logs_tail(worker, environ)
-        if tail is not None and any("Version mismatch" in line for line in tail.lines):
-            refused.append((worker, tail))
-    return InsideView(head, workers, head_log, dashboard_err, tuple(refused))
+    return InsideView(head, workers, environ)
