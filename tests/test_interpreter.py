@@ -187,3 +187,40 @@ def test_jobs_client_says_why_the_probe_failed(tmp_path, clean_env, monkeypatch,
     options = TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", mode="jobs", python=str(exe))
     res = job_client(context.CheckContext(options, environ=clean_env, cwd=tmp_path))
     assert res.code == code and words in res.summary, res.summary
+
+
+@pytest.mark.parametrize(
+    "job_submission, missing, what",
+    [
+        (None, "ray", "Ray is not installed"),
+        ("import aiohttp_not_installed_here\n", "aiohttp_not_installed_here", "ray[default]'s extras are missing"),
+        ("raise RuntimeError('the job client broke')\n", None, "Ray's job client is broken"),
+    ],
+)
+def test_jobs_client_reads_which_module_is_missing_not_the_message(tmp_path, clean_env, job_submission, missing, what):
+    """The probe names the module an ImportError names (``exc.name``); jobs.client decides on that, not
+    on the message's words: a Ray without its extras, no Ray, and a Ray whose job client raises."""
+    import venv as venv_module
+
+    from doctor.checks.jobs import job_client
+    from doctor.context import CheckContext
+    from doctor.options import TargetOptions
+
+    env_dir = tmp_path / "env"
+    venv_module.create(env_dir, with_pip=False)
+    if job_submission is not None:
+        site = next((env_dir / "lib").glob("python3*/site-packages"))
+        (site / "ray").mkdir()
+        (site / "ray" / "__init__.py").write_text("__version__ = '2.49.2'\n")
+        (site / "ray" / "job_submission.py").write_text(job_submission)
+    python = env_dir / "bin" / "python"
+    facts = inspect_interpreter(str(python), "test", job_client=True)
+    assert facts.job_client is not None and facts.job_client.missing == missing, facts.job_client
+    ctx = CheckContext(
+        TargetOptions(image="rayproject/ray:2.49.2-py312-cpu", mode="jobs", python=str(python)),
+        environ=clean_env,
+        cwd=tmp_path,
+    )
+    res = job_client(ctx)
+    assert res.code == "jobs.client.missing", res.summary
+    assert res.summary.startswith(f"{what} in {python}:"), res.summary

@@ -99,12 +99,17 @@ def job_client(ctx: CheckContext) -> Result:
         )
     error = client.error if client is not None else "the interpreter was not asked"
     last = sanitize(error or "")[:200]
-    # "No module named 'ray'": no Ray at all; another missing module: ray without the default extra.
-    missing_extra = "No module named" in last and "'ray'" not in last
     pip = shlex.join(
         [str(python), "-m", "pip", "install", "ray[default]" + (f"=={_head_ray(ctx)}" if _head_ray(ctx) else "")]
     )
-    what = "ray[default]'s extras are missing" if missing_extra else "Ray is not installed"
+    # The module the ImportError named: "ray", no Ray at all; another, Ray without the default extra.
+    missing = client.missing if client is not None else None
+    if missing == "ray" or client is None:
+        what = "Ray is not installed"
+    elif missing is not None:
+        what = "ray[default]'s extras are missing"
+    else:
+        what = "Ray's job client is broken"
     return finding(
         Status.FAIL,
         f"{what} in {python}: ray.job_submission.JobSubmissionClient does not import ({last})",

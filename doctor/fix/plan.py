@@ -496,9 +496,6 @@ class Plan:
         """Whether carrying out the plan creates or changes anything."""
         return self.action in (BUILD, REBUILD) or self.kernel is not None
 
-    def activation(self) -> dict[str, str]:
-        return activation_commands(self.env_path, self.cwd)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "action": self.action,

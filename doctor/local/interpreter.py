@@ -36,11 +36,13 @@ JOB_CLIENT_TIMEOUT_S = 60.0
 @dataclass(frozen=True)
 class JobClient:
     """Whether ``ray.job_submission.JobSubmissionClient`` imports in the interpreter (asked only on the
-    Jobs API path: importing Ray is slow). ``error`` is the exception's last line where it does not."""
+    Jobs API path: importing Ray is slow). ``error`` is the exception's last line where it does not;
+    ``missing`` the module an ``ImportError`` named (``"ray"``: no Ray; another: Ray without an extra)."""
 
     ray: str | None = None
     python: str | None = None
     error: str | None = None
+    missing: str | None = None
 
     @property
     def works(self) -> bool:
@@ -243,7 +245,11 @@ def _job_client(raw: Any) -> JobClient | None:
     if not isinstance(raw, dict):
         return None
     if raw.get("error") is not None or not isinstance(raw.get("ray"), str):
-        return JobClient(error=str(raw.get("error") or "the probe did not say"))
+        missing = raw.get("missing")
+        return JobClient(
+            error=str(raw.get("error") or "the probe did not say"),
+            missing=missing[:200] if isinstance(missing, str) and missing else None,
+        )
     return JobClient(ray=str(raw["ray"]), python=str(raw.get("python") or "") or None)
 
 

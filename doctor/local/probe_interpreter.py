@@ -51,13 +51,15 @@ def distributions():
 
 # Whether Ray's job client imports here (``ray.job_submission.JobSubmissionClient``, the client of the
 # cluster's Jobs API, ray/dashboard/modules/job/sdk.py): {"ray": version, "python": version} or {"error": the
-# exception's last line, as a traceback would end}. Any failure is an answer: the facts above still come back.
+# exception's last line, as a traceback would end, "missing": the module an ImportError names (its ``name``),
+# else null}. Any failure is an answer: the facts above still come back.
 def job_client():
     try:
         import ray
         from ray.job_submission import JobSubmissionClient  # noqa: F401
     except BaseException as exc:  # noqa: B036  (a SystemExit in a broken install is an answer too)
-        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+        missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+        return {"error": "%s: %s" % (type(exc).__name__, exc), "missing": missing}
     return {"ray": str(getattr(ray, "__version__", "?")), "python": sys.version.split()[0]}
 
 
