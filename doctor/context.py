@@ -422,7 +422,7 @@ class CheckContext:
 
     def _read_inside(self) -> Any:
         project = self.target.compose
-        if project is None or self.target.compose_path is None:
+        if project is None or self.target.compose_path is None or not self.target.compose_on_this_engine:
             return None
         engine = self.docker_engine()
         if not engine.answers or engine.containers == 0:
@@ -544,6 +544,8 @@ class CheckContext:
     def prefetch(self) -> None:
         if self.target.image or self.target.compose is not None:
             self._docker_engine.start()  # gpu.docker, the compose lint, remedies and the inside view read it
+        if self.target.compose_on_this_engine:
+            self._inside.start()  # `docker ps` beside the dashboard's answers: head.nodes reads it after them
         self._head.start()
         if not self._probe_started:
             self._local.start()

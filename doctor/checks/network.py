@@ -674,9 +674,7 @@ def _dashboard_elsewhere(ctx: CheckContext, kind: str, message: str) -> Result |
 
 def inside_view(ctx: CheckContext) -> Any:
     """The compose cluster read from inside its containers (``doctor.head.containers.InsideView``), or None:
-    only for a compose target on loopback (its published ports are this machine's)."""
-    if ctx.target.kind != "compose" or not _loopback(ctx):
-        return None
+    only for a compose target on loopback (``TargetFacts.compose_on_this_engine``)."""
     try:
         return ctx.inside()
     except Exception:
@@ -730,7 +728,7 @@ def _dashboard_dead(ctx: CheckContext, kind: str, message: str) -> Result:
     inside = _inside_dashboard(ctx, message)
     if inside is not None:
         return inside
-    if ctx.target.kind == "compose" and kind == "refused" and _loopback(ctx):
+    if kind == "refused" and ctx.target.compose_on_this_engine:
         return finding(
             Status.WARN,
             f"the compose cluster is not running: {message}",
@@ -796,14 +794,6 @@ def _not_ray(ctx: CheckContext, message: str) -> Result:
         ),
         data={"kind": "not_ray"},
     )
-
-
-def _loopback(ctx: CheckContext) -> bool:
-    host = ctx.target.address.host if ctx.target.address else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def checks_for(ctx: CheckContext) -> list[Check]:

@@ -69,6 +69,12 @@ class Target:
             return is_loopback(self.address.host)
         return False
 
+    @property
+    def compose_on_this_engine(self) -> bool:
+        """A compose target reached on loopback: its published ports are this machine's, so its containers
+        are this machine's Docker's, and can be read from inside (``doctor.head.containers``)."""
+        return self.kind == "compose" and self.address is not None and is_loopback(self.address.host)
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             "kind": self.kind,
