@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TypeVar, cast
 
 from doctor import proc
 from doctor.text import sanitize
@@ -33,6 +33,7 @@ TAIL_LINES = 40
 QUOTE_LINES = 8  # lines quoted in a finding's details
 LINE_MAX = 300
 DASHBOARD_ERR = "/tmp/ray/session_latest/logs/dashboard.err"
+T = TypeVar("T")
 _FORMAT = "\t".join(
     [
         "{{.ID}}",
@@ -175,13 +176,13 @@ class InsideView:
         self.workers = workers
         self._environ = environ
         self._lock = threading.Lock()
-        self._read: dict[str, Any] = {}
+        self._read: dict[str, object] = {}
 
-    def _once(self, key: str, read: Callable[[], Any]) -> Any:
+    def _once(self, key: str, read: Callable[[], T]) -> T:
         with self._lock:  # checks ask from their own threads: one read, every asker sees it
             if key not in self._read:
                 self._read[key] = read()
-            return self._read[key]
+            return cast(T, self._read[key])
 
     @property
     def dashboard_err(self) -> LogTail | None:
@@ -189,9 +190,7 @@ class InsideView:
         head = self.head
         if head is None or not head.running:
             return None
-        return cast(
-            "LogTail | None", self._once("dashboard_err", lambda: exec_tail(head, DASHBOARD_ERR, self._environ))
-        )
+        return self._once("dashboard_err", lambda: exec_tail(head, DASHBOARD_ERR, self._environ))
 
     @property
     def head_log(self) -> LogTail | None:
@@ -199,12 +198,12 @@ class InsideView:
         head = self.head
         if head is None or head.running:
             return None
-        return cast("LogTail | None", self._once("head_log", lambda: logs_tail(head, self._environ)))
+        return self._once("head_log", lambda: logs_tail(head, self._environ))
 
     @property
     def refused(self) -> tuple[tuple[Container, LogTail], ...]:
         """Workers whose log says Ray refused them (its version check's "Version mismatch")."""
-        return cast("tuple[tuple[Container, LogTail], ...]", self._once("refused", self._read_refused))
+        return self._once("refused", self._read_refused)
 
     def _read_refused(self) -> tuple[tuple[Container, LogTail], ...]:
         refused = []
