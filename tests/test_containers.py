@@ -54,3 +54,34 @@ def test_containers_are_matched_by_the_compose_files_labels(tmp_path: Path) -> N
     assert _same_file(f"/elsewhere/a.yaml,{compose}", "/", compose)
     assert not _same_file("cpu-ray-cluster.yaml", "/another/folder", compose)
     assert not _same_file("", str(tmp_path), compose)
+
+
+def test_each_log_is_read_once_when_first_asked(monkeypatch) -> None:
+    """InsideView reads nothing until a finding asks; then once, whichever check's thread asks first."""
+    import threading
+
+    from doctor.head import containers
+
+    reads: list[str] = []
+
+    def fake_logs(container, environ, lines=containers.TAIL_LINES):
+        reads.append(container.name)
+        return LogTail(f"docker logs {container.name}", tuple(WORKER_LOG.splitlines()))
+
+    monkeypatch.setattr(containers, "logs_tail", fake_logs)
+    head = containers.Container("a" * 64, "ray-head-1", "ray-head", "running", "Up 1 minute")
+    workers = (
+        containers.Container("b" * 64, "ray-worker-1", "ray-worker", "running", "Up 1 minute"),
+        containers.Container("c" * 64, "ray-worker-2", "ray-worker", "exited", "Exited (1) 5 seconds ago"),
+    )
+    view = containers.InsideView(head, workers, {})
+    assert reads == []  # made from `docker ps` alone
+    assert view.head_log is None  # the head runs: its docker logs are not what a finding quotes
+    seen: list[int] = []
+    threads = [threading.Thread(target=lambda: seen.append(len(view.refused))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [2] * 8
+    assert sorted(reads) == ["ray-worker-1", "ray-worker-2"]  # one read per worker, not one per asker
