@@ -244,11 +244,35 @@ def installed(program: str, environ: Mapping[str, str] | None = None) -> bool:
     return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
 
 
-def nvidia_toolkit(environ: Mapping[str, str] | None = None) -> Remediation:
-    """Register the NVIDIA runtime with Docker: the commands where nvidia-ctk is installed, else what to install.
+def nvidia_toolkit(
+    environ: Mapping[str, str] | None = None, *, runtime: bool = False, cdi_spec_dir: str | None = None
+) -> Remediation:
+    """What makes this host's Docker pass NVIDIA GPUs, as ``gpu.docker`` found it missing.
 
-    ``nvidia-ctk runtime configure --runtime=docker`` writes /etc/docker/daemon.json; Docker reads it when it
-    restarts (NVIDIA Container Toolkit install guide)."""
+    A device request (compose's ``driver: nvidia`` reservation, ``docker run --gpus``) needs moby's ``nvidia``
+    device driver, which dockerd registers when it starts where it finds ``nvidia-container-runtime-hook``
+    (moby ``daemon/nvidia_linux.go``, ``daemon/devices_nvidia_linux.go``): the nvidia-container-toolkit
+    package puts it in /usr/bin; no command here installs it (NVIDIA's repository comes first), so the text
+    says it. ``cdi_spec_dir``: Docker 29.2+ with CDI on and ``nvidia-cdi-hook`` installed lacks only the CDI
+    spec, which ``nvidia-ctk cdi generate`` writes (named only where nvidia-ctk is installed; the engine's CDI
+    cache watches its folders, no restart: container-device-interface ``pkg/cdi/cache.go``, autoRefresh).
+    ``runtime``: a service names ``runtime: nvidia``, which ``nvidia-ctk runtime configure --runtime=docker``
+    registers in /etc/docker/daemon.json; Docker reads it when it restarts (NVIDIA Container Toolkit install
+    guide)."""
+    if cdi_spec_dir is not None and installed("nvidia-ctk", environ):
+        spec = os.path.join(cdi_spec_dir, "nvidia.yaml")
+        return Remediation(
+            "Write the CDI spec of this host's NVIDIA GPUs where Docker reads it (write it again after a driver "
+            "update, or let the toolkit's nvidia-cdi-refresh service do it).",
+            (as_root(["nvidia-ctk", "cdi", "generate", f"--output={spec}"], environ),),
+        )
+    if not runtime:
+        return Remediation(
+            "Install the NVIDIA Container Toolkit (the nvidia-container-toolkit package, from NVIDIA's repository; "
+            "it needs the NVIDIA driver): it puts nvidia-container-runtime-hook in /usr/bin, where Docker looks for "
+            "it when it starts; then restart Docker. (nvidia-ctk alone comes from nvidia-container-toolkit-base, "
+            "without the hook.)"
+        )
     if not installed("nvidia-ctk", environ):
         return Remediation(
             "Install the NVIDIA Container Toolkit (the nvidia-container-toolkit package, from NVIDIA's repository; "

@@ -1,9 +1,9 @@
 """The GPU tutorial on a host without an NVIDIA driver, for real (issue 19).
 
-``compose/gpu-ray-cluster.yaml`` reserves ``driver: nvidia`` devices. This engine has no NVIDIA runtime and
-this host no driver: ``check`` on a copy of the file (the cluster down) must fail with the GPU passthrough
-findings, whose remedies run where pasted, and ``docker-compose up -d`` must then fail with the very error
-the finding predicted.
+``compose/gpu-ray-cluster.yaml`` reserves ``driver: nvidia`` devices. This host has no NVIDIA driver and
+no toolkit hook for its engine (nor an nvidia runtime, nor CDI): ``check`` on a copy of the file (the
+cluster down) must fail with the GPU passthrough findings, whose remedies run where pasted, and
+``docker-compose up -d`` must then fail with the very error the finding predicted.
 
 The copy differs from the shipped file only where asserted: free host ports (on 127.0.0.1), the worker's
 ``cpus`` fitted to the engine (else Docker's CPU refusal could come first: tests/test_compose_real.py), a
@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from doctor.local import nvidia_toolkit
 from tests.engine_rig import docker, leftovers
 from tests.helpers import missing, raydoctor_cli, tool_env
 from tests.ray_cluster import ensure_ray_venv, free_ports
@@ -55,8 +56,10 @@ def gpu_tag() -> Iterator[None]:
     if docker("image", "inspect", CPU_IMAGE).returncode != 0:
         missing(f"the stand-in image {CPU_IMAGE} is not built: run tests/engine/setup.sh up")
     runtimes = json.loads(docker("info", "--format", "{{json .Runtimes}}").stdout or "{}")
-    if any("nvidia" in name for name in runtimes) or shutil.which("nvidia-smi"):
-        pytest.skip("this host has an NVIDIA runtime or driver: the test is about one without")
+    folders = nvidia_toolkit.search_path()
+    hooks = [h for h in (nvidia_toolkit.RUNTIME_HOOK, nvidia_toolkit.CDI_HOOK) if nvidia_toolkit.find_hook(h, folders)]
+    if any("nvidia" in name for name in runtimes) or shutil.which("nvidia-smi") or hooks:
+        pytest.skip("this host has an NVIDIA runtime, hook or driver: the test is about one without")
     added = docker("image", "inspect", GPU_IMAGE).returncode != 0
     if added:
         assert docker("tag", CPU_IMAGE, GPU_IMAGE).returncode == 0

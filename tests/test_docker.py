@@ -308,7 +308,31 @@ def test_the_engine_probe_reads_its_facts_from_one_docker_info(tmp_path, clean_e
     assert engine.answers and engine.server_version == "27.3.1" and engine.ncpu == 6
     assert engine.runtimes == ("nvidia", "runc") and engine.default_runtime == "runc"
     assert engine.containers == 0 and engine.has_plugin("compose") is True and engine.error is None
+    # CLI and engine 27.x: CDISpecDirs empty (CDI off without features.cdi), no DiscoveredDevices (from 28.2)
+    assert engine.cdi_spec_dirs == () and engine.discovered_devices is None and engine.version == (27, 3, 1)
+    assert engine.operating_system == "Debian GNU/Linux 12 (bookworm)"
     assert calls(tmp_path / "docker.log") == [["info", "--format", "{{json .}}"]]
+
+
+def test_the_engine_probe_reads_cdi_folders_devices_and_the_os_bounded_and_clean():
+    """gpu.docker's new facts from `docker info`: CDISpecDirs (Docker 25+), DiscoveredDevices (28.2+, moby
+    api/types/system/info.go DeviceInfo {Source, ID}), OperatingSystem; each string sanitized and bounded,
+    the lists cut, what is not a string dropped."""
+    info = {
+        "ServerVersion": "29.2.0-rc.1",
+        "OperatingSystem": "Docker Desktop\x1b[2J",
+        "CDISpecDirs": ["/etc/cdi", 7, "/var/run/\x07cdi"] + [f"/d{i}" for i in range(100)],
+        "DiscoveredDevices": [{"Source": "cdi", "ID": "nvidia.com/gpu=0"}, "x", {"ID": None}]
+        + [{"Source": "cdi", "ID": "x" * 500}] * 300,
+    }
+    engine = docker_cli.engine_from_info("docker", proc_completed(0, json.dumps(info), ""))
+    assert engine.operating_system == "Docker Desktop" and engine.version == (29, 2, 0)
+    assert engine.cdi_spec_dirs is not None and engine.cdi_spec_dirs[:2] == ("/etc/cdi", "/var/run/cdi")
+    assert len(engine.cdi_spec_dirs) == 63  # the first 64 entries, the number dropped
+    assert engine.discovered_devices is not None and engine.discovered_devices[0] == "nvidia.com/gpu=0"
+    assert len(engine.discovered_devices) <= 256 and all(len(d) <= 200 for d in engine.discovered_devices)
+    bare = docker_cli.engine_from_info("docker", proc_completed(0, json.dumps({"ServerVersion": "20.10.24+dfsg1"}), ""))
+    assert bare.cdi_spec_dirs is None and bare.discovered_devices is None and bare.version == (20, 10, 24)
 
 
 def test_an_engine_that_does_not_answer_still_lists_the_clis_plugins(tmp_path, clean_env):

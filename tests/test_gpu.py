@@ -9,13 +9,15 @@ from types import SimpleNamespace
 from urllib.request import urlopen
 
 import pytest
+import yaml
 
 from doctor.app import run_check
 from doctor.checks import gpu
+from doctor.local import nvidia_toolkit
 from doctor.model import Status
 from doctor.options import TargetOptions
 from tests.fake_servers import closed_port
-from tests.helpers import by_id
+from tests.helpers import by_id, path_without
 
 
 def ids(report, prefix):
@@ -193,30 +195,153 @@ def test_cpu_image_skips(tmp_path, clean_env, no_gpu_tools):
     assert all(r.status is Status.SKIP for r in ids(report, "gpu.").values())
 
 
-def test_docker_without_the_nvidia_runtime(tmp_path, monkeypatch, clean_env):
-    """gpu.docker reads the run's Docker probe: `docker info`'s Runtimes (the shared fake prints the real JSON)."""
+# ---------------------------------------------------------------- gpu.docker: what moby needs for a GPU request
+
+HOOK, CDI_HOOK = nvidia_toolkit.RUNTIME_HOOK, nvidia_toolkit.CDI_HOOK
+SHARED_FAKE = Path(__file__).resolve().parent / "fake_docker"
+REPO = Path(__file__).resolve().parent.parent
+NVIDIA_SPEC = {"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": [{"name": "0"}, {"name": "all"}]}
+
+
+@pytest.fixture
+def docker_here(tmp_path, monkeypatch, clean_env):
+    """The shared fake docker (it prints `docker info --format '{{json .}}'`) first on PATH, a folder for fake
+    hooks last, and none of the toolkit's programs anywhere else: the rest of PATH without them, the system
+    folders out of the hook search (whatever this machine has installed)."""
+    monkeypatch.setattr(nvidia_toolkit, "SYSTEM_PATH", ())
+    toolkit = [HOOK, CDI_HOOK, "nvidia-ctk", "nvidia-container-toolkit", "docker", "docker-compose"]
+    rest = path_without(clean_env["PATH"], toolkit, tmp_path / "bare")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    env = {**clean_env, "PATH": os.pathsep.join([str(SHARED_FAKE), rest, str(hooks)])}
+    return env, hooks
+
+
+def docker_ctx(env, *, image="rayproject/ray:2.49.2-py312-cu128", compose=None):
+    """What check_docker reads of the context: the target, the head's CUDA, the environ and the engine probe."""
+    from doctor.head.compose import load_compose
     from doctor.local.docker_cli import probe_engine
 
-    fake = Path(__file__).resolve().parent / "fake_docker"
-    env = {
-        **clean_env,
-        "PATH": f"{fake}{os.pathsep}/usr/bin:/bin",
-        "FAKE_DOCKER_RUNTIMES": "io.containerd.runc.v2,runc",
-    }
-    ctx = SimpleNamespace(
-        target=SimpleNamespace(image="rayproject/ray:2.49.2-py312-cu128", compose=None, compose_path=None),
-        head=lambda: SimpleNamespace(cuda="12.8.1"),
+    loaded = load_compose(compose, {}) if compose is not None else None
+    return SimpleNamespace(
+        target=SimpleNamespace(image=None if compose else image, compose=loaded, compose_path=compose),
+        head=lambda: SimpleNamespace(cuda=None if compose or image.endswith("-cpu") else "12.8.1"),
         environ=env,
         docker_engine=lambda: probe_engine(env),
     )
-    res = gpu.check_docker(ctx)
-    assert res.status is Status.FAIL and "no NVIDIA runtime" in res.summary
-    assert res.data["runtimes"] == ["io.containerd.runc.v2", "runc"]
-    assert "nvidia-ctk" in res.remediation.text and not any("sudo" in c for c in res.remediation.commands)
+
+
+def test_the_toolkits_hook_without_an_nvidia_runtime_passes(docker_here):
+    """moby registers its nvidia device driver where dockerd finds nvidia-container-runtime-hook, with or without
+    an nvidia runtime in daemon.json (old code: FAIL, "no NVIDIA runtime", for this toolkit-installed host)."""
+    env, hooks = docker_here
+    fake_tool(hooks, HOOK, "exit 0\n")
+    res = gpu.check_docker(docker_ctx(env, compose=REPO / "compose" / "gpu-ray-cluster.yaml"))
+    assert res.status is Status.OK and res.code == "gpu.docker.nvidia_hook", res.summary
+    assert res.data["hooks"][HOOK] == str(hooks / HOOK) and res.data["runtimes"] == ["io.containerd.runc.v2", "runc"]
+    assert str(hooks) in res.data["searched"]
+
+
+def test_an_nvidia_runtime_without_the_hook_warns_and_serves_runtime_services(docker_here, tmp_path):
+    """A runtime is no device driver: `driver: nvidia` needs the hook on dockerd's PATH, which is not ours to read,
+    so a runtime without a hook found here warns (old code: OK); a file whose GPU services name `runtime: nvidia`
+    needs the runtime, and is served by it."""
+    env, _ = docker_here
     env["FAKE_DOCKER_RUNTIMES"] = "nvidia,runc"
-    assert gpu.check_docker(ctx).status is Status.OK
+    shipped = REPO / "compose" / "gpu-ray-cluster.yaml"
+    res = gpu.check_docker(docker_ctx(env, compose=shipped))
+    assert res.status is Status.WARN and res.code == "gpu.docker.hook_not_found", res.summary
+    assert any("the runtime nvidia is registered" in d for d in res.details)
+    assert res.data["docker_error"] == 'could not select device driver "nvidia" with capabilities: [[gpu]]'
+    assert HOOK in res.remediation.text and "nvidia-container-toolkit" in res.remediation.text
+
+    by_runtime = tmp_path / "runtime.yaml"
+    head = {"image": "rayproject/ray:2.49.2-py312-cu128", "runtime": "nvidia", "command": "ray start --head --block"}
+    by_runtime.write_text(yaml.safe_dump({"services": {"ray-head": head}}))
+    res = gpu.check_docker(docker_ctx(env, compose=by_runtime))
+    assert res.status is Status.OK and res.code == "gpu.docker.nvidia_runtime", res.summary
+    env["FAKE_DOCKER_RUNTIMES"] = "runc"
+    res = gpu.check_docker(docker_ctx(env, compose=by_runtime))
+    assert res.status is Status.FAIL and res.code == "gpu.docker.no_nvidia_runtime", res.summary
+    assert "nvidia-ctk runtime configure" in res.remediation.text
+
+
+def test_a_cdi_spec_for_nvidia_passes_where_docker_maps_gpus_to_cdi(docker_here, tmp_path):
+    """Docker 29.2+ registers its nvidia driver from nvidia-cdi-hook too and hands a GPU request to CDI
+    (nvidia.com/gpu=<id>): with CDI on and an NVIDIA spec the engine lists, that passes (old code: FAIL).
+    Older Docker, CDI off or no spec: NVIDIA parts without the runtime hook, a warning that says which."""
+    env, hooks = docker_here
+    fake_tool(hooks, CDI_HOOK, "exit 0\n")
+    specs = tmp_path / "cdi"
+    specs.mkdir()
+    (specs / "nvidia.json").write_text(json.dumps(NVIDIA_SPEC))
+    env.update(FAKE_DOCKER_VERSION="29.2.0", FAKE_DOCKER_CDI_SPEC_DIRS=str(specs))
+    ctx = docker_ctx(env)
+    res = gpu.check_docker(ctx)
+    assert res.status is Status.OK and res.code == "gpu.docker.nvidia_cdi", res.summary
+    assert res.data["cdi_devices"] == ["nvidia.com/gpu=0", "nvidia.com/gpu=all"]
+    assert res.data["cdi_spec_dirs"] == [str(specs)] and res.data["hooks"][CDI_HOOK] == str(hooks / CDI_HOOK)
+
+    env["FAKE_DOCKER_VERSION"] = "28.5.2"  # lists the devices, but maps `driver: nvidia` to the runtime hook only
+    res = gpu.check_docker(ctx)
+    assert res.status is Status.WARN and any("only from 29.2" in d for d in res.details), res.details
+    env.update(FAKE_DOCKER_VERSION="29.2.0", FAKE_DOCKER_CDI_SPEC_DIRS="")
+    res = gpu.check_docker(ctx)
+    assert res.status is Status.WARN and any(
+        "CDI is off in this Docker (docker info: CDISpecDirs empty)" in d for d in res.details
+    ), res.details
+
+    # CDI on, the hook there, no spec yet: nvidia-ctk (where installed) writes it into a folder the engine reads.
+    empty = tmp_path / "cdi-empty"
+    empty.mkdir()
+    env["FAKE_DOCKER_CDI_SPEC_DIRS"] = str(empty)
+    assert gpu.check_docker(ctx).remediation.commands == ()
+    fake_tool(hooks, "nvidia-ctk", "exit 0\n")
+    res = gpu.check_docker(ctx)
+    assert res.status is Status.WARN and any("no CDI spec for nvidia.com/gpu" in d for d in res.details)
+    assert res.remediation.commands[-1].endswith(f"nvidia-ctk cdi generate --output={empty / 'nvidia.yaml'}")
+
+
+def test_an_nvidia_cdi_spec_on_disk_is_found_where_the_engine_does_not_list_devices(docker_here, tmp_path):
+    """Docker before 28.2 lists no devices: the NVIDIA spec is then read from the engine's CDI folders, YAML as
+    nvidia-ctk writes it (only files directly in a folder, .json or .yaml, as the cdi package reads them)."""
+    env, _ = docker_here
+    specs = tmp_path / "cdi"
+    (specs / "sub").mkdir(parents=True)
+    (specs / "nvidia.yaml").write_text(yaml.safe_dump(NVIDIA_SPEC))
+    (specs / "other.yaml").write_text(yaml.safe_dump({**NVIDIA_SPEC, "kind": "vendor.com/fpga"}))
+    (specs / "nvidia.yml").write_text(yaml.safe_dump(NVIDIA_SPEC))  # not a spec name the cdi package reads
+    (specs / "sub" / "nvidia.yaml").write_text(yaml.safe_dump(NVIDIA_SPEC))
+    (specs / "broken.yaml").write_text("kind: [unclosed\n")
+    env["FAKE_DOCKER_CDI_SPEC_DIRS"] = str(specs)
+    res = gpu.check_docker(docker_ctx(env))
+    assert res.data["cdi_specs"] == [str(specs / "nvidia.yaml")] and res.data["cdi_devices"] == []
+    assert res.status is Status.WARN and any("CDI knows NVIDIA GPUs" in d for d in res.details), res.details
+
+
+def test_no_nvidia_part_fails_a_gpu_target_and_skips_a_cpu_one(docker_here):
+    env, _ = docker_here
+    res = gpu.check_docker(docker_ctx(env, compose=REPO / "compose" / "gpu-ray-cluster.yaml"))
+    assert res.status is Status.FAIL and res.code == "gpu.docker.no_nvidia_runtime", res.summary
+    assert HOOK in res.summary and CDI_HOOK in res.summary and "CDI spec" in res.summary
+    assert res.data["hooks"] == {HOOK: None, CDI_HOOK: None}
+    assert "nvidia-container-toolkit" in res.remediation.text and res.remediation.commands == ()
+    res = gpu.check_docker(docker_ctx(env, image="rayproject/ray:2.49.2-py312-cpu"))
+    assert res.status is Status.SKIP and res.code == "gpu.docker.cpu_target", res.summary
     env["FAKE_DOCKER_ENGINE"] = "0"
-    assert gpu.check_docker(ctx).code == "gpu.docker.no_engine"
+    assert gpu.check_docker(docker_ctx(env)).code == "gpu.docker.no_engine"
+
+
+def test_docker_desktop_is_not_failed_on_this_hosts_path(docker_here):
+    """Docker Desktop's engine runs in a VM: this host's PATH says nothing of its hook (old code: FAIL)."""
+    env, _ = docker_here
+    env["FAKE_DOCKER_OS"] = "Docker Desktop"
+    res = gpu.check_docker(docker_ctx(env))
+    assert res.status is Status.SKIP and res.code == "gpu.docker.desktop", res.summary
+    assert res.data["operating_system"] == "Docker Desktop" and "hooks" not in res.data
+    assert any(d.startswith("runtimes: io.containerd.runc.v2, runc") for d in res.details)
+    res = gpu.check_docker(docker_ctx(env, image="rayproject/ray:2.49.2-py312-cpu"))
+    assert res.status is Status.SKIP and res.code == "gpu.docker.cpu_target"
 
 
 def test_host_tools_run_without_the_token(tmp_path, monkeypatch):

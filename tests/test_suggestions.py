@@ -379,7 +379,10 @@ def test_gpu_remedies_name_no_program_that_is_not_installed(tmp_path: Path) -> N
         (tools / name).chmod(0o755)
     env = {"PATH": f"{tools}:{bare}"}
     assert remedies.nvidia_smi(env) == ("nvidia-smi",)
-    configure = remedies.nvidia_toolkit(env).commands[0]
+    # A GPU request needs the hook, which only installing the package brings: no command, whatever is installed.
+    hook = remedies.nvidia_toolkit(env)
+    assert hook.commands == () and "nvidia-container-runtime-hook" in hook.text
+    configure = remedies.nvidia_toolkit(env, runtime=True).commands[0]  # `runtime: nvidia` needs the runtime
     assert configure.endswith("nvidia-ctk runtime configure --runtime=docker")
     assert configure.startswith("sudo ") == (os.geteuid() != 0 and shutil.which("sudo", path=bare) is not None)
 

@@ -24,6 +24,8 @@ from doctor.context import CheckContext
 from doctor.facts.cluster import describe_node
 from doctor.head.dashboard import DashboardError
 from doctor.head.jobs import MARKER, JobError, run_probe_job
+from doctor.local import nvidia_toolkit
+from doctor.local.docker_cli import DockerEngine
 from doctor.model import Remediation, Result, Status, finding
 from doctor.runner import Check
 
@@ -257,40 +259,184 @@ def docker_refusal(ctx: CheckContext) -> str | None:
     return None
 
 
+# Docker Desktop's engine runs in its own VM: ``docker info``'s OperatingSystem says "Docker Desktop".
+DESKTOP = "Docker Desktop"
+# moby registers its "nvidia" device driver from nvidia-cdi-hook too (mapping a request to CDI devices
+# nvidia.com/gpu=<id>) since docker-v29.2.0 (daemon/devices_nvidia_linux.go::getNVIDIADeviceDrivers).
+CDI_HOOK_SINCE = (29, 2)
+
+
+def runtime_only(ctx: CheckContext) -> bool:
+    """The compose file's GPU services all name ``runtime: nvidia`` and make no device request (neither a
+    ``driver: nvidia`` reservation nor ``gpus:``): then the runtime is what Docker needs, not a device driver
+    (an unregistered runtime: "unknown or invalid runtime name", moby ``daemon/runtime_unix.go``)."""
+    compose = ctx.target.compose
+    services = [s for s in compose.services.values() if s.gpu_reservation] if compose is not None else []
+    return bool(services) and all(
+        s.gpu_request is None and not s.raw.get("gpus") and s.raw.get("runtime") == "nvidia" for s in services
+    )
+
+
+def _listed(items: list[str], limit: int = 3) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def check_docker(ctx: CheckContext) -> Result:
-    """This host's Docker has the NVIDIA runtime: registered only for a head run here (compose, image).
-    Read from the run's Docker probe (``ctx.docker_engine()``: ``docker info``'s Runtimes)."""
+    """This host's Docker can pass NVIDIA GPUs to a container: registered only for a head run here (compose,
+    image), so the engine is taken to run on this host.
+
+    Judged as moby judges a device request (compose's ``driver: nvidia`` reservation, ``docker run --gpus``):
+    it needs the ``nvidia`` device driver, which dockerd registers at start where its PATH has
+    ``nvidia-container-runtime-hook``, or (Docker 29.2+) ``nvidia-cdi-hook`` with CDI on and a spec for
+    ``nvidia.com/gpu`` (``doctor.local.nvidia_toolkit`` says where that is read). An ``nvidia`` runtime in
+    ``docker info``'s Runtimes is no device driver: it serves ``runtime: nvidia`` only. dockerd's PATH is
+    not ours: the hooks are looked for on this process's PATH and in the standard system folders, so a hook
+    missing there but with other NVIDIA parts present is a warning, not a failure. Docker Desktop's engine
+    runs in a VM whose files this host cannot see: only what ``docker info`` says is reported."""
     engine = ctx.docker_engine()
     if not engine.answers:
         return finding(Status.SKIP, "no Docker engine answers here", code="gpu.docker.no_engine")
-    runtimes = engine.runtimes
-    if runtimes is None:
-        return finding(Status.SKIP, "docker info did not list its runtimes", code="gpu.docker.no_runtimes")
-    names = sorted(runtimes)
-    has = any("nvidia" in name for name in names)
-    if has:
+    environ = getattr(ctx, "environ", None)
+    runtimes = sorted(engine.runtimes or ())
+    devices = [d for d in engine.discovered_devices or () if d.startswith(nvidia_toolkit.CDI_KIND + "=")]
+    cdi_dirs = list(engine.cdi_spec_dirs or ())
+    want = wants_gpu(ctx)
+    data: dict[str, Any] = {
+        "runtimes": runtimes,
+        "server_version": engine.server_version,
+        "operating_system": engine.operating_system,
+        "cdi_spec_dirs": None if engine.cdi_spec_dirs is None else cdi_dirs,
+        "cdi_devices": devices,
+    }
+    said = [f"runtimes: {', '.join(runtimes) or 'none listed'}"] + (
+        [f"NVIDIA CDI devices the engine lists: {_listed(devices)}"] if devices else []
+    )
+    if engine.operating_system == DESKTOP:
+        if not want:
+            return finding(
+                Status.SKIP, "Docker Desktop; the target is CPU-only", code="gpu.docker.cpu_target", data=data
+            )
         return finding(
-            Status.OK,
-            f"Docker has the NVIDIA runtime (runtimes: {', '.join(names)})",
-            code="gpu.docker.nvidia_runtime",
-            data={"runtimes": names},
+            Status.SKIP,
+            "Docker Desktop runs its engine in a VM: whether it has NVIDIA's hook cannot be read from this host "
+            "(Docker Desktop passes NVIDIA GPUs only on Windows with the WSL 2 backend)",
+            code="gpu.docker.desktop",
+            details=said + ["try it: docker run --rm --gpus all ubuntu nvidia-smi -L"],
+            data=data,
         )
-    if wants_gpu(ctx):
-        refusal = docker_refusal(ctx)
+    if want and runtime_only(ctx):
+        if "nvidia" in runtimes:
+            return finding(
+                Status.OK,
+                "Docker has the nvidia runtime the compose file's GPU services name (runtime: nvidia)",
+                code="gpu.docker.nvidia_runtime",
+                data=data,
+            )
         return finding(
             Status.FAIL,
-            f"Docker has no NVIDIA runtime (runtimes: {', '.join(names)}), but {_why_gpu(ctx)}",
+            f"Docker has no nvidia runtime (runtimes: {', '.join(runtimes) or 'none listed'}), but the compose "
+            "file's GPU services name runtime: nvidia",
             code="gpu.docker.no_nvidia_runtime",
-            details=[f"Docker refuses to start a service that reserves them: '{refusal}'"] if refusal else [],
-            fix=remedies.nvidia_toolkit(getattr(ctx, "environ", None)),
-            data={"runtimes": names, "docker_error": refusal},
+            fix=remedies.nvidia_toolkit(environ, runtime=True),
+            data={**data, "docker_error": "unknown or invalid runtime name: nvidia"},
+        )
+
+    kit = nvidia_toolkit.look(environ, cdi_dirs)
+    hooks = {nvidia_toolkit.RUNTIME_HOOK: kit.runtime_hook, nvidia_toolkit.CDI_HOOK: kit.cdi_hook}
+    nvidia_cdi = devices if engine.discovered_devices is not None else list(kit.cdi_specs)
+    data.update(hooks=hooks, searched=list(kit.searched), cdi_specs=list(kit.cdi_specs))
+    version = engine.version
+    cdi_era = version is not None and version[:2] >= CDI_HOOK_SINCE
+    serves = "a GPU request (compose's driver: nvidia, docker run --gpus)"
+    if kit.runtime_hook:
+        return finding(
+            Status.OK,
+            f"Docker can pass NVIDIA GPUs: {nvidia_toolkit.RUNTIME_HOOK} is at {kit.runtime_hook}",
+            code="gpu.docker.nvidia_hook",
+            details=[
+                f"dockerd serves {serves} through its nvidia device driver, registered when dockerd starts where "
+                "it finds this hook (a toolkit installed since needs a restart of Docker)",
+                *said,
+            ],
+            data=data,
+        )
+    if kit.cdi_hook and cdi_era and cdi_dirs and nvidia_cdi:
+        return finding(
+            Status.OK,
+            f"Docker {engine.server_version} can pass NVIDIA GPUs through CDI: {nvidia_toolkit.CDI_HOOK} is at "
+            f"{kit.cdi_hook}, NVIDIA devices in its CDI specs ({_listed(nvidia_cdi)})",
+            code="gpu.docker.nvidia_cdi",
+            details=[
+                f"dockerd serves {serves} as CDI devices {nvidia_toolkit.CDI_KIND}=<id> (Docker 29.2+)",
+                f"CDI spec folders: {', '.join(cdi_dirs)}",
+                *said,
+            ],
+            data=data,
+        )
+    found = _partial(engine, kit, nvidia_cdi, cdi_era)
+    searched = (
+        f"neither {nvidia_toolkit.RUNTIME_HOOK} nor {nvidia_toolkit.CDI_HOOK} is on this PATH or in the system folders"
+    )
+    if not want:
+        seen = "; ".join(found) if found else f"{searched}, no nvidia runtime, no NVIDIA CDI spec"
+        return finding(
+            Status.SKIP, f"{seen}; the target is CPU-only", code="gpu.docker.cpu_target", details=said, data=data
+        )
+    refusal = docker_refusal(ctx)
+    data["docker_error"] = refusal
+    refused = [f"Docker refuses to start a service that reserves them: '{refusal}'"] if refusal else []
+    cdi_fix = bool(kit.cdi_hook and cdi_era and cdi_dirs and not nvidia_cdi)
+    fix = remedies.nvidia_toolkit(
+        environ, cdi_spec_dir=("/etc/cdi" if "/etc/cdi" in cdi_dirs else cdi_dirs[0]) if cdi_fix else None
+    )
+    if found:
+        return finding(
+            Status.WARN,
+            f"Docker has NVIDIA parts but not the hook its nvidia device driver needs: {searched} (dockerd may "
+            f"still find one on a PATH of its own), and {_why_gpu(ctx)}",
+            code="gpu.docker.hook_not_found",
+            details=found + said + refused,
+            fix=fix,
+            data=data,
         )
     return finding(
-        Status.SKIP,
-        f"no NVIDIA runtime in Docker ({', '.join(names)}); the target is CPU-only",
-        code="gpu.docker.cpu_target",
-        data={"runtimes": names},
+        Status.FAIL,
+        f"Docker cannot pass NVIDIA GPUs here: {searched}, and Docker has no nvidia runtime and no NVIDIA CDI "
+        f"spec; but {_why_gpu(ctx)}",
+        code="gpu.docker.no_nvidia_runtime",
+        details=said + refused,
+        fix=fix,
+        data=data,
     )
+
+
+def _partial(engine: DockerEngine, kit: nvidia_toolkit.Toolkit, nvidia_cdi: list[str], cdi_era: bool) -> list[str]:
+    """The NVIDIA parts Docker has that do not serve a GPU request on their own, each with why not."""
+    found = []
+    nvidia_runtimes = [r for r in engine.runtimes or () if "nvidia" in r]
+    cdi_dirs = list(engine.cdi_spec_dirs or ())
+    if nvidia_runtimes:
+        found.append(
+            f"the runtime {', '.join(nvidia_runtimes)} is registered, but a device request goes to a device "
+            f"driver, not a runtime: the runtime serves only services that name it (runtime: nvidia)"
+        )
+    version = engine.server_version or "?"
+    if kit.cdi_hook:
+        if not cdi_era:
+            why = f"Docker {version} maps a GPU request to CDI only from 29.2"
+        elif not cdi_dirs:
+            said = "CDISpecDirs empty" if engine.cdi_spec_dirs is not None else "no CDISpecDirs"
+            why = f"CDI is off in this Docker (docker info: {said})"
+        else:
+            why = f"no CDI spec for {nvidia_toolkit.CDI_KIND} in {', '.join(cdi_dirs)}"
+        found.append(f"{nvidia_toolkit.CDI_HOOK} is at {kit.cdi_hook}, but {why}")
+    elif nvidia_cdi:
+        found.append(
+            f"CDI knows NVIDIA GPUs ({_listed(nvidia_cdi)}), but dockerd maps a GPU request to them only with "
+            f"{nvidia_toolkit.CDI_HOOK} on its PATH (Docker 29.2+); `--device {nvidia_toolkit.CDI_KIND}=all` "
+            "asks CDI directly"
+        )
+    return found
 
 
 def _alive_nodes(ctx: CheckContext, check: str) -> list[dict[str, Any]] | Result:
@@ -476,7 +622,7 @@ def checks_for(ctx: CheckContext) -> list[Check]:
     if ctx.target.head_is_here:
         checks.append(Check("gpu.host", "gpu", "GPU driver fits the image's CUDA (this host)", check_host, timeout=20))
     if ctx.target.head_is_here and ctx.target.kind in {"compose", "image"}:
-        checks.append(Check("gpu.docker", "gpu", "Docker has the NVIDIA runtime", check_docker, timeout=15))
+        checks.append(Check("gpu.docker", "gpu", "Docker can pass NVIDIA GPUs", check_docker, timeout=15))
     if ctx.target.address is not None:
         checks.append(Check("gpu.nodes", "gpu", "Nodes advertise the GPUs asked for", judge_gpus_per_node, timeout=25))
         checks.append(Check("gpu.probe", "gpu", "A Ray task sees its GPU", check_probe, timeout=PROBE_LIMIT_S + 25))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,9 +46,22 @@ class DockerEngine:
     ncpu: int | None = None  # the CPUs the engine can hand out (Docker Desktop's VM has fewer than the laptop)
     runtimes: tuple[str, ...] | None = None  # the engine's runtimes ("nvidia", "runc"...), sorted; None: not said
     default_runtime: str | None = None
+    operating_system: str | None = None  # "Debian GNU/Linux 12 (bookworm)"; "Docker Desktop" for its VM's engine
+    # CDI (Container Device Interface, Docker >= 25): the spec folders the engine reads; () where CDI is off
+    # (moby's swagger: "An empty list indicates that CDI device injection is disabled"); None: not said.
+    cdi_spec_dirs: tuple[str, ...] | None = None
+    # The IDs of the devices the engine's device drivers list ("nvidia.com/gpu=0"; Docker >= 28.2, from its
+    # CDI specs); None where ``docker info`` does not say (an older engine or CLI, or none: the field is omitempty).
+    discovered_devices: tuple[str, ...] | None = None
     containers: int | None = None  # containers on the engine, running or not; None: not said
     plugins: tuple[str, ...] | None = None  # CLI plugins that load ("compose"...); None: the CLI listed none
     error: str | None = None  # why no engine answers, docker's own words on one line
+
+    @property
+    def version(self) -> tuple[int, ...] | None:
+        """The engine's version as numbers, (29, 2, 0) from "29.2.0" or "20.10.24+dfsg1"; None: not said."""
+        found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", self.server_version or "")
+        return tuple(int(p) for p in found.groups() if p is not None) if found else None
 
     def has_plugin(self, name: str) -> bool | None:
         """Whether the CLI loads the plugin ``name``; None where this CLI does not list its plugins."""
@@ -181,6 +195,20 @@ def _text(value: object) -> str | None:
     return sanitize(value).strip()[:_TEXT_MAX] or None
 
 
+def _texts(value: object, limit: int = 64) -> tuple[str, ...] | None:
+    """A list of the engine's strings, each sanitized and bounded, at most ``limit`` of them; None: not a list."""
+    if not isinstance(value, list):
+        return None
+    return tuple(t for t in (_text(v) for v in value[:limit]) if t is not None)
+
+
+def _device_ids(value: object, limit: int = 256) -> tuple[str, ...] | None:
+    """``DiscoveredDevices``' IDs (moby api/types/system/info.go ``DeviceInfo``: Source, ID); None: not a list."""
+    if not isinstance(value, list):
+        return None
+    return _texts([d.get("ID") for d in value[:limit] if isinstance(d, dict)], limit)
+
+
 def _count(value: object, limit: int) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit else None
 
@@ -214,6 +242,9 @@ def engine_from_info(docker: str, done: proc.Completed | None) -> DockerEngine:
         ncpu=ncpu or None,
         runtimes=tuple(sorted(sanitize(k)[:_TEXT_MAX] for k in runtimes)) if isinstance(runtimes, dict) else None,
         default_runtime=_text(info.get("DefaultRuntime")),
+        operating_system=_text(info.get("OperatingSystem")),
+        cdi_spec_dirs=_texts(info.get("CDISpecDirs")),
+        discovered_devices=_device_ids(info.get("DiscoveredDevices")),
         containers=_count(info.get("Containers"), 1 << 31),
         plugins=plugins,
     )
