@@ -276,7 +276,9 @@ def test_kuberay_plugin_then_the_secret(env, tmp_path):
 # --------------------------------------------------------------------------- check, against fake dashboards
 
 
-def test_a_cluster_without_auth_never_sees_docker_or_kubectl(env, tmp_path):
+def test_a_cluster_without_auth_is_never_asked_for_a_token(env, tmp_path):
+    """No docker exec, no head-container lookup, no kubectl: the token sources never run. The compose
+    cluster's own listing (``docker ps -a --no-trunc``, the inside view's one read) may run: it reads states."""
     log = tmp_path / "calls.jsonl"
     env.update(FAKE_DOCKER_LOG=str(log), FAKE_KUBECTL_LOG=str(log))
     _containers(tmp_path, env, {"mycluster-ray-head-1": {"labels": _head_labels(), "auth_token": TOKEN}})
@@ -285,7 +287,9 @@ def test_a_cluster_without_auth_never_sees_docker_or_kubectl(env, tmp_path):
         report = run_check(TargetOptions(compose=compose, roundtrip=False), environ=env, cwd=tmp_path)
     assert _result(report, "head.source")[0].status is Status.OK
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    assert not [c for c in calls if c[:1] in (["exec"], ["ps"], ["ray"], ["get"])], calls
+    token_calls = [c for c in calls if c[:1] in (["exec"], ["ray"], ["get"]) or (c[:1] == ["ps"] and "--filter" in c)]
+    assert not token_calls, calls
+    assert all(c[:3] == ["ps", "-a", "--no-trunc"] for c in calls if c[:1] == ["ps"]), calls
 
 
 @pytest.mark.slow
