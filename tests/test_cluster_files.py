@@ -744,6 +744,49 @@ def test_launcher_start_commands_are_linted_once(tmp_path):
     assert edit.place == "worker_start_ray_commands[1]" and "--dashboard-host=0.0.0.0" in edit.value
 
 
+def kuberay_on(image: str, version: str, params: str) -> str:
+    """KUBERAY_CPU with every image ``image``, rayVersion ``version`` and ``params`` among the head's rayStartParams."""
+    return (
+        KUBERAY_CPU.replace("rayproject/ray:2.46.0", image)
+        .replace("rayVersion: '2.46.0'", f"rayVersion: '{version}'")
+        .replace("      dashboard-host: '0.0.0.0'\n", f"      dashboard-host: '0.0.0.0'\n      {params}\n")
+    )
+
+
+@pytest.mark.parametrize(
+    "image, version, params, code, words",
+    [
+        ("rayproject/ray:2.60.0", "2.60.0", "proxy-server-url: 'http://hs:8080'", "ok", ["Ray 2.60.0"]),
+        ("rayproject/ray:2.46.0", "2.46.0", "proxy-server-url: 'http://hs:8080'", "too_new", ["Ray 2.55", "2.46.0"]),
+        # An image that names no Ray: the declared version is the one judged by.
+        ("myorg/ray:custom", "2.44.1", "labels-file: /etc/l.yaml", "too_new", ["Ray 2.45", "spec.rayVersion"]),
+        ("myorg/ray:custom", "2.49.2", "storage: /mnt/s", "removed", ["removed in Ray 2.48"]),
+        ("rayproject/ray:2.61.0", "2.61.0", "node-labels-file: /etc/l.yaml", "beyond_table", ["stops at Ray 2.60"]),
+    ],
+)
+def test_kuberay_params_are_judged_by_the_ray_of_the_cluster(tmp_path, image, version, params, code, words):
+    res = by_id(lint(tmp_path, kuberay_on(image, version, params)), "cluster.ray_start_flags")
+    assert res.code == f"cluster.ray_start_flags.{code}", res.to_dict()
+    assert all(word in res.summary for word in words), res.summary
+    edits = res.remediation.edits if res.remediation else ()
+    if code == "removed":
+        (edit,) = edits
+        assert edit.place == "spec.headGroupSpec.rayStartParams.storage" and edit.value == ""  # the key goes
+    else:
+        assert edits == (), edits  # an option of another release, or past the table, is never renamed
+
+
+def test_the_launchers_pinned_ray_is_the_one_judged_by(tmp_path):
+    # setup_commands install Ray 2.9.3 over the image's 2.49.2: `ray start` is 2.9.3's, which takes --storage.
+    text = LAUNCHER.replace("rayproject/ray-ml:2.9.3-py310-gpu", "rayproject/ray-ml:2.49.2-py312-gpu").replace(
+        "--dashboard-host=0.0.0.0\n", "--dashboard-host=0.0.0.0 --storage=/mnt/s\n"
+    )
+    assert by_id(lint(tmp_path, text), "cluster.ray_start_flags").status is Status.OK
+    unpinned = text.replace('  - pip install -U "ray[default]==2.9.3"\n', "  - echo no pin\n")
+    res = by_id(lint(tmp_path, unpinned), "cluster.ray_start_flags")
+    assert res.code == "cluster.ray_start_flags.removed" and "ray start 2.49.2" in res.summary, res.summary
+
+
 def test_cluster_gpu_fix_is_an_edit_of_the_limit(tmp_path):
     text = KUBERAY_GPU.replace("limits: {nvidia.com/gpu: 1, cpu: 4}", "limits: {cpu: 4}")
     res = by_id(lint(tmp_path, text), "cluster.gpu")

@@ -722,6 +722,108 @@ def test_one_option_table_serves_the_parser_and_the_lint() -> None:
 
 
 # --------------------------------------------------------------------------
+# ray start options judged by the Ray of the service's image (the table holds Ray 2.9 to 2.60 by release)
+
+
+def on_ray(image: str, option: str) -> dict[str, Any]:
+    """The tutorial's cluster on ``image``, its head's `ray start` given ``option`` too."""
+    tree = copy.deepcopy(BASE)
+    for service in tree["services"].values():
+        service["image"] = image
+    set_head_args(f"{HEAD_ARGS} {option}")(tree)
+    return tree
+
+
+def edit_values(res: Result) -> list[str]:
+    return [e.value for e in (res.remediation.edits if res.remediation else ())]
+
+
+@pytest.mark.parametrize(
+    "image, option, status, cause, words",
+    [
+        # Ray 2.55 added --proxy-server-url: a 2.60 head takes it, a 2.49 head stops at it.
+        ("rayproject/ray:2.60.0-py312-cpu", "--proxy-server-url=http://history:8080", Status.OK, "ok", ["Ray 2.60.0"]),
+        (
+            "rayproject/ray:2.49.2-py312-cpu",
+            "--proxy-server-url=http://history:8080",
+            Status.FAIL,
+            "too_new",
+            ["ray-head", "--proxy-server-url came in Ray 2.55", "Ray 2.49.2"],
+        ),
+        ("rayproject/ray:2.35.0-py311-cpu", "--labels-file=/etc/labels.yaml", Status.FAIL, "too_new", ["Ray 2.45"]),
+        # Ray 2.48 dropped --storage: a 2.9 head takes it, a 2.49 head stops at it.
+        ("rayproject/ray:2.9.3-py311-cpu", "--storage=/mnt/cluster", Status.OK, "ok", ["Ray 2.9.3"]),
+        (
+            "rayproject/ray:2.49.2-py312-cpu",
+            "--storage=/mnt/cluster",
+            Status.FAIL,
+            "removed",
+            ["--storage", "ray start 2.49.2", "removed in Ray 2.48", "drop it"],
+        ),
+        ("rayproject/ray:2.9.3-py311-cpu", "--gcs-server-port=6380", Status.WARN, "deprecated", ["ignores it"]),
+        ("rayproject/ray:2.49.2-py312-cpu", "--gcs-server-port=6380", Status.FAIL, "removed", ["Ray 2.48"]),
+        # --labels takes key=value pairs from 2.45, only a JSON object before.
+        ("rayproject/ray:2.49.2-py312-cpu", "--labels=gpu=a100,zone=b", Status.OK, "ok", []),
+        ("rayproject/ray:2.44.1-py312-cpu", "--labels=gpu=a100", Status.FAIL, "bad_value", ["only JSON"]),
+        ("rayproject/ray:2.44.1-py312-cpu", """--labels='{\\"gpu\\": \\"a100\\"}'""", Status.OK, "ok", []),
+        # An image that does not say its Ray: any release of the table may run, none of their options fails.
+        ("myorg/ray-app:3", "--proxy-server-url=http://history:8080", Status.OK, "ok", ["2.9 to 2.60"]),
+        ("myorg/ray-app:3", "--storage=/mnt/cluster", Status.OK, "ok", []),
+    ],
+)
+def test_options_are_judged_by_the_ray_of_the_image(
+    tmp_path: Path, image: str, option: str, status: Status, cause: str, words: list[str]
+) -> None:
+    res = lint(tmp_path, on_ray(image, option))["compose.ray_start_flags"]
+    assert (res.status, res.code) == (status, f"compose.ray_start_flags.{cause}"), res.to_dict()
+    for word in words:
+        assert word in res.summary, res.summary
+    name = option.split("=", 1)[0]
+    if cause in ("too_new", "ok"):
+        assert edit_values(res) == [], res.remediation  # an option of another release is never rewritten
+    if cause == "removed":
+        (value,) = edit_values(res)
+        assert name not in value and "--dashboard-host=0.0.0.0" in value
+
+
+def test_an_option_raydoctor_cannot_know_on_a_newer_ray_is_a_warning_left_as_written(tmp_path: Path) -> None:
+    # Ray 2.61 is past the table: an option no release of it knows may be new there. Not failed, not renamed
+    # (the old table read it as a typo of --labels-file and rewrote it).
+    res = lint(tmp_path, on_ray("rayproject/ray:2.61.0-py312-cpu", "--node-labels-file=/etc/l.yaml"))[
+        "compose.ray_start_flags"
+    ]
+    assert (res.status, res.code) == (Status.WARN, "compose.ray_start_flags.beyond_table"), res.to_dict()
+    assert "stops at Ray 2.60" in res.summary and "Ray 2.61.0" in res.summary and "--labels-file" in res.summary
+    assert edit_values(res) == []
+    # Beside a typo it still corrects, the corrected line keeps it as written.
+    tree = on_ray("rayproject/ray:2.61.0-py312-cpu", "--node-labels-file=/etc/l.yaml -num-gpus=0")
+    res = lint(tmp_path, tree)["compose.ray_start_flags"]
+    assert res.code == "compose.ray_start_flags.single_dash" and res.data["causes"] == ["single_dash", "beyond_table"]
+    (value,) = edit_values(res)
+    assert "--node-labels-file=/etc/l.yaml" in value and "--num-gpus=0" in value and "--labels-file" not in value
+
+
+@pytest.mark.parametrize(
+    "image, typo, correction",
+    [
+        ("rayproject/ray:2.60.0-py312-cpu", "--proxy-server-ur=http://h:1", "--proxy-server-url=http://h:1"),
+        ("rayproject/ray:2.49.2-py312-cpu", "--num-gpu=1", "--num-gpus=1"),
+        ("rayproject/ray:2.9.3-py311-cpu", "--object-store-memry=100", "--object-store-memory=100"),
+    ],
+)
+def test_typos_on_a_known_ray_are_corrected_to_an_option_of_that_ray(
+    tmp_path: Path, image: str, typo: str, correction: str
+) -> None:
+    res = lint(tmp_path, on_ray(image, typo))["compose.ray_start_flags"]
+    assert res.code == "compose.ray_start_flags.unknown" and res.status is Status.FAIL
+    (value,) = edit_values(res)
+    assert correction in value
+    # On a Ray without --proxy-server-url its typo is not "corrected" into it.
+    older = lint(tmp_path, on_ray("rayproject/ray:2.49.2-py312-cpu", "--proxy-server-ur=http://h:1"))
+    assert all("--proxy-server-url" not in v for v in edit_values(older["compose.ray_start_flags"]))
+
+
+# --------------------------------------------------------------------------
 # secrets stay out of remedies and details
 
 

@@ -349,6 +349,27 @@ def test_yes_json_lists_the_edits_then_nothing_to_do(tmp_path: Path, env: dict[s
     assert again["outcome"]["cluster_file"]["written"] is False
 
 
+def test_an_option_past_the_table_is_left_as_written(tmp_path: Path, env: dict[str, str]) -> None:
+    """On a Ray newer than raydoctor's `ray start` table (2.61), an option no release of the table knows is a
+    warning left to the user: fix --cluster edits the same command line for --block and keeps it as written
+    (the table of one release read it as a typo of --labels-file)."""
+    text = FIXABLE.replace("rayproject/ray:2.49.2-py312-cpu", "rayproject/ray:2.61.0-py312-cpu").replace(
+        "--dashboard-port=8265", "--dashboard-port=8265 --node-labels-file=/etc/l.yaml"
+    )
+    path = write(tmp_path, text)
+    args = ["fix", "--cluster", "--compose", str(path), "--yes", "--no-roundtrip", "--json"]
+    doc = json.loads(raydoctor_cli(args, tmp_path, env).stdout)
+    cluster = doc["outcome"]["cluster_file"]
+    assert cluster["written"] is True, doc["error"]
+    assert "compose.ray_start_flags.beyond_table" in cluster["by_hand"], cluster["by_hand"]
+    assert all("--labels-file" not in e["value"] for e in cluster["edits"])
+    command = yaml.safe_load(path.read_text())["services"]["ray-head"]["command"]
+    assert "--node-labels-file=/etc/l.yaml" in command and "--block" in command and "--labels-file" not in command
+    flags = next(r for r in doc["results"] if r["id"] == "compose.ray_start_flags")
+    assert (flags["status"], flags["code"]) == ("warn", "compose.ray_start_flags.beyond_table"), flags
+    assert flags["remediation"]["edits"] == []
+
+
 def test_an_untrusted_settings_files_compose_path_is_not_edited(tmp_path: Path, env: dict[str, str]) -> None:
     path = write(tmp_path, FIXABLE, name="theirs.yaml")
     (tmp_path / ".git").mkdir()

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from doctor.app import run_check
 from doctor.checks import roundtrip
@@ -47,6 +48,7 @@ from doctor.fix.plan import FixOptions
 from doctor.fix.progress import Steps
 from doctor.model import Status
 from doctor.options import TargetOptions
+from doctor.parsers.ray_start import option_at, options_at
 from tests.helpers import TOKEN, missing, tool_env
 from tests.ray_cluster import RayNode, ensure_ray_venv, python_version
 
@@ -166,6 +168,43 @@ def record(row: Row, **facts) -> None:
     if out:
         with open(out, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"ray": row.ray, "python": row.python, "token": row.token, **facts}) + "\n")
+
+
+# `ray start`'s own options, asked from click in the row's venv (no head started): name -> (type, flag, count).
+START_PARAMS = """
+import json
+from ray.scripts.scripts import start
+print(json.dumps({o: [type(p.type).__name__, bool(getattr(p, "is_flag", False)), bool(getattr(p, "count", False))]
+                  for p in start.params for o in p.opts}))
+"""
+# click's parameter types and the kinds of doctor.parsers.ray_start that read their values.
+CLICK_KINDS = {
+    "IntParamType": {"int", "port"},
+    "FloatParamType": {"float"},
+    "BoolParamType": {"bool", "flag"},
+    "Choice": {"choice"},
+    "IntRange": {"count"},
+    "StringParamType": {"str", "json", "labels"},
+    "FuncParamType": {"json"},  # --system-config: type=json.loads
+}
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_the_ray_start_table_is_what_the_rows_ray_takes(row: Row, clean_env) -> None:
+    """raydoctor's table for the row's release names exactly the options its `ray start` takes, each with a
+    value kind click reads the same way (doctor.parsers.ray_start, written from scripts.py by release)."""
+    python = head_python(row)
+    done = subprocess.run(
+        [str(python), "-c", START_PARAMS], capture_output=True, text=True, timeout=120, env=tool_env(clean_env)
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    real = json.loads(done.stdout)
+    version = Version(row.ray)
+    assert sorted(options_at(version)) == sorted(real)
+    for name, (click_type, flag, count) in real.items():
+        spec = option_at(name, version)
+        assert spec is not None and spec.valueless == (flag or count), name
+        assert spec.kind in CLICK_KINDS[click_type], (name, spec.kind, click_type)
 
 
 @pytest.mark.parametrize("row", ROWS)

@@ -5,15 +5,23 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packaging.version import Version
 
 from doctor.parsers.ray_start import (
     MASK,
     OPTIONS,
+    REMOVED,
+    TABLE_NEWEST,
+    TABLE_OLDEST,
     VALUELESS,
+    beyond_table,
     find_ray_starts,
     first_ray_start,
     from_params,
     is_secret_name,
+    labels_pairs,
+    option_at,
+    options_at,
     parse_ray_start,
 )
 
@@ -139,3 +147,73 @@ def test_a_value_that_looks_like_an_option_is_still_the_value() -> None:
     assert "-x9secret" not in line.display()
     assert parse_ray_start(["--num-cpus", "--block"]).value("--num-cpus") == "--block"
     assert parse_ray_start(["--frobnicate", "--block"]).value("--frobnicate") == ""
+
+
+# -- the table by release: each change sits between two adjacent releases whose scripts.py was read -------
+
+
+@pytest.mark.parametrize(
+    "option, last_without, first_with",
+    [
+        ("--include-log-monitor", "2.40.0", "2.41.0"),
+        ("--redis-username", "2.40.0", "2.41.0"),
+        ("--labels-file", "2.44.1", "2.45.0"),
+        ("--object-spilling-directory", "2.44.1", "2.45.0"),
+        ("--enable-resource-isolation", "2.44.1", "2.45.0"),
+        ("--system-reserved-cpu", "2.44.1", "2.45.0"),
+        ("--proxy-server-url", "2.54.0", "2.55.0"),
+    ],
+)
+def test_an_option_is_taken_from_the_release_it_came_in(option: str, last_without: str, first_with: str) -> None:
+    assert option_at(option, Version(last_without)) is None
+    assert option_at(option, Version(first_with)) is OPTIONS[option]
+    assert option_at(option, Version(TABLE_NEWEST)) is OPTIONS[option]
+    assert option_at(option, Version(first_with + "rc1")) is OPTIONS[option]  # a candidate of that release
+    assert option_at(option, None) is OPTIONS[option]  # no release known: some release takes it
+
+
+@pytest.mark.parametrize(
+    "option, last_with, first_without",
+    [
+        ("--redis-max-memory", "2.43.0", "2.44.0"),
+        ("--gcs-server-port", "2.47.1", "2.48.0"),
+        ("--storage", "2.47.1", "2.48.0"),
+        ("--dashboard-grpc-port", "2.47.1", "2.48.0"),
+        ("--plasma-store-socket-name", "2.47.1", "2.48.0"),
+        ("--raylet-socket-name", "2.47.1", "2.48.0"),
+    ],
+)
+def test_an_option_is_refused_from_the_release_that_dropped_it(option: str, last_with: str, first_without: str) -> None:
+    assert option_at(option, Version("2.9.3")) is OPTIONS[option]
+    assert option_at(option, Version(last_with)) is OPTIONS[option]
+    assert option_at(option, Version(first_without)) is None and REMOVED[option].since == first_without[:4]
+    assert option_at(option, Version("2.61.0")) is None
+    assert option_at(option, None) is OPTIONS[option]  # never refused when the release is unknown
+
+
+def test_removed_and_options_agree() -> None:
+    # An option dropped inside the table keeps its spec (releases before take it); one dropped before
+    # the table has none. Every release named is inside the table.
+    for name, gone in REMOVED.items():
+        assert (name in OPTIONS) == (gone.since is not None), name
+        if gone.since:
+            assert Version(TABLE_OLDEST) < Version(gone.since) <= Version(TABLE_NEWEST)
+            assert OPTIONS[name].since is None or Version(OPTIONS[name].since) < Version(gone.since)
+        assert gone.instead is None or gone.instead in OPTIONS
+    for name, spec in OPTIONS.items():
+        assert spec.since is None or Version(TABLE_OLDEST) < Version(spec.since) <= Version(TABLE_NEWEST), name
+    assert set(options_at(None)) == set(OPTIONS)
+    assert "--proxy-server-url" in options_at(Version("2.60.0")) and "--storage" not in options_at(Version("2.60.0"))
+    assert "--proxy-server-url" not in options_at(Version("2.9.3")) and "--storage" in options_at(Version("2.9.3"))
+
+
+@pytest.mark.parametrize(
+    "ray, edge",
+    [("2.61.0", "2.60"), ("3.0.0", "2.60"), ("2.60.3", None), ("2.9.0", None), ("2.8.1", "2.9"), (None, None)],
+)
+def test_beyond_the_table(ray: str | None, edge: str | None) -> None:
+    assert beyond_table(Version(ray) if ray else None) == edge
+
+
+def test_labels_take_key_value_pairs_from_2_45() -> None:
+    assert not labels_pairs(Version("2.44.1")) and labels_pairs(Version("2.45.0")) and labels_pairs(None)

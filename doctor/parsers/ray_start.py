@@ -5,12 +5,24 @@ compose loader (what the head publishes, its GCS port), the cluster-file
 readers (``--num-gpus`` of a ``ray up`` config, KubeRay's ``rayStartParams``)
 and the lint rules (typos, removed and deprecated options, bad values).
 
-The table follows the ``start`` command of Ray 2.49 in
-``python/ray/scripts/scripts.py`` (its ``@click.option`` list, hidden options
-included since click accepts them, plus the logging options every Ray CLI
-command takes from ``ray/autoscaler/_private/cli_logger.py::add_click_logging_options``).
-It is written from that source, not copied: the value kind per option is all
-raydoctor needs.
+The table is versioned: it holds every option the ``start`` command of Ray 2.9
+through 2.60 takes (``python/ray/scripts/scripts.py``, its ``@click.option``
+list, hidden options included since click accepts them, plus the logging
+options every Ray CLI command takes from
+``ray/autoscaler/_private/cli_logger.py::add_click_logging_options``), each
+with the release it came in (``OptionSpec.since``), and ``REMOVED`` says which
+release dropped an option and what replaced it. It is written from that source,
+not copied: the value kind per option and the releases are all raydoctor
+needs. ``option_at`` answers for one release (a head's Ray) or, with none, for
+any release of the table; ``beyond_table`` says when a release is outside it.
+
+Read from the published wheels' ``scripts.py``: 2.9.3, 2.20.0, 2.35.0, 2.40.0,
+2.41.0, 2.42.0, 2.43.0, 2.44.0, 2.45.0, 2.46.0, 2.47.0, 2.47.1, 2.48.0, 2.49.2,
+2.52.1, 2.54.0, 2.55.0, 2.56.0, 2.60.0, and the click command itself of 2.9.3,
+2.24.0, 2.35.0, 2.44.1, 2.49.2 and 2.60.0 (``start.params``). Each change lies
+between two adjacent releases read, so its ``since`` is exact; an option that
+came and went again between two releases read (inside 2.9.3-2.40.0,
+2.48.0-2.54.0 or 2.56.0-2.60.0) would be missing.
 
 Values of secret-looking options (``--*password*``, ``--*token*``,
 ``--*secret*``, ``--*key*``) never leave this module unmasked through
@@ -24,22 +36,32 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.version import Version
+
 from doctor.parsers.shell import SHELL_OPERATORS, split_shell, unwrap_shells
 
 __all__ = [
     "MASK",
     "OPTIONS",
     "REMOVED",
+    "LABELS_PAIRS_SINCE",
+    "TABLE_NEWEST",
+    "TABLE_OLDEST",
     "VALUELESS",
     "OptionSpec",
     "RayStartCall",
     "RayStartLine",
     "RayStartOption",
+    "Removal",
+    "beyond_table",
     "find_ray_starts",
     "first_ray_start",
     "from_params",
     "is_secret_name",
+    "labels_pairs",
     "mask_argv",
+    "option_at",
+    "options_at",
     "parse_ray_start",
     "ray_start_words",
 ]
@@ -51,22 +73,32 @@ MASK = "***"
 class OptionSpec:
     """How `ray start` takes one option: ``kind`` is the value it wants."""
 
-    kind: str  # flag | count | int | port | float | bool | json | str | choice
+    kind: str  # flag | count | int | port | float | bool | json | labels | str | choice
     choices: tuple[str, ...] = ()
     deprecated: str | None = None  # why, and what to use instead
+    since: str | None = None  # the first release that takes it; None: every release of the table
 
     @property
     def valueless(self) -> bool:
         return self.kind in ("flag", "count")
 
 
-# The options of `ray start` in Ray 2.49: python/ray/scripts/scripts.py, `start`.
+# The releases the table covers: Ray 2.9 to 2.60 (every patch of each), read as the module docstring says.
+TABLE_OLDEST = "2.9"
+TABLE_NEWEST = "2.60"
+
+# From 2.45 `ray start --labels` takes "key1=val1,key2=val2" (ray/_private/label_utils.py::
+# parse_node_labels_string), falling back to the JSON object earlier releases take only.
+LABELS_PAIRS_SINCE = "2.45"
+
+# Every option of `ray start` in Ray 2.9-2.60 (python/ray/scripts/scripts.py, `start`); one that later
+# releases dropped is also in REMOVED, which says from when.
 OPTIONS: dict[str, OptionSpec] = {
     "--node-ip-address": OptionSpec("str"),
     "--address": OptionSpec("str"),
     "--port": OptionSpec("port"),
     "--node-name": OptionSpec("str"),
-    "--redis-username": OptionSpec("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"),
+    "--redis-username": OptionSpec("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it", since="2.41"),
     "--redis-password": OptionSpec("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"),
     "--redis-shard-ports": OptionSpec("str"),
     "--object-manager-port": OptionSpec("port"),
@@ -92,7 +124,7 @@ OPTIONS: dict[str, OptionSpec] = {
     "--runtime-env-agent-port": OptionSpec("port"),
     "--block": OptionSpec("flag"),
     "--plasma-directory": OptionSpec("str"),
-    "--object-spilling-directory": OptionSpec("str"),
+    "--object-spilling-directory": OptionSpec("str", since="2.45"),
     "--autoscaling-config": OptionSpec("str"),
     "--no-redirect-output": OptionSpec("flag"),
     "--plasma-store-socket-name": OptionSpec("str", deprecated="internal to Ray and going away; drop it"),
@@ -104,38 +136,108 @@ OPTIONS: dict[str, OptionSpec] = {
     "--metrics-export-port": OptionSpec("port"),
     "--no-monitor": OptionSpec("flag"),
     "--tracing-startup-hook": OptionSpec("str"),
+    "--proxy-server-url": OptionSpec("str", since="2.55"),
     "--ray-debugger-external": OptionSpec("flag"),
     "--disable-usage-stats": OptionSpec("flag"),
-    "--labels": OptionSpec("json"),
-    "--labels-file": OptionSpec("str"),
-    "--include-log-monitor": OptionSpec("bool"),
-    "--enable-resource-isolation": OptionSpec("flag"),
-    "--cgroup-path": OptionSpec("str"),
-    "--system-reserved-cpu": OptionSpec("float"),
-    "--system-reserved-memory": OptionSpec("int"),
+    "--labels": OptionSpec("labels"),
+    "--labels-file": OptionSpec("str", since="2.45"),
+    "--include-log-monitor": OptionSpec("bool", since="2.41"),
+    "--enable-resource-isolation": OptionSpec("flag", since="2.45"),
+    "--cgroup-path": OptionSpec("str", since="2.45"),
+    "--system-reserved-cpu": OptionSpec("float", since="2.45"),
+    "--system-reserved-memory": OptionSpec("int", since="2.45"),
     "--log-style": OptionSpec("choice", ("auto", "record", "pretty")),
     "--log-color": OptionSpec("choice", ("auto", "false", "true")),
     "--verbose": OptionSpec("count"),
     "-v": OptionSpec("count"),
 }
 
-# Options older Ray accepted that 2.49 rejects, with what replaced them (None: nothing).
-REMOVED: dict[str, str | None] = {
-    "--redis-address": "--address",
-    "--redis-port": "--port",
-    "--include-webui": "--include-dashboard",
-    "--webui-host": "--dashboard-host",
-    "--internal-config": "--system-config",
-    "--num-redis-shards": None,
-    "--redis-max-clients": None,
-    "--huge-pages": None,
-    "--load-code-from-local": None,
-    "--java-worker-options": None,
-    "--code-search-path": None,
-    "--lru-evict": None,
-    "--no-redirect-worker-output": None,
-    "--include-java": None,
+
+@dataclass(frozen=True)
+class Removal:
+    """An option `ray start` no longer takes: what replaced it (None: nothing) and from which release."""
+
+    instead: str | None
+    since: str | None = None  # the first release without it; None: before every release of the table
+
+
+# Options `ray start` dropped. Those with a ``since`` are in OPTIONS too (releases before take them);
+# the rest were gone before Ray 2.9.
+REMOVED: dict[str, Removal] = {
+    "--redis-address": Removal("--address"),
+    "--redis-port": Removal("--port"),
+    "--include-webui": Removal("--include-dashboard"),
+    "--webui-host": Removal("--dashboard-host"),
+    "--internal-config": Removal("--system-config"),
+    "--num-redis-shards": Removal(None),
+    "--redis-max-clients": Removal(None),
+    "--huge-pages": Removal(None),
+    "--load-code-from-local": Removal(None),
+    "--java-worker-options": Removal(None),
+    "--code-search-path": Removal(None),
+    "--lru-evict": Removal(None),
+    "--no-redirect-worker-output": Removal(None),
+    "--include-java": Removal(None),
+    "--redis-max-memory": Removal(None, since="2.44"),
+    # Deprecated and ignored (or unused) before they went: dropping them changes nothing. --gcs-server-port
+    # is not --port: Ray ignored it, so the GCS ran on --port's port all along.
+    "--gcs-server-port": Removal(None, since="2.48"),
+    "--dashboard-grpc-port": Removal(None, since="2.48"),
+    "--plasma-store-socket-name": Removal(None, since="2.48"),
+    "--raylet-socket-name": Removal(None, since="2.48"),
+    "--storage": Removal(None, since="2.48"),
 }
+
+
+def _at_least(ray: Version, since: str | None) -> bool:
+    return since is None or ray >= Version(since)
+
+
+def option_at(name: str, ray: Version | None) -> OptionSpec | None:
+    """How `ray start` of Ray ``ray`` takes ``name``, or None when it refuses it.
+
+    With no release (the head's Ray unknown), how some release of the table takes it: an option
+    any release of Ray 2.9-2.60 takes is never refused then. A release outside the table is judged
+    as its nearest end (``beyond_table`` tells when).
+    """
+    spec = OPTIONS.get(name)
+    if spec is None or ray is None:
+        return spec
+    ray = _release_only(ray)
+    gone = REMOVED.get(name)
+    if not _at_least(ray, spec.since) or (gone is not None and gone.since and _at_least(ray, gone.since)):
+        return None
+    return spec
+
+
+def options_at(ray: Version | None) -> list[str]:
+    """Every option `ray start` of Ray ``ray`` takes (with None: of any release of the table)."""
+    return [name for name in OPTIONS if option_at(name, ray) is not None]
+
+
+def beyond_table(ray: Version | None) -> str | None:
+    """The end of the table a release lies past: ``TABLE_NEWEST`` for a newer Ray, ``TABLE_OLDEST``
+    for an older one, None inside it (or for no release): there an option unknown to the table is
+    not known to be refused."""
+    if ray is None:
+        return None
+    minor = Version(".".join(str(n) for n in _release_only(ray).release[:2]))
+    if minor > Version(TABLE_NEWEST):
+        return TABLE_NEWEST
+    if minor < Version(TABLE_OLDEST):
+        return TABLE_OLDEST
+    return None
+
+
+def _release_only(ray: Version) -> Version:
+    """``2.41.0rc1`` as ``2.41.0``: a release candidate takes the options of its release."""
+    return Version(ray.base_version)
+
+
+def labels_pairs(ray: Version | None) -> bool:
+    """Whether `ray start --labels` of Ray ``ray`` takes ``key=value`` pairs (with None: some release does)."""
+    return ray is None or _at_least(_release_only(ray), LABELS_PAIRS_SINCE)
+
 
 # Options that take no value: the word after one of these is never its value.
 VALUELESS = frozenset(name for name, spec in OPTIONS.items() if spec.valueless)

@@ -21,7 +21,8 @@ the common ``ClusterSpec`` (``doctor.head.cluster_files``):
   refuses a node whose Ray or Python differs from the head's
   (``ray/_private/node.py::Node.check_version_info``);
 * ``cluster.ray_start_flags``: every ``rayStartParams`` key (or option of the
-  launcher's ``*_start_ray_commands``) is one `ray start` takes;
+  launcher's ``*_start_ray_commands``) is one `ray start` of the group's Ray
+  takes (``doctor.parsers.ray_start`` holds Ray 2.9 to 2.60 by release);
 * ``cluster.ray_version``: the Ray version the file declares (KubeRay's
   ``spec.rayVersion``, the chart's ``head.rayVersion``) is the one the images
   run; KubeRay picks features by it, so a wrong one breaks the operator's

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
@@ -18,7 +19,21 @@ from doctor.checks.lint.framework import Item, LintContext
 from doctor.head.cluster_files import GPU_RESOURCE, ClusterSpec, NodeGroup
 from doctor.head.image_tag import ImageInfo, parse_image
 from doctor.model import Change, Edit, Op, Status
-from doctor.parsers.ray_start import OPTIONS, REMOVED, OptionSpec, RayStartLine, RayStartOption
+from doctor.parsers.ray_start import (
+    LABELS_PAIRS_SINCE,
+    OPTIONS,
+    REMOVED,
+    TABLE_NEWEST,
+    TABLE_OLDEST,
+    OptionSpec,
+    RayStartLine,
+    RayStartOption,
+    beyond_table,
+    labels_pairs,
+    option_at,
+    options_at,
+)
+from doctor.versions import release
 
 __all__ = ["gpu", "ray_start_flags", "ray_version", "same_image"]
 
@@ -167,10 +182,12 @@ def _versions_note(head: ImageInfo, worker: ImageInfo) -> str:
 
 
 def ray_start_flags(ctx: LintContext) -> tuple[list[Item], str]:
-    """Every option is one `ray start` of Ray 2.49 takes, with a value of the kind it wants."""
+    """Every option is one the group's Ray takes (any Ray of the table where the file does not say which),
+    with a value of the kind it wants."""
     items: list[Item] = []
     seen: set[str] = set()
     judged: list[str] = []
+    releases: set[str] = set()
     for group in ctx.ray_groups():
         if group.ray_start_at in seen:
             continue  # the launcher's worker types share one worker_start_ray_commands
@@ -179,12 +196,14 @@ def ray_start_flags(ctx: LintContext) -> tuple[list[Item], str]:
         assert line is not None
         who = group.name if ctx.spec.format != "ray-launcher" else group.ray_start_at
         judged.append(who)
+        ray = _ray_of(ctx.spec, group)
+        releases.add(ray.text if ray else "")
         params = group.ray_start_form == "params"
         group_items: list[Item] = []
         fixed: list[RayStartOption] = []
         names = line.names()
         for index, opt in enumerate(line.options):
-            item, replacement = _check_option(who, opt)
+            item, replacement = _check_option(who, opt, ray)
             others = names[:index] + names[index + 1 :]
             if replacement and replacement[0].name in others:
                 replacement = []  # the corrected option is already given
@@ -217,7 +236,35 @@ def ray_start_flags(ctx: LintContext) -> tuple[list[Item], str]:
         items.extend(group_items)
     if not judged:
         return [], "no `ray start` options in the file"
-    return items, f"every ray start flag is one Ray 2.49 knows ({', '.join(judged)})"
+    if releases == {""}:
+        whose = f"a Ray of {TABLE_OLDEST} to {TABLE_NEWEST}"  # the file does not say which
+    else:
+        whose = f"Ray {releases.pop()}" if len(releases) == 1 else "the group's Ray"
+    return items, f"every ray start flag is one {whose} takes ({', '.join(judged)})"
+
+
+@dataclass(frozen=True)
+class _Ray:
+    """The Ray a group's `ray start` runs: its release, as written, and where the file says it."""
+
+    version: Version
+    text: str
+    source: str
+
+
+def _ray_of(spec: ClusterSpec, group: NodeGroup) -> _Ray | None:
+    """The Ray a group runs, by its file: the launcher's ``pip install ray==`` in setup_commands (installed
+    over the image's), else the image's tag, else the version the file declares (KubeRay's rayVersion)."""
+    declared = release(spec.ray_version) if spec.ray_version else None
+    if declared is not None and spec.format == "ray-launcher":
+        return _Ray(declared, spec.ray_version or "", spec.ray_version_from or "setup_commands")
+    tagged = parse_image(group.image).ray if group.image else None
+    version = release(tagged)
+    if tagged and version is not None:
+        return _Ray(version, tagged, f"the image {group.image}")
+    if declared is not None:
+        return _Ray(declared, spec.ray_version or "", spec.ray_version_from or "the file")
+    return None
 
 
 def _secret_note(line: RayStartLine) -> str:
@@ -255,48 +302,14 @@ def _renamed(opt: RayStartOption, name: str) -> RayStartOption:
     return RayStartOption(word, name, opt.value, opt.inline)
 
 
-def _check_option(who: str, opt: RayStartOption) -> tuple[Item | None, list[RayStartOption] | None]:
-    """Judge one option; returns what was found and the corrected options (None: keep as is)."""
+def _check_option(who: str, opt: RayStartOption, ray: _Ray | None) -> tuple[Item | None, list[RayStartOption] | None]:
+    """Judge one option against the group's Ray (``ray``; None: any Ray of the table); returns what was
+    found and the corrected options (None: keep as is)."""
     name, value = opt.name, opt.value
-    if name not in OPTIONS:
-        if not name.startswith("--") and ("-" + name) in OPTIONS:
-            good = "-" + name
-            return (
-                Item(
-                    Status.FAIL,
-                    f"{who}: '{opt.shown()}' has one dash; ray start wants '{_renamed(opt, good).shown()}'",
-                    (f"click reads '{name}' as short options and `ray start` exits with 'No such option'.",),
-                    f"Write long options with two dashes: {good}.",
-                    cause="single_dash",
-                ),
-                [_renamed(opt, good)],
-            )
-        if name in REMOVED:
-            new = REMOVED[name]
-            instead = f"use {new}" if new else "drop it"
-            return (
-                Item(
-                    Status.FAIL,
-                    f"{who}: {name} is not an option of ray start 2.49 (removed); {instead}",
-                    (f"`ray start` exits with 'No such option: {name}' and the container stops.",),
-                    f"Replace {name}: {instead}.",
-                    cause="removed",
-                ),
-                [_renamed(opt, new)] if new else [],
-            )
-        close = difflib.get_close_matches(name, list(OPTIONS), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        return (
-            Item(
-                Status.FAIL,
-                f"{who}: unknown ray start flag {name}{hint}",
-                (f"`ray start` exits with 'No such option: {name}' and the container stops.",),
-                f"Use {close[0]} instead of {name}." if close else f"Remove {name}; see `ray start --help`.",
-                cause="unknown",
-            ),
-            [_renamed(opt, close[0])] if close else None,
-        )
-    spec = OPTIONS[name]
+    at = ray.version if ray else None
+    spec = option_at(name, at)
+    if spec is None:
+        return _not_taken(who, opt, ray)
     if spec.valueless:
         if opt.inline:
             return (
@@ -321,7 +334,7 @@ def _check_option(who: str, opt: RayStartOption) -> tuple[Item | None, list[RayS
             None,
         )
     elif not _unexpanded(value):
-        problem = _bad_value(spec, value)
+        problem = _bad_value(spec, value, at)
         if problem:
             return (
                 Item(
@@ -348,12 +361,93 @@ def _check_option(who: str, opt: RayStartOption) -> tuple[Item | None, list[RayS
     return None, None
 
 
+def _not_taken(who: str, opt: RayStartOption, ray: _Ray | None) -> tuple[Item, list[RayStartOption] | None]:
+    """An option `ray start` of the group's Ray does not take: a typo, one of another release, or one
+    raydoctor's table cannot know (a Ray newer or older than it)."""
+    name = opt.name
+    at = ray.version if ray else None
+    runs = f"{who} runs Ray {ray.text} ({ray.source})" if ray else ""
+    no_such = f"`ray start` exits with 'No such option: {name}' and the container stops."
+    if not name.startswith("--") and option_at("-" + name, at) is not None:
+        good = "-" + name
+        return (
+            Item(
+                Status.FAIL,
+                f"{who}: '{opt.shown()}' has one dash; ray start wants '{_renamed(opt, good).shown()}'",
+                (f"click reads '{name}' as short options and `ray start` exits with 'No such option'.",),
+                f"Write long options with two dashes: {good}.",
+                cause="single_dash",
+            ),
+            [_renamed(opt, good)],
+        )
+    spec = OPTIONS.get(name)
+    if ray is not None and spec is not None and spec.since and Version(ray.version.base_version) < Version(spec.since):
+        # An option of a later release: the user's Ray is the one to change, or the option dropped.
+        return (
+            Item(
+                Status.FAIL,
+                f"{who}: {name} came in Ray {spec.since}; {runs}, whose `ray start` does not take it",
+                (no_such,),
+                f"Run Ray {spec.since} or later, or remove {name}.",
+                cause="too_new",
+            ),
+            None,
+        )
+    if name in REMOVED:
+        gone = REMOVED[name]
+        instead = f"use {gone.instead}" if gone.instead else "drop it"
+        when = f"removed in Ray {gone.since}" if gone.since else f"removed before Ray {TABLE_OLDEST}"
+        of = f"ray start {ray.text}" if ray else "ray start"
+        return (
+            Item(
+                Status.FAIL,
+                f"{who}: {name} is not an option of {of} ({when}); {instead}",
+                (no_such,) + ((runs + ".",) if ray else ()),
+                f"Replace {name}: {instead}.",
+                cause="removed",
+            ),
+            [_renamed(opt, gone.instead)] if gone.instead else [],
+        )
+    close = difflib.get_close_matches(name, options_at(at), n=1, cutoff=0.6)
+    edge = beyond_table(at)
+    if ray is not None and edge is not None:
+        # Unknown to every release raydoctor read, on a Ray it did not read: Ray's own `ray start`
+        # may take it, so it is neither failed nor corrected.
+        side = "stops at" if edge == TABLE_NEWEST else "starts at"
+        hint = f" (close to {close[0]})" if close else ""
+        return (
+            Item(
+                Status.WARN,
+                f"{who}: {name} is not a ray start option raydoctor knows{hint}; its table {side} Ray {edge} "
+                f"and {runs}",
+                (
+                    f"raydoctor's table of `ray start` options covers Ray {TABLE_OLDEST} to {TABLE_NEWEST}; "
+                    f"a Ray outside it may take {name}, so it is left as written.",
+                ),
+                f"Check that `ray start --help` of Ray {ray.text} lists {name}.",
+                cause="beyond_table",
+            ),
+            None,
+        )
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return (
+        Item(
+            Status.FAIL,
+            f"{who}: unknown ray start flag {name}{hint}",
+            (no_such,),
+            f"Use {close[0]} instead of {name}." if close else f"Remove {name}; see `ray start --help`.",
+            cause="unknown",
+        ),
+        [_renamed(opt, close[0])] if close else None,
+    )
+
+
 def _unexpanded(value: str) -> bool:
     """A shell variable left for the container's shell (``$$VAR`` in compose, ``$RAY_HEAD_IP``)."""
     return "$" in value or "`" in value
 
 
-def _bad_value(spec: OptionSpec, value: str) -> str | None:
+def _bad_value(spec: OptionSpec, value: str, ray: Version | None = None) -> str | None:
     if spec.kind in ("int", "port"):
         try:
             number = int(value)
@@ -381,6 +475,27 @@ def _bad_value(spec: OptionSpec, value: str) -> str | None:
             return "is not valid JSON (quote it: --resources='{\"name\": 1}')"
         if not isinstance(parsed, dict):
             return "is not a JSON object"
+    elif spec.kind == "labels":
+        return _bad_labels(value, ray)
+    return None
+
+
+def _bad_labels(value: str, ray: Version | None) -> str | None:
+    """`ray start --labels`: a JSON object in every release; from 2.45 also ``key1=val1,key2=val2``
+    (ray/_private/label_utils.py::parse_node_labels_string, tried first, then the JSON)."""
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        return None
+    if not labels_pairs(ray):
+        return (
+            f'is not a JSON object (Ray before {LABELS_PAIRS_SINCE} takes only JSON: --labels=\'{{"key": "value"}}\')'
+        )
+    text = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    if text and any(len(pair.split("=")) != 2 for pair in text.split(",")):
+        return "is neither key=value pairs (--labels=key1=val1,key2=val2) nor a JSON object"
     return None
 
 
