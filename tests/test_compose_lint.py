@@ -129,12 +129,12 @@ ROWS = [
         None,
     ),
     (
-        "deprecated",
+        "redis-password-for-a-fault-tolerant-gcs",  # current (Ray's fault_tolerance/gcs.rst): never dropped
         set_worker_cmd("--address=ray-head:6379 --redis-password=5241590000000000 --block"),
         "compose.ray_start_flags",
-        Status.WARN,
-        ["ray-worker", "--redis-password", "deprecated"],
-        "--block",
+        Status.OK,
+        [],
+        None,
     ),
     (
         "removed",
@@ -847,8 +847,9 @@ def test_password_never_in_a_remedy_or_detail(tmp_path: Path) -> None:
         load_compose(_write(tmp_path, _secret_tree()), {"REDIS_PASSWORD": PASSWORD}), routes=no_routes, cpu_count=8
     )
     by = {r.id: r for r in results}
-    for rule_id in ("compose.dashboard_host", "compose.worker_address", "compose.ray_start_flags"):
+    for rule_id in ("compose.dashboard_host", "compose.worker_address"):
         assert by[rule_id].status in (Status.FAIL, Status.WARN), by[rule_id].to_dict()
+    assert by["compose.ray_start_flags"].status is Status.OK  # --redis-password is a current option
     assert by["compose.dashboard_host"].code == "compose.dashboard_host.missing"
     text = json.dumps([r.to_dict() for r in results])
     assert PASSWORD not in text
@@ -857,6 +858,22 @@ def test_password_never_in_a_remedy_or_detail(tmp_path: Path) -> None:
     assert "--dashboard-host=0.0.0.0" in head_edit.value and "--redis-password=***" in head_edit.value
     worker_edit = edits["services.ray-worker.command"]
     assert "--address=ray-head:6379" in worker_edit.value and "--redis-password ***" in worker_edit.value
+
+
+def test_a_corrected_ray_start_line_masks_the_password(tmp_path: Path) -> None:
+    tree = copy.deepcopy(BASE)
+    worker(tree)["command"] = (
+        f'bash -c "ray start --address=ray-head:6379 --redis-password {PASSWORD} --num-cpu=2 --block"'
+    )
+    flags = next(
+        r
+        for r in lint_compose(load_compose(_write(tmp_path, tree), {}), routes=no_routes, cpu_count=8)
+        if r.id == "compose.ray_start_flags"
+    )
+    assert flags.status is Status.FAIL and "--num-cpu" in flags.summary, flags.to_dict()
+    assert PASSWORD not in json.dumps(flags.to_dict())
+    (edit,) = flags.remediation.edits
+    assert "--num-cpus=2" in edit.value and "--redis-password ***" in edit.value, edit
 
 
 def test_secret_values_of_a_compose_project(tmp_path: Path) -> None:

@@ -98,8 +98,12 @@ OPTIONS: dict[str, OptionSpec] = {
     "--address": OptionSpec("str"),
     "--port": OptionSpec("port"),
     "--node-name": OptionSpec("str"),
-    "--redis-username": OptionSpec("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it", since="2.41"),
-    "--redis-password": OptionSpec("str", deprecated="Redis is gone from Ray (GCS replaced it); drop it"),
+    # The password (and, from 2.41, the user) of the external Redis that makes the GCS fault tolerant:
+    # `RAY_REDIS_ADDRESS=host:port ray start --head --redis-password PASSWORD` (Ray's own
+    # doc/source/ray-core/fault_tolerance/gcs.rst; KubeRay's rayStartParams redis-password). Current, not
+    # deprecated: dropping it breaks a fault-tolerant head.
+    "--redis-username": OptionSpec("str", since="2.41"),
+    "--redis-password": OptionSpec("str"),
     "--redis-shard-ports": OptionSpec("str"),
     "--object-manager-port": OptionSpec("port"),
     "--node-manager-port": OptionSpec("port"),
