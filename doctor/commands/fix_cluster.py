@@ -4,8 +4,9 @@ Check gives the edits (the ``doctor.model.Change`` of its compose findings, neve
 ``doctor.fix.cluster_file`` applies them with a round-trip YAML library and proves the result; the diff
 is shown and fix asks before writing, as it asks before building (``--yes``; no terminal and no
 ``--yes`` refuses; ``--dry-run`` shows the diff and writes nothing). Then the services it changed are
-recreated where the cluster runs (``doctor.fix.cluster_restart``) and check runs again: the one
-``Report`` (command ``"fix"``) carries the final check's findings and ``outcome.cluster_file``.
+recreated where the cluster runs (``doctor.fix.cluster_restart``), fix waits, bounded, until they answer
+as Ray again (``doctor.fix.cluster_wait``), and check runs again: the one ``Report`` (command ``"fix"``)
+carries the final check's findings and ``outcome.cluster_file``.
 
 The file is one the user named (``--compose``, ``--cluster-file``, or a trusted settings file's key:
 an untrusted file's compose path is set aside by ``doctor.settings``), or the default
@@ -20,10 +21,16 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doctor.errors import DoctorError, UsageError
 from doctor.model import Edit, Report, Result, Status
+
+if TYPE_CHECKING:
+    from doctor.context import CheckContext
+    from doctor.fix.cluster_wait import Waited
+    from doctor.secrets import Token
+    from doctor.target import HeadAddress
 
 EXIT_DECLINED = 1  # as fix: "you said no"
 
@@ -89,7 +96,7 @@ def run_cluster(args: argparse.Namespace) -> int:
         options = options_from(args)
         named = options.compose is not None or options.cluster_file is not None
         # What the plan needs is the compose lint: no round trip, no resolution, no probe jobs.
-        contexts: list[Any] = []  # the run's CheckContext: the target as a type, not its serialized form
+        contexts: list[CheckContext] = []  # the run's CheckContext: the target as a type, not its serialized form
         before = run_check(
             replace(options, roundtrip=False, resolve=False, deep=False, jobs=False),
             cwd=cwd,
@@ -131,6 +138,12 @@ def run_cluster(args: argparse.Namespace) -> int:
             report.error = "you answered no at the prompt: nothing was written"
             report.error_exit_code = EXIT_DECLINED
             return _finish(report, as_json, args.verbose, started)
+        checked = contexts[0] if contexts else None
+        # Where the check read the head, with the token it sent there (read now, while the cluster is as
+        # check saw it): the wait after a restart asks the same dashboard. No compose edit moves the
+        # head's published dashboard port, so the address holds for the rewritten file.
+        address = checked.target.address if checked is not None else None
+        token = checked.target_token if checked is not None and address is not None else None
         write_plan(plan)
         cluster["written"] = True
         services = plan.services()
@@ -138,8 +151,13 @@ def run_cluster(args: argparse.Namespace) -> int:
             from doctor.head.compose import load_compose
 
             services = list(load_compose(file, os.environ).services)
-        restart = restart_changed(file, services, os.environ)
-        cluster["restart"] = restart.to_dict()
+        restart = restart_changed(
+            file, services, os.environ, docker_cli=checked.docker_cli if checked is not None else None
+        )
+        cluster["restart"] = {**restart.to_dict(), "waited": None}
+        if restart.state == "restarted":
+            waited = _wait(file, restart.services, _ray_services(checked), address, token, options.timeout, as_json)
+            cluster["restart"]["waited"] = waited.to_dict()
         after = run_check(options, cwd=cwd)
         report.results = list(after.results)
         report.target, report.head, report.local = after.target, after.head, after.local
@@ -154,6 +172,36 @@ def run_cluster(args: argparse.Namespace) -> int:
         report.error = str(exc)
         report.error_exit_code = exc.exit_code
     return _finish(report, as_json, args.verbose, started)
+
+
+def _ray_services(checked: CheckContext | None) -> list[str]:
+    """The compose services whose command runs ``ray start`` (each container of them is one Ray node)."""
+    project = checked.target.compose if checked is not None else None
+    if project is None:
+        return []
+    return [name for name, service in project.services.items() if service.ray_start is not None]
+
+
+def _wait(
+    file: Path,
+    services: list[str],
+    ray_services: list[str],
+    address: HeadAddress | None,
+    token: Token | None,
+    timeout: float,
+    as_json: bool,
+) -> Waited:
+    """Wait (``doctor.fix.cluster_wait``) until what was recreated answers as Ray again; one progress line
+    on stderr in text mode (as fix's steps), nothing with ``--json``: the outcome's ``restart.waited`` says."""
+    from doctor.fix.cluster_wait import wait_restarted
+    from doctor.fix.progress import make_steps
+
+    names = ", ".join(services)
+    with make_steps(json_output=as_json) as steps:
+        steps.begin("restart", f"waiting for {names} to answer again…")
+        waited = wait_restarted(file, services, ray_services, os.environ, address=address, token=token, timeout=timeout)
+        steps.end("ok" if waited.healthy else "fail", waited.last)
+    return waited
 
 
 def _show(report: Report) -> None:
@@ -215,6 +263,7 @@ def outcome_lines(report: Report, verbose: bool) -> list[tuple[str, str]]:
     services = ", ".join(restart.get("services") or [])
     if state == "restarted":
         lines.append(("", f"Recreated {services}: {' '.join(restart.get('command') or [])}"))
+        lines += _waited_lines(restart.get("waited") or {}, services)
     elif state == "not_running":
         lines.append(("", "The cluster is not running: nothing restarted."))
     elif state == "no_compose":
@@ -223,6 +272,27 @@ def outcome_lines(report: Report, verbose: bool) -> list[tuple[str, str]]:
         lines.append(("red", f"Recreating {services} failed: {' '.join(restart.get('command') or [])}"))
         lines += [("", f"  {line}") for line in restart.get("output") or []]
     return lines
+
+
+def _waited_lines(waited: dict[str, Any], services: str) -> list[tuple[str, str]]:
+    """One line on how the wait after the restart ended (``doctor.fix.cluster_wait.Waited``)."""
+    ended = waited.get("ended")
+    seconds, limit = waited.get("seconds", 0), waited.get("limit_s", 0)
+    if ended == "answered":
+        return [("", f"{services} answered again after {seconds:g} s; the check above ran then.")]
+    if ended == "exited":
+        names = waited.get("exited") or []
+        logs = "; ".join(f"docker logs {name}" for name in names)
+        return [
+            ("red", f"{', '.join(names)} stopped while fix waited for {services} to answer again ({logs} says why).")
+        ]
+    if ended == "refused":
+        return [("yellow", f"The dashboard answers but does not list its nodes to raydoctor ({waited.get('last')}).")]
+    if ended == "timed_out":
+        return [
+            ("yellow", f"{services} did not answer within {limit:g} s ({waited.get('last')}): see the check above.")
+        ]
+    return []
 
 
 def _finish(report: Report, as_json: bool, verbose: bool, started: float) -> int:

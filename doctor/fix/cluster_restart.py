@@ -10,13 +10,16 @@ project name (``-p``), so a cluster started with ``-p NAME`` is not duplicated u
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doctor import proc
 from doctor.text import sanitize
+
+if TYPE_CHECKING:
+    from doctor.local.docker_cli import DockerCli
 
 __all__ = ["Restart", "restart_changed"]
 
@@ -37,8 +40,13 @@ class Restart:
         return {"state": self.state, "services": list(self.services), "command": list(self.argv), "output": self.output}
 
 
-def _compose_argv(version: str, environ: Mapping[str, str]) -> list[str] | None:
-    """The compose that made the containers (label ``1.x``: ``docker-compose``), else the one that answers."""
+def _compose_argv(
+    version: str, environ: Mapping[str, str], docker_cli: Callable[[], DockerCli] | None = None
+) -> list[str] | None:
+    """The compose that made the containers (label ``1.x``: ``docker-compose``), else the one that answers.
+
+    ``docker_cli``: the check run's own answer (``CheckContext.docker_cli``, from its one ``docker info``),
+    asked only here, where the plugin matters; without it Docker is asked again."""
     import shutil
 
     from doctor.local.docker_cli import probe
@@ -47,20 +55,28 @@ def _compose_argv(version: str, environ: Mapping[str, str]) -> list[str] | None:
     legacy = [found] if found else None
     if version.startswith("1.") and legacy:
         return legacy
-    cli = probe(environ)
+    cli = docker_cli() if docker_cli is not None else probe(environ)
     plugin = [cli.docker, "compose"] if cli.docker and cli.compose else None
     return plugin or legacy
 
 
-def restart_changed(compose_path: Path, services: Sequence[str], environ: Mapping[str, str]) -> Restart:
-    """``up -d`` the changed services of the cluster made from ``compose_path``, if any of it runs."""
+def restart_changed(
+    compose_path: Path,
+    services: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    docker_cli: Callable[[], DockerCli] | None = None,
+) -> Restart:
+    """``up -d`` the changed services of the cluster made from ``compose_path``, if any of it runs.
+
+    ``docker_cli``: what the check run learnt of this machine's Docker CLI (see ``_compose_argv``)."""
     from doctor.head.containers import compose_containers
 
     containers = compose_containers(compose_path, environ) or []
     running = [c for c in containers if c.running]
     if not running or not services:
         return Restart("not_running", list(services))
-    compose = _compose_argv(running[0].compose_version, environ)
+    compose = _compose_argv(running[0].compose_version, environ, docker_cli)
     if compose is None:
         return Restart("no_compose", list(services))
     argv = [*compose, "-f", os.path.abspath(compose_path)]  # compose runs in an empty folder (proc.run)
