@@ -216,3 +216,16 @@ def test_fix_says_in_one_line_that_the_recreated_services_did_not_answer() -> No
     assert said in lines
     lines = _lines({"ended": "answered", "seconds": 7.5, "limit_s": 90.0})
     assert "ray-head answered again after 7.5 s; the check above ran then." in lines
+
+
+def test_workers_rejoin_a_recreated_head_and_nothing_else_does() -> None:
+    """A new head is a new GCS: its unchanged Ray workers are recreated with it; services that run no
+    ``ray start`` are not, and an edit that leaves the head alone recreates only what it changed."""
+    from doctor.fix.cluster_restart import rejoining
+
+    ray = ["ray-head", "ray-worker", "gpu-worker"]
+    assert rejoining("ray-head", ray, ["ray-head"]) == ["ray-worker", "gpu-worker"]
+    assert rejoining("ray-head", ray, ["ray-head", "ray-worker"]) == ["gpu-worker"]
+    assert rejoining("ray-head", ray, ["ray-worker"]) == []
+    assert rejoining("ray-head", ray, ["redis"]) == []
+    assert rejoining(None, ray, ["ray-head"]) == []

@@ -228,6 +228,23 @@ def test_live_check_through_published_ports(tutorial: Cluster, env) -> None:
     assert by_id(doc, "compose.resource_limits")["status"] == "ok"  # the fitted copy
 
 
+def test_a_stopped_worker_is_said_with_its_container_state(tutorial: Cluster, env) -> None:
+    """A worker container that stopped is named with its state (the node list alone shows one node fewer,
+    or a dead one); started again, the cluster is whole. Before: head.nodes said OK, "1 alive"."""
+    assert docker("stop", "-t", "5", tutorial.container("ray-worker")).returncode == 0
+    try:
+        doc = report(
+            raydoctor(["check", "--compose", str(tutorial.file), "--no-roundtrip", "--json"], tutorial.folder, env)
+        )
+        nodes = by_id(doc, "head.nodes")
+        assert nodes["code"] == "head.nodes.worker_stopped" and nodes["status"] == "warn", nodes
+        assert nodes["data"]["not_running"] and "Exited" in nodes["summary"], nodes["summary"]
+        assert any("up" in c and "-d" in c for c in nodes["remediation"]["commands"]), nodes["remediation"]
+    finally:
+        assert tutorial.compose("up", "-d").returncode == 0
+        tutorial.wait_healthy()
+
+
 def test_fix_run_jobs_lock_and_down(tutorial: Cluster, env) -> None:
     envs = tutorial.folder / "envs"
     # fix: builds the head's Python and Ray, then proves it with a round trip through the published client port.
@@ -450,6 +467,27 @@ def test_fix_cluster_fits_the_cpu_limit_and_recreates_only_what_it_changed(engin
         assert waited["healthy"] is True and waited["exited"] == [], waited
         again = report(raydoctor(fix, cluster.folder, env))
         assert again["outcome"].get("nothing_to_do") is True and again["exit_code"] == 0, again["outcome"]
+
+        # An edit to the head: the new head starts a new GCS that the old worker cannot join, so the
+        # unchanged worker is recreated with it (--force-recreate), and both join before the final check.
+        text = cluster.file.read_text()
+        cut = text.replace("    shm_size: '2gb'\n", "", 1)  # the head's, the first service
+        assert cut != text and cut.count("shm_size") == text.count("shm_size") - 1
+        cluster.file.write_text(cut)
+        # (`up -d` alone would recreate the head and leave the worker on the old one's GCS: what fix avoids.)
+        assert cluster.compose("up", "-d", "--force-recreate").returncode == 0
+        cluster.wait_healthy()
+        head, worker = cluster.container("ray-head"), cluster.container("ray-worker")
+        doc = report(raydoctor(fix, cluster.folder, env))
+        outcome = doc["outcome"]["cluster_file"]
+        assert [e["change"]["key"] for e in outcome["edits"]] == [["services", "ray-head", "shm_size"]], outcome
+        restart = outcome["restart"]
+        assert restart["services"] == ["ray-head", "ray-worker"] and restart["rejoined"] == ["ray-worker"], restart
+        assert restart["command"][-6:] == ["up", "-d", "--force-recreate", "--", "ray-head", "ray-worker"], restart
+        assert cluster.container("ray-head") != head and cluster.container("ray-worker") != worker
+        assert restart["waited"]["healthy"] is True, restart["waited"]
+        nodes = by_id(doc, "head.nodes")
+        assert nodes["data"]["alive"] == 2, (nodes["summary"], nodes["data"])  # a fresh GCS: no dead node
     finally:
         cluster.compose("down", "-v", "--remove-orphans")
     assert cluster.leftovers() == []

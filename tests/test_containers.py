@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doctor.head.containers import LogTail, _lines, _same_file
+from doctor.model import Status
 
 DASHBOARD_ERR = """Traceback (most recent call last):
   File "/home/ray/anaconda3/lib/python3.12/site-packages/ray/dashboard/dashboard.py", line 12, in <module>
@@ -85,3 +86,50 @@ def test_each_log_is_read_once_when_first_asked(monkeypatch) -> None:
         thread.join()
     assert seen == [2] * 8
     assert sorted(reads) == ["ray-worker-1", "ray-worker-2"]  # one read per worker, not one per asker
+
+
+def _node_ctx(view, nodes):
+    """The few facts head.nodes reads: a live head, its node list, and the compose cluster's inside view."""
+    from types import SimpleNamespace
+
+    from doctor.local.docker_cli import DockerCli
+
+    head = SimpleNamespace(live=True)
+    target = SimpleNamespace(address=SimpleNamespace(host="127.0.0.1", gcs_port=6379), compose_path="c.yaml")
+    return SimpleNamespace(
+        head=lambda: head,
+        nodes=lambda: nodes,
+        inside=lambda: view,
+        target=target,
+        docker_cli=lambda: DockerCli(docker="/usr/bin/docker", engine=True, compose=True),
+        environ={},
+    )
+
+
+def test_worker_containers_that_are_not_alive_nodes_are_named(monkeypatch) -> None:
+    """head.nodes compares the alive workers with the file's worker containers: all joined, no log is read;
+    one stopped, its state and its log's last error; one running but not joined, said as still starting."""
+    from doctor.checks.nodes import judge_node_list
+    from doctor.head import containers
+
+    def fake_logs(container, environ, lines=containers.TAIL_LINES):
+        return LogTail(f"docker logs {container.name}", ("ConnectionError: GCS at ray-head:6379 did not answer",))
+
+    monkeypatch.setattr(containers, "logs_tail", fake_logs)
+    head = containers.Container("a" * 64, "ray-head-1", "ray-head", "running", "Up 2 minutes")
+    up = containers.Container("b" * 64, "ray-worker-1", "ray-worker", "running", "Up 3 seconds")
+    down = containers.Container("c" * 64, "ray-worker-1", "ray-worker", "exited", "Exited (1) 4 seconds ago")
+    alive_head = {"state": "ALIVE", "is_head_node": True, "resources_total": {"CPU": 2}}
+    alive_worker = {"state": "ALIVE", "is_head_node": False, "resources_total": {"CPU": 2}}
+
+    whole = containers.InsideView(head, (up,), {})
+    assert judge_node_list(_node_ctx(whole, [alive_head, alive_worker])).code == "head.nodes.alive"
+    assert whole._read == {}  # every worker container joined: nothing was read
+
+    stopped = judge_node_list(_node_ctx(containers.InsideView(head, (down,), {}), [alive_head]))
+    assert stopped.code == "head.nodes.worker_stopped" and stopped.status is Status.WARN
+    assert "ray-worker-1 is not running (Exited (1)" in stopped.summary and "ConnectionError" in stopped.summary
+    assert any("up" in c for c in stopped.remediation.commands), stopped.remediation
+
+    starting = judge_node_list(_node_ctx(containers.InsideView(head, (up,), {}), [alive_head]))
+    assert starting.code == "head.nodes.worker_not_joined" and starting.status is Status.WARN, starting.summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from doctor import remedies
 from doctor.facts.cluster import describe_node, node_state
 from doctor.head.dashboard import DashboardError
 from doctor.model import Remediation, Result, Status, finding
@@ -28,19 +29,57 @@ def _total(nodes: list[dict[str, Any]], resource: str) -> float:
     return total
 
 
-def _refused_workers(ctx: Any, alive_workers: int | None = None) -> list[Any]:
-    """(container, log tail) of a compose cluster's workers whose log says Ray refused them.
+def _unjoined(ctx: Any, alive_workers: int | None = None) -> Any | None:
+    """The compose cluster's inside view (``doctor.head.containers.InsideView``) where some worker container
+    of the file is not an alive node, else None.
 
-    ``alive_workers``: the worker nodes the dashboard lists as alive. Where they are at least as many as
-    the file's worker containers, every container joined and no log is read (a healthy cluster costs one
-    ``docker ps``). A worker joined from outside the file could hide a refused one from this count: then
-    its log is not quoted, and the node list still shows one worker fewer than expected."""
+    ``alive_workers``: the worker nodes the dashboard lists as alive (None: it did not answer). Where they
+    are at least as many as the file's worker containers, every container joined and no log is read (a
+    healthy cluster costs one ``docker ps``). A worker joined from outside the file could hide a missing one
+    from this count: then the node list still shows one worker fewer than the file has."""
     from doctor.checks.network import inside_view
 
     view = inside_view(ctx)
-    if view is None or (alive_workers is not None and alive_workers >= len(view.workers)):
-        return []
-    return list(view.refused)
+    if view is None or not view.workers or (alive_workers is not None and alive_workers >= len(view.workers)):
+        return None
+    return view
+
+
+def _not_joined(ctx: Any, view: Any, alive_workers: int, summary: str, data: dict[str, Any]) -> Result:
+    """Worker containers of the file that are not alive nodes, none refused by Ray's version check: one that
+    stopped (its own log says why) or one that runs and has not joined (yet)."""
+    stopped = [(w, tail) for w, tail in view.worker_logs if not w.running]
+    data = {**data, "worker_containers": len(view.workers), "not_running": [w.name for w, _ in stopped]}
+    count = f"{len(view.workers)} worker container{'s' if len(view.workers) != 1 else ''} in the file's project"
+    if stopped:
+        worker, tail = stopped[0]
+        cause = f": {tail.error}" if tail is not None and tail.error else ""
+        details = [f"{w.name}: {w.status}" for w, _ in stopped]
+        if tail is not None:
+            details += [f"{tail.source}:", *tail.quoted()]
+        start = remedies.start_compose(ctx.target.compose_path or "", ctx.docker_cli())
+        return finding(
+            Status.WARN,
+            f"{summary}; {count}, {worker.name} is not running ({worker.status}){cause}",
+            code="head.nodes.worker_stopped",
+            details=details,
+            fix=Remediation(
+                "Fix what the worker's log says (above), then start it again. " + start.text, start.commands
+            ),
+            data=data,
+        )
+    waiting = len(view.workers) - alive_workers
+    return finding(
+        Status.WARN,
+        f"{summary}; {count}: {waiting} runs but has not joined the head (still starting?)",
+        code="head.nodes.worker_not_joined",
+        details=[f"{w.name}: {w.status}" for w in view.workers],
+        fix=Remediation(
+            "Run the check again in a few seconds; if it stays, read the worker's log.",
+            tuple(f"docker logs --tail 40 {w.name}" for w in view.workers[:2]),
+        ),
+        data=data,
+    )
 
 
 def _refused(refused: list[Any], summary: str, data: dict[str, Any]) -> Result:
@@ -62,9 +101,9 @@ def _refused(refused: list[Any], summary: str, data: dict[str, Any]) -> Result:
 def judge_node_list(ctx: Any) -> Result:
     """Alive and dead nodes, and whether an alive head is among them."""
     if not ctx.head().live:
-        refused = _refused_workers(ctx)  # a worker's own log says so, whether or not the dashboard answers
-        if refused:
-            return _refused(refused, "the cluster's dashboard did not answer (see head.source)", {})
+        view = _unjoined(ctx)  # a worker's own log says Ray refused it, whether or not the dashboard answers
+        if view is not None and view.refused:
+            return _refused(list(view.refused), "the cluster's dashboard did not answer (see head.source)", {})
         return finding(Status.SKIP, "the cluster did not answer (see head.source)", code="head.nodes.unreachable")
     try:
         nodes = ctx.nodes()
@@ -110,9 +149,14 @@ def judge_node_list(ctx: Any) -> Result:
             ),
             data=data,
         )
-    refused = _refused_workers(ctx, alive_workers=workers)
-    if refused:
-        return _refused(refused, summary, data)
+    view = _unjoined(ctx, alive_workers=workers)
+    if view is not None:
+        if view.refused:
+            return _refused(list(view.refused), summary, data)
+        if not dead or any(not w.running for w in view.workers):
+            # A stopped worker container is said with its own log; a dead node whose container still runs
+            # is said with Ray's state message (below).
+            return _not_joined(ctx, view, workers, summary, data)
     if not dead:
         return finding(Status.OK, summary, code="head.nodes.alive", data=data)
     names = ", ".join(describe_node(n) for n in dead[:3])

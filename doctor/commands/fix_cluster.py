@@ -85,7 +85,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     from doctor.app import run_check
     from doctor.commands.common import options_from
     from doctor.fix.cluster_file import plan_file, write_plan
-    from doctor.fix.cluster_restart import restart_changed
+    from doctor.fix.cluster_restart import rejoining, restart_changed
 
     started = time.perf_counter()
     as_json = bool(args.json)
@@ -151,8 +151,14 @@ def run_cluster(args: argparse.Namespace) -> int:
             from doctor.head.compose import load_compose
 
             services = list(load_compose(file, os.environ).services)
+        project = checked.target.compose if checked is not None else None
+        head = next((name for name, s in project.services.items() if s.is_head), None) if project else None
         restart = restart_changed(
-            file, services, os.environ, docker_cli=checked.docker_cli if checked is not None else None
+            file,
+            services,
+            os.environ,
+            docker_cli=checked.docker_cli if checked is not None else None,
+            rejoin=rejoining(head, _ray_services(checked), services),
         )
         cluster["restart"] = {**restart.to_dict(), "waited": None}
         if restart.state == "restarted":
@@ -263,6 +269,9 @@ def outcome_lines(report: Report, verbose: bool) -> list[tuple[str, str]]:
     services = ", ".join(restart.get("services") or [])
     if state == "restarted":
         lines.append(("", f"Recreated {services}: {' '.join(restart.get('command') or [])}"))
+        if restart.get("rejoined"):
+            rejoined = ", ".join(restart["rejoined"])
+            lines.append(("", f"  {rejoined} too, unchanged: a worker of the old head cannot join the new one."))
         lines += _waited_lines(restart.get("waited") or {}, services)
     elif state == "not_running":
         lines.append(("", "The cluster is not running: nothing restarted."))

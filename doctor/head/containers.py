@@ -201,17 +201,18 @@ class InsideView:
         return self._once("head_log", lambda: logs_tail(head, self._environ))
 
     @property
+    def worker_logs(self) -> tuple[tuple[Container, LogTail | None], ...]:
+        """Each worker container with the last lines it printed (None where they cannot be read)."""
+        return self._once("worker_logs", lambda: tuple((w, logs_tail(w, self._environ)) for w in self.workers))
+
+    @property
     def refused(self) -> tuple[tuple[Container, LogTail], ...]:
         """Workers whose log says Ray refused them (its version check's "Version mismatch")."""
-        return self._once("refused", self._read_refused)
-
-    def _read_refused(self) -> tuple[tuple[Container, LogTail], ...]:
-        refused = []
-        for worker in self.workers:
-            tail = logs_tail(worker, self._environ)
-            if tail is not None and any("Version mismatch" in line for line in tail.lines):
-                refused.append((worker, tail))
-        return tuple(refused)
+        return tuple(
+            (worker, tail)
+            for worker, tail in self.worker_logs
+            if tail is not None and any("Version mismatch" in line for line in tail.lines)
+        )
 
     @property
     def dashboard_died(self) -> bool:
