@@ -19,8 +19,8 @@ A recreated head is a new GCS: a worker that joined the old one does not join it
 up after ``gcs_rpc_server_reconnect_timeout_s`` (``src/ray/common/ray_config_def.h``, 60 s), which ends a
 ``ray start --block`` container. So the workers are recreated with the head
 (``doctor.fix.cluster_restart.rejoining``); a worker left on the old head all the same (a service whose
-``ray start`` raydoctor did not find) ends the wait when its container exits (seen ~45 s after a head was recreated alone), and
-fix says which container stopped.
+``ray start`` raydoctor did not find) ends the wait when its container exits (seen ~45 s after a head was
+recreated alone), and fix says which container stopped.
 
 ``wait_for_services`` takes its two looks as functions and its clock and sleep as arguments, so its
 decisions are tested without an engine or a wait.
