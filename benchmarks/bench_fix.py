@@ -11,7 +11,11 @@ Measured: ``raydoctor fix --yes`` into a fresh ``--env-dir`` each run, with
 the head, the plan, the venv, the install with Ray pinned and the client
 extras, the final check). The head is named by its image tag
 (``rayproject/ray:2.49.2-py312-cpu``) so no cluster is needed; ``--no-conda``
-keeps conda out of it. Caches are warm: one untimed run of each first.
+keeps conda out of it, and ``--python-source existing`` has fix build from the
+Python 3.12 already here, as the baseline does: the tag's patch (3.12.9) is a
+guess that no Python here has, and ``auto`` would first try ``uv python install``
+(without a network, uv's retries cost ~6.5 s before the same fallback;
+``bench_fix_uv.py`` measures uv's Pythons from a local mirror). Caches are warm: one untimed run of each first.
 Runs are interleaved (baseline, uv, pip, baseline, …) so that load on the
 machine favours none of them. Targets: the standing one, ratio ≤ 0.1 with uv
 (what ``--installer auto`` picks), and ≤ 1.1 with pip. fix resolves the
@@ -74,6 +78,8 @@ def runners(env: dict[str, str]) -> dict[str, Callable[[Path], None]]:
                     IMAGE,
                     "--yes",
                     "--no-conda",
+                    "--python-source",
+                    "existing",
                     "--installer",
                     installer,
                     "--env-dir",
