@@ -71,7 +71,8 @@ def _not_joined(ctx: Any, view: Any, alive_workers: int, summary: str, data: dic
     waiting = len(view.workers) - alive_workers
     return finding(
         Status.WARN,
-        f"{summary}; {count}: {waiting} runs but has not joined the head (still starting?)",
+        f"{summary}; {count}: {waiting} {'runs but has' if waiting == 1 else 'run but have'} not joined the head "
+        "(still starting?)",
         code="head.nodes.worker_not_joined",
         details=[f"{w.name}: {w.status}" for w in view.workers],
         fix=Remediation(
