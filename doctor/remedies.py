@@ -199,10 +199,22 @@ def env_ray(python_exe: str | None) -> Path | None:
     return None
 
 
-def start_compose(compose_path: Path | str, cli: DockerCli) -> Remediation:
+def start_compose(
+    compose_path: Path | str, cli: DockerCli, refusals: Sequence[str] = (), fix_file: Sequence[str] = ()
+) -> Remediation:
     """How to start a compose cluster here: ``docker compose -f FILE up -d`` only where the compose
-    plugin answers (``docker compose version``) and so does the engine; else what to install or start."""
+    plugin answers (``docker compose version``) and so does the engine; else what to install or start.
+
+    ``refusals``: what Docker will answer when it creates this file's containers on this engine
+    (``ComposeService.cpus_refusal``): then the start command would fail where pasted, so it is not offered;
+    ``fix_file`` (the commands to ``raydoctor fix --cluster``, which makes the compose lint's edits) is."""
     path = str(compose_path)
+    if refusals and cli.engine:
+        return Remediation(
+            f"Docker refuses to start this file here as it is ({refusals[0]}): make the compose edits this check "
+            f"gives first{' (the commands below make them)' if fix_file else ''}, then start the cluster.",
+            tuple(fix_file),
+        )
     if cli.docker is None and cli.legacy_compose is None:
         return Remediation(
             "No docker command here: install Docker with its compose plugin (Docker Desktop, or Docker Engine "

@@ -386,7 +386,11 @@ def test_a_compose_only_check_runs_one_docker_info_and_no_docker_ps_without_cont
     assert asked.count("info --format") == 1 and not {"version --format", "compose version", "ps -a"} & set(asked)
     assert "the Docker engine's 2 CPUs" in by_id(report, "compose.resource_limits").summary  # NCPU, from the probe
     assert by_id(report, "gpu.docker").code == "gpu.docker.cpu_target"  # Runtimes, from the same probe
-    assert by_id(report, "head.source").remediation.commands == (f"docker compose -f {shipped} up -d",)
+    # NCPU, from the probe, also tells head.source that Docker would refuse the file as it is: no start command
+    # that fails where pasted, but the fix of the file (named with --compose, so fix --cluster edits it).
+    start = by_id(report, "head.source").remediation
+    assert "Range of CPUs is from 0.01 to 2.00" in start.text, start.text
+    assert start.commands[-1].endswith(f"fix --cluster --compose {shipped}"), start.commands
     # One container on the engine (another project's): now `docker ps` is asked, once.
     (tmp_path / "docker.log").unlink()
     listed = tmp_path / "containers.json"

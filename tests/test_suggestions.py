@@ -282,7 +282,8 @@ FAKE_DOCKER = Path(__file__).resolve().parent / "fake_docker"
 
 def docker_env(environ: dict[str, str], tmp_path: Path, *, compose: bool, engine: bool) -> dict[str, str]:
     """The fake docker first on PATH, and no standalone docker-compose: whatever this machine has installed,
-    "the plugin does not answer" must mean no compose at all here."""
+    "the plugin does not answer" must mean no compose at all here. The engine has 4 CPUs, so the tutorial's
+    worker (cpus: '3') fits (``test_a_file_docker_would_refuse_gets_its_fix_not_a_start`` has 2)."""
     rest = path_without(environ.get("PATH", ""), ["docker-compose"], tmp_path / "no-docker-compose")
     return {
         **environ,
@@ -290,6 +291,7 @@ def docker_env(environ: dict[str, str], tmp_path: Path, *, compose: bool, engine
         "FAKE_DOCKER_COMPOSE": "1" if compose else "0",
         "FAKE_DOCKER_ENGINE": "1" if engine else "0",
         "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+        "FAKE_DOCKER_NCPU": "4",
     }
 
 
@@ -311,6 +313,26 @@ def test_compose_up_is_suggested_once_where_plugin_and_engine_answer(tmp_path: P
     walk = Walk()
     walk_report(walk, "compose, plugin answers", report, env, tmp_path)
     assert walk.commands and not walk.problems, walk.problems
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_file_docker_would_refuse_gets_its_fix_not_a_start(
+    tmp_path: Path, clean_env: dict[str, str], named: bool
+) -> None:
+    """The tutorial's worker asks for 3 CPUs of a 2-CPU engine: `up -d` would fail where pasted (Docker:
+    "Range of CPUs…"), so head.source offers the file's fix instead; raydoctor's own copy (not named) is
+    copied here first, since fix --cluster edits only a file the user named or this folder's."""
+    env = {**docker_env(clean_env, tmp_path, compose=True, engine=True), "FAKE_DOCKER_NCPU": "2"}
+    options = TargetOptions(compose=SHIPPED if named else None, roundtrip=False)
+    report = run_check(options, environ=env, cwd=tmp_path)
+    start = start_fixes(report)["head.source"]
+    assert "Range of CPUs is from 0.01 to 2.00" in start.text and not any("up -d" in c for c in start.commands)
+    if named:
+        assert len(start.commands) == 1 and start.commands[0].endswith(f"fix --cluster --compose {SHIPPED}")
+    else:
+        copy = tmp_path / "compose" / "cpu-ray-cluster.yaml"
+        assert start.commands[:2] == (f"mkdir -p {tmp_path / 'compose'}", f"cp {report.target['compose']} {copy}")
+        assert start.commands[-1].endswith("fix --cluster"), start.commands
 
 
 @pytest.mark.parametrize(

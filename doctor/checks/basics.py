@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 from doctor import remedies
 from doctor.codes import CLIENT_EXTRAS_MISSING
 from doctor.context import CheckContext
+from doctor.facts.target import DEFAULT_COMPOSE, editable_compose
 from doctor.local.interpreter import InterpreterError, LocalFacts
 from doctor.local.requirements import mask_credentials
 from doctor.model import Edit, Remediation, Result, Status, finding
@@ -83,11 +84,37 @@ def head_source(ctx: CheckContext) -> Result:
                 summary,
                 code="head.source.cluster_down",
                 details=details,
-                fix=remedies.start_compose(target.compose_path or "", ctx.docker_cli()),
+                fix=_start(ctx),
             )
         if facts.live_error:
             return _dead_target(ctx, known, details)
     return finding(Status.OK, known, code="head.source.known", details=details)
+
+
+def _start(ctx: CheckContext) -> Remediation:
+    """How to start the compose cluster, unless Docker would refuse its file on this engine as it is (a
+    service's CPU limit above the engine's CPUs): then ``fix --cluster`` first, not a command that fails."""
+    project, target = ctx.target.compose, ctx.target
+    refusals: list[str] = []
+    if project is not None and any(svc.cpus_limit for svc in project.services.values()):
+        engine_cpus = ctx.docker_engine().ncpu
+        refusals = [
+            f"{svc.name}: '{refusal}'"
+            for svc in project.services.values()
+            if (refusal := svc.cpus_refusal(engine_cpus)) is not None
+        ]
+    fix = remedies.raydoctor(["fix", "--cluster", *remedies.target_flags(ctx.options)], ctx.environ)
+    commands: tuple[str, ...] = (fix,)
+    named = ctx.options.compose is not None or ctx.options.cluster_file is not None
+    if refusals and target.compose_path and not editable_compose(target.compose_path, named, ctx.cwd):
+        # raydoctor's own copy is not edited: a copy in this folder is, and is then the default target.
+        copy = ctx.cwd / DEFAULT_COMPOSE
+        commands = (
+            shlex.join(["mkdir", "-p", str(copy.parent)]),
+            shlex.join(["cp", str(target.compose_path), str(copy)]),
+            fix,
+        )
+    return remedies.start_compose(target.compose_path or "", ctx.docker_cli(), refusals, commands)
 
 
 def _inside(ctx: CheckContext, known: str, details: list[str]) -> Result | None:

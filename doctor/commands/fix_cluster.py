@@ -42,16 +42,15 @@ def _compose_file(path: Path | None, named: bool, cwd: Path) -> Path:
             "fix --cluster edits a compose file, and the target has none",
             hint="name the cluster's file with --compose FILE",
         )
-    file = Path(path)
-    if not named:
-        from doctor.facts.target import DEFAULT_COMPOSE
+    from doctor.facts.target import DEFAULT_COMPOSE, editable_compose
 
-        if os.path.abspath(file) != os.path.abspath(cwd / DEFAULT_COMPOSE):
-            raise UsageError(
-                f"{file} is raydoctor's own copy of the tutorial's compose file: fix --cluster edits only a file "
-                "you named or the one in this folder",
-                hint=f"copy it here as {DEFAULT_COMPOSE} or name your copy with --compose FILE",
-            )
+    file = Path(path)
+    if not editable_compose(file, named, cwd):
+        raise UsageError(
+            f"{file} is raydoctor's own copy of the tutorial's compose file: fix --cluster edits only a file "
+            "you named or the one in this folder",
+            hint=f"copy it here as {DEFAULT_COMPOSE} or name your copy with --compose FILE",
+        )
     return file
 
 

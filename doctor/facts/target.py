@@ -6,6 +6,7 @@ is kept as a type (``doctor.origin.Origin``): the token rule reads it, never a l
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -92,6 +93,12 @@ class Target:
         if self.cluster is not None:
             out["cluster_file"] = self.cluster.to_dict()
         return out
+
+
+def editable_compose(path: Path | str, named: bool, cwd: Path) -> bool:
+    """Whether ``fix --cluster`` may edit this compose file: one the user named (``--compose``, a trusted
+    settings file's key), or this folder's ``compose/cpu-ray-cluster.yaml``; never raydoctor's own copy."""
+    return named or os.path.abspath(path) == os.path.abspath(cwd / DEFAULT_COMPOSE)
 
 
 def default_compose(cwd: Path) -> Path | None:

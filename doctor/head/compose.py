@@ -116,6 +116,23 @@ class ComposeService:
     gpu_request: GpuRequest | None = None  # the first NVIDIA device request of deploy's reservations
 
     @property
+    def cpus_limit(self) -> float | None:
+        """``deploy.resources.limits.cpus`` as a number (None: not set, or not a positive number)."""
+        try:
+            cpus = float(self.limits.get("cpus", ""))
+        except ValueError:
+            return None
+        return cpus if math.isfinite(cpus) and cpus > 0 else None
+
+    def cpus_refusal(self, engine_cpus: int | None) -> str | None:
+        """What Docker answers when it creates this service's container on an engine with ``engine_cpus``
+        CPUs and its CPU limit is more (moby ``daemon/daemon_unix.go``, verifyContainerResources), or None."""
+        cpus = self.cpus_limit
+        if cpus is None or not engine_cpus or cpus <= engine_cpus:
+            return None
+        return f"Range of CPUs is from 0.01 to {engine_cpus}.00, as there are only {engine_cpus} CPUs available"
+
+    @property
     def ray_start(self) -> RayStartCall | None:
         """The first `ray start` the container runs (doctor.parsers.ray_start), or None."""
         return first_ray_start(self.argv or self.command)

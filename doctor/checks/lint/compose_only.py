@@ -548,17 +548,14 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                         )
                     )
                     continue
-                if ctx.cpu_count and cpus > ctx.cpu_count:
-                    # A failure: Docker refuses to create the container (daemon/daemon_unix.go,
-                    # "Range of CPUs is from 0.01 to N.00, as there are only N CPUs available").
+                refusal = svc.cpus_refusal(ctx.cpu_count)  # Docker's own words (doctor.head.compose)
+                if ctx.cpu_count and refusal is not None:
+                    # A failure: Docker refuses to create the container.
                     items.append(
                         Item(
                             Status.FAIL,
                             f"{svc.name}: limits.cpus '{value}' is more than {ctx.cpu_source} {ctx.cpu_count} CPUs",
-                            (
-                                f"Docker refuses to create the container: 'Range of CPUs is from 0.01 to "
-                                f"{ctx.cpu_count}.00, as there are only {ctx.cpu_count} CPUs available'.",
-                            ),
+                            (f"Docker refuses to create the container: '{refusal}'.",),
                             f"Lower cpus to at most {ctx.cpu_count}.",
                             (ctx.edit(place, f"'{ctx.cpu_count}'", change=_limit(svc, key, ctx.cpu_count)),),
                             cause="cpus_over_machine",
