@@ -82,6 +82,10 @@ class OptionSpec:
     def valueless(self) -> bool:
         return self.kind in ("flag", "count")
 
+    def arrived_after(self, ray: Version) -> str | None:
+        """The release that brought the option where it is later than ``ray`` (whose `ray start` refuses it)."""
+        return None if _at_least(_release_only(ray), self.since) else self.since
+
 
 # The releases the table covers: Ray 2.9 to 2.60 (every patch of each), read as the module docstring says.
 TABLE_OLDEST = "2.9"
@@ -207,9 +211,8 @@ def option_at(name: str, ray: Version | None) -> OptionSpec | None:
     spec = OPTIONS.get(name)
     if spec is None or ray is None:
         return spec
-    ray = _release_only(ray)
     gone = REMOVED.get(name)
-    if not _at_least(ray, spec.since) or (gone is not None and gone.since and _at_least(ray, gone.since)):
+    if spec.arrived_after(ray) or (gone is not None and gone.since and _at_least(_release_only(ray), gone.since)):
         return None
     return spec
 

@@ -381,14 +381,15 @@ def _not_taken(who: str, opt: RayStartOption, ray: _Ray | None) -> tuple[Item, l
             [_renamed(opt, good)],
         )
     spec = OPTIONS.get(name)
-    if ray is not None and spec is not None and spec.since and Version(ray.version.base_version) < Version(spec.since):
+    since = spec.arrived_after(ray.version) if spec is not None and ray is not None else None
+    if since is not None:
         # An option of a later release: the user's Ray is the one to change, or the option dropped.
         return (
             Item(
                 Status.FAIL,
-                f"{who}: {name} came in Ray {spec.since}; {runs}, whose `ray start` does not take it",
+                f"{who}: {name} came in Ray {since}; {runs}, whose `ray start` does not take it",
                 (no_such,),
-                f"Run Ray {spec.since} or later, or remove {name}.",
+                f"Run Ray {since} or later, or remove {name}.",
                 cause="too_new",
             ),
             None,
