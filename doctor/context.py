@@ -429,8 +429,7 @@ class CheckContext:
             return None  # no engine, or not one container on it: `docker ps` could find none of this file's
         from doctor.head.containers import inside_view
 
-        head = next((s.name for s in project.services.values() if s.is_head), None)
-        return inside_view(Path(self.target.compose_path), head or "", self.environ) if head else None
+        return inside_view(Path(self.target.compose_path), project.head.name, self.environ)
 
     def local(self) -> LocalFacts:
         """Raises ``InterpreterError`` when the interpreter cannot be inspected."""

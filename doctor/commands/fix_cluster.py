@@ -151,7 +151,7 @@ def run_cluster(args: argparse.Namespace) -> int:
 
             services = list(load_compose(file, os.environ).services)
         project = checked.target.compose if checked is not None else None
-        head = next((name for name, s in project.services.items() if s.is_head), None) if project else None
+        head = project.head.name if project is not None else None
         restart = restart_changed(
             file,
             services,
@@ -184,7 +184,7 @@ def _ray_services(checked: CheckContext | None) -> list[str]:
     project = checked.target.compose if checked is not None else None
     if project is None:
         return []
-    return [name for name, service in project.services.items() if service.ray_start is not None]
+    return [project.head.name, *(worker.name for worker in project.workers)]
 
 
 def _wait(
