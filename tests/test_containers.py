@@ -95,7 +95,9 @@ def _node_ctx(view, nodes):
     from doctor.local.docker_cli import DockerCli
 
     head = SimpleNamespace(live=True)
-    target = SimpleNamespace(address=SimpleNamespace(host="127.0.0.1", gcs_port=6379), compose_path="c.yaml")
+    target = SimpleNamespace(
+        address=SimpleNamespace(host="127.0.0.1", gcs_port=6379), compose_path="c.yaml", compose=None
+    )
     return SimpleNamespace(
         head=lambda: head,
         nodes=lambda: nodes,

@@ -84,14 +84,14 @@ def head_source(ctx: CheckContext) -> Result:
                 summary,
                 code="head.source.cluster_down",
                 details=details,
-                fix=_start(ctx),
+                fix=start_remedy(ctx),
             )
         if facts.live_error:
             return _dead_target(ctx, known, details)
     return finding(Status.OK, known, code="head.source.known", details=details)
 
 
-def _start(ctx: CheckContext) -> Remediation:
+def start_remedy(ctx: CheckContext) -> Remediation:
     """How to start the compose cluster, unless Docker would refuse its file on this engine as it is (a
     service's CPU limit above the engine's CPUs): then ``fix --cluster`` first, not a command that fails."""
     project, target = ctx.target.compose, ctx.target
@@ -103,10 +103,12 @@ def _start(ctx: CheckContext) -> Remediation:
             for svc in project.services.values()
             if (refusal := svc.cpus_refusal(engine_cpus)) is not None
         ]
+    if not refusals:
+        return remedies.start_compose(target.compose_path or "", ctx.docker_cli())
     fix = remedies.raydoctor(["fix", "--cluster", *remedies.target_flags(ctx.options)], ctx.environ)
     commands: tuple[str, ...] = (fix,)
     named = ctx.options.compose is not None or ctx.options.cluster_file is not None
-    if refusals and target.compose_path and not editable_compose(target.compose_path, named, ctx.cwd):
+    if target.compose_path and not editable_compose(target.compose_path, named, ctx.cwd):
         # raydoctor's own copy is not edited: a copy in this folder is, and is then the default target.
         copy = ctx.cwd / DEFAULT_COMPOSE
         commands = (
@@ -140,7 +142,7 @@ def _inside(ctx: CheckContext, known: str, details: list[str]) -> Result | None:
     if not head.running:
         log = view.head_log
         cause = f": {log.error}" if log is not None and log.error else ""
-        start = remedies.start_compose(ctx.target.compose_path or "", ctx.docker_cli())
+        start = start_remedy(ctx)
         return finding(
             Status.FAIL,
             f"{known}; the head container {head.name} is not running ({head.status}){cause}",

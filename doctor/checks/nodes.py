@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from doctor import remedies
 from doctor.facts.cluster import describe_node, node_state
 from doctor.head.dashboard import DashboardError
 from doctor.model import Remediation, Result, Status, finding
@@ -57,7 +56,9 @@ def _not_joined(ctx: Any, view: Any, alive_workers: int, summary: str, data: dic
         details = [f"{w.name}: {w.status}" for w, _ in stopped]
         if tail is not None:
             details += [f"{tail.source}:", *tail.quoted()]
-        start = remedies.start_compose(ctx.target.compose_path or "", ctx.docker_cli())
+        from doctor.checks.basics import start_remedy  # the one way to start it (head.source's)
+
+        start = start_remedy(ctx)
         return finding(
             Status.WARN,
             f"{summary}; {count}, {worker.name} is not running ({worker.status}){cause}",
