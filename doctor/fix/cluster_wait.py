@@ -35,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from doctor.facts.cluster import node_state
+from doctor.facts.cluster import node_counts
 from doctor.head.containers import Container, compose_containers
 from doctor.head.dashboard import DashboardClient, DashboardError
 from doctor.secrets import Token
@@ -159,7 +159,7 @@ def count_alive(address: HeadAddress, *, timeout: float, token: Token | None) ->
     """The alive nodes the dashboard at ``address`` lists now; raises ``DashboardError``."""
     client = DashboardClient(address, timeout=timeout, token=token)  # fresh: a client remembers a refusal
     try:
-        return sum(1 for node in client.nodes() if node_state(node) == "ALIVE")
+        return node_counts(client.nodes())["alive"]  # as head.nodes and the report count them
     finally:
         client.close()
 
