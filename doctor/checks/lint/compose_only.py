@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import math
 import re
 
 from doctor.checks.lint.framework import Item, LintContext
@@ -532,11 +531,7 @@ def resource_limits(ctx: LintContext) -> tuple[list[Item], str]:
                 )
                 continue
             if key == "cpus":
-                try:
-                    cpus = float(value)
-                    if not (math.isfinite(cpus) and cpus > 0):
-                        raise ValueError
-                except ValueError:
+                if svc.cpus_limit is None:  # set, and not a positive number (doctor.head.compose)
                     items.append(
                         Item(
                             Status.FAIL,
